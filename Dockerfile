@@ -1,0 +1,47 @@
+# lambda-kit build image: Pipfile.lock + source folder -> /opt/lambda-kit/out/build.zip.
+# Driven by scripts/lambda-kit, which stages a minimal build context and runs
+# docker build / create / cp / rm. Layer order is the article's, for its caching:
+# base image, tools, lock files, dependencies, then code.
+#
+# BASE_IMAGE        any image with python3 (+ venv) for the target runtime; default: the AWS SAM
+#                   build image, public.ecr.aws/sam/build-python3.X:latest-{x86_64,arm64}
+# SOURCE_DATE_EPOCH the timestamp of every zip entry (empty: 1980-01-01)
+#
+# Written for BuildKit (secret and cache mounts). For the legacy builder the helper drops the
+# `--mount=` options; the steps then read the same settings from the build context instead.
+ARG BASE_IMAGE=public.ecr.aws/sam/build-python3.12:latest-x86_64
+FROM ${BASE_IMAGE}
+
+LABEL org.lambda-kit.kit="lambda-kit"
+ENV LANG=C.UTF-8 \
+    LC_ALL=C.UTF-8 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/opt/lambda-kit/kit \
+    PIP_CONFIG_FILE=/dev/null \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_INPUT=1 \
+    PIP_ROOT_USER_ACTION=ignore
+WORKDIR /opt/lambda-kit
+
+# 1. Tools: pinned pip and pipenv, hash-checked, in a venv of the runtime's own python.
+COPY net/ net/
+COPY kit/container-requirements.txt kit/
+COPY kit/lambda_kit/netconfig.py kit/lambda_kit/netconfig.py
+RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
+    python3 -m venv tools \
+ && python3 kit/lambda_kit/netconfig.py tools/bin/python -m pip install --quiet --no-cache-dir --no-deps \
+        --require-hashes --only-binary=:all: --no-compile -r kit/container-requirements.txt \
+ && find tools -name __pycache__ -prune -exec rm -rf {} +
+
+# 2. Lock files (and local path dependencies), verified, then [packages] installed with hashes.
+COPY kit/lambda_kit/ kit/lambda_kit/
+COPY project/ project/
+COPY paths/ paths/
+RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
+    --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
+    tools/bin/python -m lambda_kit.incontainer deps
+
+# 3. Code, then the deterministic zip.
+COPY src/ src/
+ARG SOURCE_DATE_EPOCH=
+RUN tools/bin/python -m lambda_kit.incontainer zip

@@ -1,0 +1,80 @@
+# lambda-kit: build an AWS Lambda deployment zip from Pipfile.lock, in Docker, reproducibly.
+# Works as the repo's Makefile, with `make -f path/to/kit/Makefile`, or `include`d from yours.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+.DEFAULT_GOAL := help
+
+# Where the kit's own files are, whoever includes this Makefile and from wherever.
+KIT_MAKEFILE := $(abspath $(lastword $(MAKEFILE_LIST)))
+KIT_DIR := $(patsubst %/,%,$(dir $(KIT_MAKEFILE)))
+
+# ---- settings (override on the command line or in the environment) ----
+PYTHON_VERSION ?= 3.12  ## Lambda Python runtime: 3.10 3.11 3.12 3.13 3.14
+ARCH ?= x86_64  ## Lambda architecture: x86_64 or arm64
+SRC ?= lambdas  ## folder whose contents go to the zip root
+ZIP ?= build.zip  ## the deployment zip to write
+HANDLER ?= app.handler  ## module.function Lambda calls, relative to SRC
+BASE_IMAGE ?= public.ecr.aws/sam/build-python$(PYTHON_VERSION):latest-$(ARCH)  ## build image (default: the AWS SAM build image)
+PIPFILE ?= Pipfile  ## the Pipfile; Pipfile.lock sits beside it
+INDEX_URL ?=  ## private package index replacing the lock's first source (env is safer for credentials)
+EXTRA_INDEX_URLS ?=  ## space-separated extra package indexes
+CA_BUNDLE ?=  ## extra CA bundle (PEM) for HTTPS during the build; default: PIP_CERT from the environment
+SOURCE_DATE_EPOCH ?=  ## timestamp of every zip entry, in seconds (empty: 1980-01-01)
+PYTHON ?= python3  ## host Python (3.10+) that runs the helper
+KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
+SETTINGS := PYTHON_VERSION ARCH SRC ZIP HANDLER BASE_IMAGE PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
+	SOURCE_DATE_EPOCH PYTHON KIT_STATE
+# make keeps the spaces before a `##` comment in a value: trim every setting once.
+$(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
+
+# Secrets reach the helper through its environment, never its command line.
+export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH
+export LAMBDA_KIT_HOME := $(KIT_STATE)
+
+HELPER := $(PYTHON) $(KIT_DIR)/scripts/lambda-kit
+LOCK := $(PIPFILE).lock
+KIT_FILES := $(KIT_DIR)/Dockerfile $(KIT_DIR)/scripts/lambda-kit $(KIT_DIR)/scripts/container-requirements.txt \
+	$(wildcard $(KIT_DIR)/scripts/lambda_kit/*.py)
+SRC_FILES := $(shell find $(SRC) -name __pycache__ -prune -o -type f ! -name '*.py[co]' -print 2>/dev/null)
+SETTINGS_STAMP := $(KIT_STATE)/settings.$(subst /,_,$(ZIP)).txt
+
+.PHONY: help
+help:  ## list targets and settings (the default)
+	@printf 'lambda-kit: build an AWS Lambda zip from Pipfile.lock in Docker\n\nTargets:\n'
+	@awk -F':.*##' '/^[a-z][a-z-]*:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(KIT_MAKEFILE)
+	@printf '\nSettings (make VAR=value):\n'
+	@awk '/^[A-Z_]+ \?=.*## /{name=$$1; sub(/^[^#]*## /, ""); printf "  %-18s %s\n", name, $$0}' $(KIT_MAKEFILE)
+	@printf '\nNow: PYTHON_VERSION=%s ARCH=%s SRC=%s ZIP=%s HANDLER=%s\n     BASE_IMAGE=%s\n' \
+		'$(PYTHON_VERSION)' '$(ARCH)' '$(SRC)' '$(ZIP)' '$(HANDLER)' '$(BASE_IMAGE)'
+
+.PHONY: package
+package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
+
+# The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
+$(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP)
+	@$(HELPER) package --pipfile '$(PIPFILE)' --src '$(SRC)' --out '$@' --runtime '$(PYTHON_VERSION)' \
+		--arch '$(ARCH)' --handler '$(HANDLER)' --base-image '$(BASE_IMAGE)' --state-dir '$(KIT_STATE)'
+
+# Rewritten only when a setting that shapes the zip changes, so its date tells make when.
+.PHONY: FORCE
+$(SETTINGS_STAMP): FORCE
+	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
+	[[ -f '$@' && "$$(< '$@')" == "$$new" ]] || printf '%s\n' "$$new" > '$@'
+
+.PHONY: test
+test:  ## run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
+	@LAMBDA_KIT_EXTRAS=test $(HELPER) python -m pytest $(KIT_DIR)/tests
+
+.PHONY: clean
+clean:  ## remove what the kit wrote: the zip, its state folder and this checkout's images
+	@rm -f '$(ZIP)'
+	@rm -rf '$(KIT_STATE)'
+	@id=$$(printf '%s' '$(realpath $(dir $(abspath $(PIPFILE))))' | sha256sum | cut -c1-12); \
+	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+		ids=$$(docker images -q --filter "label=org.lambda-kit.checkout=$$id" | sort -u); \
+		[[ -z "$$ids" ]] || docker image rm --force $$ids >/dev/null; \
+	fi

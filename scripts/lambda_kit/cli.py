@@ -1,0 +1,102 @@
+"""Command line: `lambda-kit package ...`. Errors become one line plus a hint, never a traceback
+(LAMBDA_KIT_DEBUG=1 shows tracebacks and every command run)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from . import runtimes
+from .context import NetworkSettings
+from .errors import Interrupted, KitError, UsageError
+from .package import PackageSettings, package
+from .runner import Runner
+
+KIT_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors: one line, exit 2
+        raise UsageError(message, hint=f"see `{self.prog} --help`")
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="lambda-kit", description="Build AWS Lambda deployment zips from Pipfile.lock in Docker.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    p = sub.add_parser("package", help="build the deployment zip in Docker")
+    p.add_argument("--pipfile", type=Path, default=Path("Pipfile"), help="the Pipfile; its .lock sits beside it")
+    p.add_argument("--src", type=Path, default=Path("lambdas"), help="folder whose contents go to the zip root")
+    p.add_argument("--out", type=Path, default=Path("build.zip"), help="the zip to write")
+    p.add_argument("--runtime", default="3.12", help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})")
+    p.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
+    p.add_argument("--handler", default="app.handler", help="module.function, relative to the source folder")
+    p.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
+    p.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit", help="where the build log goes")
+    p.epilog = (
+        "Network settings come from the environment so they never show in a process list: "
+        "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH."
+    )
+    return parser
+
+
+def _network_from_environment() -> NetworkSettings:
+    ca = _env("CA_BUNDLE") or _env("PIP_CERT")
+    return NetworkSettings(
+        index_url=_env("INDEX_URL"),
+        extra_index_urls=_env("EXTRA_INDEX_URLS").split(),
+        ca_bundle=Path(ca) if ca else None,
+    )
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.command == "package":
+        settings = PackageSettings(
+            kit_dir=KIT_DIR,
+            pipfile=args.pipfile.resolve(),
+            src=args.src.resolve(),
+            out=args.out.resolve(),
+            state_dir=args.state_dir.resolve(),
+            runtime=args.runtime,
+            arch=args.arch,
+            handler=args.handler,
+            base_image=args.base_image,
+            network=_network_from_environment(),
+            source_date_epoch=_env("SOURCE_DATE_EPOCH") or None,
+        )
+        result = package(settings, Runner(), say=lambda line: print(line, flush=True))
+        for line in result.summary_lines():
+            print(line, flush=True)
+        return 0
+    raise UsageError("unknown command", args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = _env("LAMBDA_KIT_DEBUG") == "1"
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="lambda-kit: debug: %(message)s")
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        return run_command(build_parser().parse_args(argv))
+    except KitError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"lambda-kit: error: {exc}", file=sys.stderr, flush=True)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except (KeyboardInterrupt, Interrupted) as exc:
+        name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        print(f"lambda-kit: error: interrupted ({name}); the previous zip is untouched", file=sys.stderr, flush=True)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143

@@ -1,0 +1,163 @@
+"""Stage the minimal build context the Dockerfile expects, in a temporary folder.
+
+    Dockerfile                     the kit's (for the legacy builder: without `--mount=` options)
+    kit/container-requirements.txt, kit/lambda_kit/<in-container modules>
+    net/                           legacy builder only: CA bundle and index settings (no secrets)
+    project/Pipfile, Pipfile.lock  nothing else of the user's repo before the dependencies
+    paths/<n>/, paths/map.json     local path dependencies named in the lock
+    src/                           the source folder, without bytecode
+
+Only what the build needs is sent to the engine (never .git, old zips, virtualenvs), and a change
+outside these files cannot invalidate the docker cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import UsageError
+
+CONTAINER_MODULES = ("__init__.py", "incontainer.py", "lockfile.py", "netconfig.py", "runtimes.py", "zipwriter.py")
+IGNORED = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", "*.pyo", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache",
+    ".pytest_cache", "*.egg-info", "build", "dist", "node_modules",
+)  # fmt: skip
+ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+MOUNT_OPTION = re.compile(r"--mount=\S+\s*")
+
+
+@dataclass
+class NetworkSettings:
+    index_url: str = ""
+    extra_index_urls: list[str] = field(default_factory=list)
+    ca_bundle: Path | None = None
+    lock_source_env: dict[str, str] = field(default_factory=dict)  # ${VAR}s the lock's sources use
+
+    def has_credentials(self) -> bool:
+        urls = [self.index_url, *self.extra_index_urls]
+        return bool(self.lock_source_env) or any(u and "@" in urlsplit(u).netloc for u in urls)
+
+    def settings_text(self) -> str:
+        lines = []
+        if self.index_url:
+            lines.append(f"INDEX_URL={self.index_url}")
+        if self.extra_index_urls:
+            lines.append("EXTRA_INDEX_URLS=" + " ".join(self.extra_index_urls))
+        lines += [f"ENV_{k}={v}" for k, v in sorted(self.lock_source_env.items())]
+        return "".join(line + "\n" for line in lines)
+
+
+def lock_source_variables(lock: dict, environ: dict[str, str]) -> dict[str, str]:
+    """Values of the environment variables the lock's [[source]] URLs refer to (pipenv expands
+    `${VAR}` there, typically for index credentials)."""
+    names = set()
+    for source in lock.get("_meta", {}).get("sources", []):
+        for match in ENV_REFERENCE.finditer(source.get("url", "")):
+            names.add(match.group(1) or match.group(2))
+    missing = sorted(n for n in names if n not in environ)
+    if missing:
+        raise UsageError(
+            "Pipfile.lock's sources use environment variables that are not set",
+            ", ".join(missing),
+            hint="export them before `make package` (they reach the build as BuildKit secrets only)",
+        )
+    return {n: environ[n] for n in sorted(names)}
+
+
+def legacy_dockerfile(text: str) -> str:
+    """The kit's Dockerfile without BuildKit-only `RUN --mount=` options."""
+    out = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            out.append(line)
+            continue
+        stripped = MOUNT_OPTION.sub("", line)
+        if stripped != line and stripped.strip() == "\\":
+            continue
+        out.append(stripped.rstrip() if stripped != line else line)
+    return "\n".join(out) + "\n"
+
+
+def _copy_tree(source: Path, dest: Path) -> None:
+    shutil.copytree(source, dest, ignore=IGNORED, symlinks=False)
+
+
+def stage(
+    ctx: Path,
+    *,
+    kit_dir: Path,
+    pipfile: Path,
+    lock: dict,
+    src: Path,
+    buildkit: bool,
+    network: NetworkSettings,
+) -> None:
+    ctx.mkdir(parents=True, exist_ok=True)
+    dockerfile = (kit_dir / "Dockerfile").read_text(encoding="utf-8")
+    (ctx / "Dockerfile").write_text(dockerfile if buildkit else legacy_dockerfile(dockerfile), encoding="utf-8")
+
+    kit = ctx / "kit" / "lambda_kit"
+    kit.mkdir(parents=True)
+    shutil.copy2(kit_dir / "scripts" / "container-requirements.txt", ctx / "kit")
+    for module in CONTAINER_MODULES:
+        shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, kit / module)
+
+    net = ctx / "net"
+    net.mkdir()
+    if not buildkit:
+        # Legacy builder: the settings travel in the context (credentials were refused earlier).
+        if network.ca_bundle:
+            shutil.copyfile(network.ca_bundle, net / "lambda-kit-ca")
+        if network.settings_text():
+            (net / "lambda-kit-pip").write_text(network.settings_text(), encoding="utf-8")
+
+    project = ctx / "project"
+    project.mkdir()
+    shutil.copyfile(pipfile, project / "Pipfile")
+    shutil.copyfile(pipfile.with_name(pipfile.name + ".lock"), project / "Pipfile.lock")
+
+    paths = ctx / "paths"
+    paths.mkdir()
+    mapping = {}
+    for index, (name, entry) in enumerate(sorted(lock.get("default", {}).items())):
+        if not isinstance(entry, dict) or "path" not in entry:
+            continue
+        local = (pipfile.parent / entry["path"]).resolve()
+        staged = paths / str(index)
+        if local.is_dir():
+            _copy_tree(local, staged)
+            mapping[entry["path"]] = f"/opt/lambda-kit/paths/{index}"
+        elif local.is_file():
+            staged.mkdir()
+            shutil.copy2(local, staged / local.name)
+            mapping[entry["path"]] = f"/opt/lambda-kit/paths/{index}/{local.name}"
+        else:
+            raise UsageError(
+                f"local path dependency {name} does not exist",
+                entry["path"],
+                hint="fix the path in the Pipfile and run `pipenv lock`",
+            )
+    (paths / "map.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+    _copy_tree(src, ctx / "src")
+
+
+def secret_files(folder: Path, network: NetworkSettings) -> dict[str, Path]:
+    """For BuildKit: write the settings as files (mode 0600) to pass with --secret."""
+    files: dict[str, Path] = {}
+    if network.ca_bundle:
+        files["lambda-kit-ca"] = network.ca_bundle
+    text = network.settings_text()
+    if text:
+        path = folder / "lambda-kit-pip"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        files["lambda-kit-pip"] = path
+    return files

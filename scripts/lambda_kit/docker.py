@@ -1,0 +1,145 @@
+"""The docker lifecycle: preflight, build, and a container that is always removed.
+
+Nothing here assumes the engine is local: files reach the engine through the build context and
+leave it through `docker cp`, so DOCKER_HOST pointing at a remote engine works. No bind mounts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import KitError
+from .runner import CommandFailed, Run
+
+LABEL = "org.lambda-kit.kit"
+CHECKOUT_LABEL = "org.lambda-kit.checkout"
+PREFLIGHT_TIMEOUT = 20  # seconds; an unreachable daemon must fail fast, not hang the job
+
+
+@dataclass(frozen=True)
+class Engine:
+    server_version: str
+    buildkit: bool
+
+    @property
+    def builder_name(self) -> str:
+        return "BuildKit" if self.buildkit else "legacy builder"
+
+
+def preflight(run: Run, environ: dict[str, str] | None = None) -> Engine:
+    """Docker present and its daemon answering, and which builder `docker build` will use."""
+    environ = os.environ if environ is None else environ
+    if shutil.which("docker", path=environ.get("PATH")) is None:
+        raise KitError(
+            "docker is not installed or not on PATH",
+            hint="install Docker (or Docker Desktop) and make sure `docker version` works",
+        )
+    try:
+        version = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=PREFLIGHT_TIMEOUT).strip()
+    except CommandFailed as exc:
+        where = environ.get("DOCKER_HOST") or "the local socket"
+        raise KitError(
+            "the Docker daemon is not reachable",
+            where,
+            hint="start Docker (e.g. `sudo systemctl start docker`), or check DOCKER_HOST and your permissions",
+        ) from exc
+    return Engine(version, _uses_buildkit(run, environ))
+
+
+def _uses_buildkit(run: Run, environ) -> bool:
+    """DOCKER_BUILDKIT decides when set, as it does for docker itself; otherwise BuildKit is used
+    when the client has the buildx plugin (docker 23+ builds with it by default)."""
+    choice = environ.get("DOCKER_BUILDKIT", "").strip().lower()
+    if choice in ("1", "true"):
+        return True
+    if choice in ("0", "false"):
+        return False
+    try:
+        run(["docker", "buildx", "version"], timeout=PREFLIGHT_TIMEOUT)
+        return True
+    except CommandFailed:
+        return False
+
+
+@dataclass
+class BuildRequest:
+    context: Path
+    tag: str
+    build_args: dict[str, str]
+    labels: dict[str, str]
+    secrets: dict[str, Path] = field(default_factory=dict)  # BuildKit only
+    platform: str | None = None
+
+
+def build_command(engine: Engine, request: BuildRequest) -> tuple[list[str], dict[str, str]]:
+    """argv and extra environment for `docker build`."""
+    argv = ["docker", "build", "--file", str(request.context / "Dockerfile"), "--tag", request.tag]
+    env = {"DOCKER_BUILDKIT": "1" if engine.buildkit else "0"}
+    if engine.buildkit:
+        argv += ["--progress", "plain"]
+        for name, path in sorted(request.secrets.items()):
+            argv += ["--secret", f"id={name},src={path}"]
+    else:
+        argv += ["--force-rm"]  # no intermediate container left behind, even when a step fails
+    if request.platform:
+        argv += ["--platform", request.platform]
+    for key, value in request.build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in request.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    argv.append(str(request.context))
+    return argv, env
+
+
+class ContainerSession:
+    """`docker create` on enter, `docker rm --force` on exit, whatever happened in between
+    (an error, Ctrl-C, SIGTERM). The container is never started: `docker cp` reads a stopped one.
+    LAMBDA_KIT_KEEP_CONTAINER=1 keeps it for debugging."""
+
+    def __init__(self, run: Run, image: str, labels: dict[str, str], name_prefix: str = "lambda-kit") -> None:
+        self.run = run
+        self.image = image
+        self.labels = labels
+        self.name = f"{name_prefix}-{secrets.token_hex(6)}"
+        self.created = False
+
+    def __enter__(self) -> "ContainerSession":
+        argv = ["docker", "create", "--name", self.name]
+        for key, value in self.labels.items():
+            argv += ["--label", f"{key}={value}"]
+        # Some images (an imported root file system) have no command; create refuses them without one.
+        argv += [self.image, "/bin/true"]
+        try:
+            self.run(argv, timeout=120)
+        finally:
+            # Mark as created even on failure: a create that timed out may still have made it.
+            self.created = True
+        return self
+
+    def copy_out(self, path_in_container: str, dest: Path) -> None:
+        self.run(["docker", "cp", f"{self.name}:{path_in_container}", str(dest)], timeout=600)
+
+    def __exit__(self, *exc_info) -> None:
+        if not self.created or os.environ.get("LAMBDA_KIT_KEEP_CONTAINER") == "1":
+            return
+        try:
+            self.run(["docker", "rm", "--force", self.name], timeout=120)
+        except CommandFailed as exc:
+            if not any("No such container" in line for line in exc.tail):
+                raise
+
+
+def prune_superseded_images(run: Run, checkout_id: str) -> None:
+    """Remove this checkout's untagged images (earlier builds under the same tag). Best effort."""
+    try:
+        run(
+            ["docker", "image", "prune", "--force", "--filter", "dangling=true",
+             "--filter", f"label={CHECKOUT_LABEL}={checkout_id}"],
+            timeout=120,
+        )  # fmt: skip
+    except CommandFailed:
+        pass

@@ -1,0 +1,147 @@
+"""Turn a Pipfile.lock into an install plan for one target interpreter.
+
+Only the `default` category ([packages]) is ever planned. Index packages become hash-pinned
+requirement lines for `pip --require-hashes`; local path and VCS entries, which pip cannot
+hash-check, are listed apart and installed as regular (never editable) packages. Markers are
+evaluated with `packaging` against the interpreter running this code, which in the build
+container is the target runtime itself.
+
+Runs inside the build container: standard library plus `packaging` only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.markers import InvalidMarker, Marker
+from packaging.utils import canonicalize_name
+
+
+class LockError(Exception):
+    """The lock cannot be installed as it stands. `hint` says how to fix it."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class IndexPackage:
+    name: str
+    version: str  # "==1.2.3"
+    hashes: tuple[str, ...]
+
+    def requirement_line(self) -> str:
+        hashes = " ".join(f"--hash={h}" for h in self.hashes)
+        return f"{self.name}{self.version} {hashes}"
+
+
+@dataclass(frozen=True)
+class LocalPackage:
+    name: str
+    path: str  # as written in the lock, relative to the Pipfile's folder
+
+
+@dataclass(frozen=True)
+class UrlPackage:
+    name: str
+    url: str  # a pip requirement URL: git+https://...@ref or https://.../x.tar.gz
+
+
+@dataclass
+class InstallPlan:
+    index: list[IndexPackage] = field(default_factory=list)
+    local: list[LocalPackage] = field(default_factory=list)
+    urls: list[UrlPackage] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, marker) not for this target
+    index_urls: list[str] = field(default_factory=list)  # the lock's sources, in order
+
+    def requirements_text(self) -> str:
+        return "".join(p.requirement_line() + "\n" for p in self.index)
+
+    def names(self) -> list[str]:
+        return sorted(
+            [p.name for p in self.index] + [p.name for p in self.local] + [p.name for p in self.urls]
+        )
+
+
+def load(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LockError(f"no lock file ({path})", "run `pipenv lock` and commit Pipfile.lock") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LockError(f"Pipfile.lock is not valid JSON ({path}: {exc})", "run `pipenv lock` again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("default", {}), dict):
+        raise LockError(f"Pipfile.lock has no [packages] section ({path})", "run `pipenv lock` again")
+    return data
+
+
+def _applies(name: str, entry: dict, environment: dict | None) -> tuple[bool, str]:
+    marker_text = entry.get("markers") or ""
+    if not marker_text:
+        return True, ""
+    try:
+        return Marker(marker_text).evaluate(environment), marker_text
+    except InvalidMarker as exc:
+        raise LockError(f"invalid marker for {name} ({marker_text!r}: {exc})", "run `pipenv lock` again") from None
+
+
+def _vcs_url(name: str, entry: dict) -> str | None:
+    for vcs in ("git", "hg", "svn", "bzr"):
+        if vcs in entry:
+            url = entry[vcs]
+            if not url.startswith(f"{vcs}+"):
+                url = f"{vcs}+{url}"
+            ref = entry.get("ref")
+            if ref:
+                url = f"{url}@{ref}"
+            return f"{name} @ {url}"
+    return None
+
+
+def plan(lock: dict, environment: dict | None = None) -> InstallPlan:
+    """The install plan for the lock's [packages] on the interpreter `environment` describes
+    (None: the running one)."""
+    result = InstallPlan(index_urls=[s["url"] for s in lock.get("_meta", {}).get("sources", []) if s.get("url")])
+    for raw_name, entry in sorted(lock.get("default", {}).items()):
+        name = canonicalize_name(raw_name)
+        if not isinstance(entry, dict):
+            raise LockError(f"unexpected lock entry for {raw_name} ({entry!r})", "run `pipenv lock` again")
+        applies, marker = _applies(name, entry, environment)
+        if not applies:
+            result.skipped.append((name, marker))
+            continue
+        if "path" in entry:
+            # Editable or not in the Pipfile, the zip always gets a regular install.
+            result.local.append(LocalPackage(name, entry["path"]))
+            continue
+        vcs = _vcs_url(name, entry)
+        if vcs:
+            result.urls.append(UrlPackage(name, vcs))
+            continue
+        if "file" in entry:
+            result.urls.append(UrlPackage(name, f"{name} @ {entry['file']}"))
+            continue
+        version = entry.get("version", "")
+        if not version.startswith("==") or version == "*":
+            raise LockError(
+                f"{name} is not pinned in Pipfile.lock ({version or 'no version'})",
+                "run `pipenv lock` with the target Python so every package gets an exact version",
+            )
+        hashes = tuple(sorted(entry.get("hashes") or ()))
+        if not hashes:
+            raise LockError(
+                f"{name}{version} has no hashes in Pipfile.lock",
+                "run `pipenv lock` again; the kit installs index packages only with their lock hashes",
+            )
+        result.index.append(IndexPackage(name, version, hashes))
+    return result
+
+
+def develop_only(lock: dict) -> list[str]:
+    """Names that only [dev-packages] has: they must never reach the zip."""
+    default = {canonicalize_name(n) for n in lock.get("default", {})}
+    return sorted({canonicalize_name(n) for n in lock.get("develop", {})} - default)

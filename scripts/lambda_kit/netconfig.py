@@ -1,0 +1,88 @@
+"""Network settings for pip inside the build: private index, extra indexes, extra CA bundle.
+
+The host helper hands them over as files. With BuildKit they are secret mounts under
+/run/secrets (never stored in a layer, never in `docker history`); on the legacy builder the
+helper refuses credentials and the CA bundle, a public certificate, comes in through the build
+context under /opt/lambda-kit/net. The extra CA is added to pip's own bundle, not put in its place.
+
+Standard library only: it runs with the base image's python before the kit's tools exist.
+Usage: python3 netconfig.py COMMAND [ARG...]   runs COMMAND with PIP_* set, then cleans up.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SECRETS = Path("/run/secrets")
+CONTEXT_NET = Path("/opt/lambda-kit/net")
+PIP_SETTINGS = "lambda-kit-pip"  # KEY=VALUE lines: INDEX_URL, EXTRA_INDEX_URLS
+CA_BUNDLE = "lambda-kit-ca"
+
+
+def _first_existing(name: str) -> Path | None:
+    for folder in (SECRETS, CONTEXT_NET):
+        path = folder / name
+        if path.is_file() and path.stat().st_size > 0:
+            return path
+    return None
+
+
+def read_settings() -> dict[str, str]:
+    path = _first_existing(PIP_SETTINGS)
+    settings: dict[str, str] = {}
+    if path:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip():
+                settings[key.strip()] = value.strip()
+    return settings
+
+
+def _default_bundle() -> str | None:
+    try:
+        from pip._vendor import certifi  # the bundle pip would otherwise use
+    except ImportError:
+        return None
+    return certifi.where()
+
+
+def pip_environment(lock_sources: list[str] | None = None) -> tuple[dict[str, str], list[Path]]:
+    """PIP_* variables for the kit's settings; the second item lists temporary files to remove."""
+    settings = read_settings()
+    sources = [os.path.expandvars(u) for u in (lock_sources or [])]
+    index = settings.get("INDEX_URL") or (sources[0] if sources else "")
+    extras = sources[1:] + settings.get("EXTRA_INDEX_URLS", "").split()
+    env: dict[str, str] = {}
+    if index:
+        env["PIP_INDEX_URL"] = index
+    if extras:
+        env["PIP_EXTRA_INDEX_URL"] = " ".join(dict.fromkeys(extras))
+    cleanup: list[Path] = []
+    extra_ca = _first_existing(CA_BUNDLE)
+    if extra_ca:
+        fd, combined = tempfile.mkstemp(prefix="lambda-kit-ca-", suffix=".pem")
+        with os.fdopen(fd, "wb") as out:
+            default = _default_bundle()
+            if default:
+                out.write(Path(default).read_bytes().rstrip(b"\n") + b"\n")
+            out.write(extra_ca.read_bytes())
+        env["PIP_CERT"] = combined
+        cleanup.append(Path(combined))
+    return env, cleanup
+
+
+def run_with_network(argv: list[str], lock_sources: list[str] | None = None) -> int:
+    env, cleanup = pip_environment(lock_sources)
+    try:
+        return subprocess.call(argv, env={**os.environ, **env})
+    finally:
+        for path in cleanup:
+            path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_with_network(sys.argv[1:]))

@@ -1,0 +1,259 @@
+"""`package`: settings checked, context staged, image built, zip copied out, checked, replaced.
+
+    1. check the settings and files (no docker yet): a mistake fails in milliseconds
+    2. preflight: docker present, daemon answering, which builder
+    3. stage the build context in a temporary folder
+    4. docker build (full log in <state>/build.log)
+    5. docker create -> docker cp the zip to a temporary file -> docker rm --force (always)
+    6. check the zip, then os.replace it over the old one: a failure never touches the last good zip
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from . import docker, lockfile, runtimes
+from .context import NetworkSettings, lock_source_variables, secret_files, stage
+from .errors import KitError, UsageError
+from .runner import CommandFailed, Run
+
+ZIP_IN_IMAGE = "/opt/lambda-kit/out/build.zip"
+HANDLER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*$")
+KIT_ERROR_LINE = re.compile(r"lambda-kit: error: (.*)$")
+HINT_LINE = re.compile(r"(?:^|\s)hint: (.*)$")
+
+
+@dataclass
+class PackageSettings:
+    kit_dir: Path
+    pipfile: Path
+    src: Path
+    out: Path
+    state_dir: Path
+    runtime: str = "3.12"
+    arch: str = "x86_64"
+    handler: str = "app.handler"
+    base_image: str = ""
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    source_date_epoch: str | None = None
+
+
+@dataclass
+class PackageResult:
+    path: Path
+    size: int
+    files: int
+    sha256: str
+    code_sha256: str
+    seconds: float
+
+    def summary_lines(self) -> list[str]:
+        return [
+            f"lambda-kit: wrote {self.path} ({self.size:,} bytes, {self.files} files) in {self.seconds:.1f}s",
+            f"  sha256      {self.sha256}",
+            f"  CodeSha256  {self.code_sha256}",
+        ]
+
+
+def checkout_id(project_dir: Path) -> str:
+    """Stable per checkout folder, so parallel jobs on one engine get their own image tags."""
+    return hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:12]
+
+
+def image_tag(project_dir: Path, runtime: runtimes.Runtime, arch: str) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", project_dir.resolve().name.lower()).strip("-._") or "project"
+    return f"lambda-kit/{slug}:{checkout_id(project_dir)}-{runtime.cpython_tag}-{arch}"
+
+
+def handler_module_paths(handler: str) -> list[str]:
+    """Zip names where the handler's module may live: a/b.py or a/b/__init__.py."""
+    module = handler.rsplit(".", 1)[0].replace(".", "/")
+    return [f"{module}.py", f"{module}/__init__.py"]
+
+
+def check_settings(s: PackageSettings, today: date | None = None) -> tuple[runtimes.Runtime, dict, list[str]]:
+    """Everything that can be wrong before docker runs. Returns the runtime, the lock and warnings."""
+    warnings = []
+    try:
+        runtime = runtimes.lookup(s.runtime)
+    except KeyError:
+        raise UsageError(
+            "unknown Python runtime", s.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
+        ) from None
+    if tuple(map(int, runtime.version.split("."))) < runtimes.OLDEST_BUILDABLE:
+        raise UsageError(
+            f"{runtime.name} is deprecated on Lambda and the kit's pinned pipenv cannot run on it",
+            runtime.name,
+            hint="move the function to python3.12 or newer",
+        )
+    if runtime.deprecated_on(today or date.today()):
+        warnings.append(f"{runtime.name} is deprecated on Lambda since {runtime.deprecation}: plan a move to a newer runtime")
+    if s.arch not in runtimes.ARCHITECTURES:
+        raise UsageError("unknown architecture", s.arch, hint="use x86_64 or arm64")
+    if not HANDLER_PATTERN.match(s.handler):
+        raise UsageError("the handler is not of the form module.function", s.handler, hint="e.g. app.handler or pkg.api.handler")
+    if not s.pipfile.is_file():
+        raise UsageError("no Pipfile", str(s.pipfile), hint="run make in the folder that holds the Pipfile, or set PIPFILE")
+    lock_path = s.pipfile.with_name(s.pipfile.name + ".lock")
+    try:
+        lock = lockfile.load(lock_path)
+    except lockfile.LockError as exc:
+        raise KitError(str(exc), hint=exc.hint) from None
+    if not s.src.is_dir():
+        raise UsageError("the source folder does not exist", str(s.src), hint="set SRC to the folder that holds your handler")
+    has_local_paths = any(isinstance(e, dict) and "path" in e for e in lock.get("default", {}).values())
+    if not has_local_paths and not any((s.src / p).is_file() for p in handler_module_paths(s.handler)):
+        raise UsageError(
+            "the handler's module is not in the source folder",
+            f"{s.handler}: no {' or '.join(handler_module_paths(s.handler))} in {s.src}",
+            hint="set HANDLER to module.function relative to the source folder",
+        )
+    if s.out.is_dir():
+        raise UsageError("the output path is a folder", str(s.out), hint="set ZIP to a file name such as build.zip")
+    ca = s.network.ca_bundle
+    if ca is not None:
+        try:
+            pem = ca.read_bytes()
+        except OSError as exc:
+            raise UsageError("cannot read the CA bundle", f"{ca}: {exc.strerror}", hint="set CA_BUNDLE to a PEM file") from None
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise UsageError("the CA bundle has no PEM certificate", str(ca), hint="set CA_BUNDLE to a PEM file")
+    zipwriter_check_epoch(s.source_date_epoch)
+    return runtime, lock, warnings
+
+
+def zipwriter_check_epoch(value: str | None) -> None:
+    from .zipwriter import ZipBuildError, zip_date_time
+
+    try:
+        zip_date_time(value)
+    except ZipBuildError as exc:
+        raise UsageError(str(exc), hint=exc.hint) from None
+
+
+def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
+    """The kit's own error line from the build log when a kit step failed, else docker's last lines."""
+    text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else exc.output
+    message = hint = None
+    for line in text.splitlines():
+        found = KIT_ERROR_LINE.search(line)
+        if found:
+            message, hint = found.group(1).strip(), None
+            continue
+        found = HINT_LINE.search(line)
+        if found and message and hint is None:
+            hint = found.group(1).strip()
+    if message:
+        return KitError(message, hint=f"{hint}  (full log: {log_path})" if hint else f"full log: {log_path}")
+    tail = " | ".join(exc.tail[-3:])
+    return KitError("docker build failed", tail, hint=f"the full log is in {log_path}")
+
+
+def check_zip(path: Path, handler: str) -> tuple[int, int]:
+    """What every zip the kit writes must satisfy; returns (files, bytes unzipped)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            if bad:
+                raise KitError("the built zip is corrupt", bad, hint="run the build again; report it if it repeats")
+            infos = zf.infolist()
+    except zipfile.BadZipFile as exc:
+        raise KitError("the built zip is not a zip file", str(exc), hint="run the build again") from None
+    names = {i.filename for i in infos}
+    leftovers = sorted(n for n in names if n.endswith((".pyc", ".pyo")) or "__pycache__/" in n or n in ("Pipfile", "Pipfile.lock"))
+    if leftovers:
+        raise KitError("the built zip holds files that must not ship", ", ".join(leftovers[:5]), hint="report this as a kit bug")
+    if not any(p in names for p in handler_module_paths(handler)):
+        raise KitError(
+            "the handler's module is not at the zip root",
+            handler,
+            hint="set HANDLER to module.function relative to the source folder",
+        )
+    files = [i for i in infos if not i.is_dir()]
+    return len(files), sum(i.file_size for i in files)
+
+
+def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> PackageResult:
+    started = time.monotonic()
+    runtime, lock, warnings = check_settings(s)
+    for warning in warnings:
+        say(f"lambda-kit: warning: {warning}")
+    network = s.network
+    network.lock_source_env = lock_source_variables(lock, _environ())
+
+    engine = docker.preflight(run)
+    base_image = s.base_image or runtimes.default_build_image(runtime.version, s.arch)
+    if network.has_credentials() and not engine.buildkit:
+        raise UsageError(
+            "index credentials would be stored in `docker history` by the legacy builder",
+            "credentials in INDEX_URL, EXTRA_INDEX_URLS or the lock's sources",
+            hint="build with BuildKit (DOCKER_BUILDKIT=1 with a docker that has it), which passes them as secrets",
+        )
+    say(f"lambda-kit: docker {engine.server_version} ({engine.builder_name}), {runtime.name} {s.arch}, base {base_image}")
+
+    project_dir = s.pipfile.parent
+    tag = image_tag(project_dir, runtime, s.arch)
+    labels = {docker.LABEL: "lambda-kit", docker.CHECKOUT_LABEL: checkout_id(project_dir)}
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = s.state_dir / "build.log"
+    log_path.write_text("", encoding="utf-8")
+
+    with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
+        tmp_path = Path(tmp)
+        ctx = tmp_path / "context"
+        stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=lock, src=s.src, buildkit=engine.buildkit, network=network)
+        request = docker.BuildRequest(
+            context=ctx,
+            tag=tag,
+            build_args={"BASE_IMAGE": base_image, "SOURCE_DATE_EPOCH": s.source_date_epoch or ""},
+            labels=labels,
+            secrets=secret_files(tmp_path, network) if engine.buildkit else {},
+            platform="linux/arm64" if s.arch == "arm64" else None,
+        )
+        argv, env = docker.build_command(engine, request)
+        say(f"lambda-kit: docker build {tag} (log: {log_path})")
+        step = time.monotonic()
+        try:
+            run(argv, log_file=log_path, env=env)
+        except CommandFailed as exc:
+            raise build_failure(log_path, exc) from None
+        say(f"lambda-kit: image built in {time.monotonic() - step:.1f}s")
+
+    s.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
+    try:
+        fresh = staging / s.out.name
+        with docker.ContainerSession(run, tag, labels) as container:
+            container.copy_out(ZIP_IN_IMAGE, fresh)
+        say(f"lambda-kit: zip copied out of container {container.name}, container removed")
+        files, unzipped = check_zip(fresh, s.handler)
+        data = fresh.read_bytes()
+        fresh.replace(s.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    docker.prune_superseded_images(run, checkout_id(project_dir))
+    digest = hashlib.sha256(data).digest()
+    return PackageResult(
+        path=s.out,
+        size=len(data),
+        files=files,
+        sha256=digest.hex(),
+        code_sha256=base64.b64encode(digest).decode(),
+        seconds=time.monotonic() - started,
+    )
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)

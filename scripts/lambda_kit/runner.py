@@ -1,0 +1,93 @@
+"""Every external command the helper runs passes through `Runner`, built on `sh`.
+
+Defaults are baked once: no TTY (Jenkins has none), output captured or sent to a log file, the
+full argv logged at debug level. Failures become `CommandFailed` carrying the LAST lines of
+the command's output, where docker puts the cause (sh's own message keeps the beginning).
+A command still running when the helper is interrupted (Ctrl-C, SIGTERM) is killed first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from pathlib import Path
+from typing import Mapping, Protocol
+
+import sh
+
+from .errors import KitError
+
+log = logging.getLogger("lambda_kit")
+logging.getLogger("sh").setLevel(logging.WARNING)
+
+TAIL_LINES = 12
+
+
+class CommandFailed(KitError):
+    def __init__(self, argv: list[str], exit_code: int | None, output: str, hint: str = "") -> None:
+        self.argv = list(argv)
+        self.exit_code = exit_code
+        self.output = output
+        self.tail = [line for line in output.splitlines() if line.strip()][-TAIL_LINES:]
+        what = "timed out" if exit_code is None else f"exit {exit_code}"
+        super().__init__(f"`{' '.join(argv[:2])}` failed", what, hint)
+
+
+class Run(Protocol):
+    def __call__(
+        self,
+        argv: list[str],
+        *,
+        log_file: Path | None = None,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str: ...
+
+
+def _text(data: bytes | str | None) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data or ""
+
+
+class Runner:
+    """The real `Run`: one `sh` call per command, one string per argument."""
+
+    def __call__(self, argv, *, log_file=None, timeout=None, env=None):
+        log.debug("run: %s", shlex.join(argv))
+        try:
+            command = sh.Command(argv[0])
+        except sh.CommandNotFound:
+            raise CommandFailed(argv, 127, f"{argv[0]}: command not found") from None
+        options = {"_tty_out": False, "_tty_in": False, "_in": "", "_bg": True, "_bg_exc": False}
+        if timeout:
+            options["_timeout"] = timeout
+        if env is not None:
+            options["_env"] = {**os.environ, **env}
+        out = None
+        if log_file is not None:
+            out = open(log_file, "ab")
+            options.update(_out=out, _err_to_out=True)
+        try:
+            running = command(*argv[1:], **options)
+            try:
+                running.wait()
+            except BaseException:
+                # Ctrl-C, SIGTERM, or our own timeout: never leave the child running.
+                if running.process.is_alive()[0]:
+                    running.kill()
+                raise
+        except sh.TimeoutException as exc:
+            raise CommandFailed(argv, None, _text(getattr(exc, "full_cmd", ""))) from None
+        except sh.ErrorReturnCode as exc:
+            output = _text(exc.stdout) + _text(exc.stderr)
+            if log_file is not None:
+                output = Path(log_file).read_text(encoding="utf-8", errors="replace")
+            raise CommandFailed(argv, exc.exit_code, output) from None
+        except sh.SignalException as exc:
+            raise CommandFailed(argv, exc.exit_code, _text(exc.stderr)) from None
+        finally:
+            if out is not None:
+                out.close()
+        return "" if log_file is not None else _text(running.stdout)

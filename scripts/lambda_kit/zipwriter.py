@@ -1,0 +1,127 @@
+"""Write a byte-reproducible deployment zip with Python's zipfile.
+
+Every entry is normalised: names sorted as POSIX paths, one fixed UTC timestamp
+(SOURCE_DATE_EPOCH if set, else 1980-01-01), create_system 3 (Unix), mode 0755 when any exec
+bit is set and 0644 otherwise (folders 0755), no extra fields, one deflate level. The same files
+give the same bytes on any machine with the same zlib.
+
+Standard library only: this module runs inside the build container and on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
+COMPRESS_LEVEL = 6  # zlib's default, the level `zip -r` uses too
+
+# Never shipped, wherever they are: bytecode belongs to the runtime, not the zip.
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
+BYTECODE_DIRS = ("__pycache__",)
+
+
+class ZipBuildError(Exception):
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # POSIX path inside the zip; folders end with "/"
+    source: Path | None  # None for folders
+    mode: int  # 0o644, 0o755
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/")
+
+
+def zip_date_time(source_date_epoch: str | None = None) -> tuple[int, int, int, int, int, int]:
+    """The fixed timestamp for every entry, from SOURCE_DATE_EPOCH or the zip epoch."""
+    epoch = DOS_EPOCH
+    if source_date_epoch not in (None, ""):
+        try:
+            epoch = int(source_date_epoch)
+        except ValueError:
+            raise ZipBuildError(
+                f"SOURCE_DATE_EPOCH is not a whole number of seconds ({source_date_epoch})",
+                "set it to e.g. $(git log -1 --format=%ct), or unset it",
+            ) from None
+    return time.gmtime(max(epoch, DOS_EPOCH))[:6]
+
+
+def normalised_mode(st_mode: int) -> int:
+    return 0o755 if st_mode & 0o111 else 0o644
+
+
+def collect(root: Path, skip: Callable[[str], bool] = lambda name: False) -> dict[str, Entry]:
+    """Every file and folder under `root`, keyed by zip name. Bytecode is always left out;
+    `skip(name)` leaves out more (a folder's name ends with "/", and skipping it skips its
+    contents). Symbolic links are followed: a zip for Lambda carries their targets."""
+    root = Path(root)
+    entries: dict[str, Entry] = {}
+    for folder, dirnames, filenames in os.walk(root, followlinks=True):
+        rel = Path(folder).relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        kept = []
+        for d in sorted(dirnames):
+            name = f"{prefix}{d}/"
+            if d in BYTECODE_DIRS or skip(name):
+                continue
+            kept.append(d)
+            entries[name] = Entry(name, None, 0o755)
+        dirnames[:] = kept
+        for f in filenames:
+            name = prefix + f
+            if f.endswith(BYTECODE_SUFFIXES) or skip(name):
+                continue
+            path = Path(folder, f)
+            try:
+                st = path.stat()
+            except OSError as exc:
+                raise ZipBuildError(f"cannot read {path} ({exc.strerror})", "fix or remove the file") from None
+            if not stat.S_ISREG(st.st_mode):
+                raise ZipBuildError(f"not a regular file ({path})", "remove it from the folder being zipped")
+            entries[name] = Entry(name, path, normalised_mode(st.st_mode))
+    return entries
+
+
+def merge(*layers: tuple[str, dict[str, Entry]]) -> list[Entry]:
+    """Join named layers (e.g. dependencies, then source); the same file in two layers is an
+    error, not a silent overwrite. Folders may be shared."""
+    merged: dict[str, Entry] = {}
+    owner: dict[str, str] = {}
+    for layer_name, entries in layers:
+        for name, entry in entries.items():
+            if name in merged and not entry.is_dir:
+                raise ZipBuildError(
+                    f"{name} comes from both {owner[name]} and {layer_name}",
+                    "rename the file in your source folder so it does not shadow a dependency",
+                )
+            merged.setdefault(name, entry)
+            owner.setdefault(name, layer_name)
+    return [merged[n] for n in sorted(merged)]
+
+
+def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) -> None:
+    """Write `entries` (already sorted) to `dest`, normalised as described in the module doc."""
+    with zipfile.ZipFile(dest, "w") as zf:
+        for entry in entries:
+            info = zipfile.ZipInfo(entry.name, date_time=date_time)
+            info.create_system = 3
+            info.extra = b""
+            if entry.is_dir:
+                info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10  # 0x10: MS-DOS folder bit
+                info.compress_type = zipfile.ZIP_STORED
+                zf.writestr(info, b"")
+            else:
+                info.external_attr = (stat.S_IFREG | entry.mode) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, entry.source.read_bytes(), compresslevel=COMPRESS_LEVEL)
