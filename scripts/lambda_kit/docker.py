@@ -113,17 +113,21 @@ class ContainerSession:
             argv += ["--label", f"{key}={value}"]
         # Some images (an imported root file system) have no command; create refuses them without one.
         argv += [self.image, "/bin/true"]
+        self.created = True  # from here on, remove it: a create that failed or timed out may have made it
         try:
             self.run(argv, timeout=120)
-        finally:
-            # Mark as created even on failure: a create that timed out may still have made it.
-            self.created = True
+        except BaseException:
+            self.remove()
+            raise
         return self
 
     def copy_out(self, path_in_container: str, dest: Path) -> None:
         self.run(["docker", "cp", f"{self.name}:{path_in_container}", str(dest)], timeout=600)
 
     def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+    def remove(self) -> None:
         if not self.created or os.environ.get("LAMBDA_KIT_KEEP_CONTAINER") == "1":
             return
         try:

@@ -67,17 +67,38 @@ def pip_install(args: list[str], target: Path, lock_sources: list[str]) -> None:
     if not os.path.ismount(PIP_CACHE):
         argv.append("--no-cache-dir")
     env, cleanup = netconfig.pip_environment(lock_sources)
+    lines: list[str] = []
     try:
-        code = subprocess.call(argv, env={**os.environ, **env})
+        with subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace") as pip:  # fmt: skip
+            for line in pip.stdout:
+                print(line, end="", flush=True)
+                lines.append(line.rstrip("\n"))
+        code = pip.returncode
     finally:
         for path in cleanup:
             path.unlink(missing_ok=True)
     if code != 0:
-        raise StepError(
-            f"pip install failed (exit {code}); pip's message is above",
-            "a hash mismatch means the download differs from what `pipenv lock` recorded: "
-            "re-lock only if you trust the new file",
+        raise pip_failure(code, lines)
+
+
+def pip_failure(code: int, lines: list[str]) -> StepError:
+    """One line for what pip said went wrong; the common causes get their own hint."""
+    text = "\n".join(lines)
+    if "DO NOT MATCH THE HASHES" in text:
+        start = next(i for i, line in enumerate(lines) if "DO NOT MATCH THE HASHES" in line)
+        culprits = [line.strip().split(" from ")[0].rstrip(":") for line in lines[start + 1:]
+                    if line.startswith("    ") and not line.startswith("        ")]  # fmt: skip
+        expected = next((l.split()[-1] for l in lines[start:] if l.strip().startswith("Expected sha256")), "?")
+        got = next((l.split()[-1] for l in lines[start:] if l.strip().startswith("Got")), "?")
+        return StepError(
+            f"hash mismatch: the download of {', '.join(culprits) or 'a package'} does not match Pipfile.lock "
+            f"(lock: sha256 {expected[:16]}..., download: {got[:16]}...)",
+            "the file differs from what `pipenv lock` recorded: re-lock only if you trust the new file",
         )
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    detail = errors[-1][len("ERROR:"):].strip() if errors else f"exit {code}"
+    return StepError(f"pip install failed: {detail}", "pip's full output is in the build log")
 
 
 def move_into(source: Path, target: Path) -> None:

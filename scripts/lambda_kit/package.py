@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -189,7 +190,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     for warning in warnings:
         say(f"lambda-kit: warning: {warning}")
     network = s.network
-    network.lock_source_env = lock_source_variables(lock, _environ())
+    network.lock_source_env = lock_source_variables(lock, dict(os.environ))
 
     engine = docker.preflight(run)
     base_image = s.base_image or runtimes.default_build_image(runtime.version, s.arch)
@@ -238,6 +239,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         say(f"lambda-kit: zip copied out of container {container.name}, container removed")
         files, unzipped = check_zip(fresh, s.handler)
         data = fresh.read_bytes()
+        os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
         fresh.replace(s.out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -252,8 +254,3 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         seconds=time.monotonic() - started,
     )
 
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)

@@ -1,0 +1,75 @@
+"""The staged build context and the network settings that travel with it."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lambda_kit import context
+from lambda_kit.errors import UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_legacy_dockerfile_has_no_buildkit_syntax_and_keeps_every_step():
+    original = (ROOT / "Dockerfile").read_text()
+    legacy = context.legacy_dockerfile(original)
+    assert "--mount=" in original
+    code = [line for line in legacy.splitlines() if not line.lstrip().startswith("#")]
+    assert not any("--mount" in line for line in code)
+    assert not any(line.strip() == "\\" for line in code)
+    steps = lambda text: [l.split()[0] for l in text.splitlines() if l[:1].isupper()]  # noqa: E731
+    assert steps(legacy) == steps(original)
+
+
+def test_stage_sends_only_what_the_build_needs(tmp_path):
+    project = ROOT / "tests" / "projects" / "local-lib"
+    lock = json.loads((project / "Pipfile.lock").read_text())
+    ctx = tmp_path / "ctx"
+    network = context.NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")
+    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, src=project / "lambdas",
+                  buildkit=False, network=network)  # fmt: skip
+    top = sorted(p.name for p in ctx.iterdir())
+    assert top == ["Dockerfile", "kit", "net", "paths", "project", "src"]
+    assert sorted(p.name for p in (ctx / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
+    assert sorted(p.name for p in (ctx / "kit" / "lambda_kit").iterdir()) == sorted(context.CONTAINER_MODULES)
+    mapping = json.loads((ctx / "paths" / "map.json").read_text())
+    assert set(mapping) == {"./libs/orders-common"}
+    staged = ctx / "paths" / mapping["./libs/orders-common"].rsplit("/", 1)[1]
+    assert (staged / "src" / "orders_common" / "__init__.py").is_file()
+    assert (ctx / "net" / "lambda-kit-pip").read_text() == "INDEX_URL=https://mirror.example/simple\n"
+
+
+def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    network = context.NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
+    ctx = tmp_path / "ctx"
+    context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, src=ROOT / "lambdas",
+                  buildkit=True, network=network)  # fmt: skip
+    assert list((ctx / "net").iterdir()) == []
+    files = context.secret_files(tmp_path, network)
+    assert files["lambda-kit-ca"] == ca
+    assert files["lambda-kit-pip"].read_text() == "INDEX_URL=https://u:tok@mirror.example/simple\n"
+    assert files["lambda-kit-pip"].stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (context.NetworkSettings(index_url="https://mirror.example/simple"), False),
+        (context.NetworkSettings(index_url="https://user:pw@mirror.example/simple"), True),
+        (context.NetworkSettings(extra_index_urls=["https://token@mirror.example/simple"]), True),
+        (context.NetworkSettings(lock_source_env={"TOKEN": "x"}), True),
+    ],
+)
+def test_credentials_are_recognised(settings, expected):
+    assert settings.has_credentials() is expected
+
+
+def test_lock_source_variables_must_be_set():
+    lock = {"_meta": {"sources": [{"url": "https://${USER_NAME}:${TOKEN}@mirror.example/simple"}]}}
+    assert context.lock_source_variables(lock, {"USER_NAME": "u", "TOKEN": "t"}) == {"TOKEN": "t", "USER_NAME": "u"}
+    with pytest.raises(UsageError, match="not set") as info:
+        context.lock_source_variables(lock, {"USER_NAME": "u"})
+    assert info.value.value == "TOKEN"

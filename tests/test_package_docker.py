@@ -1,0 +1,230 @@
+"""`make package` end to end: a real Docker engine, real PyPI downloads, real zips read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from conftest import BASE_IMAGE, KIT_LABEL, RUNTIME, kit_containers, kit_env, lock_versions, make
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
+
+# Run a handler from a zip the way Lambda lays it out: unpacked into /var/task, nothing else added.
+INVOKE = r"""
+import io, json, os, sys, zipfile
+data = sys.stdin.buffer.read()
+zipfile.ZipFile(io.BytesIO(data)).extractall("/var/task")
+sys.path[:0] = ["/var/task"]
+module_name, function = sys.argv[1].rsplit(".", 1)
+module = __import__(module_name, fromlist=[function])
+class Context: aws_request_id = "req-1"
+print(json.dumps(getattr(module, function)(json.loads(sys.argv[2]), Context())))
+"""
+
+
+def invoke(zip_path: Path, handler: str, event: dict) -> dict:
+    result = subprocess.run(
+        ["docker", "run", "--rm", "-i", "--label", KIT_LABEL, BASE_IMAGE, "python3", "-c", INVOKE, handler, json.dumps(event)],
+        input=zip_path.read_bytes(), capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    return json.loads(result.stdout.decode().strip().splitlines()[-1])
+
+
+def buildkit_env() -> dict[str, str] | None:
+    """Settings that make `docker build` use BuildKit: a client with buildx, or one with it built in."""
+    for folder in ("", "/usr/bin"):
+        docker_bin = os.path.join(folder, "docker") if folder else "docker"
+        try:
+            subprocess.run([docker_bin, "buildx", "version"], capture_output=True, check=True)
+            return {"DOCKER_BUILDKIT": "1", "PATH": f"{folder}:{os.environ['PATH']}" if folder else os.environ["PATH"]}
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            pass
+        try:
+            version = subprocess.run([docker_bin, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True, check=True).stdout
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            continue
+        if int(version.split(".")[0]) < 23:  # before 23, BuildKit was built into the client
+            return {"DOCKER_BUILDKIT": "1", "PATH": f"{folder}:{os.environ['PATH']}" if folder else os.environ["PATH"]}
+    return None
+
+
+def remove_kit_images_and_build_cache() -> None:
+    ids = subprocess.run(["docker", "images", "-aq", "--filter", f"label={KIT_LABEL}"], capture_output=True, text=True, check=True).stdout.split()
+    if ids:
+        subprocess.run(["docker", "image", "rm", "--force", *sorted(set(ids))], capture_output=True)
+    subprocess.run(["docker", "builder", "prune", "--all", "--force"], capture_output=True, check=True)
+
+
+def assert_failed_cleanly(result: subprocess.CompletedProcess, first_error: str, zip_path: Path, before: bytes) -> None:
+    assert result.returncode != 0, result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lambda-kit: error:")]
+    assert errors and errors[0].startswith(f"lambda-kit: error: {first_error}"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert zip_path.read_bytes() == before
+    assert [p.name for p in zip_path.parent.iterdir() if p.name.startswith(f".{zip_path.name}.")] == []
+
+
+def test_sample_zip_holds_code_and_locked_packages_only_and_runs(sample):
+    result = make(sample, "package")
+    assert result.returncode == 0, result.stderr + result.stdout
+    zip_path = sample / "build.zip"
+    with zipfile.ZipFile(zip_path) as zf:
+        infos = zf.infolist()
+    names = {i.filename for i in infos}
+    assert {"app.py", "pricing.yaml"} <= names
+    installed = {}
+    for name in names:
+        top = name.split("/")[0]
+        if top.endswith(".dist-info"):
+            dist, version = top[: -len(".dist-info")].rsplit("-", 1)
+            installed[canonicalize_name(dist)] = version
+    assert installed == {canonicalize_name(n): v for n, v in lock_versions(sample).items()}
+    assert not any(n.endswith((".pyc", ".pyo")) or "__pycache__" in n for n in names)
+    assert not names & {"Pipfile", "Pipfile.lock"} and not any(n.startswith("bin/") for n in names)
+    assert not any(n.split("/")[0] in ("pytest", "_pytest", "pluggy", "iniconfig") for n in names)
+    assert any(n.endswith(".so") and "pydantic_core" in n for n in names), "the compiled extension is in"
+    assert {stat.S_IMODE(i.external_attr >> 16) for i in infos} <= {0o644, 0o755}
+    summary = result.stdout.splitlines()
+    import hashlib
+
+    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    assert f"  sha256      {digest}" in summary
+    assert any(line.startswith("  CodeSha256  ") for line in summary)
+
+    event = json.loads((sample / "events" / "order.json").read_text())
+    response = invoke(zip_path, "app.handler", event)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"order_id": "A-1001", "total": "104.40", "request_id": "req-1"}
+
+
+def test_nothing_changed_means_no_docker_then_a_change_rebuilds(sample, tmp_path):
+    assert make(sample, "package").returncode == 0
+    zip_path = sample / "build.zip"
+    before = zip_path.read_bytes()
+    # A docker that records any call and fails: the no-op run must not call it at all.
+    spy_dir = tmp_path / "spy"
+    spy_dir.mkdir()
+    calls = tmp_path / "docker-calls"
+    (spy_dir / "docker").write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho "Cannot connect to the Docker daemon" >&2\nexit 1\n')
+    (spy_dir / "docker").chmod(0o755)
+    env = kit_env(PATH=f"{spy_dir}:{os.environ['PATH']}")
+    again = make(sample, "package", env=env)
+    assert again.returncode == 0, again.stderr
+    assert not calls.exists()
+
+    (sample / "lambdas" / "app.py").write_text((sample / "lambdas" / "app.py").read_text() + "\n# changed\n")
+    changed = make(sample, "package", env=env)
+    assert calls.exists(), "a source change must rebuild"
+    assert_failed_cleanly(changed, "the Docker daemon is not reachable", zip_path, before)
+
+
+def test_stale_lock_is_refused_and_the_previous_zip_kept(sample):
+    assert make(sample, "package").returncode == 0
+    zip_path = sample / "build.zip"
+    before = zip_path.read_bytes()
+    pipfile = sample / "Pipfile"
+    pipfile.write_text(pipfile.read_text().replace("[packages]\n", '[packages]\nsix = "*"\n'))
+    result = make(sample, "package")
+    assert_failed_cleanly(result, "Pipfile.lock is out of date", zip_path, before)
+    assert "hint: run `pipenv lock`" in result.stderr
+
+
+def test_tampered_hash_is_refused_and_the_previous_zip_kept(sample):
+    assert make(sample, "package").returncode == 0
+    zip_path = sample / "build.zip"
+    before = zip_path.read_bytes()
+    lock_path = sample / "Pipfile.lock"
+    lock = json.loads(lock_path.read_text())
+    lock["default"]["idna"]["hashes"] = ["sha256:" + "0" * 64]
+    lock_path.write_text(json.dumps(lock, indent=4))
+    result = make(sample, "package")
+    assert_failed_cleanly(result, "hash mismatch: the download of idna==", zip_path, before)
+
+
+def test_two_builds_with_the_cache_cleared_between_give_identical_bytes_on_both_builders(sample):
+    first = make(sample, "package", env=kit_env(DOCKER_BUILDKIT="0"))
+    assert first.returncode == 0, first.stderr
+    assert "(legacy builder)" in first.stdout
+    zip_path = sample / "build.zip"
+    legacy_bytes = zip_path.read_bytes()
+
+    remove_kit_images_and_build_cache()
+    zip_path.unlink()
+    buildkit = buildkit_env()
+    if buildkit is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set and no docker client here can build with BuildKit")
+        buildkit = {"DOCKER_BUILDKIT": "0"}
+    second = make(sample, "package", env=kit_env(**buildkit))
+    assert second.returncode == 0, second.stderr
+    log = (sample / ".lambda-kit" / "build.log").read_text()
+    assert "Collecting pydantic-core" in log, "the second build really installed again"
+    assert zip_path.read_bytes() == legacy_bytes
+
+
+def test_editable_local_path_is_installed_as_a_package_and_markers_hold(local_lib_project):
+    result = make(local_lib_project, "package", "HANDLER=handler.main")
+    assert result.returncode == 0, result.stderr + result.stdout
+    zip_path = local_lib_project / "build.zip"
+    names = set(zipfile.ZipFile(zip_path).namelist())
+    assert "orders_common/__init__.py" in names and "orders_common-1.4.0.dist-info/METADATA" in names
+    assert "six.py" in names
+    assert not any(n.endswith((".pth", ".egg-link")) or "__editable__" in n for n in names)
+    assert not any(n.startswith(("tomli", "iniconfig")) for n in names)
+    assert invoke(zip_path, "handler.main", {"sku": " Widget "}) == {"sku": "widget", "lib": "1.4.0", "six": "1.17.0"}
+
+
+def test_index_credentials_never_reach_an_image_layer(sample):
+    token = "s3cr3t-kit-token-4f1d"
+    index = f"https://kit-user:{token}@pypi.org/simple"
+    legacy = make(sample, "package", f"INDEX_URL={index}", env=kit_env(DOCKER_BUILDKIT="0"))
+    assert legacy.returncode == 2
+    assert legacy.stderr.splitlines()[0].startswith("lambda-kit: error: index credentials would be stored in `docker history`")
+    assert token not in legacy.stderr + legacy.stdout
+
+    buildkit = buildkit_env()
+    if buildkit is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set and no docker client here can build with BuildKit")
+        pytest.skip("no docker client with BuildKit")
+    env = kit_env(**buildkit, INDEX_URL=index)
+    result = make(sample, "package", env=env)
+    assert result.returncode == 0, result.stderr
+    tag = next(line.split()[3] for line in result.stdout.splitlines() if line.startswith("lambda-kit: docker build "))
+    history = subprocess.run(["docker", "history", "--no-trunc", tag], capture_output=True, text=True, check=True).stdout
+    inspect = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, text=True, check=True).stdout
+    assert token not in history and token not in inspect
+    saved = subprocess.run(["docker", "save", tag], capture_output=True, check=True).stdout
+    assert token.encode() not in saved
+
+
+def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sample):
+    assert make(sample, "package").returncode == 0
+    zip_path = sample / "build.zip"
+    before = zip_path.read_bytes()
+    (sample / "lambdas" / "blob.bin").write_bytes(os.urandom(150 * 1024 * 1024))  # a slow COPY and zip
+    helper = subprocess.Popen(
+        [sys.executable, str(sample / "scripts" / "lambda-kit"), "package", "--runtime", RUNTIME,
+         "--base-image", BASE_IMAGE, "--src", "lambdas", "--out", "build.zip"],
+        cwd=sample, env=kit_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in helper.stdout:
+        if line.startswith("lambda-kit: docker build "):
+            break
+    helper.send_signal(signal.SIGTERM)
+    _, err = helper.communicate(timeout=120)
+    assert helper.returncode == 143
+    assert err.splitlines()[-1] == "lambda-kit: error: interrupted (SIGTERM); the previous zip is untouched"
+    assert zip_path.read_bytes() == before
+    leftover = subprocess.run(["pgrep", "-f", "docker build --file"], capture_output=True, text=True).stdout
+    assert leftover == ""
+    assert kit_containers() == []
