@@ -5,6 +5,7 @@
 #
 # BASE_IMAGE        any image with python3 (+ venv) for the target runtime; default: the AWS SAM
 #                   build image, public.ecr.aws/sam/build-python3.X:latest-{x86_64,arm64}
+# PYTHON_VERSION    the Lambda runtime's version; the build fails if the base image runs another
 # SOURCE_DATE_EPOCH the timestamp of every zip entry (empty: 1980-01-01)
 #
 # Written for BuildKit (secret and cache mounts). For the legacy builder the helper drops the
@@ -37,6 +38,7 @@ RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
 COPY kit/lambda_kit/ kit/lambda_kit/
 COPY project/ project/
 COPY paths/ paths/
+ARG PYTHON_VERSION=
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
     tools/bin/python -m lambda_kit.incontainer deps

@@ -65,6 +65,10 @@ $(SETTINGS_STAMP): FORCE
 	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
 	[[ -f '$@' && "$$(< '$@')" == "$$new" ]] || printf '%s\n' "$$new" > '$@'
 
+.PHONY: check
+check:  ## audit $(ZIP) for what Lambda would reject (also run by package)
+	@$(HELPER) check '$(ZIP)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --handler '$(HANDLER)' --lock '$(LOCK)'
+
 .PHONY: test
 test:  ## run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
 	@LAMBDA_KIT_EXTRAS=test $(HELPER) python -m pytest $(KIT_DIR)/tests

@@ -94,7 +94,7 @@ def kit_env(**extra: str) -> dict[str, str]:
 def make(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}"]
     return subprocess.run(
-        ["make", "--no-print-directory", *args, *settings],
+        ["make", "--no-print-directory", *settings, *args],
         cwd=project,
         env=env or kit_env(),
         capture_output=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -94,11 +95,13 @@ def test_sample_zip_holds_code_and_locked_packages_only_and_runs(sample):
     assert any(n.endswith(".so") and "pydantic_core" in n for n in names), "the compiled extension is in"
     assert {stat.S_IMODE(i.external_attr >> 16) for i in infos} <= {0o644, 0o755}
     summary = result.stdout.splitlines()
-    import hashlib
-
     digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
     assert f"  sha256      {digest}" in summary
     assert any(line.startswith("  CodeSha256  ") for line in summary)
+
+    assert "lambda-kit: audit passed (0 warnings)" in summary
+    audit = make(sample, "check")
+    assert audit.returncode == 0 and audit.stdout.splitlines()[-1] == "lambda-kit: audit: 0 errors, 0 warnings"
 
     event = json.loads((sample / "events" / "order.json").read_text())
     response = invoke(zip_path, "app.handler", event)
@@ -228,3 +231,10 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
     leftover = subprocess.run(["pgrep", "-f", "docker build --file"], capture_output=True, text=True).stdout
     assert leftover == ""
     assert kit_containers() == []
+
+
+def test_base_image_running_another_python_is_refused(sample):
+    result = make(sample, "package", "PYTHON_VERSION=3.12")  # the stand-in image runs 3.11
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0] == "lambda-kit: error: the base image runs Python 3.11, but the runtime is python3.12"
+    assert not (sample / "build.zip").exists()

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import io
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -16,13 +17,22 @@ from lambda_kit.package import PackageSettings, package
 from lambda_kit.runner import CommandFailed
 
 ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_VERSIONS = {n: e["version"][2:] for n, e in json.loads((ROOT / "Pipfile.lock").read_text())["default"].items()}
 
 
 def zip_bytes(names):
+    """A zip like the build's: the given files (app.py defines `handler`) plus a dist-info folder
+    for every package of the sample lock, so the audit passes."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name in names:
-            zf.writestr(name, "x = 1\n")
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, "def handler(event, context):\n    return {}\n")
+        for package, version in SAMPLE_VERSIONS.items():
+            info = zipfile.ZipInfo(f"{package}-{version}.dist-info/METADATA")
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, f"Name: {package}\n")
     return buf.getvalue()
 
 
@@ -103,10 +113,11 @@ def test_success_runs_build_create_cp_rm_in_order_and_replaces_the_zip(settings,
     assert cp[2] == f"{name}:/opt/lambda-kit/out/build.zip"
     assert rm == ["docker", "rm", "--force", name]
     data = settings.out.read_bytes()
-    assert zipfile.ZipFile(settings.out).namelist() == ["app.py", "yaml/__init__.py"]
+    assert zipfile.ZipFile(settings.out).namelist()[:2] == ["app.py", "yaml/__init__.py"]
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     assert result.code_sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
-    assert result.files == 2 and result.size == len(data)
+    assert result.files == 2 + len(SAMPLE_VERSIONS) and result.size == len(data)
+    assert "lambda-kit: audit passed (0 warnings)" in lines
     assert [p.name for p in settings.out.parent.iterdir() if p.name.startswith(".build.zip")] == []
 
 
@@ -151,10 +162,14 @@ def test_build_failure_without_kit_line_shows_dockers_last_lines(settings, fake_
     assert str(info.value) == "docker build failed (Step 1/18 : FROM nowhere | pull access denied for nowhere)"
 
 
-def test_zip_without_the_handler_is_refused_and_the_old_zip_kept(settings, fake_path):
+def test_zip_failing_the_audit_is_refused_and_the_old_zip_kept(settings, fake_path):
     fake = FakeDocker(zip_names=("other.py",))
-    with pytest.raises(KitError, match="handler's module is not at the zip root"):
+    with pytest.raises(KitError) as info:
         run_package(settings, fake)
+    assert str(info.value) == (
+        "the zip failed the audit with 1 error(s), first: handler-module "
+        "(the handler's module is not in the zip: app.handler)"
+    )
     assert fake.verbs()[-1] == "rm"
     assert settings.out.read_bytes() == b"previous zip"
 

@@ -11,7 +11,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import runtimes
+import json
+
+from . import audit, lockfile, runtimes
 from .context import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .package import PackageSettings, package
@@ -41,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--handler", default="app.handler", help="module.function, relative to the source folder")
     p.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
     p.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit", help="where the build log goes")
+    c = sub.add_parser("check", help="audit a Lambda zip (any zip) for what Lambda would reject")
+    c.add_argument("zip", type=Path)
+    c.add_argument("--runtime", default="3.12", help="Lambda Python version, 3.12 or python3.12")
+    c.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
+    c.add_argument("--handler", help="module.function: its module must be in the zip and define it")
+    c.add_argument("--lock", type=Path, help="a Pipfile.lock: the zip must hold its [packages] at the locked versions")
+    c.add_argument("--layer", type=Path, action="append", default=[], help="a layer zip counted toward 250 MB (repeatable)")
+    c.add_argument("--json", action="store_true", help="print a machine-readable report")
+    c.epilog = "Exit status: 0 clean or warnings only, 1 errors, 2 usage."
     p.epilog = (
         "Network settings come from the environment so they never show in a process list: "
         "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH."
@@ -80,7 +91,45 @@ def run_command(args: argparse.Namespace) -> int:
         for line in result.summary_lines():
             print(line, flush=True)
         return 0
+    if args.command == "check":
+        return run_check(args)
     raise UsageError("unknown command", args.command)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        runtimes.lookup(args.runtime)
+    except KeyError:
+        raise UsageError("unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}") from None
+    if args.handler and "." not in args.handler:
+        raise UsageError("the handler is not of the form module.function", args.handler)
+    lock = None
+    if args.lock:
+        try:
+            lock = lockfile.load(args.lock)
+        except lockfile.LockError as exc:
+            raise UsageError(str(exc), hint=exc.hint) from None
+    try:
+        report = audit.audit_zip(args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer)
+    except audit.AuditError as exc:
+        raise KitError(str(exc), exc.value, exc.hint) from None
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in report_lines(report):
+            print(line)
+    return 1 if report.errors else 0
+
+
+def report_lines(report: audit.Report) -> list[str]:
+    lines = [
+        f"lambda-kit: audit of {report.zip} for {report.runtime} {report.arch}: {report.files} files, "
+        f"{report.zipped_bytes:,} bytes zipped, {report.unzipped_bytes:,} unzipped"
+    ]
+    for finding in report.findings:
+        lines += [finding.line(), f"{'':8}hint: {finding.hint}"]
+    lines.append(f"lambda-kit: audit: {report.errors} errors, {report.warnings} warnings")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

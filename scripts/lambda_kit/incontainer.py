@@ -113,7 +113,18 @@ def move_into(source: Path, target: Path) -> None:
         shutil.move(str(item), str(dest))
 
 
+def check_interpreter(expected: str) -> None:
+    """The base image must run the runtime's Python: markers and wheels are chosen for it."""
+    running = "%d.%d" % sys.version_info[:2]
+    if expected and running != expected:
+        raise StepError(
+            f"the base image runs Python {running}, but the runtime is python{expected}",
+            "set BASE_IMAGE to a build image for that runtime, or PYTHON_VERSION to the image's",
+        )
+
+
 def install_dependencies(project: Path, paths_map: Path, target: Path) -> None:
+    check_interpreter(os.environ.get("PYTHON_VERSION", ""))
     verify_lock(project)
     lock = lockfile.load(project / "Pipfile.lock")
     plan = lockfile.plan(lock)

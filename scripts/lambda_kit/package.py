@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import docker, lockfile, runtimes
+from . import audit, docker, lockfile, runtimes
 from .context import NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run
@@ -160,28 +160,28 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
     return KitError("docker build failed", tail, hint=f"the full log is in {log_path}")
 
 
-def check_zip(path: Path, handler: str) -> tuple[int, int]:
-    """What every zip the kit writes must satisfy; returns (files, bytes unzipped)."""
+def check_zip(path: Path, s: PackageSettings, lock: dict, say: Callable[[str], None]) -> audit.Report:
+    """CRCs first, then the full audit: an error fails the build before the old zip is replaced."""
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
-            if bad:
-                raise KitError("the built zip is corrupt", bad, hint="run the build again; report it if it repeats")
-            infos = zf.infolist()
     except zipfile.BadZipFile as exc:
         raise KitError("the built zip is not a zip file", str(exc), hint="run the build again") from None
-    names = {i.filename for i in infos}
-    leftovers = sorted(n for n in names if n.endswith((".pyc", ".pyo")) or "__pycache__/" in n or n in ("Pipfile", "Pipfile.lock"))
-    if leftovers:
-        raise KitError("the built zip holds files that must not ship", ", ".join(leftovers[:5]), hint="report this as a kit bug")
-    if not any(p in names for p in handler_module_paths(handler)):
+    if bad:
+        raise KitError("the built zip is corrupt", bad, hint="run the build again; report it if it repeats")
+    report = audit.audit_zip(path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock)
+    for finding in report.findings:
+        say(f"lambda-kit: audit: {finding.line()}")
+        say(f"lambda-kit: audit:         hint: {finding.hint}")
+    if report.errors:
+        first = next(f for f in report.findings if f.severity == audit.ERROR)
         raise KitError(
-            "the handler's module is not at the zip root",
-            handler,
-            hint="set HANDLER to module.function relative to the source folder",
+            f"the zip failed the audit with {report.errors} error(s), first: {first.id}",
+            first.message,
+            hint=f"{first.hint}; the previous zip is untouched",
         )
-    files = [i for i in infos if not i.is_dir()]
-    return len(files), sum(i.file_size for i in files)
+    say(f"lambda-kit: audit passed ({report.warnings} warnings)")
+    return report
 
 
 def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> PackageResult:
@@ -216,7 +216,11 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         request = docker.BuildRequest(
             context=ctx,
             tag=tag,
-            build_args={"BASE_IMAGE": base_image, "SOURCE_DATE_EPOCH": s.source_date_epoch or ""},
+            build_args={
+                "BASE_IMAGE": base_image,
+                "PYTHON_VERSION": runtime.version,
+                "SOURCE_DATE_EPOCH": s.source_date_epoch or "",
+            },
             labels=labels,
             secrets=secret_files(tmp_path, network) if engine.buildkit else {},
             platform="linux/arm64" if s.arch == "arm64" else None,
@@ -237,7 +241,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         with docker.ContainerSession(run, tag, labels) as container:
             container.copy_out(ZIP_IN_IMAGE, fresh)
         say(f"lambda-kit: zip copied out of container {container.name}, container removed")
-        files, unzipped = check_zip(fresh, s.handler)
+        files = check_zip(fresh, s, lock, say).files
         data = fresh.read_bytes()
         os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
         fresh.replace(s.out)

@@ -1,0 +1,399 @@
+"""Audit a Lambda zip for what Lambda would reject (or silently break on), before anyone uploads it.
+
+Each rule has a stable id, a severity, the offending entry names and a one-line fix hint. Works on
+any zip, not only the kit's. Formats are read with well-kept libraries: pyelftools for ELF,
+`packaging` for markers, versions and names; limits and glibc come from `runtimes`.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import posixpath
+import re
+import stat
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
+from packaging.utils import canonicalize_name, canonicalize_version
+
+from . import lockfile, runtimes
+
+ERROR, WARNING = "error", "warning"
+MAX_LISTED = 10  # entries named per finding; the count says how many more
+
+# id -> (severity, hint)
+RULES = {
+    "size-zipped": (WARNING, "upload through S3 (aws lambda update-function-code --s3-bucket ...) or slim the dependencies"),
+    "size-unzipped": (ERROR, "move large dependencies to a layer or a container image, or drop unused packages"),
+    "perm-file": (ERROR, "Lambda runs as another user: make files world-readable (0644, 0755 for executables)"),
+    "perm-dir": (ERROR, "make folders world-traversable (0755)"),
+    "leftover-bytecode": (WARNING, "leave out .pyc and __pycache__: the runtime compiles what it needs"),
+    "leftover-pipfile": (WARNING, "leave Pipfile and Pipfile.lock out of the zip"),
+    "leftover-secret": (ERROR, "remove secrets from the zip; use environment variables or a secrets manager"),
+    "zip-absolute": (ERROR, "write entry names relative to the zip root"),
+    "zip-dotdot": (ERROR, "entry names must not climb out of the zip root ('..')"),
+    "zip-backslash": (ERROR, "use '/' in entry names (the zip was written on Windows with the wrong separator)"),
+    "zip-symlink": (ERROR, "store the file itself, not a symbolic link"),
+    "zip-duplicate": (ERROR, "write each name once; rebuild the zip from a clean folder"),
+    "zip-encrypted": (ERROR, "Lambda cannot read encrypted entries: zip without a password"),
+    "handler-module": (ERROR, "put the handler's module at the zip root (or set the handler to its dotted path)"),
+    "handler-function": (ERROR, "define the handler function at the module's top level, or fix the handler name"),
+    "lock-missing": (ERROR, "install every [packages] dependency into the zip (make package does)"),
+    "lock-version": (ERROR, "rebuild the zip from the current Pipfile.lock"),
+    "lock-dev": (ERROR, "leave [dev-packages] out of the zip"),
+    "native-not-elf": (ERROR, "install Linux wheels: build in Docker (make package) or pip --platform manylinux..."),
+    "native-arch": (ERROR, "install wheels for the function's architecture (ARCH) or change the function's architecture"),
+    "native-glibc": (ERROR, "install a wheel built for an older glibc (manylinux tag the runtime accepts), or use a newer runtime"),
+    "native-abi": (ERROR, "install wheels for the function's Python version: the importer ignores this file"),
+}
+
+SECRET_NAMES = re.compile(
+    r"(^|/)(\.env(\.[^/]*)?|id_(rsa|dsa|ecdsa|ed25519)|\.aws/credentials|\.netrc|\.pypirc|credentials\.json)$"
+)
+SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx")
+HARMLESS_ENV = re.compile(r"\.env\.(example|sample|template|dist)$")
+PRIVATE_KEY = re.compile(rb"-----BEGIN ([A-Z ]+ )?PRIVATE KEY-----")
+AWS_SECRET = re.compile(rb"aws_secret_access_key\s*=")
+EXTENSION = re.compile(r"\.(cpython|pypy|graalpy)[^/]*\.so$|\.abi3\.so$")
+DIST_INFO = re.compile(r"^([^/]+)-([^/-]+)\.dist-info/$")
+ELF_MACHINE = {"EM_X86_64": "x86_64", "EM_AARCH64": "arm64"}
+
+
+@dataclass
+class Finding:
+    id: str
+    severity: str
+    message: str
+    entries: list[str] = field(default_factory=list)
+    hint: str = ""
+
+    def line(self) -> str:
+        shown = ", ".join(self.entries[:MAX_LISTED])
+        more = f" (+{len(self.entries) - MAX_LISTED} more)" if len(self.entries) > MAX_LISTED else ""
+        names = f": {shown}{more}" if shown else ""
+        return f"{self.severity:<7} {self.id:<17} {self.message}{names}"
+
+
+@dataclass
+class Report:
+    zip: str
+    runtime: str
+    arch: str
+    files: int
+    zipped_bytes: int
+    unzipped_bytes: int
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity == ERROR for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return sum(f.severity == WARNING for f in self.findings)
+
+    def ids(self) -> list[str]:
+        return [f.id for f in self.findings]
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["errors"], data["warnings"] = self.errors, self.warnings
+        return data
+
+
+class AuditError(Exception):
+    """The zip cannot be audited at all (missing, not a zip)."""
+
+    def __init__(self, message: str, value: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.value = value
+        self.hint = hint
+
+
+def target_environment(runtime: runtimes.Runtime, arch: str) -> dict[str, str]:
+    """PEP 508 marker variables for a Lambda runtime, wherever the audit runs."""
+    machine = runtimes.ARCHITECTURES[arch][1]
+    full = f"{runtime.version}.0"
+    return {
+        "implementation_name": "cpython", "implementation_version": full, "os_name": "posix",
+        "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
+        "platform_system": "Linux", "platform_version": "", "python_full_version": full,
+        "python_version": runtime.version, "sys_platform": "linux",
+    }  # fmt: skip
+
+
+def _unix_mode(info: zipfile.ZipInfo) -> int | None:
+    mode = info.external_attr >> 16
+    return mode if info.create_system == 3 and mode else None
+
+
+def _glibc_needed(elf: ELFFile) -> tuple[int, int] | None:
+    best = None
+    for section in elf.iter_sections():
+        if not isinstance(section, GNUVerNeedSection):
+            continue
+        for _, auxiliaries in section.iter_versions():
+            for aux in auxiliaries:
+                found = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", aux.name)
+                if found:
+                    version = (int(found.group(1)), int(found.group(2)))
+                    best = version if best is None or version > best else best
+    return best
+
+
+def extension_suffixes(runtime: runtimes.Runtime, arch: str) -> tuple[str, ...]:
+    """The names CPython on Lambda imports extension modules from (importlib's EXTENSION_SUFFIXES there)."""
+    machine = runtimes.ARCHITECTURES[arch][1]
+    return (f".cpython-{runtime.version.replace('.', '')}-{machine}-linux-gnu.so", ".abi3.so", ".so")
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.by_rule: dict[str, list[str]] = {}
+        self.messages: dict[str, str] = {}
+
+    def add(self, rule: str, message: str, entry: str | None = None) -> None:
+        self.messages.setdefault(rule, message)
+        entries = self.by_rule.setdefault(rule, [])
+        if entry is not None:
+            entries.append(entry)
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for rule in RULES:  # a stable order: the table's
+            if rule in self.by_rule:
+                severity, hint = RULES[rule]
+                out.append(Finding(rule, severity, self.messages[rule], self.by_rule[rule], hint))
+        return out
+
+
+def audit_zip(
+    path: Path,
+    *,
+    runtime: str = "3.12",
+    arch: str = "x86_64",
+    handler: str | None = None,
+    lock: dict | None = None,
+    layers: list[Path] = (),
+) -> Report:
+    rt = runtimes.lookup(runtime)
+    try:
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise AuditError("no such zip", str(path), "build it first (make package) or check the path") from None
+    except (zipfile.BadZipFile, IsADirectoryError, OSError) as exc:
+        raise AuditError("not a zip file", f"{path}: {exc}", "give the path of a deployment zip") from None
+    found = _Collector()
+    with zf:
+        infos = zf.infolist()
+        files = [i for i in infos if not i.is_dir()]
+        _check_structure(infos, found)
+        _check_sizes(path, files, layers, found)
+        _check_permissions(infos, found)
+        _check_leftovers(zf, files, found)
+        if handler:
+            _check_handler(zf, handler, found)
+        if lock is not None:
+            _check_lock(infos, lock, rt, arch, found)
+        _check_native(zf, files, rt, arch, found)
+    return Report(
+        zip=str(path),
+        runtime=rt.name,
+        arch=arch,
+        files=len(files),
+        zipped_bytes=path.stat().st_size,
+        unzipped_bytes=sum(i.file_size for i in files),
+        findings=found.findings(),
+    )
+
+
+def _check_structure(infos, found: _Collector) -> None:
+    seen = set()
+    for info in infos:
+        name = info.filename
+        # zipfile turns "\" into "/" in filename on Windows only; orig_filename keeps what was stored.
+        raw = info.orig_filename
+        if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw):
+            found.add("zip-absolute", "absolute entry names", raw)
+        if ".." in re.split(r"[/\\]", raw):
+            found.add("zip-dotdot", "entry names with '..' parts", raw)
+        if "\\" in raw:
+            found.add("zip-backslash", "entry names with backslashes", raw)
+        mode = _unix_mode(info)
+        if mode is not None and stat.S_ISLNK(mode):
+            found.add("zip-symlink", "symbolic link entries", name)
+        if name in seen:
+            found.add("zip-duplicate", "names stored more than once", name)
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            found.add("zip-encrypted", "encrypted entries", name)
+
+
+def _check_sizes(path: Path, files, layers, found: _Collector) -> None:
+    zipped = path.stat().st_size
+    if zipped > runtimes.MAX_ZIPPED_DIRECT_UPLOAD:
+        found.add("size-zipped", f"{zipped:,} bytes zipped: over the 50 MB direct-upload limit")
+    total = sum(i.file_size for i in files)
+    parts = [f"{total:,} bytes in the function"]
+    for layer in layers:
+        try:
+            with zipfile.ZipFile(layer) as lz:
+                size = sum(i.file_size for i in lz.infolist() if not i.is_dir())
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise AuditError("cannot read a layer zip", f"{layer}: {exc}", "give --layer a layer zip") from None
+        total += size
+        parts.append(f"{size:,} in {Path(layer).name}")
+    if total > runtimes.MAX_UNZIPPED_TOTAL:
+        found.add(
+            "size-unzipped",
+            f"{total:,} bytes unzipped ({' + '.join(parts)}): over Lambda's {runtimes.MAX_UNZIPPED_TOTAL:,}",
+        )
+
+
+def _check_permissions(infos, found: _Collector) -> None:
+    for info in infos:
+        mode = _unix_mode(info)
+        if mode is None or stat.S_ISLNK(mode):
+            continue
+        if info.is_dir():
+            if mode & 0o005 != 0o005:
+                found.add("perm-dir", "folders others cannot enter", f"{info.filename} ({stat.S_IMODE(mode):04o})")
+        elif not mode & 0o004:
+            found.add("perm-file", "files others cannot read", f"{info.filename} ({stat.S_IMODE(mode):04o})")
+
+
+def _encrypted(info: zipfile.ZipInfo) -> bool:
+    return bool(info.flag_bits & 0x1)  # unreadable without a password; zip-encrypted reports it
+
+
+def _check_leftovers(zf: zipfile.ZipFile, files, found: _Collector) -> None:
+    for info in files:
+        name = info.filename
+        base = posixpath.basename(name)
+        if name.endswith((".pyc", ".pyo")) or "__pycache__/" in name:
+            found.add("leftover-bytecode", "compiled bytecode", name)
+        if name in ("Pipfile", "Pipfile.lock"):
+            found.add("leftover-pipfile", "Pipfile files at the zip root", name)
+        if HARMLESS_ENV.search(name):
+            continue
+        if SECRET_NAMES.search(name):
+            found.add("leftover-secret", "files that look like secrets", name)
+        elif (base.endswith(SECRET_SUFFIXES) or base in ("credentials", "config")) and not _encrypted(info):
+            head = zf.read(info)[:65536] if info.file_size <= 1_000_000 else b""
+            if PRIVATE_KEY.search(head) or AWS_SECRET.search(head):
+                found.add("leftover-secret", "files that look like secrets", name)
+
+
+def _check_handler(zf: zipfile.ZipFile, handler: str, found: _Collector) -> None:
+    module, _, function = handler.rpartition(".")
+    stem = module.replace(".", "/")
+    names = set(zf.namelist())
+    source_name = next((n for n in (f"{stem}.py", f"{stem}/__init__.py") if n in names), None)
+    if source_name is None:
+        if any(n.startswith(stem + ".") and n.endswith(".so") for n in names):
+            return  # a compiled module: its names cannot be read without importing it
+        found.add("handler-module", f"the handler's module is not in the zip: {handler}", f"{stem}.py")
+        return
+    if _encrypted(zf.getinfo(source_name)):
+        return
+    try:
+        tree = ast.parse(zf.read(source_name), filename=source_name)
+    except (SyntaxError, ValueError) as exc:
+        found.add("handler-function", f"the handler's module does not parse ({exc.msg if hasattr(exc, 'msg') else exc})", source_name)
+        return
+    if not _defines(tree, function):
+        found.add("handler-function", f"{source_name} defines no top-level {function!r}", source_name)
+
+
+def _defines(tree: ast.Module, name: str) -> bool:
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return True
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) == name:
+                    return True
+        if isinstance(node, (ast.If, ast.Try)) and _defines(ast.Module(body=_children(node), type_ignores=[]), name):
+            return True
+    return False
+
+
+def _children(node) -> list:
+    body = list(node.body) + list(getattr(node, "orelse", []))
+    for handler in getattr(node, "handlers", []):
+        body += handler.body
+    return body + list(getattr(node, "finalbody", []))
+
+
+def _installed(infos) -> dict[str, str]:
+    installed = {}
+    for info in infos:
+        top = info.filename.split("/")[0] + "/"
+        match = DIST_INFO.match(top)
+        if match:
+            installed[canonicalize_name(match.group(1))] = match.group(2)
+    return installed
+
+
+def _check_lock(infos, lock: dict, rt: runtimes.Runtime, arch: str, found: _Collector) -> None:
+    installed = _installed(infos)
+    try:
+        plan = lockfile.plan(lock, target_environment(rt, arch))
+    except lockfile.LockError as exc:
+        raise AuditError("the lock cannot be read", str(exc), exc.hint) from None
+    wanted = {p.name: p.version[2:] for p in plan.index}
+    wanted.update({p.name: None for p in plan.local + plan.urls})
+    for name, version in sorted(wanted.items()):
+        have = installed.get(name)
+        if have is None:
+            found.add("lock-missing", "[packages] dependencies missing from the zip", f"{name}=={version}" if version else name)
+        elif version and canonicalize_version(have) != canonicalize_version(version):
+            found.add("lock-version", "versions that differ from Pipfile.lock", f"{name} {have} (lock: {version})")
+    for name in lockfile.develop_only(lock):
+        if name in installed:
+            found.add("lock-dev", "[dev-packages] in the zip", f"{name}=={installed[name]}")
+
+
+def _check_native(zf: zipfile.ZipFile, files, rt: runtimes.Runtime, arch: str, found: _Collector) -> None:
+    for info in files:
+        name = info.filename
+        base = posixpath.basename(name)
+        if not (base.endswith(".so") or ".so." in base) or _encrypted(info):
+            continue
+        data = zf.read(info)
+        if data[:4] != b"\x7fELF":
+            magic = data[:4]
+            kind = "Mach-O" if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe") else (
+                "PE" if magic[:2] == b"MZ" else "not ELF")  # fmt: skip
+            found.add("native-not-elf", "native files that are not Linux ELF", f"{name} ({kind})")
+            continue
+        try:
+            elf = ELFFile(io.BytesIO(data))
+            machine = ELF_MACHINE.get(elf["e_machine"], elf["e_machine"])
+            glibc = _glibc_needed(elf)
+        except ELFError as exc:
+            found.add("native-not-elf", "native files that are not Linux ELF", f"{name} ({exc})")
+            continue
+        if machine != arch:
+            found.add("native-arch", f"native files not built for {arch}", f"{name} ({machine})")
+        # A file built for another architecture carries that architecture in its name too: that is
+        # native-arch's finding. native-abi is for names the importer skips for any other reason.
+        named_for = machine if machine in runtimes.ARCHITECTURES else arch
+        if EXTENSION.search(base) and not base.endswith(extension_suffixes(rt, named_for)[:2]):
+            found.add("native-abi", f"extension modules that {rt.name} on {arch} will not import", name)
+        if glibc and glibc > rt.glibc:
+            have = ".".join(map(str, rt.glibc))
+            found.add(
+                "native-glibc",
+                f"native files needing a newer glibc than {rt.name}'s {have}",
+                f"{name} (GLIBC_{glibc[0]}.{glibc[1]})",
+            )
