@@ -18,6 +18,7 @@ ARCH ?= x86_64  ## Lambda architecture: x86_64 or arm64
 SRC ?= lambdas  ## folder whose contents go to the zip root
 ZIP ?= build.zip  ## the deployment zip to write
 HANDLER ?= app.handler  ## module.function Lambda calls, relative to SRC
+BUILDER ?= docker  ## docker, or local: no Docker, for locks whose packages all have binary wheels
 BASE_IMAGE ?= public.ecr.aws/sam/build-python$(PYTHON_VERSION):latest-$(ARCH)  ## build image (default: the AWS SAM build image)
 PIPFILE ?= Pipfile  ## the Pipfile; Pipfile.lock sits beside it
 INDEX_URL ?=  ## private package index replacing the lock's first source (env is safer for credentials)
@@ -26,7 +27,7 @@ CA_BUNDLE ?=  ## extra CA bundle (PEM) for HTTPS during the build; default: PIP_
 SOURCE_DATE_EPOCH ?=  ## timestamp of every zip entry, in seconds (empty: 1980-01-01)
 PYTHON ?= python3  ## host Python (3.10+) that runs the helper
 KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
-SETTINGS := PYTHON_VERSION ARCH SRC ZIP HANDLER BASE_IMAGE PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
+SETTINGS := PYTHON_VERSION ARCH SRC ZIP HANDLER BUILDER BASE_IMAGE PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
 	SOURCE_DATE_EPOCH PYTHON KIT_STATE
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
@@ -57,12 +58,12 @@ package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
 # The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
 $(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP)
 	@$(HELPER) package --pipfile '$(PIPFILE)' --src '$(SRC)' --out '$@' --runtime '$(PYTHON_VERSION)' \
-		--arch '$(ARCH)' --handler '$(HANDLER)' --base-image '$(BASE_IMAGE)' --state-dir '$(KIT_STATE)'
+		--arch '$(ARCH)' --handler '$(HANDLER)' --base-image '$(BASE_IMAGE)' --builder '$(BUILDER)' --state-dir '$(KIT_STATE)'
 
 # Rewritten only when a setting that shapes the zip changes, so its date tells make when.
 .PHONY: FORCE
 $(SETTINGS_STAMP): FORCE
-	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
+	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
 	[[ -f '$@' && "$$(< '$@')" == "$$new" ]] || printf '%s\n' "$$new" > '$@'
 
 .PHONY: check

@@ -115,18 +115,6 @@ class AuditError(Exception):
         self.hint = hint
 
 
-def target_environment(runtime: runtimes.Runtime, arch: str) -> dict[str, str]:
-    """PEP 508 marker variables for a Lambda runtime, wherever the audit runs."""
-    machine = runtimes.ARCHITECTURES[arch][1]
-    full = f"{runtime.version}.0"
-    return {
-        "implementation_name": "cpython", "implementation_version": full, "os_name": "posix",
-        "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
-        "platform_system": "Linux", "platform_version": "", "python_full_version": full,
-        "python_version": runtime.version, "sys_platform": "linux",
-    }  # fmt: skip
-
-
 def _unix_mode(info: zipfile.ZipInfo) -> int | None:
     mode = info.external_attr >> 16
     return mode if info.create_system == 3 and mode else None
@@ -347,7 +335,7 @@ def _installed(infos) -> dict[str, str]:
 def _check_lock(infos, lock: dict, rt: runtimes.Runtime, arch: str, found: _Collector) -> None:
     installed = _installed(infos)
     try:
-        plan = lockfile.plan(lock, target_environment(rt, arch))
+        plan = lockfile.plan(lock, runtimes.target_environment(rt, arch))
     except lockfile.LockError as exc:
         raise AuditError("the lock cannot be read", str(exc), exc.hint) from None
     wanted = {p.name: p.version[2:] for p in plan.index}

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from .errors import UsageError
 
-CONTAINER_MODULES = ("__init__.py", "incontainer.py", "lockfile.py", "netconfig.py", "runtimes.py", "zipwriter.py")
+CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "incontainer.py", "lockfile.py", "netconfig.py", "runtimes.py", "zipwriter.py")
 IGNORED = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "*.pyo", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache",
     ".pytest_cache", "*.egg-info", "build", "dist", "node_modules",

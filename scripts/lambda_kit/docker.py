@@ -36,7 +36,8 @@ def preflight(run: Run, environ: dict[str, str] | None = None) -> Engine:
     if shutil.which("docker", path=environ.get("PATH")) is None:
         raise KitError(
             "docker is not installed or not on PATH",
-            hint="install Docker (or Docker Desktop) and make sure `docker version` works",
+            hint="install Docker and make sure `docker version` works, or build without it: "
+            "make package BUILDER=local (needs a binary wheel of every package)",
         )
     try:
         version = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=PREFLIGHT_TIMEOUT).strip()

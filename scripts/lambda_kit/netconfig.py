@@ -12,6 +12,7 @@ Usage: python3 netconfig.py COMMAND [ARG...]   runs COMMAND with PIP_* set, then
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -51,9 +52,18 @@ def _default_bundle() -> str | None:
 
 
 def pip_environment(lock_sources: list[str] | None = None) -> tuple[dict[str, str], list[Path]]:
-    """PIP_* variables for the kit's settings; the second item lists temporary files to remove."""
-    settings = read_settings()
-    sources = [os.path.expandvars(u) for u in (lock_sources or [])]
+    """PIP_* variables from the settings handed into the build; the second item lists temporary
+    files to remove when pip is done."""
+    return pip_environment_for(read_settings(), _first_existing(CA_BUNDLE), lock_sources)
+
+
+def pip_environment_for(
+    settings: dict[str, str], extra_ca: Path | None, lock_sources: list[str] | None = None
+) -> tuple[dict[str, str], list[Path]]:
+    """PIP_* variables for the kit's settings (INDEX_URL, EXTRA_INDEX_URLS, ENV_<name> values for
+    `${name}` in the lock's sources) and an extra CA bundle, which is added to pip's own."""
+    variables = {k[len("ENV_"):]: v for k, v in settings.items() if k.startswith("ENV_")}
+    sources = [_expand(u, variables) for u in (lock_sources or [])]
     index = settings.get("INDEX_URL") or (sources[0] if sources else "")
     extras = sources[1:] + settings.get("EXTRA_INDEX_URLS", "").split()
     env: dict[str, str] = {}
@@ -62,17 +72,21 @@ def pip_environment(lock_sources: list[str] | None = None) -> tuple[dict[str, st
     if extras:
         env["PIP_EXTRA_INDEX_URL"] = " ".join(dict.fromkeys(extras))
     cleanup: list[Path] = []
-    extra_ca = _first_existing(CA_BUNDLE)
     if extra_ca:
         fd, combined = tempfile.mkstemp(prefix="lambda-kit-ca-", suffix=".pem")
         with os.fdopen(fd, "wb") as out:
             default = _default_bundle()
             if default:
                 out.write(Path(default).read_bytes().rstrip(b"\n") + b"\n")
-            out.write(extra_ca.read_bytes())
+            out.write(Path(extra_ca).read_bytes())
         env["PIP_CERT"] = combined
         cleanup.append(Path(combined))
     return env, cleanup
+
+
+def _expand(url: str, variables: dict[str, str]) -> str:
+    """pipenv's `${NAME}` (and `$NAME`) in source URLs, from the values the host handed over."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), url)
 
 
 def run_with_network(argv: list[str], lock_sources: list[str] | None = None) -> int:

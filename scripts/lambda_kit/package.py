@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import audit, docker, lockfile, runtimes
+from . import audit, docker, localbuild, lockfile, runtimes
 from .context import NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run
@@ -47,6 +47,7 @@ class PackageSettings:
     base_image: str = ""
     network: NetworkSettings = field(default_factory=NetworkSettings)
     source_date_epoch: str | None = None
+    builder: str = "docker"  # or "local"
 
 
 @dataclass
@@ -99,6 +100,8 @@ def check_settings(s: PackageSettings, today: date | None = None) -> tuple[runti
         )
     if runtime.deprecated_on(today or date.today()):
         warnings.append(f"{runtime.name} is deprecated on Lambda since {runtime.deprecation}: plan a move to a newer runtime")
+    if s.builder not in ("docker", "local"):
+        raise UsageError("unknown builder", s.builder, hint="use BUILDER=docker (the default) or BUILDER=local")
     if s.arch not in runtimes.ARCHITECTURES:
         raise UsageError("unknown architecture", s.arch, hint="use x86_64 or arm64")
     if not HANDLER_PATTERN.match(s.handler):
@@ -189,9 +192,46 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     runtime, lock, warnings = check_settings(s)
     for warning in warnings:
         say(f"lambda-kit: warning: {warning}")
-    network = s.network
-    network.lock_source_env = lock_source_variables(lock, dict(os.environ))
+    s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = s.state_dir / "build.log"
+    log_path.write_text("", encoding="utf-8")
 
+    s.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
+    try:
+        fresh = staging / s.out.name
+        if s.builder == "local":
+            say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
+            localbuild.build(
+                kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=s.src, runtime=runtime,
+                arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, dest=fresh,
+                log_path=log_path, run=run,
+            )  # fmt: skip
+        else:
+            build_in_docker(s, runtime, lock, fresh, log_path, run, say)
+        files = check_zip(fresh, s, lock, say).files
+        data = fresh.read_bytes()
+        os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
+        fresh.replace(s.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    digest = hashlib.sha256(data).digest()
+    return PackageResult(
+        path=s.out,
+        size=len(data),
+        files=files,
+        sha256=digest.hex(),
+        code_sha256=base64.b64encode(digest).decode(),
+        seconds=time.monotonic() - started,
+    )
+
+
+def build_in_docker(
+    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, dest: Path, log_path: Path, run: Run, say
+) -> None:
+    """docker build, then create / cp the zip to `dest` / rm, and prune this checkout's old images."""
+    network = s.network
     engine = docker.preflight(run)
     base_image = s.base_image or runtimes.default_build_image(runtime.version, s.arch)
     if network.has_credentials() and not engine.buildkit:
@@ -205,10 +245,6 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     project_dir = s.pipfile.parent
     tag = image_tag(project_dir, runtime, s.arch)
     labels = {docker.LABEL: "lambda-kit", docker.CHECKOUT_LABEL: checkout_id(project_dir)}
-    s.state_dir.mkdir(parents=True, exist_ok=True)
-    log_path = s.state_dir / "build.log"
-    log_path.write_text("", encoding="utf-8")
-
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         tmp_path = Path(tmp)
         ctx = tmp_path / "context"
@@ -234,27 +270,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
             raise build_failure(log_path, exc) from None
         say(f"lambda-kit: image built in {time.monotonic() - step:.1f}s")
 
-    s.out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
-    try:
-        fresh = staging / s.out.name
-        with docker.ContainerSession(run, tag, labels) as container:
-            container.copy_out(ZIP_IN_IMAGE, fresh)
-        say(f"lambda-kit: zip copied out of container {container.name}, container removed")
-        files = check_zip(fresh, s, lock, say).files
-        data = fresh.read_bytes()
-        os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
-        fresh.replace(s.out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with docker.ContainerSession(run, tag, labels) as container:
+        container.copy_out(ZIP_IN_IMAGE, dest)
+    say(f"lambda-kit: zip copied out of container {container.name}, container removed")
     docker.prune_superseded_images(run, checkout_id(project_dir))
-    digest = hashlib.sha256(data).digest()
-    return PackageResult(
-        path=s.out,
-        size=len(data),
-        files=files,
-        sha256=digest.hex(),
-        code_sha256=base64.b64encode(digest).decode(),
-        seconds=time.monotonic() - started,
-    )
-

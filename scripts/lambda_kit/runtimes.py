@@ -66,3 +66,27 @@ def lookup(version: str) -> Runtime:
 def default_build_image(version: str, arch: str) -> str:
     """The AWS SAM build image for a runtime and architecture (tags latest-x86_64 / latest-arm64)."""
     return f"public.ecr.aws/sam/build-python{version}:latest-{arch}"
+
+
+def target_environment(runtime: Runtime, arch: str) -> dict[str, str]:
+    """PEP 508 marker variables of a Lambda runtime, wherever the code asking runs."""
+    machine = ARCHITECTURES[arch][1]
+    full = f"{runtime.version}.0"
+    return {
+        "implementation_name": "cpython", "implementation_version": full, "os_name": "posix",
+        "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
+        "platform_system": "Linux", "platform_version": "", "python_full_version": full,
+        "python_version": runtime.version, "sys_platform": "linux",
+    }  # fmt: skip
+
+
+def manylinux_tags(runtime: Runtime, arch: str) -> list[str]:
+    """Every manylinux platform tag the runtime's glibc accepts, newest first. pip does not expand
+    a manylinux_2_X tag to older ones, so a cross-platform install passes each of these."""
+    machine = ARCHITECTURES[arch][1]
+    major, minor = runtime.glibc
+    tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, 16, -1)]  # down to 2_17
+    tags.append(f"manylinux2014_{machine}")
+    if machine == "x86_64":  # older policies exist only for x86 (and i686)
+        tags += [f"manylinux_2_12_{machine}", f"manylinux2010_{machine}", f"manylinux_2_5_{machine}", f"manylinux1_{machine}"]
+    return tags

@@ -1,0 +1,199 @@
+"""The build steps, shared by the Docker build (run in the container by `incontainer`) and the
+local builder (run on the host by `localbuild`): verify the lock, install [packages], write the zip.
+
+A `Toolchain` says which pinned pip/pipenv to use, how pip reaches the network, for which
+interpreter markers are evaluated and, for a cross-platform install, which wheel tags pip may take.
+Standard library plus `packaging` only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import lockfile, zipwriter
+
+
+class StepError(Exception):
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def say(message: str) -> None:
+    print(f"lambda-kit: {message}", flush=True)
+
+
+@dataclass
+class Toolchain:
+    python: Path  # a venv's python with the pinned pip (scripts/container-requirements.txt)
+    pipenv: Path  # the pinned pipenv beside it
+    pip_env: Callable[[list[str]], tuple[dict[str, str], list[Path]]]  # lock sources -> PIP_* and temp files
+    environment: dict[str, str] | None = None  # marker variables of the target; None: this interpreter
+    target_args: list[str] = field(default_factory=list)  # pip options for a cross-platform install
+    target_name: str = ""  # e.g. "python3.12 x86_64", for messages
+    cache_dir: str | None = None  # pip's download cache; None: --no-cache-dir
+    echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
+
+
+NO_DISTRIBUTION = re.compile(r"No matching distribution found for (\S+)")
+
+
+def verify_lock(tools: Toolchain, project: Path) -> None:
+    """`pipenv verify`: the lock must match the Pipfile; the lock is never re-resolved here."""
+    env = {
+        **os.environ,
+        "PIPENV_PIPFILE": str(project / "Pipfile"),
+        "PIPENV_IGNORE_VIRTUALENVS": "1",
+        "PIPENV_NOSPIN": "1",
+        "PIPENV_YES": "1",
+        "NO_COLOR": "1",
+    }
+    result = subprocess.run([str(tools.pipenv), "verify"], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = (result.stdout + result.stderr).strip().splitlines()
+        print("\n".join(detail[-5:]), file=sys.stderr)
+        raise StepError(
+            "Pipfile.lock is out of date: its hash no longer matches the Pipfile (pipenv verify)",
+            "run `pipenv lock` and commit the new Pipfile.lock",
+        )
+    say("lock verified against Pipfile (pipenv verify)")
+
+
+def pip_install(tools: Toolchain, args: list[str], target: Path, lock_sources: list[str]) -> None:
+    argv = [
+        str(tools.python), "-m", "pip", "install",
+        "--target", str(target), "--no-compile", "--no-deps", "--no-input",
+        "--no-warn-script-location", "--progress-bar", "off",
+        *tools.target_args, *args,
+    ]  # fmt: skip
+    argv += ["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"]
+    env, cleanup = tools.pip_env(lock_sources)
+    lines: list[str] = []
+    try:
+        with subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace") as pip:  # fmt: skip
+            for line in pip.stdout:
+                tools.echo(line)
+                lines.append(line.rstrip("\n"))
+        code = pip.returncode
+    finally:
+        for path in cleanup:
+            path.unlink(missing_ok=True)
+    if code != 0:
+        raise pip_failure(code, lines, tools)
+
+
+def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
+    """One line for what pip said went wrong; the common causes get their own hint."""
+    text = "\n".join(lines)
+    if "DO NOT MATCH THE HASHES" in text:
+        start = next(i for i, line in enumerate(lines) if "DO NOT MATCH THE HASHES" in line)
+        culprits = [line.strip().split(" from ")[0].rstrip(":") for line in lines[start + 1:]
+                    if line.startswith("    ") and not line.startswith("        ")]  # fmt: skip
+        expected = next((l.split()[-1] for l in lines[start:] if l.strip().startswith("Expected sha256")), "?")
+        got = next((l.split()[-1] for l in lines[start:] if l.strip().startswith("Got")), "?")
+        return StepError(
+            f"hash mismatch: the download of {', '.join(culprits) or 'a package'} does not match Pipfile.lock "
+            f"(lock: sha256 {expected[:16]}..., download: {got[:16]}...)",
+            "the file differs from what `pipenv lock` recorded: re-lock only if you trust the new file",
+        )
+    missing = [m.group(1) for m in map(NO_DISTRIBUTION.search, lines) if m]
+    if missing and tools.target_args:
+        return StepError(
+            f"no wheel of {missing[-1]} for {tools.target_name} (the builder installs wheels only; "
+            "the package may have only a source distribution)",
+            "build with Docker (make package without BUILDER=local), which can compile it",
+        )
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    detail = errors[-1][len("ERROR:"):].strip() if errors else f"exit {code}"
+    return StepError(f"pip install failed: {detail}", "pip's full output is in the build log")
+
+
+def move_into(source: Path, target: Path) -> None:
+    """Merge a second install folder into the first; two packages writing one path is an error."""
+    for item in sorted(source.iterdir()):
+        dest = target / item.name
+        if dest.exists():
+            if item.is_dir() and dest.is_dir() and not item.name.endswith(".dist-info"):
+                move_into(item, dest)  # namespace packages share folders
+                continue
+            raise StepError(f"two dependencies install {dest.relative_to(target)}", "check the lock for duplicates")
+        shutil.move(str(item), str(dest))
+
+
+def install_dependencies(tools: Toolchain, project: Path, target: Path, local_path: Callable[[str], str]) -> None:
+    """[packages] of project/Pipfile.lock into a fresh `target`. `local_path` maps a lock `path`
+    entry to where it can be read."""
+    verify_lock(tools, project)
+    lock = lockfile.load(project / "Pipfile.lock")
+    plan = lockfile.plan(lock, tools.environment)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name, marker in plan.skipped:
+        say(f"skipped {name}: marker {marker!r} is false for this runtime")
+    with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
+        if plan.index:
+            requirements = Path(tmp) / "requirements.txt"
+            requirements.write_text(plan.requirements_text(), encoding="utf-8")
+            pip_install(tools, ["--require-hashes", "-r", str(requirements)], target, plan.index_urls)
+        others = [local_path(p.path) for p in plan.local] + [p.url for p in plan.urls]
+        if others:
+            # Not hash-checkable by pip: installed apart, as regular packages, never editable.
+            extra = Path(tmp) / "local"
+            if tools.target_args:
+                others = build_wheels(tools, others, Path(tmp) / "wheels", plan.index_urls)
+            pip_install(tools, others, extra, plan.index_urls)
+            move_into(extra, target)
+    drop_console_scripts(target)
+    say(f"installed {len(plan.index)} hash-checked and {len(others)} local/VCS packages from [packages]")
+
+
+def drop_console_scripts(target: Path) -> None:
+    """Console scripts point at the build's interpreter (useless on Lambda, and different between
+    builders): remove them, and their lines from each RECORD so RECORD matches what ships."""
+    shutil.rmtree(target / "bin", ignore_errors=True)
+    for record in sorted(target.glob("*.dist-info/RECORD")):
+        lines = record.read_bytes().splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith(b"../")]
+        if kept != lines:
+            record.write_bytes(b"".join(kept))
+
+
+def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_sources: list[str]) -> list[str]:
+    """For a cross-platform install: local and VCS packages become wheels first (pip installs
+    only wheels with --platform). A pure-Python wheel installs anywhere; a compiled one for this
+    host is refused by the target's tags, which is right."""
+    env, cleanup = tools.pip_env(lock_sources)
+    try:
+        result = subprocess.run(
+            [str(tools.python), "-m", "pip", "wheel", "--no-deps", "--no-input", "--wheel-dir", str(folder), *requirements],
+            env={**os.environ, **env}, capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        for path in cleanup:
+            path.unlink(missing_ok=True)
+    tools.echo(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise pip_failure(result.returncode, (result.stdout + result.stderr).splitlines(), tools)
+    return sorted(str(p) for p in folder.glob("*.whl"))
+
+
+def build_zip(deps: Path, src: Path, out: Path, source_date_epoch: str | None) -> None:
+    date_time = zipwriter.zip_date_time(source_date_epoch)
+    entries = zipwriter.merge(
+        ("the dependencies", zipwriter.collect(deps)),
+        ("the source folder", zipwriter.collect(src, skip=lambda n: n in ("Pipfile", "Pipfile.lock"))),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    zipwriter.write_zip(entries, out, date_time)
+    files = sum(1 for e in entries if not e.is_dir)
+    say(f"zip written: {files} files, {out.stat().st_size} bytes")

@@ -1,0 +1,122 @@
+"""BUILDER=local: the same build steps on the host, without Docker, for locks whose every package
+has a binary wheel for the target platform.
+
+pip installs wheels for another platform when told the target exactly: each manylinux tag the
+runtime's glibc accepts (from the runtime table), the Python version, `cp` and the ABIs, and
+`--only-binary=:all:`. Markers are evaluated for the runtime, not the host. The tools are the
+container's pinned pip and pipenv, in a venv under the kit's state folder; the zip writer and the
+audit are the same code, so both builders give the same bytes for the same inputs (with the same
+zlib).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from . import buildsteps, netconfig, runtimes
+from .context import IGNORED, NetworkSettings
+from .errors import KitError
+from .runner import CommandFailed, Run
+
+
+def cross_platform_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
+    args = ["--only-binary=:all:", "--python-version", runtime.version, "--implementation", "cp"]
+    for abi in (runtime.cpython_tag, "abi3", "none"):
+        args += ["--abi", abi]
+    for tag in runtimes.manylinux_tags(runtime, arch):
+        args += ["--platform", tag]
+    return args
+
+
+def tools_venv(state_dir: Path, kit_dir: Path, network: NetworkSettings, run: Run) -> Path:
+    """A venv of the host's Python with the pinned pip and pipenv (the container's list)."""
+    requirements = kit_dir / "scripts" / "container-requirements.txt"
+    stamp = hashlib.sha256(sys.version.encode() + requirements.read_bytes()).hexdigest()
+    venv = state_dir / "local-tools"
+    python = venv / "bin" / "python"
+    stamp_file = venv / "lambda-kit.stamp"
+    if stamp_file.is_file() and stamp_file.read_text().strip() == stamp and python.exists():
+        return venv
+    shutil.rmtree(venv, ignore_errors=True)
+    env, cleanup = pip_env(network)([])
+    try:
+        run([sys.executable, "-m", "venv", str(venv)], timeout=300)
+        run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes", "--only-binary=:all:",
+             "--no-compile", "-r", str(requirements)], timeout=900, env={**env, "PIP_CONFIG_FILE": os.devnull})  # fmt: skip
+    except CommandFailed as exc:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise KitError("cannot install the local builder's tools", " | ".join(exc.tail[-2:]),
+                       hint="check access to PyPI, or set INDEX_URL / CA_BUNDLE") from None  # fmt: skip
+    finally:
+        for path in cleanup:
+            path.unlink(missing_ok=True)
+    stamp_file.write_text(stamp + "\n")
+    return venv
+
+
+def pip_env(network: NetworkSettings) -> Callable[[list[str]], tuple[dict[str, str], list[Path]]]:
+    settings = {}
+    if network.index_url:
+        settings["INDEX_URL"] = network.index_url
+    if network.extra_index_urls:
+        settings["EXTRA_INDEX_URLS"] = " ".join(network.extra_index_urls)
+    settings.update({f"ENV_{k}": v for k, v in network.lock_source_env.items()})
+
+    def environment(lock_sources: list[str]) -> tuple[dict[str, str], list[Path]]:
+        env, cleanup = netconfig.pip_environment_for(settings, network.ca_bundle, lock_sources)
+        # As in the container: the host's pip configuration files do not change what is installed.
+        env["PIP_CONFIG_FILE"] = os.devnull
+        return env, cleanup
+
+    return environment
+
+
+def build(
+    *,
+    kit_dir: Path,
+    state_dir: Path,
+    pipfile: Path,
+    src: Path,
+    runtime: runtimes.Runtime,
+    arch: str,
+    network: NetworkSettings,
+    source_date_epoch: str | None,
+    dest: Path,
+    log_path: Path,
+    run: Run,
+) -> None:
+    venv = tools_venv(state_dir, kit_dir, network, run)
+    with open(log_path, "a", encoding="utf-8") as log, tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp:
+        work = Path(tmp)
+        tools = buildsteps.Toolchain(
+            python=venv / "bin" / "python",
+            pipenv=venv / "bin" / "pipenv",
+            pip_env=pip_env(network),
+            environment=runtimes.target_environment(runtime, arch),
+            target_args=cross_platform_args(runtime, arch),
+            target_name=f"{runtime.name} {arch}",
+            cache_dir=str(state_dir / "pip-cache"),
+            echo=log.write,
+        )
+        # The same inputs as the Docker build: a Pipfile/lock pair and the source folder copied
+        # with the same exclusions.
+        project = work / "project"
+        project.mkdir()
+        shutil.copyfile(pipfile, project / "Pipfile")
+        shutil.copyfile(pipfile.with_name(pipfile.name + ".lock"), project / "Pipfile.lock")
+        shutil.copytree(src, work / "src", ignore=IGNORED)
+
+        def local_path(lock_path: str) -> str:
+            return str((pipfile.parent / lock_path).resolve())
+
+        try:
+            buildsteps.install_dependencies(tools, project, work / "deps", local_path)
+            buildsteps.build_zip(work / "deps", work / "src", dest, source_date_epoch)
+        except buildsteps.StepError as exc:
+            raise KitError(str(exc), hint=f"{exc.hint}  (full log: {log_path})" if exc.hint else f"full log: {log_path}") from None

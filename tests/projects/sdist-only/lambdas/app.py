@@ -1,0 +1,5 @@
+import docopt
+
+
+def handler(event, context):
+    return {"docopt": docopt.__version__}

@@ -1,0 +1,76 @@
+"""BUILDER=local: the same zip without Docker, for locks whose packages all have binary wheels."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, copy_kit, kit_env, make
+from lambda_kit import audit, localbuild, runtimes
+
+
+def local_make(project: Path, *args: str):
+    return make(project, "package", "BUILDER=local", *args)
+
+
+def test_manylinux_tags_follow_the_runtimes_glibc():
+    py311 = runtimes.manylinux_tags(runtimes.lookup("3.11"), "x86_64")
+    py312 = runtimes.manylinux_tags(runtimes.lookup("3.12"), "arm64")
+    assert py311[0] == "manylinux_2_26_x86_64" and "manylinux_2_28_x86_64" not in py311
+    assert {"manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux1_x86_64"} <= set(py311)
+    assert py312[0] == "manylinux_2_34_aarch64" and py312[-1] == "manylinux2014_aarch64"
+    assert not any("manylinux1" in t or "x86_64" in t for t in py312)
+    args = localbuild.cross_platform_args(runtimes.lookup("3.13"), "arm64")
+    assert args[:5] == ["--only-binary=:all:", "--python-version", "3.13", "--implementation", "cp"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--abi"] == ["cp313", "abi3", "none"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--platform"] == runtimes.manylinux_tags(runtimes.lookup("3.13"), "arm64")
+
+
+def test_arm64_zip_from_an_x86_64_host_without_docker(sample, tmp_path):
+    # No docker on PATH at all: the local builder must not need it.
+    no_docker = tmp_path / "bin"
+    no_docker.mkdir()
+    for tool in ("make", "bash", "sh", "python3", "find", "mkdir", "printf", "sha256sum", "cut", "rm"):
+        found = shutil.which(tool)
+        if found:
+            os.symlink(found, no_docker / tool)
+    env = kit_env(PATH=str(no_docker))
+    result = make(sample, "package", "BUILDER=local", "ARCH=arm64", "PYTHON_VERSION=3.12", env=env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    zip_path = sample / "build.zip"
+    natives = [n for n in zipfile.ZipFile(zip_path).namelist() if n.endswith(".so")]
+    assert natives and all("aarch64-linux-gnu" in n for n in natives)
+    assert audit.audit_zip(zip_path, runtime="3.12", arch="arm64", handler="app.handler").ids() == []
+    assert "native-arch" in audit.audit_zip(zip_path, runtime="3.12", arch="x86_64").ids()
+
+
+def test_source_only_package_is_a_clear_error_naming_it(tmp_path):
+    project = tmp_path / "sdist-only"
+    shutil.copytree(ROOT / "tests" / "projects" / "sdist-only", project)
+    copy_kit(project)
+    (project / "build.zip").write_bytes(b"previous zip")
+    result = local_make(project)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lambda-kit: error:")]
+    assert errors == [
+        "lambda-kit: error: no wheel of docopt==0.6.2 for python3.11 x86_64 "
+        "(the builder installs wheels only; the package may have only a source distribution)"
+    ]
+    assert "make package without BUILDER=local" in result.stderr
+    assert (project / "build.zip").read_bytes() == b"previous zip"
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("no_leftover_containers")
+def test_local_and_docker_builds_of_the_same_inputs_are_byte_identical(sample):
+    docker_build = make(sample, "package")
+    assert docker_build.returncode == 0, docker_build.stderr
+    docker_bytes = (sample / "build.zip").read_bytes()
+    local = local_make(sample)
+    assert local.returncode == 0, local.stderr
+    assert "local build (no Docker)" in local.stdout
+    assert (sample / "build.zip").read_bytes() == docker_bytes
