@@ -20,6 +20,8 @@ ZIP ?= build.zip  ## the deployment zip to write
 HANDLER ?= app.handler  ## module.function Lambda calls, relative to SRC
 BUILDER ?= docker  ## docker, or local: no Docker, for locks whose packages all have binary wheels
 BASE_IMAGE ?= public.ecr.aws/sam/build-python$(PYTHON_VERSION):latest-$(ARCH)  ## build image (default: the AWS SAM build image)
+RUNTIME_IMAGE ?= public.ecr.aws/lambda/python:$(PYTHON_VERSION)-$(ARCH)  ## image make smoke runs the zip in (default: the Lambda base image)
+EVENT ?=  ## JSON event file for make smoke (empty: {})
 PIPFILE ?= Pipfile  ## the Pipfile; Pipfile.lock sits beside it
 INDEX_URL ?=  ## private package index replacing the lock's first source (env is safer for credentials)
 EXTRA_INDEX_URLS ?=  ## space-separated extra package indexes
@@ -27,8 +29,9 @@ CA_BUNDLE ?=  ## extra CA bundle (PEM) for HTTPS during the build; default: PIP_
 SOURCE_DATE_EPOCH ?=  ## timestamp of every zip entry, in seconds (empty: 1980-01-01)
 PYTHON ?= python3  ## host Python (3.10+) that runs the helper
 KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
-SETTINGS := PYTHON_VERSION ARCH SRC ZIP HANDLER BUILDER BASE_IMAGE PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
-	SOURCE_DATE_EPOCH PYTHON KIT_STATE
+BENCH_RUNS ?= 3  ## runs per case for make bench
+SETTINGS := PYTHON_VERSION ARCH SRC ZIP HANDLER BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
+	SOURCE_DATE_EPOCH PYTHON KIT_STATE BENCH_RUNS
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
@@ -70,9 +73,21 @@ $(SETTINGS_STAMP): FORCE
 check:  ## audit $(ZIP) for what Lambda would reject (also run by package)
 	@$(HELPER) check '$(ZIP)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --handler '$(HANDLER)' --lock '$(LOCK)'
 
+.PHONY: smoke
+smoke: $(ZIP)  ## run the handler from $(ZIP) in the runtime image as Lambda would (EVENT=file.json)
+	@$(HELPER) smoke '$(ZIP)' --handler '$(HANDLER)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' \
+		--image '$(RUNTIME_IMAGE)' $(if $(EVENT),--event '$(EVENT)') --state-dir '$(KIT_STATE)'
+
 .PHONY: test
 test:  ## run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
 	@LAMBDA_KIT_EXTRAS=test $(HELPER) python -m pytest $(KIT_DIR)/tests
+
+# The benchmark lives in the kit's own repository, not in the files a user copies.
+ifneq ($(wildcard $(KIT_DIR)/bench/run.py),)
+.PHONY: bench
+bench:  ## time the kit against the article's flow (kit repo only; writes bench/results.md)
+	@$(HELPER) python $(KIT_DIR)/bench/run.py --runs '$(BENCH_RUNS)'
+endif
 
 .PHONY: clean
 clean:  ## remove what the kit wrote: the zip, its state folder and this checkout's images

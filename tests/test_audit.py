@@ -276,3 +276,17 @@ def test_cli_exit_codes_and_json(tmp_path, base_files, capsys):
     capsys.readouterr()
     assert cli.main(["check", str(tmp_path / "missing.zip")]) == 1
     assert capsys.readouterr().err.splitlines()[0] == f"lambda-kit: error: no such zip ({tmp_path / 'missing.zip'})"
+
+
+def test_native_cache_gives_the_same_findings_without_reading_again(tmp_path, base_files, wheels):
+    path = build(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["aarch64"]), **wheel_members(wheels["glibc-2.34"])})
+    cache = tmp_path / "native.json"
+    first = audit.audit_zip(path, runtime="3.11", native_cache=cache)
+    assert first.ids() == ["native-arch", "native-glibc"]
+    remembered = json.loads(cache.read_text())
+    assert len(remembered) == 2 and all(v[0] == "elf" for v in remembered.values())
+    # Poison the cache: findings now come from it, which proves it is read.
+    key = next(k for k in remembered if k.startswith("markupsafe/"))
+    remembered[key] = ["elf", "x86_64", 2, 17]
+    cache.write_text(json.dumps(remembered))
+    assert audit.audit_zip(path, runtime="3.11", native_cache=cache).ids() == ["native-glibc", "native-abi"]

@@ -59,7 +59,10 @@ class FakeDocker:
             return "20.10.24\n"
         if verb == "buildx version" and not self.buildkit:
             raise CommandFailed(argv, 1, "docker: 'buildx' is not a docker command.")
-        if verb == "cp":
+        if verb == "cp" and argv[3].endswith(".sha256"):  # the digest the build writes beside the zip
+            zip_path = Path(argv[3][: -len(".sha256")])
+            Path(argv[3]).write_text(hashlib.sha256(zip_path.read_bytes()).hexdigest() + "\n")
+        elif verb == "cp":
             Path(argv[3]).write_bytes(zip_bytes(self.zip_names))
         return ""
 
@@ -104,8 +107,8 @@ def run_package(settings, fake):
 def test_success_runs_build_create_cp_rm_in_order_and_replaces_the_zip(settings, fake_path):
     fake = FakeDocker()
     result, lines = run_package(settings, fake)
-    assert fake.verbs() == ["version", "buildx version", "build", "create", "cp", "rm", "image prune"]
-    build, create, cp, rm = fake.calls[2], fake.calls[3], fake.calls[4], fake.calls[5]
+    assert fake.verbs() == ["version", "buildx version", "build", "create", "cp", "cp", "rm", "image prune"]
+    build, create, cp, rm = fake.calls[2], fake.calls[3], fake.calls[4], fake.calls[6]
     tag = build[build.index("--tag") + 1]
     assert "--force-rm" in build and "BASE_IMAGE=stand-in:latest" in build
     assert create[-2:] == [tag, "/bin/true"]  # a command, so images without one work
@@ -171,6 +174,7 @@ def test_zip_failing_the_audit_is_refused_and_the_old_zip_kept(settings, fake_pa
         "(the handler's module is not in the zip: app.handler)"
     )
     assert fake.verbs()[-3:] == ["cp", "rm", "image prune"]
+    assert fake.verbs().count("cp") == 2
     assert settings.out.read_bytes() == b"previous zip"
 
 
@@ -252,3 +256,17 @@ def test_container_session_removes_even_when_create_fails():
         with docker.ContainerSession(run, "img", {}):
             pass
     assert calls == ["create", "rm"]
+
+
+def test_a_zip_that_does_not_match_the_builds_digest_is_refused(settings, fake_path):
+    class Corrupting(FakeDocker):
+        def __call__(self, argv, **kw):
+            out = super().__call__(argv, **kw)
+            if argv[1] == "cp" and argv[3].endswith(".sha256"):
+                Path(argv[3]).write_text("0" * 64 + "\n")
+            return out
+
+    fake = Corrupting()
+    with pytest.raises(KitError, match="the zip changed on its way out of the build"):
+        run_package(settings, fake)
+    assert settings.out.read_bytes() == b"previous zip"

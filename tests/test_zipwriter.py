@@ -79,3 +79,28 @@ def test_skip_leaves_out_names_and_whole_folders(tmp_path):
     tree = make_tree(tmp_path / "t", {"Pipfile": (b"", 0o644), "bin/tool": (b"", 0o755), "a.py": (b"", 0o644)})
     entries = zipwriter.collect(tree, skip=lambda n: n in ("Pipfile", "bin/"))
     assert sorted(entries) == ["a.py"]
+
+
+def test_packed_entries_give_the_same_bytes_as_compressing_again(tmp_path):
+    deps = make_tree(tmp_path / "deps", {
+        "yaml/__init__.py": (b"x = 1\n" * 5000, 0o644),
+        "yaml/_yaml.so": (os.urandom(70_000), 0o755),
+        "ñame/ünicode.txt": (b"caf\xc3\xa9\n", 0o644),
+        "empty.py": (b"", 0o644),
+    })  # fmt: skip
+    src = make_tree(tmp_path / "src", {"app.py": (b"def handler(e, c):\n    return 1\n", 0o644), "zz.py": (b"z", 0o644)})
+    date_time = zipwriter.zip_date_time("1700000000")
+    full = tmp_path / "full.zip"
+    zipwriter.write_zip(
+        zipwriter.merge(("deps", zipwriter.collect(deps)), ("src", zipwriter.collect(src))), full, date_time
+    )
+    # The dependency part written once (at another time), then reused for a code-only change.
+    packed = tmp_path / "deps.zip"
+    zipwriter.write_zip(zipwriter.merge(("deps", zipwriter.collect(deps))), packed, zipwriter.zip_date_time(None))
+    incremental = tmp_path / "incremental.zip"
+    entries = zipwriter.merge(("deps", zipwriter.collect_zip(packed)), ("src", zipwriter.collect(src)))
+    assert any(e.packed for e in entries)
+    zipwriter.write_zip(entries, incremental, date_time)
+    assert incremental.read_bytes() == full.read_bytes()
+    with zipfile.ZipFile(incremental) as zf:
+        assert zf.testzip() is None

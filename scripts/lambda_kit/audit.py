@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import posixpath
 import re
 import stat
@@ -168,7 +169,10 @@ def audit_zip(
     handler: str | None = None,
     lock: dict | None = None,
     layers: list[Path] = (),
+    native_cache: Path | None = None,
 ) -> Report:
+    """`native_cache`: a JSON file remembering what each native file is (by name, CRC and size),
+    so a code-only rebuild does not parse the same ELF files again."""
     rt = runtimes.lookup(runtime)
     try:
         zf = zipfile.ZipFile(path)
@@ -188,7 +192,9 @@ def audit_zip(
             _check_handler(zf, handler, found)
         if lock is not None:
             _check_lock(infos, lock, rt, arch, found)
-        _check_native(zf, files, rt, arch, found)
+        cache = _NativeCache(native_cache)
+        _check_native(zf, files, rt, arch, found, cache)
+        cache.save()
     return Report(
         zip=str(path),
         runtime=rt.name,
@@ -351,26 +357,68 @@ def _check_lock(infos, lock: dict, rt: runtimes.Runtime, arch: str, found: _Coll
             found.add("lock-dev", "[dev-packages] in the zip", f"{name}=={installed[name]}")
 
 
-def _check_native(zf: zipfile.ZipFile, files, rt: runtimes.Runtime, arch: str, found: _Collector) -> None:
+class _NativeCache:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        if path is not None and path.is_file():
+            try:
+                self.entries = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                self.entries = {}
+
+    @staticmethod
+    def key(info: zipfile.ZipInfo) -> str:
+        return f"{info.filename}|{info.CRC:08x}|{info.file_size}"
+
+    def get(self, info: zipfile.ZipInfo) -> list | None:
+        return self.entries.get(self.key(info))
+
+    def put(self, info: zipfile.ZipInfo, value: list) -> None:
+        if self.path is not None:
+            self.entries[self.key(info)] = value
+            self.changed = True
+
+    def save(self) -> None:
+        if self.path is None or not self.changed:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.entries, sort_keys=True), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def _inspect_native(data: bytes) -> list:
+    """["elf", machine, glibc major, glibc minor] or ["other", what it is]."""
+    if data[:4] != b"\x7fELF":
+        magic = data[:4]
+        kind = "Mach-O" if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe") else (
+            "PE" if magic[:2] == b"MZ" else "not ELF")  # fmt: skip
+        return ["other", kind]
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        machine = ELF_MACHINE.get(elf["e_machine"], elf["e_machine"])
+        glibc = _glibc_needed(elf) or (0, 0)
+    except ELFError as exc:
+        return ["other", str(exc)]
+    return ["elf", machine, glibc[0], glibc[1]]
+
+
+def _check_native(zf: zipfile.ZipFile, files, rt: runtimes.Runtime, arch: str, found: _Collector, cache: _NativeCache) -> None:
     for info in files:
         name = info.filename
         base = posixpath.basename(name)
         if not (base.endswith(".so") or ".so." in base) or _encrypted(info):
             continue
-        data = zf.read(info)
-        if data[:4] != b"\x7fELF":
-            magic = data[:4]
-            kind = "Mach-O" if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe") else (
-                "PE" if magic[:2] == b"MZ" else "not ELF")  # fmt: skip
-            found.add("native-not-elf", "native files that are not Linux ELF", f"{name} ({kind})")
+        facts = cache.get(info)
+        if facts is None:
+            facts = _inspect_native(zf.read(info))
+            cache.put(info, facts)
+        if facts[0] != "elf":
+            found.add("native-not-elf", "native files that are not Linux ELF", f"{name} ({facts[1]})")
             continue
-        try:
-            elf = ELFFile(io.BytesIO(data))
-            machine = ELF_MACHINE.get(elf["e_machine"], elf["e_machine"])
-            glibc = _glibc_needed(elf)
-        except ELFError as exc:
-            found.add("native-not-elf", "native files that are not Linux ELF", f"{name} ({exc})")
-            continue
+        machine, glibc = facts[1], (facts[2], facts[3])
         if machine != arch:
             found.add("native-arch", f"native files not built for {arch}", f"{name} ({machine})")
         # A file built for another architecture carries that architecture in its name too: that is
@@ -378,7 +426,7 @@ def _check_native(zf: zipfile.ZipFile, files, rt: runtimes.Runtime, arch: str, f
         named_for = machine if machine in runtimes.ARCHITECTURES else arch
         if EXTENSION.search(base) and not base.endswith(extension_suffixes(rt, named_for)[:2]):
             found.add("native-abi", f"extension modules that {rt.name} on {arch} will not import", name)
-        if glibc and glibc > rt.glibc:
+        if glibc > rt.glibc:
             have = ".".join(map(str, rt.glibc))
             found.add(
                 "native-glibc",

@@ -8,6 +8,7 @@ Standard library plus `packaging` only.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -187,13 +188,25 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_s
     return sorted(str(p) for p in folder.glob("*.whl"))
 
 
-def build_zip(deps: Path, src: Path, out: Path, source_date_epoch: str | None) -> None:
+def pack_dependencies(deps: Path, packed: Path) -> None:
+    """Compress the installed dependencies once, into a zip of their own. The code step copies
+    these entries without deflating them again: a code change costs the code, not the payload."""
+    entries = zipwriter.merge(("the dependencies", zipwriter.collect(deps)))
+    zipwriter.write_zip(entries, packed, zipwriter.zip_date_time(None))
+    say(f"dependencies packed: {sum(1 for e in entries if not e.is_dir)} files, {packed.stat().st_size} bytes")
+
+
+def build_zip(packed_deps: Path, src: Path, out: Path, source_date_epoch: str | None) -> None:
     date_time = zipwriter.zip_date_time(source_date_epoch)
     entries = zipwriter.merge(
-        ("the dependencies", zipwriter.collect(deps)),
+        ("the dependencies", zipwriter.collect_zip(packed_deps)),
         ("the source folder", zipwriter.collect(src, skip=lambda n: n in ("Pipfile", "Pipfile.lock"))),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     zipwriter.write_zip(entries, out, date_time)
+    # The digest travels with the zip: the host checks its copy against it instead of re-reading
+    # every entry's CRC.
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    out.with_name(out.name + ".sha256").write_text(digest + "\n", encoding="ascii")
     files = sum(1 for e in entries if not e.is_dir)
-    say(f"zip written: {files} files, {out.stat().st_size} bytes")
+    say(f"zip written: {files} files, {out.stat().st_size} bytes, sha256 {digest}")

@@ -6,18 +6,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import traceback
 from pathlib import Path
 
 import json
 
-from . import audit, lockfile, runtimes
+from . import audit, lockfile, runtimes, smoke
 from .context import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .package import PackageSettings, package
-from .runner import Runner
+from .runner import Runner, install_signal_handlers
 
 KIT_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -53,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--layer", type=Path, action="append", default=[], help="a layer zip counted toward 250 MB (repeatable)")
     c.add_argument("--json", action="store_true", help="print a machine-readable report")
     c.epilog = "Exit status: 0 clean or warnings only, 1 errors, 2 usage."
+    m = sub.add_parser("smoke", help="run the handler from a zip in the Lambda runtime image, as Lambda would")
+    m.add_argument("zip", type=Path)
+    m.add_argument("--handler", default="app.handler", help="module.function")
+    m.add_argument("--event", type=Path, help="a JSON event file (default: {})")
+    m.add_argument("--runtime", default="3.12")
+    m.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
+    m.add_argument("--image", default="", help="runtime image (default: public.ecr.aws/lambda/python:3.X-ARCH)")
+    m.add_argument("--timeout", type=float, default=60.0, help="seconds before the invocation times out")
+    m.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit")
     p.epilog = (
         "Network settings come from the environment so they never show in a process list: "
         "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH."
@@ -67,10 +75,6 @@ def _network_from_environment() -> NetworkSettings:
         extra_index_urls=_env("EXTRA_INDEX_URLS").split(),
         ca_bundle=Path(ca) if ca else None,
     )
-
-
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signal.Signals(signum).name)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -95,6 +99,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     if args.command == "check":
         return run_check(args)
+    if args.command == "smoke":
+        return run_smoke(args)
     raise UsageError("unknown command", args.command)
 
 
@@ -123,6 +129,27 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def run_smoke(args: argparse.Namespace) -> int:
+    settings = smoke.SmokeSettings(
+        kit_dir=KIT_DIR, zip=args.zip.resolve(), handler=args.handler, state_dir=args.state_dir.resolve(),
+        event=args.event, runtime=args.runtime, arch=args.arch, image=args.image, timeout=args.timeout,
+        network=_network_from_environment(),
+    )  # fmt: skip
+    report = smoke.smoke(settings, Runner(), say=lambda line: print(line, flush=True))
+    if not report["ok"]:
+        error = report["error"]
+        print(json.dumps(error), flush=True)
+        raise KitError("the handler failed", f"{error['errorType']}: {error['errorMessage']}",
+                       hint="the error is what Lambda would report for this zip")  # fmt: skip
+    print(report["result"], flush=True)
+    print(
+        f"lambda-kit: smoke passed: {args.handler} returned in {report['duration_ms']} ms, "
+        f"peak memory {report['peak_memory_mb']} MB ({report['entries']} zip entries unpacked)",
+        flush=True,
+    )
+    return 0
+
+
 def report_lines(report: audit.Report) -> list[str]:
     lines = [
         f"lambda-kit: audit of {report.zip} for {report.runtime} {report.arch}: {report.files} files, "
@@ -137,7 +164,7 @@ def report_lines(report: audit.Report) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     debug = _env("LAMBDA_KIT_DEBUG") == "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="lambda-kit: debug: %(message)s")
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    install_signal_handlers()
     try:
         return run_command(build_parser().parse_args(argv))
     except KitError as exc:
@@ -150,4 +177,4 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Interrupted) as exc:
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)
         print(f"lambda-kit: error: interrupted ({name}); the previous zip is untouched", file=sys.stderr, flush=True)
-        return 130 if isinstance(exc, KeyboardInterrupt) else 143
+        return 130 if name == "SIGINT" else 143

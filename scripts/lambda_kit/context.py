@@ -84,6 +84,29 @@ def legacy_dockerfile(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _stage_network(ctx: Path, buildkit: bool, network: NetworkSettings) -> None:
+    net = ctx / "net"
+    net.mkdir()
+    if not buildkit:
+        # Legacy builder: the settings travel in the context (credentials were refused earlier).
+        if network.ca_bundle:
+            shutil.copyfile(network.ca_bundle, net / "lambda-kit-ca")
+        if network.settings_text():
+            (net / "lambda-kit-pip").write_text(network.settings_text(), encoding="utf-8")
+
+
+def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSettings) -> None:
+    """The smoke image's context: its Dockerfile, awslambdaric's pins, the runner, network settings."""
+    ctx.mkdir(parents=True, exist_ok=True)
+    dockerfile = (kit_dir / "scripts" / "smoke.Dockerfile").read_text(encoding="utf-8")
+    (ctx / "Dockerfile").write_text(dockerfile if buildkit else legacy_dockerfile(dockerfile), encoding="utf-8")
+    (ctx / "kit").mkdir()
+    shutil.copy2(kit_dir / "scripts" / "smoke-requirements.txt", ctx / "kit")
+    for module in ("netconfig.py", "smoke_runner.py"):
+        shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, ctx / "kit" / module)
+    _stage_network(ctx, buildkit, network)
+
+
 def _copy_tree(source: Path, dest: Path) -> None:
     shutil.copytree(source, dest, ignore=IGNORED, symlinks=False)
 
@@ -108,14 +131,7 @@ def stage(
     for module in CONTAINER_MODULES:
         shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, kit / module)
 
-    net = ctx / "net"
-    net.mkdir()
-    if not buildkit:
-        # Legacy builder: the settings travel in the context (credentials were refused earlier).
-        if network.ca_bundle:
-            shutil.copyfile(network.ca_bundle, net / "lambda-kit-ca")
-        if network.settings_text():
-            (net / "lambda-kit-pip").write_text(network.settings_text(), encoding="utf-8")
+    _stage_network(ctx, buildkit, network)
 
     project = ctx / "project"
     project.mkdir()

@@ -101,11 +101,21 @@ class ContainerSession:
     (an error, Ctrl-C, SIGTERM). The container is never started: `docker cp` reads a stopped one.
     LAMBDA_KIT_KEEP_CONTAINER=1 keeps it for debugging."""
 
-    def __init__(self, run: Run, image: str, labels: dict[str, str], name_prefix: str = "lambda-kit") -> None:
+    def __init__(
+        self,
+        run: Run,
+        image: str,
+        labels: dict[str, str],
+        name_prefix: str = "lambda-kit",
+        command: tuple[str, ...] = ("/bin/true",),
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.run = run
         self.image = image
         self.labels = labels
         self.name = f"{name_prefix}-{secrets.token_hex(6)}"
+        self.command = command
+        self.options = options
         self.created = False
 
     def __enter__(self) -> "ContainerSession":
@@ -113,7 +123,7 @@ class ContainerSession:
         for key, value in self.labels.items():
             argv += ["--label", f"{key}={value}"]
         # Some images (an imported root file system) have no command; create refuses them without one.
-        argv += [self.image, "/bin/true"]
+        argv += [*self.options, self.image, *self.command]
         self.created = True  # from here on, remove it: a create that failed or timed out may have made it
         try:
             self.run(argv, timeout=120)
@@ -124,6 +134,13 @@ class ContainerSession:
 
     def copy_out(self, path_in_container: str, dest: Path) -> None:
         self.run(["docker", "cp", f"{self.name}:{path_in_container}", str(dest)], timeout=600)
+
+    def copy_in(self, source: Path, path_in_container: str) -> None:
+        self.run(["docker", "cp", str(source), f"{self.name}:{path_in_container}"], timeout=600)
+
+    def start_attached(self, timeout: float) -> str:
+        """Start the created container and wait for it; its output (stdout) is returned."""
+        return self.run(["docker", "start", "--attach", self.name], timeout=timeout)
 
     def __exit__(self, *exc_info) -> None:
         self.remove()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -59,16 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     deps = sub.add_parser("deps")
     deps.add_argument("--project", type=Path, default=ROOT / "project")
     deps.add_argument("--paths-map", type=Path, default=ROOT / "paths" / "map.json")
-    deps.add_argument("--target", type=Path, default=ROOT / "deps")
+    deps.add_argument("--packed", type=Path, default=ROOT / "deps.zip")
     zip_ = sub.add_parser("zip")
-    zip_.add_argument("--deps", type=Path, default=ROOT / "deps")
+    zip_.add_argument("--deps", type=Path, default=ROOT / "deps.zip")
     zip_.add_argument("--src", type=Path, default=ROOT / "src")
     zip_.add_argument("--out", type=Path, default=ROOT / "out" / "build.zip")
     args = parser.parse_args(argv)
     try:
         if args.step == "deps":
             check_interpreter(os.environ.get("PYTHON_VERSION", ""))
-            buildsteps.install_dependencies(container_toolchain(), args.project, args.target, staged_paths(args.paths_map))
+            tree = ROOT / "deps"
+            buildsteps.install_dependencies(container_toolchain(), args.project, tree, staged_paths(args.paths_map))
+            buildsteps.pack_dependencies(tree, args.packed)
+            shutil.rmtree(tree)  # in the same layer: the image keeps only the packed copy
         else:
             buildsteps.build_zip(args.deps, args.src, args.out, os.environ.get("SOURCE_DATE_EPOCH"))
     except (StepError, lockfile.LockError, zipwriter.ZipBuildError) as exc:

@@ -117,6 +117,7 @@ def build(
 
         try:
             buildsteps.install_dependencies(tools, project, work / "deps", local_path)
-            buildsteps.build_zip(work / "deps", work / "src", dest, source_date_epoch)
+            buildsteps.pack_dependencies(work / "deps", work / "deps.zip")
+            buildsteps.build_zip(work / "deps.zip", work / "src", dest, source_date_epoch)
         except buildsteps.StepError as exc:
             raise KitError(str(exc), hint=f"{exc.hint}  (full log: {log_path})" if exc.hint else f"full log: {log_path}") from None

@@ -17,7 +17,6 @@ import re
 import shutil
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -164,15 +163,17 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
 
 
 def check_zip(path: Path, s: PackageSettings, lock: dict, say: Callable[[str], None]) -> audit.Report:
-    """CRCs first, then the full audit: an error fails the build before the old zip is replaced."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-    except zipfile.BadZipFile as exc:
-        raise KitError("the built zip is not a zip file", str(exc), hint="run the build again") from None
-    if bad:
-        raise KitError("the built zip is corrupt", bad, hint="run the build again; report it if it repeats")
-    report = audit.audit_zip(path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock)
+    """Integrity first (the digest the build wrote beside the zip), then the full audit: an error
+    fails the build before the old zip is replaced."""
+    expected = path.with_name(path.name + ".sha256")
+    if not expected.is_file():
+        raise KitError("the build wrote no digest beside the zip", str(expected), hint="report this as a kit bug")
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != expected.read_text(encoding="ascii").strip():
+        raise KitError("the zip changed on its way out of the build", actual, hint="run the build again")
+    report = audit.audit_zip(
+        path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock, native_cache=s.state_dir / "audit-native.json"
+    )
     for finding in report.findings:
         say(f"lambda-kit: audit: {finding.line()}")
         say(f"lambda-kit: audit:         hint: {finding.hint}")
@@ -272,5 +273,6 @@ def build_in_docker(
 
     with docker.ContainerSession(run, tag, labels) as container:
         container.copy_out(ZIP_IN_IMAGE, dest)
+        container.copy_out(ZIP_IN_IMAGE + ".sha256", dest.with_name(dest.name + ".sha256"))
     say(f"lambda-kit: zip copied out of container {container.name}, container removed")
     docker.prune_superseded_images(run, checkout_id(project_dir))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 from pathlib import Path
 from typing import Mapping, Protocol
 
 import sh
 
-from .errors import KitError
+from .errors import Interrupted, KitError
 
 log = logging.getLogger("lambda_kit")
 logging.getLogger("sh").setLevel(logging.WARNING)
@@ -51,6 +52,41 @@ def _text(data: bytes | str | None) -> str:
     return data or ""
 
 
+class _Interruption:
+    """SIGINT/SIGTERM while a command runs: the command is stopped and Interrupted is raised once
+    it has ended, from our own code, never from inside sh's machinery (which may swallow it)."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self.in_command = False
+        self.running = None
+
+    def handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if not self.in_command:
+            raise Interrupted(name)
+        self.signal_name = name
+        self._stop()
+
+    def _stop(self) -> None:
+        running = self.running
+        if running is not None and running.process.is_alive()[0]:
+            running.terminate()  # docker's client cancels the build and exits
+
+    def raise_if_interrupted(self) -> None:
+        if self.signal_name:
+            name, self.signal_name = self.signal_name, None
+            raise Interrupted(name)
+
+
+interruption = _Interruption()
+
+
+def install_signal_handlers() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interruption.handle)
+
+
 class Runner:
     """The real `Run`: one `sh` call per command, one string per argument."""
 
@@ -69,15 +105,17 @@ class Runner:
         if log_file is not None:
             out = open(log_file, "ab")
             options.update(_out=out, _err_to_out=True)
+        interruption.in_command = True
         try:
-            running = command(*argv[1:], **options)
+            running = interruption.running = command(*argv[1:], **options)
+            if interruption.signal_name:  # arrived while the process was starting
+                interruption._stop()
             try:
                 running.wait()
-            except BaseException:
-                # Ctrl-C, SIGTERM, or our own timeout: never leave the child running.
-                if running.process.is_alive()[0]:
-                    running.kill()
+            except (sh.ErrorReturnCode, sh.SignalException, sh.TimeoutException):
+                interruption.raise_if_interrupted()
                 raise
+            interruption.raise_if_interrupted()
         except sh.TimeoutException as exc:
             raise CommandFailed(argv, None, _text(getattr(exc, "full_cmd", ""))) from None
         except sh.ErrorReturnCode as exc:
@@ -88,6 +126,8 @@ class Runner:
         except sh.SignalException as exc:
             raise CommandFailed(argv, exc.exit_code, _text(exc.stderr)) from None
         finally:
+            interruption.in_command = False
+            interruption.running = None
             if out is not None:
                 out.close()
         return "" if log_file is not None else _text(running.stdout)

@@ -68,6 +68,11 @@ def default_build_image(version: str, arch: str) -> str:
     return f"public.ecr.aws/sam/build-python{version}:latest-{arch}"
 
 
+def default_runtime_image(version: str, arch: str) -> str:
+    """The AWS Lambda base image for a runtime and architecture (what `make smoke` runs in)."""
+    return f"public.ecr.aws/lambda/python:{version}-{arch}"
+
+
 def target_environment(runtime: Runtime, arch: str) -> dict[str, str]:
     """PEP 508 marker variables of a Lambda runtime, wherever the code asking runs."""
     machine = ARCHITECTURES[arch][1]

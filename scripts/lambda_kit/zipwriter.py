@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import time
 import zipfile
 from dataclasses import dataclass
@@ -33,10 +34,19 @@ class ZipBuildError(Exception):
 
 
 @dataclass(frozen=True)
+class Packed:
+    """An entry already compressed by `write_zip` into another zip: copied, not recompressed."""
+
+    archive: Path
+    info: zipfile.ZipInfo
+
+
+@dataclass(frozen=True)
 class Entry:
     name: str  # POSIX path inside the zip; folders end with "/"
-    source: Path | None  # None for folders
+    source: Path | None  # None for folders and packed entries
     mode: int  # 0o644, 0o755
+    packed: Packed | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -93,6 +103,21 @@ def collect(root: Path, skip: Callable[[str], bool] = lambda name: False) -> dic
     return entries
 
 
+def collect_zip(archive: Path) -> dict[str, Entry]:
+    """The entries of a zip `write_zip` wrote, to be copied into another one as they are. Their
+    compressed bytes are what compressing the files again would give, so the result is
+    byte-identical to a zip written from the files, without the cost of deflating them again."""
+    entries: dict[str, Entry] = {}
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            mode = stat.S_IMODE(info.external_attr >> 16)
+            if info.is_dir():
+                entries[info.filename] = Entry(info.filename, None, 0o755)
+            else:
+                entries[info.filename] = Entry(info.filename, None, mode, Packed(Path(archive), info))
+    return entries
+
+
 def merge(*layers: tuple[str, dict[str, Entry]]) -> list[Entry]:
     """Join named layers (e.g. dependencies, then source); the same file in two layers is an
     error, not a silent overwrite. Folders may be shared."""
@@ -112,6 +137,15 @@ def merge(*layers: tuple[str, dict[str, Entry]]) -> list[Entry]:
 
 def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) -> None:
     """Write `entries` (already sorted) to `dest`, normalised as described in the module doc."""
+    sources: dict[Path, object] = {}
+    try:
+        _write_entries(entries, dest, date_time, sources)
+    finally:
+        for fp in sources.values():
+            fp.close()
+
+
+def _write_entries(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...], sources: dict) -> None:
     with zipfile.ZipFile(dest, "w") as zf:
         for entry in entries:
             info = zipfile.ZipInfo(entry.name, date_time=date_time)
@@ -121,7 +155,40 @@ def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) 
                 info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10  # 0x10: MS-DOS folder bit
                 info.compress_type = zipfile.ZIP_STORED
                 zf.writestr(info, b"")
+            elif entry.packed is not None:
+                info.external_attr = (stat.S_IFREG | entry.mode) << 16
+                info.compress_type = entry.packed.info.compress_type
+                _copy_compressed(zf, info, entry.packed, sources)
             else:
                 info.external_attr = (stat.S_IFREG | entry.mode) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, entry.source.read_bytes(), compresslevel=COMPRESS_LEVEL)
+
+
+def _read_compressed(fp, info: zipfile.ZipInfo) -> bytes:
+    fp.seek(info.header_offset)
+    header = fp.read(30)
+    if header[:4] != b"PK\x03\x04":
+        raise ZipBuildError(f"bad local header for {info.filename} in a packed zip", "rebuild without the cache")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    fp.seek(info.header_offset + 30 + name_length + extra_length)
+    return fp.read(info.compress_size)
+
+
+def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed, sources: dict) -> None:
+    """What ZipFile.writestr does for a seekable file, with the data already compressed."""
+    if packed.archive not in sources:
+        sources[packed.archive] = open(packed.archive, "rb")
+    data = _read_compressed(sources[packed.archive], packed.info)
+    info.file_size, info.compress_size, info.CRC = packed.info.file_size, len(data), packed.info.CRC
+    info.flag_bits = 0
+    zip64 = info.file_size * 1.05 > zipfile.ZIP64_LIMIT  # writestr's own rule
+    zf.fp.seek(zf.start_dir)
+    info.header_offset = zf.fp.tell()
+    zf._writecheck(info)
+    zf._didModify = True
+    zf.fp.write(info.FileHeader(zip64))
+    zf.fp.write(data)
+    zf.start_dir = zf.fp.tell()
+    zf.filelist.append(info)
+    zf.NameToInfo[info.filename] = info

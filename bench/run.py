@@ -1,0 +1,245 @@
+"""make bench: lambda-kit against the article's flow, side by side, on one machine in one run.
+
+For two dependency sets (small: requests, pydantic, pyyaml; large: pandas, boto3) and four cases
+(cold build cache, no-op, code-only change, lock change), each flow is timed RUNS times and the
+medians, min-max and the ratio kit/article are written to bench/results.md with the machine's
+description. A benchmark, not a test: nothing here asserts.
+
+The article's flow is its Dockerfile as published and its four docker commands, adapted only in the
+base image (the same stand-in image the kit uses, plus a venv on PATH, the proxy's CA bundle and
+UTF-8 mode, which the article got from `yum` and `get-pip.py`) and an old pipenv that still has
+`lock -r`, which the article needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECTS = ROOT / "bench" / "projects"
+ARTICLE_PIPENV = "2022.7.24"  # the last pipenv series with `pipenv lock -r`
+ARTICLE_BASE_TAG = "lambda-kit-bench/article-base:latest"
+KIT_FILES = ("Makefile", "Dockerfile", "scripts")
+
+ARTICLE_BASE_DOCKERFILE = """\
+# The article's base image, adapted: its FROM amazonlinux:2 + yum + get-pip.py gave it python, pip,
+# gcc and zip; here the kit's own base image gives python and zip, a venv gives pip, and pip is
+# pointed at the CA bundle of this network's HTTPS proxy.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY ca.pem /etc/ssl/certs/lambda-kit-bench-ca.pem
+RUN python3 -m venv /opt/article-python
+ENV PATH=/opt/article-python/bin:$PATH PIP_CERT=/etc/ssl/certs/lambda-kit-bench-ca.pem PYTHONUTF8=1
+"""
+
+# The article's Dockerfile, line for line, but for the base image and the pipenv pin.
+ARTICLE_DOCKERFILE = f"""\
+FROM {ARTICLE_BASE_TAG}
+
+RUN pip install pipenv=={ARTICLE_PIPENV}
+
+ENV LANG en_US.UTF-8
+ENV LC_ALL en_US.UTF-8
+ENV PYTHONDONTWRITEBYTECODE 1
+
+WORKDIR /app
+COPY Pipfile* ./
+
+RUN pipenv lock -r | sed 's/-e //g' | pip install -r /dev/stdin --target .
+COPY lambdas ./
+RUN find . -type f -iname '*.pyc' -delete && rm Pipfile*
+
+RUN zip -r /tmp/code.zip .
+"""
+
+
+def run(argv, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise SystemExit(f"bench: `{' '.join(map(str, argv[:4]))}` failed (exit {result.returncode}):\n{tail}")
+    return result
+
+
+class ArticleFlow:
+    name = "article"
+
+    def __init__(self, folder: Path, tag: str) -> None:
+        self.folder = folder
+        self.tag = tag
+        self.zip = folder / "build.zip"
+
+    def build(self) -> None:
+        # The article's four commands.
+        run(["docker", "build", ".", "-t", self.tag], cwd=self.folder, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+        container = run(["docker", "create", self.tag, "/bin/true"]).stdout.strip()
+        try:
+            run(["docker", "cp", f"{container}:/tmp/code.zip", str(self.zip)])
+        finally:
+            run(["docker", "rm", container])
+
+    def forget(self) -> None:
+        run(["docker", "image", "rm", "--force", self.tag], check=False)
+
+
+class KitFlow:
+    name = "kit"
+
+    def __init__(self, folder: Path, base_image: str, runtime: str, venv: str) -> None:
+        self.folder = folder
+        self.zip = folder / "build.zip"
+        self.settings = [f"PYTHON_VERSION={runtime}", f"BASE_IMAGE={base_image}"]
+        self.env = {**os.environ, "LAMBDA_KIT_VENV": venv, "DOCKER_BUILDKIT": "0"}
+
+    def build(self) -> None:
+        run(["make", "--no-print-directory", "package", *self.settings], cwd=self.folder, env=self.env)
+
+    def forget(self) -> None:
+        self.zip.unlink(missing_ok=True)
+        ids = run(["docker", "images", "-aq", "--filter", "label=org.lambda-kit.kit=lambda-kit"]).stdout.split()
+        if ids:
+            run(["docker", "image", "rm", "--force", *sorted(set(ids))], check=False)
+
+
+def clear_build_cache(flows) -> None:
+    for flow in flows:
+        flow.forget()
+    run(["docker", "image", "prune", "--force"], check=False)
+    run(["docker", "builder", "prune", "--all", "--force"], check=False)
+
+
+def prepare(work: Path, set_name: str, base_image: str, runtime: str, venv: str):
+    project = PROJECTS / set_name
+    article_dir = work / set_name / "article"
+    kit_dir = work / set_name / "kit"
+    for folder in (article_dir, kit_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        shutil.copytree(project / "lambdas", folder / "lambdas")
+        use_lock(folder, set_name, "a")
+    (article_dir / "Dockerfile").write_text(ARTICLE_DOCKERFILE)
+    for name in KIT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, kit_dir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, kit_dir / name)
+    return ArticleFlow(article_dir, f"lambda-kit-bench/article-{set_name}:latest"), KitFlow(kit_dir, base_image, runtime, venv)
+
+
+def use_lock(folder: Path, set_name: str, variant: str) -> None:
+    for name in ("Pipfile", "Pipfile.lock"):
+        shutil.copyfile(PROJECTS / set_name / variant / name, folder / name)
+
+
+def edit_code(folder: Path, counter: int) -> None:
+    app = folder / "lambdas" / "app.py"
+    app.write_text(app.read_text() + f"# bench edit {counter}\n")
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def build_article_base(base_image: str, ca_bundle: str, work: Path) -> None:
+    folder = work / "article-base"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "Dockerfile").write_text(ARTICLE_BASE_DOCKERFILE)
+    shutil.copyfile(ca_bundle, folder / "ca.pem")
+    run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "-t", ARTICLE_BASE_TAG, "."],
+        cwd=folder, env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
+
+
+def zip_sizes(path: Path) -> tuple[int, int]:
+    with zipfile.ZipFile(path) as zf:
+        return path.stat().st_size, sum(i.file_size for i in zf.infolist())
+
+
+def summarise(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def machine_description() -> str:
+    cores = os.cpu_count()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    server = run(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()
+    client = run(["docker", "version", "--format", "{{.Client.Version}}"]).stdout.strip()
+    return f"{cores} cores, {memory:.0f} GiB, Docker engine {server} (client {client}, legacy builder), {sys.platform}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sets", default="small,large")
+    parser.add_argument("--base-image", default=os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-2"))
+    parser.add_argument("--runtime", default="3.11", help="the Python of the base image")
+    parser.add_argument("--ca-bundle", default=os.environ.get("CA_BUNDLE") or os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    args = parser.parse_args()
+    work = ROOT / "bench" / "work"
+    venv = sys.prefix  # the kit's own helper environment, shared by the kit copies
+    build_article_base(args.base_image, args.ca_bundle, work)
+
+    cases = ("cold", "no-op", "code-only", "lock change")
+    rows, sizes = [], {}
+    for set_name in args.sets.split(","):
+        article, kit = prepare(work, set_name, args.base_image, args.runtime, venv)
+        times = {(flow.name, case): [] for flow in (article, kit) for case in cases}
+        variant = "a"
+        for n in range(args.runs):
+            print(f"bench: {set_name} run {n + 1}/{args.runs}", flush=True)
+            for flow in (article, kit):
+                clear_build_cache((article, kit))
+                times[(flow.name, "cold")].append(timed(flow.build))
+            for flow in (article, kit):
+                times[(flow.name, "no-op")].append(timed(flow.build))
+            for flow in (article, kit):
+                edit_code(flow.folder, n)
+                times[(flow.name, "code-only")].append(timed(flow.build))
+            variant = "b" if variant == "a" else "a"
+            for flow in (article, kit):
+                use_lock(flow.folder, set_name, variant)
+                times[(flow.name, "lock change")].append(timed(flow.build))
+        sizes[set_name] = (zip_sizes(article.zip), zip_sizes(kit.zip))
+        for case in cases:
+            a, k = times[("article", case)], times[("kit", case)]
+            rows.append((set_name, case, summarise(a), summarise(k), statistics.median(k) / statistics.median(a)))
+            print(f"bench: {set_name:5} {case:11} article {summarise(a):>20}  kit {summarise(k):>20}  kit/article {rows[-1][-1]:.3f}", flush=True)
+
+    lines = [
+        "# make bench: lambda-kit against the article's flow",
+        "",
+        f"Run on {datetime.date.today().isoformat()}: {machine_description()}.",
+        f"Base image `{args.base_image}` (python{args.runtime}) for both flows; {args.runs} runs per case; "
+        "seconds, median (min-max), wall clock of the whole flow (build, create, cp, rm; for the kit "
+        "`make package`, audit included).",
+        "",
+        "| set | case | article | lambda-kit | kit/article |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {s} | {c} | {a} | {k} | {r:.3f} |" for s, c, a, k, r in rows]
+    lines += ["", "| set | article zip (zipped / unzipped bytes) | lambda-kit zip (zipped / unzipped bytes) |", "|---|---|---|"]
+    for set_name, ((az, au), (kz, ku)) in sizes.items():
+        lines.append(f"| {set_name} | {az:,} / {au:,} | {kz:,} / {ku:,} |")
+    code = {s: statistics.median([float(k.split()[0]) for (s2, c, a, k, r) in rows if s2 == s and c == "code-only"]) for s in sizes}
+    if {"small", "large"} <= set(code):
+        lines += ["", f"Code-only change, large set / small set (kit): {code['large'] / code['small']:.2f}x."]
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"bench: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

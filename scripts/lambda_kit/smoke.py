@@ -1,0 +1,109 @@
+"""`smoke`: run the handler from the final zip the way Lambda does, in the runtime image.
+
+    1. build (or reuse) the smoke image: the runtime image plus awslambdaric, pinned and hashed
+    2. docker create a fresh container (root, so it can unpack; the handler runs as uid 993)
+    3. docker cp the zip and the event in; docker start --attach; docker rm --force, always
+    4. read the runner's report: the result, or Lambda's error (Runtime.ImportModuleError, ...)
+
+No bind mounts, so a remote DOCKER_HOST works, and the zip is never baked into an image.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import docker, runtimes
+from .context import NetworkSettings, secret_files, stage_smoke
+from .errors import KitError, UsageError
+from .package import build_failure, checkout_id
+from .runner import CommandFailed, Run
+
+REPORT = "LAMBDA_KIT_SMOKE_REPORT "
+RUNNER = "/opt/lambda-kit-smoke/smoke_runner.py"
+
+
+@dataclass
+class SmokeSettings:
+    kit_dir: Path
+    zip: Path
+    handler: str
+    state_dir: Path
+    event: Path | None = None
+    runtime: str = "3.12"
+    arch: str = "x86_64"
+    image: str = ""
+    timeout: float = 60.0
+    network: NetworkSettings | None = None
+
+
+def smoke_image(s: SmokeSettings, runtime: runtimes.Runtime, engine: docker.Engine, run: Run, say) -> str:
+    image = s.image or runtimes.default_runtime_image(runtime.version, s.arch)
+    project = checkout_id(s.kit_dir)
+    tag = f"lambda-kit-smoke/{project}:{runtime.cpython_tag}-{s.arch}"
+    log_path = s.state_dir / "smoke-build.log"
+    log_path.write_text("", encoding="utf-8")
+    network = s.network or NetworkSettings()
+    with tempfile.TemporaryDirectory(prefix="lambda-kit-smoke-") as tmp:
+        ctx = Path(tmp) / "context"
+        stage_smoke(ctx, kit_dir=s.kit_dir, buildkit=engine.buildkit, network=network)
+        request = docker.BuildRequest(
+            context=ctx,
+            tag=tag,
+            build_args={"RUNTIME_IMAGE": image},
+            labels={docker.LABEL: "lambda-kit", docker.CHECKOUT_LABEL: project},
+            secrets=secret_files(Path(tmp), network) if engine.buildkit else {},
+            platform="linux/arm64" if s.arch == "arm64" else None,
+        )
+        argv, env = docker.build_command(engine, request)
+        try:
+            run(argv, log_file=log_path, env=env)
+        except CommandFailed as exc:
+            raise build_failure(log_path, exc) from None
+    say(f"lambda-kit: smoke image {tag} on {image}")
+    return tag
+
+
+def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
+    try:
+        runtime = runtimes.lookup(s.runtime)
+    except KeyError:
+        raise UsageError("unknown Python runtime", s.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}") from None
+    if not s.zip.is_file():
+        raise UsageError("no zip to run", str(s.zip), hint="build it first: make package")
+    if s.event is not None:
+        try:
+            json.loads(s.event.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError("cannot read the event file", f"{s.event}: {exc.strerror}", hint="set EVENT to a JSON file") from None
+        except ValueError as exc:
+            raise UsageError("the event file is not JSON", f"{s.event}: {exc}", hint="set EVENT to a JSON file") from None
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = docker.preflight(run)
+    tag = smoke_image(s, runtime, engine, run, say)
+
+    labels = {docker.LABEL: "lambda-kit", docker.CHECKOUT_LABEL: checkout_id(s.kit_dir)}
+    options = ("--user", "0:0", "--env", f"LAMBDA_KIT_FUNCTION_NAME={s.zip.stem}")
+    command = ("python3", RUNNER, s.handler, str(s.timeout))
+    with tempfile.TemporaryDirectory(prefix="lambda-kit-smoke-") as tmp:
+        event = Path(tmp) / "event.json"
+        event.write_bytes(s.event.read_bytes() if s.event else b"{}")
+        started = time.monotonic()
+        with docker.ContainerSession(run, tag, labels, name_prefix="lambda-kit-smoke", command=command, options=options) as box:
+            box.copy_in(s.zip, "/tmp/lambda-kit-smoke/function.zip")
+            box.copy_in(event, "/tmp/lambda-kit-smoke/event.json")
+            output = box.start_attached(timeout=s.timeout + 120)
+    report = None
+    for line in output.splitlines():
+        if line.startswith(REPORT):
+            report = json.loads(line[len(REPORT):])
+        else:
+            say(line)  # the handler's own logs
+    if report is None:
+        raise KitError("the smoke container gave no report", " | ".join(output.splitlines()[-3:]), hint="run with LAMBDA_KIT_DEBUG=1")
+    report["seconds"] = round(time.monotonic() - started, 1)
+    return report

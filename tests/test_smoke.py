@@ -1,0 +1,99 @@
+"""`make smoke`: the final zip unpacked and invoked as Lambda would, through awslambdaric."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import BASE_IMAGE, RUNTIME, kit_env, make
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
+
+
+@pytest.fixture
+def built(sample) -> Path:
+    result = make(sample, "package")
+    assert result.returncode == 0, result.stderr
+    return sample
+
+
+def rewrite(source: Path, dest: Path, drop: str | None = None, mode_for: dict[str, int] | None = None) -> Path:
+    """A copy of a zip without the entries under `drop`, or with other modes for some entries."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            if drop and info.filename.startswith(drop):
+                continue
+            if mode_for and info.filename in mode_for:
+                info.external_attr = (stat.S_IFREG | mode_for[info.filename]) << 16
+            out.writestr(info, src.read(info))
+    return dest
+
+
+def helper_smoke(project: Path, zip_path: Path, handler: str = "app.handler", event: str | None = None):
+    argv = [sys.executable, str(project / "scripts" / "lambda-kit"), "smoke", str(zip_path), "--handler", handler,
+            "--runtime", RUNTIME, "--image", BASE_IMAGE]  # fmt: skip
+    if event:
+        argv += ["--event", event]
+    return subprocess.run(argv, cwd=project, env=kit_env(), capture_output=True, text=True, timeout=600)
+
+
+def test_sample_zip_answers_the_sample_event(built):
+    result = make(built, "smoke", f"RUNTIME_IMAGE={BASE_IMAGE}", "EVENT=events/order.json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    lines = result.stdout.splitlines()
+    response = json.loads(next(line for line in lines if line.startswith('{"statusCode"')))
+    assert response["statusCode"] == 200
+    body = json.loads(response["body"])
+    assert body["order_id"] == "A-1001" and body["total"] == "104.40"
+    assert len(body["request_id"]) == 36  # the context's aws_request_id, a UUID
+    summary = lines[-1]
+    assert summary.startswith("lambda-kit: smoke passed: app.handler returned in ")
+    assert " ms, peak memory " in summary and " MB (" in summary
+
+
+def test_bad_event_shape_is_the_handlers_own_answer(built):
+    result = make(built, "smoke", f"RUNTIME_IMAGE={BASE_IMAGE}")  # no EVENT: {}
+    assert result.returncode == 0, result.stderr
+    response = json.loads(next(l for l in result.stdout.splitlines() if l.startswith('{"statusCode"')))
+    assert response["statusCode"] == 400
+
+
+def test_files_zipped_as_0600_fail_with_a_permission_error(built, tmp_path):
+    bad = rewrite(built / "build.zip", tmp_path / "private.zip", mode_for={"app.py": 0o600})
+    result = helper_smoke(built, bad)
+    assert result.returncode == 1
+    error = json.loads(next(l for l in result.stdout.splitlines() if l.startswith('{"errorMessage"')))
+    assert error["errorType"] == "PermissionError" and "Permission denied" in error["errorMessage"]
+    assert result.stderr.startswith("lambda-kit: error: the handler failed (PermissionError: ")
+
+
+def test_missing_dependency_fails_as_import_module_error(built, tmp_path):
+    bad = rewrite(built / "build.zip", tmp_path / "no-yaml.zip", drop="yaml/")
+    result = helper_smoke(built, bad)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "lambda-kit: error: the handler failed (Runtime.ImportModuleError: "
+        "Unable to import module 'app': No module named 'yaml')"
+    )
+
+
+def test_wrong_handler_name_fails_as_handler_not_found(built):
+    result = helper_smoke(built, built / "build.zip", handler="app.lambda_handler")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "lambda-kit: error: the handler failed (Runtime.HandlerNotFound: Handler 'lambda_handler' missing on module 'app')"
+    )
+
+
+def test_missing_zip_and_bad_event_are_usage_errors(built, tmp_path):
+    missing = helper_smoke(built, tmp_path / "nope.zip")
+    assert missing.returncode == 2 and missing.stderr.startswith("lambda-kit: error: no zip to run")
+    (tmp_path / "bad.json").write_text("{not json")
+    bad_event = helper_smoke(built, built / "build.zip", event=str(tmp_path / "bad.json"))
+    assert bad_event.returncode == 2 and bad_event.stderr.startswith("lambda-kit: error: the event file is not JSON")
