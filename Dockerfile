@@ -1,7 +1,7 @@
 # lambda-kit build image: Pipfile.lock + source folder -> /opt/lambda-kit/out/build.zip.
 # Driven by scripts/lambda-kit, which stages a minimal build context and runs
-# docker build / create / cp / rm. Layer order is the article's, for its caching:
-# base image, tools, lock files, dependencies, then code.
+# docker build / create / cp / rm; everything it copies out is in /opt/lambda-kit/out.
+# Layer order is the article's, for its caching: base image, tools, lock files, dependencies, code.
 #
 # BASE_IMAGE        any image with python3 (+ venv) for the target runtime; default: the AWS SAM
 #                   build image, public.ecr.aws/sam/build-python3.X:latest-{x86_64,arm64}
@@ -34,10 +34,13 @@ RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
         --require-hashes --only-binary=:all: --no-compile -r kit/container-requirements.txt \
  && find tools -name __pycache__ -prune -exec rm -rf {} +
 
-# 2. Lock files (and local path dependencies), verified, then [packages] installed with hashes.
+# 2. Lock files (and local path dependencies), verified, then [packages] installed with hashes,
+#    from the wheelhouse the helper kept from the last build plus what the lock changed; packed
+#    once into out/deps.zip, which the helper also keeps so a code-only change needs no Docker.
 COPY kit/lambda_kit/ kit/lambda_kit/
 COPY project/ project/
 COPY paths/ paths/
+COPY wheels/ out/wheels/
 ARG PYTHON_VERSION=
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \

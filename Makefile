@@ -61,7 +61,8 @@ package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
 # The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
 $(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP)
 	@$(HELPER) package --pipfile '$(PIPFILE)' --src '$(SRC)' --out '$@' --runtime '$(PYTHON_VERSION)' \
-		--arch '$(ARCH)' --handler '$(HANDLER)' --base-image '$(BASE_IMAGE)' --builder '$(BUILDER)' --state-dir '$(KIT_STATE)'
+		--arch '$(ARCH)' --handler '$(HANDLER)' --base-image '$(BASE_IMAGE)' --builder '$(BUILDER)' --state-dir '$(KIT_STATE)' \
+		$(if $(findstring B,$(firstword -$(MAKEFLAGS))),--fresh)
 
 # Rewritten only when a setting that shapes the zip changes, so its date tells make when.
 .PHONY: FORCE

@@ -30,7 +30,7 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, src=project / "lambdas",
                   buildkit=False, network=network)  # fmt: skip
     top = sorted(p.name for p in ctx.iterdir())
-    assert top == ["Dockerfile", "kit", "net", "paths", "project", "src"]
+    assert top == ["Dockerfile", "kit", "net", "paths", "project", "src", "wheels"]
     assert sorted(p.name for p in (ctx / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
     assert sorted(p.name for p in (ctx / "kit" / "lambda_kit").iterdir()) == sorted(context.CONTAINER_MODULES)
     mapping = json.loads((ctx / "paths" / "map.json").read_text())

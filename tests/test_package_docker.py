@@ -109,7 +109,7 @@ def test_sample_zip_holds_code_and_locked_packages_only_and_runs(sample):
     assert json.loads(response["body"]) == {"order_id": "A-1001", "total": "104.40", "request_id": "req-1"}
 
 
-def test_nothing_changed_means_no_docker_then_a_change_rebuilds(sample, tmp_path):
+def test_nothing_changed_means_no_docker_and_a_code_change_needs_none_either(sample, tmp_path):
     assert make(sample, "package").returncode == 0
     zip_path = sample / "build.zip"
     before = zip_path.read_bytes()
@@ -122,12 +122,29 @@ def test_nothing_changed_means_no_docker_then_a_change_rebuilds(sample, tmp_path
     env = kit_env(PATH=f"{spy_dir}:{os.environ['PATH']}")
     again = make(sample, "package", env=env)
     assert again.returncode == 0, again.stderr
-    assert not calls.exists()
+    assert again.stdout == "" and not calls.exists()
 
-    (sample / "lambdas" / "app.py").write_text((sample / "lambdas" / "app.py").read_text() + "\n# changed\n")
+    # A code change rebuilds the zip, adding the code to the cached dependencies: still no docker.
+    app = sample / "lambdas" / "app.py"
+    app.write_text(app.read_text() + "\n# changed\n")
     changed = make(sample, "package", env=env)
-    assert calls.exists(), "a source change must rebuild"
-    assert_failed_cleanly(changed, "the Docker daemon is not reachable", zip_path, before)
+    assert changed.returncode == 0, changed.stderr
+    assert not calls.exists()
+    assert "dependencies unchanged" in changed.stdout
+    with_change = zip_path.read_bytes()
+    assert with_change != before and zipfile.ZipFile(zip_path).read("app.py").endswith(b"# changed\n")
+
+    # The same inputs through the full Docker build (make -B) give the same bytes.
+    full = make(sample, "-B", "package")
+    assert full.returncode == 0, full.stderr
+    assert "docker build" in full.stdout and zip_path.read_bytes() == with_change
+
+    # A lock change needs the build: with docker gone, it fails cleanly.
+    lock = sample / "Pipfile.lock"
+    lock.write_text(lock.read_text().replace('"version": "==3.20"', '"version": "==3.10"'))
+    broken = make(sample, "package", env=env)
+    assert calls.exists(), "a lock change must rebuild"
+    assert_failed_cleanly(broken, "the Docker daemon is not reachable", zip_path, with_change)
 
 
 def test_stale_lock_is_refused_and_the_previous_zip_kept(sample):
@@ -160,8 +177,9 @@ def test_two_builds_with_the_cache_cleared_between_give_identical_bytes_on_both_
     zip_path = sample / "build.zip"
     legacy_bytes = zip_path.read_bytes()
 
+    assert make(sample, "clean").returncode == 0  # the zip, the kit's state (dependency cache) and images
+    assert not zip_path.exists() and not (sample / ".lambda-kit").exists()
     remove_kit_images_and_build_cache()
-    zip_path.unlink()
     buildkit = buildkit_env()
     if buildkit is None:
         if os.environ.get("CI"):
@@ -216,7 +234,7 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
     before = zip_path.read_bytes()
     (sample / "lambdas" / "blob.bin").write_bytes(os.urandom(150 * 1024 * 1024))  # a slow COPY and zip
     helper = subprocess.Popen(
-        [sys.executable, str(sample / "scripts" / "lambda-kit"), "package", "--runtime", RUNTIME,
+        [sys.executable, str(sample / "scripts" / "lambda-kit"), "package", "--runtime", RUNTIME, "--fresh",
          "--base-image", BASE_IMAGE, "--src", "lambdas", "--out", "build.zip"],
         cwd=sample, env=kit_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

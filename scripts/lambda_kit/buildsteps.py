@@ -41,6 +41,7 @@ class Toolchain:
     target_args: list[str] = field(default_factory=list)  # pip options for a cross-platform install
     target_name: str = ""  # e.g. "python3.12 x86_64", for messages
     cache_dir: str | None = None  # pip's download cache; None: --no-cache-dir
+    wheelhouse: Path | None = None  # downloaded files, kept between builds: a lock change fetches only what changed
     echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
 
 
@@ -145,7 +146,15 @@ def install_dependencies(tools: Toolchain, project: Path, target: Path, local_pa
         if plan.index:
             requirements = Path(tmp) / "requirements.txt"
             requirements.write_text(plan.requirements_text(), encoding="utf-8")
-            pip_install(tools, ["--require-hashes", "-r", str(requirements)], target, plan.index_urls)
+            found = []
+            if tools.wheelhouse is not None:
+                fetch_into_wheelhouse(tools, requirements, plan.index_urls)
+                found = ["--find-links", str(tools.wheelhouse)]
+                # Every file is local now. With only wheels, pip need not ask the index again (given
+                # both, it may download a file it has); an sdist's build still needs the index.
+                if all(p.name.endswith(".whl") for p in tools.wheelhouse.iterdir()):
+                    found.append("--no-index")
+            pip_install(tools, ["--require-hashes", *found, "-r", str(requirements)], target, plan.index_urls)
         others = [local_path(p.path) for p in plan.local] + [p.url for p in plan.urls]
         if others:
             # Not hash-checkable by pip: installed apart, as regular packages, never editable.
@@ -156,6 +165,27 @@ def install_dependencies(tools: Toolchain, project: Path, target: Path, local_pa
             move_into(extra, target)
     drop_console_scripts(target)
     say(f"installed {len(plan.index)} hash-checked and {len(others)} local/VCS packages from [packages]")
+
+
+def fetch_into_wheelhouse(tools: Toolchain, requirements: Path, lock_sources: list[str]) -> None:
+    """`pip download` every locked file into the wheelhouse, hash-checked. pip keeps a file that is
+    already there with a matching hash, so only what the lock changed is fetched."""
+    tools.wheelhouse.mkdir(parents=True, exist_ok=True)
+    argv = [str(tools.python), "-m", "pip", "download", "--no-deps", "--no-input", "--progress-bar", "off",
+            "--require-hashes", "--dest", str(tools.wheelhouse), *tools.target_args, "-r", str(requirements)]  # fmt: skip
+    argv += ["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"]
+    env, cleanup = tools.pip_env(lock_sources)
+    try:
+        result = subprocess.run(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace")  # fmt: skip
+    finally:
+        for path in cleanup:
+            path.unlink(missing_ok=True)
+    tools.echo(result.stdout)
+    if result.returncode != 0:
+        raise pip_failure(result.returncode, result.stdout.splitlines(), tools)
+    reused = result.stdout.count("File was already downloaded")
+    say(f"wheelhouse: {reused} files reused, {result.stdout.count('Saved ')} downloaded")
 
 
 def drop_console_scripts(target: Path) -> None:
@@ -196,7 +226,7 @@ def pack_dependencies(deps: Path, packed: Path) -> None:
     say(f"dependencies packed: {sum(1 for e in entries if not e.is_dir)} files, {packed.stat().st_size} bytes")
 
 
-def build_zip(packed_deps: Path, src: Path, out: Path, source_date_epoch: str | None) -> None:
+def build_zip(packed_deps: Path, src: Path, out: Path, source_date_epoch: str | None, quiet: bool = False) -> None:
     date_time = zipwriter.zip_date_time(source_date_epoch)
     entries = zipwriter.merge(
         ("the dependencies", zipwriter.collect_zip(packed_deps)),
@@ -208,5 +238,6 @@ def build_zip(packed_deps: Path, src: Path, out: Path, source_date_epoch: str | 
     # every entry's CRC.
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     out.with_name(out.name + ".sha256").write_text(digest + "\n", encoding="ascii")
-    files = sum(1 for e in entries if not e.is_dir)
-    say(f"zip written: {files} files, {out.stat().st_size} bytes, sha256 {digest}")
+    if not quiet:
+        files = sum(1 for e in entries if not e.is_dir)
+        say(f"zip written: {files} files, {out.stat().st_size} bytes, sha256 {digest}")

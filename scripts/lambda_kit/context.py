@@ -13,6 +13,7 @@ outside these files cannot invalidate the docker cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,10 +25,9 @@ from urllib.parse import urlsplit
 from .errors import UsageError
 
 CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "incontainer.py", "lockfile.py", "netconfig.py", "runtimes.py", "zipwriter.py")
-IGNORED = shutil.ignore_patterns(
-    "__pycache__", "*.pyc", "*.pyo", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache",
-    ".pytest_cache", "*.egg-info", "build", "dist", "node_modules",
-)  # fmt: skip
+IGNORED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
+                 "build", "dist", "node_modules"}  # fmt: skip
+IGNORED = shutil.ignore_patterns(*IGNORED_PARTS, "*.pyc", "*.pyo", "*.egg-info")
 ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 MOUNT_OPTION = re.compile(r"--mount=\S+\s*")
 
@@ -120,6 +120,7 @@ def stage(
     src: Path,
     buildkit: bool,
     network: NetworkSettings,
+    wheelhouse: Path | None = None,
 ) -> None:
     ctx.mkdir(parents=True, exist_ok=True)
     dockerfile = (kit_dir / "Dockerfile").read_text(encoding="utf-8")
@@ -161,7 +162,36 @@ def stage(
             )
     (paths / "map.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
+    wheels = ctx / "wheels"
+    wheels.mkdir()
+    for path in wheelhouse_files(wheelhouse, lock):
+        if _same_device(path, wheels):
+            os.link(path, wheels / path.name)  # cheap: the context is read, never written
+        else:
+            shutil.copy2(path, wheels / path.name)
+
     _copy_tree(src, ctx / "src")
+
+
+def wheelhouse_files(wheelhouse: Path | None, lock: dict) -> list[Path]:
+    """Files kept from earlier builds that the lock still names (by hash): the build reuses them
+    instead of downloading them again."""
+    if wheelhouse is None or not wheelhouse.is_dir():
+        return []
+    wanted = {h.split(":", 1)[1] for e in lock.get("default", {}).values() if isinstance(e, dict) for h in e.get("hashes", [])}
+    return [p for p in sorted(wheelhouse.iterdir()) if p.is_file() and file_sha256(p) in wanted]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.stat().st_dev
 
 
 def secret_files(folder: Path, network: NetworkSettings) -> dict[str, Path]:

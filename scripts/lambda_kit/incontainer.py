@@ -20,6 +20,7 @@ from . import buildsteps, lockfile, netconfig, zipwriter
 from .buildsteps import StepError
 
 ROOT = Path("/opt/lambda-kit")
+OUT = ROOT / "out"  # what the helper copies out: build.zip (+ .sha256), deps.zip, wheels/
 PIP_CACHE = "/root/.cache/pip"
 
 
@@ -28,6 +29,7 @@ def container_toolchain() -> buildsteps.Toolchain:
         python=ROOT / "tools" / "bin" / "python",
         pipenv=ROOT / "tools" / "bin" / "pipenv",
         pip_env=netconfig.pip_environment,
+        wheelhouse=OUT / "wheels",  # seeded from the host's wheelhouse through the context
         # BuildKit mounts a download cache here; without one, keep downloads out of the layer.
         cache_dir=PIP_CACHE if os.path.ismount(PIP_CACHE) else None,
     )
@@ -60,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     deps = sub.add_parser("deps")
     deps.add_argument("--project", type=Path, default=ROOT / "project")
     deps.add_argument("--paths-map", type=Path, default=ROOT / "paths" / "map.json")
-    deps.add_argument("--packed", type=Path, default=ROOT / "deps.zip")
+    deps.add_argument("--packed", type=Path, default=OUT / "deps.zip")
     zip_ = sub.add_parser("zip")
-    zip_.add_argument("--deps", type=Path, default=ROOT / "deps.zip")
+    zip_.add_argument("--deps", type=Path, default=OUT / "deps.zip")
     zip_.add_argument("--src", type=Path, default=ROOT / "src")
-    zip_.add_argument("--out", type=Path, default=ROOT / "out" / "build.zip")
+    zip_.add_argument("--out", type=Path, default=OUT / "build.zip")
     args = parser.parse_args(argv)
     try:
         if args.step == "deps":

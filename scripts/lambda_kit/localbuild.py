@@ -87,10 +87,12 @@ def build(
     arch: str,
     network: NetworkSettings,
     source_date_epoch: str | None,
-    dest: Path,
+    out: Path,
+    wheelhouse: Path,
     log_path: Path,
     run: Run,
 ) -> None:
+    """Writes what the Docker build leaves in its out/ folder: build.zip (+ .sha256) and deps.zip."""
     venv = tools_venv(state_dir, kit_dir, network, run)
     with open(log_path, "a", encoding="utf-8") as log, tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp:
         work = Path(tmp)
@@ -102,6 +104,7 @@ def build(
             target_args=cross_platform_args(runtime, arch),
             target_name=f"{runtime.name} {arch}",
             cache_dir=str(state_dir / "pip-cache"),
+            wheelhouse=wheelhouse,
             echo=log.write,
         )
         # The same inputs as the Docker build: a Pipfile/lock pair and the source folder copied
@@ -116,8 +119,9 @@ def build(
             return str((pipfile.parent / lock_path).resolve())
 
         try:
+            out.mkdir(parents=True, exist_ok=True)
             buildsteps.install_dependencies(tools, project, work / "deps", local_path)
-            buildsteps.pack_dependencies(work / "deps", work / "deps.zip")
-            buildsteps.build_zip(work / "deps.zip", work / "src", dest, source_date_epoch)
+            buildsteps.pack_dependencies(work / "deps", out / "deps.zip")
+            buildsteps.build_zip(out / "deps.zip", work / "src", out / "build.zip", source_date_epoch)
         except buildsteps.StepError as exc:
             raise KitError(str(exc), hint=f"{exc.hint}  (full log: {log_path})" if exc.hint else f"full log: {log_path}") from None

@@ -22,12 +22,12 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import audit, docker, localbuild, lockfile, runtimes
-from .context import NetworkSettings, lock_source_variables, secret_files, stage
+from . import audit, buildsteps, docker, localbuild, lockfile, runtimes, zipwriter
+from .context import CONTAINER_MODULES, IGNORED, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run
 
-ZIP_IN_IMAGE = "/opt/lambda-kit/out/build.zip"
+OUT_IN_IMAGE = "/opt/lambda-kit/out"  # build.zip (+ .sha256), deps.zip, wheels/
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*$")
 KIT_ERROR_LINE = re.compile(r"lambda-kit: error: (.*)$")
 HINT_LINE = re.compile(r"(?:^|\s)hint: (.*)$")
@@ -47,6 +47,7 @@ class PackageSettings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     source_date_epoch: str | None = None
     builder: str = "docker"  # or "local"
+    fresh: bool = False  # ignore the dependency cache (make -B)
 
 
 @dataclass
@@ -188,6 +189,58 @@ def check_zip(path: Path, s: PackageSettings, lock: dict, say: Callable[[str], N
     return report
 
 
+def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict) -> str:
+    """What the dependency part of the zip depends on: the Pipfile and lock, local path
+    dependencies, the kit's in-container code and tools, the builder, runtime, architecture and
+    base image. Index URLs are left out: the lock's hashes pin the files whatever their source."""
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode() + data)
+
+    add("builder", f"{s.builder} {runtime.version} {s.arch} {s.base_image}".encode())
+    add("Pipfile", s.pipfile.read_bytes())
+    add("Pipfile.lock", s.pipfile.with_name(s.pipfile.name + ".lock").read_bytes())
+    for name in ("Dockerfile", "scripts/container-requirements.txt", *(f"scripts/lambda_kit/{m}" for m in CONTAINER_MODULES)):
+        add(name, (s.kit_dir / name).read_bytes())
+    for entry in sorted((e["path"] for e in lock.get("default", {}).values() if isinstance(e, dict) and "path" in e)):
+        local = (s.pipfile.parent / entry).resolve()
+        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file() and not _ignored(p))
+        for path in files:
+            add(f"path:{entry}:{path.relative_to(local.parent)}", path.read_bytes())
+    return digest.hexdigest()
+
+
+def _ignored(path: Path) -> bool:
+    """What the build context leaves out of a local path dependency (context.IGNORED)."""
+    return bool(IGNORED_PARTS & set(path.parts)) or path.suffix in (".pyc", ".pyo") or any(
+        part.endswith(".egg-info") for part in path.parts
+    )
+
+
+class DependencyCache:
+    """deps.zip of recent builds, by dependency key, in the kit's state folder: with the same key,
+    a build only adds the code, on the host, without Docker. Keeps the last few keys."""
+
+    KEEP = 3
+
+    def __init__(self, state_dir: Path) -> None:
+        self.folder = state_dir / "deps"
+
+    def get(self, key: str) -> Path | None:
+        path = self.folder / f"{key}.zip"
+        return path if path.is_file() else None
+
+    def put(self, key: str, packed: Path) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.zip.tmp"
+        shutil.copyfile(packed, tmp)
+        tmp.replace(self.folder / f"{key}.zip")
+        kept = sorted(self.folder.glob("*.zip"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[self.KEEP:]:
+            old.unlink(missing_ok=True)
+
+
 def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> PackageResult:
     started = time.monotonic()
     runtime, lock, warnings = check_settings(s)
@@ -197,20 +250,32 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     s.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = s.state_dir / "build.log"
     log_path.write_text("", encoding="utf-8")
+    key = dependency_key(s, runtime, lock)
+    cache = DependencyCache(s.state_dir)
+    cached = None if s.fresh else cache.get(key)
 
     s.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
     try:
         fresh = staging / s.out.name
-        if s.builder == "local":
-            say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
-            localbuild.build(
-                kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=s.src, runtime=runtime,
-                arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, dest=fresh,
-                log_path=log_path, run=run,
-            )  # fmt: skip
+        if cached is not None:
+            say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
+            add_code(cached, s, fresh, staging)
         else:
-            build_in_docker(s, runtime, lock, fresh, log_path, run, say)
+            outputs = staging / "out"
+            if s.builder == "local":
+                say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
+                localbuild.build(
+                    kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=s.src, runtime=runtime,
+                    arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, out=outputs,
+                    wheelhouse=s.state_dir / "wheelhouse", log_path=log_path, run=run,
+                )  # fmt: skip
+            else:
+                build_in_docker(s, runtime, lock, outputs, log_path, run, say)
+                keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
+            (outputs / "build.zip").replace(fresh)
+            (outputs / "build.zip.sha256").replace(fresh.with_name(fresh.name + ".sha256"))
+            cache.put(key, outputs / "deps.zip")
         files = check_zip(fresh, s, lock, say).files
         data = fresh.read_bytes()
         os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
@@ -228,10 +293,31 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     )
 
 
+def add_code(packed_deps: Path, s: PackageSettings, dest: Path, work: Path) -> None:
+    """The build's last step, on the host: the same source copy and the same zip writer, so the
+    result is byte-identical to what the build image would write (given the same zlib)."""
+    src = work / "src"
+    shutil.copytree(s.src, src, ignore=IGNORED)
+    try:
+        buildsteps.build_zip(packed_deps, src, dest, s.source_date_epoch, quiet=True)
+    except zipwriter.ZipBuildError as exc:
+        raise KitError(str(exc), hint=exc.hint) from None
+
+
+def keep_wheelhouse(fresh: Path, wheelhouse: Path) -> None:
+    """The build's downloads become the next build's starting point."""
+    if not fresh.is_dir():
+        return
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    wheelhouse.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(fresh), str(wheelhouse))
+
+
 def build_in_docker(
-    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, dest: Path, log_path: Path, run: Run, say
+    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, outputs: Path, log_path: Path, run: Run, say
 ) -> None:
-    """docker build, then create / cp the zip to `dest` / rm, and prune this checkout's old images."""
+    """docker build, then create / cp the image's out/ folder to `outputs` / rm, and prune this
+    checkout's old images."""
     network = s.network
     engine = docker.preflight(run)
     base_image = s.base_image or runtimes.default_build_image(runtime.version, s.arch)
@@ -249,7 +335,8 @@ def build_in_docker(
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         tmp_path = Path(tmp)
         ctx = tmp_path / "context"
-        stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=lock, src=s.src, buildkit=engine.buildkit, network=network)
+        stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=lock, src=s.src, buildkit=engine.buildkit,
+              network=network, wheelhouse=s.state_dir / "wheelhouse")  # fmt: skip
         request = docker.BuildRequest(
             context=ctx,
             tag=tag,
@@ -272,7 +359,6 @@ def build_in_docker(
         say(f"lambda-kit: image built in {time.monotonic() - step:.1f}s")
 
     with docker.ContainerSession(run, tag, labels) as container:
-        container.copy_out(ZIP_IN_IMAGE, dest)
-        container.copy_out(ZIP_IN_IMAGE + ".sha256", dest.with_name(dest.name + ".sha256"))
-    say(f"lambda-kit: zip copied out of container {container.name}, container removed")
+        container.copy_out(OUT_IN_IMAGE + "/.", outputs)
+    say(f"lambda-kit: build output copied out of container {container.name}, container removed")
     docker.prune_superseded_images(run, checkout_id(project_dir))
