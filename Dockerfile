@@ -6,6 +6,8 @@
 # BASE_IMAGE        any image with python3 (+ venv) for the target runtime; default: the AWS SAM
 #                   build image, public.ecr.aws/sam/build-python3.X:latest-{x86_64,arm64}
 # PYTHON_VERSION    the Lambda runtime's version; the build fails if the base image runs another
+# TARGET_ARCH       set when the target architecture is not the image's: binary wheels for it
+# SLIM              1: drop packages' tests, stubs, C sources, static libraries; strip native files
 # SOURCE_DATE_EPOCH the timestamp of every zip entry (empty: 1980-01-01)
 #
 # Written for BuildKit (secret and cache mounts). For the legacy builder the helper drops the
@@ -42,6 +44,8 @@ COPY project/ project/
 COPY paths/ paths/
 COPY wheels/ out/wheels/
 ARG PYTHON_VERSION=
+ARG SLIM=0
+ARG TARGET_ARCH=
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
     tools/bin/python -m lambda_kit.incontainer deps

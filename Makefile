@@ -6,7 +6,10 @@ SHELL := bash
 .DELETE_ON_ERROR:
 .SUFFIXES:
 MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+# help is the default goal, unless a Makefile that includes this one has already chosen one.
+ifeq ($(.DEFAULT_GOAL),)
 .DEFAULT_GOAL := help
+endif
 
 # Where the kit's own files are, whoever includes this Makefile and from wherever.
 KIT_MAKEFILE := $(abspath $(lastword $(MAKEFILE_LIST)))
@@ -18,8 +21,9 @@ ARCH ?= x86_64  ## Lambda architecture: x86_64 or arm64
 SRC ?= lambdas  ## folder whose contents go to the zip root
 ZIP ?= build.zip  ## the deployment zip to write
 HANDLER ?= app.handler  ## module.function Lambda calls, relative to SRC
+SLIM ?= 0  ## 1: drop packages' tests, type stubs and C sources, strip native files (smaller zip)
 BUILDER ?= docker  ## docker, or local: no Docker, for locks whose packages all have binary wheels
-BASE_IMAGE ?= public.ecr.aws/sam/build-python$(PYTHON_VERSION):latest-$(ARCH)  ## build image (default: the AWS SAM build image)
+BASE_IMAGE ?=  ## build image; empty: the AWS SAM build image for PYTHON_VERSION on the engine's architecture
 RUNTIME_IMAGE ?= public.ecr.aws/lambda/python:$(PYTHON_VERSION)-$(ARCH)  ## image make smoke runs the zip in (default: the Lambda base image)
 EVENT ?=  ## JSON event file for make smoke (empty: {})
 PIPFILE ?= Pipfile  ## the Pipfile; Pipfile.lock sits beside it
@@ -30,8 +34,9 @@ SOURCE_DATE_EPOCH ?=  ## timestamp of every zip entry, in seconds (empty: 1980-0
 PYTHON ?= python3  ## host Python (3.10+) that runs the helper
 KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
 BENCH_RUNS ?= 3  ## runs per case for make bench
-SETTINGS := PYTHON_VERSION ARCH SRC ZIP HANDLER BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
-	SOURCE_DATE_EPOCH PYTHON KIT_STATE BENCH_RUNS
+DEST ?=  ## the repository make install-kit copies the kit into
+SETTINGS := PYTHON_VERSION ARCH SRC ZIP HANDLER SLIM BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
+	SOURCE_DATE_EPOCH PYTHON KIT_STATE BENCH_RUNS DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
@@ -52,8 +57,8 @@ help:  ## list targets and settings (the default)
 	@awk -F':.*##' '/^[a-z][a-z-]*:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(KIT_MAKEFILE)
 	@printf '\nSettings (make VAR=value):\n'
 	@awk '/^[A-Z_]+ \?=.*## /{name=$$1; sub(/^[^#]*## /, ""); printf "  %-18s %s\n", name, $$0}' $(KIT_MAKEFILE)
-	@printf '\nNow: PYTHON_VERSION=%s ARCH=%s SRC=%s ZIP=%s HANDLER=%s\n     BASE_IMAGE=%s\n' \
-		'$(PYTHON_VERSION)' '$(ARCH)' '$(SRC)' '$(ZIP)' '$(HANDLER)' '$(BASE_IMAGE)'
+	@printf '\nNow: PYTHON_VERSION=%s ARCH=%s SRC=%s ZIP=%s HANDLER=%s BUILDER=%s\n     BASE_IMAGE=%s\n' \
+		'$(PYTHON_VERSION)' '$(ARCH)' '$(SRC)' '$(ZIP)' '$(HANDLER)' '$(BUILDER)' '$(or $(BASE_IMAGE),(the AWS SAM build image))'
 
 .PHONY: package
 package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
@@ -61,13 +66,13 @@ package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
 # The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
 $(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP)
 	@$(HELPER) package --pipfile '$(PIPFILE)' --src '$(SRC)' --out '$@' --runtime '$(PYTHON_VERSION)' \
-		--arch '$(ARCH)' --handler '$(HANDLER)' --base-image '$(BASE_IMAGE)' --builder '$(BUILDER)' --state-dir '$(KIT_STATE)' \
+		--arch '$(ARCH)' --handler '$(HANDLER)' --base-image '$(BASE_IMAGE)' --builder '$(BUILDER)' --state-dir '$(KIT_STATE)' $(if $(filter 1,$(SLIM)),--slim) \
 		$(if $(findstring B,$(firstword -$(MAKEFLAGS))),--fresh)
 
 # Rewritten only when a setting that shapes the zip changes, so its date tells make when.
 .PHONY: FORCE
 $(SETTINGS_STAMP): FORCE
-	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
+	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(SLIM) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
 	[[ -f '$@' && "$$(< '$@')" == "$$new" ]] || printf '%s\n' "$$new" > '$@'
 
 .PHONY: check
@@ -89,6 +94,17 @@ ifneq ($(wildcard $(KIT_DIR)/bench/run.py),)
 bench:  ## time the kit against the article's flow (kit repo only; writes bench/results.md)
 	@$(HELPER) python $(KIT_DIR)/bench/run.py --runs '$(BENCH_RUNS)'
 endif
+
+.PHONY: install-kit
+install-kit:  ## copy the kit into $(DEST)/lambda-kit/, leaving the repo's own files alone
+	@[[ -n '$(DEST)' && -d '$(DEST)' ]] || { printf 'lambda-kit: error: no such folder (DEST=%s)\nhint: make install-kit DEST=path/to/your/repo\n' '$(DEST)' >&2; exit 2; }
+	@mkdir -p '$(DEST)/lambda-kit'
+	@cp '$(KIT_DIR)/Makefile' '$(KIT_DIR)/Dockerfile' '$(DEST)/lambda-kit/'
+	@rm -rf '$(DEST)/lambda-kit/scripts' && cp -R '$(KIT_DIR)/scripts' '$(DEST)/lambda-kit/scripts'
+	@find '$(DEST)/lambda-kit/scripts' -name __pycache__ -prune -exec rm -rf {} +
+	@touch '$(DEST)/.gitignore'; for line in '/lambda-kit/.lambda-kit/' '/build.zip'; do \
+		grep -qxF "$$line" '$(DEST)/.gitignore' || printf '%s\n' "$$line" >> '$(DEST)/.gitignore'; done
+	@printf 'lambda-kit: installed in %s/lambda-kit\n  use it: make -f lambda-kit/Makefile package SRC=... HANDLER=...\n  or add `include lambda-kit/Makefile` to your Makefile\n' '$(DEST)'
 
 .PHONY: clean
 clean:  ## remove what the kit wrote: the zip, its state folder and this checkout's images

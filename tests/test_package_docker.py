@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -256,3 +257,40 @@ def test_base_image_running_another_python_is_refused(sample):
     assert result.returncode != 0
     assert result.stderr.splitlines()[0] == "lambda-kit: error: the base image runs Python 3.11, but the runtime is python3.12"
     assert not (sample / "build.zip").exists()
+
+
+def test_two_checkouts_building_at_once_on_one_engine_both_succeed(tmp_path, sample):
+    # Like two Jenkins jobs on one agent: separate checkouts, one docker engine, at the same time.
+    other = tmp_path / "second-checkout"
+    shutil.copytree(sample, other, ignore=shutil.ignore_patterns(".lambda-kit", "build.zip"))
+    settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}"]
+    jobs = [
+        subprocess.Popen(["make", "--no-print-directory", "-B", "package", *settings], cwd=folder, env=kit_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for folder in (sample, other)
+    ]
+    results = [job.communicate(timeout=900) + (job.returncode,) for job in jobs]
+    for out, err, code in results:
+        assert code == 0, err + out
+    tags = {line.split()[3] for out, _, _ in results for line in out.splitlines() if line.startswith("lambda-kit: docker build ")}
+    assert len(tags) == 2, "each checkout builds under its own image tag"
+    assert (sample / "build.zip").read_bytes() == (other / "build.zip").read_bytes()
+
+
+def test_arm64_zip_on_an_x86_64_engine_without_emulation(sample):
+    result = make(sample, "package", "ARCH=arm64")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "cross-installing arm64 wheels on x86_64" in result.stdout
+    zip_path = sample / "build.zip"
+    natives = [n for n in zipfile.ZipFile(zip_path).namelist() if n.endswith(".so")]
+    assert natives and all("-aarch64-linux-gnu.so" in n for n in natives)
+    audit = subprocess.run(
+        [sys.executable, str(sample / "scripts" / "lambda-kit"), "check", str(zip_path), "--runtime", RUNTIME,
+         "--arch", "arm64", "--handler", "app.handler", "--lock", str(sample / "Pipfile.lock")],
+        env=kit_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert audit.returncode == 0 and audit.stdout.splitlines()[-1] == "lambda-kit: audit: 0 errors, 0 warnings"
+    docker_bytes = zip_path.read_bytes()
+    local = make(sample, "package", "ARCH=arm64", "BUILDER=local")
+    assert local.returncode == 0, local.stderr
+    assert zip_path.read_bytes() == docker_bytes, "the same arm64 zip with or without Docker"

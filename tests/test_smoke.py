@@ -97,3 +97,21 @@ def test_missing_zip_and_bad_event_are_usage_errors(built, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     bad_event = helper_smoke(built, built / "build.zip", event=str(tmp_path / "bad.json"))
     assert bad_event.returncode == 2 and bad_event.stderr.startswith("lambda-kit: error: the event file is not JSON")
+
+
+def test_slim_zip_is_smaller_keeps_records_true_and_still_runs(built):
+    default = (built / "build.zip").read_bytes()
+    result = make(built, "package", "SLIM=1")
+    assert result.returncode == 0, result.stderr
+    slim_zip = built / "build.zip"
+    assert len(slim_zip.read_bytes()) < len(default)
+    with zipfile.ZipFile(slim_zip) as zf:
+        names = set(zf.namelist())
+        records = [n for n in names if n.endswith(".dist-info/RECORD")]
+        listed = {line.split(",")[0] for r in records for line in zf.read(r).decode().splitlines() if line}
+    assert not any(n.endswith((".pyi", ".pyx", ".h", ".c")) for n in names)
+    assert not any("/tests/" in n for n in names if not n.split("/")[0].endswith(".dist-info"))
+    assert len(records) == 11 and listed <= names, sorted(listed - names)[:5]
+    smoke = make(built, "smoke", "SLIM=1", f"RUNTIME_IMAGE={BASE_IMAGE}", "EVENT=events/order.json")
+    assert smoke.returncode == 0, smoke.stderr + smoke.stdout
+    assert smoke.stdout.splitlines()[-1].startswith("lambda-kit: smoke passed")

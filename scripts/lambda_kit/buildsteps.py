@@ -8,6 +8,7 @@ Standard library plus `packaging` only.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -40,6 +41,7 @@ class Toolchain:
     environment: dict[str, str] | None = None  # marker variables of the target; None: this interpreter
     target_args: list[str] = field(default_factory=list)  # pip options for a cross-platform install
     target_name: str = ""  # e.g. "python3.12 x86_64", for messages
+    no_wheel_hint: str = "build with Docker (make package without BUILDER=local), which can compile it"
     cache_dir: str | None = None  # pip's download cache; None: --no-cache-dir
     wheelhouse: Path | None = None  # downloaded files, kept between builds: a lock change fetches only what changed
     echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
@@ -112,7 +114,7 @@ def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
         return StepError(
             f"no wheel of {missing[-1]} for {tools.target_name} (the builder installs wheels only; "
             "the package may have only a source distribution)",
-            "build with Docker (make package without BUILDER=local), which can compile it",
+            tools.no_wheel_hint,
         )
     errors = [line for line in lines if line.startswith("ERROR:")]
     detail = errors[-1][len("ERROR:"):].strip() if errors else f"exit {code}"
@@ -186,6 +188,59 @@ def fetch_into_wheelhouse(tools: Toolchain, requirements: Path, lock_sources: li
         raise pip_failure(result.returncode, result.stdout.splitlines(), tools)
     reused = result.stdout.count("File was already downloaded")
     say(f"wheelhouse: {reused} files reused, {result.stdout.count('Saved ')} downloaded")
+
+
+DEV_ONLY_SUFFIXES = (".pyi", ".h", ".hpp", ".a", ".pxd", ".pyx", ".pxi", ".c", ".cpp")
+
+
+def slim(target: Path, strip: str | None) -> None:
+    """SLIM=1: what the function never runs goes. Packages' own test folders, type stubs, C and
+    Cython sources and headers, static libraries, and the debug sections of native files that have
+    them (typically what an sdist compiled here with -g). Never a dist-info folder. Libraries that
+    auditwheel grafted into `<pkg>.libs/` are left alone: patchelf rewrote them, and strip can make
+    them unloadable. RECORD files are rewritten to match what ships."""
+    removed: set[str] = set()
+    changed: set[str] = set()
+    for top in sorted(p for p in target.iterdir() if p.is_dir() and not p.name.endswith(".dist-info")):
+        for folder in sorted(top.rglob("*"), reverse=True):
+            if folder.is_dir() and folder.name in ("tests", "test") and folder.exists():
+                removed.update(f.relative_to(target).as_posix() for f in folder.rglob("*") if f.is_file())
+                shutil.rmtree(folder)
+    for path in sorted(target.rglob("*")):
+        if not path.is_file() or path.parent.name.endswith(".dist-info"):
+            continue
+        name = path.relative_to(target).as_posix()
+        if path.name.endswith(DEV_ONLY_SUFFIXES):
+            removed.add(name)
+            path.unlink()
+        elif (path.name.endswith(".so") or ".so." in path.name) and not name.split("/")[0].endswith(".libs"):
+            if b".debug_info\0" not in path.read_bytes():
+                continue
+            if strip is None:
+                raise StepError(f"SLIM=1 would strip debug sections from {name}, and this build has no `strip`",
+                                "use a build image with binutils (the AWS SAM build images have it), or SLIM=0")  # fmt: skip
+            result = subprocess.run([strip, "--strip-debug", str(path)], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise StepError(f"strip failed on {name}: {result.stderr.strip()}", "build with SLIM=0")
+            changed.add(name)
+    rewrite_records(target, removed, changed)
+    say(f"slim: {len(removed)} files dropped, {len(changed)} native files stripped of debug sections")
+
+
+def rewrite_records(target: Path, removed: set[str], changed: set[str]) -> None:
+    """Keep each RECORD true to the files that ship: drop removed ones, re-hash changed ones."""
+    for record in sorted(target.glob("*.dist-info/RECORD")):
+        out = []
+        for line in record.read_bytes().decode("utf-8").splitlines(keepends=True):
+            name = line.split(",", 1)[0]
+            if name in removed:
+                continue
+            if name in changed:
+                data = (target / name).read_bytes()
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                line = f"{name},sha256={digest},{len(data)}" + ("\r\n" if line.endswith("\r\n") else "\n")
+            out.append(line)
+        record.write_bytes("".join(out).encode("utf-8"))
 
 
 def drop_console_scripts(target: Path) -> None:

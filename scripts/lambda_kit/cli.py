@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
     p.add_argument("--handler", default="app.handler", help="module.function, relative to the source folder")
     p.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
+    p.add_argument("--slim", action="store_true", help="drop packages' tests, stubs and C sources; strip native files")
     p.add_argument("--fresh", action="store_true", help="rebuild the dependencies even if the cache has them (make -B)")
     p.add_argument("--builder", default="docker", help="docker (default) or local: no Docker, binary wheels only")
     p.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit", help="where the build log goes")
@@ -94,6 +95,7 @@ def run_command(args: argparse.Namespace) -> int:
             source_date_epoch=_env("SOURCE_DATE_EPOCH") or None,
             builder=args.builder,
             fresh=args.fresh,
+            slim=args.slim,
         )
         result = package(settings, Runner(), say=lambda line: print(line, flush=True))
         for line in result.summary_lines():

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import runtimes
 from .errors import KitError
 from .runner import CommandFailed, Run
 
@@ -24,6 +25,7 @@ PREFLIGHT_TIMEOUT = 20  # seconds; an unreachable daemon must fail fast, not han
 class Engine:
     server_version: str
     buildkit: bool
+    arch: str = "x86_64"  # Lambda's name for the engine's architecture
 
     @property
     def builder_name(self) -> str:
@@ -40,7 +42,7 @@ def preflight(run: Run, environ: dict[str, str] | None = None) -> Engine:
             "make package BUILDER=local (needs a binary wheel of every package)",
         )
     try:
-        version = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=PREFLIGHT_TIMEOUT).strip()
+        answer = run(["docker", "version", "--format", "{{.Server.Version}} {{.Server.Arch}}"], timeout=PREFLIGHT_TIMEOUT)
     except CommandFailed as exc:
         where = environ.get("DOCKER_HOST") or "the local socket"
         raise KitError(
@@ -48,7 +50,8 @@ def preflight(run: Run, environ: dict[str, str] | None = None) -> Engine:
             where,
             hint="start Docker (e.g. `sudo systemctl start docker`), or check DOCKER_HOST and your permissions",
         ) from exc
-    return Engine(version, _uses_buildkit(run, environ))
+    version, _, machine = answer.strip().partition(" ")
+    return Engine(version, _uses_buildkit(run, environ), runtimes.arch_of_machine(machine) or "x86_64")
 
 
 def _uses_buildkit(run: Run, environ) -> bool:

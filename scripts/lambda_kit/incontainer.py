@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import buildsteps, lockfile, netconfig, zipwriter
+from . import buildsteps, lockfile, netconfig, runtimes, zipwriter
 from .buildsteps import StepError
 
 ROOT = Path("/opt/lambda-kit")
@@ -25,7 +25,19 @@ PIP_CACHE = "/root/.cache/pip"
 
 
 def container_toolchain() -> buildsteps.Toolchain:
+    target = os.environ.get("TARGET_ARCH", "")
+    cross = {}
+    if target and target != runtimes.arch_of_machine(os.uname().machine):
+        # No emulation: this image's Python installs binary wheels for the target architecture.
+        runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
+        cross = dict(
+            environment=runtimes.target_environment(runtime, target),
+            target_args=runtimes.pip_target_args(runtime, target),
+            target_name=f"{runtime.name} {target}",
+            no_wheel_hint=f"pin a version with a {target} wheel, or build on an {target} Docker engine, which can compile it",
+        )
     return buildsteps.Toolchain(
+        **cross,
         python=ROOT / "tools" / "bin" / "python",
         pipenv=ROOT / "tools" / "bin" / "pipenv",
         pip_env=netconfig.pip_environment,
@@ -73,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             check_interpreter(os.environ.get("PYTHON_VERSION", ""))
             tree = ROOT / "deps"
             buildsteps.install_dependencies(container_toolchain(), args.project, tree, staged_paths(args.paths_map))
+            if os.environ.get("SLIM") == "1":
+                buildsteps.slim(tree, shutil.which("strip"))
             buildsteps.pack_dependencies(tree, args.packed)
             shutil.rmtree(tree)  # in the same layer: the image keeps only the packed copy
         else:

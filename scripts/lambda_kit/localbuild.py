@@ -25,15 +25,6 @@ from .errors import KitError
 from .runner import CommandFailed, Run
 
 
-def cross_platform_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
-    args = ["--only-binary=:all:", "--python-version", runtime.version, "--implementation", "cp"]
-    for abi in (runtime.cpython_tag, "abi3", "none"):
-        args += ["--abi", abi]
-    for tag in runtimes.manylinux_tags(runtime, arch):
-        args += ["--platform", tag]
-    return args
-
-
 def tools_venv(state_dir: Path, kit_dir: Path, network: NetworkSettings, run: Run) -> Path:
     """A venv of the host's Python with the pinned pip and pipenv (the container's list)."""
     requirements = kit_dir / "scripts" / "container-requirements.txt"
@@ -91,6 +82,7 @@ def build(
     wheelhouse: Path,
     log_path: Path,
     run: Run,
+    slim: bool = False,
 ) -> None:
     """Writes what the Docker build leaves in its out/ folder: build.zip (+ .sha256) and deps.zip."""
     venv = tools_venv(state_dir, kit_dir, network, run)
@@ -101,7 +93,7 @@ def build(
             pipenv=venv / "bin" / "pipenv",
             pip_env=pip_env(network),
             environment=runtimes.target_environment(runtime, arch),
-            target_args=cross_platform_args(runtime, arch),
+            target_args=runtimes.pip_target_args(runtime, arch),
             target_name=f"{runtime.name} {arch}",
             cache_dir=str(state_dir / "pip-cache"),
             wheelhouse=wheelhouse,
@@ -121,6 +113,8 @@ def build(
         try:
             out.mkdir(parents=True, exist_ok=True)
             buildsteps.install_dependencies(tools, project, work / "deps", local_path)
+            if slim:
+                buildsteps.slim(work / "deps", shutil.which("strip"))
             buildsteps.pack_dependencies(work / "deps", out / "deps.zip")
             buildsteps.build_zip(out / "deps.zip", work / "src", out / "build.zip", source_date_epoch)
         except buildsteps.StepError as exc:

@@ -1,11 +1,13 @@
-"""`package`: settings checked, context staged, image built, zip copied out, checked, replaced.
+"""`package`: settings checked, zip built (or the code added to cached dependencies), checked, replaced.
 
     1. check the settings and files (no docker yet): a mistake fails in milliseconds
-    2. preflight: docker present, daemon answering, which builder
-    3. stage the build context in a temporary folder
-    4. docker build (full log in <state>/build.log)
-    5. docker create -> docker cp the zip to a temporary file -> docker rm --force (always)
-    6. check the zip, then os.replace it over the old one: a failure never touches the last good zip
+    2. dependency key: with a cached deps.zip for it, add the code on the host and go to 6
+    3. preflight: docker present, daemon answering, which builder, the engine's architecture
+    4. stage the build context in a temporary folder; docker build (full log in <state>/build.log)
+    5. docker create -> docker cp the image's out/ folder -> docker rm --force (always);
+       keep deps.zip in the cache and the downloads in the wheelhouse
+    6. check the zip's digest, audit it, then os.replace it over the old one: a failure never
+       touches the last good zip
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class PackageSettings:
     source_date_epoch: str | None = None
     builder: str = "docker"  # or "local"
     fresh: bool = False  # ignore the dependency cache (make -B)
+    slim: bool = False  # SLIM=1: drop what never runs, strip native files
 
 
 @dataclass
@@ -132,17 +135,11 @@ def check_settings(s: PackageSettings, today: date | None = None) -> tuple[runti
             raise UsageError("cannot read the CA bundle", f"{ca}: {exc.strerror}", hint="set CA_BUNDLE to a PEM file") from None
         if b"-----BEGIN CERTIFICATE-----" not in pem:
             raise UsageError("the CA bundle has no PEM certificate", str(ca), hint="set CA_BUNDLE to a PEM file")
-    zipwriter_check_epoch(s.source_date_epoch)
-    return runtime, lock, warnings
-
-
-def zipwriter_check_epoch(value: str | None) -> None:
-    from .zipwriter import ZipBuildError, zip_date_time
-
     try:
-        zip_date_time(value)
-    except ZipBuildError as exc:
+        zipwriter.zip_date_time(s.source_date_epoch)
+    except zipwriter.ZipBuildError as exc:
         raise UsageError(str(exc), hint=exc.hint) from None
+    return runtime, lock, warnings
 
 
 def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
@@ -198,7 +195,7 @@ def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict) ->
     def add(label: str, data: bytes) -> None:
         digest.update(f"{label}\0{len(data)}\0".encode() + data)
 
-    add("builder", f"{s.builder} {runtime.version} {s.arch} {s.base_image}".encode())
+    add("builder", f"{s.builder} {runtime.version} {s.arch} {s.base_image} slim={s.slim}".encode())
     add("Pipfile", s.pipfile.read_bytes())
     add("Pipfile.lock", s.pipfile.with_name(s.pipfile.name + ".lock").read_bytes())
     for name in ("Dockerfile", "scripts/container-requirements.txt", *(f"scripts/lambda_kit/{m}" for m in CONTAINER_MODULES)):
@@ -229,7 +226,10 @@ class DependencyCache:
 
     def get(self, key: str) -> Path | None:
         path = self.folder / f"{key}.zip"
-        return path if path.is_file() else None
+        if not path.is_file():
+            return None
+        os.utime(path)  # recently used: kept longest
+        return path
 
     def put(self, key: str, packed: Path) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,6 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
     s.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = s.state_dir / "build.log"
-    log_path.write_text("", encoding="utf-8")
     key = dependency_key(s, runtime, lock)
     cache = DependencyCache(s.state_dir)
     cached = None if s.fresh else cache.get(key)
@@ -263,12 +262,13 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
             add_code(cached, s, fresh, staging)
         else:
             outputs = staging / "out"
+            log_path.write_text("", encoding="utf-8")
             if s.builder == "local":
                 say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
                 localbuild.build(
                     kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=s.src, runtime=runtime,
                     arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, out=outputs,
-                    wheelhouse=s.state_dir / "wheelhouse", log_path=log_path, run=run,
+                    wheelhouse=s.state_dir / "wheelhouse", log_path=log_path, run=run, slim=s.slim,
                 )  # fmt: skip
             else:
                 build_in_docker(s, runtime, lock, outputs, log_path, run, say)
@@ -320,14 +320,18 @@ def build_in_docker(
     checkout's old images."""
     network = s.network
     engine = docker.preflight(run)
-    base_image = s.base_image or runtimes.default_build_image(runtime.version, s.arch)
+    # Another architecture than the engine's: no emulation is assumed. The build image of the
+    # engine's architecture installs binary wheels for the target (pip --platform ...).
+    cross = s.arch != engine.arch
+    base_image = s.base_image or runtimes.default_build_image(runtime.version, engine.arch if cross else s.arch)
     if network.has_credentials() and not engine.buildkit:
         raise UsageError(
             "index credentials would be stored in `docker history` by the legacy builder",
             "credentials in INDEX_URL, EXTRA_INDEX_URLS or the lock's sources",
             hint="build with BuildKit (DOCKER_BUILDKIT=1 with a docker that has it), which passes them as secrets",
         )
-    say(f"lambda-kit: docker {engine.server_version} ({engine.builder_name}), {runtime.name} {s.arch}, base {base_image}")
+    mode = f", cross-installing {s.arch} wheels on {engine.arch}" if cross else ""
+    say(f"lambda-kit: docker {engine.server_version} ({engine.builder_name}), {runtime.name} {s.arch}, base {base_image}{mode}")
 
     project_dir = s.pipfile.parent
     tag = image_tag(project_dir, runtime, s.arch)
@@ -344,10 +348,11 @@ def build_in_docker(
                 "BASE_IMAGE": base_image,
                 "PYTHON_VERSION": runtime.version,
                 "SOURCE_DATE_EPOCH": s.source_date_epoch or "",
+                "SLIM": "1" if s.slim else "0",
+                "TARGET_ARCH": s.arch if cross else "",
             },
             labels=labels,
             secrets=secret_files(tmp_path, network) if engine.buildkit else {},
-            platform="linux/arm64" if s.arch == "arm64" else None,
         )
         argv, env = docker.build_command(engine, request)
         say(f"lambda-kit: docker build {tag} (log: {log_path})")

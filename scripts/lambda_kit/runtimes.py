@@ -95,3 +95,19 @@ def manylinux_tags(runtime: Runtime, arch: str) -> list[str]:
     if machine == "x86_64":  # older policies exist only for x86 (and i686)
         tags += [f"manylinux_2_12_{machine}", f"manylinux2010_{machine}", f"manylinux_2_5_{machine}", f"manylinux1_{machine}"]
     return tags
+
+
+def pip_target_args(runtime: Runtime, arch: str) -> list[str]:
+    """pip options that install wheels for the runtime on another machine: the Python version,
+    CPython and its ABIs, one --platform per accepted manylinux tag, wheels only."""
+    args = ["--only-binary=:all:", "--python-version", runtime.version, "--implementation", "cp"]
+    for abi in (runtime.cpython_tag, "abi3", "none"):
+        args += ["--abi", abi]
+    for tag in manylinux_tags(runtime, arch):
+        args += ["--platform", tag]
+    return args
+
+
+def arch_of_machine(machine: str) -> str | None:
+    """Lambda's name for a machine (`uname -m` or docker's Server.Arch): x86_64 / arm64."""
+    return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
