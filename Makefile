@@ -20,6 +20,9 @@ PYTHON_VERSION ?= 3.12  ## Lambda Python runtime: 3.10 3.11 3.12 3.13 3.14
 ARCH ?= x86_64  ## Lambda architecture: x86_64 or arm64
 SRC ?= lambdas  ## folder whose contents go to the zip root
 ZIP ?= build.zip  ## the deployment zip to write
+FUNCTIONS ?=  ## for make functions: folders under SRC that are each a function (* for all of them)
+DIST ?= dist  ## where make functions and make layer write (DIST/NAME.zip, DIST/layer.zip)
+INCLUDE_DEPS ?= 1  ## 0: make functions leaves the dependencies out (they come from make layer)
 HANDLER ?= app.handler  ## module.function Lambda calls, relative to SRC
 SLIM ?= 0  ## 1: drop packages' tests, type stubs and C sources, strip native files (smaller zip)
 BUILDER ?= docker  ## docker, or local: no Docker, for locks whose packages all have binary wheels
@@ -35,7 +38,7 @@ PYTHON ?= python3  ## host Python (3.10+) that runs the helper
 KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
 BENCH_RUNS ?= 3  ## runs per case for make bench
 DEST ?=  ## the repository make install-kit copies the kit into
-SETTINGS := PYTHON_VERSION ARCH SRC ZIP HANDLER SLIM BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
+SETTINGS := PYTHON_VERSION ARCH SRC ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
 	SOURCE_DATE_EPOCH PYTHON KIT_STATE BENCH_RUNS DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
@@ -54,7 +57,7 @@ SETTINGS_STAMP := $(KIT_STATE)/settings.$(subst /,_,$(ZIP)).txt
 .PHONY: help
 help:  ## list targets and settings (the default)
 	@printf 'lambda-kit: build an AWS Lambda zip from Pipfile.lock in Docker\n\nTargets:\n'
-	@awk -F':.*##' '/^[a-z][a-z-]*:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(KIT_MAKEFILE)
+	@awk -F':.*##' '/^[a-z][a-z-]*:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(KIT_MAKEFILE)
 	@printf '\nSettings (make VAR=value):\n'
 	@awk '/^[A-Z_]+ \?=.*## /{name=$$1; sub(/^[^#]*## /, ""); printf "  %-18s %s\n", name, $$0}' $(KIT_MAKEFILE)
 	@printf '\nNow: PYTHON_VERSION=%s ARCH=%s SRC=%s ZIP=%s HANDLER=%s BUILDER=%s\n     BASE_IMAGE=%s\n' \
@@ -63,16 +66,45 @@ help:  ## list targets and settings (the default)
 .PHONY: package
 package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
 
+# What every build command shares; --fresh when make runs with -B.
+BUILD_ARGS = --pipfile '$(PIPFILE)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --base-image '$(BASE_IMAGE)' \
+	--builder '$(BUILDER)' --state-dir '$(KIT_STATE)' $(if $(filter 1,$(SLIM)),--slim) \
+	$(if $(findstring B,$(firstword -$(MAKEFLAGS))),--fresh)
+
 # The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
 $(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP)
-	@$(HELPER) package --pipfile '$(PIPFILE)' --src '$(SRC)' --out '$@' --runtime '$(PYTHON_VERSION)' \
-		--arch '$(ARCH)' --handler '$(HANDLER)' --base-image '$(BASE_IMAGE)' --builder '$(BUILDER)' --state-dir '$(KIT_STATE)' $(if $(filter 1,$(SLIM)),--slim) \
-		$(if $(findstring B,$(firstword -$(MAKEFLAGS))),--fresh)
+	@$(HELPER) package $(BUILD_ARGS) --src '$(SRC)' --out '$@' --handler '$(HANDLER)'
+
+# Several functions: one dependency build (the stamp), then each zip adds its own code to it,
+# on the host, so make -j builds them in parallel safely. HANDLER_<name> overrides HANDLER.
+FUNCTION_NAMES := $(if $(filter *,$(FUNCTIONS)),$(sort $(notdir $(patsubst %/,%,$(wildcard $(SRC)/*/)))),$(FUNCTIONS))
+DEPS_STAMP := $(KIT_STATE)/deps.$(subst /,_,$(PIPFILE)).stamp
+handler_for = $(if $(filter undefined,$(origin HANDLER_$(1))),$(HANDLER),$(HANDLER_$(1)))
+
+.PHONY: functions
+functions: $(FUNCTION_NAMES:%=$(DIST)/%.zip)  ## one zip per FUNCTIONS folder, one shared dependency build (make -j safe)
+	@[[ -n '$(FUNCTION_NAMES)' ]] || { printf 'lambda-kit: error: no functions (FUNCTIONS=%s, SRC=%s)\nhint: make functions FUNCTIONS="*" builds every folder under SRC\n' '$(FUNCTIONS)' '$(SRC)' >&2; exit 2; }
+
+$(DEPS_STAMP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SETTINGS_STAMP)
+	@$(HELPER) deps $(BUILD_ARGS)
+	@touch '$@'
+
+.SECONDEXPANSION:
+$(DIST)/%.zip: $(DEPS_STAMP) $(if $(filter 0,$(INCLUDE_DEPS)),$(DIST)/layer.zip) \
+		$$(shell find '$(SRC)/$$*' -name __pycache__ -prune -o -type f ! -name '*.py[co]' -print 2>/dev/null)
+	@$(HELPER) package $(BUILD_ARGS) --src '$(SRC)/$*' --out '$@' --handler '$(call handler_for,$*)' \
+		$(if $(filter 0,$(INCLUDE_DEPS)),--no-deps --layer '$(DIST)/layer.zip')
+
+.PHONY: layer
+layer: $(DIST)/layer.zip  ## the dependencies as a Lambda layer zip, under python/
+
+$(DIST)/layer.zip: $(DEPS_STAMP)
+	@$(HELPER) layer $(BUILD_ARGS) --out '$@'
 
 # Rewritten only when a setting that shapes the zip changes, so its date tells make when.
 .PHONY: FORCE
 $(SETTINGS_STAMP): FORCE
-	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(SLIM) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
+	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
 	[[ -f '$@' && "$$(< '$@')" == "$$new" ]] || printf '%s\n' "$$new" > '$@'
 
 .PHONY: check
@@ -97,18 +129,11 @@ endif
 
 .PHONY: install-kit
 install-kit:  ## copy the kit into $(DEST)/lambda-kit/, leaving the repo's own files alone
-	@[[ -n '$(DEST)' && -d '$(DEST)' ]] || { printf 'lambda-kit: error: no such folder (DEST=%s)\nhint: make install-kit DEST=path/to/your/repo\n' '$(DEST)' >&2; exit 2; }
-	@mkdir -p '$(DEST)/lambda-kit'
-	@cp '$(KIT_DIR)/Makefile' '$(KIT_DIR)/Dockerfile' '$(DEST)/lambda-kit/'
-	@rm -rf '$(DEST)/lambda-kit/scripts' && cp -R '$(KIT_DIR)/scripts' '$(DEST)/lambda-kit/scripts'
-	@find '$(DEST)/lambda-kit/scripts' -name __pycache__ -prune -exec rm -rf {} +
-	@touch '$(DEST)/.gitignore'; for line in '/lambda-kit/.lambda-kit/' '/build.zip'; do \
-		grep -qxF "$$line" '$(DEST)/.gitignore' || printf '%s\n' "$$line" >> '$(DEST)/.gitignore'; done
-	@printf 'lambda-kit: installed in %s/lambda-kit\n  use it: make -f lambda-kit/Makefile package SRC=... HANDLER=...\n  or add `include lambda-kit/Makefile` to your Makefile\n' '$(DEST)'
+	@$(HELPER) install-kit '$(DEST)'
 
 .PHONY: clean
 clean:  ## remove what the kit wrote: the zip, its state folder and this checkout's images
-	@rm -f '$(ZIP)'
+	@rm -f '$(ZIP)' $(foreach f,$(FUNCTION_NAMES) layer,'$(DIST)/$(f).zip')
 	@rm -rf '$(KIT_STATE)'
 	@id=$$(printf '%s' '$(realpath $(dir $(abspath $(PIPFILE))))' | sha256sum | cut -c1-12); \
 	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \

@@ -24,11 +24,12 @@ import time
 import zipfile
 from pathlib import Path
 
+from lambda_kit.kitfiles import copy_kit  # the launcher puts scripts/ on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "bench" / "projects"
 ARTICLE_PIPENV = "2022.7.24"  # the last pipenv series with `pipenv lock -r`
 ARTICLE_BASE_TAG = "lambda-kit-bench/article-base:latest"
-KIT_FILES = ("Makefile", "Dockerfile", "scripts")
 
 ARTICLE_BASE_DOCKERFILE = """\
 # The article's base image, adapted: its FROM amazonlinux:2 + yum + get-pip.py gave it python, pip,
@@ -132,12 +133,7 @@ def prepare(work: Path, set_name: str, base_image: str, runtime: str, venv: str)
         shutil.copytree(project / "lambdas", folder / "lambdas")
         use_lock(folder, set_name, "a")
     (article_dir / "Dockerfile").write_text(ARTICLE_DOCKERFILE)
-    for name in KIT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, kit_dir / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, kit_dir / name)
+    copy_kit(ROOT, kit_dir)
     return ArticleFlow(article_dir, f"lambda-kit-bench/article-{set_name}:latest"), KitFlow(kit_dir, base_image, runtime, venv)
 
 

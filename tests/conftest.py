@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-KIT_FILES = ("Makefile", "Dockerfile", "scripts")
+from lambda_kit import kitfiles  # noqa: E402  (needs scripts/ on sys.path)
+
 SAMPLE_FILES = ("lambdas", "events", "Pipfile", "Pipfile.lock")
 # A Debian bookworm root file system loaded with `docker import` (no registry is reachable):
 # python3.11, pip, venv. Tests build for python3.11 on it.
@@ -51,14 +52,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def copy_kit(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in KIT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, dest / name)
-    return dest
+    return kitfiles.copy_kit(ROOT, dest)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from conftest import BASE_IMAGE, ROOT, RUNTIME, kit_env
+from conftest import BASE_IMAGE, ROOT, RUNTIME, copy_kit, kit_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
 SETTINGS = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "SRC=src", "HANDLER=myapp.handlers.api.handler"]
@@ -25,9 +25,7 @@ def test_install_into_an_existing_repo_then_package_via_include_and_via_f(tmp_pa
     repo = tmp_path / "existing-repo"
     shutil.copytree(ROOT / "tests" / "projects" / "existing-repo", repo)
     own_makefile = (repo / "Makefile").read_bytes()
-    kit = tmp_path / "kit-checkout"
-    for name in ("Makefile", "Dockerfile", "scripts"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, kit / name)
+    kit = copy_kit(tmp_path / "kit-checkout")
 
     installed = make_in(kit, "install-kit", f"DEST={repo}")
     assert installed.returncode == 0, installed.stderr

@@ -191,7 +191,7 @@ def audit_zip(
         if handler:
             _check_handler(zf, handler, found)
         if lock is not None:
-            _check_lock(infos, lock, rt, arch, found)
+            _check_lock(infos, lock, rt, arch, found, layers)
         cache = _NativeCache(native_cache)
         _check_native(zf, files, rt, arch, found, cache)
         cache.save()
@@ -328,18 +328,36 @@ def _children(node) -> list:
     return body + list(getattr(node, "finalbody", []))
 
 
-def _installed(infos) -> dict[str, str]:
+LAYER_ROOTS = re.compile(r"^python/(lib/python3\.\d+/site-packages/)?")
+
+
+def _installed(infos, root: re.Pattern | None = None) -> dict[str, str]:
+    """Distributions by their dist-info folders: at the zip root, or under a layer's python/."""
     installed = {}
     for info in infos:
-        top = info.filename.split("/")[0] + "/"
-        match = DIST_INFO.match(top)
+        name = info.filename
+        if root is not None:
+            prefix = root.match(name)
+            if not prefix:
+                continue
+            name = name[prefix.end():]
+        match = DIST_INFO.match(name.split("/")[0] + "/")
         if match:
             installed[canonicalize_name(match.group(1))] = match.group(2)
     return installed
 
 
-def _check_lock(infos, lock: dict, rt: runtimes.Runtime, arch: str, found: _Collector) -> None:
-    installed = _installed(infos)
+def _layer_infos(layers) -> list[zipfile.ZipInfo]:
+    infos = []
+    for layer in layers:
+        with zipfile.ZipFile(layer) as lz:
+            infos += lz.infolist()
+    return infos
+
+
+def _check_lock(infos, lock: dict, rt: runtimes.Runtime, arch: str, found: _Collector, layers=()) -> None:
+    # A dependency may come from a layer (python/ or python/lib/python3.X/site-packages/).
+    installed = {**_installed(_layer_infos(layers), LAYER_ROOTS), **_installed(infos)}
     try:
         plan = lockfile.plan(lock, runtimes.target_environment(rt, arch))
     except lockfile.LockError as exc:

@@ -281,10 +281,11 @@ def pack_dependencies(deps: Path, packed: Path) -> None:
     say(f"dependencies packed: {sum(1 for e in entries if not e.is_dir)} files, {packed.stat().st_size} bytes")
 
 
-def build_zip(packed_deps: Path, src: Path, out: Path, source_date_epoch: str | None, quiet: bool = False) -> None:
+def build_zip(packed_deps: Path | None, src: Path, out: Path, source_date_epoch: str | None, quiet: bool = False) -> None:
+    """The deployment zip: the packed dependencies (None: none, they are in a layer) and the code."""
     date_time = zipwriter.zip_date_time(source_date_epoch)
     entries = zipwriter.merge(
-        ("the dependencies", zipwriter.collect_zip(packed_deps)),
+        ("the dependencies", zipwriter.collect_zip(packed_deps) if packed_deps else {}),
         ("the source folder", zipwriter.collect(src, skip=lambda n: n in ("Pipfile", "Pipfile.lock"))),
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,8 @@ import json
 from . import audit, lockfile, runtimes, smoke
 from .context import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
-from .package import PackageSettings, package
+from .kitfiles import install_into
+from .package import PackageSettings, build_layer, package, prepare_dependencies
 from .runner import Runner, install_signal_handlers
 
 KIT_DIR = Path(__file__).resolve().parent.parent.parent
@@ -34,17 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="lambda-kit", description="Build AWS Lambda deployment zips from Pipfile.lock in Docker.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     p = sub.add_parser("package", help="build the deployment zip in Docker")
-    p.add_argument("--pipfile", type=Path, default=Path("Pipfile"), help="the Pipfile; its .lock sits beside it")
+    layer = sub.add_parser("layer", help="build a layer zip: the dependencies under python/")
+    deps = sub.add_parser("deps", help="build the dependencies into the kit's cache (for several functions)")
+    for q in (p, layer, deps):
+        q.add_argument("--pipfile", type=Path, default=Path("Pipfile"), help="the Pipfile; its .lock sits beside it")
+        q.add_argument("--runtime", default="3.12", help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})")
+        q.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
+        q.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
+        q.add_argument("--slim", action="store_true", help="drop packages' tests, stubs and C sources, debug sections")
+        q.add_argument("--fresh", action="store_true", help="rebuild the dependencies even if the cache has them (make -B)")
+        q.add_argument("--builder", default="docker", help="docker (default) or local: no Docker, binary wheels only")
+        q.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit", help="build log, caches")
+    for q in (p, layer):
+        q.add_argument("--out", type=Path, default=Path("build.zip"), help="the zip to write")
     p.add_argument("--src", type=Path, default=Path("lambdas"), help="folder whose contents go to the zip root")
-    p.add_argument("--out", type=Path, default=Path("build.zip"), help="the zip to write")
-    p.add_argument("--runtime", default="3.12", help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})")
-    p.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
     p.add_argument("--handler", default="app.handler", help="module.function, relative to the source folder")
-    p.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
-    p.add_argument("--slim", action="store_true", help="drop packages' tests, stubs and C sources; strip native files")
-    p.add_argument("--fresh", action="store_true", help="rebuild the dependencies even if the cache has them (make -B)")
-    p.add_argument("--builder", default="docker", help="docker (default) or local: no Docker, binary wheels only")
-    p.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit", help="where the build log goes")
+    p.add_argument("--no-deps", action="store_true", help="the code only: its dependencies come from a layer")
+    p.add_argument("--layer", type=Path, action="append", default=[], help="a layer zip the audit counts (repeatable)")
+    i = sub.add_parser("install-kit", help="copy the kit into REPO/lambda-kit/, leaving the repo's own files alone")
+    i.add_argument("repo", type=Path)
     c = sub.add_parser("check", help="audit a Lambda zip (any zip) for what Lambda would reject")
     c.add_argument("zip", type=Path)
     c.add_argument("--runtime", default="3.12", help="Lambda Python version, 3.12 or python3.12")
@@ -80,26 +89,40 @@ def _network_from_environment() -> NetworkSettings:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    if args.command == "package":
+    if args.command in ("package", "layer", "deps"):
         settings = PackageSettings(
             kit_dir=KIT_DIR,
             pipfile=args.pipfile.resolve(),
-            src=args.src.resolve(),
-            out=args.out.resolve(),
+            src=getattr(args, "src", Path("lambdas")).resolve(),
+            out=getattr(args, "out", Path("build.zip")).resolve(),
             state_dir=args.state_dir.resolve(),
             runtime=args.runtime,
             arch=args.arch,
-            handler=args.handler,
+            handler=getattr(args, "handler", "app.handler"),
             base_image=args.base_image,
             network=_network_from_environment(),
             source_date_epoch=_env("SOURCE_DATE_EPOCH") or None,
             builder=args.builder,
             fresh=args.fresh,
             slim=args.slim,
+            include_deps=not getattr(args, "no_deps", False),
+            layers=[p.resolve() for p in getattr(args, "layer", [])],
         )
-        result = package(settings, Runner(), say=lambda line: print(line, flush=True))
+        say = lambda line: print(line, flush=True)  # noqa: E731
+        if args.command == "deps":
+            prepare_dependencies(settings, Runner(), say)
+            return 0
+        result = (package if args.command == "package" else build_layer)(settings, Runner(), say)
         for line in result.summary_lines():
             print(line, flush=True)
+        return 0
+    if args.command == "install-kit":
+        if not args.repo.is_dir():
+            raise UsageError("no such folder", str(args.repo), hint="make install-kit DEST=path/to/your/repo")
+        installed = install_into(KIT_DIR, args.repo)
+        print(f"lambda-kit: installed in {installed}")
+        print("  use it: make -f lambda-kit/Makefile package SRC=... HANDLER=...")
+        print("  or add `include lambda-kit/Makefile` to your Makefile, after your own default target")
         return 0
     if args.command == "check":
         return run_check(args)

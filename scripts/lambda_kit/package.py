@@ -50,6 +50,8 @@ class PackageSettings:
     source_date_epoch: str | None = None
     builder: str = "docker"  # or "local"
     fresh: bool = False  # ignore the dependency cache (make -B)
+    include_deps: bool = True  # False: the code only, for a function whose dependencies are in a layer
+    layers: list[Path] = field(default_factory=list)  # layer zips the audit counts (size, lock)
     slim: bool = False  # SLIM=1: drop what never runs, strip native files
 
 
@@ -86,7 +88,9 @@ def handler_module_paths(handler: str) -> list[str]:
     return [f"{module}.py", f"{module}/__init__.py"]
 
 
-def check_settings(s: PackageSettings, today: date | None = None) -> tuple[runtimes.Runtime, dict, list[str]]:
+def check_settings(
+    s: PackageSettings, today: date | None = None, need_handler: bool = True
+) -> tuple[runtimes.Runtime, dict, list[str]]:
     """Everything that can be wrong before docker runs. Returns the runtime, the lock and warnings."""
     warnings = []
     try:
@@ -116,10 +120,10 @@ def check_settings(s: PackageSettings, today: date | None = None) -> tuple[runti
         lock = lockfile.load(lock_path)
     except lockfile.LockError as exc:
         raise KitError(str(exc), hint=exc.hint) from None
-    if not s.src.is_dir():
+    if need_handler and not s.src.is_dir():
         raise UsageError("the source folder does not exist", str(s.src), hint="set SRC to the folder that holds your handler")
     has_local_paths = any(isinstance(e, dict) and "path" in e for e in lock.get("default", {}).values())
-    if not has_local_paths and not any((s.src / p).is_file() for p in handler_module_paths(s.handler)):
+    if need_handler and not has_local_paths and not any((s.src / p).is_file() for p in handler_module_paths(s.handler)):
         raise UsageError(
             "the handler's module is not in the source folder",
             f"{s.handler}: no {' or '.join(handler_module_paths(s.handler))} in {s.src}",
@@ -170,8 +174,9 @@ def check_zip(path: Path, s: PackageSettings, lock: dict, say: Callable[[str], N
     if actual != expected.read_text(encoding="ascii").strip():
         raise KitError("the zip changed on its way out of the build", actual, hint="run the build again")
     report = audit.audit_zip(
-        path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock, native_cache=s.state_dir / "audit-native.json"
-    )
+        path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock, layers=s.layers,
+        native_cache=s.state_dir / "audit-native.json",
+    )  # fmt: skip
     for finding in report.findings:
         say(f"lambda-kit: audit: {finding.line()}")
         say(f"lambda-kit: audit:         hint: {finding.hint}")
@@ -246,36 +251,20 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     runtime, lock, warnings = check_settings(s)
     for warning in warnings:
         say(f"lambda-kit: warning: {warning}")
-    s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
-    s.state_dir.mkdir(parents=True, exist_ok=True)
-    log_path = s.state_dir / "build.log"
-    key = dependency_key(s, runtime, lock)
-    cache = DependencyCache(s.state_dir)
-    cached = None if s.fresh else cache.get(key)
-
     s.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
     try:
         fresh = staging / s.out.name
-        if cached is not None:
-            say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
-            add_code(cached, s, fresh, staging)
+        if not s.include_deps:
+            say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
+            add_code(None, s, fresh, staging)
         else:
-            outputs = staging / "out"
-            log_path.write_text("", encoding="utf-8")
-            if s.builder == "local":
-                say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
-                localbuild.build(
-                    kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=s.src, runtime=runtime,
-                    arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, out=outputs,
-                    wheelhouse=s.state_dir / "wheelhouse", log_path=log_path, run=run, slim=s.slim,
-                )  # fmt: skip
+            cached, built = dependencies(s, runtime, lock, s.src, staging / "out", run, say)
+            if built is None:
+                add_code(cached, s, fresh, staging)
             else:
-                build_in_docker(s, runtime, lock, outputs, log_path, run, say)
-                keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
-            (outputs / "build.zip").replace(fresh)
-            (outputs / "build.zip.sha256").replace(fresh.with_name(fresh.name + ".sha256"))
-            cache.put(key, outputs / "deps.zip")
+                built.replace(fresh)
+                built.with_name(built.name + ".sha256").replace(fresh.with_name(fresh.name + ".sha256"))
         files = check_zip(fresh, s, lock, say).files
         data = fresh.read_bytes()
         os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
@@ -293,7 +282,73 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     )
 
 
-def add_code(packed_deps: Path, s: PackageSettings, dest: Path, work: Path) -> None:
+def dependencies(
+    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, run: Run, say
+) -> tuple[Path, Path | None]:
+    """The cached deps.zip for this dependency key, building it (with `src` as the code) when the
+    cache lacks it. Returns (deps.zip, the build's zip or None when nothing was built)."""
+    s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    key = dependency_key(s, runtime, lock)
+    cache = DependencyCache(s.state_dir)
+    cached = None if s.fresh else cache.get(key)
+    if cached is not None:
+        say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
+        return cached, None
+    log_path = s.state_dir / "build.log"
+    log_path.write_text("", encoding="utf-8")
+    if s.builder == "local":
+        say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
+        localbuild.build(
+            kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=src, runtime=runtime,
+            arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, out=outputs,
+            wheelhouse=s.state_dir / "wheelhouse", log_path=log_path, run=run, slim=s.slim,
+        )  # fmt: skip
+    else:
+        build_in_docker(s, runtime, lock, src, outputs, log_path, run, say)
+        keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
+    cache.put(key, outputs / "deps.zip")
+    return cache.get(key), outputs / "build.zip"
+
+
+def prepare_dependencies(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Path:
+    """Make sure the cache holds deps.zip for the current lock and settings (several functions
+    then share that one build)."""
+    runtime, lock, _ = check_settings(s, need_handler=False)
+    with tempfile.TemporaryDirectory(prefix="lambda-kit-deps-") as tmp:
+        empty = Path(tmp) / "no-code"
+        empty.mkdir()
+        packed, _ = dependencies(s, runtime, lock, empty, Path(tmp) / "out", run, say)
+    return packed
+
+
+def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> PackageResult:
+    """A Lambda layer zip: the same dependencies, under python/, copied compressed from deps.zip."""
+    started = time.monotonic()
+    packed = prepare_dependencies(s, run, say)
+    s.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
+    try:
+        fresh = staging / s.out.name
+        entries = [zipwriter.Entry("python/", None, 0o755)] + [
+            zipwriter.Entry(f"python/{e.name}", e.source, e.mode, e.packed) for e in zipwriter.collect_zip(packed).values()
+        ]
+        zipwriter.write_zip(sorted(entries, key=lambda e: e.name), fresh, zipwriter.zip_date_time(s.source_date_epoch))
+        report = audit.audit_zip(fresh, runtime=s.runtime, arch=s.arch, native_cache=s.state_dir / "audit-native.json")
+        for finding in report.findings:
+            say(f"lambda-kit: audit: {finding.line()}")
+        if report.errors:
+            raise KitError("the layer failed the audit", report.findings[0].message, hint=report.findings[0].hint)
+        data = fresh.read_bytes()
+        fresh.replace(s.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    digest = hashlib.sha256(data).digest()
+    return PackageResult(s.out, len(data), report.files, digest.hex(), base64.b64encode(digest).decode(),
+                         time.monotonic() - started)  # fmt: skip
+
+
+def add_code(packed_deps: Path | None, s: PackageSettings, dest: Path, work: Path) -> None:
     """The build's last step, on the host: the same source copy and the same zip writer, so the
     result is byte-identical to what the build image would write (given the same zlib)."""
     src = work / "src"
@@ -314,7 +369,7 @@ def keep_wheelhouse(fresh: Path, wheelhouse: Path) -> None:
 
 
 def build_in_docker(
-    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, outputs: Path, log_path: Path, run: Run, say
+    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, log_path: Path, run: Run, say
 ) -> None:
     """docker build, then create / cp the image's out/ folder to `outputs` / rm, and prune this
     checkout's old images."""
@@ -339,7 +394,7 @@ def build_in_docker(
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         tmp_path = Path(tmp)
         ctx = tmp_path / "context"
-        stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=lock, src=s.src, buildkit=engine.buildkit,
+        stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=lock, src=src, buildkit=engine.buildkit,
               network=network, wheelhouse=s.state_dir / "wheelhouse")  # fmt: skip
         request = docker.BuildRequest(
             context=ctx,
