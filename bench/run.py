@@ -184,7 +184,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sets", default="small,large")
-    parser.add_argument("--base-image", default=os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-2"))
+    parser.add_argument("--base-image", default=os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-3"))
     parser.add_argument("--runtime", default="3.11", help="the Python of the base image")
     parser.add_argument("--ca-bundle", default=os.environ.get("CA_BUNDLE") or os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")

@@ -20,7 +20,7 @@ from lambda_kit import kitfiles  # noqa: E402  (needs scripts/ on sys.path)
 SAMPLE_FILES = ("lambdas", "events", "Pipfile", "Pipfile.lock")
 # A Debian bookworm root file system loaded with `docker import` (no registry is reachable):
 # python3.11, pip, venv. Tests build for python3.11 on it.
-BASE_IMAGE = os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-2")
+BASE_IMAGE = os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-3")
 RUNTIME = os.environ.get("LAMBDA_KIT_TEST_RUNTIME", "3.11")
 KIT_LABEL = "org.lambda-kit.kit=lambda-kit"
 

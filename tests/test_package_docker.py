@@ -294,3 +294,61 @@ def test_arm64_zip_on_an_x86_64_engine_without_emulation(sample):
     local = make(sample, "package", "ARCH=arm64", "BUILDER=local")
     assert local.returncode == 0, local.stderr
     assert zip_path.read_bytes() == docker_bytes, "the same arm64 zip with or without Docker"
+
+
+class TcpToDockerSocket:
+    """A TCP port forwarding to the local engine's socket: the engine as a remote one is reached."""
+
+    def __init__(self, socket_path: str = "/var/run/docker.sock") -> None:
+        import socket
+        import threading
+
+        self.socket_path = socket_path
+        self.connections = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self._socket, self._threading = socket, threading
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = self._socket.socket(self._socket.AF_UNIX)
+            upstream.connect(self.socket_path)
+            for a, b in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, dest) -> None:
+        try:
+            while data := source.recv(65536):
+                dest.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, dest):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_docker_host_pointing_elsewhere_is_honoured(sample):
+    if not os.path.exists("/var/run/docker.sock") or os.environ.get("DOCKER_HOST"):
+        pytest.skip("needs the engine on the default local socket to stand in for a remote one")
+    proxy = TcpToDockerSocket()
+    try:
+        result = make(sample, "package", env=kit_env(DOCKER_HOST=f"tcp://127.0.0.1:{proxy.port}"))
+    finally:
+        proxy.close()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert proxy.connections >= 3  # version, build, create, cp, rm: all through DOCKER_HOST
+    assert zipfile.ZipFile(sample / "build.zip").testzip() is None

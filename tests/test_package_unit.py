@@ -273,3 +273,12 @@ def test_a_zip_that_does_not_match_the_builds_digest_is_refused(settings, fake_p
     with pytest.raises(KitError, match="the zip changed on its way out of the build"):
         run_package(settings, fake)
     assert settings.out.read_bytes() == b"previous zip"
+
+
+def test_no_docker_command_mounts_a_host_path(settings, fake_path):
+    """A remote DOCKER_HOST works only if nothing relies on the engine seeing this machine's files."""
+    fake = FakeDocker()
+    run_package(settings, fake)
+    for argv in fake.calls:
+        assert not {"-v", "--volume", "--mount"} & set(argv), argv
+        assert not any(a.startswith(("--volume=", "--mount=", "type=bind")) for a in argv), argv

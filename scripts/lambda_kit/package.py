@@ -164,15 +164,15 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
     return KitError("docker build failed", tail, hint=f"the full log is in {log_path}")
 
 
-def check_zip(path: Path, s: PackageSettings, lock: dict, say: Callable[[str], None]) -> audit.Report:
+def check_zip(path: Path, s: PackageSettings, lock: dict, say: Callable[[str], None]) -> tuple[audit.Report, bytes]:
     """Integrity first (the digest the build wrote beside the zip), then the full audit: an error
-    fails the build before the old zip is replaced."""
+    fails the build before the old zip is replaced. Returns the report and the zip's SHA-256."""
     expected = path.with_name(path.name + ".sha256")
     if not expected.is_file():
         raise KitError("the build wrote no digest beside the zip", str(expected), hint="report this as a kit bug")
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    if actual != expected.read_text(encoding="ascii").strip():
-        raise KitError("the zip changed on its way out of the build", actual, hint="run the build again")
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    if digest.hex() != expected.read_text(encoding="ascii").strip():
+        raise KitError("the zip changed on its way out of the build", digest.hex(), hint="run the build again")
     report = audit.audit_zip(
         path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock, layers=s.layers,
         native_cache=s.state_dir / "audit-native.json",
@@ -188,7 +188,7 @@ def check_zip(path: Path, s: PackageSettings, lock: dict, say: Callable[[str], N
             hint=f"{first.hint}; the previous zip is untouched",
         )
     say(f"lambda-kit: audit passed ({report.warnings} warnings)")
-    return report
+    return report, digest
 
 
 def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict) -> str:
@@ -265,17 +265,16 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
             else:
                 built.replace(fresh)
                 built.with_name(built.name + ".sha256").replace(fresh.with_name(fresh.name + ".sha256"))
-        files = check_zip(fresh, s, lock, say).files
-        data = fresh.read_bytes()
+        report, digest = check_zip(fresh, s, lock, say)
+        size = fresh.stat().st_size
         os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
         fresh.replace(s.out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    digest = hashlib.sha256(data).digest()
     return PackageResult(
         path=s.out,
-        size=len(data),
-        files=files,
+        size=size,
+        files=report.files,
         sha256=digest.hex(),
         code_sha256=base64.b64encode(digest).decode(),
         seconds=time.monotonic() - started,

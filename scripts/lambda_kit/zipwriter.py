@@ -37,7 +37,7 @@ class ZipBuildError(Exception):
 class Packed:
     """An entry already compressed by `write_zip` into another zip: copied, not recompressed."""
 
-    archive: Path
+    archive: str  # the zip's path (a str: it is a dict key for thousands of entries)
     info: zipfile.ZipInfo
 
 
@@ -108,13 +108,14 @@ def collect_zip(archive: Path) -> dict[str, Entry]:
     compressed bytes are what compressing the files again would give, so the result is
     byte-identical to a zip written from the files, without the cost of deflating them again."""
     entries: dict[str, Entry] = {}
+    source = str(archive)
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
-            mode = stat.S_IMODE(info.external_attr >> 16)
-            if info.is_dir():
+            if info.filename.endswith("/"):
                 entries[info.filename] = Entry(info.filename, None, 0o755)
             else:
-                entries[info.filename] = Entry(info.filename, None, mode, Packed(Path(archive), info))
+                mode = stat.S_IMODE(info.external_attr >> 16)
+                entries[info.filename] = Entry(info.filename, None, mode, Packed(source, info))
     return entries
 
 
@@ -137,12 +138,8 @@ def merge(*layers: tuple[str, dict[str, Entry]]) -> list[Entry]:
 
 def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) -> None:
     """Write `entries` (already sorted) to `dest`, normalised as described in the module doc."""
-    sources: dict[Path, object] = {}
-    try:
-        _write_entries(entries, dest, date_time, sources)
-    finally:
-        for fp in sources.values():
-            fp.close()
+    sources: dict[str, bytes] = {}  # packed zips, read once each (tens of MB, not thousands of reads)
+    _write_entries(entries, dest, date_time, sources)
 
 
 def _write_entries(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...], sources: dict) -> None:
@@ -165,21 +162,21 @@ def _write_entries(entries: Iterable[Entry], dest: Path, date_time: tuple[int, .
                 zf.writestr(info, entry.source.read_bytes(), compresslevel=COMPRESS_LEVEL)
 
 
-def _read_compressed(fp, info: zipfile.ZipInfo) -> bytes:
-    fp.seek(info.header_offset)
-    header = fp.read(30)
-    if header[:4] != b"PK\x03\x04":
-        raise ZipBuildError(f"bad local header for {info.filename} in a packed zip", "rebuild without the cache")
-    name_length, extra_length = struct.unpack("<HH", header[26:30])
-    fp.seek(info.header_offset + 30 + name_length + extra_length)
-    return fp.read(info.compress_size)
+def _read_compressed(archive: memoryview, info: zipfile.ZipInfo) -> memoryview:
+    start = info.header_offset
+    if archive[start:start + 4] != b"PK\x03\x04":
+        raise ZipBuildError(f"bad local header for {info.filename} in a packed zip", "rebuild without the cache (make -B)")
+    name_length, extra_length = struct.unpack_from("<HH", archive, start + 26)
+    data_start = start + 30 + name_length + extra_length
+    return archive[data_start:data_start + info.compress_size]
 
 
 def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed, sources: dict) -> None:
     """What ZipFile.writestr does for a seekable file, with the data already compressed."""
-    if packed.archive not in sources:
-        sources[packed.archive] = open(packed.archive, "rb")
-    data = _read_compressed(sources[packed.archive], packed.info)
+    archive = sources.get(packed.archive)
+    if archive is None:
+        archive = sources[packed.archive] = memoryview(Path(packed.archive).read_bytes())
+    data = _read_compressed(archive, packed.info)
     info.file_size, info.compress_size, info.CRC = packed.info.file_size, len(data), packed.info.CRC
     info.flag_bits = 0
     zip64 = info.file_size * 1.05 > zipfile.ZIP64_LIMIT  # writestr's own rule
