@@ -104,3 +104,10 @@ def test_packed_entries_give_the_same_bytes_as_compressing_again(tmp_path):
     assert incremental.read_bytes() == full.read_bytes()
     with zipfile.ZipFile(incremental) as zf:
         assert zf.testzip() is None
+    # Packed with the final timestamp, runs of entries are copied as blocks: still the same bytes.
+    zipwriter.write_zip(zipwriter.merge(("deps", zipwriter.collect(deps))), packed, date_time)
+    entries = zipwriter.merge(("deps", zipwriter.collect_zip(packed)), ("src", zipwriter.collect(src)))
+    packed_entries = [e for e in entries if e.packed]
+    assert len(packed_entries) == 6 and all(zipwriter._verbatim(e, date_time) for e in packed_entries)
+    zipwriter.write_zip(entries, incremental, date_time)
+    assert incremental.read_bytes() == full.read_bytes()

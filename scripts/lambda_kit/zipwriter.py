@@ -112,7 +112,7 @@ def collect_zip(archive: Path) -> dict[str, Entry]:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             if info.filename.endswith("/"):
-                entries[info.filename] = Entry(info.filename, None, 0o755)
+                entries[info.filename] = Entry(info.filename, None, 0o755, Packed(source, info))
             else:
                 mode = stat.S_IMODE(info.external_attr >> 16)
                 entries[info.filename] = Entry(info.filename, None, mode, Packed(source, info))
@@ -143,8 +143,21 @@ def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) 
 
 
 def _write_entries(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...], sources: dict) -> None:
+    entries = list(entries)
     with zipfile.ZipFile(dest, "w") as zf:
-        for entry in entries:
+        i = 0
+        while i < len(entries):
+            entry = entries[i]
+            if _verbatim(entry, date_time):
+                # A run of packed entries that follow each other in their zip, with their final
+                # headers already: one copy for the whole run, new central directory records only.
+                j = i + 1
+                while j < len(entries) and _verbatim(entries[j], date_time) and _adjacent(entries[j - 1], entries[j], sources):
+                    j += 1
+                _copy_run(zf, entries[i:j], date_time, sources)
+                i = j
+                continue
+            i += 1
             info = zipfile.ZipInfo(entry.name, date_time=date_time)
             info.create_system = 3
             info.extra = b""
@@ -162,6 +175,62 @@ def _write_entries(entries: Iterable[Entry], dest: Path, date_time: tuple[int, .
                 zf.writestr(info, entry.source.read_bytes(), compresslevel=COMPRESS_LEVEL)
 
 
+def _verbatim(entry: Entry, date_time: tuple[int, ...]) -> bool:
+    """A packed entry whose local header in its zip is exactly the one write_zip would write now."""
+    packed = entry.packed
+    if packed is None:
+        return False
+    info = packed.info
+    attributes = ((stat.S_IFDIR | 0o755) << 16) | 0x10 if entry.is_dir else (stat.S_IFREG | entry.mode) << 16
+    return (
+        info.filename == entry.name
+        and info.date_time == tuple(date_time)
+        and info.external_attr == attributes
+        and info.flag_bits & ~0x800 == 0
+        and info.file_size * 1.05 <= zipfile.ZIP64_LIMIT
+    )
+
+
+def _archive(sources: dict, packed: Packed) -> memoryview:
+    archive = sources.get(packed.archive)
+    if archive is None:
+        archive = sources[packed.archive] = memoryview(Path(packed.archive).read_bytes())
+    return archive
+
+
+def _local_end(archive: memoryview, info: zipfile.ZipInfo) -> int:
+    name_length, extra_length = struct.unpack_from("<HH", archive, info.header_offset + 26)
+    return info.header_offset + 30 + name_length + extra_length + info.compress_size
+
+
+def _adjacent(a: Entry, b: Entry, sources: dict) -> bool:
+    return a.packed.archive == b.packed.archive and _local_end(_archive(sources, a.packed), a.packed.info) == b.packed.info.header_offset
+
+
+def _copy_run(zf: zipfile.ZipFile, run: list[Entry], date_time: tuple[int, ...], sources: dict) -> None:
+    archive = _archive(sources, run[0].packed)
+    start = run[0].packed.info.header_offset
+    if archive[start:start + 4] != b"PK\x03\x04":
+        raise ZipBuildError(f"bad local header for {run[0].name} in a packed zip", "rebuild without the cache (make -B)")
+    zf.fp.seek(zf.start_dir)
+    base = zf.fp.tell()
+    zf.fp.write(archive[start:_local_end(archive, run[-1].packed.info)])
+    for entry in run:
+        source = entry.packed.info
+        info = zipfile.ZipInfo(entry.name, date_time=date_time)
+        info.create_system = 3
+        info.extra = b""
+        info.external_attr = source.external_attr
+        info.compress_type = source.compress_type
+        info.file_size, info.compress_size, info.CRC = source.file_size, source.compress_size, source.CRC
+        info.flag_bits = 0  # as writestr leaves it; the UTF-8 name flag is derived when written
+        info.header_offset = base + (source.header_offset - start)
+        zf.filelist.append(info)
+        zf.NameToInfo[info.filename] = info
+    zf.start_dir = zf.fp.tell()
+    zf._didModify = True
+
+
 def _read_compressed(archive: memoryview, info: zipfile.ZipInfo) -> memoryview:
     start = info.header_offset
     if archive[start:start + 4] != b"PK\x03\x04":
@@ -173,10 +242,7 @@ def _read_compressed(archive: memoryview, info: zipfile.ZipInfo) -> memoryview:
 
 def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed, sources: dict) -> None:
     """What ZipFile.writestr does for a seekable file, with the data already compressed."""
-    archive = sources.get(packed.archive)
-    if archive is None:
-        archive = sources[packed.archive] = memoryview(Path(packed.archive).read_bytes())
-    data = _read_compressed(archive, packed.info)
+    data = _read_compressed(_archive(sources, packed), packed.info)
     info.file_size, info.compress_size, info.CRC = packed.info.file_size, len(data), packed.info.CRC
     info.flag_bits = 0
     zip64 = info.file_size * 1.05 > zipfile.ZIP64_LIMIT  # writestr's own rule
