@@ -81,33 +81,124 @@ def test_skip_leaves_out_names_and_whole_folders(tmp_path):
     assert sorted(entries) == ["a.py"]
 
 
-def test_packed_entries_give_the_same_bytes_as_compressing_again(tmp_path):
-    deps = make_tree(tmp_path / "deps", {
-        "yaml/__init__.py": (b"x = 1\n" * 5000, 0o644),
-        "yaml/_yaml.so": (os.urandom(70_000), 0o755),
-        "ñame/ünicode.txt": (b"caf\xc3\xa9\n", 0o644),
-        "empty.py": (b"", 0o644),
-    })  # fmt: skip
-    src = make_tree(tmp_path / "src", {"app.py": (b"def handler(e, c):\n    return 1\n", 0o644), "zz.py": (b"z", 0o644)})
-    date_time = zipwriter.zip_date_time("1700000000")
-    full = tmp_path / "full.zip"
-    zipwriter.write_zip(
-        zipwriter.merge(("deps", zipwriter.collect(deps)), ("src", zipwriter.collect(src))), full, date_time
-    )
-    # The dependency part written once (at another time), then reused for a code-only change.
+DEPS = {
+    "yaml/__init__.py": (b"x = 1\n" * 5000, 0o644),
+    "yaml/_yaml.so": (os.urandom(70_000), 0o755),
+    "\u00f1ame/\u00fcnicode.txt": (b"caf\xc3\xa9\n", 0o644),
+    "empty.py": (b"", 0o644),
+    "bin/tool": (b"#!/bin/sh\n", 0o700),
+}
+SRC = {
+    "app.py": (b"def handler(e, c):\n    return 1\n", 0o644),
+    "zz.py": (b"z", 0o644),
+    "yaml/extra_mine.py": (b"y = 2\n", 0o644),  # a folder shared with a dependency: written once
+    "\u00e9t\u00e9/\u00e9.txt": (b"\xc3\xa9", 0o644),
+}
+
+
+def pack(tmp_path, files=DEPS):
     packed = tmp_path / "deps.zip"
-    zipwriter.write_zip(zipwriter.merge(("deps", zipwriter.collect(deps))), packed, zipwriter.zip_date_time(None))
-    incremental = tmp_path / "incremental.zip"
-    entries = zipwriter.merge(("deps", zipwriter.collect_zip(packed)), ("src", zipwriter.collect(src)))
-    assert any(e.packed for e in entries)
-    zipwriter.write_zip(entries, incremental, date_time)
-    assert incremental.read_bytes() == full.read_bytes()
-    with zipfile.ZipFile(incremental) as zf:
+    zipwriter.write_zip(zipwriter.merge(("deps", zipwriter.collect(make_tree(tmp_path / "deps", files)))), packed,
+                        zipwriter.zip_date_time(None))  # fmt: skip
+    return packed
+
+
+@pytest.mark.parametrize("epoch", [None, "1700000000"])
+def test_extending_a_packed_zip_gives_the_bytes_of_writing_it_entry_by_entry(tmp_path, epoch):
+    packed = pack(tmp_path)
+    src = zipwriter.collect(make_tree(tmp_path / "src", SRC))
+    date_time = zipwriter.zip_date_time(epoch)
+    by_entry = tmp_path / "by-entry.zip"
+    zipwriter.write_zip(zipwriter.merge(("deps", zipwriter.collect_zip(packed)), ("src", src)), by_entry, date_time)
+    extended = tmp_path / "extended.zip"
+    assert zipwriter.extend_zip(packed, "deps", src, "src", extended, date_time)
+    assert extended.read_bytes() == by_entry.read_bytes()
+    with zipfile.ZipFile(extended) as zf:
         assert zf.testzip() is None
-    # Packed with the final timestamp, runs of entries are copied as blocks: still the same bytes.
-    zipwriter.write_zip(zipwriter.merge(("deps", zipwriter.collect(deps))), packed, date_time)
-    entries = zipwriter.merge(("deps", zipwriter.collect_zip(packed)), ("src", zipwriter.collect(src)))
+        infos = zf.infolist()
+    names = [i.filename for i in infos]
+    # The dependencies first, then the code; each part sorted; the shared folder once.
+    deps_names = sorted(zipwriter.collect(tmp_path / "deps"))
+    assert names == deps_names + ["app.py", "yaml/extra_mine.py", "zz.py", "\u00e9t\u00e9/", "\u00e9t\u00e9/\u00e9.txt"]
+    # Dependencies keep the time they were packed with; the code gets SOURCE_DATE_EPOCH.
+    times = {i.filename: i.date_time for i in infos}
+    assert {times[n] for n in deps_names} == {(1980, 1, 1, 0, 0, 0)}
+    assert times["app.py"] == tuple(date_time)
+
+
+def test_without_epoch_a_zip_from_the_files_and_one_from_packed_dependencies_are_identical(tmp_path):
+    """Packing costs nothing in the result: the same bytes as compressing every file in one go."""
+    packed = pack(tmp_path)
+    src = zipwriter.collect(make_tree(tmp_path / "src", SRC))
+    direct = tmp_path / "direct.zip"
+    zipwriter.write_zip(zipwriter.merge(("deps", zipwriter.collect(tmp_path / "deps")), ("src", src)), direct,
+                        zipwriter.zip_date_time(None))  # fmt: skip
+    extended = tmp_path / "extended.zip"
+    assert zipwriter.extend_zip(packed, "deps", src, "src", extended, zipwriter.zip_date_time(None))
+    assert extended.read_bytes() == direct.read_bytes()
+
+
+def test_extending_refuses_a_file_that_shadows_a_dependency(tmp_path):
+    packed = pack(tmp_path)
+    src = zipwriter.collect(make_tree(tmp_path / "src", {"yaml/__init__.py": (b"mine", 0o644)}))
+    with pytest.raises(zipwriter.ZipBuildError, match=r"yaml/__init__.py comes from both deps and src"):
+        zipwriter.extend_zip(packed, "deps", src, "src", tmp_path / "out.zip", zipwriter.zip_date_time(None))
+    assert not (tmp_path / "out.zip").exists()
+
+
+def test_a_zip_not_written_by_the_kit_is_not_extended_but_written_entry_by_entry(tmp_path):
+    foreign = tmp_path / "foreign.zip"
+    with zipfile.ZipFile(foreign, "w") as zf:
+        zf.writestr("lib.py", "x = 1\n")  # create_system and modes of zipfile's defaults
+        zf.comment = b"made elsewhere"
+    src = zipwriter.collect(make_tree(tmp_path / "src", {"app.py": (b"a", 0o644)}))
+    assert not zipwriter.extend_zip(foreign, "deps", src, "src", tmp_path / "out.zip", zipwriter.zip_date_time(None))
+    assert not (tmp_path / "out.zip").exists()
+    assert zipwriter.read_directory(foreign) is None  # a comment: read with zipfile instead
+
+
+def agrees_with_zipfile(path):
+    directory = zipwriter.read_directory(path)
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
+        for record, info in zip(directory.records, zf.infolist(), strict=True):
+            for field in ("filename", "orig_filename", "create_system", "flag_bits", "compress_type",
+                          "date_time", "CRC", "compress_size", "file_size", "external_attr", "header_offset"):  # fmt: skip
+                assert getattr(record, field) == getattr(info, field), field
+            assert record.is_dir() == info.is_dir()
+            if not record.is_dir():
+                assert zipwriter.read_member(f, record) == zf.read(info)
+    return directory
+
+
+def test_read_directory_agrees_with_zipfile(tmp_path):
+    packed = pack(tmp_path)
+    assert agrees_with_zipfile(packed).reusable
+    # Read right after its base, an extended zip re-reads only the records after the base's.
+    src = zipwriter.collect(make_tree(tmp_path / "src", SRC))
+    extended = tmp_path / "extended.zip"
+    assert zipwriter.extend_zip(packed, "deps", src, "src", extended, zipwriter.zip_date_time("1700000000"))
+    zipwriter.read_directory(packed)
+    assert len(agrees_with_zipfile(extended).records) == len(zipwriter.read_directory(packed).records) + 5
+    # A zip with zipfile's default attributes is readable but not reusable as it is.
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("lib.py", "x = 1\n")
+        zf.writestr("data/", "")
+    assert not agrees_with_zipfile(other).reusable
+
+
+def test_packed_runs_are_copied_as_blocks_with_the_same_bytes(tmp_path):
+    """The entry-by-entry path (a base that cannot be extended in one go) copies runs of packed
+    entries as blocks: the same bytes as copying each entry."""
+    packed = pack(tmp_path)
+    src = zipwriter.collect(make_tree(tmp_path / "src", SRC))
+    entries = zipwriter.merge(("deps", zipwriter.collect_zip(packed)), ("src", src))
     packed_entries = [e for e in entries if e.packed]
-    assert len(packed_entries) == 6 and all(zipwriter._verbatim(e, date_time) for e in packed_entries)
-    zipwriter.write_zip(entries, incremental, date_time)
-    assert incremental.read_bytes() == full.read_bytes()
+    assert len(packed_entries) == 8 and all(zipwriter._verbatim(e) for e in packed_entries)
+    blocks = tmp_path / "blocks.zip"
+    zipwriter.write_zip(entries, blocks, zipwriter.zip_date_time(None))
+    one_by_one = tmp_path / "one-by-one.zip"
+    with zipfile.ZipFile(one_by_one, "w") as zf:
+        for entry in entries:  # each entry alone: no run is longer than one
+            zipwriter._write_entries(zf, [entry], zipwriter.zip_date_time(None), {})
+    assert blocks.read_bytes() == one_by_one.read_bytes()

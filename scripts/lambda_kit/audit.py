@@ -14,6 +14,7 @@ import posixpath
 import re
 import stat
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 from packaging.utils import canonicalize_name, canonicalize_version
 
-from . import lockfile, runtimes
+from . import lockfile, runtimes, zipwriter
 
 ERROR, WARNING = "error", "warning"
 MAX_LISTED = 10  # entries named per finding; the count says how many more
@@ -161,6 +162,42 @@ class _Collector:
         return out
 
 
+class _Zip:
+    """A zip's entries and their content: its central directory read directly when the zip is
+    plain (thousands of entries in milliseconds), zipfile for any other zip."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zf: zipfile.ZipFile | None = None
+        self._f = None
+        directory = zipwriter.read_directory(path)
+        if directory is None:
+            self._zf = zipfile.ZipFile(path)
+            self.infos = self._zf.infolist()
+        else:
+            self._f = open(path, "rb")
+            self.infos = directory.records
+        self.by_name = {i.filename: i for i in self.infos}
+
+    def read(self, info) -> bytes:
+        if self._f is not None:
+            data = zipwriter.read_member(self._f, info)
+            if data is not None:
+                return data
+            self._zf = self._zf or zipfile.ZipFile(self.path)  # another compression method
+            return self._zf.read(info.filename)
+        return self._zf.read(info)
+
+    def __enter__(self) -> "_Zip":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._f is not None:
+            self._f.close()
+        if self._zf is not None:
+            self._zf.close()
+
+
 def audit_zip(
     path: Path,
     *,
@@ -175,26 +212,29 @@ def audit_zip(
     so a code-only rebuild does not parse the same ELF files again."""
     rt = runtimes.lookup(runtime)
     try:
-        zf = zipfile.ZipFile(path)
+        zf = _Zip(Path(path))
     except FileNotFoundError:
         raise AuditError("no such zip", str(path), "build it first (make package) or check the path") from None
     except (zipfile.BadZipFile, IsADirectoryError, OSError) as exc:
         raise AuditError("not a zip file", f"{path}: {exc}", "give the path of a deployment zip") from None
     found = _Collector()
-    with zf:
-        infos = zf.infolist()
-        files = [i for i in infos if not i.is_dir()]
-        _check_structure(infos, found)
-        _check_sizes(path, files, layers, found)
-        _check_permissions(infos, found)
-        _check_leftovers(zf, files, found)
-        if handler:
-            _check_handler(zf, handler, found)
-        if lock is not None:
-            _check_lock(infos, lock, rt, arch, found, layers)
-        cache = _NativeCache(native_cache)
-        _check_native(zf, files, rt, arch, found, cache)
-        cache.save()
+    try:
+        with zf:
+            infos = zf.infos
+            files = [i for i in infos if not i.is_dir()]
+            _check_structure(infos, found)
+            _check_sizes(path, files, layers, found)
+            _check_permissions(infos, found)
+            _check_leftovers(zf, files, found)
+            if handler:
+                _check_handler(zf, handler, found)
+            if lock is not None:
+                _check_lock(infos, lock, rt, arch, found, layers)
+            cache = _NativeCache(native_cache)
+            _check_native(zf, files, rt, arch, found, cache)
+            cache.save()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise AuditError("the zip is damaged", f"{path}: {exc}", "build it again; if it came from elsewhere, download it again") from None
     return Report(
         zip=str(path),
         runtime=rt.name,
@@ -206,26 +246,32 @@ def audit_zip(
     )
 
 
+# Thousands of entries each time: a cheap test finds the few worth a closer look.
+ODD_NAME = re.compile(r"^/|^[A-Za-z]:|\.\.|\\")
+DRIVE = re.compile(r"^[A-Za-z]:")
+PARTS = re.compile(r"[/\\]")
+
+
 def _check_structure(infos, found: _Collector) -> None:
-    seen = set()
-    for info in infos:
-        name = info.filename
+    for info in [i for i in infos if ODD_NAME.search(i.orig_filename)]:
         # zipfile turns "\" into "/" in filename on Windows only; orig_filename keeps what was stored.
         raw = info.orig_filename
-        if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw):
+        if raw.startswith("/") or DRIVE.match(raw):
             found.add("zip-absolute", "absolute entry names", raw)
-        if ".." in re.split(r"[/\\]", raw):
+        if ".." in PARTS.split(raw):
             found.add("zip-dotdot", "entry names with '..' parts", raw)
         if "\\" in raw:
             found.add("zip-backslash", "entry names with backslashes", raw)
-        mode = _unix_mode(info)
-        if mode is not None and stat.S_ISLNK(mode):
-            found.add("zip-symlink", "symbolic link entries", name)
-        if name in seen:
-            found.add("zip-duplicate", "names stored more than once", name)
-        seen.add(name)
-        if info.flag_bits & 0x1:
-            found.add("zip-encrypted", "encrypted entries", name)
+    for info in [i for i in infos if i.create_system == 3 and i.external_attr >> 16 & 0o170000 == stat.S_IFLNK]:
+        found.add("zip-symlink", "symbolic link entries", info.filename)
+    if len({i.filename for i in infos}) != len(infos):
+        seen = set()
+        for info in infos:
+            if info.filename in seen:
+                found.add("zip-duplicate", "names stored more than once", info.filename)
+            seen.add(info.filename)
+    for info in [i for i in infos if i.flag_bits & 0x1]:
+        found.add("zip-encrypted", "encrypted entries", info.filename)
 
 
 def _check_sizes(path: Path, files, layers, found: _Collector) -> None:
@@ -250,23 +296,38 @@ def _check_sizes(path: Path, files, layers, found: _Collector) -> None:
 
 
 def _check_permissions(infos, found: _Collector) -> None:
+    # A handful of distinct attribute values in thousands of entries: judge each value once.
+    judged: dict[tuple[int, int, bool], tuple[str, str] | None] = {}
     for info in infos:
-        mode = _unix_mode(info)
-        if mode is None or stat.S_ISLNK(mode):
-            continue
-        if info.is_dir():
-            if mode & 0o005 != 0o005:
-                found.add("perm-dir", "folders others cannot enter", f"{info.filename} ({stat.S_IMODE(mode):04o})")
-        elif not mode & 0o004:
-            found.add("perm-file", "files others cannot read", f"{info.filename} ({stat.S_IMODE(mode):04o})")
+        key = (info.create_system, info.external_attr, info.filename.endswith("/"))
+        if key not in judged:
+            judged[key] = _permission_problem(*key)
+        problem = judged[key]
+        if problem is not None:
+            found.add(problem[0], problem[1], f"{info.filename} ({stat.S_IMODE(info.external_attr >> 16):04o})")
+
+
+def _permission_problem(create_system: int, external_attr: int, is_dir: bool) -> tuple[str, str] | None:
+    mode = external_attr >> 16
+    if create_system != 3 or not mode or stat.S_ISLNK(mode):
+        return None
+    if is_dir:
+        return None if mode & 0o005 == 0o005 else ("perm-dir", "folders others cannot enter")
+    return None if mode & 0o004 else ("perm-file", "files others cannot read")
 
 
 def _encrypted(info: zipfile.ZipInfo) -> bool:
     return bool(info.flag_bits & 0x1)  # unreadable without a password; zip-encrypted reports it
 
 
-def _check_leftovers(zf: zipfile.ZipFile, files, found: _Collector) -> None:
-    for info in files:
+LEFTOVER_NAME = re.compile(
+    r"\.py[co]$|__pycache__/|^Pipfile|\.env|id_(rsa|dsa|ecdsa|ed25519)$|credentials|\.netrc$|\.pypirc$"
+    r"|\.(pem|key|p12|pfx)$|(^|/)config$"
+)  # every name a test below can flag matches this
+
+
+def _check_leftovers(zf: _Zip, files, found: _Collector) -> None:
+    for info in [i for i in files if LEFTOVER_NAME.search(i.filename)]:
         name = info.filename
         base = posixpath.basename(name)
         if name.endswith((".pyc", ".pyo")) or "__pycache__/" in name:
@@ -283,20 +344,20 @@ def _check_leftovers(zf: zipfile.ZipFile, files, found: _Collector) -> None:
                 found.add("leftover-secret", "files that look like secrets", name)
 
 
-def _check_handler(zf: zipfile.ZipFile, handler: str, found: _Collector) -> None:
+def _check_handler(zf: _Zip, handler: str, found: _Collector) -> None:
     module, _, function = handler.rpartition(".")
     stem = module.replace(".", "/")
-    names = set(zf.namelist())
+    names = zf.by_name
     source_name = next((n for n in (f"{stem}.py", f"{stem}/__init__.py") if n in names), None)
     if source_name is None:
         if any(n.startswith(stem + ".") and n.endswith(".so") for n in names):
             return  # a compiled module: its names cannot be read without importing it
         found.add("handler-module", f"the handler's module is not in the zip: {handler}", f"{stem}.py")
         return
-    if _encrypted(zf.getinfo(source_name)):
+    if _encrypted(names[source_name]):
         return
     try:
-        tree = ast.parse(zf.read(source_name), filename=source_name)
+        tree = ast.parse(zf.read(names[source_name]), filename=source_name)
     except (SyntaxError, ValueError) as exc:
         found.add("handler-function", f"the handler's module does not parse ({exc.msg if hasattr(exc, 'msg') else exc})", source_name)
         return
@@ -334,7 +395,7 @@ LAYER_ROOTS = re.compile(r"^python/(lib/python3\.\d+/site-packages/)?")
 def _installed(infos, root: re.Pattern | None = None) -> dict[str, str]:
     """Distributions by their dist-info folders: at the zip root, or under a layer's python/."""
     installed = {}
-    for info in infos:
+    for info in [i for i in infos if ".dist-info/" in i.filename]:
         name = info.filename
         if root is not None:
             prefix = root.match(name)
@@ -423,8 +484,8 @@ def _inspect_native(data: bytes) -> list:
     return ["elf", machine, glibc[0], glibc[1]]
 
 
-def _check_native(zf: zipfile.ZipFile, files, rt: runtimes.Runtime, arch: str, found: _Collector, cache: _NativeCache) -> None:
-    for info in files:
+def _check_native(zf: _Zip, files, rt: runtimes.Runtime, arch: str, found: _Collector, cache: _NativeCache) -> None:
+    for info in [i for i in files if ".so" in i.filename]:
         name = info.filename
         base = posixpath.basename(name)
         if not (base.endswith(".so") or ".so." in base) or _encrypted(info):

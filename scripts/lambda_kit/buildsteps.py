@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mmap
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -281,19 +283,26 @@ def pack_dependencies(deps: Path, packed: Path) -> None:
     say(f"dependencies packed: {sum(1 for e in entries if not e.is_dir)} files, {packed.stat().st_size} bytes")
 
 
-def build_zip(packed_deps: Path | None, src: Path, out: Path, source_date_epoch: str | None, quiet: bool = False) -> None:
-    """The deployment zip: the packed dependencies (None: none, they are in a layer) and the code."""
+def build_zip(packed_deps: Path | None, src: Path, out: Path, source_date_epoch: str | None, quiet: bool = False) -> bytes:
+    """The deployment zip: the packed dependencies (None: none, they are in a layer), then the
+    code. Returns the zip's SHA-256, also written beside it (the host checks its copy against it)."""
     date_time = zipwriter.zip_date_time(source_date_epoch)
-    entries = zipwriter.merge(
-        ("the dependencies", zipwriter.collect_zip(packed_deps) if packed_deps else {}),
-        ("the source folder", zipwriter.collect(src, skip=lambda n: n in ("Pipfile", "Pipfile.lock"))),
-    )
+    code = zipwriter.collect(src, skip=lambda n: n in ("Pipfile", "Pipfile.lock"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    zipwriter.write_zip(entries, out, date_time)
-    # The digest travels with the zip: the host checks its copy against it instead of re-reading
-    # every entry's CRC.
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    out.with_name(out.name + ".sha256").write_text(digest + "\n", encoding="ascii")
+    deps_part, code_part = "the dependencies", "the source folder"
+    if packed_deps is None or not zipwriter.extend_zip(packed_deps, deps_part, code, code_part, out, date_time):
+        # Not a plain packed zip, or too many entries for one without zip64: entry by entry, the same bytes.
+        entries = zipwriter.merge((deps_part, zipwriter.collect_zip(packed_deps) if packed_deps else {}), (code_part, code))
+        zipwriter.write_zip(entries, out, date_time)
+    with open(out, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        digest = hashlib.sha256(data).digest()
+    out.with_name(out.name + ".sha256").write_text(digest.hex() + "\n", encoding="ascii")
     if not quiet:
-        files = sum(1 for e in entries if not e.is_dir)
-        say(f"zip written: {files} files, {out.stat().st_size} bytes, sha256 {digest}")
+        directory = zipwriter.read_directory(out)
+        if directory is None:
+            with zipfile.ZipFile(out) as zf:
+                files = sum(1 for i in zf.infolist() if not i.is_dir())
+        else:
+            files = sum(1 for r in directory.records if not r.is_dir())
+        say(f"zip written: {files} files, {out.stat().st_size} bytes, sha256 {digest.hex()}")
+    return digest

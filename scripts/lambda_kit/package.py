@@ -164,15 +164,19 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
     return KitError("docker build failed", tail, hint=f"the full log is in {log_path}")
 
 
-def check_zip(path: Path, s: PackageSettings, lock: dict, say: Callable[[str], None]) -> tuple[audit.Report, bytes]:
-    """Integrity first (the digest the build wrote beside the zip), then the full audit: an error
-    fails the build before the old zip is replaced. Returns the report and the zip's SHA-256."""
-    expected = path.with_name(path.name + ".sha256")
-    if not expected.is_file():
-        raise KitError("the build wrote no digest beside the zip", str(expected), hint="report this as a kit bug")
-    digest = hashlib.sha256(path.read_bytes()).digest()
-    if digest.hex() != expected.read_text(encoding="ascii").strip():
-        raise KitError("the zip changed on its way out of the build", digest.hex(), hint="run the build again")
+def check_zip(
+    path: Path, s: PackageSettings, lock: dict, say: Callable[[str], None], digest: bytes | None = None
+) -> tuple[audit.Report, bytes]:
+    """Integrity first (for a zip copied out of a build: the digest the build wrote beside it;
+    `digest` when this process wrote the zip), then the full audit: an error fails the build before
+    the old zip is replaced. Returns the report and the zip's SHA-256."""
+    if digest is None:
+        expected = path.with_name(path.name + ".sha256")
+        if not expected.is_file():
+            raise KitError("the build wrote no digest beside the zip", str(expected), hint="report this as a kit bug")
+        digest = hashlib.sha256(path.read_bytes()).digest()
+        if digest.hex() != expected.read_text(encoding="ascii").strip():
+            raise KitError("the zip changed on its way out of the build", digest.hex(), hint="run the build again")
     report = audit.audit_zip(
         path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock, layers=s.layers,
         native_cache=s.state_dir / "audit-native.json",
@@ -255,17 +259,18 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
     try:
         fresh = staging / s.out.name
+        digest = None  # the build's, checked against its copy; or this process's own
         if not s.include_deps:
             say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
-            add_code(None, s, fresh, staging)
+            digest = add_code(None, s, fresh, staging)
         else:
             cached, built = dependencies(s, runtime, lock, s.src, staging / "out", run, say)
             if built is None:
-                add_code(cached, s, fresh, staging)
+                digest = add_code(cached, s, fresh, staging)
             else:
                 built.replace(fresh)
                 built.with_name(built.name + ".sha256").replace(fresh.with_name(fresh.name + ".sha256"))
-        report, digest = check_zip(fresh, s, lock, say)
+        report, digest = check_zip(fresh, s, lock, say, digest)
         size = fresh.stat().st_size
         os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
         fresh.replace(s.out)
@@ -347,13 +352,13 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
                          time.monotonic() - started)  # fmt: skip
 
 
-def add_code(packed_deps: Path | None, s: PackageSettings, dest: Path, work: Path) -> None:
+def add_code(packed_deps: Path | None, s: PackageSettings, dest: Path, work: Path) -> bytes:
     """The build's last step, on the host: the same source copy and the same zip writer, so the
     result is byte-identical to what the build image would write (given the same zlib)."""
     src = work / "src"
     shutil.copytree(s.src, src, ignore=IGNORED)
     try:
-        buildsteps.build_zip(packed_deps, src, dest, s.source_date_epoch, quiet=True)
+        return buildsteps.build_zip(packed_deps, src, dest, s.source_date_epoch, quiet=True)
     except zipwriter.ZipBuildError as exc:
         raise KitError(str(exc), hint=exc.hint) from None
 
