@@ -98,11 +98,20 @@ class KitFlow:
     def __init__(self, folder: Path, base_image: str, runtime: str, venv: str) -> None:
         self.folder = folder
         self.zip = folder / "build.zip"
+        self.base_image = base_image
         self.settings = [f"PYTHON_VERSION={runtime}", f"BASE_IMAGE={base_image}"]
         self.env = {**os.environ, "LAMBDA_KIT_VENV": venv, "DOCKER_BUILDKIT": "0"}
 
-    def build(self) -> None:
-        run(["make", "--no-print-directory", "package", *self.settings], cwd=self.folder, env=self.env)
+    def build(self, *extra: str) -> None:
+        run(["make", "--no-print-directory", "package", *self.settings, *extra], cwd=self.folder, env=self.env)
+
+    def smoke(self, *extra: str) -> str:
+        """The handler run from the zip in the base image, as `make smoke` runs it: its result line."""
+        result = run(["make", "--no-print-directory", "smoke", *self.settings, *extra, f"RUNTIME_IMAGE={self.base_image}"],
+                     cwd=self.folder, env=self.env)  # fmt: skip
+        lines = result.stdout.splitlines()
+        passed = next(i for i, line in enumerate(lines) if line.startswith("lambda-kit: smoke passed"))
+        return lines[passed - 1]  # the handler's JSON result, printed just before
 
     def forget(self) -> None:
         self.zip.unlink(missing_ok=True)
@@ -194,7 +203,7 @@ def main() -> int:
     build_article_base(args.base_image, args.ca_bundle, work)
 
     cases = ("cold", "no-op", "code-only", "lock change")
-    rows, sizes = [], {}
+    rows, sizes, slim = [], {}, {}
     for set_name in args.sets.split(","):
         article, kit = prepare(work, set_name, args.base_image, args.runtime, venv)
         times = {(flow.name, case): [] for flow in (article, kit) for case in cases}
@@ -216,6 +225,10 @@ def main() -> int:
                 use_lock(flow.folder, set_name, variant)
                 times[(flow.name, "lock change")].append(timed(flow.build))
         sizes[set_name] = (zip_sizes(article.zip), zip_sizes(kit.zip))
+        # SLIM=1 on the same lock (a dependency build of its own), then the handler run from it.
+        kit.build("SLIM=1")
+        slim[set_name] = (zip_sizes(kit.zip), kit.smoke("SLIM=1"))
+        print(f"bench: {set_name} SLIM=1 {slim[set_name][0]} handler: {slim[set_name][1]}", flush=True)
         for case in cases:
             a, k = times[("article", case)], times[("kit", case)]
             rows.append((set_name, case, summarise(a), summarise(k), statistics.median(k) / statistics.median(a)))
@@ -236,6 +249,12 @@ def main() -> int:
     lines += ["", "| set | article zip (zipped / unzipped bytes) | lambda-kit zip (zipped / unzipped bytes) |", "|---|---|---|"]
     for set_name, ((az, au), (kz, ku)) in sizes.items():
         lines.append(f"| {set_name} | {az:,} / {au:,} | {kz:,} / {ku:,} |")
+    lines += ["", "SLIM=1 (same lock as the default zip above; the handler run from the slim zip with `make smoke` in the base image):",
+              "", "| set | SLIM=1 zip (zipped / unzipped bytes) | smaller than the default by (zipped / unzipped) | handler result |",
+              "|---|---|---|---|"]  # fmt: skip
+    for set_name, ((sz, su), result) in slim.items():
+        kz, ku = sizes[set_name][1]
+        lines.append(f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% | `{result}` |")
     code = {s: statistics.median([float(k.split()[0]) for (s2, c, a, k, r) in rows if s2 == s and c == "code-only"]) for s in sizes}
     if {"small", "large"} <= set(code):
         lines += ["", f"Code-only change, large set / small set (kit): {code['large'] / code['small']:.2f}x."]
