@@ -290,3 +290,25 @@ def test_native_cache_gives_the_same_findings_without_reading_again(tmp_path, ba
     remembered[key] = ["elf", "x86_64", 2, 17]
     cache.write_text(json.dumps(remembered))
     assert audit.audit_zip(path, runtime="3.11", native_cache=cache).ids() == ["native-glibc", "native-abi"]
+
+
+def test_plain_zips_and_others_are_audited_alike(tmp_path, base_files, wheels):
+    """A plain zip's central directory is read with struct; one with an archive comment (or zip64
+    records) goes through zipfile. The same entries give the same report either way."""
+    link = entry("current.py")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    files = {**base_files, **wheel_members(wheels["aarch64"]), "../evil.py": b"x", ".env": b"A=1\n", "Pipfile": b""}
+    plain = build(tmp_path / "plain.zip", files, modes={"app.py": 0o600}, extra_infos=[(link, b"app.py")])
+    commented = tmp_path / "commented.zip"
+    commented.write_bytes(plain.read_bytes())
+    with zipfile.ZipFile(commented, "a") as zf:
+        zf.comment = b"written elsewhere"
+    reports = []
+    for path in (plain, commented):
+        report = audit.audit_zip(path, runtime="3.11", arch="x86_64", handler="app.handler")
+        reports.append([(f.id, f.entries) for f in report.findings])
+    assert audit.zipwriter.read_directory(plain) is not None and audit.zipwriter.read_directory(commented) is None
+    assert reports[0] == reports[1]
+    assert sorted(rule for rule, _ in reports[0]) == sorted(
+        ["perm-file", "leftover-pipfile", "leftover-secret", "zip-dotdot", "zip-symlink", "native-arch"]
+    )
