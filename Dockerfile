@@ -26,14 +26,19 @@ ENV LANG=C.UTF-8 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /opt/lambda-kit
 
-# 1. Tools: pinned pip and pipenv, hash-checked, in a venv of the runtime's own python.
+# 1. Tools: pinned pip and pipenv, hash-checked, in a venv of the runtime's own python. The image's
+#    own pip installs them into a venv made without pip (`pip --python`, pip 22.3+), which saves
+#    seeding the venv with a pip that is replaced at once; without such a pip, the venv seeds one.
 COPY net/ net/
 COPY kit/container-requirements.txt kit/
 COPY kit/lambda_kit/netconfig.py kit/lambda_kit/netconfig.py
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
-    python3 -m venv tools \
- && python3 kit/lambda_kit/netconfig.py tools/bin/python -m pip install --quiet --no-cache-dir --no-deps \
+    if python3 -m venv --without-pip tools && python3 -m pip --python tools/bin/python --version >/dev/null 2>&1; \
+    then installer="python3 -m pip --python tools/bin/python"; \
+    else rm -rf tools && python3 -m venv tools && installer="tools/bin/python -m pip"; fi \
+ && python3 kit/lambda_kit/netconfig.py $installer install --quiet --no-cache-dir --no-deps \
         --require-hashes --only-binary=:all: --no-compile -r kit/container-requirements.txt \
+ && tools/bin/python -m pip --version \
  && find tools -name __pycache__ -prune -exec rm -rf {} +
 
 # 2. Lock files (and local path dependencies), verified, then [packages] installed with hashes,

@@ -128,6 +128,12 @@ class KitFlow:
 def clear_build_cache(flows) -> None:
     for flow in flows:
         flow.forget()
+    # The other set's article image shares this one's first layers (pipenv installed on the same
+    # base): a cold build must not find them.
+    tags = run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "lambda-kit-bench/*"]).stdout.split()
+    stale = [t for t in tags if t != ARTICLE_BASE_TAG]
+    if stale:
+        run(["docker", "image", "rm", "--force", *stale], check=False)
     run(["docker", "image", "prune", "--force"], check=False)
     run(["docker", "builder", "prune", "--all", "--force"], check=False)
 
