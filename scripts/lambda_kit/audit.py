@@ -117,11 +117,6 @@ class AuditError(Exception):
         self.hint = hint
 
 
-def _unix_mode(info: zipfile.ZipInfo) -> int | None:
-    mode = info.external_attr >> 16
-    return mode if info.create_system == 3 and mode else None
-
-
 def _glibc_needed(elf: ELFFile) -> tuple[int, int] | None:
     best = None
     for section in elf.iter_sections():

@@ -352,15 +352,16 @@ def build_zip(packed_deps: Path | None, src: Path, out: Path, source_date_epoch:
         # Not a plain packed zip, or too many entries for one without zip64: entry by entry, the same bytes.
         entries = zipwriter.merge((deps_part, zipwriter.collect_zip(packed_deps) if packed_deps else {}), (code_part, code))
         zipwriter.write_zip(entries, out, date_time)
-    with open(out, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        digest = hashlib.sha256(data).digest()
+    digest = sha256_file(out)
     out.with_name(out.name + ".sha256").write_text(digest.hex() + "\n", encoding="ascii")
     if not quiet:
-        directory = zipwriter.read_directory(out)
-        if directory is None:
-            with zipfile.ZipFile(out) as zf:
-                files = sum(1 for i in zf.infolist() if not i.is_dir())
-        else:
-            files = sum(1 for r in directory.records if not r.is_dir())
+        with zipfile.ZipFile(out) as zf:
+            files = sum(1 for i in zf.infolist() if not i.is_dir())
         say(f"zip written: {files} files, {out.stat().st_size} bytes, sha256 {digest.hex()}")
     return digest
+
+
+def sha256_file(path: Path) -> bytes:
+    """A file's SHA-256, read through a memory map (no copy of tens of MB into Python)."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return hashlib.sha256(data).digest()

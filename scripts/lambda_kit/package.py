@@ -174,7 +174,7 @@ def check_zip(
         expected = path.with_name(path.name + ".sha256")
         if not expected.is_file():
             raise KitError("the build wrote no digest beside the zip", str(expected), hint="report this as a kit bug")
-        digest = hashlib.sha256(path.read_bytes()).digest()
+        digest = buildsteps.sha256_file(path)
         if digest.hex() != expected.read_text(encoding="ascii").strip():
             raise KitError("the zip changed on its way out of the build", digest.hex(), hint="run the build again")
     report = audit.audit_zip(

@@ -174,21 +174,20 @@ def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[i
         info = zipfile.ZipInfo(entry.name, date_time=entry.packed.info.date_time if entry.packed else date_time)
         info.create_system = 3
         info.extra = b""
+        info.external_attr = _attributes(entry.is_dir, entry.mode)
         if entry.is_dir:
-            info.external_attr = ((stat.S_IFDIR | 0o755) << 16) | 0x10  # 0x10: MS-DOS folder bit
             info.compress_type = zipfile.ZIP_STORED
             zf.writestr(info, b"")
         elif entry.packed is not None:
-            info.external_attr = (stat.S_IFREG | entry.mode) << 16
             info.compress_type = entry.packed.info.compress_type
             _copy_compressed(zf, info, entry.packed, sources)
         else:
-            info.external_attr = (stat.S_IFREG | entry.mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, entry.source.read_bytes(), compresslevel=COMPRESS_LEVEL)
 
 
 def _attributes(is_dir: bool, mode: int) -> int:
+    """external_attr: Unix type and mode above, and for folders the MS-DOS folder bit (0x10)."""
     return ((stat.S_IFDIR | 0o755) << 16) | 0x10 if is_dir else (stat.S_IFREG | mode) << 16
 
 
@@ -297,7 +296,6 @@ class Record(NamedTuple):
     file_size: int
     external_attr: int
     header_offset: int
-    extra_and_comment: int  # their lengths together: 0 for what write_zip writes
 
     @property
     def date_time(self) -> tuple[int, int, int, int, int, int]:
@@ -316,8 +314,8 @@ class Directory:
     reusable: bool  # every record is one write_zip writes: copying them gives what write_zip would write
 
 
-DIR_ATTR = ((stat.S_IFDIR | 0o755) << 16) | 0x10
-FILE_ATTRS = frozenset({(stat.S_IFREG | 0o644) << 16, (stat.S_IFREG | 0o755) << 16})
+DIR_ATTR = _attributes(True, 0o755)
+FILE_ATTRS = frozenset({_attributes(False, 0o644), _attributes(False, 0o755)})
 _last: list[Directory] = []  # the directory read last: a zip extended from it re-reads only its new records
 
 
@@ -349,7 +347,7 @@ def read_directory(path: Path) -> Directory | None:
             start = pos + 46
             name = raw[start:start + name_len].decode("utf-8" if flags & 0x800 else "cp437")
             records.append(Record(name.partition("\0")[0] if "\0" in name else name, name, made_by >> 8, flags, method,
-                                  dos_time, dos_date, crc, csize, usize, external, offset, extra_len + comment_len))  # fmt: skip
+                                  dos_time, dos_date, crc, csize, usize, external, offset))  # fmt: skip
             pos = start + name_len + extra_len + comment_len
             if reusable and (
                 extra_len or comment_len or made_by >> 8 != 3 or flags & ~0x800 or usize * 1.05 > zipfile.ZIP64_LIMIT
@@ -392,9 +390,7 @@ def extend_zip(base: Path, base_name: str, entries: dict[str, Entry], part_name:
     central directory records reused as they are. False (nothing written) when `base` is not a
     plain zip write_zip wrote, or the result would need zip64: then write it entry by entry."""
     directory = read_directory(base)
-    if directory is None or len(directory.records) + len(entries) >= 0xFFFF:
-        return False
-    if not directory.reusable:
+    if directory is None or not directory.reusable or len(directory.records) + len(entries) >= 0xFFFF:
         return False
     names = {r.filename for r in directory.records}
     added = []
