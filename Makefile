@@ -118,7 +118,7 @@ smoke: $(ZIP)  ## run the handler from $(ZIP) in the runtime image as Lambda wou
 
 .PHONY: test
 test:  ## run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
-	@LAMBDA_KIT_EXTRAS=test $(HELPER) python -m pytest $(KIT_DIR)/tests
+	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python -m pytest $(KIT_DIR)/tests
 
 # The benchmark lives in the kit's own repository, not in the files a user copies.
 ifneq ($(wildcard $(KIT_DIR)/bench/run.py),)
