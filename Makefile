@@ -25,7 +25,7 @@ DIST ?= dist  ## where make functions and make layer write (DIST/NAME.zip, DIST/
 INCLUDE_DEPS ?= 1  ## 0: make functions leaves the dependencies out (they come from make layer)
 HANDLER ?= app.handler  ## module.function Lambda calls, relative to SRC
 SLIM ?= 0  ## 1: drop packages' tests, type stubs, C sources, debug sections, botocore's API reference text
-BUILDER ?= docker  ## docker, or local: no Docker, for locks whose packages all have binary wheels
+BUILDER ?= auto  ## auto: Docker when an engine answers, else local; docker or local: that one, no fallback
 BASE_IMAGE ?=  ## build image; empty: the AWS SAM build image for PYTHON_VERSION on the engine's architecture
 RUNTIME_IMAGE ?= public.ecr.aws/lambda/python:$(PYTHON_VERSION)-$(ARCH)  ## image make smoke runs the zip in (default: the Lambda base image)
 EVENT ?=  ## JSON event file for make smoke (empty: {})
@@ -111,8 +111,9 @@ $(SETTINGS_STAMP): FORCE
 check:  ## audit $(ZIP) for what Lambda would reject (also run by package)
 	@$(HELPER) check '$(ZIP)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --handler '$(HANDLER)' --lock '$(LOCK)'
 
+# check and smoke take the zip as it is (never rebuilt here): `make package smoke` builds first.
 .PHONY: smoke
-smoke: $(ZIP)  ## run the handler from $(ZIP) in the runtime image as Lambda would (EVENT=file.json)
+smoke:  ## run the handler from $(ZIP) in the runtime image as Lambda would (EVENT=file.json)
 	@$(HELPER) smoke '$(ZIP)' --handler '$(HANDLER)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' \
 		--image '$(RUNTIME_IMAGE)' $(if $(EVENT),--event '$(EVENT)') --state-dir '$(KIT_STATE)'
 
@@ -131,9 +132,15 @@ endif
 install-kit:  ## copy the kit into $(DEST)/lambda-kit/, leaving the repo's own files alone
 	@$(HELPER) install-kit '$(DEST)'
 
+# A zip goes only if its record (KIT_STATE/outputs/<id>.sha256) says the kit wrote these very bytes.
+remove_own_zip = f='$(realpath $(1))'; rec="$$(printf '%s' "$$f" | sha256sum | cut -c1-24)"; \
+	rec='$(KIT_STATE)/outputs/'"$$rec.sha256"; \
+	if [[ -n "$$f" && -f "$$rec" ]] && sha256sum --check --status "$$rec" 2>/dev/null; then rm -f "$$f"; \
+	elif [[ -n "$$f" ]]; then echo "lambda-kit: clean: kept $$f (not written by the kit)"; fi
+
 .PHONY: clean
-clean:  ## remove what the kit wrote: the zip, its state folder and this checkout's images
-	@rm -f '$(ZIP)' $(foreach f,$(FUNCTION_NAMES) layer,'$(DIST)/$(f).zip')
+clean:  ## remove what the kit wrote: its zips (not others), its state folder and this checkout's images
+	@$(foreach f,$(ZIP) $(FUNCTION_NAMES:%=$(DIST)/%.zip) $(DIST)/layer.zip,$(call remove_own_zip,$(f));)
 	@rm -rf '$(KIT_STATE)'
 	@id=$$(printf '%s' '$(realpath $(dir $(abspath $(PIPFILE))))' | sha256sum | cut -c1-12); \
 	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_kit, kit_env, make
+from conftest import ROOT, copy_kit, kit_env, make, path_without_docker, record_as_kit_output
 from lambda_kit import audit, runtimes
 
 
@@ -32,13 +32,7 @@ def test_manylinux_tags_follow_the_runtimes_glibc():
 
 def test_arm64_zip_from_an_x86_64_host_without_docker(sample, tmp_path):
     # No docker on PATH at all: the local builder must not need it.
-    no_docker = tmp_path / "bin"
-    no_docker.mkdir()
-    for tool in ("make", "bash", "sh", "python3", "find", "mkdir", "printf", "sha256sum", "cut", "rm"):
-        found = shutil.which(tool)
-        if found:
-            os.symlink(found, no_docker / tool)
-    env = kit_env(PATH=str(no_docker))
+    env = kit_env(PATH=path_without_docker(tmp_path / "bin"))
     result = make(sample, "package", "BUILDER=local", "ARCH=arm64", "PYTHON_VERSION=3.12", env=env)
     assert result.returncode == 0, result.stderr + result.stdout
     zip_path = sample / "build.zip"
@@ -53,6 +47,7 @@ def test_source_only_package_is_a_clear_error_naming_it(tmp_path):
     shutil.copytree(ROOT / "tests" / "projects" / "sdist-only", project)
     copy_kit(project)
     (project / "build.zip").write_bytes(b"previous zip")
+    record_as_kit_output(project, project / "build.zip")
     result = local_make(project)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("lambda-kit: error:")]

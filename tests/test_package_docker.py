@@ -249,7 +249,7 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
     assert zip_path.read_bytes() == before
     leftover = subprocess.run(["pgrep", "-f", "docker build --file"], capture_output=True, text=True).stdout
     assert leftover == ""
-    assert kit_containers() == []
+    assert kit_containers(sample.parent) == []
 
 
 def test_base_image_running_another_python_is_refused(sample):

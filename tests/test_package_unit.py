@@ -13,6 +13,7 @@ import pytest
 from lambda_kit import cli, docker
 from lambda_kit.context import NetworkSettings
 from lambda_kit.errors import KitError, UsageError
+from lambda_kit.outputs import OutputRecords
 from lambda_kit.package import PackageSettings, package
 from lambda_kit.runner import CommandFailed
 
@@ -95,9 +96,10 @@ def settings(tmp_path):
     shutil.copy2(ROOT / "Pipfile.lock", project / "Pipfile.lock")
     out = project / "build.zip"
     out.write_bytes(b"previous zip")
+    OutputRecords(project / ".lambda-kit").record(out, hashlib.sha256(b"previous zip").hexdigest())  # a kit build's
     return PackageSettings(
         kit_dir=ROOT, pipfile=project / "Pipfile", src=project / "lambdas", out=out,
-        state_dir=project / ".lambda-kit", runtime="3.11", base_image="stand-in:latest",
+        state_dir=project / ".lambda-kit", runtime="3.11", base_image="stand-in:latest", builder="docker",
     )  # fmt: skip
 
 
@@ -110,8 +112,8 @@ def run_package(settings, fake):
 def test_success_runs_build_create_cp_rm_in_order_and_replaces_the_zip(settings, fake_path):
     fake = FakeDocker()
     result, lines = run_package(settings, fake)
-    assert fake.verbs() == ["version", "buildx version", "build", "create", "cp", "rm", "image prune"]
-    build, create, cp, rm = fake.calls[2], fake.calls[3], fake.calls[4], fake.calls[5]
+    assert fake.verbs() == ["version", "buildx version", "image inspect", "build", "create", "cp", "rm", "image prune"]
+    build, create, cp, rm = fake.calls[3], fake.calls[4], fake.calls[5], fake.calls[6]
     tag = build[build.index("--tag") + 1]
     assert "--force-rm" in build and "BASE_IMAGE=stand-in:latest" in build
     assert create[-2:] == [tag, "/bin/true"]  # a command, so images without one work
@@ -193,7 +195,7 @@ def test_buildkit_passes_settings_as_secrets_and_plain_progress(settings, fake_p
     settings.network = NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
     fake = FakeDocker(buildkit=True)
     run_package(settings, fake)
-    build = fake.calls[2]
+    build = next(c for c in fake.calls if c[1] == "build")
     assert build[build.index("--progress") + 1] == "plain"
     secrets = [build[i + 1] for i, a in enumerate(build) if a == "--secret"]
     assert secrets[0] == f"id=lambda-kit-ca,src={ca}"

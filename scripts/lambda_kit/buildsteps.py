@@ -84,7 +84,15 @@ def pip_install(tools: Toolchain, args: list[str], target: Path, lock_sources: l
         "--no-warn-script-location", "--progress-bar", "off",
         *tools.target_args, *args,
     ]  # fmt: skip
-    argv += ["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"]
+    code, lines = run_pip(tools, argv, lock_sources)
+    if code != 0:
+        raise pip_failure(code, lines, tools)
+
+
+def run_pip(tools: Toolchain, argv: list[str], lock_sources: list[str]) -> tuple[int, list[str]]:
+    """pip with the toolchain's network settings; its output is echoed line by line as it comes
+    (the build log, which the helper follows for its progress line) and returned."""
+    argv = argv + (["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"])
     env, cleanup = tools.pip_env(lock_sources)
     lines: list[str] = []
     try:
@@ -93,12 +101,10 @@ def pip_install(tools: Toolchain, args: list[str], target: Path, lock_sources: l
             for line in pip.stdout:
                 tools.echo(line)
                 lines.append(line.rstrip("\n"))
-        code = pip.returncode
+        return pip.returncode, lines
     finally:
         for path in cleanup:
             path.unlink(missing_ok=True)
-    if code != 0:
-        raise pip_failure(code, lines, tools)
 
 
 def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
@@ -181,19 +187,11 @@ def fetch_into_wheelhouse(tools: Toolchain, requirements: Path, lock_sources: li
     tools.wheelhouse.mkdir(parents=True, exist_ok=True)
     argv = [str(tools.python), "-m", "pip", "download", "--no-deps", "--no-input", "--progress-bar", "off",
             "--require-hashes", "--dest", str(tools.wheelhouse), *tools.target_args, "-r", str(requirements)]  # fmt: skip
-    argv += ["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"]
-    env, cleanup = tools.pip_env(lock_sources)
-    try:
-        result = subprocess.run(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace")  # fmt: skip
-    finally:
-        for path in cleanup:
-            path.unlink(missing_ok=True)
-    tools.echo(result.stdout)
-    if result.returncode != 0:
-        raise pip_failure(result.returncode, result.stdout.splitlines(), tools)
-    reused = result.stdout.count("File was already downloaded")
-    say(f"wheelhouse: {reused} files reused, {result.stdout.count('Saved ')} downloaded")
+    code, lines = run_pip(tools, argv, lock_sources)
+    if code != 0:
+        raise pip_failure(code, lines, tools)
+    reused = sum("File was already downloaded" in line for line in lines)
+    say(f"wheelhouse: {reused} files reused, {sum('Saved ' in line for line in lines)} downloaded")
 
 
 DEV_ONLY_SUFFIXES = (".pyi", ".h", ".hpp", ".a", ".pxd", ".pyx", ".pxi", ".c", ".cpp")

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
         q.add_argument("--slim", action="store_true", help="drop packages' tests, stubs and C sources, debug sections")
         q.add_argument("--fresh", action="store_true", help="rebuild the dependencies even if the cache has them (make -B)")
-        q.add_argument("--builder", default="docker", help="docker (default) or local: no Docker, binary wheels only")
+        q.add_argument("--builder", default="auto", help="auto (default): Docker when an engine answers, else local; "
+                       "docker; or local: no Docker, binary wheels only")
         q.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit", help="build log, caches")
     for q in (p, layer):
         q.add_argument("--out", type=Path, default=Path("build.zip"), help="the zip to write")

@@ -7,8 +7,10 @@ leave it through `docker cp`, so DOCKER_HOST pointing at a remote engine works. 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +56,14 @@ def preflight(run: Run, environ: dict[str, str] | None = None) -> Engine:
     return Engine(version, _uses_buildkit(run, environ), runtimes.arch_of_machine(machine) or "x86_64")
 
 
+def probe(run: Run, environ: dict[str, str] | None = None) -> tuple[Engine | None, str]:
+    """For BUILDER=auto: the engine when one answers, else None and why not (for the fallback line)."""
+    try:
+        return preflight(run, environ), ""
+    except KitError as exc:
+        return None, str(exc)
+
+
 def _uses_buildkit(run: Run, environ) -> bool:
     """DOCKER_BUILDKIT decides when set, as it does for docker itself; otherwise BuildKit is used
     when the client has the buildx plugin (docker 23+ builds with it by default)."""
@@ -67,6 +77,55 @@ def _uses_buildkit(run: Run, environ) -> bool:
         return True
     except CommandFailed:
         return False
+
+
+def reference_component(text: str, fallback: str = "project", limit: int = 64) -> str:
+    """`text` reduced to one path component of a Docker image reference: lower-case ASCII letters
+    and digits joined by single dashes (the grammar also allows `.`, `_` and `__`, but not every
+    run of them, so the kit uses only `-`), at most `limit` characters, never empty."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+    return slug[:limit].strip("-") or fallback
+
+
+# Why a pull failed, from docker's own words; the first class that matches wins.
+PULL_PROBLEMS = (
+    ("not a valid image name", ("invalid reference format", "invalid tag", "repository name must")),
+    ("no network to the registry", ("no such host", "dial tcp", "i/o timeout", "connection refused",
+                                    "network is unreachable", "tls handshake timeout", "server misbehaving",
+                                    "client.timeout", "context deadline exceeded", "connection reset")),
+    ("not found", ("manifest unknown", "not found", "does not exist")),
+    ("access denied", ("unauthorized", "denied", "authentication required", "forbidden", "no basic auth")),
+)  # fmt: skip
+
+
+def pull_problem(output: str) -> str:
+    lowered = output.lower()
+    for reason, needles in PULL_PROBLEMS:
+        if any(needle in lowered for needle in needles):
+            return reason
+    return "the registry refused it"
+
+
+def ensure_image(run: Run, image: str, what: str, setting: str, say, alternative: str = "") -> None:
+    """The image on the engine before anything is built on it: present, or pulled now. A pull that
+    fails is one line naming the image and why (no network, not found, access denied), not docker's
+    log. `what` says what the image is for, `setting` which setting chose it."""
+    try:
+        run(["docker", "image", "inspect", "--format", "{{.Id}}", image], timeout=PREFLIGHT_TIMEOUT)
+        return
+    except CommandFailed:
+        pass
+    say(f"lambda-kit: pulling the {what} {image} (once per engine)")
+    try:
+        run(["docker", "pull", image], timeout=1800)
+    except CommandFailed as exc:
+        raise KitError(
+            f"cannot pull the {what}: {pull_problem(exc.output)}",
+            image,
+            hint=f"`docker pull {image}` shows docker's answer (`docker login` for a private registry); "
+            f"or set {setting} to an image the engine has{alternative}",
+        ) from None
 
 
 @dataclass

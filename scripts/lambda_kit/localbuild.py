@@ -83,10 +83,11 @@ def build(
     log_path: Path,
     run: Run,
     slim: bool = False,
+    no_wheel_hint: str | None = None,
 ) -> None:
     """Writes what the Docker build leaves in its out/ folder: build.zip (+ .sha256) and deps.zip."""
     venv = tools_venv(state_dir, kit_dir, network, run)
-    with open(log_path, "a", encoding="utf-8") as log, tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp:
+    with open(log_path, "a", encoding="utf-8", buffering=1) as log, tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp:
         work = Path(tmp)
         tools = buildsteps.Toolchain(
             python=venv / "bin" / "python",
@@ -99,6 +100,8 @@ def build(
             wheelhouse=wheelhouse,
             echo=log.write,
         )
+        if no_wheel_hint:
+            tools.no_wheel_hint = no_wheel_hint
         # The same inputs as the Docker build: a Pipfile/lock pair and the source folder copied
         # with the same exclusions.
         project = work / "project"

@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Callable
 
 from . import audit, buildsteps, docker, localbuild, lockfile, runtimes, zipwriter
+from .outputs import OutputRecords
+from .progress import BuildProgress
 from .context import CONTAINER_MODULES, IGNORED, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run
 
 OUT_IN_IMAGE = "/opt/lambda-kit/out"  # build.zip (+ .sha256), deps.zip, wheels/
+BUILDERS = ("auto", "docker", "local")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*$")
 KIT_ERROR_LINE = re.compile(r"lambda-kit: error: (.*)$")
 HINT_LINE = re.compile(r"(?:^|\s)hint: (.*)$")
@@ -48,7 +51,7 @@ class PackageSettings:
     base_image: str = ""
     network: NetworkSettings = field(default_factory=NetworkSettings)
     source_date_epoch: str | None = None
-    builder: str = "docker"  # or "local"
+    builder: str = "auto"  # docker when an engine answers, else local; or "docker" / "local", no fallback
     fresh: bool = False  # ignore the dependency cache (make -B)
     include_deps: bool = True  # False: the code only, for a function whose dependencies are in a layer
     layers: list[Path] = field(default_factory=list)  # layer zips the audit counts (size, lock)
@@ -78,7 +81,8 @@ def checkout_id(project_dir: Path) -> str:
 
 
 def image_tag(project_dir: Path, runtime: runtimes.Runtime, arch: str) -> str:
-    slug = re.sub(r"[^a-z0-9._-]+", "-", project_dir.resolve().name.lower()).strip("-._") or "project"
+    """Valid for Docker whatever the folder is called (mixed separators, dots, non-ASCII, length)."""
+    slug = docker.reference_component(project_dir.resolve().name)
     return f"lambda-kit/{slug}:{checkout_id(project_dir)}-{runtime.cpython_tag}-{arch}"
 
 
@@ -107,8 +111,8 @@ def check_settings(
         )
     if runtime.deprecated_on(today or date.today()):
         warnings.append(f"{runtime.name} is deprecated on Lambda since {runtime.deprecation}: plan a move to a newer runtime")
-    if s.builder not in ("docker", "local"):
-        raise UsageError("unknown builder", s.builder, hint="use BUILDER=docker (the default) or BUILDER=local")
+    if s.builder not in BUILDERS:
+        raise UsageError("unknown builder", s.builder, hint="use BUILDER=auto (the default), docker or local")
     if s.arch not in runtimes.ARCHITECTURES:
         raise UsageError("unknown architecture", s.arch, hint="use x86_64 or arm64")
     if not HANDLER_PATTERN.match(s.handler):
@@ -195,7 +199,7 @@ def check_zip(
     return report, digest
 
 
-def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict) -> str:
+def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, builder: str) -> str:
     """What the dependency part of the zip depends on: the Pipfile and lock, local path
     dependencies, the kit's in-container code and tools, the builder, runtime, architecture and
     base image. Index URLs are left out: the lock's hashes pin the files whatever their source."""
@@ -204,7 +208,7 @@ def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict) ->
     def add(label: str, data: bytes) -> None:
         digest.update(f"{label}\0{len(data)}\0".encode() + data)
 
-    add("builder", f"{s.builder} {runtime.version} {s.arch} {s.base_image} slim={s.slim}".encode())
+    add("builder", f"{builder} {runtime.version} {s.arch} {s.base_image} slim={s.slim}".encode())
     add("Pipfile", s.pipfile.read_bytes())
     add("Pipfile.lock", s.pipfile.with_name(s.pipfile.name + ".lock").read_bytes())
     for name in ("Dockerfile", "scripts/container-requirements.txt", *(f"scripts/lambda_kit/{m}" for m in CONTAINER_MODULES)):
@@ -255,6 +259,8 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     runtime, lock, warnings = check_settings(s)
     for warning in warnings:
         say(f"lambda-kit: warning: {warning}")
+    records = OutputRecords(s.state_dir)
+    records.check_replaceable(s.out)
     s.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
     try:
@@ -274,6 +280,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         size = fresh.stat().st_size
         os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
         fresh.replace(s.out)
+        records.record(s.out, digest.hex())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PackageResult(
@@ -290,29 +297,50 @@ def dependencies(
     s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, run: Run, say
 ) -> tuple[Path, Path | None]:
     """The cached deps.zip for this dependency key, building it (with `src` as the code) when the
-    cache lacks it. Returns (deps.zip, the build's zip or None when nothing was built)."""
+    cache lacks it. Returns (deps.zip, the build's zip or None when nothing was built).
+    BUILDER=auto takes a cached build of either builder, and builds with Docker when an engine
+    answers, else without."""
     s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    key = dependency_key(s, runtime, lock)
     cache = DependencyCache(s.state_dir)
-    cached = None if s.fresh else cache.get(key)
-    if cached is not None:
-        say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
-        return cached, None
+    keys = {b: dependency_key(s, runtime, lock, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))}
+    for key in keys.values():
+        cached = None if s.fresh else cache.get(key)
+        if cached is not None:
+            say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
+            return cached, None
+    builder, engine, no_wheel_hint = s.builder, None, None
+    if builder == "auto":
+        engine, why_not = docker.probe(run)
+        builder = "local" if engine is None else "docker"
+        if engine is None:
+            say(f"lambda-kit: no Docker engine ({why_not}): building without Docker, same bytes")
+            no_wheel_hint = "Docker is needed for such packages: start a Docker engine (or set DOCKER_HOST) and build again"
     log_path = s.state_dir / "build.log"
     log_path.write_text("", encoding="utf-8")
-    if s.builder == "local":
-        say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
-        localbuild.build(
-            kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=src, runtime=runtime,
-            arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, out=outputs,
-            wheelhouse=s.state_dir / "wheelhouse", log_path=log_path, run=run, slim=s.slim,
-        )  # fmt: skip
-    else:
-        build_in_docker(s, runtime, lock, src, outputs, log_path, run, say)
-        keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
-    cache.put(key, outputs / "deps.zip")
-    return cache.get(key), outputs / "build.zip"
+    with BuildProgress(log_path, total=package_count(lock, runtime, s.arch)):
+        if builder == "local":
+            say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
+            localbuild.build(
+                kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=src, runtime=runtime,
+                arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, out=outputs,
+                wheelhouse=s.state_dir / "wheelhouse", log_path=log_path, run=run, slim=s.slim,
+                no_wheel_hint=no_wheel_hint,
+            )  # fmt: skip
+        else:
+            build_in_docker(s, runtime, lock, src, outputs, log_path, run, say, engine)
+            keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
+    cache.put(keys[builder], outputs / "deps.zip")
+    return cache.get(keys[builder]), outputs / "build.zip"
+
+
+def package_count(lock: dict, runtime: runtimes.Runtime, arch: str) -> int | None:
+    """How many packages the build installs for the target (for the progress line)."""
+    try:
+        planned = lockfile.plan(lock, runtimes.target_environment(runtime, arch))
+    except lockfile.LockError:
+        return None
+    return len(planned.index) + len(planned.local) + len(planned.urls)
 
 
 def prepare_dependencies(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Path:
@@ -329,6 +357,8 @@ def prepare_dependencies(s: PackageSettings, run: Run, say: Callable[[str], None
 def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> PackageResult:
     """A Lambda layer zip: the same dependencies, under python/, copied compressed from deps.zip."""
     started = time.monotonic()
+    records = OutputRecords(s.state_dir)
+    records.check_replaceable(s.out, setting="DIST")
     packed = prepare_dependencies(s, run, say)
     s.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
@@ -344,10 +374,11 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
         if report.errors:
             raise KitError("the layer failed the audit", report.findings[0].message, hint=report.findings[0].hint)
         data = fresh.read_bytes()
+        digest = hashlib.sha256(data).digest()
         fresh.replace(s.out)
+        records.record(s.out, digest.hex())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    digest = hashlib.sha256(data).digest()
     return PackageResult(s.out, len(data), report.files, digest.hex(), base64.b64encode(digest).decode(),
                          time.monotonic() - started)  # fmt: skip
 
@@ -373,12 +404,13 @@ def keep_wheelhouse(fresh: Path, wheelhouse: Path) -> None:
 
 
 def build_in_docker(
-    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, log_path: Path, run: Run, say
+    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, log_path: Path, run: Run, say,
+    engine: docker.Engine | None = None,
 ) -> None:
     """docker build, then create / cp the image's out/ folder to `outputs` / rm, and prune this
     checkout's old images."""
     network = s.network
-    engine = docker.preflight(run)
+    engine = engine or docker.preflight(run)
     # Another architecture than the engine's: no emulation is assumed. The build image of the
     # engine's architecture installs binary wheels for the target (pip --platform ...).
     cross = s.arch != engine.arch
@@ -391,6 +423,7 @@ def build_in_docker(
         )
     mode = f", cross-installing {s.arch} wheels on {engine.arch}" if cross else ""
     say(f"lambda-kit: docker {engine.server_version} ({engine.builder_name}), {runtime.name} {s.arch}, base {base_image}{mode}")
+    docker.ensure_image(run, base_image, "build image", "BASE_IMAGE", say, alternative=", or build without Docker: BUILDER=local")
 
     project_dir = s.pipfile.parent
     tag = image_tag(project_dir, runtime, s.arch)

@@ -43,6 +43,7 @@ class SmokeSettings:
 
 def smoke_image(s: SmokeSettings, runtime: runtimes.Runtime, engine: docker.Engine, run: Run, say) -> str:
     image = s.image or runtimes.default_runtime_image(runtime.version, s.arch)
+    docker.ensure_image(run, image, "runtime image", "RUNTIME_IMAGE", say)
     project = checkout_id(s.kit_dir)
     tag = f"lambda-kit-smoke/{project}:{runtime.cpython_tag}-{s.arch}"
     log_path = s.state_dir / "smoke-build.log"
