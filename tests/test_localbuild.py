@@ -30,6 +30,7 @@ def test_manylinux_tags_follow_the_runtimes_glibc():
     assert [args[i + 1] for i, a in enumerate(args) if a == "--platform"] == runtimes.manylinux_tags(runtimes.lookup("3.13"), "arm64")
 
 
+@pytest.mark.network
 def test_arm64_zip_from_an_x86_64_host_without_docker(sample, tmp_path):
     # No docker on PATH at all: the local builder must not need it.
     env = kit_env(PATH=path_without_docker(tmp_path / "bin"))
@@ -42,6 +43,7 @@ def test_arm64_zip_from_an_x86_64_host_without_docker(sample, tmp_path):
     assert "native-arch" in audit.audit_zip(zip_path, runtime="3.12", arch="x86_64").ids()
 
 
+@pytest.mark.network
 def test_source_only_package_is_a_clear_error_naming_it(tmp_path):
     project = tmp_path / "sdist-only"
     shutil.copytree(ROOT / "tests" / "projects" / "sdist-only", project)
@@ -60,6 +62,7 @@ def test_source_only_package_is_a_clear_error_naming_it(tmp_path):
 
 
 @pytest.mark.docker
+@pytest.mark.network
 @pytest.mark.usefixtures("no_leftover_containers")
 def test_local_and_docker_builds_of_the_same_inputs_are_byte_identical(sample):
     docker_build = make(sample, "package")

@@ -27,6 +27,9 @@ urllib3==2.8.0 --hash=sha256:0cf3cae568d36aa9576b28dfb35f11328f1cb974ca7647d9475
 """
 
 
+pytestmark = pytest.mark.network  # real wheels downloaded from the index
+
+
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("wheels")
