@@ -39,7 +39,13 @@ def _docker_problem() -> str | None:
     return None
 
 
+NETWORK_FIXTURES = {"wheels"}  # fixtures that download real wheels from the index
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if NETWORK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)
     docker_items = [i for i in items if "docker" in i.keywords]
     if not docker_items:
         return

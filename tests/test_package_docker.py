@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from conftest import BASE_IMAGE, KIT_LABEL, RUNTIME, kit_containers, kit_env, lock_versions, make
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 
 # Run a handler from a zip the way Lambda lays it out: unpacked into /var/task, nothing else added.
 INVOKE = r"""
