@@ -107,8 +107,11 @@ def make(project: Path, *args: str, env: dict[str, str] | None = None, timeout: 
 def path_without_docker(folder: Path) -> str:
     """A PATH with the tools the kit and make need, and no `docker`: a machine without Docker."""
     folder.mkdir(parents=True, exist_ok=True)
-    for tool in ("make", "bash", "sh", "python3", "find", "mkdir", "printf", "sha256sum", "cut", "rm", "touch", "env"):
-        found = shutil.which(tool)
+    # python3 is this interpreter itself: a version manager's shim may pick another Python on a bare PATH.
+    tools = {"python3": os.path.realpath(sys.executable)}
+    for tool in ("make", "bash", "sh", "find", "mkdir", "printf", "sha256sum", "cut", "rm", "touch", "env"):
+        tools[tool] = shutil.which(tool)
+    for tool, found in tools.items():
         if found and not (folder / tool).exists():
             os.symlink(found, folder / tool)
     return str(folder)
