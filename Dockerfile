@@ -1,14 +1,14 @@
-# lambda-kit build image: Pipfile.lock + source folder -> /opt/lambda-kit/out/build.zip.
+# lambda-kit build image: Pipfile.lock -> /opt/lambda-kit/out/deps.zip, the packed dependencies.
 # Driven by scripts/lambda-kit, which stages a minimal build context and runs
-# docker build / create / cp / rm; everything it copies out is in /opt/lambda-kit/out.
-# Layer order is the article's, for its caching: base image, tools, lock files, dependencies, code.
+# docker build / create / cp / rm; everything it copies out is in /opt/lambda-kit/out. The code is
+# added to deps.zip on the host, by the same zip writer for every builder and cache state, so the
+# code never enters the image. Layer order is the article's: base image, tools, lock files, dependencies.
 #
 # BASE_IMAGE        any image with python3 (+ venv) for the target runtime; default: the AWS SAM
 #                   build image, public.ecr.aws/sam/build-python3.X:latest-{x86_64,arm64}
 # PYTHON_VERSION    the Lambda runtime's version; the build fails if the base image runs another
 # TARGET_ARCH       set when the target architecture is not the image's: binary wheels for it
 # SLIM              1: drop packages' tests, stubs, C sources, static libraries; strip native files
-# SOURCE_DATE_EPOCH the timestamp of every zip entry (empty: 1980-01-01)
 #
 # Written for BuildKit (secret and cache mounts). For the legacy builder the helper drops the
 # `--mount=` options; the steps then read the same settings from the build context instead.
@@ -43,7 +43,7 @@ RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
 
 # 2. Lock files (and local path dependencies), verified, then [packages] installed with hashes,
 #    from the wheelhouse the helper kept from the last build plus what the lock changed; packed
-#    once into out/deps.zip, which the helper also keeps so a code-only change needs no Docker.
+#    once into out/deps.zip (+ .sha256), which the helper keeps and adds the code to.
 COPY kit/lambda_kit/ kit/lambda_kit/
 COPY project/ project/
 COPY paths/ paths/
@@ -54,8 +54,3 @@ ARG TARGET_ARCH=
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
     tools/bin/python -m lambda_kit.incontainer deps
-
-# 3. Code, then the deterministic zip.
-COPY src/ src/
-ARG SOURCE_DATE_EPOCH=
-RUN tools/bin/python -m lambda_kit.incontainer zip

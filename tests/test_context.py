@@ -27,10 +27,10 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
     network = context.NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")
-    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, src=project / "lambdas",
+    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock,
                   buildkit=False, network=network)  # fmt: skip
     top = sorted(p.name for p in ctx.iterdir())
-    assert top == ["Dockerfile", "kit", "net", "paths", "project", "src", "wheels"]
+    assert top == ["Dockerfile", "kit", "net", "paths", "project", "wheels"]  # no code: the host adds it
     assert sorted(p.name for p in (ctx / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
     assert sorted(p.name for p in (ctx / "kit" / "lambda_kit").iterdir()) == sorted(context.CONTAINER_MODULES)
     mapping = json.loads((ctx / "paths" / "map.json").read_text())
@@ -45,7 +45,7 @@ def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     network = context.NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
     ctx = tmp_path / "ctx"
-    context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, src=ROOT / "lambdas",
+    context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={},
                   buildkit=True, network=network)  # fmt: skip
     assert list((ctx / "net").iterdir()) == []
     files = context.secret_files(tmp_path, network)

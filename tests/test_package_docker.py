@@ -140,10 +140,10 @@ def test_nothing_changed_means_no_docker_and_a_code_change_needs_none_either(sam
     assert full.returncode == 0, full.stderr
     assert "docker build" in full.stdout and zip_path.read_bytes() == with_change
 
-    # A lock change needs the build: with docker gone, it fails cleanly.
+    # A lock change needs the build: with BUILDER=docker (no fallback) and docker gone, it fails cleanly.
     lock = sample / "Pipfile.lock"
     lock.write_text(lock.read_text().replace('"version": "==3.20"', '"version": "==3.10"'))
-    broken = make(sample, "package", env=env)
+    broken = make(sample, "package", "BUILDER=docker", env=env)
     assert calls.exists(), "a lock change must rebuild"
     assert_failed_cleanly(broken, "the Docker daemon is not reachable", zip_path, with_change)
 
@@ -234,10 +234,12 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
     zip_path = sample / "build.zip"
     before = zip_path.read_bytes()
     (sample / "lambdas" / "blob.bin").write_bytes(os.urandom(150 * 1024 * 1024))  # a slow COPY and zip
+    own_tmp = sample.parent / "tmp"  # the build context lives here, so this test's docker build is recognisable
+    own_tmp.mkdir()
     helper = subprocess.Popen(
         [sys.executable, str(sample / "scripts" / "lambda-kit"), "package", "--runtime", RUNTIME, "--fresh",
          "--base-image", BASE_IMAGE, "--src", "lambdas", "--out", "build.zip"],
-        cwd=sample, env=kit_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=sample, env=kit_env(TMPDIR=str(own_tmp)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     for line in helper.stdout:
         if line.startswith("lambda-kit: docker build "):
@@ -247,7 +249,7 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
     assert helper.returncode == 143
     assert err.splitlines()[-1] == "lambda-kit: error: interrupted (SIGTERM); the previous zip is untouched"
     assert zip_path.read_bytes() == before
-    leftover = subprocess.run(["pgrep", "-f", "docker build --file"], capture_output=True, text=True).stdout
+    leftover = subprocess.run(["pgrep", "-f", f"docker build --file {own_tmp}"], capture_output=True, text=True).stdout
     assert leftover == ""
     assert kit_containers(sample.parent) == []
 

@@ -21,16 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_VERSIONS = {n: e["version"][2:] for n, e in json.loads((ROOT / "Pipfile.lock").read_text())["default"].items()}
 
 
-def zip_bytes(names):
-    """A zip like the build's: the given files (app.py defines `handler`) plus a dist-info folder
-    for every package of the sample lock, so the audit passes."""
+def zip_bytes(names, versions=SAMPLE_VERSIONS):
+    """A deps.zip like the build's: the given files plus a dist-info folder for every package of
+    `versions` (by default the sample lock's, so the audit passes)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name in names:
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o100644 << 16
             zf.writestr(info, "def handler(event, context):\n    return {}\n")
-        for dist, version in SAMPLE_VERSIONS.items():
+        for dist, version in versions.items():
             info = zipfile.ZipInfo(f"{dist}-{version}.dist-info/METADATA")
             info.external_attr = 0o100644 << 16
             zf.writestr(info, f"Name: {dist}\n")
@@ -40,11 +40,11 @@ def zip_bytes(names):
 class FakeDocker:
     """Records argv; plays docker's part, writing the files the real commands would write."""
 
-    def __init__(self, fail_on=None, build_log="", zip_names=("app.py", "yaml/__init__.py"), buildkit=False):
+    def __init__(self, fail_on=None, build_log="", versions=SAMPLE_VERSIONS, buildkit=False):
         self.calls = []
         self.fail_on = fail_on
         self.build_log = build_log
-        self.zip_names = zip_names
+        self.versions = versions
         self.buildkit = buildkit
 
     def __call__(self, argv, *, log_file=None, timeout=None, env=None):
@@ -60,13 +60,12 @@ class FakeDocker:
             return "20.10.24\n"
         if verb == "buildx version" and not self.buildkit:
             raise CommandFailed(argv, 1, "docker: 'buildx' is not a docker command.")
-        if verb == "cp":  # the image's out/ folder: the zip, its digest, the packed dependencies
+        if verb == "cp":  # the image's out/ folder: the packed dependencies and their digest
             out = Path(argv[3])
             out.mkdir()
-            data = zip_bytes(self.zip_names)
-            (out / "build.zip").write_bytes(data)
-            (out / "build.zip.sha256").write_text(self.digest or hashlib.sha256(data).hexdigest() + "\n")
-            (out / "deps.zip").write_bytes(zip_bytes(()))
+            data = zip_bytes(("yaml/__init__.py",), self.versions)
+            (out / "deps.zip").write_bytes(data)
+            (out / "deps.zip.sha256").write_text(self.digest or hashlib.sha256(data).hexdigest() + "\n")
         return ""
 
     fail_on_exc = None
@@ -121,10 +120,11 @@ def test_success_runs_build_create_cp_rm_in_order_and_replaces_the_zip(settings,
     assert cp[2] == f"{name}:/opt/lambda-kit/out/."
     assert rm == ["docker", "rm", "--force", name]
     data = settings.out.read_bytes()
-    assert zipfile.ZipFile(settings.out).namelist()[:2] == ["app.py", "yaml/__init__.py"]
+    assert zipfile.ZipFile(settings.out).namelist()[-2:] == ["app.py", "pricing.yaml"]  # the code after the deps
+    assert "yaml/__init__.py" in zipfile.ZipFile(settings.out).namelist()
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     assert result.code_sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
-    assert result.files == 2 + len(SAMPLE_VERSIONS) and result.size == len(data)
+    assert result.files == 3 + len(SAMPLE_VERSIONS) and result.size == len(data)
     assert "lambda-kit: audit passed (0 warnings)" in lines
 
     # Same dependencies, changed code: no docker at all, the code is added to the cached deps.zip.
@@ -178,12 +178,11 @@ def test_build_failure_without_kit_line_shows_dockers_last_lines(settings, fake_
 
 
 def test_zip_failing_the_audit_is_refused_and_the_old_zip_kept(settings, fake_path):
-    fake = FakeDocker(zip_names=("other.py",))
+    fake = FakeDocker(versions={n: v for n, v in SAMPLE_VERSIONS.items() if n != "idna"})
     with pytest.raises(KitError) as info:
         run_package(settings, fake)
     assert str(info.value) == (
-        "the zip failed the audit with 1 error(s), first: handler-module "
-        "(the handler's module is not in the zip: app.handler)"
+        "the zip failed the audit with 1 error(s), first: lock-missing ([packages] dependencies missing from the zip)"
     )
     assert fake.verbs()[-3:] == ["cp", "rm", "image prune"]
     assert settings.out.read_bytes() == b"previous zip"
@@ -272,7 +271,7 @@ def test_container_session_removes_even_when_create_fails():
 def test_a_zip_that_does_not_match_the_builds_digest_is_refused(settings, fake_path):
     fake = FakeDocker()
     fake.digest = "0" * 64 + "\n"
-    with pytest.raises(KitError, match="the zip changed on its way out of the build"):
+    with pytest.raises(KitError, match="the packed dependencies changed on their way out of the build"):
         run_package(settings, fake)
     assert settings.out.read_bytes() == b"previous zip"
 

@@ -20,7 +20,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,31 +331,13 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_s
 
 
 def pack_dependencies(deps: Path, packed: Path) -> None:
-    """Compress the installed dependencies once, into a zip of their own. The code step copies
-    these entries without deflating them again: a code change costs the code, not the payload."""
+    """Compress the installed dependencies once, into a zip of their own, with its SHA-256 beside
+    it (the host checks its copy). The host adds the code after these entries without deflating
+    them again: a code change costs the code, not the payload."""
     entries = zipwriter.merge(("the dependencies", zipwriter.collect(deps)))
     zipwriter.write_zip(entries, packed, zipwriter.zip_date_time(None))
+    packed.with_name(packed.name + ".sha256").write_text(sha256_file(packed).hex() + "\n", encoding="ascii")
     say(f"dependencies packed: {sum(1 for e in entries if not e.is_dir)} files, {packed.stat().st_size} bytes")
-
-
-def build_zip(packed_deps: Path | None, src: Path, out: Path, source_date_epoch: str | None, quiet: bool = False) -> bytes:
-    """The deployment zip: the packed dependencies (None: none, they are in a layer), then the
-    code. Returns the zip's SHA-256, also written beside it (the host checks its copy against it)."""
-    date_time = zipwriter.zip_date_time(source_date_epoch)
-    code = zipwriter.collect(src, skip=lambda n: n in ("Pipfile", "Pipfile.lock"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    deps_part, code_part = "the dependencies", "the source folder"
-    if packed_deps is None or not zipwriter.extend_zip(packed_deps, deps_part, code, code_part, out, date_time):
-        # Not a plain packed zip, or too many entries for one without zip64: entry by entry, the same bytes.
-        entries = zipwriter.merge((deps_part, zipwriter.collect_zip(packed_deps) if packed_deps else {}), (code_part, code))
-        zipwriter.write_zip(entries, out, date_time)
-    digest = sha256_file(out)
-    out.with_name(out.name + ".sha256").write_text(digest.hex() + "\n", encoding="ascii")
-    if not quiet:
-        with zipfile.ZipFile(out) as zf:
-            files = sum(1 for i in zf.infolist() if not i.is_dir())
-        say(f"zip written: {files} files, {out.stat().st_size} bytes, sha256 {digest.hex()}")
-    return digest
 
 
 def sha256_file(path: Path) -> bytes:

@@ -5,7 +5,9 @@
     net/                           legacy builder only: CA bundle and index settings (no secrets)
     project/Pipfile, Pipfile.lock  nothing else of the user's repo before the dependencies
     paths/<n>/, paths/map.json     local path dependencies named in the lock
-    src/                           the source folder, without bytecode
+    wheels/                        files kept from earlier builds that the lock still names
+
+The function's code is not in the context: the host adds it to the packed dependencies.
 
 Only what the build needs is sent to the engine (never .git, old zips, virtualenvs), and a change
 outside these files cannot invalidate the docker cache.
@@ -117,7 +119,6 @@ def stage(
     kit_dir: Path,
     pipfile: Path,
     lock: dict,
-    src: Path,
     buildkit: bool,
     network: NetworkSettings,
     wheelhouse: Path | None = None,
@@ -169,8 +170,6 @@ def stage(
             os.link(path, wheels / path.name)  # cheap: the context is read, never written
         else:
             shutil.copy2(path, wheels / path.name)
-
-    _copy_tree(src, ctx / "src")
 
 
 def wheelhouse_files(wheelhouse: Path | None, lock: dict) -> list[Path]:

@@ -1,7 +1,6 @@
 """The build steps as the Dockerfile runs them, inside the build image.
 
-    python -m lambda_kit.incontainer deps   # verify the lock, install [packages] into deps/
-    python -m lambda_kit.incontainer zip    # write out/build.zip from deps/ and src/
+    python -m lambda_kit.incontainer deps   # verify the lock, install [packages], pack out/deps.zip
 
 Failures print `lambda-kit: error: ...` and `hint: ...`, which the host helper lifts out of the
 build log, and exit 1.
@@ -20,7 +19,7 @@ from . import buildsteps, lockfile, netconfig, runtimes, zipwriter
 from .buildsteps import StepError
 
 ROOT = Path("/opt/lambda-kit")
-OUT = ROOT / "out"  # what the helper copies out: build.zip (+ .sha256), deps.zip, wheels/
+OUT = ROOT / "out"  # what the helper copies out: deps.zip (+ .sha256), wheels/
 PIP_CACHE = "/root/.cache/pip"
 
 
@@ -75,22 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     deps.add_argument("--project", type=Path, default=ROOT / "project")
     deps.add_argument("--paths-map", type=Path, default=ROOT / "paths" / "map.json")
     deps.add_argument("--packed", type=Path, default=OUT / "deps.zip")
-    zip_ = sub.add_parser("zip")
-    zip_.add_argument("--deps", type=Path, default=OUT / "deps.zip")
-    zip_.add_argument("--src", type=Path, default=ROOT / "src")
-    zip_.add_argument("--out", type=Path, default=OUT / "build.zip")
     args = parser.parse_args(argv)
     try:
-        if args.step == "deps":
-            check_interpreter(os.environ.get("PYTHON_VERSION", ""))
-            tree = ROOT / "deps"
-            buildsteps.install_dependencies(container_toolchain(), args.project, tree, staged_paths(args.paths_map))
-            if os.environ.get("SLIM") == "1":
-                buildsteps.slim(tree, shutil.which("strip"))
-            buildsteps.pack_dependencies(tree, args.packed)
-            shutil.rmtree(tree)  # in the same layer: the image keeps only the packed copy
-        else:
-            buildsteps.build_zip(args.deps, args.src, args.out, os.environ.get("SOURCE_DATE_EPOCH"))
+        check_interpreter(os.environ.get("PYTHON_VERSION", ""))
+        tree = ROOT / "deps"
+        buildsteps.install_dependencies(container_toolchain(), args.project, tree, staged_paths(args.paths_map))
+        if os.environ.get("SLIM") == "1":
+            buildsteps.slim(tree, shutil.which("strip"))
+        buildsteps.pack_dependencies(tree, args.packed)
+        shutil.rmtree(tree)  # in the same layer: the image keeps only the packed copy
     except (StepError, lockfile.LockError, zipwriter.ZipBuildError) as exc:
         print(f"lambda-kit: error: {exc}", file=sys.stderr, flush=True)
         if exc.hint:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import buildsteps, netconfig, runtimes
-from .context import IGNORED, NetworkSettings
+from .context import NetworkSettings
 from .errors import KitError
 from .runner import CommandFailed, Run
 
@@ -73,11 +73,9 @@ def build(
     kit_dir: Path,
     state_dir: Path,
     pipfile: Path,
-    src: Path,
     runtime: runtimes.Runtime,
     arch: str,
     network: NetworkSettings,
-    source_date_epoch: str | None,
     out: Path,
     wheelhouse: Path,
     log_path: Path,
@@ -85,7 +83,7 @@ def build(
     slim: bool = False,
     no_wheel_hint: str | None = None,
 ) -> None:
-    """Writes what the Docker build leaves in its out/ folder: build.zip (+ .sha256) and deps.zip."""
+    """Writes what the Docker build leaves in its out/ folder: deps.zip (+ .sha256)."""
     venv = tools_venv(state_dir, kit_dir, network, run)
     with open(log_path, "a", encoding="utf-8", buffering=1) as log, tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp:
         work = Path(tmp)
@@ -102,13 +100,11 @@ def build(
         )
         if no_wheel_hint:
             tools.no_wheel_hint = no_wheel_hint
-        # The same inputs as the Docker build: a Pipfile/lock pair and the source folder copied
-        # with the same exclusions.
+        # The same inputs as the Docker build: a Pipfile/lock pair in a folder of their own.
         project = work / "project"
         project.mkdir()
         shutil.copyfile(pipfile, project / "Pipfile")
         shutil.copyfile(pipfile.with_name(pipfile.name + ".lock"), project / "Pipfile.lock")
-        shutil.copytree(src, work / "src", ignore=IGNORED)
 
         def local_path(lock_path: str) -> str:
             return str((pipfile.parent / lock_path).resolve())
@@ -119,6 +115,5 @@ def build(
             if slim:
                 buildsteps.slim(work / "deps", shutil.which("strip"))
             buildsteps.pack_dependencies(work / "deps", out / "deps.zip")
-            buildsteps.build_zip(out / "deps.zip", work / "src", out / "build.zip", source_date_epoch)
         except buildsteps.StepError as exc:
             raise KitError(str(exc), hint=f"{exc.hint}  (full log: {log_path})" if exc.hint else f"full log: {log_path}") from None

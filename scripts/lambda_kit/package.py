@@ -1,13 +1,14 @@
 """`package`: settings checked, zip built (or the code added to cached dependencies), checked, replaced.
 
     1. check the settings and files (no docker yet): a mistake fails in milliseconds
-    2. dependency key: with a cached deps.zip for it, add the code on the host and go to 6
+    2. dependency key: with a cached deps.zip for it, go to 6
     3. preflight: docker present, daemon answering, which builder, the engine's architecture
+       (BUILDER=auto: no engine, build on the host instead)
     4. stage the build context in a temporary folder; docker build (full log in <state>/build.log)
     5. docker create -> docker cp the image's out/ folder -> docker rm --force (always);
-       keep deps.zip in the cache and the downloads in the wheelhouse
-    6. check the zip's digest, audit it, then os.replace it over the old one: a failure never
-       touches the last good zip
+       check deps.zip against its digest, keep it in the cache and the downloads in the wheelhouse
+    6. add the code to deps.zip on the host (assemble.build_zip, the one route to the zip), audit
+       it, then os.replace it over the old one: a failure never touches the last good zip
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import audit, buildsteps, docker, localbuild, lockfile, runtimes, zipwriter
+from . import assemble, audit, docker, localbuild, lockfile, runtimes, zipwriter
 from .outputs import OutputRecords
 from .progress import BuildProgress
-from .context import CONTAINER_MODULES, IGNORED, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
+from .context import CONTAINER_MODULES, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run
 
-OUT_IN_IMAGE = "/opt/lambda-kit/out"  # build.zip (+ .sha256), deps.zip, wheels/
+OUT_IN_IMAGE = "/opt/lambda-kit/out"  # deps.zip (+ .sha256), wheels/
 BUILDERS = ("auto", "docker", "local")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*$")
 KIT_ERROR_LINE = re.compile(r"lambda-kit: error: (.*)$")
@@ -169,18 +170,10 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
 
 
 def check_zip(
-    path: Path, s: PackageSettings, lock: dict, say: Callable[[str], None], digest: bytes | None = None
+    path: Path, s: PackageSettings, lock: dict, say: Callable[[str], None], digest: bytes
 ) -> tuple[audit.Report, bytes]:
-    """Integrity first (for a zip copied out of a build: the digest the build wrote beside it;
-    `digest` when this process wrote the zip), then the full audit: an error fails the build before
-    the old zip is replaced. Returns the report and the zip's SHA-256."""
-    if digest is None:
-        expected = path.with_name(path.name + ".sha256")
-        if not expected.is_file():
-            raise KitError("the build wrote no digest beside the zip", str(expected), hint="report this as a kit bug")
-        digest = buildsteps.sha256_file(path)
-        if digest.hex() != expected.read_text(encoding="ascii").strip():
-            raise KitError("the zip changed on its way out of the build", digest.hex(), hint="run the build again")
+    """The full audit of the zip this process wrote (`digest` is its SHA-256): an error fails the
+    build before the old zip is replaced. Returns the report and the digest."""
     report = audit.audit_zip(
         path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock, layers=s.layers,
         native_cache=s.state_dir / "audit-native.json",
@@ -265,20 +258,14 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
     try:
         fresh = staging / s.out.name
-        digest = None  # the build's, checked against its copy; or this process's own
-        if not s.include_deps:
-            say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
-            digest = add_code(None, s, fresh, staging)
+        if s.include_deps:
+            packed = dependencies(s, runtime, lock, run, say)
         else:
-            cached, built = dependencies(s, runtime, lock, s.src, staging / "out", run, say)
-            if built is None:
-                digest = add_code(cached, s, fresh, staging)
-            else:
-                built.replace(fresh)
-                built.with_name(built.name + ".sha256").replace(fresh.with_name(fresh.name + ".sha256"))
+            packed = None
+            say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
+        digest = assemble.build_zip(packed, s.src, staging, fresh, s.source_date_epoch)
         report, digest = check_zip(fresh, s, lock, say, digest)
         size = fresh.stat().st_size
-        os.utime(fresh)  # docker cp keeps the in-image time, which a cached layer makes old: make needs now
         fresh.replace(s.out)
         records.record(s.out, digest.hex())
     finally:
@@ -293,11 +280,8 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     )
 
 
-def dependencies(
-    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, run: Run, say
-) -> tuple[Path, Path | None]:
-    """The cached deps.zip for this dependency key, building it (with `src` as the code) when the
-    cache lacks it. Returns (deps.zip, the build's zip or None when nothing was built).
+def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run: Run, say) -> Path:
+    """The cached deps.zip for this dependency key, building it when the cache lacks it.
     BUILDER=auto takes a cached build of either builder, and builds with Docker when an engine
     answers, else without."""
     s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
@@ -308,7 +292,7 @@ def dependencies(
         cached = None if s.fresh else cache.get(key)
         if cached is not None:
             say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
-            return cached, None
+            return cached
     builder, engine, no_wheel_hint = s.builder, None, None
     if builder == "auto":
         engine, why_not = docker.probe(run)
@@ -318,20 +302,22 @@ def dependencies(
             no_wheel_hint = "Docker is needed for such packages: start a Docker engine (or set DOCKER_HOST) and build again"
     log_path = s.state_dir / "build.log"
     log_path.write_text("", encoding="utf-8")
-    with BuildProgress(log_path, total=package_count(lock, runtime, s.arch)):
+    with tempfile.TemporaryDirectory(prefix="lambda-kit-out-") as tmp, \
+            BuildProgress(log_path, total=package_count(lock, runtime, s.arch)):  # fmt: skip
+        outputs = Path(tmp) / "out"
         if builder == "local":
             say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
             localbuild.build(
-                kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, src=src, runtime=runtime,
-                arch=s.arch, network=s.network, source_date_epoch=s.source_date_epoch, out=outputs,
-                wheelhouse=s.state_dir / "wheelhouse", log_path=log_path, run=run, slim=s.slim,
-                no_wheel_hint=no_wheel_hint,
+                kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, runtime=runtime, arch=s.arch,
+                network=s.network, out=outputs, wheelhouse=s.state_dir / "wheelhouse", log_path=log_path,
+                run=run, slim=s.slim, no_wheel_hint=no_wheel_hint,
             )  # fmt: skip
         else:
-            build_in_docker(s, runtime, lock, src, outputs, log_path, run, say, engine)
+            build_in_docker(s, runtime, lock, outputs, log_path, run, say, engine)
             keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
-    cache.put(keys[builder], outputs / "deps.zip")
-    return cache.get(keys[builder]), outputs / "build.zip"
+        assemble.verify_copied(outputs / "deps.zip")
+        cache.put(keys[builder], outputs / "deps.zip")
+    return cache.get(keys[builder])
 
 
 def package_count(lock: dict, runtime: runtimes.Runtime, arch: str) -> int | None:
@@ -347,11 +333,7 @@ def prepare_dependencies(s: PackageSettings, run: Run, say: Callable[[str], None
     """Make sure the cache holds deps.zip for the current lock and settings (several functions
     then share that one build)."""
     runtime, lock, _ = check_settings(s, need_handler=False)
-    with tempfile.TemporaryDirectory(prefix="lambda-kit-deps-") as tmp:
-        empty = Path(tmp) / "no-code"
-        empty.mkdir()
-        packed, _ = dependencies(s, runtime, lock, empty, Path(tmp) / "out", run, say)
-    return packed
+    return dependencies(s, runtime, lock, run, say)
 
 
 def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> PackageResult:
@@ -383,17 +365,6 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
                          time.monotonic() - started)  # fmt: skip
 
 
-def add_code(packed_deps: Path | None, s: PackageSettings, dest: Path, work: Path) -> bytes:
-    """The build's last step, on the host: the same source copy and the same zip writer, so the
-    result is byte-identical to what the build image would write (given the same zlib)."""
-    src = work / "src"
-    shutil.copytree(s.src, src, ignore=IGNORED)
-    try:
-        return buildsteps.build_zip(packed_deps, src, dest, s.source_date_epoch, quiet=True)
-    except zipwriter.ZipBuildError as exc:
-        raise KitError(str(exc), hint=exc.hint) from None
-
-
 def keep_wheelhouse(fresh: Path, wheelhouse: Path) -> None:
     """The build's downloads become the next build's starting point."""
     if not fresh.is_dir():
@@ -404,7 +375,7 @@ def keep_wheelhouse(fresh: Path, wheelhouse: Path) -> None:
 
 
 def build_in_docker(
-    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, log_path: Path, run: Run, say,
+    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, outputs: Path, log_path: Path, run: Run, say,
     engine: docker.Engine | None = None,
 ) -> None:
     """docker build, then create / cp the image's out/ folder to `outputs` / rm, and prune this
@@ -431,7 +402,7 @@ def build_in_docker(
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         tmp_path = Path(tmp)
         ctx = tmp_path / "context"
-        stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=lock, src=src, buildkit=engine.buildkit,
+        stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=lock, buildkit=engine.buildkit,
               network=network, wheelhouse=s.state_dir / "wheelhouse")  # fmt: skip
         request = docker.BuildRequest(
             context=ctx,
@@ -439,7 +410,6 @@ def build_in_docker(
             build_args={
                 "BASE_IMAGE": base_image,
                 "PYTHON_VERSION": runtime.version,
-                "SOURCE_DATE_EPOCH": s.source_date_epoch or "",
                 "SLIM": "1" if s.slim else "0",
                 "TARGET_ARCH": s.arch if cross else "",
             },

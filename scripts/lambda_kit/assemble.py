@@ -1,0 +1,49 @@
+"""The one route to a deployment zip: the packed dependencies, then the function's code, written on
+the host by one zip writer, whichever builder packed the dependencies and whether they came from a
+build just now or from the cache.
+
+The builders (the Docker image, `BUILDER=local`) only produce `deps.zip`; nothing else writes a
+deployment zip, so there is no second path whose bytes must be kept equal to this one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from . import zipwriter
+from .buildsteps import sha256_file
+from .context import IGNORED
+from .errors import KitError
+
+DEPS_PART, CODE_PART = "the dependencies", "the source folder"
+
+
+def build_zip(packed_deps: Path | None, src: Path, work: Path, dest: Path, source_date_epoch: str | None) -> bytes:
+    """`dest` = `packed_deps` (None: no dependencies, they come from a layer) extended with the code
+    of `src`. Returns the zip's SHA-256."""
+    code_copy = work / "src"
+    shutil.copytree(src, code_copy, ignore=IGNORED)
+    try:
+        date_time = zipwriter.zip_date_time(source_date_epoch)
+        code = zipwriter.collect(code_copy, skip=lambda n: n in ("Pipfile", "Pipfile.lock"))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if packed_deps is None or not zipwriter.extend_zip(packed_deps, DEPS_PART, code, CODE_PART, dest, date_time):
+            # Not a plain packed zip, or too many entries for one without zip64: entry by entry, the same bytes.
+            deps = zipwriter.collect_zip(packed_deps) if packed_deps else {}
+            zipwriter.write_zip(zipwriter.merge((DEPS_PART, deps), (CODE_PART, code)), dest, date_time)
+    except zipwriter.ZipBuildError as exc:
+        raise KitError(str(exc), hint=exc.hint) from None
+    finally:
+        shutil.rmtree(code_copy, ignore_errors=True)
+    return sha256_file(dest)
+
+
+def verify_copied(packed: Path) -> None:
+    """deps.zip copied out of a build must be the bytes the build wrote (its SHA-256 beside it)."""
+    expected = packed.with_name(packed.name + ".sha256")
+    if not expected.is_file():
+        raise KitError("the build wrote no digest beside deps.zip", str(expected), hint="report this as a kit bug")
+    digest = sha256_file(packed).hex()
+    if digest != expected.read_text(encoding="ascii").strip():
+        raise KitError("the packed dependencies changed on their way out of the build", digest, hint="run the build again")
