@@ -43,6 +43,18 @@ SETTINGS := PYTHON_VERSION ARCH SRC ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
+# ---- deploying; AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL and credentials come from the environment ----
+FUNCTION_NAME ?=  ## for make deploy: the Lambda function to update (FUNCTION_NAME_<folder> for deploy-functions)
+LAYER_NAME ?=  ## for make deploy-layer: the layer DIST/layer.zip is published as
+S3_BUCKET ?=  ## deploy through this S3 bucket (always when set; needed above Lambda's 50 MiB direct upload)
+S3_PREFIX ?=  ## key prefix in S3_BUCKET: the object is PREFIX/<sha256 of the zip>.zip
+PUBLISH ?= 0  ## 1: make deploy publishes a version (refused if the code changed meanwhile)
+ALIAS ?=  ## point this alias at the published version (needs PUBLISH=1)
+ROLE ?=  ## IAM role ARN: make deploy creates a missing function with it
+DRY_RUN ?= 0  ## 1: print what deploy would upload and call, change nothing
+DEPLOY_SETTINGS := FUNCTION_NAME LAYER_NAME S3_BUCKET S3_PREFIX PUBLISH ALIAS ROLE DRY_RUN
+$(foreach v,$(DEPLOY_SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
+
 # Secrets reach the helper through its environment, never its command line.
 export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH
 export LAMBDA_KIT_HOME := $(KIT_STATE)
@@ -59,7 +71,7 @@ help:  ## list targets and settings (the default)
 	@printf 'lambda-kit: build an AWS Lambda zip from Pipfile.lock in Docker\n\nTargets:\n'
 	@awk -F':.*##' '/^[a-z][a-z-]*:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(KIT_MAKEFILE)
 	@printf '\nSettings (make VAR=value):\n'
-	@awk '/^[A-Z_]+ \?=.*## /{name=$$1; sub(/^[^#]*## /, ""); printf "  %-18s %s\n", name, $$0}' $(KIT_MAKEFILE)
+	@awk '/^[A-Z0-9_]+ \?=.*## /{name=$$1; sub(/^[^#]*## /, ""); printf "  %-18s %s\n", name, $$0}' $(KIT_MAKEFILE)
 	@printf '\nNow: PYTHON_VERSION=%s ARCH=%s SRC=%s ZIP=%s HANDLER=%s BUILDER=%s\n     BASE_IMAGE=%s\n' \
 		'$(PYTHON_VERSION)' '$(ARCH)' '$(SRC)' '$(ZIP)' '$(HANDLER)' '$(BUILDER)' '$(or $(BASE_IMAGE),(the AWS SAM build image))'
 
@@ -106,6 +118,26 @@ $(DIST)/layer.zip: $(DEPS_STAMP)
 $(SETTINGS_STAMP): FORCE
 	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
 	[[ -f '$@' && "$$(< '$@')" == "$$new" ]] || printf '%s\n' "$$new" > '$@'
+
+# Deploying: the zip is built by the rules above, boto3 is installed on first use (LAMBDA_KIT_EXTRAS=aws).
+AWS_HELPER = LAMBDA_KIT_EXTRAS="aws$${LAMBDA_KIT_EXTRAS:+,$$LAMBDA_KIT_EXTRAS}" $(HELPER)
+DEPLOY_ARGS = --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --s3-bucket '$(S3_BUCKET)' --s3-prefix '$(S3_PREFIX)' \
+	$(if $(filter 1,$(DRY_RUN)),--dry-run)
+FUNCTION_ARGS = $(if $(filter 1,$(PUBLISH)),--publish) --alias '$(ALIAS)' --role '$(ROLE)' $(DEPLOY_ARGS)
+function_name_for = $(if $(filter undefined,$(origin FUNCTION_NAME_$(1))),$(1),$(FUNCTION_NAME_$(1)))
+
+.PHONY: deploy
+deploy: $(ZIP)  ## upload $(ZIP) to FUNCTION_NAME unless it runs it already (S3_BUCKET PUBLISH ALIAS ROLE DRY_RUN)
+	@$(AWS_HELPER) deploy '$(ZIP)' --function '$(FUNCTION_NAME)' --handler '$(HANDLER)' $(FUNCTION_ARGS)
+
+.PHONY: deploy-functions
+deploy-functions: functions  ## make deploy for each zip of make functions, to FUNCTION_NAME_<folder> (default: the folder's name)
+	@$(foreach f,$(FUNCTION_NAMES),$(AWS_HELPER) deploy '$(DIST)/$(f).zip' --function '$(call function_name_for,$(f))' \
+		--handler '$(call handler_for,$(f))' $(FUNCTION_ARGS) && ) true
+
+.PHONY: deploy-layer
+deploy-layer: $(DIST)/layer.zip  ## publish DIST/layer.zip as LAYER_NAME unless its latest version has the same code
+	@$(AWS_HELPER) deploy-layer '$(DIST)/layer.zip' --layer-name '$(LAYER_NAME)' $(DEPLOY_ARGS)
 
 .PHONY: check
 check:  ## audit $(ZIP) for what Lambda would reject (also run by package)

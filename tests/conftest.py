@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from lambda_kit import kitfiles  # noqa: E402  (needs scripts/ on sys.path)
+from awsfake import _moto_server, local_aws  # noqa: E402,F401  (a local AWS API for any test)
 
 SAMPLE_FILES = ("lambdas", "events", "Pipfile", "Pipfile.lock")
 # A Debian bookworm root file system loaded with `docker import` (no registry is reachable):

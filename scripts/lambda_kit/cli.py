@@ -12,7 +12,7 @@ from pathlib import Path
 
 import json
 
-from . import audit, lockfile, runtimes, smoke
+from . import audit, deploy, lockfile, runtimes, smoke
 from .context import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--image", default="", help="runtime image (default: public.ecr.aws/lambda/python:3.X-ARCH)")
     m.add_argument("--timeout", type=float, default=60.0, help="seconds before the invocation times out")
     m.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit")
+    deploy.add_parsers(sub)
     p.epilog = (
         "Network settings come from the environment so they never show in a process list: "
         "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH."
@@ -129,6 +130,8 @@ def run_command(args: argparse.Namespace) -> int:
         return run_check(args)
     if args.command == "smoke":
         return run_smoke(args)
+    if args.command in ("deploy", "deploy-layer"):
+        return deploy.run(args, say=lambda line: print(line, flush=True))
     raise UsageError("unknown command", args.command)
 
 

@@ -1,0 +1,353 @@
+"""make deploy / deploy-layer / deploy-functions against a real AWS API implementation on this
+machine: moto in server mode (tests/awsfake.py), the kit pointed at it with AWS_ENDPOINT_URL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from awsfake import ACCOUNT
+from conftest import ROOT, RUNTIME, copy_kit, kit_env, make
+from lambda_kit import awsapi, deploy, runtimes
+from lambda_kit.errors import KitError
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-kit-test"
+CODE_PATH = "/2015-03-31/functions/{}/code"
+
+
+def code_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def small_zip(path: Path, text: str = "def handler(event, context):\n    return 1\n") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("app.py", (1980, 1, 1, 0, 0, 0)), text)
+    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def make_role(local_aws) -> None:
+    iam = local_aws.client("iam")
+    if not iam.list_roles()["Roles"]:
+        iam.create_role(RoleName="lambda-kit-test", AssumeRolePolicyDocument="{}")
+
+
+def make_function(local_aws, name="orders", runtime="python3.11", arch="x86_64", handler="app.handler") -> dict:
+    make_role(local_aws)
+    return local_aws.client("lambda").create_function(
+        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Architectures=[arch],
+        Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},  # an empty zip: other code than any test's
+    )  # fmt: skip
+
+
+def function(local_aws, name="orders") -> dict:
+    return local_aws.client("lambda").get_function(FunctionName=name)["Configuration"]
+
+
+def helper(local_aws, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The helper as make calls it (LAMBDA_KIT_EXTRAS=aws), pointed at the local AWS API."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "lambda-kit"), *args, "--runtime", RUNTIME],
+        env=env or local_aws.env(kit_env(LAMBDA_KIT_EXTRAS="aws")), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("lambda-kit: error:")]
+
+
+def writes(local_aws) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in local_aws.requests if r.method not in ("GET", "HEAD")]
+
+
+@pytest.fixture(scope="module")
+def kit_state(tmp_path_factory) -> Path:
+    """One kit state for this module's builds: the local builder's tools and downloads are reused."""
+    return tmp_path_factory.mktemp("kit-state")
+
+
+def make_local(project: Path, kit_state: Path, *args: str, env=None):
+    return make(project, *args, "BUILDER=local", f"KIT_STATE={kit_state}", env=env)
+
+
+# ---- through make, with zips the kit builds (BUILDER=local: real PyPI downloads) ----
+
+
+@pytest.mark.network
+def test_deploy_uploads_only_what_changed(sample, kit_state, local_aws):
+    make_function(local_aws)
+    env = local_aws.env(kit_env())
+    first = make_local(sample, kit_state, "deploy", "FUNCTION_NAME=orders", env=env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    zip_bytes = (sample / "build.zip").read_bytes()
+    printed = [line.split()[-1] for line in first.stdout.splitlines() if line.startswith("  CodeSha256")]
+    assert printed == [code_sha256(zip_bytes)] * 2  # package's summary, then deploy's
+    deployed = function(local_aws)
+    assert deployed["CodeSha256"] == code_sha256(zip_bytes) and deployed["CodeSize"] == len(zip_bytes)
+    assert ("PUT", CODE_PATH.format("orders")) in writes(local_aws)
+    assert f"function    arn:aws:lambda:us-east-1:{ACCOUNT}:function:orders" in first.stdout
+
+    local_aws.log.seen.clear()
+    second = make_local(sample, kit_state, "deploy", "FUNCTION_NAME=orders", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "code unchanged" in second.stdout and "no upload" in second.stdout
+    assert "wrote build.zip" not in second.stdout  # make's no-op rule: nothing rebuilt
+    assert writes(local_aws) == []  # no UpdateFunctionCode, no upload of any kind
+    assert function(local_aws)["LastModified"] == deployed["LastModified"]
+
+    app = sample / "lambdas" / "app.py"
+    app.write_text(app.read_text() + "\n# a code change\n")
+    third = make_local(sample, kit_state, "deploy", "FUNCTION_NAME=orders", env=env)
+    assert third.returncode == 0, third.stderr
+    new_bytes = (sample / "build.zip").read_bytes()
+    assert new_bytes != zip_bytes and "code updated" in third.stdout
+    assert function(local_aws)["CodeSha256"] == code_sha256(new_bytes)
+
+    # No credentials anywhere: one line, no traceback, nothing called.
+    bare = {k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    denied = make_local(sample, kit_state, "deploy", "FUNCTION_NAME=orders", env=bare)
+    assert denied.returncode != 0
+    assert error_lines(denied) == ["lambda-kit: error: no AWS credentials found (Unable to locate credentials)"]
+    assert "Traceback" not in denied.stderr and "hint: set AWS_PROFILE" in denied.stderr
+
+
+@pytest.mark.network
+def test_layer_published_once_per_content_and_again_after_a_lock_change(tmp_path, kit_state, local_aws):
+    project = copy_kit(tmp_path / "layered")
+    shutil.copytree(ROOT / "lambdas", project / "lambdas")
+    for name in ("Pipfile", "Pipfile.lock"):
+        shutil.copy2(ROOT / "bench" / "projects" / "small" / "a" / name, project / name)
+    env = local_aws.env(kit_env())
+    lam = local_aws.client("lambda")
+
+    first = make_local(project, kit_state, "deploy-layer", "LAYER_NAME=deps", env=env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    versions = lam.list_layer_versions(LayerName="deps")["LayerVersions"]
+    assert [v["Version"] for v in versions] == [1]
+    assert versions[0]["CompatibleRuntimes"] == [f"python{RUNTIME}"] and versions[0]["CompatibleArchitectures"] == ["x86_64"]
+    layer_bytes = (project / "dist" / "layer.zip").read_bytes()
+    assert lam.get_layer_version(LayerName="deps", VersionNumber=1)["Content"]["CodeSha256"] == code_sha256(layer_bytes)
+    assert f"layer version arn:aws:lambda:us-east-1:{ACCOUNT}:layer:deps:1" in first.stdout
+
+    again = make_local(project, kit_state, "deploy-layer", "LAYER_NAME=deps", env=env)
+    assert again.returncode == 0 and "layer unchanged" in again.stdout, again.stderr
+    assert [v["Version"] for v in lam.list_layer_versions(LayerName="deps")["LayerVersions"]] == [1]
+
+    for name in ("Pipfile", "Pipfile.lock"):  # six 1.17.0 -> 1.16.0
+        shutil.copy2(ROOT / "bench" / "projects" / "small" / "b" / name, project / name)
+    changed = make_local(project, kit_state, "deploy-layer", "LAYER_NAME=deps", env=env)
+    assert changed.returncode == 0, changed.stderr + changed.stdout
+    assert [v["Version"] for v in lam.list_layer_versions(LayerName="deps")["LayerVersions"]] == [2, 1]
+    assert lam.get_layer_version(LayerName="deps", VersionNumber=2)["Content"]["CodeSha256"] == code_sha256(
+        (project / "dist" / "layer.zip").read_bytes()
+    )
+
+
+@pytest.mark.network
+def test_deploy_functions_creates_each_with_its_name_and_handler(tmp_path, kit_state, local_aws):
+    project = tmp_path / "functions-repo"
+    shutil.copytree(ROOT / "tests" / "projects" / "functions", project)
+    copy_kit(project)
+    make_role(local_aws)
+    result = make_local(
+        project, kit_state, "deploy-functions", "SRC=functions", "FUNCTIONS=orders reports", "HANDLER_reports=report.main",
+        "FUNCTION_NAME_reports=reports-prod", f"ROLE={ROLE}", env=local_aws.env(kit_env()),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    for name, folder, handler in (("orders", "orders", "app.handler"), ("reports-prod", "reports", "report.main")):
+        config = function(local_aws, name)
+        assert config["Handler"] == handler and config["Runtime"] == f"python{RUNTIME}"
+        assert config["CodeSha256"] == code_sha256((project / "dist" / f"{folder}.zip").read_bytes())
+
+
+# ---- the helper on small zips (no build needed) ----
+
+
+def test_publish_and_alias_follow_the_code(tmp_path, local_aws):
+    make_function(local_aws)
+    zip_path = tmp_path / "fn.zip"
+    data = small_zip(zip_path)
+    args = ("deploy", str(zip_path), "--function", "orders", "--publish", "--alias", "live")
+    first = helper(local_aws, *args)
+    assert first.returncode == 0, first.stderr
+    publish = [r for r in local_aws.requests if r.method == "POST" and r.path.endswith("/functions/orders/versions")]
+    assert [r.json().get("CodeSha256") for r in publish] == [code_sha256(data)]  # a concurrent change is refused by AWS
+    lam = local_aws.client("lambda")
+    assert lam.get_alias(FunctionName="orders", Name="live")["FunctionVersion"] == "1"
+    assert "  version     1" in first.stdout
+
+    local_aws.log.seen.clear()
+    same = helper(local_aws, *args)
+    assert same.returncode == 0 and "code unchanged" in same.stdout, same.stderr
+    assert ("PUT", CODE_PATH.format("orders")) not in writes(local_aws)
+    # PublishVersion with unchanged code returns the existing version on AWS; moto 5.2.5 may add one
+    # after a first publish, so only the code the alias runs is compared here.
+    aliased = lam.get_alias(FunctionName="orders", Name="live")["FunctionVersion"]
+    assert lam.get_function(FunctionName="orders", Qualifier=aliased)["Configuration"]["CodeSha256"] == code_sha256(data)
+
+    small_zip(zip_path, "def handler(event, context):\n    return 2\n")
+    changed = helper(local_aws, *args)
+    assert changed.returncode == 0, changed.stderr
+    version = [line.split()[-1] for line in changed.stdout.splitlines() if line.startswith("  version")][0]
+    assert version != aliased and lam.get_alias(FunctionName="orders", Name="live")["FunctionVersion"] == version
+    assert lam.get_function(FunctionName="orders", Qualifier=version)["Configuration"]["CodeSha256"] == code_sha256(zip_path.read_bytes())
+    assert f"alias live -> version {version} (updated, was {aliased})" in changed.stdout
+
+    no_publish = helper(local_aws, "deploy", str(zip_path), "--function", "orders", "--alias", "live")
+    assert no_publish.returncode == 2 and error_lines(no_publish) == ["lambda-kit: error: an alias needs a published version (ALIAS=live)"]
+
+
+@pytest.mark.parametrize(
+    "runtime, arch, named",
+    [("python3.12", "x86_64", "function orders: python3.12 x86_64; zip: python3.11 x86_64"),
+     ("python3.11", "arm64", "function orders: python3.11 arm64; zip: python3.11 x86_64")],
+)  # fmt: skip
+def test_runtime_or_architecture_mismatch_is_refused_before_upload(tmp_path, local_aws, runtime, arch, named):
+    assert RUNTIME == "3.11"
+    before = make_function(local_aws, runtime=runtime, arch=arch)
+    small_zip(tmp_path / "fn.zip")
+    local_aws.log.seen.clear()
+    result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders")
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"lambda-kit: error: the function's runtime or architecture differs from the zip's ({named} (PYTHON_VERSION, ARCH))"
+    ]
+    assert writes(local_aws) == [] and function(local_aws)["CodeSha256"] == before["CodeSha256"]
+
+
+def test_handler_mismatch_is_a_warning(tmp_path, local_aws):
+    make_function(local_aws, handler="main.run")
+    data = small_zip(tmp_path / "fn.zip")
+    result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--handler", "app.handler")
+    assert result.returncode == 0, result.stderr
+    assert "lambda-kit: warning: the function's handler is 'main.run', HANDLER is 'app.handler' (not changed)" in result.stdout
+    assert function(local_aws)["CodeSha256"] == code_sha256(data)
+
+
+def test_missing_function_is_an_error_unless_a_role_creates_it(tmp_path, local_aws):
+    data = small_zip(tmp_path / "fn.zip")
+    missing = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "billing")
+    assert missing.returncode == 1
+    assert error_lines(missing) == ["lambda-kit: error: no such function (billing in us-east-1)"]
+    assert "hint: create it first, or set ROLE=" in missing.stderr and writes(local_aws) == []
+
+    make_role(local_aws)
+    created = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "billing", "--role", ROLE,
+                     "--arch", "arm64", "--handler", "app.handler")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    config = function(local_aws, "billing")
+    assert (config["Runtime"], config["Architectures"], config["Handler"], config["Role"]) == (
+        f"python{RUNTIME}", ["arm64"], "app.handler", ROLE)  # fmt: skip
+    assert config["CodeSha256"] == code_sha256(data)
+
+
+def test_zip_over_the_direct_limit_goes_through_s3_once(tmp_path, local_aws):
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as zf:  # incompressible: as a zip with big data would be
+        zf.writestr("app.py", "def handler(event, context):\n    return 1\n")
+        zf.writestr("model.bin", os.urandom(runtimes.MAX_ZIPPED_DIRECT_UPLOAD + 1024))
+    assert big.stat().st_size > runtimes.MAX_ZIPPED_DIRECT_UPLOAD
+    make_function(local_aws)
+    make_function(local_aws, name="orders-eu")
+    local_aws.log.seen.clear()
+
+    direct = helper(local_aws, "deploy", str(big), "--function", "orders")
+    assert direct.returncode == 1 and "hint: set S3_BUCKET=" in direct.stderr
+    assert error_lines(direct) == [
+        f"lambda-kit: error: the zip is over Lambda's direct-upload limit of {runtimes.MAX_ZIPPED_DIRECT_UPLOAD:,} bytes "
+        f"({big.stat().st_size:,} bytes)"
+    ]
+    assert writes(local_aws) == []
+
+    local_aws.client("s3").create_bucket(Bucket="deploy-artifacts")
+    sha = hashlib.sha256(big.read_bytes()).hexdigest()
+    key = f"lambda/{sha}.zip"
+    through_s3 = helper(local_aws, "deploy", str(big), "--function", "orders", "--s3-bucket", "deploy-artifacts", "--s3-prefix", "lambda/")
+    assert through_s3.returncode == 0, through_s3.stderr
+    assert ("PUT", f"/deploy-artifacts/{key}") in writes(local_aws)
+    update = [r for r in local_aws.requests if (r.method, r.path) == ("PUT", CODE_PATH.format("orders"))]
+    assert [(r.json()["S3Bucket"], r.json()["S3Key"]) for r in update] == [("deploy-artifacts", key)]
+    assert function(local_aws)["CodeSha256"] == code_sha256(big.read_bytes())
+
+    local_aws.log.seen.clear()  # the same zip for another function: the object is reused, not uploaded again
+    reuse = helper(local_aws, "deploy", str(big), "--function", "orders-eu", "--s3-bucket", "deploy-artifacts", "--s3-prefix", "lambda")
+    assert reuse.returncode == 0, reuse.stderr
+    assert f"s3://deploy-artifacts/{key} already holds this zip, no upload" in reuse.stdout
+    assert writes(local_aws) == [("PUT", CODE_PATH.format("orders-eu"))]
+    assert function(local_aws, "orders-eu")["CodeSha256"] == code_sha256(big.read_bytes())
+
+
+def test_s3_object_with_other_content_is_uploaded_again(tmp_path, local_aws):
+    make_function(local_aws)
+    data = small_zip(tmp_path / "fn.zip")
+    s3 = local_aws.client("s3")
+    s3.create_bucket(Bucket="deploy-artifacts")
+    key = f"{hashlib.sha256(data).hexdigest()}.zip"
+    s3.put_object(Bucket="deploy-artifacts", Key=key, Body=b"someone else's bytes")
+    result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--s3-bucket", "deploy-artifacts")
+    assert result.returncode == 0, result.stderr
+    assert s3.get_object(Bucket="deploy-artifacts", Key=key)["Body"].read() == data
+    assert function(local_aws)["CodeSha256"] == code_sha256(data)
+
+
+def test_dry_run_changes_nothing(tmp_path, local_aws):
+    before = make_function(local_aws)
+    small_zip(tmp_path / "fn.zip")
+    local_aws.client("s3").create_bucket(Bucket="deploy-artifacts")
+    local_aws.log.seen.clear()
+    result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--publish", "--alias", "live",
+                    "--s3-bucket", "deploy-artifacts", "--dry-run")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for said in ("dry run: would upload", "dry run: would call UpdateFunctionCode on orders", "would publish a version",
+                 "would create alias live"):  # fmt: skip
+        assert said in result.stdout
+    layer = helper(local_aws, "deploy-layer", str(tmp_path / "fn.zip"), "--layer-name", "deps", "--dry-run")
+    assert layer.returncode == 0 and "dry run: would publish a version of layer deps" in layer.stdout, layer.stderr
+    missing = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "new", "--role", ROLE, "--dry-run")
+    assert missing.returncode == 0 and "dry run: would create function new" in missing.stdout, missing.stderr
+    assert writes(local_aws) == []  # reads only
+    assert function(local_aws)["CodeSha256"] == before["CodeSha256"]
+    assert local_aws.client("s3").list_objects_v2(Bucket="deploy-artifacts").get("KeyCount") == 0
+
+
+# ---- error mapping: what the local API cannot produce (throttling, access denied, a failed function) ----
+
+
+def client_error(code: str, message: str, attempts: int = 0) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"RetryAttempts": attempts}}, "GetFunction")
+
+
+@pytest.mark.parametrize(
+    "error, line",
+    [(client_error("ThrottlingException", "Rate exceeded", attempts=2), "AWS throttled GetFunction orders (3 attempts) (ThrottlingException)"),
+     (client_error("AccessDeniedException", "User: arn:aws:iam::1:user/ci is not\nauthorized"),
+      "access denied to GetFunction orders (User: arn:aws:iam::1:user/ci is not authorized)"),
+     (client_error("UnrecognizedClientException", "The security token is invalid"),
+      "AWS refused the credentials (GetFunction orders: UnrecognizedClientException)")],
+)  # fmt: skip
+def test_aws_errors_become_one_line(error, line):
+    with pytest.raises(KitError) as caught, awsapi.aws_errors("GetFunction orders"):
+        raise error
+    assert str(caught.value) == line and "\n" not in str(caught.value) and caught.value.hint
+
+
+def test_a_failed_function_is_one_line_and_clients_retry_in_standard_mode(local_aws, monkeypatch):
+    failed = {"FunctionName": "orders", "State": "Failed", "StateReason": "The role cannot be assumed"}
+    with pytest.raises(KitError) as caught:
+        deploy.settle(None, failed, "orders")
+    assert str(caught.value) == "the function orders is in a failed state (The role cannot be assumed)"
+    for name, value in local_aws.env({}).items():
+        monkeypatch.setenv(name, value)
+    (lam,), region = awsapi.clients("lambda")
+    assert lam.meta.config.retries["mode"] == "standard" and region == "us-east-1"
