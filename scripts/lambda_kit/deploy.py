@@ -251,7 +251,8 @@ def deploy_function(s: DeploySettings, say: Say) -> list[str]:
     version = publish_version(lam, s, artifact, say) if s.publish else "$LATEST"
     if s.alias:
         point_alias(lam, s, version, say)
-    done = "dry run done" if s.dry_run else f"deployed {s.zip.name} in {time.monotonic() - started:.1f}s"
+    elapsed = time.monotonic() - started
+    done = "dry run done, nothing changed: the function still runs the code below" if s.dry_run else f"deployed {s.zip.name} in {elapsed:.1f}s"
     return [
         f"lambda-kit: {done}",
         f"  function    {config.get('FunctionArn', s.function_name)}",
