@@ -252,7 +252,7 @@ def deploy_function(s: DeploySettings, say: Say) -> list[str]:
     if s.alias:
         point_alias(lam, s, version, say)
     elapsed = time.monotonic() - started
-    done = "dry run done, nothing changed: the function still runs the code below" if s.dry_run else f"deployed {s.zip.name} in {elapsed:.1f}s"
+    done = "dry run done, nothing changed" if s.dry_run else f"deployed {s.zip.name} in {elapsed:.1f}s"
     return [
         f"lambda-kit: {done}",
         f"  function    {config.get('FunctionArn', s.function_name)}",
