@@ -335,7 +335,9 @@ def client_error(code: str, message: str, attempts: int = 0) -> ClientError:
      (client_error("AccessDeniedException", "User: arn:aws:iam::1:user/ci is not\nauthorized"),
       "access denied to GetFunction orders (User: arn:aws:iam::1:user/ci is not authorized)"),
      (client_error("UnrecognizedClientException", "The security token is invalid"),
-      "AWS refused the credentials (GetFunction orders: UnrecognizedClientException)")],
+      "AWS refused the credentials (GetFunction orders: UnrecognizedClientException)"),
+     (client_error("ResourceConflictException", "An update is in progress for resource"),
+      "GetFunction orders refused: the function is being changed by someone else (An update is in progress for resource)")],
 )  # fmt: skip
 def test_aws_errors_become_one_line(error, line):
     with pytest.raises(KitError) as caught, awsapi.aws_errors("GetFunction orders"):
@@ -352,3 +354,17 @@ def test_a_failed_function_is_one_line_and_clients_retry_in_standard_mode(local_
         monkeypatch.setenv(name, value)
     (lam,), region = awsapi.clients("lambda")
     assert lam.meta.config.retries["mode"] == "standard" and region == "us-east-1"
+
+
+def test_credentials_are_never_printed_even_in_debug_mode(tmp_path, local_aws):
+    make_function(local_aws)
+    small_zip(tmp_path / "fn.zip")
+    key_id, secret = "AKIALAMBDAKITTEST123", "kit-test-secret-never-printed"
+    env = local_aws.env(kit_env(LAMBDA_KIT_EXTRAS="aws"), AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret,
+                        LAMBDA_KIT_DEBUG="1")  # fmt: skip
+    result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--publish", env=env)
+    assert result.returncode == 0, result.stderr
+    failed = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "missing", env=env)
+    assert failed.returncode == 1
+    for output in (result.stdout + result.stderr, failed.stdout + failed.stderr):
+        assert key_id not in output and secret not in output

@@ -9,6 +9,7 @@ messages below name the call and AWS's error code, never a key.
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -52,6 +53,9 @@ def client_error(exc: Exception, action: str) -> KitError:
                         hint="the identity in use needs that permission (AWS_PROFILE chooses another)")  # fmt: skip
     if code in BAD_CREDENTIALS:
         return KitError("AWS refused the credentials", f"{action}: {code}", hint=CREDENTIALS_HINT)
+    if code in ("ResourceConflictException", "PreconditionFailedException"):  # another update or deploy got there first
+        return KitError(f"{action} refused: the function is being changed by someone else", message or code,
+                        hint="another deploy or update is running; run the deploy again when it has finished")  # fmt: skip
     return KitError(f"{action} failed", f"{code}: {message}" if message else code)
 
 
@@ -88,6 +92,9 @@ def clients(*services: str) -> tuple[list[Any], str]:
     except ImportError:
         raise KitError("boto3 is not installed in the helper's environment",
                        hint="run it through make deploy, or with LAMBDA_KIT_EXTRAS=aws scripts/lambda-kit ...") from None  # fmt: skip
+    # LAMBDA_KIT_DEBUG logs at DEBUG; botocore's own debug lines carry request headers (the access key id).
+    for name in ("boto3", "botocore", "s3transfer", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     config = Config(retries={"mode": "standard"}, user_agent_extra="lambda-kit")
     with aws_errors("opening an AWS session"):
         # AWS_REGION as the AWS CLI v2 and the other SDKs read it (botocore alone reads AWS_DEFAULT_REGION).
