@@ -352,8 +352,8 @@ def test_a_failed_function_is_one_line_and_clients_retry_in_standard_mode(local_
     assert str(caught.value) == "the function orders is in a failed state (The role cannot be assumed)"
     for name, value in local_aws.env({}).items():
         monkeypatch.setenv(name, value)
-    (lam,), region = awsapi.clients("lambda")
-    assert lam.meta.config.retries["mode"] == "standard" and region == "us-east-1"
+    aws = awsapi.AwsSession()
+    assert aws.client("lambda").meta.config.retries["mode"] == "standard" and aws.region == "us-east-1"
 
 
 def test_credentials_are_never_printed_even_in_debug_mode(tmp_path, local_aws):

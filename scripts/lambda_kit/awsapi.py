@@ -84,23 +84,31 @@ def aws_errors(action: str) -> Iterator[None]:
         raise KitError(f"{action} failed", one_line(exc)) from None
 
 
-def clients(*services: str) -> tuple[list[Any], str]:
-    """One client per service from one session, and the region they talk to."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise KitError("boto3 is not installed in the helper's environment",
-                       hint="run it through make deploy, or with LAMBDA_KIT_EXTRAS=aws scripts/lambda-kit ...") from None  # fmt: skip
-    # LAMBDA_KIT_DEBUG logs at DEBUG; botocore's own debug lines carry request headers (the access key id).
-    for name in ("boto3", "botocore", "s3transfer", "urllib3"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    config = Config(retries={"mode": "standard"}, user_agent_extra="lambda-kit")
-    with aws_errors("opening an AWS session"):
-        # AWS_REGION as the AWS CLI v2 and the other SDKs read it (botocore alone reads AWS_DEFAULT_REGION).
-        session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
-        made = [session.client(name, config=config) for name in services]
-    return made, made[0].meta.region_name
+class AwsSession:
+    """One boto3 session; clients made on first use (an S3 client costs a few tenths of a second)."""
+
+    def __init__(self) -> None:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise KitError("boto3 is not installed in the helper's environment",
+                           hint="run it through make deploy, or with LAMBDA_KIT_EXTRAS=aws scripts/lambda-kit ...") from None  # fmt: skip
+        # LAMBDA_KIT_DEBUG logs at DEBUG; botocore's own debug lines carry request headers (the access key id).
+        for name in ("boto3", "botocore", "s3transfer", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._config = Config(retries={"mode": "standard"}, user_agent_extra="lambda-kit")
+        self._clients: dict[str, Any] = {}
+        with aws_errors("opening an AWS session"):
+            # AWS_REGION as the AWS CLI v2 and the other SDKs read it (botocore alone reads AWS_DEFAULT_REGION).
+            self._session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+        self.region = self.client("lambda").meta.region_name
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            with aws_errors(f"opening an AWS {service} client"):
+                self._clients[service] = self._session.client(service, config=self._config)
+        return self._clients[service]
 
 
 def waiter(client: Any, name: str, what: str, **params: Any) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import runtimes
-from .awsapi import aws_errors, clients, error_code, is_not_found, waiter
+from .awsapi import AwsSession, aws_errors, error_code, is_not_found, waiter
 from .buildsteps import sha256_file
 from .errors import KitError, UsageError
 
@@ -70,7 +70,7 @@ def s3_key(prefix: str, artifact: Artifact) -> str:
     return f"{stem}/{artifact.sha256}.zip" if stem else f"{artifact.sha256}.zip"
 
 
-def code_location(s3: Any, s: DeploySettings, artifact: Artifact, say: Say) -> dict[str, Any]:
+def code_location(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: Say) -> dict[str, Any]:
     """Where Lambda takes the code from: the bytes themselves (small zips, no S3_BUCKET) or an S3
     object named by the zip's SHA-256, uploaded unless an object of this content is already there."""
     limit = runtimes.MAX_ZIPPED_DIRECT_UPLOAD
@@ -80,6 +80,7 @@ def code_location(s3: Any, s: DeploySettings, artifact: Artifact, say: Say) -> d
                            hint="set S3_BUCKET=<a bucket in the function's region>: the zip then goes through S3")  # fmt: skip
         return {"ZipFile": b"" if s.dry_run else artifact.data()}
     key = s3_key(s.s3_prefix, artifact)
+    s3 = aws.client("s3")
     url = f"s3://{s.s3_bucket}/{key}"
     head = None
     with aws_errors(f"HeadObject {url}"):
@@ -143,9 +144,10 @@ def settle(lam: Any, config: dict[str, Any], name: str) -> dict[str, Any]:
     return get_function(lam, name) or config
 
 
-def create_function(lam: Any, s3: Any, s: DeploySettings, artifact: Artifact, say: Say) -> dict[str, Any]:
+def create_function(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: Say) -> dict[str, Any]:
     name = s.function_name
-    location = code_location(s3, s, artifact, say)
+    lam = aws.client("lambda")
+    location = code_location(aws, s, artifact, say)
     what = f"function {name} ({s.runtime.name} {s.arch}, handler {s.handler}, role {s.role})"
     if s.dry_run:
         say(f"lambda-kit: dry run: would create {what}")
@@ -167,12 +169,13 @@ def verified(lam: Any, name: str, artifact: Artifact) -> dict[str, Any]:
     return config
 
 
-def update_code(lam: Any, s3: Any, s: DeploySettings, config: dict[str, Any], artifact: Artifact, say: Say) -> dict[str, Any]:
+def update_code(aws: AwsSession, s: DeploySettings, config: dict[str, Any], artifact: Artifact, say: Say) -> dict[str, Any]:
     name = s.function_name
+    lam = aws.client("lambda")
     if config.get("CodeSha256") == artifact.code_sha256:
         say(f"lambda-kit: code unchanged (the function runs CodeSha256 {artifact.code_sha256}), no upload")
         return config
-    location = code_location(s3, s, artifact, say)
+    location = code_location(aws, s, artifact, say)
     if s.dry_run:
         where = "the zip's bytes" if "ZipFile" in location else f"s3://{location['S3Bucket']}/{location['S3Key']}"
         say(f"lambda-kit: dry run: would call UpdateFunctionCode on {name} with {where}")
@@ -234,7 +237,8 @@ def deploy_function(s: DeploySettings, say: Say) -> list[str]:
     """Update (or with ROLE create) the function; returns the summary lines."""
     started = time.monotonic()
     artifact = Artifact.read(s.zip)
-    (lam, s3), region = clients("lambda", "s3")
+    aws = AwsSession()
+    lam, region = aws.client("lambda"), aws.region
     note = " (dry run: nothing changes)" if s.dry_run else ""
     say(f"lambda-kit: deploy {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
         f"to function {s.function_name} in {region}{note}")  # fmt: skip
@@ -243,11 +247,11 @@ def deploy_function(s: DeploySettings, say: Say) -> list[str]:
         if not s.role:
             raise KitError("no such function", f"{s.function_name} in {region}",
                            hint="create it first, or set ROLE=<IAM role ARN> and make deploy creates it")  # fmt: skip
-        config = create_function(lam, s3, s, artifact, say)
+        config = create_function(aws, s, artifact, say)
     else:
         config = settle(lam, config, s.function_name)
         check_function(config, s, say)
-        config = update_code(lam, s3, s, config, artifact, say)
+        config = update_code(aws, s, config, artifact, say)
     version = publish_version(lam, s, artifact, say) if s.publish else "$LATEST"
     if s.alias:
         point_alias(lam, s, version, say)
@@ -264,7 +268,8 @@ def deploy_function(s: DeploySettings, say: Say) -> list[str]:
 def deploy_layer(s: DeploySettings, say: Say) -> list[str]:
     """Publish the layer zip unless its latest version has the same CodeSha256, runtime and architecture."""
     artifact = Artifact.read(s.zip)
-    (lam, s3), region = clients("lambda", "s3")
+    aws = AwsSession()
+    lam, region = aws.client("lambda"), aws.region
     name = s.layer_name
     note = " (dry run: nothing changes)" if s.dry_run else ""
     say(f"lambda-kit: deploy layer {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
@@ -279,7 +284,7 @@ def deploy_layer(s: DeploySettings, say: Say) -> list[str]:
         if same_code and fits:
             say(f"lambda-kit: layer unchanged (version {latest['Version']} has CodeSha256 {artifact.code_sha256}), nothing published")
             return layer_summary(latest["LayerVersionArn"], artifact)
-    location = code_location(s3, s, artifact, say)
+    location = code_location(aws, s, artifact, say)
     if s.dry_run:
         say(f"lambda-kit: dry run: would publish a version of layer {name} for {s.runtime.name} {s.arch}")
         return layer_summary("(new version)", artifact)
