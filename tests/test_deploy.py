@@ -368,3 +368,24 @@ def test_credentials_are_never_printed_even_in_debug_mode(tmp_path, local_aws):
     assert failed.returncode == 1
     for output in (result.stdout + result.stderr, failed.stdout + failed.stderr):
         assert key_id not in output and secret not in output
+
+
+def test_two_deploys_at_once_end_with_one_of_the_zips_and_no_traceback(tmp_path, local_aws):
+    make_function(local_aws)
+    zips = []
+    for n in range(2):
+        path = tmp_path / f"fn{n}.zip"
+        zips.append((path, code_sha256(small_zip(path, f"def handler(event, context):\n    return {n}\n"))))
+    env = local_aws.env(kit_env(LAMBDA_KIT_EXTRAS="aws"))
+    runs = [
+        subprocess.Popen([sys.executable, str(ROOT / "scripts" / "lambda-kit"), "deploy", str(path), "--function", "orders",
+                          "--runtime", RUNTIME, "--publish"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for path, _ in zips
+    ]  # fmt: skip
+    outcomes = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+    for code, stdout, stderr in outcomes:
+        assert "Traceback" not in stderr
+        if code != 0:  # the loser learns it in one line: its code is not what the function runs
+            assert code == 1 and len([line for line in stderr.splitlines() if line.startswith("lambda-kit: error:")]) == 1
+    assert any(code == 0 for code, _, _ in outcomes)
+    assert function(local_aws)["CodeSha256"] in {sha for _, sha in zips}
