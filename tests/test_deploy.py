@@ -382,8 +382,9 @@ def test_two_deploys_at_once_end_with_one_of_the_zips_and_no_traceback(tmp_path,
                           "--runtime", RUNTIME, "--publish"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for path, _ in zips
     ]  # fmt: skip
-    outcomes = [(run.wait(timeout=120), *run.communicate()) for run in runs]
-    for code, stdout, stderr in outcomes:
+    outputs = [run.communicate(timeout=120) for run in runs]
+    outcomes = [(run.returncode, *output) for run, output in zip(runs, outputs)]
+    for code, _, stderr in outcomes:
         assert "Traceback" not in stderr
         if code != 0:  # the loser learns it in one line: its code is not what the function runs
             assert code == 1 and len([line for line in stderr.splitlines() if line.startswith("lambda-kit: error:")]) == 1
