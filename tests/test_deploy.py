@@ -383,7 +383,7 @@ def test_two_deploys_at_once_end_with_one_of_the_zips_and_no_traceback(tmp_path,
         for path, _ in zips
     ]  # fmt: skip
     outputs = [run.communicate(timeout=120) for run in runs]
-    outcomes = [(run.returncode, *output) for run, output in zip(runs, outputs)]
+    outcomes = [(run.returncode, *output) for run, output in zip(runs, outputs, strict=True)]
     for code, _, stderr in outcomes:
         assert "Traceback" not in stderr
         if code != 0:  # the loser learns it in one line: its code is not what the function runs
