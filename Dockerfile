@@ -9,6 +9,7 @@
 # PYTHON_VERSION    the Lambda runtime's version; the build fails if the base image runs another
 # TARGET_ARCH       set when the target architecture is not the image's: binary wheels for it
 # SLIM              1: drop packages' tests, stubs, C sources, static libraries; strip native files
+# COMPILE           1: hash-based .pyc for what importing the installed packages runs
 #
 # Written for BuildKit (secret and cache mounts). For the legacy builder the helper drops the
 # `--mount=` options; the steps then read the same settings from the build context instead.
@@ -50,6 +51,7 @@ COPY paths/ paths/
 COPY wheels/ out/wheels/
 ARG PYTHON_VERSION=
 ARG SLIM=0
+ARG COMPILE=0
 ARG TARGET_ARCH=
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \

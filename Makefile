@@ -26,9 +26,12 @@ INCLUDE_DEPS ?= 1  ## 0: make functions leaves the dependencies out (they come f
 HANDLER ?= app.handler  ## module.function Lambda calls, relative to SRC
 SLIM ?= 0  ## 1: drop packages' tests, type stubs, C sources, debug sections, botocore's API reference text
 BUILDER ?= auto  ## auto: Docker when an engine answers, else local; docker or local: that one, no fallback
+COMPILE ?= 0  ## 1: ship hash-based .pyc, compiled by the runtime's Python, for what the function imports
+COMPILE_PROFILE ?= lambda-kit.imports  ## COMPILE=1 also compiles the modules listed here (written by make profile; keep it in git)
 BASE_IMAGE ?=  ## build image; empty: the AWS SAM build image for PYTHON_VERSION on the engine's architecture
 RUNTIME_IMAGE ?= public.ecr.aws/lambda/python:$(PYTHON_VERSION)-$(ARCH)  ## image make smoke runs the zip in (default: the Lambda base image)
 EVENT ?=  ## JSON event file for make smoke (empty: {})
+JSON ?= 0  ## 1: make smoke prints its report as JSON (init and invocation times, memory)
 PIPFILE ?= Pipfile  ## the Pipfile; Pipfile.lock sits beside it
 INDEX_URL ?=  ## private package index replacing the lock's first source (env is safer for credentials)
 EXTRA_INDEX_URLS ?=  ## space-separated extra package indexes
@@ -37,9 +40,10 @@ SOURCE_DATE_EPOCH ?=  ## timestamp of the code's zip entries, in seconds (empty:
 PYTHON ?= python3  ## host Python (3.10+) that runs the helper
 KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
 BENCH_RUNS ?= 3  ## runs per case for make bench
+BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init; empty: all)
 DEST ?=  ## the repository make install-kit copies the kit into
-SETTINGS := PYTHON_VERSION ARCH SRC ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
-	SOURCE_DATE_EPOCH PYTHON KIT_STATE BENCH_RUNS DEST
+SETTINGS := PYTHON_VERSION ARCH SRC ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
+	SOURCE_DATE_EPOCH PYTHON KIT_STATE BENCH_RUNS BENCH_CASES DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
@@ -80,11 +84,11 @@ package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
 
 # What every build command shares; --fresh when make runs with -B.
 BUILD_ARGS = --pipfile '$(PIPFILE)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --base-image '$(BASE_IMAGE)' \
-	--builder '$(BUILDER)' --state-dir '$(KIT_STATE)' $(if $(filter 1,$(SLIM)),--slim) \
+	--builder '$(BUILDER)' --state-dir '$(KIT_STATE)' $(if $(filter 1,$(SLIM)),--slim) $(if $(filter 1,$(COMPILE)),--compile --compile-profile '$(COMPILE_PROFILE)') \
 	$(if $(findstring B,$(firstword -$(MAKEFLAGS))),--fresh)
 
 # The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
-$(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP)
+$(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
 	@$(HELPER) package $(BUILD_ARGS) --src '$(SRC)' --out '$@' --handler '$(HANDLER)'
 
 # Several functions: one dependency build (the stamp), then each zip adds its own code to it,
@@ -97,7 +101,7 @@ handler_for = $(if $(filter undefined,$(origin HANDLER_$(1))),$(HANDLER),$(HANDL
 functions: $(FUNCTION_NAMES:%=$(DIST)/%.zip)  ## one zip per FUNCTIONS folder, one shared dependency build (make -j safe)
 	@[[ -n '$(FUNCTION_NAMES)' ]] || { printf 'lambda-kit: error: no functions (FUNCTIONS=%s, SRC=%s)\nhint: make functions FUNCTIONS="*" builds every folder under SRC\n' '$(FUNCTIONS)' '$(SRC)' >&2; exit 2; }
 
-$(DEPS_STAMP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SETTINGS_STAMP)
+$(DEPS_STAMP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
 	@$(HELPER) deps $(BUILD_ARGS)
 	@touch '$@'
 
@@ -116,7 +120,7 @@ $(DIST)/layer.zip: $(DEPS_STAMP)
 # Rewritten only when a setting that shapes the zip changes, so its date tells make when.
 .PHONY: FORCE
 $(SETTINGS_STAMP): FORCE
-	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
+	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(COMPILE) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
 	[[ -f '$@' && "$$(< '$@')" == "$$new" ]] || printf '%s\n' "$$new" > '$@'
 
 # Deploying: the zip is built by the rules above, boto3 is installed on first use (LAMBDA_KIT_EXTRAS=aws).
@@ -147,7 +151,12 @@ check:  ## audit $(ZIP) for what Lambda would reject (also run by package)
 .PHONY: smoke
 smoke:  ## run the handler from $(ZIP) in the runtime image as Lambda would (EVENT=file.json)
 	@$(HELPER) smoke '$(ZIP)' --handler '$(HANDLER)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' \
-		--image '$(RUNTIME_IMAGE)' $(if $(EVENT),--event '$(EVENT)') --state-dir '$(KIT_STATE)'
+		--image '$(RUNTIME_IMAGE)' $(if $(EVENT),--event '$(EVENT)') $(if $(filter 1,$(JSON)),--json) --state-dir '$(KIT_STATE)'
+
+.PHONY: profile
+profile:  ## run the handler from $(ZIP) as make smoke does; record what it imports in $(COMPILE_PROFILE) (runs your code)
+	@$(HELPER) smoke '$(ZIP)' --handler '$(HANDLER)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' \
+		--image '$(RUNTIME_IMAGE)' $(if $(EVENT),--event '$(EVENT)') --record-imports '$(COMPILE_PROFILE)' --state-dir '$(KIT_STATE)'
 
 .PHONY: test
 test:  ## run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
@@ -157,7 +166,7 @@ test:  ## run the kit's tests (Docker tests need a running engine; with CI set t
 ifneq ($(wildcard $(KIT_DIR)/bench/run.py),)
 .PHONY: bench
 bench:  ## time the kit against the article's flow (kit repo only; writes bench/results.md)
-	@$(HELPER) python $(KIT_DIR)/bench/run.py --runs '$(BENCH_RUNS)'
+	@$(HELPER) python $(KIT_DIR)/bench/run.py --runs '$(BENCH_RUNS)' $(if $(BENCH_CASES),--cases '$(BENCH_CASES)')
 endif
 
 .PHONY: install-kit

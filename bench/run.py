@@ -3,7 +3,9 @@
 For two dependency sets (small: requests, pydantic, pyyaml; large: pandas, boto3) and four cases
 (cold build cache, no-op, code-only change, lock change), each flow is timed RUNS times and the
 medians, min-max and the ratio kit/article are written to bench/results.md with the machine's
-description. A benchmark, not a test: nothing here asserts.
+description. The `init` case builds the kit's zip as default, COMPILE=1 and SLIM=1 COMPILE=1 and
+runs each RUNS times with `make smoke` in the base image: init time (the handler's import) and zip
+size. `--cases` runs some of them. A benchmark, not a test: nothing here asserts.
 
 The article's flow is its Dockerfile as published and its four docker commands, adapted only in the
 base image (the same stand-in image the kit uses, plus a venv on PATH, the proxy's CA bundle and
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import statistics
@@ -28,6 +31,7 @@ from lambda_kit.kitfiles import copy_kit  # the launcher puts scripts/ on sys.pa
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "bench" / "projects"
+ALL_CASES = ("cold", "no-op", "code-only", "lock change", "init")
 ARTICLE_PIPENV = "2022.7.24"  # the last pipenv series with `pipenv lock -r`
 ARTICLE_BASE_TAG = "lambda-kit-bench/article-base:latest"
 
@@ -113,6 +117,12 @@ class KitFlow:
         passed = next(i for i, line in enumerate(lines) if line.startswith("lambda-kit: smoke passed"))
         return lines[passed - 1]  # the handler's JSON result, printed just before
 
+    def smoke_report(self, *extra: str) -> dict:
+        """`make smoke JSON=1`: the runner's report (init_ms, duration_ms, compiled_at_init, ...)."""
+        result = run(["make", "--no-print-directory", "smoke", *self.settings, *extra, "JSON=1",
+                      f"RUNTIME_IMAGE={self.base_image}"], cwd=self.folder, env=self.env)  # fmt: skip
+        return json.loads(result.stdout.splitlines()[-1])
+
     def forget(self) -> None:
         self.zip.unlink(missing_ok=True)
         # The kit's own caches count as build cache too: dependency zips, wheelhouse, audit facts.
@@ -183,6 +193,40 @@ def zip_sizes(path: Path) -> tuple[int, int]:
         return path.stat().st_size, sum(i.file_size for i in zf.infolist())
 
 
+INIT_VARIANTS = (("default", ()), ("COMPILE=1", ("COMPILE=1",)), ("SLIM=1 COMPILE=1", ("SLIM=1", "COMPILE=1")))
+
+
+def measure_init(kit: KitFlow, runs: int) -> list[tuple]:
+    """Per variant: zip bytes, init ms of each run, modules of the zip compiled from source at init."""
+    rows = []
+    for label, extra in INIT_VARIANTS:
+        kit.build(*extra)
+        size = kit.zip.stat().st_size
+        reports = [kit.smoke_report(*extra) for _ in range(runs)]
+        rows.append((label, size, [r["init_ms"] / 1000 for r in reports], [r["init_cpu_ms"] / 1000 for r in reports],
+                     len(reports[-1]["compiled_at_init"])))  # fmt: skip
+        print(f"bench: init {label:16} {size:,} bytes, init {summarise(rows[-1][2])} s, CPU {summarise(rows[-1][3])} s", flush=True)
+    return rows
+
+
+def init_lines(init: dict) -> list[str]:
+    if not init:
+        return []
+    title = ("Cold-start init (the handler module's import, `make smoke` in the base image, unpacked read-only, "
+             "as uid 993; seconds, median (min-max); wall clock, and the import's CPU time, which a shared CPU "
+             "inflates less):")  # fmt: skip
+    lines = ["", title, "",
+             "| set | zip | zipped bytes | vs default | init | vs default | init CPU | vs default | modules compiled at init |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for set_name, rows in init.items():
+        base_size, base_init, base_cpu = rows[0][1], statistics.median(rows[0][2]), statistics.median(rows[0][3])
+        for label, size, times, cpu, compiled in rows:
+            lines.append(f"| {set_name} | {label} | {size:,} | {size / base_size:.3f}x | {summarise(times)} | "
+                         f"{statistics.median(times) / base_init:.2f}x | {summarise(cpu)} | "
+                         f"{statistics.median(cpu) / base_cpu:.2f}x | {compiled} |")  # fmt: skip
+    return lines
+
+
 def summarise(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
@@ -203,16 +247,25 @@ def main() -> int:
     parser.add_argument("--runtime", default="3.11", help="the Python of the base image")
     parser.add_argument("--ca-bundle", default=os.environ.get("CA_BUNDLE") or os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument("--cases", default=",".join(ALL_CASES), help=f"some of {','.join(ALL_CASES)}")
     args = parser.parse_args()
+    selected = args.cases.split(",")
+    if not set(selected) <= set(ALL_CASES):
+        parser.error(f"unknown case in --cases {args.cases} (known: {','.join(ALL_CASES)})")
     work = ROOT / "bench" / "work"
     venv = sys.prefix  # the kit's own helper environment, shared by the kit copies
-    build_article_base(args.base_image, args.ca_bundle, work)
+    cases = [c for c in ALL_CASES[:4] if c in selected]
+    if cases:
+        build_article_base(args.base_image, args.ca_bundle, work)
 
-    cases = ("cold", "no-op", "code-only", "lock change")
-    rows, sizes, slim = [], {}, {}
+    rows, sizes, slim, init = [], {}, {}, {}
     for set_name in args.sets.split(","):
         article, kit = prepare(work, set_name, args.base_image, args.runtime, venv)
-        times = {(flow.name, case): [] for flow in (article, kit) for case in cases}
+        if "init" in selected:
+            init[set_name] = measure_init(kit, args.runs)
+        if not cases:
+            continue
+        times = {(flow.name, case): [] for flow in (article, kit) for case in ALL_CASES[:4]}  # each needs the one before
         variant = "a"
         for n in range(args.runs):
             print(f"bench: {set_name} run {n + 1}/{args.runs}", flush=True)
@@ -245,13 +298,17 @@ def main() -> int:
         "",
         f"Run on {datetime.date.today().isoformat()}: {machine_description()}.",
         f"Base image `{args.base_image}` (python{args.runtime}) for both flows; {args.runs} runs per case; "
-        "seconds, median (min-max), wall clock of the whole flow (build, create, cp, rm; for the kit "
-        "`make package`, audit included).",
-        "",
-        "| set | case | article | lambda-kit | kit/article |",
-        "|---|---|---|---|---|",
+        + ("seconds, median (min-max), wall clock of the whole flow (build, create, cp, rm; for the kit "
+           "`make package`, audit included)." if rows else "init only."),
     ]
-    lines += [f"| {s} | {c} | {a} | {k} | {r:.3f} |" for s, c, a, k, r in rows]
+    if rows:
+        lines += ["", "| set | case | article | lambda-kit | kit/article |", "|---|---|---|---|---|"]
+        lines += [f"| {s} | {c} | {a} | {k} | {r:.3f} |" for s, c, a, k, r in rows]
+    lines += init_lines(init)
+    if not sizes:
+        args.out.write_text("\n".join(lines) + "\n")
+        print(f"bench: wrote {args.out}")
+        return 0
     lines += ["", "| set | article zip (zipped / unzipped bytes) | lambda-kit zip (zipped / unzipped bytes) |", "|---|---|---|"]
     for set_name, ((az, au), (kz, ku)) in sizes.items():
         lines.append(f"| {set_name} | {az:,} / {au:,} | {kz:,} / {ku:,} |")

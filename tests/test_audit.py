@@ -219,7 +219,8 @@ def test_over_50_mb_zipped_is_a_warning(tmp_path, base_files):
 @pytest.mark.parametrize(
     "name, data, rule",
     [
-        ("app/__pycache__/app.cpython-311.pyc", b"\x00", "leftover-bytecode"),
+        ("app/__pycache__/app.cpython-311.pyc", b"\x00", "bytecode-python"),  # not this runtime's magic number
+        ("app/app.pyo", b"\x00", "leftover-bytecode"),
         ("Pipfile.lock", b"{}", "leftover-pipfile"),
         (".env", b"DB_PASSWORD=hunter2\n", "leftover-secret"),
         ("deploy/id_rsa", b"-----BEGIN OPENSSH PRIVATE KEY-----\n", "leftover-secret"),

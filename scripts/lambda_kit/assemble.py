@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from . import zipwriter
+from . import buildsteps, zipwriter
 from .buildsteps import sha256_file
 from .context import IGNORED
 from .errors import KitError
@@ -19,20 +19,24 @@ from .errors import KitError
 DEPS_PART, CODE_PART = "the dependencies", "the source folder"
 
 
-def build_zip(packed_deps: Path | None, src: Path, work: Path, dest: Path, source_date_epoch: str | None) -> bytes:
+def build_zip(packed_deps: Path | None, src: Path, work: Path, dest: Path, source_date_epoch: str | None,
+              compile_handler: str | None = None, profile: list[str] = ()) -> bytes:  # fmt: skip
     """`dest` = `packed_deps` (None: no dependencies, they come from a layer) extended with the code
-    of `src`. Returns the zip's SHA-256."""
+    of `src`; with `compile_handler` (COMPILE=1, this host runs the runtime's Python), plus bytecode
+    for the code's modules the handler's module (and the profile) imports. Returns the zip's SHA-256."""
     code_copy = work / "src"
     shutil.copytree(src, code_copy, ignore=IGNORED)
     try:
         date_time = zipwriter.zip_date_time(source_date_epoch)
-        code = zipwriter.collect(code_copy, skip=lambda n: n in ("Pipfile", "Pipfile.lock"))
+        if compile_handler:
+            buildsteps.compile_code(code_copy, compile_handler, profile)
+        code = zipwriter.collect(code_copy, skip=lambda n: n in ("Pipfile", "Pipfile.lock"), bytecode=bool(compile_handler))
         dest.parent.mkdir(parents=True, exist_ok=True)
         if packed_deps is None or not zipwriter.extend_zip(packed_deps, DEPS_PART, code, CODE_PART, dest, date_time):
             # Not a plain packed zip, or too many entries for one without zip64: entry by entry, the same bytes.
             deps = zipwriter.collect_zip(packed_deps) if packed_deps else {}
             zipwriter.write_zip(zipwriter.merge((DEPS_PART, deps), (CODE_PART, code)), dest, date_time)
-    except zipwriter.ZipBuildError as exc:
+    except (zipwriter.ZipBuildError, buildsteps.StepError) as exc:
         raise KitError(str(exc), hint=exc.hint) from None
     finally:
         shutil.rmtree(code_copy, ignore_errors=True)

@@ -23,7 +23,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 from packaging.utils import canonicalize_name, canonicalize_version
 
-from . import lockfile, runtimes, zipwriter
+from . import bytecode, lockfile, runtimes, zipwriter
 
 ERROR, WARNING = "error", "warning"
 MAX_LISTED = 10  # entries named per finding; the count says how many more
@@ -34,7 +34,7 @@ RULES = {
     "size-unzipped": (ERROR, "move large dependencies to a layer or a container image, or drop unused packages"),
     "perm-file": (ERROR, "Lambda runs as another user: make files world-readable (0644, 0755 for executables)"),
     "perm-dir": (ERROR, "make folders world-traversable (0755)"),
-    "leftover-bytecode": (WARNING, "leave out .pyc and __pycache__: the runtime compiles what it needs"),
+    "leftover-bytecode": (WARNING, "leave out .pyo files and whatever else is in __pycache__ but .pyc"),
     "leftover-pipfile": (WARNING, "leave Pipfile and Pipfile.lock out of the zip"),
     "leftover-secret": (ERROR, "remove secrets from the zip; use environment variables or a secrets manager"),
     "zip-absolute": (ERROR, "write entry names relative to the zip root"),
@@ -53,6 +53,7 @@ RULES = {
     "native-glibc": (ERROR, "install a wheel built for an older glibc (manylinux tag the runtime accepts), or use a newer runtime"),
     "native-abi": (ERROR, "install wheels for the function's Python version: the importer ignores this file"),
 }
+RULES.update(bytecode.RULES)  # .pyc for another Python, timestamp-based, orphan, stale
 
 SECRET_NAMES = re.compile(
     r"(^|/)(\.env(\.[^/]*)?|id_(rsa|dsa|ecdsa|ed25519)|\.aws/credentials|\.netrc|\.pypirc|credentials\.json)$"
@@ -227,6 +228,7 @@ def audit_zip(
                 _check_lock(infos, lock, rt, arch, found, layers)
             cache = _NativeCache(native_cache)
             _check_native(zf, files, rt, arch, found, cache)
+            cache.changed |= bytecode.check_zip(files, zf.read, rt.version, found.add, cache.entries if native_cache else None)
             cache.save()
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise AuditError("the zip is damaged", f"{path}: {exc}", "build it again; if it came from elsewhere, download it again") from None
@@ -325,7 +327,7 @@ def _check_leftovers(zf: _Zip, files, found: _Collector) -> None:
     for info in [i for i in files if LEFTOVER_NAME.search(i.filename)]:
         name = info.filename
         base = posixpath.basename(name)
-        if name.endswith((".pyc", ".pyo")) or "__pycache__/" in name:
+        if name.endswith(".pyo") or ("__pycache__/" in name and not name.endswith(".pyc")):  # .pyc: bytecode.py
             found.add("leftover-bytecode", "compiled bytecode", name)
         if name in ("Pipfile", "Pipfile.lock"):
             found.add("leftover-pipfile", "Pipfile files at the zip root", name)

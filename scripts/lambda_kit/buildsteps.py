@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import lockfile, zipwriter
+from . import bytecode, lockfile, zipwriter
 
 
 class StepError(Exception):
@@ -330,11 +330,38 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_s
     return sorted(str(p) for p in folder.glob("*.whl"))
 
 
-def pack_dependencies(deps: Path, packed: Path) -> None:
+def compile_dependencies(deps: Path, profile: list[str] = ()) -> None:
+    """COMPILE=1, dependency side: what importing each installed top-level package runs (the
+    code is not known here, and deps.zip must not depend on it), plus the profile's modules and
+    what they import, compiled by this interpreter."""
+    index = bytecode.module_index(deps)
+    roots = bytecode.top_level_modules(deps, index) + bytecode.profile_modules(list(profile), index)
+    names = bytecode.import_closure(deps, roots, index)
+    written = compile_modules(deps, names, bytecode.DEPENDENCY_MODE)
+    say(f"bytecode: {len(written)} of {len(index)} dependency modules compiled ({bytecode.DEPENDENCY_MODE}): "
+        "what importing each top-level package runs")  # fmt: skip
+
+
+def compile_code(src: Path, handler: str, profile: list[str] = ()) -> list[str]:
+    """COMPILE=1, code side: the handler's module, the profile's modules of the code, and what they
+    import, compiled (checked-hash) by this interpreter."""
+    index = bytecode.module_index(src)
+    roots = [handler.rsplit(".", 1)[0], *bytecode.profile_modules(list(profile), index)]
+    return compile_modules(src, bytecode.import_closure(src, roots, index), bytecode.CODE_MODE)
+
+
+def compile_modules(root: Path, names: list[str], mode: str) -> list[str]:
+    try:
+        return bytecode.compile_tree(root, names, mode)
+    except RuntimeError as exc:
+        raise StepError(str(exc), "report this as a kit bug; build with COMPILE=0 meanwhile") from None
+
+
+def pack_dependencies(deps: Path, packed: Path, compiled: bool = False) -> None:
     """Compress the installed dependencies once, into a zip of their own, with its SHA-256 beside
     it (the host checks its copy). The host adds the code after these entries without deflating
     them again: a code change costs the code, not the payload."""
-    entries = zipwriter.merge(("the dependencies", zipwriter.collect(deps)))
+    entries = zipwriter.merge(("the dependencies", zipwriter.collect(deps, bytecode=compiled)))
     zipwriter.write_zip(entries, packed, zipwriter.zip_date_time(None))
     packed.with_name(packed.name + ".sha256").write_text(sha256_file(packed).hex() + "\n", encoding="ascii")
     say(f"dependencies packed: {sum(1 for e in entries if not e.is_dir)} files, {packed.stat().st_size} bytes")

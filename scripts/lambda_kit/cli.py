@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
         q.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
         q.add_argument("--slim", action="store_true", help="drop packages' tests, stubs and C sources, debug sections")
+        q.add_argument("--compile", action="store_true", help="ship hash-based .pyc for what the function imports")
+        q.add_argument("--compile-profile", type=Path, help="with --compile: modules recorded by `smoke --record-imports`")
         q.add_argument("--fresh", action="store_true", help="rebuild the dependencies even if the cache has them (make -B)")
         q.add_argument("--builder", default="auto", help="auto (default): Docker when an engine answers, else local; "
                        "docker; or local: no Docker, binary wheels only")
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--timeout", type=float, default=60.0, help="seconds before the invocation times out")
     m.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit")
     deploy.add_parsers(sub)
+    m.add_argument("--json", action="store_true", help="print the report as JSON (the handler's logs go to stderr)")
+    m.add_argument("--record-imports", type=Path, help="write the zip's modules the run imported here (COMPILE=1's profile)")
     p.epilog = (
         "Network settings come from the environment so they never show in a process list: "
         "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH."
@@ -107,6 +111,8 @@ def run_command(args: argparse.Namespace) -> int:
             builder=args.builder,
             fresh=args.fresh,
             slim=args.slim,
+            compile=args.compile,
+            compile_profile=args.compile_profile.resolve() if args.compile_profile else None,
             include_deps=not getattr(args, "no_deps", False),
             layers=[p.resolve() for p in getattr(args, "layer", [])],
         )
@@ -166,18 +172,29 @@ def run_smoke(args: argparse.Namespace) -> int:
         event=args.event, runtime=args.runtime, arch=args.arch, image=args.image, timeout=args.timeout,
         network=_network_from_environment(),
     )  # fmt: skip
-    report = smoke.smoke(settings, Runner(), say=lambda line: print(line, flush=True))
+    logs = sys.stderr if args.json else sys.stdout
+    report = smoke.smoke(settings, Runner(), say=lambda line: print(line, file=logs, flush=True))
+    imported = report.pop("imported", [])
+    if args.json:
+        print(json.dumps(report, sort_keys=True), flush=True)
+    if args.record_imports and report["ok"]:
+        tmp = args.record_imports.with_name(args.record_imports.name + ".tmp")
+        tmp.write_text("".join(name + "\n" for name in imported), encoding="utf-8")
+        tmp.replace(args.record_imports)
+        print(f"lambda-kit: recorded {len(imported)} imported modules in {args.record_imports}", file=logs, flush=True)  # one line, the last on stdout
     if not report["ok"]:
         error = report["error"]
-        print(json.dumps(error), flush=True)
+        print(json.dumps(error), file=logs, flush=True)
         raise KitError("the handler failed", f"{error['errorType']}: {error['errorMessage']}",
                        hint="the error is what Lambda would report for this zip")  # fmt: skip
-    print(report["result"], flush=True)
+    compiled = len(report["compiled_at_init"])
+    print(report["result"], file=logs, flush=True)
     print(
-        f"lambda-kit: smoke passed: {args.handler} returned in {report['duration_ms']} ms, "
-        f"peak memory {report['peak_memory_mb']} MB ({report['entries']} zip entries unpacked)",
-        flush=True,
-    )
+        f"lambda-kit: smoke passed: {args.handler} returned in {report['duration_ms']} ms after an init of "
+        f"{report['init_ms']} ms, peak memory {report['peak_memory_mb']} MB ({report['entries']} zip entries "
+        f"unpacked; {compiled} modules of the zip compiled from source at init)",
+        file=logs, flush=True,
+    )  # fmt: skip
     return 0
 
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .bytecode import PROFILE_NAME
 from .errors import UsageError
 
-CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "incontainer.py", "lockfile.py", "netconfig.py", "runtimes.py", "zipwriter.py")
+CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "bytecode.py", "incontainer.py", "lockfile.py", "netconfig.py", "runtimes.py", "zipwriter.py")
 IGNORED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
                  "build", "dist", "node_modules"}  # fmt: skip
 IGNORED = shutil.ignore_patterns(*IGNORED_PARTS, "*.pyc", "*.pyo", "*.egg-info")
@@ -122,6 +123,7 @@ def stage(
     buildkit: bool,
     network: NetworkSettings,
     wheelhouse: Path | None = None,
+    profile: list[str] = (),
 ) -> None:
     ctx.mkdir(parents=True, exist_ok=True)
     dockerfile = (kit_dir / "Dockerfile").read_text(encoding="utf-8")
@@ -139,6 +141,8 @@ def stage(
     project.mkdir()
     shutil.copyfile(pipfile, project / "Pipfile")
     shutil.copyfile(pipfile.with_name(pipfile.name + ".lock"), project / "Pipfile.lock")
+    if profile:  # COMPILE=1's import profile (only then: it must not touch other builds' layers)
+        (project / PROFILE_NAME).write_text("".join(n + "\n" for n in profile), encoding="utf-8")
 
     paths = ctx / "paths"
     paths.mkdir()

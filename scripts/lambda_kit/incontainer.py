@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import buildsteps, lockfile, netconfig, runtimes, zipwriter
+from . import buildsteps, bytecode, lockfile, netconfig, runtimes, zipwriter
 from .buildsteps import StepError
 
 ROOT = Path("/opt/lambda-kit")
@@ -67,6 +67,15 @@ def staged_paths(paths_map: Path):
     return local_path
 
 
+def staged_profile(project: Path) -> list[str]:
+    """COMPILE=1's profile, staged beside the lock (checked on the host already)."""
+    path = project / bytecode.PROFILE_NAME
+    try:
+        return bytecode.read_profile(path) if path.is_file() else []
+    except ValueError as exc:
+        raise StepError(f"the import profile is not valid ({exc})", "record it again: make profile") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lambda_kit.incontainer")
     sub = parser.add_subparsers(dest="step", required=True)
@@ -81,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         buildsteps.install_dependencies(container_toolchain(), args.project, tree, staged_paths(args.paths_map))
         if os.environ.get("SLIM") == "1":
             buildsteps.slim(tree, shutil.which("strip"))
-        buildsteps.pack_dependencies(tree, args.packed)
+        compiled = os.environ.get("COMPILE") == "1"
+        if compiled:
+            buildsteps.compile_dependencies(tree, staged_profile(args.project))
+        buildsteps.pack_dependencies(tree, args.packed, compiled)
         shutil.rmtree(tree)  # in the same layer: the image keeps only the packed copy
     except (StepError, lockfile.LockError, zipwriter.ZipBuildError) as exc:
         print(f"lambda-kit: error: {exc}", file=sys.stderr, flush=True)

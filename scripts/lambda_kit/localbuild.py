@@ -82,6 +82,8 @@ def build(
     run: Run,
     slim: bool = False,
     no_wheel_hint: str | None = None,
+    compile_deps: bool = False,
+    profile: list[str] = (),
 ) -> None:
     """Writes what the Docker build leaves in its out/ folder: deps.zip (+ .sha256)."""
     venv = tools_venv(state_dir, kit_dir, network, run)
@@ -114,6 +116,8 @@ def build(
             buildsteps.install_dependencies(tools, project, work / "deps", local_path)
             if slim:
                 buildsteps.slim(work / "deps", shutil.which("strip"))
-            buildsteps.pack_dependencies(work / "deps", out / "deps.zip")
+            if compile_deps:  # the host runs the runtime's Python (compiling.check)
+                buildsteps.compile_dependencies(work / "deps", profile)
+            buildsteps.pack_dependencies(work / "deps", out / "deps.zip", compiled=compile_deps)
         except buildsteps.StepError as exc:
             raise KitError(str(exc), hint=f"{exc.hint}  (full log: {log_path})" if exc.hint else f"full log: {log_path}") from None

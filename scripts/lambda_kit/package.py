@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import assemble, audit, docker, localbuild, lockfile, runtimes, zipwriter
+from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, zipwriter
 from .outputs import OutputRecords
 from .progress import BuildProgress
 from .context import CONTAINER_MODULES, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
@@ -57,6 +57,11 @@ class PackageSettings:
     include_deps: bool = True  # False: the code only, for a function whose dependencies are in a layer
     layers: list[Path] = field(default_factory=list)  # layer zips the audit counts (size, lock)
     slim: bool = False  # SLIM=1: drop what never runs, strip native files
+    compile: bool = False  # COMPILE=1: hash-based .pyc for what the function imports (bytecode.py)
+    compile_profile: Path | None = None  # modules a `make profile` run recorded, compiled too
+
+    def profile(self) -> list[str]:
+        return compiling.profile(self)
 
 
 @dataclass
@@ -114,6 +119,7 @@ def check_settings(
         warnings.append(f"{runtime.name} is deprecated on Lambda since {runtime.deprecation}: plan a move to a newer runtime")
     if s.builder not in BUILDERS:
         raise UsageError("unknown builder", s.builder, hint="use BUILDER=auto (the default), docker or local")
+    compiling.check(s, runtime)
     if s.arch not in runtimes.ARCHITECTURES:
         raise UsageError("unknown architecture", s.arch, hint="use x86_64 or arm64")
     if not HANDLER_PATTERN.match(s.handler):
@@ -201,8 +207,9 @@ def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, bu
     def add(label: str, data: bytes) -> None:
         digest.update(f"{label}\0{len(data)}\0".encode() + data)
 
-    add("builder", f"{builder} {runtime.version} {s.arch} {s.base_image} slim={s.slim}".encode())
+    add("builder", f"{builder} {runtime.version} {s.arch} {s.base_image} slim={s.slim} compile={s.compile}".encode())
     add("Pipfile", s.pipfile.read_bytes())
+    add("profile", "\n".join(s.profile()).encode())
     add("Pipfile.lock", s.pipfile.with_name(s.pipfile.name + ".lock").read_bytes())
     for name in ("Dockerfile", "scripts/container-requirements.txt", *(f"scripts/lambda_kit/{m}" for m in CONTAINER_MODULES)):
         add(name, (s.kit_dir / name).read_bytes())
@@ -263,7 +270,8 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         else:
             packed = None
             say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
-        digest = assemble.build_zip(packed, s.src, staging, fresh, s.source_date_epoch)
+        digest = assemble.build_zip(packed, s.src, staging, fresh, s.source_date_epoch,
+                                    compile_handler=compiling.code_handler(s, say), profile=s.profile())
         report, digest = check_zip(fresh, s, lock, say, digest)
         size = fresh.stat().st_size
         fresh.replace(s.out)
@@ -297,6 +305,7 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
     if builder == "auto":
         engine, why_not = docker.probe(run)
         builder = "local" if engine is None else "docker"
+        compiling.check(s, runtime, builder)
         if engine is None:
             say(f"lambda-kit: no Docker engine ({why_not}): building without Docker, same bytes")
             no_wheel_hint = "Docker is needed for such packages: start a Docker engine (or set DOCKER_HOST) and build again"
@@ -310,7 +319,7 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
             localbuild.build(
                 kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, runtime=runtime, arch=s.arch,
                 network=s.network, out=outputs, wheelhouse=s.state_dir / "wheelhouse", log_path=log_path,
-                run=run, slim=s.slim, no_wheel_hint=no_wheel_hint,
+                run=run, slim=s.slim, no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=s.profile(),
             )  # fmt: skip
         else:
             build_in_docker(s, runtime, lock, outputs, log_path, run, say, engine)
@@ -403,7 +412,7 @@ def build_in_docker(
         tmp_path = Path(tmp)
         ctx = tmp_path / "context"
         stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=lock, buildkit=engine.buildkit,
-              network=network, wheelhouse=s.state_dir / "wheelhouse")  # fmt: skip
+              network=network, wheelhouse=s.state_dir / "wheelhouse", profile=s.profile())  # fmt: skip
         request = docker.BuildRequest(
             context=ctx,
             tag=tag,
@@ -411,6 +420,7 @@ def build_in_docker(
                 "BASE_IMAGE": base_image,
                 "PYTHON_VERSION": runtime.version,
                 "SLIM": "1" if s.slim else "0",
+                "COMPILE": "1" if s.compile else "0",
                 "TARGET_ARCH": s.arch if cross else "",
             },
             labels=labels,

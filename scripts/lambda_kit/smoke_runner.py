@@ -108,6 +108,33 @@ def supervise(handler: str, timeout: float) -> int:
     return 0
 
 
+def record_compiles() -> set:
+    """Zip names of the modules under the task root the importer compiles from source (no usable
+    .pyc): every source module goes through SourceLoader.source_to_code, bytecode does not."""
+    from importlib import _bootstrap_external
+
+    compiled = set()
+    original = _bootstrap_external.SourceLoader.source_to_code
+
+    def source_to_code(self, data, path, *args, **kwargs):
+        if isinstance(path, str) and path.startswith(TASK_ROOT + "/"):
+            compiled.add(path[len(TASK_ROOT) + 1:])
+        return original(self, data, path, *args, **kwargs)
+
+    _bootstrap_external.SourceLoader.source_to_code = source_to_code
+    return compiled
+
+
+def imported_from_task() -> list:
+    """Zip names of the source modules under the task root imported so far (the profile)."""
+    names = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        if path.startswith(TASK_ROOT + "/") and path.endswith(".py"):
+            names.add(path[len(TASK_ROOT) + 1:])
+    return sorted(names)
+
+
 def invoke(handler: str) -> None:
     """Sandbox side, in `python -I -S`: only the stdlib here; add the task root and the runtime."""
     sys.path[:0] = [TASK_ROOT]
@@ -127,6 +154,7 @@ def invoke(handler: str) -> None:
         if not name.startswith("awslambdaric") and (getattr(module, "__file__", "") or "").startswith(RIC):
             del sys.modules[name]
 
+    compiled = record_compiles()
     request_id = str(uuid.uuid4())
     with open(os.path.join(WORK, "event.json"), "rb") as f:
         event = json.loads(f.read() or b"{}")
@@ -136,14 +164,18 @@ def invoke(handler: str) -> None:
         print(REPORT + json.dumps({"ok": False, "error": error}), flush=True)
         sys.exit(0)
 
+    init_started, init_cpu = time.perf_counter(), time.process_time()
     try:
-        function = bootstrap._get_handler(handler)
+        function = bootstrap._get_handler(handler)  # the import Lambda's "Init Duration" counts
     except FaultException as fault:
         fail(fault.exception_type, fault.msg, fault.trace)
     except Exception as exc:  # e.g. PermissionError on a 0600 file: Lambda reports the exception's type
         import traceback
 
         fail(type(exc).__name__, str(exc), traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+    init_ms = (time.perf_counter() - init_started) * 1000
+    init_cpu_ms = (time.process_time() - init_cpu) * 1000  # what a shared CPU does not inflate
+    compiled_at_init = sorted(compiled)
     context = LambdaContext(request_id, None, None, int(os.environ["LAMBDA_KIT_DEADLINE_MS"]),
                             f"arn:aws:lambda:us-east-1:000000000000:function:{os.environ['AWS_LAMBDA_FUNCTION_NAME']}")  # fmt: skip
     started = time.perf_counter()
@@ -158,7 +190,9 @@ def invoke(handler: str) -> None:
         body = to_json(result)
     except Exception as exc:
         fail(FaultException.MARSHAL_ERROR, f"Unable to marshal response: {exc}", None)
-    print(REPORT + json.dumps({"ok": True, "result": body, "duration_ms": round(duration_ms, 2),
+    print(REPORT + json.dumps({"ok": True, "result": body, "duration_ms": round(duration_ms, 2), "init_ms": round(init_ms, 2),
+                               "init_cpu_ms": round(init_cpu_ms, 2),
+                               "compiled_at_init": compiled_at_init, "imported": imported_from_task(),
                                "request_id": request_id}), flush=True)  # fmt: skip
 
 

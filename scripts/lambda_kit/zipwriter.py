@@ -28,7 +28,7 @@ from typing import Callable, Iterable, NamedTuple
 DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
 COMPRESS_LEVEL = 6  # zlib's default, the level `zip -r` uses too
 
-# Never shipped, wherever they are: bytecode belongs to the runtime, not the zip.
+# Never shipped unless COMPILE=1 compiled it for the runtime (collect's `bytecode`).
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
 BYTECODE_DIRS = ("__pycache__",)
 
@@ -77,10 +77,10 @@ def normalised_mode(st_mode: int) -> int:
     return 0o755 if st_mode & 0o111 else 0o644
 
 
-def collect(root: Path, skip: Callable[[str], bool] = lambda name: False) -> dict[str, Entry]:
-    """Every file and folder under `root`, keyed by zip name. Bytecode is always left out;
-    `skip(name)` leaves out more (a folder's name ends with "/", and skipping it skips its
-    contents). Symbolic links are followed: a zip for Lambda carries their targets."""
+def collect(root: Path, skip: Callable[[str], bool] = lambda name: False, bytecode: bool = False) -> dict[str, Entry]:
+    """Every file and folder under `root`, keyed by zip name. Bytecode is left out (with `bytecode`,
+    for COMPILE=1, only what is not a .pyc in __pycache__); `skip(name)` leaves out more (a
+    folder's name ends with "/", and skipping it skips its contents). Symbolic links are followed: a zip for Lambda carries their targets."""
     root = Path(root)
     entries: dict[str, Entry] = {}
     for folder, dirnames, filenames in os.walk(root, followlinks=True):
@@ -89,14 +89,16 @@ def collect(root: Path, skip: Callable[[str], bool] = lambda name: False) -> dic
         kept = []
         for d in sorted(dirnames):
             name = f"{prefix}{d}/"
-            if d in BYTECODE_DIRS or skip(name):
+            if (d in BYTECODE_DIRS and not bytecode) or skip(name):
                 continue
             kept.append(d)
             entries[name] = Entry(name, None, 0o755)
         dirnames[:] = kept
+        compiled_here = bytecode and Path(folder).name in BYTECODE_DIRS
         for f in filenames:
             name = prefix + f
-            if f.endswith(BYTECODE_SUFFIXES) or skip(name):
+            compiled = compiled_here and f.endswith(".pyc")
+            if (f.endswith(BYTECODE_SUFFIXES) and not compiled) or skip(name):
                 continue
             path = Path(folder, f)
             try:
