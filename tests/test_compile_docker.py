@@ -104,3 +104,14 @@ def test_two_cold_compiled_builds_are_byte_identical_and_a_code_change_needs_no_
     full = make(sample, "-B", "package", "COMPILE=1")
     assert full.returncode == 0, full.stderr
     assert "docker build" in full.stdout and zip_path.read_bytes() == changed_bytes
+
+
+@pytest.mark.network
+def test_the_local_builder_compiles_the_same_bytes_as_the_build_image(sample):
+    docker_build = make(sample, "package", "COMPILE=1", "BUILDER=docker", "ZIP=docker.zip")
+    assert docker_build.returncode == 0, docker_build.stderr + docker_build.stdout
+    local_build = make(sample, "package", "COMPILE=1", "BUILDER=local", "ZIP=local.zip")
+    assert local_build.returncode == 0, local_build.stderr + local_build.stdout
+    assert "local build (no Docker)" in local_build.stdout
+    # Host python3.11.x and the image's python3.11.2: one bytecode format, one compiler, the same bytes.
+    assert (sample / "local.zip").read_bytes() == (sample / "docker.zip").read_bytes()
