@@ -39,11 +39,13 @@ CA_BUNDLE ?=  ## extra CA bundle (PEM) for HTTPS during the build; default: PIP_
 SOURCE_DATE_EPOCH ?=  ## timestamp of the code's zip entries, in seconds (empty: 1980-01-01; dependencies: always 1980-01-01)
 PYTHON ?= python3  ## host Python (3.10+) that runs the helper
 KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
+CACHE_URL ?=  ## dependency cache shared by CI agents: s3://bucket/prefix or a folder on a shared mount (empty: none)
+CACHE_PUSH ?= 1  ## 0: read CACHE_URL only, never push a build to it
 BENCH_RUNS ?= 3  ## runs per case for make bench
 BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init; empty: all)
 DEST ?=  ## the repository make install-kit copies the kit into
 SETTINGS := PYTHON_VERSION ARCH SRC ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
-	SOURCE_DATE_EPOCH PYTHON KIT_STATE BENCH_RUNS BENCH_CASES DEST
+	SOURCE_DATE_EPOCH PYTHON KIT_STATE CACHE_URL CACHE_PUSH BENCH_RUNS BENCH_CASES DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
@@ -60,8 +62,13 @@ DEPLOY_SETTINGS := FUNCTION_NAME LAYER_NAME S3_BUCKET S3_PREFIX PUBLISH ALIAS RO
 $(foreach v,$(DEPLOY_SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
 # Secrets reach the helper through its environment, never its command line.
-export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH
+export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH CACHE_URL CACHE_PUSH
 export LAMBDA_KIT_HOME := $(KIT_STATE)
+# An S3 cache needs boto3: the launcher installs it (scripts/aws-requirements.txt) when asked.
+LAMBDA_KIT_EXTRAS ?=
+ifneq ($(filter s3://%,$(CACHE_URL)),)
+export LAMBDA_KIT_EXTRAS := $(LAMBDA_KIT_EXTRAS),aws
+endif
 
 HELPER := $(PYTHON) $(KIT_DIR)/scripts/lambda-kit
 LOCK := $(PIPFILE).lock

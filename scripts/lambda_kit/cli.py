@@ -12,7 +12,7 @@ from pathlib import Path
 
 import json
 
-from . import audit, deploy, lockfile, runtimes, smoke
+from . import audit, deploy, lockfile, runtimes, sharedcache, smoke
 from .context import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--record-imports", type=Path, help="write the zip's modules the run imported here (COMPILE=1's profile)")
     p.epilog = (
         "Network settings come from the environment so they never show in a process list: "
-        "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH."
+        "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH. "
+        "CACHE_URL (s3://bucket/prefix or a folder) shares the dependency cache between agents; CACHE_PUSH=0 only reads it."
     )
     return parser
 
@@ -96,6 +97,7 @@ def _network_from_environment() -> NetworkSettings:
 
 def run_command(args: argparse.Namespace) -> int:
     if args.command in ("package", "layer", "deps"):
+        cache_url, cache_push = sharedcache.check_settings(_env("CACHE_URL"), _env("CACHE_PUSH", "1"))
         settings = PackageSettings(
             kit_dir=KIT_DIR,
             pipfile=args.pipfile.resolve(),
@@ -115,6 +117,8 @@ def run_command(args: argparse.Namespace) -> int:
             compile_profile=args.compile_profile.resolve() if args.compile_profile else None,
             include_deps=not getattr(args, "no_deps", False),
             layers=[p.resolve() for p in getattr(args, "layer", [])],
+            cache_url=cache_url,
+            cache_push=cache_push,
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
         if args.command == "deps":

@@ -1,12 +1,13 @@
 """`package`: settings checked, zip built (or the code added to cached dependencies), checked, replaced.
 
     1. check the settings and files (no docker yet): a mistake fails in milliseconds
-    2. dependency key: with a cached deps.zip for it, go to 6
+    2. dependency key: with a cached deps.zip for it (local, else from CACHE_URL's shared store), go to 6
     3. preflight: docker present, daemon answering, which builder, the engine's architecture
        (BUILDER=auto: no engine, build on the host instead)
     4. stage the build context in a temporary folder; docker build (full log in <state>/build.log)
     5. docker create -> docker cp the image's out/ folder -> docker rm --force (always);
        check deps.zip against its digest, keep it in the cache and the downloads in the wheelhouse
+       (and push both to CACHE_URL's shared store)
     6. add the code to deps.zip on the host (assemble.build_zip, the one route to the zip), audit
        it, then os.replace it over the old one: a failure never touches the last good zip
 """
@@ -25,7 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, zipwriter
+from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, sharedcache, zipwriter
 from .outputs import OutputRecords
 from .progress import BuildProgress
 from .context import CONTAINER_MODULES, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
@@ -57,6 +58,8 @@ class PackageSettings:
     include_deps: bool = True  # False: the code only, for a function whose dependencies are in a layer
     layers: list[Path] = field(default_factory=list)  # layer zips the audit counts (size, lock)
     slim: bool = False  # SLIM=1: drop what never runs, strip native files
+    cache_url: str = ""  # CACHE_URL: a store shared by several agents (s3://bucket/prefix or a folder)
+    cache_push: bool = True  # CACHE_PUSH=0: read the shared store, never write it
     compile: bool = False  # COMPILE=1: hash-based .pyc for what the function imports (bytecode.py)
     compile_profile: Path | None = None  # modules a `make profile` run recorded, compiled too
 
@@ -301,6 +304,12 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
         if cached is not None:
             say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
             return cached
+    shared = sharedcache.SharedCache(s.cache_url, s.cache_push, say) if s.cache_url else None
+    if shared is not None and not s.fresh:
+        cached = shared.restore(list(keys.values()), lambda key, path: cache.put(key, path) or cache.get(key), s.state_dir)
+        if cached is not None:
+            return cached
+        shared.fetch_wheels(lock, s.state_dir / "wheelhouse")
     builder, engine, no_wheel_hint = s.builder, None, None
     if builder == "auto":
         engine, why_not = docker.probe(run)
@@ -326,6 +335,8 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
             keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
         assemble.verify_copied(outputs / "deps.zip")
         cache.put(keys[builder], outputs / "deps.zip")
+        if shared is not None:
+            shared.publish(keys[builder], outputs / "deps.zip", s.state_dir / "wheelhouse", lock)
     return cache.get(keys[builder])
 
 
