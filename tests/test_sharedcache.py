@@ -1,0 +1,257 @@
+"""CACHE_URL: a dependency cache shared by CI agents, against a real moto S3 server on 127.0.0.1 and a
+real shared folder. Agent A builds and pushes; agent B, another checkout in another folder with an
+empty state and no docker on PATH, gets the same bytes from the store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from awsfake import fake_aws  # noqa: F401  (the moto server fixture)
+
+from conftest import BASE_IMAGE, ROOT, RUNTIME, SAMPLE_FILES, copy_kit, kit_env, make
+from lambda_kit import sharedcache
+from lambda_kit.package import PackageSettings, check_settings, dependency_key
+
+
+def checkout(dest: Path) -> Path:
+    """Another clone of the sample, as a CI agent would have it: kit, code, Pipfile, lock; no state."""
+    project = copy_kit(dest)
+    for name in SAMPLE_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, project / name)
+        else:
+            shutil.copy2(source, project / name)
+    return project
+
+
+def without_docker(tmp_path: Path) -> str:
+    """A PATH with what make and the kit need, and no docker."""
+    folder = tmp_path / "bin-without-docker"
+    folder.mkdir(exist_ok=True)
+    for tool in ("make", "bash", "sh", "python3", "find", "mkdir", "printf", "sha256sum", "cut", "rm", "touch"):
+        found = shutil.which(tool)
+        if found and not (folder / tool).exists():
+            os.symlink(found, folder / tool)
+    assert shutil.which("docker", path=str(folder)) is None
+    return str(folder)
+
+
+def agent(project: Path, cache_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return make(project, "package", *args, env=kit_env(CACHE_URL=cache_url, **env))
+
+
+def warnings(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith("lambda-kit: warning:")]
+
+
+def dep_key(result: subprocess.CompletedProcess) -> str:
+    """The 12-character key the agent printed."""
+    line = next(line for line in result.stdout.splitlines() if "(key " in line)
+    return line.split("(key ", 1)[1][:12]
+
+
+def folder_snapshot(store: Path) -> dict[str, str]:
+    return {p.relative_to(store).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*") if p.is_file()}
+
+
+def s3_snapshot(s3, bucket: str) -> dict[str, str]:
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    return {k: hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest() for k in keys}
+
+
+def new_bucket(fake) -> tuple[object, str]:
+    s3 = fake.client("s3")
+    bucket = f"lambda-kit-cache-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    return s3, bucket
+
+
+def assert_verified(snapshot: dict[str, str], read) -> None:
+    """Every deps.zip in the store matches the digest stored beside it; no temporary object is left."""
+    zips = [k for k in snapshot if k.startswith("deps/") and k.endswith(".zip")]
+    assert zips and all(read(k + ".sha256").strip() == snapshot[k] for k in zips)
+    assert not [k for k in snapshot if k.startswith("tmp/") or k.rsplit("/", 1)[-1].startswith(".")]
+
+
+def test_key_is_shared_by_checkouts_in_other_folders_and_changes_with_what_changes_the_bytes(tmp_path):
+    a = checkout(tmp_path / "agent-a" / "workspace" / "repo")
+    b = checkout(tmp_path / "ci" / "job-42" / "another-name")
+
+    def key(project: Path, **changes) -> str:
+        settings = dict(runtime=RUNTIME, arch="x86_64", base_image=BASE_IMAGE, builder="docker", slim=False)
+        s = PackageSettings(kit_dir=project, pipfile=project / "Pipfile", src=project / "lambdas",
+                            out=project / "build.zip", state_dir=project / ".lambda-kit", **{**settings, **changes})  # fmt: skip
+        runtime, lock, _ = check_settings(s)
+        return dependency_key(s, runtime, lock)
+
+    assert key(a) == key(b)
+    changed = [key(a, runtime="3.12"), key(a, arch="arm64"), key(a, slim=True), key(a, base_image="other/base:2"), key(a, builder="local")]
+    assert len({key(a), *changed}) == 6
+
+
+@pytest.mark.parametrize(
+    "setting, first_line",
+    [
+        ("CACHE_URL=gs://bucket/prefix", "lambda-kit: error: CACHE_URL is neither s3:// nor a folder (gs://bucket/prefix)"),
+        ("CACHE_URL=s3://", "lambda-kit: error: CACHE_URL names no valid S3 bucket (s3://)"),
+        ("CACHE_URL=s3://Bad_Bucket/x", "lambda-kit: error: CACHE_URL names no valid S3 bucket (s3://Bad_Bucket/x)"),
+        ("CACHE_PUSH=yes", "lambda-kit: error: CACHE_PUSH must be 0 or 1 (yes)"),
+    ],
+)
+def test_bad_cache_settings_are_one_line_and_keep_the_previous_zip(sample, setting, first_line):
+    (sample / "build.zip").write_bytes(b"previous zip")
+    os.utime(sample / "build.zip", (0, 0))
+    result = make(sample, "package", setting)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[:1] == [first_line]
+    assert result.stderr.splitlines()[1].startswith("hint: ") and "Traceback" not in result.stderr
+    assert (sample / "build.zip").read_bytes() == b"previous zip"
+
+
+def test_wheelhouse_files_from_the_store_are_verified_and_bounded(tmp_path, monkeypatch):
+    store, wheelhouse = tmp_path / "store", tmp_path / "wheelhouse"
+    files = {"good-1.0-py3-none-any.whl": b"good" * 10, "tampered-1.0-py3-none-any.whl": b"real" * 10,
+             "huge-1.0-py3-none-any.whl": b"h" * 300}  # fmt: skip
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    lock = {"default": {n.split("-")[0]: {"version": "==1.0", "hashes": [f"sha256:{digests[n]}"]} for n in files}}
+    for name, data in files.items():
+        path = store / "wheels" / digests[name] / name
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"evil" * 10 if name.startswith("tampered") else data)
+    monkeypatch.setattr(sharedcache, "MAX_OBJECT_BYTES", 100)
+    said = []
+    sharedcache.SharedCache(str(store), True, said.append).fetch_wheels(lock, wheelhouse)
+    assert sorted(p.name for p in wheelhouse.iterdir()) == ["good-1.0-py3-none-any.whl"]
+    assert (wheelhouse / "good-1.0-py3-none-any.whl").read_bytes() == files["good-1.0-py3-none-any.whl"]
+    refused = [line for line in said if line.startswith("lambda-kit: warning:")]
+    assert len(refused) == 2
+    assert any(f"wheels/{digests['tampered-1.0-py3-none-any.whl']}/tampered" in line and "does not match its SHA-256" in line for line in refused)
+    assert any("huge-1.0" in line and "larger than 100 bytes" in line for line in refused)
+
+
+@pytest.mark.network
+def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_object_is_rebuilt(sample, tmp_path):
+    store = tmp_path / "shared-mount"
+    store.mkdir()
+    first = agent(sample, str(store), "BUILDER=local")
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "lambda-kit: pushed to cache" in first.stdout
+    expected = (sample / "build.zip").read_bytes()
+    key = dep_key(first)
+
+    b = checkout(tmp_path / "agent-b" / "ws")
+    second = agent(b, str(store), "BUILDER=local", PATH=without_docker(tmp_path))
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert f"lambda-kit: dependencies from cache {store} (key {key}), no build needed (" in second.stdout
+    assert "local build" not in second.stdout and warnings(second) == []
+    assert (b / "build.zip").read_bytes() == expected
+
+    (zipped,) = store.glob("deps/*.zip")
+    data = bytearray(zipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    zipped.write_bytes(bytes(data))
+    c = checkout(tmp_path / "agent-c" / "ws")
+    third = agent(c, str(store), "BUILDER=local", PATH=without_docker(tmp_path))
+    assert third.returncode == 0, third.stderr + third.stdout
+    (refused,) = warnings(third)
+    assert f"deps/{zipped.stem}.zip (key {key}) does not match its SHA-256" in refused
+    assert "local build (no Docker)" in third.stdout
+    assert "of the lock's files from cache" in third.stdout  # the wheels came from the store, not PyPI
+    assert "wheelhouse: 11 files reused, 0 downloaded" in third.stdout
+    assert (c / "build.zip").read_bytes() == expected
+    assert_verified(folder_snapshot(store), lambda name: (store / name).read_text())  # C pushed a good copy back
+
+
+@pytest.mark.network
+def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by_a_read_only_agent(sample, tmp_path, fake_aws):
+    s3, bucket = new_bucket(fake_aws)
+    url = f"s3://{bucket}/fleet/python"
+    first = agent(sample, url, "BUILDER=local", **fake_aws.env())
+    assert first.returncode == 0, first.stderr + first.stdout
+    expected = (sample / "build.zip").read_bytes()
+    key = dep_key(first)
+    stored = s3_snapshot(s3, bucket)
+    assert all(k.startswith("fleet/python/") for k in stored)
+    relative = {k[len("fleet/python/"):]: v for k, v in stored.items()}
+    assert len([k for k in relative if k.startswith("wheels/")]) == 11
+    assert_verified(relative, lambda name: s3.get_object(Bucket=bucket, Key="fleet/python/" + name)["Body"].read().decode())
+
+    b = checkout(tmp_path / "agent-b" / "ws")
+    second = agent(b, url, "BUILDER=local", PATH=without_docker(tmp_path), **fake_aws.env())
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert f"lambda-kit: dependencies from cache {url} (key {key}), no build needed (" in second.stdout
+    assert (b / "build.zip").read_bytes() == expected
+
+    (deps_key,) = [k for k in stored if k.startswith("fleet/python/deps/") and k.endswith(".zip")]
+    whole = s3.get_object(Bucket=bucket, Key=deps_key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=deps_key, Body=whole[: len(whole) // 3])
+    before = s3_snapshot(s3, bucket)
+    c = checkout(tmp_path / "agent-c" / "ws")
+    third = agent(c, url, "BUILDER=local", "CACHE_PUSH=0", PATH=without_docker(tmp_path), **fake_aws.env())
+    assert third.returncode == 0, third.stderr + third.stdout
+    (refused,) = warnings(third)
+    assert f"(key {key}) does not match its SHA-256 ({len(whole) // 3:,} bytes" in refused
+    assert "local build (no Docker)" in third.stdout and "pushed to cache" not in third.stdout
+    assert (c / "build.zip").read_bytes() == expected
+    assert s3_snapshot(s3, bucket) == before  # CACHE_PUSH=0: the store is untouched
+
+
+@pytest.mark.network
+def test_two_agents_pushing_the_same_key_at_once_both_succeed(sample, tmp_path, fake_aws):
+    s3, bucket = new_bucket(fake_aws)
+    url = f"s3://{bucket}"
+    other = checkout(tmp_path / "agent-2" / "ws")
+    settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "BUILDER=local"]
+    env = kit_env(CACHE_URL=url, **fake_aws.env())
+    jobs = [
+        subprocess.Popen(["make", "--no-print-directory", "package", *settings], cwd=folder, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for folder in (sample, other)
+    ]
+    results = [job.communicate(timeout=900) + (job.returncode,) for job in jobs]
+    for out, err, code in results:
+        assert code == 0, err + out
+        assert "lambda-kit: warning" not in out
+    assert sum("lambda-kit: pushed to cache" in out for out, _, _ in results) == 2  # both missed, built and pushed
+    assert (sample / "build.zip").read_bytes() == (other / "build.zip").read_bytes()
+    assert_verified(s3_snapshot(s3, bucket), lambda name: s3.get_object(Bucket=bucket, Key=name)["Body"].read().decode())
+
+
+@pytest.mark.network
+def test_an_unreachable_store_is_one_warning_and_the_build_goes_on(sample):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fake = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull}  # fmt: skip
+    result = agent(sample, "s3://no-such-store/deps", "BUILDER=local", **fake)
+    assert result.returncode == 0, result.stderr + result.stdout
+    (warning,) = warnings(result)
+    assert warning.startswith("lambda-kit: warning: cache s3://no-such-store/deps unreachable while looking up the dependencies (")
+    assert "local build (no Docker)" in result.stdout and (sample / "build.zip").is_file()
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("no_leftover_containers")
+def test_docker_build_pushed_to_s3_gives_an_agent_without_docker_the_same_zip(sample, tmp_path, fake_aws):
+    s3, bucket = new_bucket(fake_aws)
+    url = f"s3://{bucket}/docker"
+    first = agent(sample, url, **fake_aws.env())
+    try:
+        assert first.returncode == 0, first.stderr + first.stdout
+        assert "lambda-kit: docker build" in first.stdout and "lambda-kit: pushed to cache" in first.stdout
+        b = checkout(tmp_path / "agent-b" / "ws")
+        second = agent(b, url, PATH=without_docker(tmp_path), **fake_aws.env())
+        assert second.returncode == 0, second.stderr + second.stdout
+        assert f"lambda-kit: dependencies from cache {url} (key {dep_key(first)}), no build needed (" in second.stdout
+        assert (b / "build.zip").read_bytes() == (sample / "build.zip").read_bytes()
+    finally:
+        assert make(sample, "clean").returncode == 0  # this checkout's images
