@@ -67,8 +67,12 @@ def copy_kit(dest: Path) -> Path:
 
 @pytest.fixture
 def sample(tmp_path) -> Path:
+    return copy_sample(tmp_path / "sample")
+
+
+def copy_sample(dest: Path) -> Path:
     """A copy of this repo's worked example: the kit plus the sample function."""
-    project = copy_kit(tmp_path / "sample")
+    project = copy_kit(dest)
     for name in SAMPLE_FILES:
         source = ROOT / name
         if source.is_dir():

@@ -14,21 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, ROOT, RUNTIME, SAMPLE_FILES, copy_kit, kit_env, make
+from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make
 from lambda_kit import sharedcache
 from lambda_kit.package import PackageSettings, check_settings, dependency_key
-
-
-def checkout(dest: Path) -> Path:
-    """Another clone of the sample, as a CI agent would have it: kit, code, Pipfile, lock; no state."""
-    project = copy_kit(dest)
-    for name in SAMPLE_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, project / name)
-        else:
-            shutil.copy2(source, project / name)
-    return project
 
 
 def without_docker(tmp_path: Path) -> str:
@@ -81,8 +69,8 @@ def assert_verified(snapshot: dict[str, str], read) -> None:
 
 
 def test_key_is_shared_by_checkouts_in_other_folders_and_changes_with_what_changes_the_bytes(tmp_path):
-    a = checkout(tmp_path / "agent-a" / "workspace" / "repo")
-    b = checkout(tmp_path / "ci" / "job-42" / "another-name")
+    a = copy_sample(tmp_path / "agent-a" / "workspace" / "repo")
+    b = copy_sample(tmp_path / "ci" / "job-42" / "another-name")
 
     def key(project: Path, **changes) -> str:
         settings = dict(runtime=RUNTIME, arch="x86_64", base_image=BASE_IMAGE, builder="docker", slim=False)
@@ -147,7 +135,7 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
     expected = (sample / "build.zip").read_bytes()
     key = dep_key(first)
 
-    b = checkout(tmp_path / "agent-b" / "ws")
+    b = copy_sample(tmp_path / "agent-b" / "ws")
     second = agent(b, str(store), "BUILDER=local", PATH=without_docker(tmp_path))
     assert second.returncode == 0, second.stderr + second.stdout
     assert f"lambda-kit: dependencies from cache {store} (key {key}), no build needed (" in second.stdout
@@ -158,7 +146,7 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
     data = bytearray(zipped.read_bytes())
     data[len(data) // 2] ^= 0xFF
     zipped.write_bytes(bytes(data))
-    c = checkout(tmp_path / "agent-c" / "ws")
+    c = copy_sample(tmp_path / "agent-c" / "ws")
     third = agent(c, str(store), "BUILDER=local", PATH=without_docker(tmp_path))
     assert third.returncode == 0, third.stderr + third.stdout
     (refused,) = warnings(third)
@@ -184,7 +172,7 @@ def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by
     assert len([k for k in relative if k.startswith("wheels/")]) == 11
     assert_verified(relative, lambda name: s3.get_object(Bucket=bucket, Key="fleet/python/" + name)["Body"].read().decode())
 
-    b = checkout(tmp_path / "agent-b" / "ws")
+    b = copy_sample(tmp_path / "agent-b" / "ws")
     second = agent(b, url, "BUILDER=local", PATH=without_docker(tmp_path), **fake_aws.env())
     assert second.returncode == 0, second.stderr + second.stdout
     assert f"lambda-kit: dependencies from cache {url} (key {key}), no build needed (" in second.stdout
@@ -194,7 +182,7 @@ def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by
     whole = s3.get_object(Bucket=bucket, Key=deps_key)["Body"].read()
     s3.put_object(Bucket=bucket, Key=deps_key, Body=whole[: len(whole) // 3])
     before = s3_snapshot(s3, bucket)
-    c = checkout(tmp_path / "agent-c" / "ws")
+    c = copy_sample(tmp_path / "agent-c" / "ws")
     third = agent(c, url, "BUILDER=local", "CACHE_PUSH=0", PATH=without_docker(tmp_path), **fake_aws.env())
     assert third.returncode == 0, third.stderr + third.stdout
     (refused,) = warnings(third)
@@ -208,7 +196,7 @@ def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by
 def test_two_agents_pushing_the_same_key_at_once_both_succeed(sample, tmp_path, fake_aws):
     s3, bucket = new_bucket(fake_aws)
     url = f"s3://{bucket}"
-    other = checkout(tmp_path / "agent-2" / "ws")
+    other = copy_sample(tmp_path / "agent-2" / "ws")
     settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "BUILDER=local"]
     env = kit_env(CACHE_URL=url, **fake_aws.env())
     jobs = [
@@ -248,7 +236,7 @@ def test_docker_build_pushed_to_s3_gives_an_agent_without_docker_the_same_zip(sa
     try:
         assert first.returncode == 0, first.stderr + first.stdout
         assert "lambda-kit: docker build" in first.stdout and "lambda-kit: pushed to cache" in first.stdout
-        b = checkout(tmp_path / "agent-b" / "ws")
+        b = copy_sample(tmp_path / "agent-b" / "ws")
         second = agent(b, url, PATH=without_docker(tmp_path), **fake_aws.env())
         assert second.returncode == 0, second.stderr + second.stdout
         assert f"lambda-kit: dependencies from cache {url} (key {dep_key(first)}), no build needed (" in second.stdout
