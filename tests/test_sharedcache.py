@@ -243,3 +243,14 @@ def test_docker_build_pushed_to_s3_gives_an_agent_without_docker_the_same_zip(sa
         assert (b / "build.zip").read_bytes() == (sample / "build.zip").read_bytes()
     finally:
         assert make(sample, "clean").returncode == 0  # this checkout's images
+
+
+def test_a_fifo_planted_in_the_folder_store_is_one_warning_not_a_hang(tmp_path):
+    store = tmp_path / "store"
+    (store / "deps").mkdir(parents=True)
+    os.mkfifo(store / "deps" / f"{'a' * 64}.zip.sha256")
+    (tmp_path / "work").mkdir()
+    said = []
+    cache = sharedcache.SharedCache(str(store), True, said.append)
+    assert cache.restore("a" * 64, lambda path: path, tmp_path / "work") is None
+    assert len(said) == 1 and said[0].startswith(f"lambda-kit: warning: cache {store} unreachable while looking up the dependencies (not a regular file")

@@ -20,6 +20,7 @@ import importlib.util
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -89,7 +90,10 @@ class FolderStore:
 
     def download(self, name: str, dest: Path, limit: int) -> int | None:
         try:
-            with open(self.root / name, "rb") as f:
+            # O_NONBLOCK: a FIFO planted in the store must not hang the build.
+            with open(os.open(self.root / name, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise CacheUnavailable("not a regular file", f"{self.root}/{name}")
                 return copy_bounded(f.read, dest, limit)
         except FileNotFoundError:
             if not self.root.is_dir():
