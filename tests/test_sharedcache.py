@@ -72,12 +72,12 @@ def test_key_is_shared_by_checkouts_in_other_folders_and_changes_with_what_chang
     a = copy_sample(tmp_path / "agent-a" / "workspace" / "repo")
     b = copy_sample(tmp_path / "ci" / "job-42" / "another-name")
 
-    def key(project: Path, **changes) -> str:
-        settings = dict(runtime=RUNTIME, arch="x86_64", base_image=BASE_IMAGE, builder="docker", slim=False)
+    def key(project: Path, builder: str = "docker", **changes) -> str:
+        settings = dict(runtime=RUNTIME, arch="x86_64", base_image=BASE_IMAGE, slim=False)
         s = PackageSettings(kit_dir=project, pipfile=project / "Pipfile", src=project / "lambdas",
                             out=project / "build.zip", state_dir=project / ".lambda-kit", **{**settings, **changes})  # fmt: skip
         runtime, lock, _ = check_settings(s)
-        return dependency_key(s, runtime, lock)
+        return dependency_key(s, runtime, lock, builder)
 
     assert key(a) == key(b)
     changed = [key(a, runtime="3.12"), key(a, arch="arm64"), key(a, slim=True), key(a, base_image="other/base:2"), key(a, builder="local")]
@@ -228,6 +228,7 @@ def test_an_unreachable_store_is_one_warning_and_the_build_goes_on(sample):
 
 
 @pytest.mark.docker
+@pytest.mark.network
 @pytest.mark.usefixtures("no_leftover_containers")
 def test_docker_build_pushed_to_s3_gives_an_agent_without_docker_the_same_zip(sample, tmp_path, fake_aws):
     s3, bucket = new_bucket(fake_aws)
@@ -252,5 +253,5 @@ def test_a_fifo_planted_in_the_folder_store_is_one_warning_not_a_hang(tmp_path):
     (tmp_path / "work").mkdir()
     said = []
     cache = sharedcache.SharedCache(str(store), True, said.append)
-    assert cache.restore("a" * 64, lambda path: path, tmp_path / "work") is None
+    assert cache.restore(["a" * 64], lambda key, path: path, tmp_path / "work") is None
     assert len(said) == 1 and said[0].startswith(f"lambda-kit: warning: cache {store} unreachable while looking up the dependencies (not a regular file")

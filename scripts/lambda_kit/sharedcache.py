@@ -261,7 +261,7 @@ class SharedCache:
                     self.say(f"lambda-kit: dependencies from cache {self.url} (key {key[:12]}), no build needed "
                              f"({size:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
                     return packed
-        if not self.off:
+        if not self.off and not self.refused:  # a refusal has said why already
             self.say(f"lambda-kit: dependencies not in cache {self.url} (key {' or '.join(k[:12] for k in keys)}): building them")
         return None
 
