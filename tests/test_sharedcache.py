@@ -5,6 +5,7 @@ empty state and no docker on PATH, gets the same bytes from the store."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -141,6 +142,7 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
     assert f"lambda-kit: dependencies from cache {store} (key {key}), no build needed (" in second.stdout
     assert "local build" not in second.stdout and warnings(second) == []
     assert (b / "build.zip").read_bytes() == expected
+    assert json.loads((b / ".lambda-kit" / "audit-native.json").read_text())  # the audit's facts came along
 
     (zipped,) = store.glob("deps/*.zip")
     data = bytearray(zipped.read_bytes())
@@ -254,4 +256,19 @@ def test_a_fifo_planted_in_the_folder_store_is_one_warning_not_a_hang(tmp_path):
     said = []
     cache = sharedcache.SharedCache(str(store), True, said.append)
     assert cache.restore(["a" * 64], lambda key, path: path, tmp_path / "work") is None
-    assert len(said) == 1 and said[0].startswith(f"lambda-kit: warning: cache {store} unreachable while looking up the dependencies (not a regular file")
+    assert len(said) == 1
+    assert said[0].startswith(f"lambda-kit: warning: cache {store} unreachable while looking up the dependencies (not a regular file")
+
+
+def test_audit_facts_from_the_store_are_merged_only_when_they_are_facts(tmp_path):
+    target = tmp_path / "audit-native.json"
+    target.write_text('{"a.so|00000001|10": ["elf", "x86_64", 2, 17]}')
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('{"b.so|00000002|20": ["other", "Mach-O"], "c.so|00000003|30": ["elf", "x86_64", 2, 28]}')
+    for text in ('{"b.so|1|2": []}', '{"b.so|1|2": ["elf", "x86_64", "2", 17]}', '["elf"]', "not json", '{"b.so": ["other"]}'):
+        bad.write_text(text)
+        assert not sharedcache.merge_native_facts(bad, target)
+    assert sharedcache.merge_native_facts(good, target)
+    merged = json.loads(target.read_text())
+    assert merged == {"a.so|00000001|10": ["elf", "x86_64", 2, 17], "b.so|00000002|20": ["other", "Mach-O"],
+                      "c.so|00000003|30": ["elf", "x86_64", 2, 28]}  # fmt: skip

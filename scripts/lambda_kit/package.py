@@ -304,7 +304,8 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
         if cached is not None:
             say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
             return cached
-    shared = sharedcache.SharedCache(s.cache_url, s.cache_push, say) if s.cache_url else None
+    native_facts = s.state_dir / "audit-native.json"  # check_zip's audit cache: a hit from the store fills it too
+    shared = sharedcache.SharedCache(s.cache_url, s.cache_push, say, native_facts) if s.cache_url else None
     if shared is not None and not s.fresh:
         cached = shared.restore(list(keys.values()), lambda key, path: cache.put(key, path) or cache.get(key), s.state_dir)
         if cached is not None:
@@ -336,7 +337,7 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
         assemble.verify_copied(outputs / "deps.zip")
         cache.put(keys[builder], outputs / "deps.zip")
         if shared is not None:
-            shared.publish(keys[builder], outputs / "deps.zip", s.state_dir / "wheelhouse", lock)
+            shared.publish(keys[builder], outputs / "deps.zip", s.state_dir / "wheelhouse", lock, s.runtime, s.arch)
     return cache.get(keys[builder])
 
 

@@ -4,6 +4,8 @@ Layout under the URL (a bucket prefix, or a folder on a shared mount):
 
     deps/<key>.zip              deps.zip of one dependency key (package.dependency_key)
     deps/<key>.zip.sha256       its SHA-256 (hex), written before the zip
+    deps/<key>.natives.json     the audit's facts about its native files (+ .sha256): a fresh agent's
+                                audit then parses no ELF file again
     wheels/<sha256>/<file>      a file the lock names, under the lock's own hash of it
 
 On a local miss the kit looks the key up here before building; before a build it fetches the
@@ -17,6 +19,7 @@ concurrent pushes of a key are harmless. An unreachable store is a warning, neve
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -27,11 +30,13 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from . import audit
 from .context import file_sha256
 from .errors import KitError, UsageError
 
 MAX_OBJECT_BYTES = 1 << 30  # deps.zip is bounded by Lambda's 250 MB unzipped; a larger object is refused
 MAX_DIGEST_BYTES = 100
+MAX_FACTS_BYTES = 16 << 20
 DIGEST = re.compile(r"[0-9a-f]{64}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a wheelhouse file named by the store: no path parts
@@ -201,8 +206,12 @@ class SharedCache:
     """The store as a build sees it: every call is guarded, so a store that fails is reported once
     and left alone for the rest of the run."""
 
-    def __init__(self, url: str, push: bool, say: Callable[[str], None], store: FolderStore | S3Store | None = None) -> None:
+    def __init__(
+        self, url: str, push: bool, say: Callable[[str], None], native_facts: Path | None = None,
+        store: FolderStore | S3Store | None = None,
+    ) -> None:
         self.url, self.push, self.say = url, push, say
+        self.native_facts = native_facts  # the audit's cache file (audit_zip's native_cache)
         self._store = store
         self.off = False
         self.refused: set[str] = set()  # objects that failed verification here: a push replaces them
@@ -225,37 +234,51 @@ class SharedCache:
         self.say(f"lambda-kit: warning: cache {self.url}: {name}{about} {why}: ignored")
         return False
 
-    def _fetch(self, store, name: str, dest: Path, expected: str, key: str = "") -> bool | None:
+    def _fetch(self, store, name: str, dest: Path, expected: str, key: str = "", limit: int = MAX_OBJECT_BYTES) -> bool | None:
         """True: dest holds the verified object; None: no such object; False: refused."""
-        size = store.download(name, dest, MAX_OBJECT_BYTES)
+        limit = min(limit, MAX_OBJECT_BYTES)
+        size = store.download(name, dest, limit)
         if size is None:
             return None
-        if size > MAX_OBJECT_BYTES:
-            return self._refuse(name, f"is larger than {MAX_OBJECT_BYTES:,} bytes", key)
+        if size > limit:
+            return self._refuse(name, f"is larger than {limit:,} bytes", key)
         actual = file_sha256(dest)
         if actual != expected:
             return self._refuse(name, f"does not match its SHA-256 ({size:,} bytes, sha256 {actual[:12]}, expected {expected[:12]})", key)
         return True
+
+    def _fetch_beside(self, store, name: str, dest: Path, key: str, limit: int = MAX_OBJECT_BYTES) -> bool | None:
+        """An object whose SHA-256 is stored beside it, at name + ".sha256". None: not there."""
+        digest_file = dest.with_name(dest.name + ".sha256")
+        size = store.download(name + ".sha256", digest_file, MAX_DIGEST_BYTES)
+        if size is None:
+            return None
+        expected = digest_file.read_bytes().decode("ascii", "replace").strip()
+        if size > MAX_DIGEST_BYTES or not DIGEST.fullmatch(expected):
+            return self._refuse(name + ".sha256", "is not a SHA-256", key)
+        return self._fetch(store, name, dest, expected, key, limit)
+
+    def _restore_facts(self, key: str, work: Path) -> None:
+        """The audit's facts about this deps.zip's native files, into the local audit cache."""
+        if self.native_facts is None:
+            return
+        name, facts = f"deps/{key}.natives.json", work / "natives.json"
+        if self._guarded("fetching the audit's facts", lambda store: self._fetch_beside(store, name, facts, key, MAX_FACTS_BYTES)):
+            if not merge_native_facts(facts, self.native_facts):
+                self._refuse(name, "is not a table of native file facts", key)
 
     def restore(self, keys: list[str], put: Callable[[str, Path], Path], scratch: Path) -> Path | None:
         """deps.zip for the first of `keys` the store has, verified, handed to `put` (the local
         cache). `scratch`: a folder on the same disk for the download."""
         started = time.monotonic()
 
-        def fetch(store, key: str, work: Path) -> bool | None:  # None: not there
-            name = f"deps/{key}.zip"
-            size = store.download(name + ".sha256", work / "deps.zip.sha256", MAX_DIGEST_BYTES)
-            if size is None:
-                return None
-            expected = (work / "deps.zip.sha256").read_bytes().decode("ascii", "replace").strip()
-            if size > MAX_DIGEST_BYTES or not DIGEST.fullmatch(expected):
-                return self._refuse(name + ".sha256", "is not a SHA-256", key)
-            return self._fetch(store, name, work / "deps.zip", expected, key)
-
         for key in keys:
             with tempfile.TemporaryDirectory(prefix="shared-", dir=scratch) as tmp:
                 work = Path(tmp)
-                if self._guarded("looking up the dependencies", lambda store: fetch(store, key, work)):
+                found = self._guarded("looking up the dependencies",
+                                      lambda store: self._fetch_beside(store, f"deps/{key}.zip", work / "deps.zip", key))  # fmt: skip
+                if found:
+                    self._restore_facts(key, work)
                     size = (work / "deps.zip").stat().st_size
                     packed = put(key, work / "deps.zip")
                     self.say(f"lambda-kit: dependencies from cache {self.url} (key {key[:12]}), no build needed "
@@ -299,8 +322,24 @@ class SharedCache:
             self.say(f"lambda-kit: {got[0]} of the lock's files from cache {self.url} into the wheelhouse "
                      f"({got[1]:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
 
-    def publish(self, key: str, packed: Path, wheelhouse: Path, lock: dict) -> None:
-        """After a build: deps.zip (its digest first) and the lock's files the store lacks."""
+    def _native_facts_of(self, packed: Path, work: Path, runtime: str, arch: str) -> Path | None:
+        """The audit's facts about deps.zip's native files, in a file of their own; also merged into
+        this agent's audit cache, so its own audit of the new zip does not parse them twice."""
+        if self.native_facts is None:
+            return None
+        facts = work / "natives.json"
+        try:
+            audit.audit_zip(packed, runtime=runtime, arch=arch, native_cache=facts)
+        except audit.AuditError:
+            return None
+        if not facts.is_file():  # no native files
+            facts.write_text("{}", encoding="utf-8")
+        merge_native_facts(facts, self.native_facts)
+        return facts
+
+    def publish(self, key: str, packed: Path, wheelhouse: Path, lock: dict, runtime: str, arch: str) -> None:
+        """After a build: the lock's files the store lacks, the audit's facts about deps.zip's native
+        files, then deps.zip (each object's digest first)."""
         if not self.push:
             return
         started = time.monotonic()
@@ -315,13 +354,45 @@ class SharedCache:
                 if digest in wanted and f"wheels/{digest}/{path.name}" not in present:
                     uploads.append((f"wheels/{digest}/{path.name}", path))
             with tempfile.TemporaryDirectory(prefix="lambda-kit-push-") as tmp:
-                digest_file = Path(tmp) / "deps.zip.sha256"
-                digest_file.write_text(file_sha256(packed) + "\n", encoding="ascii")
-                for target, source in [*uploads, (name + ".sha256", digest_file), (name, packed)]:
+                facts = self._native_facts_of(packed, Path(tmp), runtime, arch)
+                if facts is not None:
+                    uploads.append((f"deps/{key}.natives.json", facts))
+                uploads.append((name, packed))
+                for target, source in uploads:
+                    if target.startswith("deps/"):
+                        digest_file = Path(tmp) / "digest"
+                        digest_file.write_text(file_sha256(source) + "\n", encoding="ascii")
+                        store.upload(target + ".sha256", digest_file)
                     store.upload(target, source)
-            return len(uploads), packed.stat().st_size + sum(p.stat().st_size for _, p in uploads)
+                return len(uploads) - 1 - (facts is not None), sum(p.stat().st_size for _, p in uploads)
 
         pushed = self._guarded("pushing the build", push)
         if pushed:
             self.say(f"lambda-kit: pushed to cache {self.url} (key {key[:12]}): deps.zip and {pushed[0]} wheelhouse files "
                      f"({pushed[1]:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
+
+
+def _is_fact(value: object) -> bool:
+    """What audit._inspect_native returns: ["elf", machine, glibc major, minor] or ["other", what]."""
+    if not isinstance(value, list) or not value:
+        return False
+    if value[0] == "elf":
+        return len(value) == 4 and isinstance(value[1], (str, int)) and all(type(v) is int for v in value[2:])
+    return value[0] == "other" and len(value) == 2 and isinstance(value[1], str)
+
+
+def merge_native_facts(source: Path, target: Path) -> bool:
+    """Add the facts in `source` to the audit's cache file `target` (temporary file, then rename).
+    False when `source` is not such a table."""
+    try:
+        new = json.loads(source.read_text(encoding="utf-8"))
+        old = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {}
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(new, dict) or not all(isinstance(k, str) and _is_fact(v) for k, v in new.items()):
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps({**(old if isinstance(old, dict) else {}), **new}, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, target)
+    return True
