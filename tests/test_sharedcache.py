@@ -15,21 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make
+from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, path_without_docker
 from lambda_kit import sharedcache
 from lambda_kit.package import PackageSettings, check_settings, dependency_key
 
 
 def without_docker(tmp_path: Path) -> str:
-    """A PATH with what make and the kit need, and no docker."""
-    folder = tmp_path / "bin-without-docker"
-    folder.mkdir(exist_ok=True)
-    for tool in ("make", "bash", "sh", "python3", "find", "mkdir", "printf", "sha256sum", "cut", "rm", "touch"):
-        found = shutil.which(tool)
-        if found and not (folder / tool).exists():
-            os.symlink(found, folder / tool)
-    assert shutil.which("docker", path=str(folder)) is None
-    return str(folder)
+    path = path_without_docker(tmp_path / "bin-without-docker")
+    assert shutil.which("docker", path=path) is None
+    return path
 
 
 def agent(project: Path, cache_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
