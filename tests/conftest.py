@@ -19,8 +19,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from lambda_kit import kitfiles  # noqa: E402  (needs scripts/ on sys.path)
 from awsfake import _moto_server, local_aws  # noqa: E402,F401  (a local AWS API for any test)
 
-pytest_plugins = ["awsfake"]  # fake_aws: a moto server on 127.0.0.1
-
 SAMPLE_FILES = ("lambdas", "events", "Pipfile", "Pipfile.lock")
 # A Debian bookworm root file system loaded with `docker import` (no registry is reachable):
 # python3.11, pip, venv. Tests build for python3.11 on it.

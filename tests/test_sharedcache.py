@@ -30,6 +30,11 @@ def agent(project: Path, cache_url: str, *args: str, **env: str) -> subprocess.C
     return make(project, "package", *args, env=kit_env(CACHE_URL=cache_url, **env))
 
 
+def aws_env(local_aws) -> dict[str, str]:
+    """The settings that point the kit at the test session's moto server."""
+    return local_aws.env({})
+
+
 def warnings(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith("lambda-kit: warning:")]
 
@@ -155,10 +160,10 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
 
 
 @pytest.mark.network
-def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by_a_read_only_agent(sample, tmp_path, fake_aws):
-    s3, bucket = new_bucket(fake_aws)
+def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by_a_read_only_agent(sample, tmp_path, local_aws):
+    s3, bucket = new_bucket(local_aws)
     url = f"s3://{bucket}/fleet/python"
-    first = agent(sample, url, "BUILDER=local", **fake_aws.env())
+    first = agent(sample, url, "BUILDER=local", **aws_env(local_aws))
     assert first.returncode == 0, first.stderr + first.stdout
     expected = (sample / "build.zip").read_bytes()
     key = dep_key(first)
@@ -169,7 +174,7 @@ def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by
     assert_verified(relative, lambda name: s3.get_object(Bucket=bucket, Key="fleet/python/" + name)["Body"].read().decode())
 
     b = copy_sample(tmp_path / "agent-b" / "ws")
-    second = agent(b, url, "BUILDER=local", PATH=without_docker(tmp_path), **fake_aws.env())
+    second = agent(b, url, "BUILDER=local", PATH=without_docker(tmp_path), **aws_env(local_aws))
     assert second.returncode == 0, second.stderr + second.stdout
     assert f"lambda-kit: dependencies from cache {url} (key {key}), no build needed (" in second.stdout
     assert (b / "build.zip").read_bytes() == expected
@@ -179,7 +184,7 @@ def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by
     s3.put_object(Bucket=bucket, Key=deps_key, Body=whole[: len(whole) // 3])
     before = s3_snapshot(s3, bucket)
     c = copy_sample(tmp_path / "agent-c" / "ws")
-    third = agent(c, url, "BUILDER=local", "CACHE_PUSH=0", PATH=without_docker(tmp_path), **fake_aws.env())
+    third = agent(c, url, "BUILDER=local", "CACHE_PUSH=0", PATH=without_docker(tmp_path), **aws_env(local_aws))
     assert third.returncode == 0, third.stderr + third.stdout
     (refused,) = warnings(third)
     assert f"(key {key}) does not match its SHA-256 ({len(whole) // 3:,} bytes" in refused
@@ -189,12 +194,12 @@ def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by
 
 
 @pytest.mark.network
-def test_two_agents_pushing_the_same_key_at_once_both_succeed(sample, tmp_path, fake_aws):
-    s3, bucket = new_bucket(fake_aws)
+def test_two_agents_pushing_the_same_key_at_once_both_succeed(sample, tmp_path, local_aws):
+    s3, bucket = new_bucket(local_aws)
     url = f"s3://{bucket}"
     other = copy_sample(tmp_path / "agent-2" / "ws")
     settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "BUILDER=local"]
-    env = kit_env(CACHE_URL=url, **fake_aws.env())
+    env = kit_env(CACHE_URL=url, **aws_env(local_aws))
     jobs = [
         subprocess.Popen(["make", "--no-print-directory", "package", *settings], cwd=folder, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -226,15 +231,15 @@ def test_an_unreachable_store_is_one_warning_and_the_build_goes_on(sample):
 @pytest.mark.docker
 @pytest.mark.network
 @pytest.mark.usefixtures("no_leftover_containers")
-def test_docker_build_pushed_to_s3_gives_an_agent_without_docker_the_same_zip(sample, tmp_path, fake_aws):
-    s3, bucket = new_bucket(fake_aws)
+def test_docker_build_pushed_to_s3_gives_an_agent_without_docker_the_same_zip(sample, tmp_path, local_aws):
+    s3, bucket = new_bucket(local_aws)
     url = f"s3://{bucket}/docker"
-    first = agent(sample, url, **fake_aws.env())
+    first = agent(sample, url, **aws_env(local_aws))
     try:
         assert first.returncode == 0, first.stderr + first.stdout
         assert "lambda-kit: docker build" in first.stdout and "lambda-kit: pushed to cache" in first.stdout
         b = copy_sample(tmp_path / "agent-b" / "ws")
-        second = agent(b, url, PATH=without_docker(tmp_path), **fake_aws.env())
+        second = agent(b, url, PATH=without_docker(tmp_path), **aws_env(local_aws))
         assert second.returncode == 0, second.stderr + second.stdout
         assert f"lambda-kit: dependencies from cache {url} (key {dep_key(first)}), no build needed (" in second.stdout
         assert (b / "build.zip").read_bytes() == (sample / "build.zip").read_bytes()
