@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,7 +33,8 @@ from lambda_kit.kitfiles import copy_kit  # the launcher puts scripts/ on sys.pa
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "bench" / "projects"
-ALL_CASES = ("cold", "no-op", "code-only", "lock change", "init")
+ALL_CASES = ("cold", "no-op", "code-only", "lock change", "init", "shared")
+TRANSFER = re.compile(r"dependencies from cache .*, no build needed \([\d,]+ bytes in ([\d.]+)s\)")
 ARTICLE_PIPENV = "2022.7.24"  # the last pipenv series with `pipenv lock -r`
 ARTICLE_BASE_TAG = "lambda-kit-bench/article-base:latest"
 
@@ -83,9 +86,10 @@ class ArticleFlow:
         self.tag = tag
         self.zip = folder / "build.zip"
 
-    def build(self) -> None:
-        # The article's four commands.
-        run(["docker", "build", ".", "-t", self.tag], cwd=self.folder, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    def build(self, no_cache: bool = False) -> None:
+        # The article's four commands (--no-cache: a cold build without clearing the engine's caches).
+        run(["docker", "build", ".", "-t", self.tag, *(["--no-cache"] if no_cache else [])], cwd=self.folder,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
         container = run(["docker", "create", self.tag, "/bin/true"]).stdout.strip()
         try:
             run(["docker", "cp", f"{container}:/tmp/code.zip", str(self.zip)])
@@ -133,6 +137,80 @@ class KitFlow:
         ids = run(["docker", "images", "-aq", "--filter", "label=org.lambda-kit.kit=lambda-kit"]).stdout.split()
         if ids:
             run(["docker", "image", "rm", "--force", *sorted(set(ids))], check=False)
+
+
+def without_docker(work: Path) -> str:
+    """A PATH with what make and the kit need, and no docker: a CI agent without an engine."""
+    folder = work / "bin-without-docker"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for tool in ("make", "bash", "sh", "python3", "find", "mkdir", "printf", "sha256sum", "cut", "rm", "touch"):
+        found = shutil.which(tool)
+        if found:
+            os.symlink(found, folder / tool)
+    return str(folder)
+
+
+class SharedCacheAgents:
+    """Agent A warms a shared store with a normal (Docker) build; each timed run is a fresh agent:
+    a new checkout with an empty KIT_STATE and no docker on PATH, same lock, same settings."""
+
+    def __init__(self, work: Path, set_name: str, kit: KitFlow) -> None:
+        from moto.server import ThreadedMotoServer  # LAMBDA_KIT_EXTRAS=test (make bench asks for it)
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+
+        self.work, self.set_name, self.kit = work / set_name / "shared", set_name, kit
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.aws = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull}  # fmt: skip
+        import boto3
+
+        boto3.client("s3", endpoint_url=self.aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                     aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="bench-cache")  # fmt: skip
+        self.stores = {"S3 (moto on 127.0.0.1)": "s3://bench-cache/fleet", "folder": str(self.work / "shared-folder")}
+        (self.work / "shared-folder").mkdir(parents=True)
+        self.no_docker = without_docker(self.work)
+        self.reference = None
+
+    def agent(self, name: str) -> Path:
+        folder = self.work / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        shutil.copytree(PROJECTS / self.set_name / "lambdas", folder / "lambdas")  # not the kit's edited copy
+        for lock in ("Pipfile", "Pipfile.lock"):
+            shutil.copyfile(self.kit.folder / lock, folder / lock)
+        copy_kit(ROOT, folder)
+        return folder
+
+    def warm(self) -> None:
+        """Agent A builds (make -B: each store gets a build's push) and pushes; its images are removed after."""
+        folder = self.agent("agent-a")
+        try:
+            for store in self.stores.values():
+                run(["make", "--no-print-directory", "-B", "package", *self.kit.settings], cwd=folder,
+                    env={**self.kit.env, **self.aws, "CACHE_URL": store})  # fmt: skip
+            self.reference = (folder / "build.zip").read_bytes()
+        finally:
+            run(["make", "--no-print-directory", "clean", *self.kit.settings], cwd=folder, env=self.kit.env, check=False)
+
+    def fresh_agent(self, store: str) -> tuple[float, float]:
+        """Seconds for the whole `make package`, and the transfer alone as the kit reports it."""
+        folder = self.agent("agent-fresh")
+        env = {**self.kit.env, **self.aws, "CACHE_URL": store, "PATH": self.no_docker}
+        started = time.perf_counter()
+        result = run(["make", "--no-print-directory", "package", *self.kit.settings], cwd=folder, env=env)
+        seconds = time.perf_counter() - started
+        transfer = TRANSFER.search(result.stdout)
+        if transfer is None or (folder / "build.zip").read_bytes() != self.reference:
+            raise SystemExit(f"bench: the fresh agent did not get the zip from {store}:\n{result.stdout}")
+        return seconds, float(transfer.group(1))
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
 def clear_build_cache(flows) -> None:
@@ -239,6 +317,52 @@ def machine_description() -> str:
     return f"{cores} cores, {memory:.0f} GiB, Docker engine {server} (client {client}, legacy builder), {sys.platform}"
 
 
+def bench_shared_cache(agents: SharedCacheAgents, runs: int) -> dict[str, list]:
+    """Each run: the kit's own code-only rebuild, then a fresh agent per store, back to back, so
+    the ratio compares runs made under the same load of a shared CPU."""
+    try:
+        agents.warm()
+        agents.kit.build()  # untimed: the code-only runs start from a built checkout
+        times = {"code-only": [], **{store: [] for store in agents.stores}}
+        for n in range(runs):
+            edit_code(agents.kit.folder, 100 + n)
+            times["code-only"].append(timed(agents.kit.build))
+            for store, url in agents.stores.items():
+                times[store].append(agents.fresh_agent(url))
+            print(f"bench: {agents.set_name} shared cache run {n + 1}/{runs}: code-only {times['code-only'][-1]:.2f}s, "
+                  + ", ".join(f"{s} {times[s][-1][0]:.2f}s" for s in agents.stores), flush=True)  # fmt: skip
+        return times
+    finally:
+        agents.stop()
+
+
+def shared_lines(shared: dict[str, dict[str, list]], rows) -> list[str]:
+    """The fresh agent's time beside the article's cold flow, the kit's cold build and the kit's
+    code-only rebuild timed in the same runs."""
+    if not shared:
+        return []
+    cold = {s: (float(a.split()[0]), None if k == "not run" else float(k.split()[0])) for s, c, a, k, _ in rows if c.startswith("cold")}
+    lines = ["", "A fresh CI agent (new checkout, empty KIT_STATE, no docker on PATH; the helper's own environment "
+             "prepared, as for every kit case here) with a shared cache another agent warmed (`CACHE_URL`); each run "
+             "times the kit's code-only rebuild and then one fresh agent per store, back to back:", "",
+             "| set | store | fresh agent, warm cache | of which transfer | / article cold | / kit cold "
+             "| kit code-only, same runs | / kit code-only |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for set_name, stores in shared.items():
+        code = stores["code-only"]
+        article_cold, kit_cold = cold.get(set_name, (None, None))
+        for store, values in stores.items():
+            if store == "code-only":
+                continue
+            whole, transfer = [v[0] for v in values], [v[1] for v in values]
+            m = statistics.median(whole)
+            vs_article = f"{m / article_cold:.3f}" if article_cold else "not run"
+            vs_kit = f"{m / kit_cold:.3f}" if kit_cold else "not run"
+            lines.append(f"| {set_name} | {store} | {summarise(whole)} | {summarise(transfer)} | {vs_article} | {vs_kit} | "
+                         f"{summarise(code)} | {m / statistics.median(code):.3f} |")  # fmt: skip
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -255,14 +379,22 @@ def main() -> int:
     work = ROOT / "bench" / "work"
     venv = sys.prefix  # the kit's own helper environment, shared by the kit copies
     cases = [c for c in ALL_CASES[:4] if c in selected]
-    if cases:
+    if cases or "shared" in selected:
         build_article_base(args.base_image, args.ca_bundle, work)
 
-    rows, sizes, slim, init = [], {}, {}, {}
+    rows, sizes, slim, init, shared = [], {}, {}, {}, {}
     for set_name in args.sets.split(","):
         article, kit = prepare(work, set_name, args.base_image, args.runtime, venv)
         if "init" in selected:
             init[set_name] = measure_init(kit, args.runs)
+        if "shared" in selected:
+            shared[set_name] = bench_shared_cache(SharedCacheAgents(work, set_name, kit), args.runs)
+            if "cold" not in cases:
+                # The article's cold flow as `docker build --no-cache`: no engine-wide clearing (other
+                # users of the engine keep their images and build cache). At most 3 runs: it is slow.
+                no_cache = [timed(lambda: article.build(no_cache=True)) for _ in range(min(args.runs, 3))]
+                print(f"bench: {set_name} article cold (--no-cache) {summarise(no_cache)}", flush=True)
+                rows.append((set_name, "cold (article: --no-cache)", summarise(no_cache), "not run", 0.0))
         if not cases:
             continue
         times = {(flow.name, case): [] for flow in (article, kit) for case in ALL_CASES[:4]}  # each needs the one before
@@ -303,8 +435,9 @@ def main() -> int:
     ]
     if rows:
         lines += ["", "| set | case | article | lambda-kit | kit/article |", "|---|---|---|---|---|"]
-        lines += [f"| {s} | {c} | {a} | {k} | {r:.3f} |" for s, c, a, k, r in rows]
+        lines += [f"| {s} | {c} | {a} | {k} | {f'{r:.3f}' if r else '-'} |" for s, c, a, k, r in rows]
     lines += init_lines(init)
+    lines += shared_lines(shared, rows)
     if not sizes:
         args.out.write_text("\n".join(lines) + "\n")
         print(f"bench: wrote {args.out}")
