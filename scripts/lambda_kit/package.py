@@ -1,13 +1,12 @@
 """`package`: settings checked, zip built (or the code added to cached dependencies), checked, replaced.
 
     1. check the settings and files (no docker yet): a mistake fails in milliseconds
-    2. dependency key: with a cached deps.zip for it (local, else from CACHE_URL's shared store), go to 6
+    2. dependency key: with a cached deps.zip for it (local, else CACHE_URL's store), go to 6; after a build, push it
     3. preflight: docker present, daemon answering, which builder, the engine's architecture
        (BUILDER=auto: no engine, build on the host instead)
     4. stage the build context in a temporary folder; docker build (full log in <state>/build.log)
     5. docker create -> docker cp the image's out/ folder -> docker rm --force (always);
        check deps.zip against its digest, keep it in the cache and the downloads in the wheelhouse
-       (and push both to CACHE_URL's shared store)
     6. add the code to deps.zip on the host (assemble.build_zip, the one route to the zip), audit
        it, then os.replace it over the old one: a failure never touches the last good zip
 """
@@ -304,13 +303,9 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
         if cached is not None:
             say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
             return cached
-    native_facts = s.state_dir / "audit-native.json"  # check_zip's audit cache: a hit from the store fills it too
-    shared = sharedcache.SharedCache(s.cache_url, s.cache_push, say, native_facts) if s.cache_url else None
-    if shared is not None and not s.fresh:
-        cached = shared.restore(list(keys.values()), lambda key, path: cache.put(key, path) or cache.get(key), s.state_dir)
-        if cached is not None:
-            return cached
-        shared.fetch_wheels(lock, s.state_dir / "wheelhouse")
+    shared = sharedcache.SharedCache.for_build(s, say, s.state_dir / "audit-native.json")  # None without CACHE_URL
+    if shared is not None and not s.fresh and (cached := shared.lookup(keys.values(), cache, lock, s.state_dir)) is not None:
+        return cached
     builder, engine, no_wheel_hint = s.builder, None, None
     if builder == "auto":
         engine, why_not = docker.probe(run)

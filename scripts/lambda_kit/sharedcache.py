@@ -216,6 +216,20 @@ class SharedCache:
         self.off = False
         self.refused: set[str] = set()  # objects that failed verification here: a push replaces them
 
+    @classmethod
+    def for_build(cls, s, say: Callable[[str], None], native_facts: Path) -> SharedCache | None:
+        """The store of a build's settings `s` (CACHE_URL, CACHE_PUSH); None without CACHE_URL.
+        `native_facts`: the audit's cache file, which a hit from the store fills too."""
+        return cls(s.cache_url, s.cache_push, say, native_facts) if s.cache_url else None
+
+    def lookup(self, keys, cache, lock: dict, state_dir: Path) -> Path | None:
+        """Before a build: deps.zip for the first of `keys` the store has, into the local `cache`
+        (a DependencyCache); on a miss, the lock's files the store has into the wheelhouse."""
+        cached = self.restore(list(keys), lambda key, path: cache.put(key, path) or cache.get(key), state_dir)
+        if cached is None:
+            self.fetch_wheels(lock, state_dir / "wheelhouse")
+        return cached
+
     def _guarded(self, doing: str, action: Callable[[FolderStore | S3Store], object]) -> object:
         if self.off:
             return None
