@@ -3,6 +3,7 @@ zips tripping none. Wheels are real downloads from PyPI for the wrong platform o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import audit, cli
+from lambda_kit import audit, cli, zipreader
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_SOURCE = b"import six\n\n\ndef handler(event, context):\n    return {'ok': six.PY3}\n"
@@ -284,12 +285,25 @@ def test_native_cache_gives_the_same_findings_without_reading_again(tmp_path, ba
     cache = tmp_path / "native.json"
     first = audit.audit_zip(path, runtime="3.11", native_cache=cache)
     assert first.ids() == ["native-arch", "native-glibc"]
-    remembered = json.loads(cache.read_text())
+    stored = json.loads(cache.read_text())
+    remembered = stored["entries"]
     assert len(remembered) == 2 and all(v[0] == "elf" for v in remembered.values())
-    # Poison the cache: findings now come from it, which proves it is read.
+    # Changed without its digest: ignored with a warning, the files read again, the cache rewritten.
     key = next(k for k in remembered if k.startswith("markupsafe/"))
     remembered[key] = ["elf", "x86_64", 2, 17]
-    cache.write_text(json.dumps(remembered))
+    cache.write_text(json.dumps(stored))
+    warned = []
+    assert audit.audit_zip(path, runtime="3.11", native_cache=cache, warn=warned.append).ids() == first.ids()
+    assert len(warned) == 1 and "SHA-256 mismatch" in warned[0]
+    assert json.loads(cache.read_text())["entries"][key][1] == "arm64"
+    cache.write_text("{not json")
+    assert audit.audit_zip(path, runtime="3.11", native_cache=cache, warn=warned.append).ids() == first.ids()
+    assert len(warned) == 2
+    # Poisoned with a matching digest: findings now come from it, which proves it is read.
+    entries = json.loads(cache.read_text())["entries"]
+    entries[key] = ["elf", "x86_64", 2, 17]
+    digest = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+    cache.write_text(json.dumps({"sha256": digest, "entries": entries}))
     assert audit.audit_zip(path, runtime="3.11", native_cache=cache).ids() == ["native-glibc", "native-abi"]
 
 
@@ -308,7 +322,7 @@ def test_plain_zips_and_others_are_audited_alike(tmp_path, base_files, wheels):
     for path in (plain, commented):
         report = audit.audit_zip(path, runtime="3.11", arch="x86_64", handler="app.handler")
         reports.append([(f.id, f.entries) for f in report.findings])
-    assert audit.zipwriter.read_directory(plain) is not None and audit.zipwriter.read_directory(commented) is None
+    assert zipreader.read_directory(plain) is not None and zipreader.read_directory(commented) is None
     assert reports[0] == reports[1]
     assert sorted(rule for rule, _ in reports[0]) == sorted(
         ["perm-file", "leftover-pipfile", "leftover-secret", "zip-dotdot", "zip-symlink", "native-arch"]

@@ -184,7 +184,7 @@ def check_zip(
     build before the old zip is replaced. Returns the report and the digest."""
     report = audit.audit_zip(
         path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=lock, layers=s.layers,
-        native_cache=s.state_dir / "audit-native.json",
+        native_cache=s.state_dir / "audit-native.json", inflate_all=False, warn=lambda m: say(f"lambda-kit: warning: {m}"),
     )  # fmt: skip
     for finding in report.findings:
         say(f"lambda-kit: audit: {finding.line()}")
@@ -366,7 +366,8 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
             zipwriter.Entry(f"python/{e.name}", e.source, e.mode, e.packed) for e in zipwriter.collect_zip(packed).values()
         ]
         zipwriter.write_zip(sorted(entries, key=lambda e: e.name), fresh, zipwriter.zip_date_time(s.source_date_epoch))
-        report = audit.audit_zip(fresh, runtime=s.runtime, arch=s.arch, native_cache=s.state_dir / "audit-native.json")
+        report = audit.audit_zip(fresh, runtime=s.runtime, arch=s.arch, native_cache=s.state_dir / "audit-native.json",
+                                 inflate_all=False, warn=lambda m: say(f"lambda-kit: warning: {m}"))  # fmt: skip
         for finding in report.findings:
             say(f"lambda-kit: audit: {finding.line()}")
         if report.errors:

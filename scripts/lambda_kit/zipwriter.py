@@ -23,7 +23,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable
+
+from .zipreader import END, END_SIG, read_directory
+from .zipreader import attributes as _attributes
 
 DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
 COMPRESS_LEVEL = 6  # zlib's default, the level `zip -r` uses too
@@ -188,11 +191,6 @@ def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[i
             zf.writestr(info, entry.source.read_bytes(), compresslevel=COMPRESS_LEVEL)
 
 
-def _attributes(is_dir: bool, mode: int) -> int:
-    """external_attr: Unix type and mode above, and for folders the MS-DOS folder bit (0x10)."""
-    return ((stat.S_IFDIR | 0o755) << 16) | 0x10 if is_dir else (stat.S_IFREG | mode) << 16
-
-
 def _verbatim(entry: Entry) -> bool:
     """A packed entry whose local header in its zip is exactly the one write_zip would write now."""
     packed = entry.packed
@@ -273,115 +271,7 @@ def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed,
     zf.NameToInfo[info.filename] = info
 
 
-# Reading and extending plain zips without zipfile's per-entry objects: thousands of entries cost
-# milliseconds, not tenths of a second. "Plain": one disk, no zip64, no archive comment, the
-# central directory right before the end record (what write_zip writes below 65,535 entries and
-# 4 GiB). For any other zip these return None and callers use zipfile.
-
-CENTRAL = struct.Struct("<4s6H3L5H2L")  # a central directory record's fixed 46 bytes
-END = struct.Struct("<4s4H2LH")  # the end of central directory record
-CENTRAL_SIG, END_SIG, LOCAL_SIG = b"PK\x01\x02", b"PK\x05\x06", b"PK\x03\x04"
-
-
-class Record(NamedTuple):
-    """One central directory record, with the ZipInfo attribute names the audit reads."""
-
-    filename: str
-    orig_filename: str
-    create_system: int
-    flag_bits: int
-    compress_type: int
-    dos_time: int
-    dos_date: int
-    CRC: int
-    compress_size: int
-    file_size: int
-    external_attr: int
-    header_offset: int
-
-    @property
-    def date_time(self) -> tuple[int, int, int, int, int, int]:
-        d, t = self.dos_date, self.dos_time
-        return ((d >> 9) + 1980, (d >> 5) & 0xF, d & 0x1F, t >> 11, (t >> 5) & 0x3F, (t & 0x1F) * 2)
-
-    def is_dir(self) -> bool:
-        return self.filename.endswith("/")
-
-
-@dataclass(frozen=True)
-class Directory:
-    records: list[Record]
-    raw: bytes  # the central directory as stored
-    offset: int  # where it starts: the entries end there
-    reusable: bool  # every record is one write_zip writes: copying them gives what write_zip would write
-
-
-DIR_ATTR = _attributes(True, 0o755)
-FILE_ATTRS = frozenset({_attributes(False, 0o644), _attributes(False, 0o755)})
-_last: list[Directory] = []  # the directory read last: a zip extended from it re-reads only its new records
-
-
-def read_directory(path: Path) -> Directory | None:
-    with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size < END.size:
-            return None
-        f.seek(size - END.size)
-        sig, disk, cd_disk, on_disk, count, cd_size, cd_offset, comment = END.unpack(f.read(END.size))
-        if sig != END_SIG or disk or cd_disk or on_disk != count or comment or cd_offset + cd_size != size - END.size:
-            return None
-        f.seek(cd_offset)
-        raw = f.read(cd_size)
-    records: list[Record] = []
-    pos = 0
-    reusable = True
-    known = _last[0] if _last else None
-    if known is not None and known.raw and len(known.records) <= count and raw.startswith(known.raw):
-        # The same bytes give the same records (offsets included: they count from the zip's start).
-        records, pos, reusable = list(known.records), len(known.raw), known.reusable
-    unpack = CENTRAL.unpack_from
-    try:
-        for _ in range(count - len(records)):
-            (sig, made_by, _extract, flags, method, dos_time, dos_date, crc, csize, usize,
-             name_len, extra_len, comment_len, _disk, _internal, external, offset) = unpack(raw, pos)  # fmt: skip
-            if sig != CENTRAL_SIG or csize == 0xFFFFFFFF or usize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
-                return None
-            start = pos + 46
-            name = raw[start:start + name_len].decode("utf-8" if flags & 0x800 else "cp437")
-            records.append(Record(name.partition("\0")[0] if "\0" in name else name, name, made_by >> 8, flags, method,
-                                  dos_time, dos_date, crc, csize, usize, external, offset))  # fmt: skip
-            pos = start + name_len + extra_len + comment_len
-            if reusable and (
-                extra_len or comment_len or made_by >> 8 != 3 or flags & ~0x800 or usize * 1.05 > zipfile.ZIP64_LIMIT
-                or (external != DIR_ATTR if name.endswith("/") else external not in FILE_ATTRS)
-            ):  # fmt: skip
-                reusable = False
-    except (struct.error, UnicodeDecodeError):
-        return None
-    if pos != len(raw):
-        return None
-    directory = Directory(records, raw, cd_offset, reusable)
-    _last[:] = [directory]
-    return directory
-
-
-def read_member(f, record: Record) -> bytes | None:
-    """An entry's content from an open plain zip, CRC-checked; None for a compression method
-    other than stored and deflated (read it with zipfile)."""
-    if record.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        return None
-    f.seek(record.header_offset)
-    header = f.read(30)
-    if header[:4] != LOCAL_SIG:
-        raise zipfile.BadZipFile(f"bad local header for {record.filename}")
-    name_len, extra_len = struct.unpack_from("<HH", header, 26)
-    f.seek(record.header_offset + 30 + name_len + extra_len)
-    data = f.read(record.compress_size)
-    if record.compress_type == zipfile.ZIP_DEFLATED:
-        data = zlib.decompress(data, -15)
-    if zlib.crc32(data) != record.CRC or len(data) != record.file_size:
-        raise zipfile.BadZipFile(f"bad CRC or size for {record.filename}")
-    return data
+# Reading zips (the directory of a plain zip, content with caps) is zipreader's.
 
 
 def extend_zip(base: Path, base_name: str, entries: dict[str, Entry], part_name: str, dest: Path,
