@@ -70,7 +70,7 @@ ifneq ($(filter s3://%,$(CACHE_URL)),)
 export LAMBDA_KIT_EXTRAS := $(LAMBDA_KIT_EXTRAS),aws
 endif
 
-HELPER := $(PYTHON) $(KIT_DIR)/scripts/lambda-kit
+HELPER := $(PYTHON) -S $(KIT_DIR)/scripts/lambda-kit  # -S: the launcher is stdlib only, and starts faster
 LOCK := $(PIPFILE).lock
 KIT_FILES := $(KIT_DIR)/Dockerfile $(KIT_DIR)/scripts/lambda-kit $(KIT_DIR)/scripts/container-requirements.txt \
 	$(wildcard $(KIT_DIR)/scripts/lambda_kit/*.py)
@@ -85,6 +85,10 @@ help:  ## list targets and settings (the default)
 	@awk '/^[A-Z0-9_]+ \?=.*## /{name=$$1; sub(/^[^#]*## /, ""); printf "  %-18s %s\n", name, $$0}' $(KIT_MAKEFILE)
 	@printf '\nNow: PYTHON_VERSION=%s ARCH=%s SRC=%s ZIP=%s HANDLER=%s BUILDER=%s\n     BASE_IMAGE=%s\n' \
 		'$(PYTHON_VERSION)' '$(ARCH)' '$(SRC)' '$(ZIP)' '$(HANDLER)' '$(BUILDER)' '$(or $(BASE_IMAGE),(the AWS SAM build image))'
+
+# Never deleted by make (.DELETE_ON_ERROR, or a signal while the helper runs): the helper replaces
+# a zip atomically, so the file is always the last good zip or the new one.
+.PRECIOUS: $(ZIP) $(DIST)/%.zip
 
 .PHONY: package
 package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
@@ -189,6 +193,7 @@ remove_own_zip = f='$(realpath $(1))'; rec="$$(printf '%s' "$$f" | sha256sum | c
 .PHONY: clean
 clean:  ## remove what the kit wrote: its zips (not others), its state folder and this checkout's images
 	@$(foreach f,$(ZIP) $(FUNCTION_NAMES:%=$(DIST)/%.zip) $(DIST)/layer.zip,$(call remove_own_zip,$(f));)
+	@rm -f '$(dir $(ZIP))'.'$(notdir $(ZIP))'.lambda-kit-*.tmp
 	@rm -rf '$(KIT_STATE)'
 	@id=$$(printf '%s' '$(realpath $(dir $(abspath $(PIPFILE))))' | sha256sum | cut -c1-12); \
 	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \

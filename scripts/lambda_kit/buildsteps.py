@@ -16,6 +16,7 @@ import mmap
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -65,9 +66,9 @@ def verify_lock(tools: Toolchain, project: Path) -> None:
         "PIPENV_YES": "1",
         "NO_COLOR": "1",
     }
-    result = subprocess.run([str(tools.pipenv), "verify"], env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        detail = (result.stdout + result.stderr).strip().splitlines()
+    code, lines = run_tool([str(tools.pipenv), "verify"], env)
+    if code != 0:
+        detail = [line for line in lines if line.strip()]
         print("\n".join(detail[-5:]), file=sys.stderr)
         raise StepError(
             "Pipfile.lock is out of date: its hash no longer matches the Pipfile (pipenv verify)",
@@ -93,17 +94,42 @@ def run_pip(tools: Toolchain, argv: list[str], lock_sources: list[str]) -> tuple
     (the build log, which the helper follows for its progress line) and returned."""
     argv = argv + (["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"])
     env, cleanup = tools.pip_env(lock_sources)
-    lines: list[str] = []
     try:
-        with subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, errors="replace") as pip:  # fmt: skip
-            for line in pip.stdout:
-                tools.echo(line)
-                lines.append(line.rstrip("\n"))
-        return pip.returncode, lines
+        return run_tool(argv, {**os.environ, **env}, tools.echo)
     finally:
         for path in cleanup:
             path.unlink(missing_ok=True)
+
+
+def run_tool(argv: list[str], env: dict[str, str], echo: Callable[[str], object] | None = None) -> tuple[int, list[str]]:
+    """Run a tool (pip, pipenv, strip) in its own process group, its output (stderr merged) as lines.
+    An interrupt (Ctrl-C, SIGTERM) stops the whole group at once, instead of waiting for pip."""
+    lines: list[str] = []
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                          start_new_session=True) as tool:  # fmt: skip
+        try:
+            for line in tool.stdout:
+                if echo is not None:
+                    echo(line)
+                lines.append(line.rstrip("\n"))
+            tool.wait()
+        except BaseException:
+            _stop_group(tool)
+            raise
+    return tool.returncode, lines
+
+
+def _stop_group(tool: subprocess.Popen) -> None:
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(tool.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            tool.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
@@ -223,9 +249,9 @@ def slim(target: Path, strip: str | None) -> None:
             if strip is None:
                 raise StepError(f"SLIM=1 would strip debug sections from {name}, and this build has no `strip`",
                                 "use a build image with binutils (the AWS SAM build images have it), or SLIM=0")  # fmt: skip
-            result = subprocess.run([strip, "--strip-debug", str(path)], capture_output=True, text=True)
-            if result.returncode != 0:
-                raise StepError(f"strip failed on {name}: {result.stderr.strip()}", "build with SLIM=0")
+            code, lines = run_tool([strip, "--strip-debug", str(path)], dict(os.environ))
+            if code != 0:
+                raise StepError(f"strip failed on {name}: {' '.join(lines).strip()}", "build with SLIM=0")
             changed.add(name)
     stripped = len(changed)
     models = strip_api_reference(target)
@@ -316,17 +342,14 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_s
     only wheels with --platform). A pure-Python wheel installs anywhere; a compiled one for this
     host is refused by the target's tags, which is right."""
     env, cleanup = tools.pip_env(lock_sources)
+    argv = [str(tools.python), "-m", "pip", "wheel", "--no-deps", "--no-input", "--wheel-dir", str(folder), *requirements]
     try:
-        result = subprocess.run(
-            [str(tools.python), "-m", "pip", "wheel", "--no-deps", "--no-input", "--wheel-dir", str(folder), *requirements],
-            env={**os.environ, **env}, capture_output=True, text=True,
-        )  # fmt: skip
+        code, lines = run_tool(argv, {**os.environ, **env}, tools.echo)
     finally:
         for path in cleanup:
             path.unlink(missing_ok=True)
-    tools.echo(result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise pip_failure(result.returncode, (result.stdout + result.stderr).splitlines(), tools)
+    if code != 0:
+        raise pip_failure(code, lines, tools)
     return sorted(str(p) for p in folder.glob("*.whl"))
 
 

@@ -6,18 +6,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
 
 import json
 
-from . import audit, deploy, lockfile, runtimes, sharedcache, smoke
+from . import audit, deploy, lockfile, runtimes, sharedcache, smoke, tempdirs
 from .context import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
 from .package import PackageSettings, build_layer, package, prepare_dependencies
-from .runner import Runner, install_signal_handlers
+from .runner import Runner, install_signal_handlers, interruption
+from .zipreader import escape
 
 KIT_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lock", type=Path, help="a Pipfile.lock: the zip must hold its [packages] at the locked versions")
     c.add_argument("--layer", type=Path, action="append", default=[], help="a layer zip counted toward 250 MB (repeatable)")
     c.add_argument("--json", action="store_true", help="print a machine-readable report")
-    c.epilog = "Exit status: 0 clean or warnings only, 1 errors, 2 usage."
+    c.epilog = "Exit status: 0 clean or warnings only, 1 errors, 2 usage, 70 internal error (a kit bug)."
     m = sub.add_parser("smoke", help="run the handler from a zip in the Lambda runtime image, as Lambda would")
     m.add_argument("zip", type=Path)
     m.add_argument("--handler", default="app.handler", help="module.function")
@@ -213,12 +215,27 @@ def report_lines(report: audit.Report) -> list[str]:
     return lines
 
 
+INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: a kit bug, not the user's input
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = _env("LAMBDA_KIT_DEBUG") == "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="lambda-kit: debug: %(message)s")
     install_signal_handlers()
+    interruption.committed, interruption.signal_name = False, None
     try:
-        return run_command(build_parser().parse_args(argv))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # held by the launcher
+        args = build_parser().parse_args(argv)
+        state_dir = getattr(args, "state_dir", None)
+        if state_dir is None:
+            code = run_command(args)
+        else:
+            with tempdirs.run_folder(state_dir.resolve()):
+                code = run_command(args)
+        if interruption.committed and interruption.signal_name:
+            print(f"lambda-kit: {interruption.signal_name} arrived after the zip was replaced: the new zip is complete",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        return code
     except KitError as exc:
         if debug:
             traceback.print_exc()
@@ -230,3 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)
         print(f"lambda-kit: error: interrupted ({name}); the previous zip is untouched", file=sys.stderr, flush=True)
         return 130 if name == "SIGINT" else 143
+    except Exception as exc:  # noqa: BLE001  a kit bug or an unforeseen input: one line, never a traceback
+        return internal_error(exc, debug)
+
+
+def internal_error(exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    place = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
+    detail = escape(str(exc).splitlines()[0] if str(exc) else "")
+    print(f"lambda-kit: internal error: {type(exc).__name__}{place}: {detail}", file=sys.stderr, flush=True)
+    zip_state = "the new zip is in place" if interruption.committed else "the previous zip is untouched"
+    print(f"hint: rerun with LAMBDA_KIT_DEBUG=1 for the traceback, and report it; {zip_state}", file=sys.stderr, flush=True)
+    return INTERNAL_ERROR

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import re
@@ -30,7 +31,7 @@ from .outputs import OutputRecords
 from .progress import BuildProgress
 from .context import CONTAINER_MODULES, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
-from .runner import CommandFailed, Run
+from .runner import CommandFailed, Run, committing
 
 OUT_IN_IMAGE = "/opt/lambda-kit/out"  # deps.zip (+ .sha256), wheels/
 BUILDERS = ("auto", "docker", "local")
@@ -263,8 +264,8 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         say(f"lambda-kit: warning: {warning}")
     records = OutputRecords(s.state_dir)
     records.check_replaceable(s.out)
-    s.out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
+    out_folder(s.out)
+    staging = Path(tempfile.mkdtemp(prefix="package-"))  # in the run's folder (tempdirs)
     try:
         fresh = staging / s.out.name
         if s.include_deps:
@@ -276,8 +277,8 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
                                     compile_handler=compiling.code_handler(s, say), profile=s.profile())
         report, digest = check_zip(fresh, s, lock, say, digest)
         size = fresh.stat().st_size
-        fresh.replace(s.out)
-        records.record(s.out, digest.hex())
+        publish(fresh, s.out)
+        records.record(s.out, digest.hex())  # never raises
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PackageResult(
@@ -288,6 +289,36 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         code_sha256=base64.b64encode(digest).decode(),
         seconds=time.monotonic() - started,
     )
+
+
+def out_folder(out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("cannot create the zip's folder", f"{out.parent}: {exc.strerror}",
+                         hint="set ZIP to a path in a folder you can write") from None  # fmt: skip
+
+
+def publish(fresh: Path, out: Path) -> None:
+    """The atomic replace of the zip: a rename (through a sibling temporary file when the run's
+    folder is on another file system). Once it starts, a signal no longer fails the run (see
+    runner.committing): after it, nothing can raise and no one can say the old zip is untouched."""
+    with committing():
+        try:
+            try:
+                os.replace(fresh, out)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                sibling = out.with_name(f".{out.name}.lambda-kit-{os.getpid()}.tmp")
+                try:
+                    shutil.copyfile(fresh, sibling)
+                    os.replace(sibling, out)
+                finally:
+                    sibling.unlink(missing_ok=True)
+        except OSError as exc:
+            raise UsageError("cannot write the zip", f"{out}: {exc.strerror}",
+                             hint="set ZIP to a path you can write; the previous zip is untouched") from None  # fmt: skip
 
 
 def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run: Run, say) -> Path:
@@ -358,8 +389,8 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
     records = OutputRecords(s.state_dir)
     records.check_replaceable(s.out, setting="DIST")
     packed = prepare_dependencies(s, run, say)
-    s.out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{s.out.name}.", dir=s.out.parent))
+    out_folder(s.out)
+    staging = Path(tempfile.mkdtemp(prefix="layer-"))
     try:
         fresh = staging / s.out.name
         entries = [zipwriter.Entry("python/", None, 0o755)] + [
@@ -374,8 +405,8 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
             raise KitError("the layer failed the audit", report.findings[0].message, hint=report.findings[0].hint)
         data = fresh.read_bytes()
         digest = hashlib.sha256(data).digest()
-        fresh.replace(s.out)
-        records.record(s.out, digest.hex())
+        publish(fresh, s.out)
+        records.record(s.out, digest.hex())  # never raises
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PackageResult(s.out, len(data), report.files, digest.hex(), base64.b64encode(digest).decode(),

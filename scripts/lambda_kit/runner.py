@@ -8,6 +8,7 @@ A command still running when the helper is interrupted (Ctrl-C, SIGTERM) is kill
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -60,9 +61,13 @@ class _Interruption:
         self.signal_name: str | None = None
         self.in_command = False
         self.running = None
+        self.committed = False  # the zip is (being) replaced: a signal now is noted, never raised
 
     def handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
+        if self.committed:
+            self.signal_name = name
+            return
         if not self.in_command:
             raise Interrupted(name)
         self.signal_name = name
@@ -80,6 +85,19 @@ class _Interruption:
 
 
 interruption = _Interruption()
+
+
+@contextlib.contextmanager
+def committing():
+    """Around the atomic replace of a zip: a signal meanwhile (or after it) does not raise, so
+    nothing after the replace can fail the run; the run ends normally and says it was interrupted."""
+    interruption.committed = True
+    try:
+        yield
+    except BaseException:
+        interruption.committed = False
+        interruption.raise_if_interrupted()
+        raise
 
 
 def install_signal_handlers() -> None:
