@@ -54,9 +54,40 @@ def extension_suffixes(runtime: runtimes.Runtime, arch: str) -> tuple[str, ...]:
     return (f".cpython-{runtime.version.replace('.', '')}-{machine}-linux-gnu.so", ".abi3.so", ".so")
 
 
+def _digest(entries: dict) -> str:
+    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+
+
+def load_facts(path: Path) -> dict:
+    """The entries of a facts file ({"sha256": digest of the entries' JSON, "entries": {...}});
+    ValueError when it is not one or does not verify."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        entries = stored["entries"]
+        ok = isinstance(entries, dict) and stored["sha256"] == _digest(entries)
+    except (KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a facts file ({exc})") from None
+    if not ok:
+        raise ValueError("SHA-256 mismatch")
+    return entries
+
+
+def save_facts(path: Path, entries: dict) -> None:
+    """Written to a unique temporary name and renamed: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"sha256": _digest(entries), "entries": entries}, sort_keys=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 class NativeCache:
-    """{"sha256": digest of the entries' JSON, "entries": {key: facts}}, written to a temporary
-    name and renamed. A file that does not verify is ignored (and rewritten), never trusted."""
+    """What each native file is (and bytecode verdicts), in a facts file that is verified before
+    use: a file that does not verify is ignored (and rewritten), never trusted."""
 
     def __init__(self, path: Path | None, warn=None) -> None:
         self.path = path
@@ -65,19 +96,11 @@ class NativeCache:
         if path is None or not path.is_file():
             return
         try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-            entries = stored["entries"]
-            if stored["sha256"] != self._digest(entries):
-                raise ValueError("SHA-256 mismatch")
-            self.entries = entries
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.entries = load_facts(path)
+        except (OSError, ValueError) as exc:
             if warn is not None:
                 warn(f"ignoring the audit's native-file cache {path} ({exc}); it is rebuilt")
             self.changed = True
-
-    @staticmethod
-    def _digest(entries: dict) -> str:
-        return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
 
     @staticmethod
     def key(info) -> str:
@@ -92,17 +115,8 @@ class NativeCache:
             self.changed = True
 
     def save(self) -> None:
-        if self.path is None or not self.changed:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"sha256": self._digest(self.entries), "entries": self.entries}, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, self.path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        if self.path is not None and self.changed:
+            save_facts(self.path, self.entries)
 
 
 def _inspect_native(stream) -> list:

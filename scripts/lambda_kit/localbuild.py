@@ -11,6 +11,7 @@ zlib).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -32,8 +33,22 @@ def tools_venv(state_dir: Path, kit_dir: Path, network: NetworkSettings, run: Ru
     venv = state_dir / "local-tools"
     python = venv / "bin" / "python"
     stamp_file = venv / "lambda-kit.stamp"
-    if stamp_file.is_file() and stamp_file.read_text().strip() == stamp and python.exists():
+
+    def current() -> bool:
+        return stamp_file.is_file() and stamp_file.read_text().strip() == stamp and python.exists()
+
+    if current():
         return venv
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(venv.with_name(venv.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # runs started together: one builds, the others wait and reuse it
+        if not current():
+            _make_tools_venv(venv, python, requirements, network, run)
+            stamp_file.write_text(stamp + "\n")
+    return venv
+
+
+def _make_tools_venv(venv: Path, python: Path, requirements: Path, network: NetworkSettings, run: Run) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     env, cleanup = pip_env(network)([])
     try:
@@ -47,8 +62,6 @@ def tools_venv(state_dir: Path, kit_dir: Path, network: NetworkSettings, run: Ru
     finally:
         for path in cleanup:
             path.unlink(missing_ok=True)
-    stamp_file.write_text(stamp + "\n")
-    return venv
 
 
 def pip_env(network: NetworkSettings) -> Callable[[list[str]], tuple[dict[str, str], list[Path]]]:

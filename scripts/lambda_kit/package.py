@@ -29,6 +29,7 @@ from typing import Callable
 from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, sharedcache, zipwriter
 from .outputs import OutputRecords
 from .progress import BuildProgress
+from .depcache import DependencyCache, keep_wheelhouse
 from .context import CONTAINER_MODULES, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run, committing
@@ -231,32 +232,6 @@ def _ignored(path: Path) -> bool:
     )
 
 
-class DependencyCache:
-    """deps.zip of recent builds, by dependency key, in the kit's state folder: with the same key,
-    a build only adds the code, on the host, without Docker. Keeps the last few keys."""
-
-    KEEP = 3
-
-    def __init__(self, state_dir: Path) -> None:
-        self.folder = state_dir / "deps"
-
-    def get(self, key: str) -> Path | None:
-        path = self.folder / f"{key}.zip"
-        if not path.is_file():
-            return None
-        os.utime(path)  # recently used: kept longest
-        return path
-
-    def put(self, key: str, packed: Path) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{key}.zip.tmp"
-        shutil.copyfile(packed, tmp)
-        tmp.replace(self.folder / f"{key}.zip")
-        kept = sorted(self.folder.glob("*.zip"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in kept[self.KEEP:]:
-            old.unlink(missing_ok=True)
-
-
 def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> PackageResult:
     started = time.monotonic()
     runtime, lock, warnings = check_settings(s)
@@ -327,7 +302,7 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
     answers, else without."""
     s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    cache = DependencyCache(s.state_dir)
+    cache = DependencyCache(s.state_dir, warn=lambda m: say(f"lambda-kit: warning: {m}"))
     keys = {b: dependency_key(s, runtime, lock, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))}
     for key in keys.values():
         cached = None if s.fresh else cache.get(key)
@@ -361,10 +336,10 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
             build_in_docker(s, runtime, lock, outputs, log_path, run, say, engine)
             keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
         assemble.verify_copied(outputs / "deps.zip")
-        cache.put(keys[builder], outputs / "deps.zip")
+        stored = cache.put(keys[builder], outputs / "deps.zip")
         if shared is not None:
             shared.publish(keys[builder], outputs / "deps.zip", s.state_dir / "wheelhouse", lock, s.runtime, s.arch)
-    return cache.get(keys[builder])
+    return stored
 
 
 def package_count(lock: dict, runtime: runtimes.Runtime, arch: str) -> int | None:
@@ -413,13 +388,6 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
                          time.monotonic() - started)  # fmt: skip
 
 
-def keep_wheelhouse(fresh: Path, wheelhouse: Path) -> None:
-    """The build's downloads become the next build's starting point."""
-    if not fresh.is_dir():
-        return
-    shutil.rmtree(wheelhouse, ignore_errors=True)
-    wheelhouse.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(fresh), str(wheelhouse))
 
 
 def build_in_docker(

@@ -19,7 +19,6 @@ concurrent pushes of a key are harmless. An unreachable store is a warning, neve
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from . import audit
+from . import audit, auditnative
 from .context import file_sha256
 from .errors import KitError, UsageError
 
@@ -399,14 +398,14 @@ def merge_native_facts(source: Path, target: Path) -> bool:
     """Add the facts in `source` to the audit's cache file `target` (temporary file, then rename).
     False when `source` is not such a table."""
     try:
-        new = json.loads(source.read_text(encoding="utf-8"))
-        old = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {}
-    except (ValueError, UnicodeDecodeError):
+        new = auditnative.load_facts(source)  # the audit's own format, its digest checked
+    except (OSError, ValueError):
         return False
-    if not isinstance(new, dict) or not all(isinstance(k, str) and _is_fact(v) for k, v in new.items()):
+    try:
+        old = auditnative.load_facts(target) if target.is_file() else {}
+    except (OSError, ValueError):
+        old = {}  # a local cache that does not verify is rebuilt, as the audit would
+    if not all(isinstance(k, str) and _is_fact(v) for k, v in new.items()):
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps({**(old if isinstance(old, dict) else {}), **new}, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, target)
+    auditnative.save_facts(target, {**old, **new})
     return True
