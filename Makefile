@@ -70,11 +70,13 @@ ifneq ($(filter s3://%,$(CACHE_URL)),)
 export LAMBDA_KIT_EXTRAS := $(LAMBDA_KIT_EXTRAS),aws
 endif
 
+# A value as one shell word, whatever it holds: settings never reach a shell unquoted.
+q = '$(subst ','"'"',$(1))'
 HELPER := $(PYTHON) -S $(KIT_DIR)/scripts/lambda-kit  # -S: the launcher is stdlib only, and starts faster
 LOCK := $(PIPFILE).lock
 KIT_FILES := $(KIT_DIR)/Dockerfile $(KIT_DIR)/scripts/lambda-kit $(KIT_DIR)/scripts/container-requirements.txt \
 	$(wildcard $(KIT_DIR)/scripts/lambda_kit/*.py)
-SRC_FILES := $(shell find $(SRC) -name __pycache__ -prune -o -type f ! -name '*.py[co]' -print 2>/dev/null)
+SRC_FILES := $(shell find $(call q,$(SRC)) -name __pycache__ -prune -o -type f ! -name '*.py[co]' -print 2>/dev/null)
 SETTINGS_STAMP := $(KIT_STATE)/settings.$(subst /,_,$(ZIP)).txt
 
 .PHONY: help
@@ -84,7 +86,7 @@ help:  ## list targets and settings (the default)
 	@printf '\nSettings (make VAR=value):\n'
 	@awk '/^[A-Z0-9_]+ \?=.*## /{name=$$1; sub(/^[^#]*## /, ""); printf "  %-18s %s\n", name, $$0}' $(KIT_MAKEFILE)
 	@printf '\nNow: PYTHON_VERSION=%s ARCH=%s SRC=%s ZIP=%s HANDLER=%s BUILDER=%s\n     BASE_IMAGE=%s\n' \
-		'$(PYTHON_VERSION)' '$(ARCH)' '$(SRC)' '$(ZIP)' '$(HANDLER)' '$(BUILDER)' '$(or $(BASE_IMAGE),(the AWS SAM build image))'
+		$(call q,$(PYTHON_VERSION)) $(call q,$(ARCH)) $(call q,$(SRC)) $(call q,$(ZIP)) $(call q,$(HANDLER)) $(call q,$(BUILDER)) $(call q,$(or $(BASE_IMAGE),(the AWS SAM build image)))
 
 # Never deleted by make (.DELETE_ON_ERROR, or a signal while the helper runs): the helper replaces
 # a zip atomically, so the file is always the last good zip or the new one.
@@ -94,13 +96,13 @@ help:  ## list targets and settings (the default)
 package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
 
 # What every build command shares; --fresh when make runs with -B.
-BUILD_ARGS = --pipfile '$(PIPFILE)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --base-image '$(BASE_IMAGE)' \
-	--builder '$(BUILDER)' --state-dir '$(KIT_STATE)' $(if $(filter 1,$(SLIM)),--slim) $(if $(filter 1,$(COMPILE)),--compile --compile-profile '$(COMPILE_PROFILE)') \
+BUILD_ARGS = --pipfile $(call q,$(PIPFILE)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --base-image $(call q,$(BASE_IMAGE)) \
+	--builder $(call q,$(BUILDER)) --state-dir $(call q,$(KIT_STATE)) $(if $(filter 1,$(SLIM)),--slim) $(if $(filter 1,$(COMPILE)),--compile --compile-profile $(call q,$(COMPILE_PROFILE))) \
 	$(if $(findstring B,$(firstword -$(MAKEFLAGS))),--fresh)
 
 # The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
 $(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
-	@$(HELPER) package $(BUILD_ARGS) --src '$(SRC)' --out '$@' --handler '$(HANDLER)'
+	@$(HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)) --out $(call q,$@) --handler $(call q,$(HANDLER))
 
 # Several functions: one dependency build (the stamp), then each zip adds its own code to it,
 # on the host, so make -j builds them in parallel safely. HANDLER_<name> overrides HANDLER.
@@ -110,64 +112,64 @@ handler_for = $(if $(filter undefined,$(origin HANDLER_$(1))),$(HANDLER),$(HANDL
 
 .PHONY: functions
 functions: $(FUNCTION_NAMES:%=$(DIST)/%.zip)  ## one zip per FUNCTIONS folder, one shared dependency build (make -j safe)
-	@[[ -n '$(FUNCTION_NAMES)' ]] || { printf 'lambda-kit: error: no functions (FUNCTIONS=%s, SRC=%s)\nhint: make functions FUNCTIONS="*" builds every folder under SRC\n' '$(FUNCTIONS)' '$(SRC)' >&2; exit 2; }
+	@[[ -n $(call q,$(FUNCTION_NAMES)) ]] || { printf 'lambda-kit: error: no functions (FUNCTIONS=%s, SRC=%s)\nhint: make functions FUNCTIONS="*" builds every folder under SRC\n' $(call q,$(FUNCTIONS)) $(call q,$(SRC)) >&2; exit 2; }
 
 $(DEPS_STAMP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
 	@$(HELPER) deps $(BUILD_ARGS)
-	@touch '$@'
+	@touch $(call q,$@)
 
 .SECONDEXPANSION:
 $(DIST)/%.zip: $(DEPS_STAMP) $(if $(filter 0,$(INCLUDE_DEPS)),$(DIST)/layer.zip) \
-		$$(shell find '$(SRC)/$$*' -name __pycache__ -prune -o -type f ! -name '*.py[co]' -print 2>/dev/null)
-	@$(HELPER) package $(BUILD_ARGS) --src '$(SRC)/$*' --out '$@' --handler '$(call handler_for,$*)' \
-		$(if $(filter 0,$(INCLUDE_DEPS)),--no-deps --layer '$(DIST)/layer.zip')
+		$$(shell find $(call q,$(SRC)/$$*) -name __pycache__ -prune -o -type f ! -name '*.py[co]' -print 2>/dev/null)
+	@$(HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)/$*) --out $(call q,$@) --handler $(call q,$(call handler_for,$*)) \
+		$(if $(filter 0,$(INCLUDE_DEPS)),--no-deps --layer $(call q,$(DIST)/layer.zip))
 
 .PHONY: layer
 layer: $(DIST)/layer.zip  ## the dependencies as a Lambda layer zip, under python/
 
 $(DIST)/layer.zip: $(DEPS_STAMP)
-	@$(HELPER) layer $(BUILD_ARGS) --out '$@'
+	@$(HELPER) layer $(BUILD_ARGS) --out $(call q,$@)
 
 # Rewritten only when a setting that shapes the zip changes, so its date tells make when.
 .PHONY: FORCE
 $(SETTINGS_STAMP): FORCE
-	@mkdir -p '$(@D)'; new='$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(COMPILE) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)'; \
-	[[ -f '$@' && "$$(< '$@')" == "$$new" ]] || printf '%s\n' "$$new" > '$@'
+	@mkdir -p $(call q,$(@D)); new=$(call q,$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(COMPILE) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)); \
+	[[ -f $(call q,$@) && "$$(< $(call q,$@))" == "$$new" ]] || printf '%s\n' "$$new" > $(call q,$@)
 
 # Deploying: the zip is built by the rules above, boto3 is installed on first use (LAMBDA_KIT_EXTRAS=aws).
 AWS_HELPER = LAMBDA_KIT_EXTRAS="aws$${LAMBDA_KIT_EXTRAS:+,$$LAMBDA_KIT_EXTRAS}" $(HELPER)
-DEPLOY_ARGS = --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --s3-bucket '$(S3_BUCKET)' --s3-prefix '$(S3_PREFIX)' \
+DEPLOY_ARGS = --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --s3-bucket $(call q,$(S3_BUCKET)) --s3-prefix $(call q,$(S3_PREFIX)) \
 	$(if $(filter 1,$(DRY_RUN)),--dry-run)
-FUNCTION_ARGS = $(if $(filter 1,$(PUBLISH)),--publish) --alias '$(ALIAS)' --role '$(ROLE)' $(DEPLOY_ARGS)
+FUNCTION_ARGS = $(if $(filter 1,$(PUBLISH)),--publish) --alias $(call q,$(ALIAS)) --role $(call q,$(ROLE)) $(DEPLOY_ARGS)
 function_name_for = $(if $(filter undefined,$(origin FUNCTION_NAME_$(1))),$(1),$(FUNCTION_NAME_$(1)))
 
 .PHONY: deploy
 deploy: $(ZIP)  ## upload $(ZIP) to FUNCTION_NAME unless it runs it already (S3_BUCKET PUBLISH ALIAS ROLE DRY_RUN)
-	@$(AWS_HELPER) deploy '$(ZIP)' --function '$(FUNCTION_NAME)' --handler '$(HANDLER)' $(FUNCTION_ARGS)
+	@$(AWS_HELPER) deploy $(call q,$(ZIP)) --function $(call q,$(FUNCTION_NAME)) --handler $(call q,$(HANDLER)) $(FUNCTION_ARGS)
 
 .PHONY: deploy-functions
 deploy-functions: functions  ## make deploy for each zip of make functions, to FUNCTION_NAME_<folder> (default: the folder's name)
-	@$(foreach f,$(FUNCTION_NAMES),$(AWS_HELPER) deploy '$(DIST)/$(f).zip' --function '$(call function_name_for,$(f))' \
-		--handler '$(call handler_for,$(f))' $(FUNCTION_ARGS) && ) true
+	@$(foreach f,$(FUNCTION_NAMES),$(AWS_HELPER) deploy $(call q,$(DIST)/$(f).zip) --function $(call q,$(call function_name_for,$(f))) \
+		--handler $(call q,$(call handler_for,$(f))) $(FUNCTION_ARGS) && ) true
 
 .PHONY: deploy-layer
 deploy-layer: $(DIST)/layer.zip  ## publish DIST/layer.zip as LAYER_NAME unless its latest version has the same code
-	@$(AWS_HELPER) deploy-layer '$(DIST)/layer.zip' --layer-name '$(LAYER_NAME)' $(DEPLOY_ARGS)
+	@$(AWS_HELPER) deploy-layer $(call q,$(DIST)/layer.zip) --layer-name $(call q,$(LAYER_NAME)) $(DEPLOY_ARGS)
 
 .PHONY: check
 check:  ## audit $(ZIP) for what Lambda would reject (also run by package)
-	@$(HELPER) check '$(ZIP)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' --handler '$(HANDLER)' --lock '$(LOCK)'
+	@$(HELPER) check $(call q,$(ZIP)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --handler $(call q,$(HANDLER)) --lock $(call q,$(LOCK))
 
 # check and smoke take the zip as it is (never rebuilt here): `make package smoke` builds first.
 .PHONY: smoke
 smoke:  ## run the handler from $(ZIP) in the runtime image as Lambda would (EVENT=file.json)
-	@$(HELPER) smoke '$(ZIP)' --handler '$(HANDLER)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' \
-		--image '$(RUNTIME_IMAGE)' $(if $(EVENT),--event '$(EVENT)') $(if $(filter 1,$(JSON)),--json) --state-dir '$(KIT_STATE)'
+	@$(HELPER) smoke $(call q,$(ZIP)) --handler $(call q,$(HANDLER)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) \
+		--image $(call q,$(RUNTIME_IMAGE)) $(if $(EVENT),--event $(call q,$(EVENT))) $(if $(filter 1,$(JSON)),--json) --state-dir $(call q,$(KIT_STATE))
 
 .PHONY: profile
 profile:  ## run the handler from $(ZIP) as make smoke does; record what it imports in $(COMPILE_PROFILE) (runs your code)
-	@$(HELPER) smoke '$(ZIP)' --handler '$(HANDLER)' --runtime '$(PYTHON_VERSION)' --arch '$(ARCH)' \
-		--image '$(RUNTIME_IMAGE)' $(if $(EVENT),--event '$(EVENT)') --record-imports '$(COMPILE_PROFILE)' --state-dir '$(KIT_STATE)'
+	@$(HELPER) smoke $(call q,$(ZIP)) --handler $(call q,$(HANDLER)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) \
+		--image $(call q,$(RUNTIME_IMAGE)) $(if $(EVENT),--event $(call q,$(EVENT))) --record-imports $(call q,$(COMPILE_PROFILE)) --state-dir $(call q,$(KIT_STATE))
 
 .PHONY: test
 test:  ## run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
@@ -177,25 +179,25 @@ test:  ## run the kit's tests (Docker tests need a running engine; with CI set t
 ifneq ($(wildcard $(KIT_DIR)/bench/run.py),)
 .PHONY: bench
 bench:  ## time the kit against the article's flow (kit repo only; writes bench/results.md)
-	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python $(KIT_DIR)/bench/run.py --runs '$(BENCH_RUNS)' $(if $(BENCH_CASES),--cases '$(BENCH_CASES)')
+	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python $(KIT_DIR)/bench/run.py --runs $(call q,$(BENCH_RUNS)) $(if $(BENCH_CASES),--cases $(call q,$(BENCH_CASES)))
 endif
 
 .PHONY: install-kit
 install-kit:  ## copy the kit into $(DEST)/lambda-kit/, leaving the repo's own files alone
-	@$(HELPER) install-kit '$(DEST)'
+	@$(HELPER) install-kit $(call q,$(DEST))
 
 # A zip goes only if its record (KIT_STATE/outputs/<id>.sha256) says the kit wrote these very bytes.
-remove_own_zip = f='$(realpath $(1))'; rec="$$(printf '%s' "$$f" | sha256sum | cut -c1-24)"; \
-	rec='$(KIT_STATE)/outputs/'"$$rec.sha256"; \
+remove_own_zip = f=$(call q,$(realpath $(1))); rec="$$(printf '%s' "$$f" | sha256sum | cut -c1-24)"; \
+	rec=$(call q,$(KIT_STATE)/outputs/)"$$rec.sha256"; \
 	if [[ -n "$$f" && -f "$$rec" ]] && sha256sum --check --status "$$rec" 2>/dev/null; then rm -f "$$f"; \
 	elif [[ -n "$$f" ]]; then echo "lambda-kit: clean: kept $$f (not written by the kit)"; fi
 
 .PHONY: clean
 clean:  ## remove what the kit wrote: its zips (not others), its state folder and this checkout's images
 	@$(foreach f,$(ZIP) $(FUNCTION_NAMES:%=$(DIST)/%.zip) $(DIST)/layer.zip,$(call remove_own_zip,$(f));)
-	@rm -f '$(dir $(ZIP))'.'$(notdir $(ZIP))'.lambda-kit-*.tmp
-	@rm -rf '$(KIT_STATE)'
-	@id=$$(printf '%s' '$(realpath $(dir $(abspath $(PIPFILE))))' | sha256sum | cut -c1-12); \
+	@rm -f $(call q,$(dir $(ZIP))).$(call q,$(notdir $(ZIP))).lambda-kit-*.tmp
+	@rm -rf $(call q,$(KIT_STATE))
+	@id=$$(printf '%s' $(call q,$(realpath $(dir $(abspath $(PIPFILE))))) | sha256sum | cut -c1-12); \
 	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
 		ids=$$(docker images -q --filter "label=org.lambda-kit.checkout=$$id" | sort -u); \
 		[[ -z "$$ids" ]] || docker image rm --force $$ids >/dev/null; \

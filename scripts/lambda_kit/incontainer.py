@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import traceback
 from pathlib import Path
 
 from . import buildsteps, bytecode, lockfile, netconfig, runtimes, zipwriter
@@ -100,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr, flush=True)
         return 1
+    except Exception as exc:  # noqa: BLE001  a kit bug: the traceback for the build log, one line for the user
+        traceback.print_exc(file=sys.stdout)
+        print(f"lambda-kit: internal error: {type(exc).__name__}: {str(exc)[:300]!r} in the build's {args.step} step",
+              file=sys.stderr, flush=True)  # fmt: skip
+        print("hint: the traceback is in the build log; please report it", file=sys.stderr, flush=True)
+        return 70
     return 0
 
 

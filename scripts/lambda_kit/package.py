@@ -37,7 +37,7 @@ from .runner import CommandFailed, Run, committing
 OUT_IN_IMAGE = "/opt/lambda-kit/out"  # deps.zip (+ .sha256), wheels/
 BUILDERS = ("auto", "docker", "local")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*$")
-KIT_ERROR_LINE = re.compile(r"lambda-kit: error: (.*)$")
+KIT_ERROR_LINE = re.compile(r"lambda-kit: ((?:internal )?error: .*)$")
 HINT_LINE = re.compile(r"(?:^|\s)hint: (.*)$")
 
 
@@ -168,7 +168,7 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
     for line in text.splitlines():
         found = KIT_ERROR_LINE.search(line)
         if found:
-            message, hint = found.group(1).strip(), None
+            message, hint = found.group(1).strip().removeprefix("error: "), None
             continue
         found = HINT_LINE.search(line)
         if found and message and hint is None:
