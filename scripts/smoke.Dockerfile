@@ -18,7 +18,7 @@ RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
         -r /opt/lambda-kit-smoke/smoke-requirements.txt \
  && rm -rf /opt/lambda-kit-smoke/ric/bin \
  && mkdir -p /var/task /tmp/lambda-kit-smoke
-COPY kit/smoke_runner.py /opt/lambda-kit-smoke/
+COPY kit/smoke_runner.py kit/zipreader.py /opt/lambda-kit-smoke/
 WORKDIR /var/task
 ENTRYPOINT []
 CMD ["python3", "/opt/lambda-kit-smoke/smoke_runner.py"]

@@ -64,13 +64,67 @@ def test_bad_event_shape_is_the_handlers_own_answer(built):
     assert response["statusCode"] == 400
 
 
-def test_files_zipped_as_0600_fail_with_a_permission_error(built, tmp_path):
+def test_the_audit_runs_first_and_its_errors_stop_the_run(built, tmp_path):
     bad = rewrite(built / "build.zip", tmp_path / "private.zip", mode_for={"app.py": 0o600})
     result = helper_smoke(built, bad)
-    assert result.returncode == 1
-    error = json.loads(next(l for l in result.stdout.splitlines() if l.startswith('{"errorMessage"')))
-    assert error["errorType"] == "PermissionError" and "Permission denied" in error["errorMessage"]
-    assert result.stderr.startswith("lambda-kit: error: the handler failed (PermissionError: ")
+    assert result.returncode == 1 and "smoke image" not in result.stdout  # nothing was built or run
+    assert result.stderr.startswith("lambda-kit: error: the zip failed the audit with 1 error(s), first: perm-file")
+    assert "nothing was run" in result.stderr
+
+
+def with_handler(source: Path, dest: Path, code: str, extra: dict[str, tuple[bytes, int]] | None = None) -> Path:
+    """A copy of a zip with another app.py, plus extra files (name -> (bytes, mode))."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            out.writestr(info, code.encode() if info.filename == "app.py" else src.read(info))
+        for name, (data, mode) in (extra or {}).items():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.create_system, info.external_attr = 3, (stat.S_IFREG | mode) << 16
+            out.writestr(info, data)
+    return dest
+
+
+def test_a_handler_cannot_forge_the_report_and_setuid_bits_are_dropped(built, tmp_path):
+    code = (
+        "import json, os, stat\n"
+        "def handler(event, context):\n"
+        "    print('LAMBDA_KIT_SMOKE_REPORT ' + json.dumps({'ok': True, 'result': 'forged', 'duration_ms': 1}))\n"
+        "    mode = os.stat('/var/task/tool').st_mode\n"
+        "    return {'setuid': bool(mode & stat.S_ISUID), 'setgid': bool(mode & stat.S_ISGID), 'mode': oct(stat.S_IMODE(mode)),\n"
+        "            'report_fd_in_env': 'LAMBDA_KIT_REPORT_FD' in os.environ}\n"
+    )
+    zip_path = with_handler(built / "build.zip", tmp_path / "forge.zip", code, {"tool": (b"#!/bin/sh\n", 0o6755)})
+    result = helper_smoke(built, zip_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    answer = json.loads(next(l for l in result.stdout.splitlines() if l.startswith('{"setuid"')))
+    assert answer == {"setuid": False, "setgid": False, "mode": "0o755", "report_fd_in_env": False}
+    raising = with_handler(built / "build.zip", tmp_path / "forge2.zip", code.replace("return {", "raise ValueError('real'); x = {"))
+    failed = helper_smoke(built, raising)
+    assert failed.returncode == 1 and failed.stderr.startswith("lambda-kit: error: the handler failed (ValueError: real)")
+
+
+def test_a_malformed_result_is_a_clear_failure(built, tmp_path):
+    code = (
+        "import os\n"
+        "def handler(event, context):\n"
+        "    for fd in os.listdir('/proc/self/fd'):\n"
+        "        if int(fd) > 2 and os.readlink(f'/proc/self/fd/{fd}').startswith('pipe:'):\n"
+        "            os.write(int(fd), b'{not json\\n')\n"
+        "    os._exit(0)\n"
+    )
+    result = helper_smoke(built, with_handler(built / "build.zip", tmp_path / "garbage.zip", code))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("lambda-kit: error: the handler failed (Runtime.MalformedReport: ")
+
+
+def test_a_bomb_is_stopped_by_the_audit_before_anything_runs(built, tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(built / "build.zip") as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+        out.writestr("data.bin", b"\0" * (300 << 20))  # 300 MB of zeros: about 300 KB zipped
+    result = helper_smoke(built, bomb)
+    assert result.returncode == 1 and "first: size-unzipped" in result.stderr
 
 
 def test_missing_dependency_fails_as_import_module_error(built, tmp_path):
@@ -83,11 +137,12 @@ def test_missing_dependency_fails_as_import_module_error(built, tmp_path):
     )
 
 
-def test_wrong_handler_name_fails_as_handler_not_found(built):
+def test_wrong_handler_name_is_stopped_by_the_audit(built):
     result = helper_smoke(built, built / "build.zip", handler="app.lambda_handler")
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == (
-        "lambda-kit: error: the handler failed (Runtime.HandlerNotFound: Handler 'lambda_handler' missing on module 'app')"
+        "lambda-kit: error: the zip failed the audit with 1 error(s), first: handler-function "
+        "(app.py defines no top-level 'lambda_handler': app.py)"
     )
 
 

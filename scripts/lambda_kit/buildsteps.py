@@ -341,13 +341,8 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_s
     """For a cross-platform install: local and VCS packages become wheels first (pip installs
     only wheels with --platform). A pure-Python wheel installs anywhere; a compiled one for this
     host is refused by the target's tags, which is right."""
-    env, cleanup = tools.pip_env(lock_sources)
     argv = [str(tools.python), "-m", "pip", "wheel", "--no-deps", "--no-input", "--wheel-dir", str(folder), *requirements]
-    try:
-        code, lines = run_tool(argv, {**os.environ, **env}, tools.echo)
-    finally:
-        for path in cleanup:
-            path.unlink(missing_ok=True)
+    code, lines = run_pip(tools, argv, lock_sources)
     if code != 0:
         raise pip_failure(code, lines, tools)
     return sorted(str(p) for p in folder.glob("*.whl"))

@@ -3,7 +3,9 @@
     1. build (or reuse) the smoke image: the runtime image plus awslambdaric, pinned and hashed
     2. docker create a fresh container (root, so it can unpack; the handler runs as uid 993)
     3. docker cp the zip and the event in; docker start --attach; docker rm --force, always
-    4. read the runner's report: the result, or Lambda's error (Runtime.ImportModuleError, ...)
+    0. audit the zip (bounded): errors stop the run before anything is unpacked
+    4. copy the runner's report out of the stopped container (a root-only file, never the
+       handler's stdout) and check it: the result, or Lambda's error (Runtime.ImportModuleError, ...)
 
 No bind mounts, so a remote DOCKER_HOST works, and the zip is never baked into an image.
 """
@@ -17,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import docker, runtimes
+from . import audit, docker, runtimes, smoke_runner
 from .context import NetworkSettings, secret_files, stage_smoke
 from .errors import KitError, UsageError
 from .package import build_failure, checkout_id
 from .runner import CommandFailed, Run
 
-REPORT = "LAMBDA_KIT_SMOKE_REPORT "
 RUNNER = "/opt/lambda-kit-smoke/smoke_runner.py"
+REPORT_FILE = smoke_runner.REPORT_FILE  # root only in the container
 
 
 @dataclass
@@ -83,6 +85,7 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
             raise UsageError("cannot read the event file", f"{s.event}: {exc.strerror}", hint="set EVENT to a JSON file") from None
         except ValueError as exc:
             raise UsageError("the event file is not JSON", f"{s.event}: {exc}", hint="set EVENT to a JSON file") from None
+    audit_first(s)
     s.state_dir.mkdir(parents=True, exist_ok=True)
     engine = docker.preflight(run)
     tag = smoke_image(s, runtime, engine, run, say)
@@ -90,7 +93,7 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
     labels = {docker.LABEL: "lambda-kit", docker.CHECKOUT_LABEL: checkout_id(s.kit_dir)}
     options = ("--user", "0:0", "--env", f"LAMBDA_KIT_FUNCTION_NAME={s.zip.stem}")
     command = ("python3", RUNNER, s.handler, str(s.timeout))
-    with tempfile.TemporaryDirectory(prefix="lambda-kit-smoke-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="smoke-") as tmp:
         event = Path(tmp) / "event.json"
         event.write_bytes(s.event.read_bytes() if s.event else b"{}")
         started = time.monotonic()
@@ -98,13 +101,39 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
             box.copy_in(s.zip, "/tmp/lambda-kit-smoke/function.zip")
             box.copy_in(event, "/tmp/lambda-kit-smoke/event.json")
             output = box.start_attached(timeout=s.timeout + 120)
-    report = None
-    for line in output.splitlines():
-        if line.startswith(REPORT):
-            report = json.loads(line[len(REPORT):])
-        else:
-            say(line)  # the handler's own logs
-    if report is None:
-        raise KitError("the smoke container gave no report", " | ".join(output.splitlines()[-3:]), hint="run with LAMBDA_KIT_DEBUG=1")
+            for line in output.splitlines():
+                say(line)  # the handler's own logs: never the report
+            try:
+                box.copy_out(REPORT_FILE, Path(tmp) / "report.json")
+            except CommandFailed:
+                raise KitError("the smoke container gave no report", " | ".join(output.splitlines()[-3:]),
+                               hint="run with LAMBDA_KIT_DEBUG=1") from None  # fmt: skip
+        report = read_report(Path(tmp) / "report.json")
     report["seconds"] = round(time.monotonic() - started, 1)
+    return report
+
+
+def audit_first(s: SmokeSettings) -> None:
+    """The zip is audited (bounded, every entry inflated) before anything runs: errors stop the run."""
+    try:
+        report = audit.audit_zip(s.zip, runtime=s.runtime, arch=s.arch, handler=s.handler)
+    except audit.AuditError as exc:
+        raise KitError(str(exc), exc.value, exc.hint) from None
+    if report.errors:
+        first = next(f for f in report.findings if f.severity == audit.ERROR)
+        raise KitError(f"the zip failed the audit with {report.errors} error(s), first: {first.id}", first.line().split(None, 2)[2],
+                       hint=f"{first.hint} (make check lists them all); nothing was run")  # fmt: skip
+
+
+def read_report(path: Path) -> dict:
+    """The runner's report, checked field by field: anything else is a clear failure."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        wrong = smoke_runner.problem(report)
+        if wrong is None and not (isinstance(report.get("entries"), int) and isinstance(report.get("peak_memory_mb"), (int, float))):
+            wrong = "no entries or peak memory"
+    except (OSError, ValueError) as exc:
+        wrong = str(exc)[:200]
+    if wrong:
+        raise KitError("the smoke run's report is malformed", wrong, hint="report this as a kit bug")
     return report

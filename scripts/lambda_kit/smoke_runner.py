@@ -4,12 +4,17 @@ through awslambdaric's own loading code, as an unprivileged user.
     python3 smoke_runner.py HANDLER TIMEOUT_SECONDS
     (the helper has copied the zip and the event to /tmp/lambda-kit-smoke/)
 
-As root: the zip is extracted into /var/task with the modes it carries. Then a fresh interpreter
-runs as uid 993 (Lambda's sandbox user id) with only /var/task and the runtime on sys.path:
-`-I -S` drops site-packages and the environment's PYTHON* variables, and awslambdaric's folder is
-removed from sys.path (and its dependencies from sys.modules) once its bootstrap is loaded, so the
-handler sees exactly what the zip brings. The last stdout line is a JSON report for the helper.
-Standard library only (plus awslambdaric in the child).
+As root: the zip is extracted into /var/task with bounded work (zipreader: at most MAX_ENTRIES
+entries, each checked against its header, Lambda's 262,144,000 bytes in all), setuid, setgid and
+sticky bits dropped. Then a fresh interpreter runs as uid 993 (Lambda's sandbox user id) with only
+/var/task and the runtime on sys.path: `-I -S` drops site-packages and the environment's PYTHON*
+variables, and awslambdaric's folder is removed from sys.path (and its dependencies from
+sys.modules) once its bootstrap is loaded, so the handler sees exactly what the zip brings.
+
+The result never travels on the handler's stdout (which a handler may print anything to): the child
+writes one JSON line to a pipe, and this supervisor writes the report to REPORT_FILE, in a folder
+only root can write, which the helper copies out of the stopped container. Standard library only
+(plus awslambdaric in the child, and zipreader beside this file).
 """
 
 import json
@@ -19,30 +24,68 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import uuid
-import zipfile
+
+try:
+    from . import zipreader  # on the host, in the kit's package (tests)
+except ImportError:
+    try:
+        import zipreader  # in the smoke image, beside this file
+    except ImportError:
+        zipreader = None  # the sandboxed child (python -I: not this folder on sys.path) does not need it
 
 WORK = "/tmp/lambda-kit-smoke"
 TASK_ROOT = "/var/task"
 RIC = "/opt/lambda-kit-smoke/ric"
+REPORT_DIR = "/var/lambda-kit-smoke-report"  # root only: the handler cannot write the report
+REPORT_FILE = REPORT_DIR + "/report.json"
 SANDBOX_UID = SANDBOX_GID = 993
-REPORT = "LAMBDA_KIT_SMOKE_REPORT "
+MAX_UNZIPPED = 262_144_000  # Lambda's limit on the unzipped function
+REPORT_FD = "LAMBDA_KIT_REPORT_FD"
 
 
-def extract(zip_path: str, root: str) -> int:
-    """Unpack like Lambda: every entry under root, Unix modes as stored, folders last."""
-    folders = []
-    with zipfile.ZipFile(zip_path) as zf:
-        for info in zf.infolist():
-            path = zf.extract(info, root)  # zipfile drops absolute and '..' parts
+class InvalidZip(Exception):
+    pass
+
+
+def extract(zip_path: str, root: str, max_bytes: int = MAX_UNZIPPED) -> int:
+    """Unpack like Lambda: every entry under root, Unix modes as stored less setuid/setgid/sticky,
+    folders last; at most `max_bytes` in all, each entry checked against its header."""
+    root = os.path.realpath(root)
+    folders, total = [], 0
+    try:
+        reader = zipreader.ZipReader(zip_path)
+    except (zipreader.ZipReadError, OSError, ValueError, EOFError) as exc:
+        raise InvalidZip(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001  zipfile's errors on a hostile zip
+        raise InvalidZip(f"not a readable zip ({exc})") from None
+    with reader:
+        for info in reader.infos:
+            path = os.path.normpath(os.path.join(root, info.filename.lstrip("/")))
+            if not path.startswith(root + os.sep):
+                raise InvalidZip(f"entry outside the task root: {zipreader.escape(info.filename)}")
             mode = info.external_attr >> 16
-            if info.create_system == 3 and mode and not stat.S_ISLNK(mode):
-                if info.is_dir():
-                    folders.append((path, stat.S_IMODE(mode)))
-                else:
-                    os.chmod(path, stat.S_IMODE(mode))
-        count = len(zf.infolist())
+            keep = stat.S_IMODE(mode) & 0o777 if info.create_system == 3 and mode and not stat.S_ISLNK(mode) else None
+            if info.is_dir():
+                os.makedirs(path, exist_ok=True)
+                if keep is not None:
+                    folders.append((path, keep))
+                continue
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    for data in reader.chunks(info, max_bytes - total):
+                        out.write(data)
+                        total += len(data)
+                except zipreader.EntryError as exc:
+                    if exc.over_cap:
+                        raise InvalidZip(f"Unzipped size must be smaller than {MAX_UNZIPPED} bytes") from None
+                    raise InvalidZip(str(exc)) from None
+            os.chmod(path, keep if keep is not None else 0o644)
+        count = len(reader.infos)
     for path, mode in reversed(folders):
         os.chmod(path, mode)
     os.chmod(root, 0o755)
@@ -75,36 +118,81 @@ def drop_privileges() -> None:
     os.setuid(SANDBOX_UID)
 
 
+def write_report(report: dict) -> None:
+    os.makedirs(REPORT_DIR, mode=0o700, exist_ok=True)
+    os.chmod(REPORT_DIR, 0o700)
+    with open(REPORT_FILE, "w", encoding="utf-8") as f:
+        json.dump(report, f)
+
+
+def failure(error_type: str, message: str) -> dict:
+    return {"ok": False, "error": {"errorType": error_type, "errorMessage": message}}
+
+
+def problem(report) -> str | None:
+    """What is wrong with a report (the child's, or this supervisor's for the helper), or None."""
+    if not isinstance(report, dict) or not isinstance(report.get("ok"), bool):
+        return "not a report"
+    if report["ok"]:
+        ok = isinstance(report.get("result"), str) and isinstance(report.get("duration_ms"), (int, float))
+        return None if ok else "no result"
+    error = report.get("error")
+    ok = isinstance(error, dict) and all(isinstance(error.get(k), str) for k in ("errorType", "errorMessage"))
+    return None if ok else "no error"
+
+
+def child_report(raw: bytes) -> dict:
+    """The child's one JSON line; anything else is a failure, whoever wrote it."""
+    lines = raw.decode("utf-8", "replace").splitlines()
+    if not lines:
+        return failure("Runtime.ExitError", "the runtime exited without a result")
+    try:
+        report = json.loads(lines[0]) if len(lines) == 1 else None
+    except ValueError:
+        report = None
+    wrong = f"{len(lines)} lines" if len(lines) != 1 else problem(report)
+    if wrong:
+        return failure("Runtime.MalformedReport", f"the result channel held something else than one report ({wrong})")
+    return report
+
+
 def supervise(handler: str, timeout: float) -> int:
     """Root side: unpack, run the child as the sandbox user, report duration and peak memory."""
     try:
         entries = extract(os.path.join(WORK, "function.zip"), TASK_ROOT)
-    except (zipfile.BadZipFile, OSError) as exc:
-        print(REPORT + json.dumps({"ok": False, "error": {"errorType": "Runtime.InvalidZip", "errorMessage": str(exc)}}))
+    except (InvalidZip, OSError) as exc:
+        write_report(failure("Runtime.InvalidZip", str(exc)))
         return 0
     env = lambda_environment(handler, os.environ.get("LAMBDA_KIT_FUNCTION_NAME", "lambda-kit-smoke"),
                              os.environ.get("LAMBDA_KIT_MEMORY_MB", "128"))  # fmt: skip
     env["LAMBDA_KIT_DEADLINE_MS"] = str(int((time.time() + timeout) * 1000))
+    read_end, write_end = os.pipe()
+    env[REPORT_FD] = str(write_end)
     argv = [sys.executable, "-I", "-S", os.path.abspath(__file__), "--invoke", handler]
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # read as it comes: a large result must not block the child
+        while data := os.read(read_end, 65536):
+            if sum(map(len, chunks)) < 8 << 20:  # a report over 8 MB is malformed anyway
+                chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     started = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, cwd=TASK_ROOT, preexec_fn=drop_privileges, pass_fds=(write_end,))
+    os.close(write_end)
     try:
-        child = subprocess.run(argv, env=env, cwd=TASK_ROOT, preexec_fn=drop_privileges, stdout=subprocess.PIPE,
-                               timeout=timeout + 5)  # fmt: skip
-        output = child.stdout.decode("utf-8", "replace").splitlines()
-    except subprocess.TimeoutExpired as exc:
-        output = (exc.stdout or b"").decode("utf-8", "replace").splitlines()
-        output.append(REPORT + json.dumps({"ok": False, "error": {
-            "errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {timeout:.2f} seconds"}}))  # fmt: skip
+        child.wait(timeout=timeout + 5)
+        reader.join(10)
+        report = child_report(b"".join(chunks))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        report = failure("Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds")
     wall_ms = (time.perf_counter() - started) * 1000
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    report = {"ok": False, "error": {"errorType": "Runtime.ExitError", "errorMessage": "the runtime exited without a result"}}
-    for line in output:
-        if line.startswith(REPORT):
-            report = json.loads(line[len(REPORT):])
-        else:
-            print(line)  # the handler's own output, as CloudWatch would show it
     report.update(entries=entries, peak_memory_mb=round(peak_kb / 1024, 1), wall_ms=round(wall_ms, 1))
-    print(REPORT + json.dumps(report), flush=True)
+    write_report(report)
     return 0
 
 
@@ -135,6 +223,12 @@ def imported_from_task() -> list:
     return sorted(names)
 
 
+def send(fd: int, line: str) -> None:
+    data = memoryview((line + "\n").encode())
+    while data:
+        data = data[os.write(fd, data):]
+
+
 def invoke(handler: str) -> None:
     """Sandbox side, in `python -I -S`: only the stdlib here; add the task root and the runtime."""
     sys.path[:0] = [TASK_ROOT]
@@ -155,13 +249,14 @@ def invoke(handler: str) -> None:
             del sys.modules[name]
 
     compiled = record_compiles()
+    report_fd = int(os.environ.pop(REPORT_FD))  # not in the handler's environment
     request_id = str(uuid.uuid4())
     with open(os.path.join(WORK, "event.json"), "rb") as f:
         event = json.loads(f.read() or b"{}")
 
     def fail(error_type: str, message: str, trace) -> None:
         error = bootstrap.make_error(message, error_type, trace, request_id)
-        print(REPORT + json.dumps({"ok": False, "error": error}), flush=True)
+        send(report_fd, json.dumps({"ok": False, "error": error}))
         sys.exit(0)
 
     init_started, init_cpu = time.perf_counter(), time.process_time()
@@ -190,10 +285,11 @@ def invoke(handler: str) -> None:
         body = to_json(result)
     except Exception as exc:
         fail(FaultException.MARSHAL_ERROR, f"Unable to marshal response: {exc}", None)
-    print(REPORT + json.dumps({"ok": True, "result": body, "duration_ms": round(duration_ms, 2), "init_ms": round(init_ms, 2),
-                               "init_cpu_ms": round(init_cpu_ms, 2),
-                               "compiled_at_init": compiled_at_init, "imported": imported_from_task(),
-                               "request_id": request_id}), flush=True)  # fmt: skip
+    sys.stdout.flush()
+    report = json.dumps({"ok": True, "result": body, "duration_ms": round(duration_ms, 2), "init_ms": round(init_ms, 2),
+                         "init_cpu_ms": round(init_cpu_ms, 2), "compiled_at_init": compiled_at_init,
+                         "imported": imported_from_task(), "request_id": request_id})  # fmt: skip
+    send(report_fd, report)
 
 
 if __name__ == "__main__":
