@@ -60,9 +60,10 @@ def test_a_tampered_dependency_cache_is_rebuilt_not_shipped(sample):
     assert audit.audit_zip(zip_path, runtime="3.11", handler="app.handler").ids() == []
 
 
-def start_launcher(venv: Path, tmp_path: Path, n: int) -> subprocess.Popen:
-    env = {**kit_env(), "LAMBDA_KIT_VENV": str(venv), "LAMBDA_KIT_HOME": str(tmp_path / f"home{n}")}
+def start_launcher(home: Path) -> subprocess.Popen:
+    env = {**kit_env(), "LAMBDA_KIT_HOME": str(home)}
     env.pop("LAMBDA_KIT_EXTRAS", None)
+    env.pop("LAMBDA_KIT_VENV", None)  # the launcher's own environment, in LAMBDA_KIT_HOME/venv
     return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "lambda-kit"), "python", "-c", "import elftools, sh"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
@@ -79,9 +80,10 @@ def start_tools_venv(state: Path) -> subprocess.Popen:
 
 @pytest.mark.network
 def test_runs_started_together_with_no_environment_all_succeed(tmp_path):
-    venv = tmp_path / "helper-venv"
+    home = tmp_path / "home"
+    venv = home / "venv"
     state = tmp_path / "state"
-    runs = [start_launcher(venv, tmp_path, n) for n in range(3)] + [start_tools_venv(state) for _ in range(3)]
+    runs = [start_launcher(home) for _ in range(3)] + [start_tools_venv(state) for _ in range(3)]
     results = [(p.wait(timeout=900), p.communicate()[0]) for p in runs]
     assert [code for code, _ in results] == [0] * 6, results
     # One of each set built it; the others waited for the lock and reused it.

@@ -6,16 +6,22 @@ in `sha256sum` format (the zip's SHA-256 and its absolute path; `make clean` che
 unchanged zip is recognised without hashing it again. `<id>` is the SHA-256 of the path, cut to 24
 hex digits. A zip whose record is missing or no longer matches was not written by the kit (or was
 changed since): package refuses to replace it.
+
+`publish` puts a new zip in place (one atomic rename, after which nothing raises); `out_folder`
+makes the zip's folder or says in one line why it cannot.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from .buildsteps import sha256_file
-from .errors import KitError
+from .errors import KitError, UsageError
+from .runner import committing
 
 
 def _sha256sum_line(hex_digest: str, path: Path) -> str:
@@ -74,3 +80,33 @@ class OutputRecords:
                 tmp.replace(path)
         except OSError:
             pass
+
+
+def out_folder(out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("cannot create the zip's folder", f"{out.parent}: {exc.strerror}",
+                         hint="set ZIP to a path in a folder you can write") from None  # fmt: skip
+
+
+def publish(fresh: Path, out: Path) -> None:
+    """The atomic replace of the zip: a rename (through a sibling temporary file when the run's
+    folder is on another file system). Once it starts, a signal no longer fails the run (see
+    runner.committing): after it, nothing can raise and no one can say the old zip is untouched."""
+    with committing():
+        try:
+            try:
+                os.replace(fresh, out)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                sibling = out.with_name(f".{out.name}.lambda-kit-{os.getpid()}.tmp")
+                try:
+                    shutil.copyfile(fresh, sibling)
+                    os.replace(sibling, out)
+                finally:
+                    sibling.unlink(missing_ok=True)
+        except OSError as exc:
+            raise UsageError("cannot write the zip", f"{out}: {exc.strerror}",
+                             hint="set ZIP to a path you can write; the previous zip is untouched") from None  # fmt: skip

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import base64
-import errno
 import hashlib
 import os
 import re
@@ -27,12 +26,12 @@ from pathlib import Path
 from typing import Callable
 
 from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, sharedcache, zipwriter
-from .outputs import OutputRecords
+from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
 from .depcache import DependencyCache, keep_wheelhouse
 from .context import CONTAINER_MODULES, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
-from .runner import CommandFailed, Run, committing
+from .runner import CommandFailed, Run
 
 OUT_IN_IMAGE = "/opt/lambda-kit/out"  # deps.zip (+ .sha256), wheels/
 BUILDERS = ("auto", "docker", "local")
@@ -266,38 +265,11 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     )
 
 
-def out_folder(out: Path) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError("cannot create the zip's folder", f"{out.parent}: {exc.strerror}",
-                         hint="set ZIP to a path in a folder you can write") from None  # fmt: skip
-
-
-def publish(fresh: Path, out: Path) -> None:
-    """The atomic replace of the zip: a rename (through a sibling temporary file when the run's
-    folder is on another file system). Once it starts, a signal no longer fails the run (see
-    runner.committing): after it, nothing can raise and no one can say the old zip is untouched."""
-    with committing():
-        try:
-            try:
-                os.replace(fresh, out)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-                sibling = out.with_name(f".{out.name}.lambda-kit-{os.getpid()}.tmp")
-                try:
-                    shutil.copyfile(fresh, sibling)
-                    os.replace(sibling, out)
-                finally:
-                    sibling.unlink(missing_ok=True)
-        except OSError as exc:
-            raise UsageError("cannot write the zip", f"{out}: {exc.strerror}",
-                             hint="set ZIP to a path you can write; the previous zip is untouched") from None  # fmt: skip
-
-
-def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run: Run, say) -> Path:
-    """The cached deps.zip for this dependency key, building it when the cache lacks it.
+def dependencies(
+    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, run: Run, say
+) -> tuple[Path, Path | None]:
+    """The cached deps.zip for this dependency key, building it (with `src` as the code) when the
+    cache lacks it. Returns (deps.zip, the build's zip or None when nothing was built).
     BUILDER=auto takes a cached build of either builder, and builds with Docker when an engine
     answers, else without."""
     s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
