@@ -108,6 +108,10 @@ def test_sigterm_to_make_stops_pip_and_the_next_run_cleans_up(sample):
     assert proc.returncode != 0, output
     assert "interrupted (SIGTERM); the previous zip is untouched" in output
     assert valid_zip(sample / "build.zip") == old
+    for _ in range(50):  # a killed process is gone once its parent (or init) has reaped it
+        if not leftovers(sample):
+            break
+        time.sleep(0.1)
     assert leftovers(sample) == []
     # A run killed outright leaves its folder; the next run removes it.
     stale = sample / ".lambda-kit" / "tmp" / "run-999999999-x"

@@ -120,16 +120,18 @@ def run_tool(argv: list[str], env: dict[str, str], echo: Callable[[str], object]
 
 
 def _stop_group(tool: subprocess.Popen) -> None:
-    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+    """SIGTERM to the tool's whole process group, a moment for the tool to exit, then SIGKILL to
+    whatever of the group is left (pipenv's and pip's own children too)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(tool.pid, sig)
         except ProcessLookupError:
-            return
+            break
         try:
-            tool.wait(grace)
-            return
+            tool.wait(3.0)
         except subprocess.TimeoutExpired:
             continue
+    tool.wait()
 
 
 def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
