@@ -234,12 +234,11 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
     zip_path = sample / "build.zip"
     before = zip_path.read_bytes()
     (sample / "lambdas" / "blob.bin").write_bytes(os.urandom(150 * 1024 * 1024))  # a slow COPY and zip
-    own_tmp = sample.parent / "tmp"  # the build context lives here, so this test's docker build is recognisable
-    own_tmp.mkdir()
+    own_tmp = sample / ".lambda-kit" / "tmp"  # the run's folder holds the build context: this test's build is recognisable
     helper = subprocess.Popen(
         [sys.executable, str(sample / "scripts" / "lambda-kit"), "package", "--runtime", RUNTIME, "--fresh",
          "--base-image", BASE_IMAGE, "--src", "lambdas", "--out", "build.zip"],
-        cwd=sample, env=kit_env(TMPDIR=str(own_tmp)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=sample, env=kit_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     for line in helper.stdout:
         if line.startswith("lambda-kit: docker build "):
@@ -251,6 +250,7 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
     assert zip_path.read_bytes() == before
     leftover = subprocess.run(["pgrep", "-f", f"docker build --file {own_tmp}"], capture_output=True, text=True).stdout
     assert leftover == ""
+    assert not own_tmp.exists() or list(own_tmp.iterdir()) == []  # the run's folder went with it
     assert kit_containers(sample.parent) == []
 
 
