@@ -265,11 +265,8 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     )
 
 
-def dependencies(
-    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, src: Path, outputs: Path, run: Run, say
-) -> tuple[Path, Path | None]:
-    """The cached deps.zip for this dependency key, building it (with `src` as the code) when the
-    cache lacks it. Returns (deps.zip, the build's zip or None when nothing was built).
+def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run: Run, say) -> Path:
+    """The cached deps.zip for this dependency key, building it when the cache lacks it.
     BUILDER=auto takes a cached build of either builder, and builds with Docker when an engine
     answers, else without."""
     s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
