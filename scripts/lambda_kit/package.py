@@ -38,6 +38,7 @@ BUILDERS = ("auto", "docker", "local")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*$")
 KIT_ERROR_LINE = re.compile(r"lambda-kit: ((?:internal )?error: .*)$")
 HINT_LINE = re.compile(r"(?:^|\s)hint: (.*)$")
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -164,7 +165,7 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
     """The kit's own error line from the build log when a kit step failed, else docker's last lines."""
     text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else exc.output
     message = hint = None
-    for line in text.splitlines():
+    for line in ANSI_CODE.sub("", text).splitlines():  # the legacy builder colours stderr lines
         found = KIT_ERROR_LINE.search(line)
         if found:
             message, hint = found.group(1).strip().removeprefix("error: "), None
