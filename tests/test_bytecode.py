@@ -168,7 +168,7 @@ def test_audit_flags_bytecode_the_runtime_would_not_use_and_passes_valid_bytecod
     }
     assert report.errors == 1  # stale bytecode: the runtime would run code that is not the source
     # Verdicts are remembered by CRC: a second audit reads the same answers from the cache.
-    remembered = json.loads((tmp_path / "native.json").read_text())
+    remembered = json.loads((tmp_path / "native.json").read_text())["entries"]  # the verified facts file
     assert sum(k.startswith("bytecode|") for k in remembered) == 9
     again = audit.audit_zip(tmp_path / "crafted.zip", runtime=HOST, native_cache=tmp_path / "native.json")
     assert {f.id: sorted(f.entries) for f in again.findings} == found

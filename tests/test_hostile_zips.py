@@ -100,7 +100,7 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
         "deep-handler": raw_zip(d / "deep-handler.zip", [text_entry("app.py", b"x = " + b"+".join([b"1"] * 50_000) + b"\n" + HANDLER)]),
         "nested-handler": raw_zip(d / "nested-handler.zip", [text_entry("app.py", b"x = " + b"(" * 1000 + b")" * 1000 + b"\n")]),
         "control-names": raw_zip(d / "control-names.zip", [text_entry("app.py", HANDLER),
-                                                           text_entry("evil\x1b[31m\n.pyc", b"x", mode=0o600)]),
+                                                           text_entry("evil\x1b[31m\n.pyo", b"x", mode=0o600)]),
         "bad-method": raw_zip(d / "bad-method.zip", [text_entry("app.py", HANDLER), {"name": "x.so", "data": b"abc", "method": 99}]),
     }
     crc = text_entry("app.py", HANDLER)
@@ -161,8 +161,8 @@ def test_handlers_too_big_or_deep_to_parse_are_warnings(corpus):
 def test_control_characters_in_names_are_printed_escaped(corpus):
     result, _ = check(corpus["control-names"])
     assert result.returncode == 1
-    assert "\x1b" not in result.stdout and "evil\\x1b[31m\\n.pyc" in findings(result)["perm-file"]
-    assert "evil\\x1b[31m\\n.pyc" in findings(result)["leftover-bytecode"]
+    assert "\x1b" not in result.stdout and "evil\\x1b[31m\\n.pyo" in findings(result)["perm-file"]
+    assert "evil\\x1b[31m\\n.pyo" in findings(result)["leftover-bytecode"]
     as_json, _ = check(corpus["control-names"], "--json")
     assert "\x1b" not in as_json.stdout and any("\x1b" in e for f in json.loads(as_json.stdout)["findings"] for e in f["entries"])
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, path_without_docker
-from lambda_kit import sharedcache
+from lambda_kit import auditnative, sharedcache
 from lambda_kit.package import PackageSettings, check_settings, dependency_key
 
 
@@ -141,7 +141,7 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
     assert f"lambda-kit: dependencies from cache {store} (key {key}), no build needed (" in second.stdout
     assert "local build" not in second.stdout and warnings(second) == []
     assert (b / "build.zip").read_bytes() == expected
-    assert json.loads((b / ".lambda-kit" / "audit-native.json").read_text())  # the audit's facts came along
+    assert auditnative.load_facts(b / ".lambda-kit" / "audit-native.json")  # the audit's facts came along
 
     (zipped,) = store.glob("deps/*.zip")
     data = bytearray(zipped.read_bytes())
@@ -261,13 +261,16 @@ def test_a_fifo_planted_in_the_folder_store_is_one_warning_not_a_hang(tmp_path):
 
 def test_audit_facts_from_the_store_are_merged_only_when_they_are_facts(tmp_path):
     target = tmp_path / "audit-native.json"
-    target.write_text('{"a.so|00000001|10": ["elf", "x86_64", 2, 17]}')
+    auditnative.save_facts(target, {"a.so|00000001|10": ["elf", "x86_64", 2, 17]})
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
-    good.write_text('{"b.so|00000002|20": ["other", "Mach-O"], "c.so|00000003|30": ["elf", "x86_64", 2, 28]}')
-    for text in ('{"b.so|1|2": []}', '{"b.so|1|2": ["elf", "x86_64", "2", 17]}', '["elf"]', "not json", '{"b.so": ["other"]}'):
+    auditnative.save_facts(good, {"b.so|00000002|20": ["other", "Mach-O"], "c.so|00000003|30": ["elf", "x86_64", 2, 28]})
+    for entries in ({"b.so|1|2": []}, {"b.so|1|2": ["elf", "x86_64", "2", 17]}, {"b.so": ["other"]}):
+        auditnative.save_facts(bad, entries)  # verified, but not facts
+        assert not sharedcache.merge_native_facts(bad, target)
+    for text in ('["elf"]', "not json", '{"b.so|1|2": ["other", "x"]}'):  # not a verified facts file at all
         bad.write_text(text)
         assert not sharedcache.merge_native_facts(bad, target)
     assert sharedcache.merge_native_facts(good, target)
-    merged = json.loads(target.read_text())
+    merged = auditnative.load_facts(target)
     assert merged == {"a.so|00000001|10": ["elf", "x86_64", 2, 17], "b.so|00000002|20": ["other", "Mach-O"],
                       "c.so|00000003|30": ["elf", "x86_64", 2, 28]}  # fmt: skip
