@@ -222,6 +222,7 @@ def check_bytecode(ctx: Context, found: Collector) -> None:
 
 
 CHECKS = (
+    check_structure,
     check_sizes,
     check_permissions,
     auditcontent.check_leftovers,
