@@ -104,6 +104,9 @@ BUILD_ARGS = --pipfile $(call q,$(PIPFILE)) --runtime $(call q,$(PYTHON_VERSION)
 $(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
 	@$(HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)) --out $(call q,$@) --handler $(call q,$(HANDLER))
 
+# A missing Pipfile or lock is not make's "No rule to make target": the helper runs and says so.
+$(PIPFILE) $(LOCK): ;
+
 # Several functions: one dependency build (the stamp), then each zip adds its own code to it,
 # on the host, so make -j builds them in parallel safely. HANDLER_<name> overrides HANDLER.
 FUNCTION_NAMES := $(if $(filter *,$(FUNCTIONS)),$(sort $(notdir $(patsubst %/,%,$(wildcard $(SRC)/*/)))),$(FUNCTIONS))

@@ -57,24 +57,40 @@ NO_DISTRIBUTION = re.compile(r"No matching distribution found for (\S+)")
 
 
 def verify_lock(tools: Toolchain, project: Path) -> None:
-    """`pipenv verify`: the lock must match the Pipfile; the lock is never re-resolved here."""
-    env = {
-        **os.environ,
-        "PIPENV_PIPFILE": str(project / "Pipfile"),
-        "PIPENV_IGNORE_VIRTUALENVS": "1",
-        "PIPENV_NOSPIN": "1",
-        "PIPENV_YES": "1",
-        "NO_COLOR": "1",
-    }
-    code, lines = run_tool([str(tools.pipenv), "verify"], env)
-    if code != 0:
-        detail = [line for line in lines if line.strip()]
-        print("\n".join(detail[-5:]), file=sys.stderr)
+    """The lock must match the Pipfile; it is never re-resolved here. The Pipfile's hash is pipenv's
+    own (`lockhash` runs in the pinned pipenv's interpreter): today's, which `pipenv verify`
+    compares, or the one older pipenv wrote (before it normalised names), which is just as true
+    to the Pipfile. Every name in [packages] must also be in the lock's `default`."""
+    env = {**os.environ, "PIPENV_IGNORE_VIRTUALENVS": "1", "PIPENV_NOSPIN": "1", "PIPENV_YES": "1", "NO_COLOR": "1"}
+    script = Path(__file__).with_name("lockhash.py")
+    # In its own process group, as every tool: an interrupt stops it at once. The facts are its last JSON line.
+    _, lines = run_tool([str(tools.python), str(script), str(project / "Pipfile")], env)
+    try:
+        facts = json.loads(next((line for line in reversed(lines) if line.startswith("{")), ""))
+    except ValueError:
+        print("\n".join(lines)[-2000:], file=sys.stderr)
+        raise StepError("pipenv could not compute the Pipfile's hash", "the build log has pipenv's output") from None
+    if "error" in facts:
+        raise StepError(f"pipenv cannot read the Pipfile ({facts['error']})", "fix the Pipfile, then run `pipenv lock`")
+    lock = lockfile.load(project / "Pipfile.lock")
+    recorded = lock["_meta"]["hash"]["sha256"]
+    if recorded == facts["current"]:
+        say("lock verified against Pipfile (pipenv's hash)")
+    elif recorded == facts["older"]:
+        say("lock verified against Pipfile (the hash older pipenv wrote, before names were normalised)")
+    else:
+        say(f"lock hash {recorded}, Pipfile hash {facts['current']} (pipenv now), {facts['older']} (older pipenv)")
         raise StepError(
-            "Pipfile.lock is out of date: its hash no longer matches the Pipfile (pipenv verify)",
+            f"Pipfile.lock is out of date: its hash {recorded[:12]}... matches neither the Pipfile's "
+            f"{facts['current'][:12]}... (pipenv now) nor {facts['older'][:12]}... (older pipenv)",
+            "run `pipenv lock` and commit the new Pipfile.lock (both hashes are in the build log)",
+        )
+    missing = lockfile.missing_from_default(lock, facts["packages"])
+    if missing:
+        raise StepError(
+            f"Pipfile.lock's default lacks [packages] of the Pipfile ({', '.join(missing)})",
             "run `pipenv lock` and commit the new Pipfile.lock",
         )
-    say("lock verified against Pipfile (pipenv verify)")
 
 
 def pip_install(tools: Toolchain, args: list[str], target: Path, lock_sources: list[str]) -> None:

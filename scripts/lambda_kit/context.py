@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from .bytecode import PROFILE_NAME
 from .errors import UsageError
 
-CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "bytecode.py", "incontainer.py", "lockfile.py", "netconfig.py", "runtimes.py",
-                     "zipreader.py", "zipwriter.py")
+CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "bytecode.py", "incontainer.py", "lockfile.py", "lockhash.py", "netconfig.py",
+                     "runtimes.py", "zipreader.py", "zipwriter.py")
 IGNORED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
                  "build", "dist", "node_modules"}  # fmt: skip
 IGNORED = shutil.ignore_patterns(*IGNORED_PARTS, "*.pyc", "*.pyo", "*.egg-info")

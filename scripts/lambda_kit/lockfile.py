@@ -12,6 +12,7 @@ Runs inside the build container: standard library plus `packaging` only.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,9 +75,58 @@ def load(path: Path) -> dict:
         raise LockError(f"no lock file ({path})", "run `pipenv lock` and commit Pipfile.lock") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise LockError(f"Pipfile.lock is not valid JSON ({path}: {exc})", "run `pipenv lock` again") from None
-    if not isinstance(data, dict) or not isinstance(data.get("default", {}), dict):
-        raise LockError(f"Pipfile.lock has no [packages] section ({path})", "run `pipenv lock` again")
+    problem = shape_problem(data)
+    if problem:
+        key, what = problem
+        raise LockError(f"malformed lock: {key} {what} ({path})", "run `pipenv lock` again and commit Pipfile.lock")
     return data
+
+
+HASH_FORM = re.compile(r"^[a-z0-9]+:[0-9a-fA-F]+$")
+
+
+def shape_problem(data) -> tuple[str, str] | None:
+    """The first place where `data` is not the shape pipenv writes: (key, what is wrong)."""
+    if not isinstance(data, dict):
+        return "(top level)", f"is {_kind(data)}, not an object"
+    meta = data.get("_meta")
+    if not isinstance(meta, dict):
+        return "_meta", "is missing" if meta is None else f"is {_kind(meta)}, not an object"
+    lock_hash = meta.get("hash")
+    if not isinstance(lock_hash, dict) or not isinstance(lock_hash.get("sha256"), str):
+        return "_meta.hash.sha256", "is missing or not a string"
+    sources = meta.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, dict) and isinstance(s.get("url"), str) for s in sources):
+        return "_meta.sources", "is not a list of sources with a url each"
+    if "default" not in data:
+        return "default", "is missing (the [packages] section)"
+    for category, entries in data.items():
+        if category == "_meta":
+            continue
+        if not isinstance(entries, dict):
+            return category, f"is {_kind(entries)}, not an object"
+        for name, entry in entries.items():
+            problem = _entry_problem(entry)
+            if problem:
+                return f"{category}.{name}", problem
+    return None
+
+
+def _entry_problem(entry) -> str | None:
+    if not isinstance(entry, dict):
+        return f"is {_kind(entry)}, not an object"
+    for key in ("version", "markers", "path", "file", "ref", "git", "hg", "svn", "bzr", "index"):
+        if key in entry and not isinstance(entry[key], str):
+            return f"has {key} {_kind(entry[key])}, not a string"
+    hashes = entry.get("hashes", [])
+    if not isinstance(hashes, list) or not all(isinstance(h, str) and HASH_FORM.match(h) for h in hashes):
+        return "has hashes that are not a list of algorithm:hex strings"
+    return None
+
+
+def _kind(value) -> str:
+    names = {type(None): "null", dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    return names.get(type(value), "a number")
 
 
 def _applies(name: str, entry: dict, environment: dict | None) -> tuple[bool, str]:
@@ -145,3 +195,9 @@ def develop_only(lock: dict) -> list[str]:
     """Names that only [dev-packages] has: they must never reach the zip."""
     default = {canonicalize_name(n) for n in lock.get("default", {})}
     return sorted({canonicalize_name(n) for n in lock.get("develop", {})} - default)
+
+
+def missing_from_default(lock: dict, pipfile_packages: list[str]) -> list[str]:
+    """Names in the Pipfile's [packages] that the lock's `default` does not have."""
+    locked = {canonicalize_name(n) for n in lock.get("default", {})}
+    return sorted(n for n in pipfile_packages if canonicalize_name(n) not in locked)

@@ -129,10 +129,11 @@ def check_settings(
     if not HANDLER_PATTERN.match(s.handler):
         raise UsageError("the handler is not of the form module.function", s.handler, hint="e.g. app.handler or pkg.api.handler")
     if not s.pipfile.is_file():
-        raise UsageError("no Pipfile", str(s.pipfile), hint="run make in the folder that holds the Pipfile, or set PIPFILE")
+        raise UsageError("no Pipfile", str(s.pipfile), hint="run make in the folder that holds the Pipfile, or set PIPFILE (`pipenv lock` writes Pipfile and lock)")
     lock_path = s.pipfile.with_name(s.pipfile.name + ".lock")
     try:
         lock = lockfile.load(lock_path)
+        lockfile.plan(lock, runtimes.target_environment(runtime, s.arch))  # unpinned or hashless: before docker
     except lockfile.LockError as exc:
         raise KitError(str(exc), hint=exc.hint) from None
     if need_handler and not s.src.is_dir():
