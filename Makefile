@@ -11,14 +11,17 @@ ifeq ($(.DEFAULT_GOAL),)
 .DEFAULT_GOAL := help
 endif
 
-# Where the kit's own files are, whoever includes this Makefile and from wherever.
-KIT_MAKEFILE := $(abspath $(lastword $(MAKEFILE_LIST)))
+# Where the kit's own files are, whoever includes this Makefile and from wherever. As given (relative
+# when make runs in the repository), so a repository path with spaces never becomes make words.
+KIT_MAKEFILE := $(lastword $(MAKEFILE_LIST))
 KIT_DIR := $(patsubst %/,%,$(dir $(KIT_MAKEFILE)))
 
 # ---- settings (override on the command line or in the environment) ----
 PYTHON_VERSION ?= 3.12  ## Lambda Python runtime: 3.10 3.11 3.12 3.13 3.14
 ARCH ?= x86_64  ## Lambda architecture: x86_64 or arm64
-SRC ?= lambdas  ## folder whose contents go to the zip root
+SRC ?= lambdas  ## folder whose contents go to the zip root (. for a package at the repository root)
+EXCLUDE ?=  ## gitignore-style patterns, space-separated, relative to SRC, left out of the zip
+ALLOW_OUTSIDE_LINKS ?= 0  ## 1: symlinks under SRC may point outside the repository (their targets are zipped)
 ZIP ?= build.zip  ## the deployment zip to write
 FUNCTIONS ?=  ## for make functions: folders under SRC that are each a function (* for all of them)
 DIST ?= dist  ## where make functions and make layer write (DIST/NAME.zip, DIST/layer.zip)
@@ -44,7 +47,7 @@ CACHE_PUSH ?= 1  ## 0: read CACHE_URL only, never push a build to it
 BENCH_RUNS ?= 3  ## runs per case for make bench
 BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared; empty: all)
 DEST ?=  ## the repository make install-kit copies the kit into
-SETTINGS := PYTHON_VERSION ARCH SRC ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
+SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
 	SOURCE_DATE_EPOCH PYTHON KIT_STATE CACHE_URL CACHE_PUSH BENCH_RUNS BENCH_CASES DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
@@ -63,6 +66,8 @@ $(foreach v,$(DEPLOY_SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
 # Secrets reach the helper through its environment, never its command line.
 export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH CACHE_URL CACHE_PUSH
+# What of SRC goes into a zip is decided by the helper alone (lambda_kit.sources), from these.
+export EXCLUDE ALLOW_OUTSIDE_LINKS DIST
 export LAMBDA_KIT_HOME := $(KIT_STATE)
 # An S3 cache needs boto3: the launcher installs it (scripts/aws-requirements.txt) when asked.
 LAMBDA_KIT_EXTRAS ?=
@@ -76,8 +81,21 @@ HELPER := $(PYTHON) -S $(KIT_DIR)/scripts/lambda-kit  # -S: the launcher is stdl
 LOCK := $(PIPFILE).lock
 KIT_FILES := $(KIT_DIR)/Dockerfile $(KIT_DIR)/scripts/lambda-kit $(KIT_DIR)/scripts/container-requirements.txt \
 	$(wildcard $(KIT_DIR)/scripts/lambda_kit/*.py)
-SRC_FILES := $(shell find $(call q,$(SRC)) -name __pycache__ -prune -o -type f ! -name '*.py[co]' -print 2>/dev/null)
 SETTINGS_STAMP := $(KIT_STATE)/settings.$(subst /,_,$(ZIP)).txt
+SOURCES_STAMP := $(KIT_STATE)/sources.$(subst /,_,$(ZIP)).stamp
+KIT_VENV := $(if $(filter undefined,$(origin LAMBDA_KIT_VENV)),$(KIT_STATE)/venv,$(LAMBDA_KIT_VENV))
+# The sources' stamp (SRC, the zip, the stamp): its content is the digest of what the zip takes from SRC
+# (lambda_kit.sources decides), rewritten only when that changes, so no file name passes through make.
+# The helper is asked again only when something under SRC (the kit's state aside), or a setting, has
+# changed since it was last asked (find: nothing is listed, one match answers); its environment runs
+# it directly once it exists, before that the launcher creates it.
+sources_stamp = py=$(call q,$(KIT_VENV)/bin/python); checked=$(call q,$(3).checked); \
+	if [[ -f $(call q,$(3)) && -f "$$checked" && ! $(call q,$(SETTINGS_STAMP)) -nt "$$checked" ]] && \
+		found=$$(find -L $(call q,$(1)) -samefile $(call q,$(KIT_STATE)) -prune -o -cnewer "$$checked" -print -quit 2>/dev/null) && [[ -z "$$found" ]]; \
+	then exit 0; fi; \
+	: > "$$checked"; args=(--src $(call q,$(1)) --pipfile $(call q,$(PIPFILE)) --state-dir $(call q,$(KIT_STATE)) --out $(call q,$(2)) --stamp $(call q,$(3))); \
+	if [[ -x "$$py" ]]; then PYTHONPATH=$(call q,$(KIT_DIR)/scripts) PYTHONDONTWRITEBYTECODE=1 "$$py" -m lambda_kit.sources "$${args[@]}"; \
+	else $(HELPER) python -m lambda_kit.sources "$${args[@]}"; fi || { rm -f "$$checked"; exit 1; }
 
 .PHONY: help
 help:  ## list targets and settings (the default)
@@ -101,7 +119,7 @@ BUILD_ARGS = --pipfile $(call q,$(PIPFILE)) --runtime $(call q,$(PYTHON_VERSION)
 	$(if $(findstring B,$(firstword -$(MAKEFLAGS))),--fresh)
 
 # The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
-$(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SRC_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
+$(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SOURCES_STAMP) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
 	@$(HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)) --out $(call q,$@) --handler $(call q,$(HANDLER))
 
 # A missing Pipfile or lock is not make's "No rule to make target": the helper runs and says so.
@@ -123,7 +141,7 @@ $(DEPS_STAMP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SETTINGS_STAMP) $(if $(filter 1
 
 .SECONDEXPANSION:
 $(DIST)/%.zip: $(DEPS_STAMP) $(if $(filter 0,$(INCLUDE_DEPS)),$(DIST)/layer.zip) \
-		$$(shell find $(call q,$(SRC)/$$*) -name __pycache__ -prune -o -type f ! -name '*.py[co]' -print 2>/dev/null)
+		$(KIT_STATE)/sources.$(subst /,_,$(DIST))_%.zip.stamp
 	@$(HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)/$*) --out $(call q,$@) --handler $(call q,$(call handler_for,$*)) \
 		$(if $(filter 0,$(INCLUDE_DEPS)),--no-deps --layer $(call q,$(DIST)/layer.zip))
 
@@ -133,10 +151,17 @@ layer: $(DIST)/layer.zip  ## the dependencies as a Lambda layer zip, under pytho
 $(DIST)/layer.zip: $(DEPS_STAMP)
 	@$(HELPER) layer $(BUILD_ARGS) --out $(call q,$@)
 
+$(SOURCES_STAMP): $(SETTINGS_STAMP) FORCE
+	@$(call sources_stamp,$(SRC),$(ZIP),$@)
+
+.PRECIOUS: $(KIT_STATE)/sources.$(subst /,_,$(DIST))_%.zip.stamp
+$(KIT_STATE)/sources.$(subst /,_,$(DIST))_%.zip.stamp: $(SETTINGS_STAMP) FORCE
+	@$(call sources_stamp,$(SRC)/$*,$(DIST)/$*.zip,$@)
+
 # Rewritten only when a setting that shapes the zip changes, so its date tells make when.
 .PHONY: FORCE
 $(SETTINGS_STAMP): FORCE
-	@mkdir -p $(call q,$(@D)); new=$(call q,$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(COMPILE) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH)); \
+	@mkdir -p $(call q,$(@D)); new=$(call q,$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(COMPILE) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH) $(EXCLUDE) $(ALLOW_OUTSIDE_LINKS)); \
 	[[ -f $(call q,$@) && "$$(< $(call q,$@))" == "$$new" ]] || printf '%s\n' "$$new" > $(call q,$@)
 
 # Deploying: the zip is built by the rules above, boto3 is installed on first use (LAMBDA_KIT_EXTRAS=aws).

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from . import buildsteps, zipwriter
 from .buildsteps import sha256_file
-from .context import IGNORED
 from .errors import KitError
 
 DEPS_PART, CODE_PART = "the dependencies", "the source folder"
@@ -22,10 +21,11 @@ DEPS_PART, CODE_PART = "the dependencies", "the source folder"
 def build_zip(packed_deps: Path | None, src: Path, work: Path, dest: Path, source_date_epoch: str | None,
               compile_handler: str | None = None, profile: list[str] = ()) -> bytes:  # fmt: skip
     """`dest` = `packed_deps` (None: no dependencies, they come from a layer) extended with the code
-    of `src`; with `compile_handler` (COMPILE=1, this host runs the runtime's Python), plus bytecode
-    for the code's modules the handler's module (and the profile) imports. Returns the zip's SHA-256."""
+    staged in `src` (what `sources` selected); with `compile_handler` (COMPILE=1, this host runs the
+    runtime's Python), plus bytecode for the code's modules the handler's module (and the profile)
+    imports. Returns the zip's SHA-256."""
     code_copy = work / "src"
-    shutil.copytree(src, code_copy, ignore=IGNORED)
+    shutil.copytree(src, code_copy)  # compiling writes into the copy
     try:
         date_time = zipwriter.zip_date_time(source_date_epoch)
         if compile_handler:
@@ -38,8 +38,6 @@ def build_zip(packed_deps: Path | None, src: Path, work: Path, dest: Path, sourc
             zipwriter.write_zip(zipwriter.merge((DEPS_PART, deps), (CODE_PART, code)), dest, date_time)
     except (zipwriter.ZipBuildError, buildsteps.StepError) as exc:
         raise KitError(str(exc), hint=exc.hint) from None
-    finally:
-        shutil.rmtree(code_copy, ignore_errors=True)
     return sha256_file(dest)
 
 

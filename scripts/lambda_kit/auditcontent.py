@@ -41,7 +41,7 @@ PRIVATE_KEY = re.compile(rb"-----BEGIN ([A-Z ]+ )?PRIVATE KEY-----")
 AWS_SECRET = re.compile(rb"aws_secret_access_key\s*=")
 DIST_INFO = re.compile(r"^([^/]+)-([^/-]+)\.dist-info/$")
 LEFTOVER_NAME = re.compile(
-    r"\.py[co]$|__pycache__/|^Pipfile|\.env|id_(rsa|dsa|ecdsa|ed25519)$|credentials|\.netrc$|\.pypirc$"
+    r"\.py[co]$|__pycache__/|(^|/)Pipfile|\.env|id_(rsa|dsa|ecdsa|ed25519)$|credentials|\.netrc$|\.pypirc$"
     r"|\.(pem|key|p12|pfx)$|(^|/)config$"
 )  # every name a test below can flag matches this
 
@@ -52,8 +52,8 @@ def check_leftovers(ctx: Context, found: Collector) -> None:
         base = posixpath.basename(name)
         if name.endswith(".pyo") or ("__pycache__/" in name and not name.endswith(".pyc")):  # .pyc: bytecode.py
             found.add("leftover-bytecode", "compiled bytecode", name)
-        if name in ("Pipfile", "Pipfile.lock"):
-            found.add("leftover-pipfile", "Pipfile files at the zip root", name)
+        if base in ("Pipfile", "Pipfile.lock"):
+            found.add("leftover-pipfile", "Pipfile files in the zip", name)
         if HARMLESS_ENV.search(name):
             continue
         if SECRET_NAMES.search(name):

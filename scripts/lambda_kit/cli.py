@@ -13,7 +13,7 @@ from pathlib import Path
 
 import json
 
-from . import audit, deploy, lockfile, runtimes, sharedcache, smoke, tempdirs
+from . import audit, deploy, lockfile, runtimes, sharedcache, smoke, sources, tempdirs
 from .context import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
@@ -121,6 +121,9 @@ def run_command(args: argparse.Namespace) -> int:
             layers=[p.resolve() for p in getattr(args, "layer", [])],
             cache_url=cache_url,
             cache_push=cache_push,
+        )
+        settings.sources = sources.rules_from_environment(
+            settings.src, settings.pipfile, KIT_DIR, settings.state_dir, settings.out
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
         if args.command == "deps":

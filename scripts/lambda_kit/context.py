@@ -29,9 +29,11 @@ from .errors import UsageError
 
 CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "bytecode.py", "incontainer.py", "lockfile.py", "lockhash.py", "netconfig.py",
                      "runtimes.py", "zipreader.py", "zipwriter.py")
-IGNORED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
-                 "build", "dist", "node_modules"}  # fmt: skip
-IGNORED = shutil.ignore_patterns(*IGNORED_PARTS, "*.pyc", "*.pyo", "*.egg-info")
+# What a local path dependency's folder leaves out of the build context (its build outputs and tool
+# caches: pip builds the package from its sources). Never applied to the function's own code.
+PATH_DEPENDENCY_SKIPPED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
+                                 "build", "dist", "node_modules"}  # fmt: skip
+PATH_DEPENDENCY_SKIPPED = shutil.ignore_patterns(*PATH_DEPENDENCY_SKIPPED_PARTS, "*.pyc", "*.pyo", "*.egg-info")
 ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 MOUNT_OPTION = re.compile(r"--mount=\S+\s*")
 
@@ -112,7 +114,7 @@ def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSet
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
-    shutil.copytree(source, dest, ignore=IGNORED, symlinks=False)
+    shutil.copytree(source, dest, ignore=PATH_DEPENDENCY_SKIPPED, symlinks=False)
 
 
 def stage(

@@ -25,11 +25,11 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, sharedcache, zipwriter
+from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, sharedcache, sources, zipwriter
 from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
 from .depcache import DependencyCache, keep_wheelhouse
-from .context import CONTAINER_MODULES, IGNORED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
+from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run
 
@@ -66,6 +66,10 @@ class PackageSettings:
 
     def profile(self) -> list[str]:
         return compiling.profile(self)
+    sources: sources.SourceRules | None = None  # what of src goes into the zip (None: the defaults)
+
+    def source_rules(self) -> sources.SourceRules:
+        return self.sources or sources.SourceRules(self.src, self.pipfile.parent, self.kit_dir, self.state_dir, self.out)
 
 
 @dataclass
@@ -227,8 +231,8 @@ def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, bu
 
 
 def _ignored(path: Path) -> bool:
-    """What the build context leaves out of a local path dependency (context.IGNORED)."""
-    return bool(IGNORED_PARTS & set(path.parts)) or path.suffix in (".pyc", ".pyo") or any(
+    """What the build context leaves out of a local path dependency (context.PATH_DEPENDENCY_SKIPPED)."""
+    return bool(PATH_DEPENDENCY_SKIPPED_PARTS & set(path.parts)) or path.suffix in (".pyc", ".pyo") or any(
         part.endswith(".egg-info") for part in path.parts
     )
 
@@ -244,12 +248,14 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     staging = Path(tempfile.mkdtemp(prefix="package-"))  # in the run's folder (tempdirs)
     try:
         fresh = staging / s.out.name
+        code = staging / "code"
+        sources.stage(s.source_rules(), code)  # the one answer to what of SRC ships, before any build
         if s.include_deps:
             packed = dependencies(s, runtime, lock, run, say)
         else:
             packed = None
             say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
-        digest = assemble.build_zip(packed, s.src, staging, fresh, s.source_date_epoch,
+        digest = assemble.build_zip(packed, code, staging, fresh, s.source_date_epoch,
                                     compile_handler=compiling.code_handler(s, say), profile=s.profile())
         report, digest = check_zip(fresh, s, lock, say, digest)
         size = fresh.stat().st_size
