@@ -135,3 +135,20 @@ def test_older_pipenv_lock_builds_stale_shows_both_hashes_missing_name_is_named(
     assert result.stderr.splitlines()[0] == "lambda-kit: error: Pipfile.lock's default lacks [packages] of the Pipfile (typing_extensions)"
     assert "Traceback" not in result.stderr + result.stdout
     assert (project / "build.zip").read_bytes() == before
+
+
+@pytest.mark.network
+def test_every_package_without_a_wheel_in_one_error_each_with_why(tmp_path):
+    project = copy_kit(tmp_path / "no-wheels")
+    shutil.copytree(PROJECTS / "no-wheels", project, dirs_exist_ok=True)
+    result = make(project, "package", "BUILDER=local")
+    assert result.returncode != 0
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("lambda-kit: error: pip cannot install 3 locked package(s) for python3.11 x86_64: "), first
+    clauses = first.split("x86_64: ", 1)[1].split("; ")
+    assert clauses[0] == "docopt==0.6.2 exists without a wheel for python3.11 x86_64"
+    assert clauses[1].startswith("psycopg2-binary==2.9.3 exists without a wheel for python3.11 x86_64 (2.9.")
+    assert clauses[1].endswith(" has one)")
+    assert clauses[2].startswith("six==9.9.9 does not exist on the package index (latest: 1.")
+    assert "typing" not in first and "Traceback" not in result.stderr
+    assert not (project / "build.zip").exists()

@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_kit, kit_env, make
 from lambda_kit import sources
 from lambda_kit.errors import KitError

@@ -14,7 +14,6 @@ import hashlib
 import json
 import mmap
 import os
-import re
 import shutil
 import signal
 import struct
@@ -26,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import bytecode, lockfile, zipwriter
+from . import bytecode, lockfile, wheelcheck, zipwriter
 
 
 class StepError(Exception):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+        self.not_found: list[str] = []  # packages pip found no distribution for
 
 
 def say(message: str) -> None:
@@ -51,9 +51,6 @@ class Toolchain:
     cache_dir: str | None = None  # pip's download cache; None: --no-cache-dir
     wheelhouse: Path | None = None  # downloaded files, kept between builds: a lock change fetches only what changed
     echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
-
-
-NO_DISTRIBUTION = re.compile(r"No matching distribution found for (\S+)")
 
 
 def verify_lock(tools: Toolchain, project: Path) -> None:
@@ -164,16 +161,38 @@ def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
             f"(lock: sha256 {expected[:16]}..., download: {got[:16]}...)",
             "the file differs from what `pipenv lock` recorded: re-lock only if you trust the new file",
         )
-    missing = [m.group(1) for m in map(NO_DISTRIBUTION.search, lines) if m]
-    if missing and tools.target_args:
-        return StepError(
-            f"no wheel of {missing[-1]} for {tools.target_name} (the builder installs wheels only; "
-            "the package may have only a source distribution)",
-            tools.no_wheel_hint,
-        )
     errors = [line for line in lines if line.startswith("ERROR:")]
     detail = errors[-1][len("ERROR:"):].strip() if errors else f"exit {code}"
-    return StepError(f"pip install failed: {detail}", "pip's full output is in the build log")
+    error = StepError(f"pip install failed: {detail}", "pip's full output is in the build log")
+    error.not_found = wheelcheck.not_found(text)  # install_dependencies asks pip about each of them
+    return error
+
+
+def unavailable(tools: Toolchain, plan: lockfile.InstallPlan) -> StepError | None:
+    """Every locked package pip finds no file for, in one error, each with why (wheelcheck); None
+    when asked again pip finds them all."""
+    env, cleanup = tools.pip_env(plan.index_urls)
+    cache = ["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"]
+
+    def pip(args: list[str]) -> tuple[int, str]:
+        result = subprocess.run([str(tools.python), "-m", "pip", *args, "--no-input", *cache], env={**os.environ, **env},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")  # fmt: skip
+        tools.echo(result.stdout)
+        return result.returncode, result.stdout
+
+    try:
+        pins = {p.name: p.version.lstrip("=") for p in plan.index}
+        clauses = wheelcheck.report(pip, pins, tools.target_args, tools.target_name or "this runtime")
+    finally:
+        for path in cleanup:
+            path.unlink(missing_ok=True)
+    if not clauses:
+        return None
+    where = f" for {tools.target_name}" if tools.target_name else ""
+    return StepError(
+        f"pip cannot install {len(clauses)} locked package(s){where}: " + "; ".join(clauses),
+        tools.no_wheel_hint if tools.target_args else "pin versions that exist and run `pipenv lock`",
+    )
 
 
 def move_into(source: Path, target: Path) -> None:
@@ -201,17 +220,12 @@ def install_dependencies(tools: Toolchain, project: Path, target: Path, local_pa
         say(f"skipped {name}: marker {marker!r} is false for this runtime")
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         if plan.index:
-            requirements = Path(tmp) / "requirements.txt"
-            requirements.write_text(plan.requirements_text(), encoding="utf-8")
-            found = []
-            if tools.wheelhouse is not None:
-                fetch_into_wheelhouse(tools, requirements, plan.index_urls)
-                found = ["--find-links", str(tools.wheelhouse)]
-                # Every file is local now. With only wheels, pip need not ask the index again (given
-                # both, it may download a file it has); an sdist's build still needs the index.
-                if all(p.name.endswith(".whl") for p in tools.wheelhouse.iterdir()):
-                    found.append("--no-index")
-            pip_install(tools, ["--require-hashes", *found, "-r", str(requirements)], target, plan.index_urls)
+            try:
+                install_index_packages(tools, plan, Path(tmp), target)
+            except StepError as exc:
+                if not exc.not_found:
+                    raise
+                raise (unavailable(tools, plan) or exc) from None
         others = [local_path(p.path) for p in plan.local] + [p.url for p in plan.urls]
         if others:
             # Not hash-checkable by pip: installed apart, as regular packages, never editable.
@@ -222,6 +236,21 @@ def install_dependencies(tools: Toolchain, project: Path, target: Path, local_pa
             move_into(extra, target)
     drop_console_scripts(target)
     say(f"installed {len(plan.index)} hash-checked and {len(others)} local/VCS packages from [packages]")
+
+
+def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Path, target: Path) -> None:
+    """The lock's index packages, hash-checked, into `target` (through the wheelhouse when kept)."""
+    requirements = tmp / "requirements.txt"
+    requirements.write_text(plan.requirements_text(), encoding="utf-8")
+    found = []
+    if tools.wheelhouse is not None:
+        fetch_into_wheelhouse(tools, requirements, plan.index_urls)
+        found = ["--find-links", str(tools.wheelhouse)]
+        # Every file is local now. With only wheels, pip need not ask the index again (given
+        # both, it may download a file it has); an sdist's build still needs the index.
+        if all(p.name.endswith(".whl") for p in tools.wheelhouse.iterdir()):
+            found.append("--no-index")
+    pip_install(tools, ["--require-hashes", *found, "-r", str(requirements)], target, plan.index_urls)
 
 
 def fetch_into_wheelhouse(tools: Toolchain, requirements: Path, lock_sources: list[str]) -> None:

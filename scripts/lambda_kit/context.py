@@ -28,7 +28,7 @@ from .bytecode import PROFILE_NAME
 from .errors import UsageError
 
 CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "bytecode.py", "incontainer.py", "lockfile.py", "lockhash.py", "netconfig.py",
-                     "runtimes.py", "zipreader.py", "zipwriter.py")
+                     "runtimes.py", "wheelcheck.py", "zipreader.py", "zipwriter.py")
 # What a local path dependency's folder leaves out of the build context (its build outputs and tool
 # caches: pip builds the package from its sources). Never applied to the function's own code.
 PATH_DEPENDENCY_SKIPPED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
