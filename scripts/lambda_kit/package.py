@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, sharedcache, sources, zipwriter
+from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, secretscan, sharedcache, sources, zipwriter
 from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
 from .depcache import DependencyCache, keep_wheelhouse
@@ -249,7 +249,8 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     try:
         fresh = staging / s.out.name
         code = staging / "code"
-        sources.stage(s.source_rules(), code)  # the one answer to what of SRC ships, before any build
+        selection = sources.stage(s.source_rules(), code)  # the one answer to what of SRC ships, before any build
+        secretscan.refuse_secrets([(name, code / name) for name, _, _ in selection.files])
         if s.include_deps:
             packed = dependencies(s, runtime, lock, run, say)
         else:
