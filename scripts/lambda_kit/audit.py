@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import auditcontent, auditnative, bytecode, runtimes
+from . import auditcontent, auditnative, bytecode, nativeneeds, runtimes
 from .auditcore import ERROR, WARNING, AuditError, Collector, Context, Finding, encrypted
 from .zipreader import EntryError, ZipReader, ZipReadError
 
@@ -41,7 +41,7 @@ STRUCTURE_RULES = {
     "zip-duplicate": (ERROR, "write each name once; rebuild the zip from a clean folder"),
     "zip-encrypted": (ERROR, "Lambda cannot read encrypted entries: zip without a password"),
 }
-RULES = {**STRUCTURE_RULES, **auditcontent.RULES, **auditnative.RULES, **bytecode.RULES}  # the report's order
+RULES = {**STRUCTURE_RULES, **auditcontent.RULES, **auditnative.RULES, **nativeneeds.RULES, **bytecode.RULES}  # the report's order
 
 
 @dataclass
@@ -229,5 +229,6 @@ CHECKS = (
     auditcontent.check_handler,
     auditcontent.check_lock,
     auditnative.check_native,
+    nativeneeds.check_needed,
     check_bytecode,
 )

@@ -1,0 +1,2 @@
+extern int PQconnectdb(void);
+int connect(void) { return PQconnectdb(); }

@@ -1,0 +1,2 @@
+extern int helper(void);
+int use(void) { return helper(); }
