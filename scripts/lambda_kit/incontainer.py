@@ -24,18 +24,30 @@ OUT = ROOT / "out"  # what the helper copies out: deps.zip (+ .sha256), wheels/
 PIP_CACHE = "/root/.cache/pip"
 
 
+def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
+    """pip options for a build on the target's own architecture: the runtime's manylinux tags, not
+    this image's glibc (a Debian image would take manylinux_2_28 wheels a 2.26 runtime cannot load),
+    and source distributions still allowed: pip builds them here, as wheels tagged linux_<machine>,
+    which the last --platform lets it install."""
+    args = [a for a in runtimes.pip_target_args(runtime, arch) if a != "--only-binary=:all:"]
+    return args + ["--platform", f"linux_{runtimes.ARCHITECTURES[arch][1]}"]
+
+
 def container_toolchain() -> buildsteps.Toolchain:
     target = os.environ.get("TARGET_ARCH", "")
-    cross = {}
-    if target and target != runtimes.arch_of_machine(os.uname().machine):
+    here = runtimes.arch_of_machine(os.uname().machine)
+    runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
+    if target and target != here:
         # No emulation: this image's Python installs binary wheels for the target architecture.
-        runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
         cross = dict(
             environment=runtimes.target_environment(runtime, target),
             target_args=runtimes.pip_target_args(runtime, target),
             target_name=f"{runtime.name} {target}",
             no_wheel_hint=f"pin a version with a {target} wheel, or build on an {target} Docker engine, which can compile it",
         )
+    else:
+        cross = dict(target_args=native_target_args(runtime, here), target_name=f"{runtime.name} {here}",
+                     no_wheel_hint="pin versions that exist for this runtime and run `pipenv lock`")  # fmt: skip
     return buildsteps.Toolchain(
         **cross,
         python=ROOT / "tools" / "bin" / "python",
