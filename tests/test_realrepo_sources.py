@@ -200,7 +200,6 @@ def test_secrets_found_by_content_stop_the_build_naming_file_and_kind(tmp_path):
         (project / "lambdas" / name).parent.mkdir(parents=True, exist_ok=True)
         (project / "lambdas" / name).write_text(text)
     (project / "lambdas" / "notes.md").write_text("Set AWS_SECRET_ACCESS_KEY in the environment; see id_rsa docs.\n")
-    (project / "build.zip").write_bytes(b"previous zip")
     result = make(project, "package", "HANDLER=app.handler", env=kit_env(DOCKER_HOST="tcp://127.0.0.1:9"))
     assert result.returncode != 0
     first = result.stderr.splitlines()[0]
@@ -209,4 +208,4 @@ def test_secrets_found_by_content_stop_the_build_naming_file_and_kind(tmp_path):
         assert f"{name}: {kind}" in first
         assert text.strip().splitlines()[-1] not in result.stderr + result.stdout  # never the secret itself
     assert "notes.md" not in first and "Traceback" not in result.stderr
-    assert (project / "build.zip").read_bytes() == b"previous zip"
+    assert not (project / "build.zip").exists() and not list(project.glob(".build.zip.*"))
