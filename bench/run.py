@@ -195,7 +195,9 @@ class SharedCacheAgents:
                     env={**self.kit.env, **self.aws, "CACHE_URL": store})  # fmt: skip
             self.reference = (folder / "build.zip").read_bytes()
         finally:
-            run(["make", "--no-print-directory", "clean", *self.kit.settings], cwd=folder, env=self.kit.env, check=False)
+            run(
+                ["make", "--no-print-directory", "clean", *self.kit.settings], cwd=folder, env=self.kit.env, check=False
+            )
 
     def fresh_agent(self, store: str) -> tuple[float, float]:
         """Seconds for the whole `make package`, and the transfer alone as the kit reports it."""
@@ -237,7 +239,9 @@ def prepare(work: Path, set_name: str, base_image: str, runtime: str, venv: str)
         use_lock(folder, set_name, "a")
     (article_dir / "Dockerfile").write_text(ARTICLE_DOCKERFILE)
     copy_kit(ROOT, kit_dir)
-    return ArticleFlow(article_dir, f"lambda-kit-bench/article-{set_name}:latest"), KitFlow(kit_dir, base_image, runtime, venv)
+    return ArticleFlow(article_dir, f"lambda-kit-bench/article-{set_name}:latest"), KitFlow(
+        kit_dir, base_image, runtime, venv
+    )
 
 
 def use_lock(folder: Path, set_name: str, variant: str) -> None:
@@ -283,7 +287,10 @@ def measure_init(kit: KitFlow, runs: int) -> list[tuple]:
         reports = [kit.smoke_report(*extra) for _ in range(runs)]
         rows.append((label, size, [r["init_ms"] / 1000 for r in reports], [r["init_cpu_ms"] / 1000 for r in reports],
                      len(reports[-1]["compiled_at_init"])))  # fmt: skip
-        print(f"bench: init {label:16} {size:,} bytes, init {summarise(rows[-1][2])} s, CPU {summarise(rows[-1][3])} s", flush=True)
+        print(
+            f"bench: init {label:16} {size:,} bytes, init {summarise(rows[-1][2])} s, CPU {summarise(rows[-1][3])} s",
+            flush=True,
+        )
     return rows
 
 
@@ -341,7 +348,11 @@ def shared_lines(shared: dict[str, dict[str, list]], rows) -> list[str]:
     code-only rebuild timed in the same runs."""
     if not shared:
         return []
-    cold = {s: (float(a.split()[0]), None if k == "not run" else float(k.split()[0])) for s, c, a, k, _ in rows if c.startswith("cold")}
+    cold = {
+        s: (float(a.split()[0]), None if k == "not run" else float(k.split()[0]))
+        for s, c, a, k, _ in rows
+        if c.startswith("cold")
+    }
     lines = ["", "A fresh CI agent (new checkout, empty KIT_STATE, no docker on PATH; the helper's own environment "
              "prepared, as for every kit case here) with a shared cache another agent warmed (`CACHE_URL`); each run "
              "times the kit's code-only rebuild and then one fresh agent per store, back to back:", "",
@@ -367,9 +378,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sets", default="small,large")
-    parser.add_argument("--base-image", default=os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-3"))
+    parser.add_argument(
+        "--base-image", default=os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-3")
+    )
     parser.add_argument("--runtime", default="3.11", help="the Python of the base image")
-    parser.add_argument("--ca-bundle", default=os.environ.get("CA_BUNDLE") or os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+    parser.add_argument(
+        "--ca-bundle",
+        default=os.environ.get("CA_BUNDLE") or os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     parser.add_argument("--cases", default=",".join(ALL_CASES), help=f"some of {','.join(ALL_CASES)}")
     args = parser.parse_args()
@@ -392,12 +408,14 @@ def main() -> int:
             if "cold" not in cases:
                 # The article's cold flow as `docker build --no-cache`: no engine-wide clearing (other
                 # users of the engine keep their images and build cache). At most 3 runs: it is slow.
-                no_cache = [timed(lambda: article.build(no_cache=True)) for _ in range(min(args.runs, 3))]
+                no_cache = [timed(lambda flow=article: flow.build(no_cache=True)) for _ in range(min(args.runs, 3))]
                 print(f"bench: {set_name} article cold (--no-cache) {summarise(no_cache)}", flush=True)
                 rows.append((set_name, "cold (article: --no-cache)", summarise(no_cache), "not run", 0.0))
         if not cases:
             continue
-        times = {(flow.name, case): [] for flow in (article, kit) for case in ALL_CASES[:4]}  # each needs the one before
+        times = {
+            (flow.name, case): [] for flow in (article, kit) for case in ALL_CASES[:4]
+        }  # each needs the one before
         variant = "a"
         for n in range(args.runs):
             print(f"bench: {set_name} run {n + 1}/{args.runs}", flush=True)
@@ -423,15 +441,22 @@ def main() -> int:
         for case in cases:
             a, k = times[("article", case)], times[("kit", case)]
             rows.append((set_name, case, summarise(a), summarise(k), statistics.median(k) / statistics.median(a)))
-            print(f"bench: {set_name:5} {case:11} article {summarise(a):>20}  kit {summarise(k):>20}  kit/article {rows[-1][-1]:.3f}", flush=True)
+            print(
+                f"bench: {set_name:5} {case:11} article {summarise(a):>20}  kit {summarise(k):>20}  kit/article {rows[-1][-1]:.3f}",
+                flush=True,
+            )
 
     lines = [
         "# make bench: lambda-kit against the article's flow",
         "",
         f"Run on {datetime.date.today().isoformat()}: {machine_description()}.",
         f"Base image `{args.base_image}` (python{args.runtime}) for both flows; {args.runs} runs per case; "
-        + ("seconds, median (min-max), wall clock of the whole flow (build, create, cp, rm; for the kit "
-           "`make package`, audit included)." if rows else "init only."),
+        + (
+            "seconds, median (min-max), wall clock of the whole flow (build, create, cp, rm; for the kit "
+            "`make package`, audit included)."
+            if rows
+            else "init only."
+        ),
     ]
     if rows:
         lines += ["", "| set | case | article | lambda-kit | kit/article |", "|---|---|---|---|---|"]
@@ -442,7 +467,11 @@ def main() -> int:
         args.out.write_text("\n".join(lines) + "\n")
         print(f"bench: wrote {args.out}")
         return 0
-    lines += ["", "| set | article zip (zipped / unzipped bytes) | lambda-kit zip (zipped / unzipped bytes) |", "|---|---|---|"]
+    lines += [
+        "",
+        "| set | article zip (zipped / unzipped bytes) | lambda-kit zip (zipped / unzipped bytes) |",
+        "|---|---|---|",
+    ]
     for set_name, ((az, au), (kz, ku)) in sizes.items():
         lines.append(f"| {set_name} | {az:,} / {au:,} | {kz:,} / {ku:,} |")
     lines += ["", "SLIM=1 (same lock as the default zip above; the handler run from the slim zip with `make smoke` in the base image):",
@@ -450,8 +479,13 @@ def main() -> int:
               "|---|---|---|---|"]  # fmt: skip
     for set_name, ((sz, su), result) in slim.items():
         kz, ku = sizes[set_name][1]
-        lines.append(f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% | `{result}` |")
-    code = {s: statistics.median([float(k.split()[0]) for (s2, c, a, k, r) in rows if s2 == s and c == "code-only"]) for s in sizes}
+        lines.append(
+            f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% | `{result}` |"
+        )
+    code = {
+        s: statistics.median([float(k.split()[0]) for (s2, c, a, k, r) in rows if s2 == s and c == "code-only"])
+        for s in sizes
+    }
     if {"small", "large"} <= set(code):
         lines += ["", f"Code-only change, large set / small set (kit): {code['large'] / code['small']:.2f}x."]
     args.out.write_text("\n".join(lines) + "\n")

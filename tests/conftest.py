@@ -97,7 +97,9 @@ def kit_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def make(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+def make(
+    project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}"]
     return subprocess.run(
         ["make", "--no-print-directory", *settings, *args],

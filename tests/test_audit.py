@@ -86,6 +86,7 @@ def ids(path: Path, **options) -> list[str]:
 
 # ---- good zips trip nothing ----
 
+
 def test_pure_python_zip_is_clean(tmp_path, base_files, wheels):
     path = build(tmp_path / "good.zip", {**base_files, **wheel_members(wheels["idna"])})
     assert ids(path, handler="app.handler") == []
@@ -97,6 +98,7 @@ def test_linux_wheel_for_the_target_is_clean(tmp_path, base_files, wheels):
 
 
 # ---- each bad zip trips exactly its rule ----
+
 
 def test_wrong_architecture(tmp_path, base_files, wheels):
     path = build(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["aarch64"])})
@@ -174,9 +176,9 @@ def mark_encrypted(path: Path, name: str) -> None:
         local = zf.getinfo(name).header_offset
         central = zf.start_dir
     data[local + 6] |= 0x1  # local file header: general purpose flag at offset 6
-    while data[central:central + 4] == b"PK\x01\x02":
-        name_len, extra_len, comment_len = struct.unpack("<HHH", data[central + 28:central + 34])
-        if data[central + 46:central + 46 + name_len] == name.encode():
+    while data[central : central + 4] == b"PK\x01\x02":
+        name_len, extra_len, comment_len = struct.unpack("<HHH", data[central + 28 : central + 34])
+        if data[central + 46 : central + 46 + name_len] == name.encode():
             data[central + 8] |= 0x1  # central directory header: flag at offset 8
         central += 46 + name_len + extra_len + comment_len
     path.write_bytes(bytes(data))
@@ -234,7 +236,11 @@ def test_leftovers(tmp_path, base_files, name, data, rule):
 
 
 def test_certificates_and_env_examples_are_not_secrets(tmp_path, base_files):
-    files = {**base_files, "certifi/cacert.pem": b"-----BEGIN CERTIFICATE-----\nMII\n", ".env.example": b"DB_PASSWORD=\n"}
+    files = {
+        **base_files,
+        "certifi/cacert.pem": b"-----BEGIN CERTIFICATE-----\nMII\n",
+        ".env.example": b"DB_PASSWORD=\n",
+    }
     assert ids(build(tmp_path / "ok.zip", files)) == []
 
 
@@ -263,6 +269,7 @@ def test_lock_against_zip(tmp_path, base_files):
 
 # ---- the command line ----
 
+
 def test_cli_exit_codes_and_json(tmp_path, base_files, capsys):
     good = build(tmp_path / "good.zip", base_files)
     bad = build(tmp_path / "bad.zip", base_files, modes={"app.py": 0o600})
@@ -281,7 +288,9 @@ def test_cli_exit_codes_and_json(tmp_path, base_files, capsys):
 
 
 def test_native_cache_gives_the_same_findings_without_reading_again(tmp_path, base_files, wheels):
-    path = build(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["aarch64"]), **wheel_members(wheels["glibc-2.34"])})
+    path = build(
+        tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["aarch64"]), **wheel_members(wheels["glibc-2.34"])}
+    )
     cache = tmp_path / "native.json"
     first = audit.audit_zip(path, runtime="3.11", native_cache=cache)
     assert first.ids() == ["native-arch", "native-glibc"]

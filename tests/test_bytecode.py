@@ -55,7 +55,15 @@ def test_import_graph_follows_import_time_statements_only(tmp_path):
     root = write_tree(tmp_path)
     closure = bytecode.import_closure(root, ["app"])
     # namespace package shop/ has no __init__.py: walked, nothing to compile for it
-    assert closure == ["app.py", "fast.py", "pkg/__init__.py", "pkg/api.py", "pkg/inner.py", "pkg/util.py", "shop/orders.py"]
+    assert closure == [
+        "app.py",
+        "fast.py",
+        "pkg/__init__.py",
+        "pkg/api.py",
+        "pkg/inner.py",
+        "pkg/util.py",
+        "shop/orders.py",
+    ]
     index = bytecode.module_index(root)
     assert bytecode.top_level_modules(root, index) == ["app", "broken", "fast", "lazy", "pkg", "shop", "typed_only"]
     assert "broken.py" in bytecode.import_closure(root, ["broken"])  # listed; the compiler skips it
@@ -72,7 +80,10 @@ def test_compiled_bytecode_is_hash_based_matches_its_source_and_is_reproducible(
     (first / "pkg" / "__pycache__" / "stale.cpython-39.pyc").write_bytes(b"old")
     names = sorted(bytecode.module_index(first).values())
     pycs = compile_all(first, names)
-    assert "pkg/__pycache__/stale.cpython-39.pyc" not in pycs and not (first / "pkg/__pycache__/stale.cpython-39.pyc").exists()
+    assert (
+        "pkg/__pycache__/stale.cpython-39.pyc" not in pycs
+        and not (first / "pkg/__pycache__/stale.cpython-39.pyc").exists()
+    )
     assert len(pycs) == len(names) - 1  # broken.py does not compile: left to the importer
     for name, data in pycs.items():
         source = (first / bytecode.source_of(name)).read_bytes()
@@ -115,7 +126,9 @@ def test_importing_from_a_read_only_copy_compiles_only_what_has_no_bytecode(tmp_
     for path in [*sorted(task.rglob("*"), reverse=True), task]:
         path.chmod(path.stat().st_mode & ~0o222)
     try:
-        result = subprocess.run([sys.executable, "-I", "-B", "-c", READ_ONLY_IMPORT, str(task)], capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-I", "-B", "-c", READ_ONLY_IMPORT, str(task)], capture_output=True, text=True, check=True
+        )
     finally:
         for path in [task, *task.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)
@@ -157,11 +170,15 @@ def test_audit_flags_bytecode_the_runtime_would_not_use_and_passes_valid_bytecod
         "opt.py": b"x = 1\n", f"__pycache__/opt.{tag}.opt-1.pyc": unchecked,
         "tool.pyo": b"old", "__pycache__/notes.txt": b"",
     }  # fmt: skip
-    report = audit.audit_zip(crafted_zip(tmp_path / "crafted.zip", members), runtime=HOST, native_cache=tmp_path / "native.json")
+    report = audit.audit_zip(
+        crafted_zip(tmp_path / "crafted.zip", members), runtime=HOST, native_cache=tmp_path / "native.json"
+    )
     found = {f.id: sorted(f.entries) for f in report.findings}
     assert found == {
         "leftover-bytecode": ["__pycache__/notes.txt", "tool.pyo"],
-        "bytecode-python": sorted([f"__pycache__/old.{tag}.pyc", f"__pycache__/old.{other_tag}.pyc", f"__pycache__/opt.{tag}.opt-1.pyc"]),
+        "bytecode-python": sorted(
+            [f"__pycache__/old.{tag}.pyc", f"__pycache__/old.{other_tag}.pyc", f"__pycache__/opt.{tag}.opt-1.pyc"]
+        ),
         "bytecode-timestamp": [f"__pycache__/stamp.{tag}.pyc"],
         "bytecode-orphan": [f"gone/__pycache__/lost.{tag}.pyc", "legacy.pyc"],
         "bytecode-stale": [f"__pycache__/edited.{tag}.pyc"],
@@ -198,7 +215,9 @@ def test_profile_names_are_checked_and_add_their_import_closure(tmp_path):
     names = bytecode.read_profile(good)
     index = bytecode.module_index(root)
     assert bytecode.profile_modules(names, index) == ["lazy", "pkg.unused"]
-    assert {"lazy.py", "pkg/unused.py"} <= set(bytecode.import_closure(root, ["app", *bytecode.profile_modules(names, index)]))
+    assert {"lazy.py", "pkg/unused.py"} <= set(
+        bytecode.import_closure(root, ["app", *bytecode.profile_modules(names, index)])
+    )
     for bad in ("../etc/passwd.py\n", "/abs/x.py\n", "pkg/x.so\n", "a/../b.py\n"):
         (tmp_path / "bad.imports").write_text(bad)
         with pytest.raises(ValueError):

@@ -46,7 +46,7 @@ def test_a_tampered_dependency_cache_is_rebuilt_not_shipped(sample):
         victim = next(i for i in zf.infolist() if i.filename.endswith(".py") and i.compress_size > 200)
     data = bytearray(cached.read_bytes())
     start = victim.header_offset + 30 + len(victim.filename.encode()) + 100
-    data[start:start + 8] = bytes(b ^ 0xFF for b in data[start:start + 8])  # 8 flipped bytes inside an entry
+    data[start : start + 8] = bytes(b ^ 0xFF for b in data[start : start + 8])  # 8 flipped bytes inside an entry
     cached.write_bytes(bytes(data))
     app = sample / "lambdas" / "app.py"
     app.write_text(app.read_text() + "\n# a code change\n")
@@ -75,7 +75,9 @@ def start_tools_venv(state: Path) -> subprocess.Popen:
         "assert (venv / 'bin' / 'pipenv').exists(), venv\n"
     )
     env = {**kit_env(), "PYTHONPATH": str(ROOT / "scripts")}
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 @pytest.mark.network

@@ -26,7 +26,9 @@ def remove_compiled_images() -> None:
 
 
 def smoke_report(project, *settings: str) -> dict:
-    result = make(project, "package", "smoke", *settings, "JSON=1", f"RUNTIME_IMAGE={BASE_IMAGE}", "EVENT=events/order.json")
+    result = make(
+        project, "package", "smoke", *settings, "JSON=1", f"RUNTIME_IMAGE={BASE_IMAGE}", "EVENT=events/order.json"
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     return json.loads(result.stdout.splitlines()[-1])  # make first builds the zip if needed
 

@@ -18,7 +18,7 @@ def test_legacy_dockerfile_has_no_buildkit_syntax_and_keeps_every_step():
     code = [line for line in legacy.splitlines() if not line.lstrip().startswith("#")]
     assert not any("--mount" in line for line in code)
     assert not any(line.strip() == "\\" for line in code)
-    steps = lambda text: [l.split()[0] for l in text.splitlines() if l[:1].isupper()]  # noqa: E731
+    steps = lambda text: [ln.split()[0] for ln in text.splitlines() if ln[:1].isupper()]  # noqa: E731
     assert steps(legacy) == steps(original)
 
 

@@ -135,7 +135,9 @@ def test_layer_published_once_per_content_and_again_after_a_lock_change(tmp_path
     assert first.returncode == 0, first.stderr + first.stdout
     versions = lam.list_layer_versions(LayerName="deps")["LayerVersions"]
     assert [v["Version"] for v in versions] == [1]
-    assert versions[0]["CompatibleRuntimes"] == [f"python{RUNTIME}"] and versions[0]["CompatibleArchitectures"] == ["x86_64"]
+    assert versions[0]["CompatibleRuntimes"] == [f"python{RUNTIME}"] and versions[0]["CompatibleArchitectures"] == [
+        "x86_64"
+    ]
     layer_bytes = (project / "dist" / "layer.zip").read_bytes()
     assert lam.get_layer_version(LayerName="deps", VersionNumber=1)["Content"]["CodeSha256"] == code_sha256(layer_bytes)
     assert f"layer version arn:aws:lambda:us-east-1:{ACCOUNT}:layer:deps:1" in first.stdout
@@ -148,7 +150,9 @@ def test_layer_published_once_per_content_and_again_after_a_lock_change(tmp_path
         shutil.copy(ROOT / "bench" / "projects" / "small" / "b" / name, project / name)
     changed = make_local(project, kit_state, "deploy-layer", "LAYER_NAME=deps", env=env)
     assert changed.returncode == 0, changed.stderr + changed.stdout
-    assert "wrote " in changed.stdout and [v["Version"] for v in lam.list_layer_versions(LayerName="deps")["LayerVersions"]] == [2, 1]
+    assert "wrote " in changed.stdout and [
+        v["Version"] for v in lam.list_layer_versions(LayerName="deps")["LayerVersions"]
+    ] == [2, 1]
     assert lam.get_layer_version(LayerName="deps", VersionNumber=2)["Content"]["CodeSha256"] == code_sha256(
         (project / "dist" / "layer.zip").read_bytes()
     )
@@ -194,18 +198,24 @@ def test_publish_and_alias_follow_the_code(tmp_path, local_aws):
     # PublishVersion with unchanged code returns the existing version on AWS; moto 5.2.5 may add one
     # after a first publish, so only the code the alias runs is compared here.
     aliased = lam.get_alias(FunctionName="orders", Name="live")["FunctionVersion"]
-    assert lam.get_function(FunctionName="orders", Qualifier=aliased)["Configuration"]["CodeSha256"] == code_sha256(data)
+    assert lam.get_function(FunctionName="orders", Qualifier=aliased)["Configuration"]["CodeSha256"] == code_sha256(
+        data
+    )
 
     small_zip(zip_path, "def handler(event, context):\n    return 2\n")
     changed = helper(local_aws, *args)
     assert changed.returncode == 0, changed.stderr
     version = [line.split()[-1] for line in changed.stdout.splitlines() if line.startswith("  version")][0]
     assert version != aliased and lam.get_alias(FunctionName="orders", Name="live")["FunctionVersion"] == version
-    assert lam.get_function(FunctionName="orders", Qualifier=version)["Configuration"]["CodeSha256"] == code_sha256(zip_path.read_bytes())
+    assert lam.get_function(FunctionName="orders", Qualifier=version)["Configuration"]["CodeSha256"] == code_sha256(
+        zip_path.read_bytes()
+    )
     assert f"alias live -> version {version} (updated, was {aliased})" in changed.stdout
 
     no_publish = helper(local_aws, "deploy", str(zip_path), "--function", "orders", "--alias", "live")
-    assert no_publish.returncode == 2 and error_lines(no_publish) == ["lambda-kit: error: an alias needs a published version (ALIAS=live)"]
+    assert no_publish.returncode == 2 and error_lines(no_publish) == [
+        "lambda-kit: error: an alias needs a published version (ALIAS=live)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -231,7 +241,10 @@ def test_handler_mismatch_is_a_warning(tmp_path, local_aws):
     data = small_zip(tmp_path / "fn.zip")
     result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--handler", "app.handler")
     assert result.returncode == 0, result.stderr
-    assert "lambda-kit: warning: the function's handler is 'main.run', HANDLER is 'app.handler' (not changed)" in result.stdout
+    assert (
+        "lambda-kit: warning: the function's handler is 'main.run', HANDLER is 'app.handler' (not changed)"
+        in result.stdout
+    )
     assert function(local_aws)["CodeSha256"] == code_sha256(data)
 
 
@@ -273,7 +286,17 @@ def test_zip_over_the_direct_limit_goes_through_s3_once(tmp_path, local_aws):
     local_aws.client("s3").create_bucket(Bucket="deploy-artifacts")
     sha = hashlib.sha256(big.read_bytes()).hexdigest()
     key = f"lambda/{sha}.zip"
-    through_s3 = helper(local_aws, "deploy", str(big), "--function", "orders", "--s3-bucket", "deploy-artifacts", "--s3-prefix", "lambda/")
+    through_s3 = helper(
+        local_aws,
+        "deploy",
+        str(big),
+        "--function",
+        "orders",
+        "--s3-bucket",
+        "deploy-artifacts",
+        "--s3-prefix",
+        "lambda/",
+    )
     assert through_s3.returncode == 0, through_s3.stderr
     assert ("PUT", f"/deploy-artifacts/{key}") in writes(local_aws)
     update = [r for r in local_aws.requests if (r.method, r.path) == ("PUT", CODE_PATH.format("orders"))]
@@ -281,7 +304,17 @@ def test_zip_over_the_direct_limit_goes_through_s3_once(tmp_path, local_aws):
     assert function(local_aws)["CodeSha256"] == code_sha256(big.read_bytes())
 
     local_aws.log.seen.clear()  # the same zip for another function: the object is reused, not uploaded again
-    reuse = helper(local_aws, "deploy", str(big), "--function", "orders-eu", "--s3-bucket", "deploy-artifacts", "--s3-prefix", "lambda")
+    reuse = helper(
+        local_aws,
+        "deploy",
+        str(big),
+        "--function",
+        "orders-eu",
+        "--s3-bucket",
+        "deploy-artifacts",
+        "--s3-prefix",
+        "lambda",
+    )
     assert reuse.returncode == 0, reuse.stderr
     assert f"s3://deploy-artifacts/{key} already holds this zip, no upload" in reuse.stdout
     assert writes(local_aws) == [("PUT", CODE_PATH.format("orders-eu"))]
@@ -295,7 +328,9 @@ def test_s3_object_with_other_content_is_uploaded_again(tmp_path, local_aws):
     s3.create_bucket(Bucket="deploy-artifacts")
     key = f"{hashlib.sha256(data).hexdigest()}.zip"
     s3.put_object(Bucket="deploy-artifacts", Key=key, Body=b"someone else's bytes")
-    result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--s3-bucket", "deploy-artifacts")
+    result = helper(
+        local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--s3-bucket", "deploy-artifacts"
+    )
     assert result.returncode == 0, result.stderr
     assert s3.get_object(Bucket="deploy-artifacts", Key=key)["Body"].read() == data
     assert function(local_aws)["CodeSha256"] == code_sha256(data)
@@ -325,7 +360,9 @@ def test_dry_run_changes_nothing(tmp_path, local_aws):
 
 
 def client_error(code: str, message: str, attempts: int = 0) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"RetryAttempts": attempts}}, "GetFunction")
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"RetryAttempts": attempts}}, "GetFunction"
+    )
 
 
 @pytest.mark.parametrize(
@@ -387,6 +424,8 @@ def test_two_deploys_at_once_end_with_one_of_the_zips_and_no_traceback(tmp_path,
     for code, _, stderr in outcomes:
         assert "Traceback" not in stderr
         if code != 0:  # the loser learns it in one line: its code is not what the function runs
-            assert code == 1 and len([line for line in stderr.splitlines() if line.startswith("lambda-kit: error:")]) == 1
+            assert (
+                code == 1 and len([line for line in stderr.splitlines() if line.startswith("lambda-kit: error:")]) == 1
+            )
     assert any(code == 0 for code, _, _ in outcomes)
     assert function(local_aws)["CodeSha256"] in {sha for _, sha in zips}

@@ -24,8 +24,23 @@ COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REFERENCE = re.compile(rf"^{COMPONENT}(?:/{COMPONENT})*:[\w][\w.-]{{0,127}}$")
 
 AWKWARD_NAMES = [
-    "acc-_3yi0xyi", "my_-lambda", "old..copy", "__init__", "..hidden", "_leading", "-dash-", "UPPER Case",
-    "Ünïcödé-fünctiön", "日本語", "a" * 200, "x.-_.y", "a__b", "a___b", "tab\there", "new\nline", "-",
+    "acc-_3yi0xyi",
+    "my_-lambda",
+    "old..copy",
+    "__init__",
+    "..hidden",
+    "_leading",
+    "-dash-",
+    "UPPER Case",
+    "Ünïcödé-fünctiön",
+    "日本語",
+    "a" * 200,
+    "x.-_.y",
+    "a__b",
+    "a___b",
+    "tab\there",
+    "new\nline",
+    "-",
 ]
 
 
@@ -39,11 +54,17 @@ def test_image_tags_are_valid_docker_references_whatever_the_folder_is_called(tm
 
 
 def test_pull_failures_are_classified_from_dockers_words():
-    network = 'Error response from daemon: Get "https://public.ecr.aws/v2/": dial tcp: lookup public.ecr.aws: no such host'
+    network = (
+        'Error response from daemon: Get "https://public.ecr.aws/v2/": dial tcp: lookup public.ecr.aws: no such host'
+    )
     assert docker.pull_problem(network) == "no network to the registry"
-    assert docker.pull_problem("Error response from daemon: manifest for x/y:z not found: manifest unknown") == "not found"
+    assert (
+        docker.pull_problem("Error response from daemon: manifest for x/y:z not found: manifest unknown") == "not found"
+    )
     assert docker.pull_problem("Error response from daemon: unauthorized: authentication required") == "access denied"
-    assert docker.pull_problem("invalid reference format: repository name must be lowercase") == "not a valid image name"
+    assert (
+        docker.pull_problem("invalid reference format: repository name must be lowercase") == "not a valid image name"
+    )
 
 
 def test_progress_counts_what_both_builders_logs_say():
@@ -149,7 +170,9 @@ def test_an_image_that_cannot_be_pulled_is_one_plain_line(sample, no_leftover_co
 
 
 @pytest.mark.docker
-def test_awkward_folder_builds_with_docker_reports_progress_and_smoke_leaves_a_foreign_zip(tmp_path, no_leftover_containers):
+def test_awkward_folder_builds_with_docker_reports_progress_and_smoke_leaves_a_foreign_zip(
+    tmp_path, no_leftover_containers
+):
     project = copy_kit(tmp_path / "Acc-_3yi0xyi..Ünï")
     for name in ("lambdas", "events", "Pipfile", "Pipfile.lock"):
         source = ROOT / name

@@ -65,7 +65,9 @@ def peak_of(argv: list[str]) -> tuple[subprocess.CompletedProcess, float]:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
     env.pop("LAMBDA_KIT_DEBUG", None)
-    raw = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env, timeout=300, check=True)
+    raw = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env, timeout=300, check=True
+    )
     code, stdout, stderr, peak = json.loads(raw.stdout)
     return subprocess.CompletedProcess(argv, code, stdout, stderr), peak
 
@@ -85,23 +87,41 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     four_gib = zeros_deflated(4 * GIB)  # 4 MB that inflate to 4 GiB
     repetitive = b"a;" * (5 << 20)  # 10 MB of code
     z = {
-        "lie-data": raw_zip(d / "lie-data.zip", [text_entry("app.py", HANDLER),
-                                                 {"name": "data.bin", "data": four_gib, "size": 100}]),
-        "bomb-data": raw_zip(d / "bomb-data.zip", [text_entry("app.py", HANDLER),
-                                                   {"name": "data.bin", "data": four_gib, "size": 0xFFFFFFFF}]),
-        "bomb-so": raw_zip(d / "bomb-so.zip", [text_entry("app.py", HANDLER),
-                                               {"name": "lib/_x.abi3.so", "data": four_gib, "size": 4096}]),
-        "big-so": raw_zip(d / "big-so.zip", [text_entry("app.py", HANDLER),
-                                             {"name": "lib/_x.abi3.so", "data": zeros_deflated(200 << 20), "size": 200 << 20,
-                                              "crc": 0}]),
+        "lie-data": raw_zip(
+            d / "lie-data.zip", [text_entry("app.py", HANDLER), {"name": "data.bin", "data": four_gib, "size": 100}]
+        ),
+        "bomb-data": raw_zip(
+            d / "bomb-data.zip",
+            [text_entry("app.py", HANDLER), {"name": "data.bin", "data": four_gib, "size": 0xFFFFFFFF}],
+        ),
+        "bomb-so": raw_zip(
+            d / "bomb-so.zip",
+            [text_entry("app.py", HANDLER), {"name": "lib/_x.abi3.so", "data": four_gib, "size": 4096}],
+        ),
+        "big-so": raw_zip(
+            d / "big-so.zip",
+            [
+                text_entry("app.py", HANDLER),
+                {"name": "lib/_x.abi3.so", "data": zeros_deflated(200 << 20), "size": 200 << 20, "crc": 0},
+            ],
+        ),
         "bomb-handler": raw_zip(d / "bomb-handler.zip", [{"name": "app.py", "data": four_gib, "size": 100}]),
         "big-handler": raw_zip(d / "big-handler.zip", [text_entry("app.py", repetitive + HANDLER)]),
-        "repetitive-handler": raw_zip(d / "repetitive-handler.zip", [text_entry("app.py", b"a;" * (60 << 10) + b"\n" + HANDLER)]),
-        "deep-handler": raw_zip(d / "deep-handler.zip", [text_entry("app.py", b"x = " + b"+".join([b"1"] * 50_000) + b"\n" + HANDLER)]),
-        "nested-handler": raw_zip(d / "nested-handler.zip", [text_entry("app.py", b"x = " + b"(" * 1000 + b")" * 1000 + b"\n")]),
-        "control-names": raw_zip(d / "control-names.zip", [text_entry("app.py", HANDLER),
-                                                           text_entry("evil\x1b[31m\n.pyo", b"x", mode=0o600)]),
-        "bad-method": raw_zip(d / "bad-method.zip", [text_entry("app.py", HANDLER), {"name": "x.so", "data": b"abc", "method": 99}]),
+        "repetitive-handler": raw_zip(
+            d / "repetitive-handler.zip", [text_entry("app.py", b"a;" * (60 << 10) + b"\n" + HANDLER)]
+        ),
+        "deep-handler": raw_zip(
+            d / "deep-handler.zip", [text_entry("app.py", b"x = " + b"+".join([b"1"] * 50_000) + b"\n" + HANDLER)]
+        ),
+        "nested-handler": raw_zip(
+            d / "nested-handler.zip", [text_entry("app.py", b"x = " + b"(" * 1000 + b")" * 1000 + b"\n")]
+        ),
+        "control-names": raw_zip(
+            d / "control-names.zip", [text_entry("app.py", HANDLER), text_entry("evil\x1b[31m\n.pyo", b"x", mode=0o600)]
+        ),
+        "bad-method": raw_zip(
+            d / "bad-method.zip", [text_entry("app.py", HANDLER), {"name": "x.so", "data": b"abc", "method": 99}]
+        ),
     }
     crc = text_entry("app.py", HANDLER)
     crc["crc"] ^= 0xFF
@@ -153,7 +173,10 @@ def test_handlers_too_big_or_deep_to_parse_are_warnings(corpus):
     deep, _ = check(corpus["deep-handler"], "--handler", "app.handler")
     assert deep.returncode == 0 and "RecursionError" in findings(deep)["handler-unparsed"]
     nested, _ = check(corpus["nested-handler"], "--handler", "app.handler")
-    assert nested.returncode == 1 and "does not parse (too many nested parentheses)" in findings(nested)["handler-function"]
+    assert (
+        nested.returncode == 1
+        and "does not parse (too many nested parentheses)" in findings(nested)["handler-function"]
+    )
     repetitive, peak = check(corpus["repetitive-handler"], "--handler", "app.handler")
     assert repetitive.returncode == 0 and not findings(repetitive)  # parsed, and it defines the handler
 
@@ -164,7 +187,9 @@ def test_control_characters_in_names_are_printed_escaped(corpus):
     assert "\x1b" not in result.stdout and "evil\\x1b[31m\\n.pyo" in findings(result)["perm-file"]
     assert "evil\\x1b[31m\\n.pyo" in findings(result)["leftover-bytecode"]
     as_json, _ = check(corpus["control-names"], "--json")
-    assert "\x1b" not in as_json.stdout and any("\x1b" in e for f in json.loads(as_json.stdout)["findings"] for e in f["entries"])
+    assert "\x1b" not in as_json.stdout and any(
+        "\x1b" in e for f in json.loads(as_json.stdout)["findings"] for e in f["entries"]
+    )
 
 
 def test_crc_damage_and_flipped_bytes_are_errors_naming_the_entry(corpus):

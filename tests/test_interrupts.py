@@ -19,7 +19,15 @@ pytestmark = pytest.mark.network
 
 
 def start(project: Path, *args: str) -> subprocess.Popen:
-    argv = ["make", "--no-print-directory", f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "package", "BUILDER=local", *args]
+    argv = [
+        "make",
+        "--no-print-directory",
+        f"PYTHON_VERSION={RUNTIME}",
+        f"BASE_IMAGE={BASE_IMAGE}",
+        "package",
+        "BUILDER=local",
+        *args,
+    ]
     return subprocess.Popen(argv, cwd=project, env=kit_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)  # fmt: skip
 

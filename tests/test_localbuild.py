@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -27,7 +26,9 @@ def test_manylinux_tags_follow_the_runtimes_glibc():
     args = runtimes.pip_target_args(runtimes.lookup("3.13"), "arm64")
     assert args[:5] == ["--only-binary=:all:", "--python-version", "3.13", "--implementation", "cp"]
     assert [args[i + 1] for i, a in enumerate(args) if a == "--abi"] == ["cp313", "abi3", "none"]
-    assert [args[i + 1] for i, a in enumerate(args) if a == "--platform"] == runtimes.manylinux_tags(runtimes.lookup("3.13"), "arm64")
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--platform"] == runtimes.manylinux_tags(
+        runtimes.lookup("3.13"), "arm64"
+    )
 
 
 @pytest.mark.network

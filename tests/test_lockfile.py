@@ -39,7 +39,9 @@ def test_editable_path_is_local_and_false_marker_is_skipped():
 
 def test_vcs_entry_becomes_a_pinned_url():
     lock = {"default": {"Lib": {"git": "https://example.invalid/lib.git", "ref": "0123abc"}}}
-    assert lockfile.plan(lock, PY311).urls == [lockfile.UrlPackage("lib", "lib @ git+https://example.invalid/lib.git@0123abc")]
+    assert lockfile.plan(lock, PY311).urls == [
+        lockfile.UrlPackage("lib", "lib @ git+https://example.invalid/lib.git@0123abc")
+    ]
 
 
 def test_index_package_without_hashes_is_refused():

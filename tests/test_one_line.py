@@ -26,7 +26,7 @@ def test_a_quote_in_a_setting_runs_nothing(sample, tmp_path):
         assert result.returncode != 0 and "Traceback" not in result.stderr, name
     handler = make(sample, "package", f"HANDLER=x'; touch {marker}; echo '")
     one_error(handler, 2, "lambda-kit: error: the handler is not of the form module.function (x'; touch")
-    help_text = make(sample, "help", f"HANDLER=a'b")
+    help_text = make(sample, "help", "HANDLER=a'b")
     assert help_text.returncode == 0 and "HANDLER=a'b" in help_text.stdout
 
 
@@ -46,7 +46,9 @@ def test_an_unexpected_exception_is_one_internal_error_line(monkeypatch, capsys,
         zf.writestr("a.py", "")
     assert cli.main(["check", str(zip_path)]) == cli.INTERNAL_ERROR == 70
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("lambda-kit: internal error: RuntimeError at test_one_line.py:") and err[0].endswith(": a kit bug")
+    assert err[0].startswith("lambda-kit: internal error: RuntimeError at test_one_line.py:") and err[0].endswith(
+        ": a kit bug"
+    )
     assert err[1].startswith("hint: rerun with LAMBDA_KIT_DEBUG=1") and len(err) == 2
 
 

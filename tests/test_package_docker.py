@@ -51,7 +51,9 @@ def buildkit_env() -> dict[str, str] | None:
         except (subprocess.CalledProcessError, FileNotFoundError):
             pass
         try:
-            version = subprocess.run([docker_bin, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True, check=True).stdout
+            version = subprocess.run(
+                [docker_bin, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True, check=True
+            ).stdout
         except (subprocess.CalledProcessError, FileNotFoundError):
             continue
         if int(version.split(".")[0]) < 23:  # before 23, BuildKit was built into the client
@@ -60,7 +62,9 @@ def buildkit_env() -> dict[str, str] | None:
 
 
 def remove_kit_images_and_build_cache() -> None:
-    ids = subprocess.run(["docker", "images", "-aq", "--filter", f"label={KIT_LABEL}"], capture_output=True, text=True, check=True).stdout.split()
+    ids = subprocess.run(
+        ["docker", "images", "-aq", "--filter", f"label={KIT_LABEL}"], capture_output=True, text=True, check=True
+    ).stdout.split()
     if ids:
         subprocess.run(["docker", "image", "rm", "--force", *sorted(set(ids))], capture_output=True)
     subprocess.run(["docker", "builder", "prune", "--all", "--force"], capture_output=True, check=True)
@@ -118,7 +122,9 @@ def test_nothing_changed_means_no_docker_and_a_code_change_needs_none_either(sam
     spy_dir = tmp_path / "spy"
     spy_dir.mkdir()
     calls = tmp_path / "docker-calls"
-    (spy_dir / "docker").write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho "Cannot connect to the Docker daemon" >&2\nexit 1\n')
+    (spy_dir / "docker").write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\necho "Cannot connect to the Docker daemon" >&2\nexit 1\n'
+    )
     (spy_dir / "docker").chmod(0o755)
     env = kit_env(PATH=f"{spy_dir}:{os.environ['PATH']}")
     again = make(sample, "package", env=env)
@@ -210,7 +216,9 @@ def test_index_credentials_never_reach_an_image_layer(sample):
     index = f"https://kit-user:{token}@pypi.org/simple"
     legacy = make(sample, "package", f"INDEX_URL={index}", env=kit_env(DOCKER_BUILDKIT="0"))
     assert legacy.returncode == 2
-    assert legacy.stderr.splitlines()[0].startswith("lambda-kit: error: index credentials would be stored in `docker history`")
+    assert legacy.stderr.splitlines()[0].startswith(
+        "lambda-kit: error: index credentials would be stored in `docker history`"
+    )
     assert token not in legacy.stderr + legacy.stdout
 
     buildkit = buildkit_env()
@@ -222,7 +230,9 @@ def test_index_credentials_never_reach_an_image_layer(sample):
     result = make(sample, "package", env=env)
     assert result.returncode == 0, result.stderr
     tag = next(line.split()[3] for line in result.stdout.splitlines() if line.startswith("lambda-kit: docker build "))
-    history = subprocess.run(["docker", "history", "--no-trunc", tag], capture_output=True, text=True, check=True).stdout
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", tag], capture_output=True, text=True, check=True
+    ).stdout
     inspect = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, text=True, check=True).stdout
     assert token not in history and token not in inspect
     saved = subprocess.run(["docker", "save", tag], capture_output=True, check=True).stdout
@@ -234,7 +244,9 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
     zip_path = sample / "build.zip"
     before = zip_path.read_bytes()
     (sample / "lambdas" / "blob.bin").write_bytes(os.urandom(150 * 1024 * 1024))  # a slow COPY and zip
-    own_tmp = sample / ".lambda-kit" / "tmp"  # the run's folder holds the build context: this test's build is recognisable
+    own_tmp = (
+        sample / ".lambda-kit" / "tmp"
+    )  # the run's folder holds the build context: this test's build is recognisable
     helper = subprocess.Popen(
         [sys.executable, str(sample / "scripts" / "lambda-kit"), "package", "--runtime", RUNTIME, "--fresh",
          "--base-image", BASE_IMAGE, "--src", "lambdas", "--out", "build.zip"],
@@ -257,7 +269,10 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
 def test_base_image_running_another_python_is_refused(sample):
     result = make(sample, "package", "PYTHON_VERSION=3.12")  # the stand-in image runs 3.11
     assert result.returncode != 0
-    assert result.stderr.splitlines()[0] == "lambda-kit: error: the base image runs Python 3.11, but the runtime is python3.12"
+    assert (
+        result.stderr.splitlines()[0]
+        == "lambda-kit: error: the base image runs Python 3.11, but the runtime is python3.12"
+    )
     assert not (sample / "build.zip").exists()
 
 
@@ -267,14 +282,25 @@ def test_two_checkouts_building_at_once_on_one_engine_both_succeed(tmp_path, sam
     shutil.copytree(sample, other, ignore=shutil.ignore_patterns(".lambda-kit", "build.zip"))
     settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}"]
     jobs = [
-        subprocess.Popen(["make", "--no-print-directory", "-B", "package", *settings], cwd=folder, env=kit_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            ["make", "--no-print-directory", "-B", "package", *settings],
+            cwd=folder,
+            env=kit_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for folder in (sample, other)
     ]
     results = [job.communicate(timeout=900) + (job.returncode,) for job in jobs]
     for out, err, code in results:
         assert code == 0, err + out
-    tags = {line.split()[3] for out, _, _ in results for line in out.splitlines() if line.startswith("lambda-kit: docker build ")}
+    tags = {
+        line.split()[3]
+        for out, _, _ in results
+        for line in out.splitlines()
+        if line.startswith("lambda-kit: docker build ")
+    }
     assert len(tags) == 2, "each checkout builds under its own image tag"
     assert (sample / "build.zip").read_bytes() == (other / "build.zip").read_bytes()
 

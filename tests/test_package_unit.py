@@ -249,7 +249,10 @@ def test_cli_prints_one_line_and_a_hint_and_exits_2(settings, capsys):
                      "--out", str(settings.out), "--runtime", "2.7"])  # fmt: skip
     err = capsys.readouterr().err.splitlines()
     assert code == 2
-    assert err == ["lambda-kit: error: unknown Python runtime (2.7)", "hint: use one of 3.10, 3.11, 3.12, 3.13, 3.14, 3.9"]
+    assert err == [
+        "lambda-kit: error: unknown Python runtime (2.7)",
+        "hint: use one of 3.10, 3.11, 3.12, 3.13, 3.14, 3.9",
+    ]
 
 
 def test_container_session_removes_even_when_create_fails():

@@ -27,18 +27,27 @@ def _entry(lock) -> dict:
 
 # (what is changed, the key the error must name)
 MALFORMED = {
-    "meta-list": (lambda l: l.__setitem__("_meta", []), "_meta is a list"),
-    "meta-missing": (lambda l: l.pop("_meta"), "_meta is missing"),
-    "hash-missing": (lambda l: l["_meta"].pop("hash"), "_meta.hash.sha256"),
-    "sources-string": (lambda l: l["_meta"].__setitem__("sources", "pypi"), "_meta.sources"),
-    "default-missing": (lambda l: l.pop("default"), "default is missing"),
-    "default-list": (lambda l: l.__setitem__("default", []), "default is a list"),
-    "entry-string": (lambda l: l["default"].__setitem__("typing-extensions", "==4.12.2"), "default.typing-extensions is a string"),
-    "version-null": (lambda l: _entry(l).__setitem__("version", None), "default.typing-extensions has version null"),
-    "hashes-null": (lambda l: _entry(l).__setitem__("hashes", None), "default.typing-extensions has hashes"),
-    "hash-no-algorithm": (lambda l: _entry(l).__setitem__("hashes", ["04e5ca03"]), "default.typing-extensions has hashes"),
-    "markers-number": (lambda l: _entry(l).__setitem__("markers", 3), "default.typing-extensions has markers a number"),
-    "develop-entry-list": (lambda l: l["develop"].__setitem__("pytest", []), "develop.pytest is a list"),
+    "meta-list": (lambda ln: ln.__setitem__("_meta", []), "_meta is a list"),
+    "meta-missing": (lambda ln: ln.pop("_meta"), "_meta is missing"),
+    "hash-missing": (lambda ln: ln["_meta"].pop("hash"), "_meta.hash.sha256"),
+    "sources-string": (lambda ln: ln["_meta"].__setitem__("sources", "pypi"), "_meta.sources"),
+    "default-missing": (lambda ln: ln.pop("default"), "default is missing"),
+    "default-list": (lambda ln: ln.__setitem__("default", []), "default is a list"),
+    "entry-string": (
+        lambda ln: ln["default"].__setitem__("typing-extensions", "==4.12.2"),
+        "default.typing-extensions is a string",
+    ),
+    "version-null": (lambda ln: _entry(ln).__setitem__("version", None), "default.typing-extensions has version null"),
+    "hashes-null": (lambda ln: _entry(ln).__setitem__("hashes", None), "default.typing-extensions has hashes"),
+    "hash-no-algorithm": (
+        lambda ln: _entry(ln).__setitem__("hashes", ["04e5ca03"]),
+        "default.typing-extensions has hashes",
+    ),
+    "markers-number": (
+        lambda ln: _entry(ln).__setitem__("markers", 3),
+        "default.typing-extensions has markers a number",
+    ),
+    "develop-entry-list": (lambda ln: ln["develop"].__setitem__("pytest", []), "develop.pytest is a list"),
 }
 
 
@@ -60,7 +69,7 @@ def test_the_good_lock_has_no_shape_problem():
 def test_entry_without_hashes_is_refused_before_docker(tmp_path):
     project = copy_kit(tmp_path / "p")
     shutil.copytree(PROJECTS / "older-pipenv", project, dirs_exist_ok=True)
-    lock = _with(lambda l: _entry(l).pop("hashes"))
+    lock = _with(lambda ln: _entry(ln).pop("hashes"))
     (project / "Pipfile.lock").write_text(json.dumps(lock))
     result = make(project, "package", "HANDLER=app.handler", env=kit_env(DOCKER_HOST="tcp://127.0.0.1:9"))
     assert result.returncode != 0
@@ -121,7 +130,9 @@ def test_older_pipenv_lock_builds_stale_shows_both_hashes_missing_name_is_named(
     assert first.startswith("lambda-kit: error: Pipfile.lock is out of date: its hash 68d8c8a0daf4")
     assert "(pipenv now)" in first and "(older pipenv)" in first
     stale = [line for line in result.stdout.splitlines() if line.startswith("lambda-kit: lock hash ")][-1]
-    assert len([w for w in stale.replace(",", " ").split() if len(w) == 64]) == 3  # the lock's and both of the Pipfile's
+    assert (
+        len([w for w in stale.replace(",", " ").split() if len(w) == 64]) == 3
+    )  # the lock's and both of the Pipfile's
     assert (project / "build.zip").read_bytes() == before
 
     # The hash matches but `default` lacks a [packages] name (a hand-edited lock).
@@ -132,7 +143,10 @@ def test_older_pipenv_lock_builds_stale_shows_both_hashes_missing_name_is_named(
     (project / "Pipfile.lock").write_text(json.dumps(lock))
     result = make(project, *build)
     assert result.returncode != 0
-    assert result.stderr.splitlines()[0] == "lambda-kit: error: Pipfile.lock's default lacks [packages] of the Pipfile (typing_extensions)"
+    assert (
+        result.stderr.splitlines()[0]
+        == "lambda-kit: error: Pipfile.lock's default lacks [packages] of the Pipfile (typing_extensions)"
+    )
     assert "Traceback" not in result.stderr + result.stdout
     assert (project / "build.zip").read_bytes() == before
 

@@ -65,7 +65,9 @@ def test_exclude_takes_gitignore_patterns(tmp_path):
     (repo / "aws_lambda" / "tests" / "test_x.py").write_text("")
     (repo / "README.md").write_text("")
     (repo / "aws_lambda" / "KEEP.md").write_text("")
-    got = names(sources.select(rules(repo, exclude=("tests/", "*.md", "!aws_lambda/KEEP.md", "/aws_lambda/node_modules"))))
+    got = names(
+        sources.select(rules(repo, exclude=("tests/", "*.md", "!aws_lambda/KEEP.md", "/aws_lambda/node_modules")))
+    )
     assert "aws_lambda/tests/" not in got and "aws_lambda/tests/test_x.py" not in got
     assert "README.md" not in got and "aws_lambda/KEEP.md" in got
     assert not any(n.startswith("aws_lambda/node_modules") for n in got)
@@ -140,7 +142,11 @@ def test_src_dot_with_the_kit_copied_in_odd_names_and_a_spaced_repo_path(tmp_pat
     assert not any(n.startswith(("lambda-kit/", ".lambda-kit")) or n.split("/")[-1] in ("Pipfile", "Pipfile.lock")
                    for n in names), code  # fmt: skip
     assert ".gitignore" not in names and "build.zip" not in names
-    assert {"aws_lambda/build/__init__.py", "aws_lambda/dist/data.txt", "aws_lambda/node_modules/left-pad/index.js"} <= set(names)
+    assert {
+        "aws_lambda/build/__init__.py",
+        "aws_lambda/dist/data.txt",
+        "aws_lambda/node_modules/left-pad/index.js",
+    } <= set(names)
     assert {f"aws_lambda/{n}" for n in ODD_NAMES} <= set(names)
     assert "six.py" in names
 
@@ -165,7 +171,10 @@ def test_src_dot_with_the_kit_copied_in_odd_names_and_a_spaced_repo_path(tmp_pat
     kept = zip_path.read_bytes()
     bad = make(repo, *build, env=env)
     assert bad.returncode != 0
-    assert bad.stderr.splitlines()[0] == "lambda-kit: error: a symlink under SRC points to nothing (aws_lambda/gone.py -> nowhere.py)"
+    assert (
+        bad.stderr.splitlines()[0]
+        == "lambda-kit: error: a symlink under SRC points to nothing (aws_lambda/gone.py -> nowhere.py)"
+    )
     assert "Traceback" not in bad.stderr and zip_path.read_bytes() == kept
 
 

@@ -5,7 +5,6 @@ empty state and no docker on PATH, gets the same bytes from the store."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -46,7 +45,11 @@ def dep_key(result: subprocess.CompletedProcess) -> str:
 
 
 def folder_snapshot(store: Path) -> dict[str, str]:
-    return {p.relative_to(store).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(store).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in store.rglob("*")
+        if p.is_file()
+    }
 
 
 def s3_snapshot(s3, bucket: str) -> dict[str, str]:
@@ -80,14 +83,23 @@ def test_key_is_shared_by_checkouts_in_other_folders_and_changes_with_what_chang
         return dependency_key(s, runtime, lock, builder)
 
     assert key(a) == key(b)
-    changed = [key(a, runtime="3.12"), key(a, arch="arm64"), key(a, slim=True), key(a, base_image="other/base:2"), key(a, builder="local")]
+    changed = [
+        key(a, runtime="3.12"),
+        key(a, arch="arm64"),
+        key(a, slim=True),
+        key(a, base_image="other/base:2"),
+        key(a, builder="local"),
+    ]
     assert len({key(a), *changed}) == 6
 
 
 @pytest.mark.parametrize(
     "setting, first_line",
     [
-        ("CACHE_URL=gs://bucket/prefix", "lambda-kit: error: CACHE_URL is neither s3:// nor a folder (gs://bucket/prefix)"),
+        (
+            "CACHE_URL=gs://bucket/prefix",
+            "lambda-kit: error: CACHE_URL is neither s3:// nor a folder (gs://bucket/prefix)",
+        ),
         ("CACHE_URL=s3://", "lambda-kit: error: CACHE_URL names no valid S3 bucket (s3://)"),
         ("CACHE_URL=s3://Bad_Bucket/x", "lambda-kit: error: CACHE_URL names no valid S3 bucket (s3://Bad_Bucket/x)"),
         ("CACHE_PUSH=yes", "lambda-kit: error: CACHE_PUSH must be 0 or 1 (yes)"),
@@ -120,7 +132,9 @@ def test_wheelhouse_files_from_the_store_are_verified_and_bounded(tmp_path, monk
     assert (wheelhouse / "good-1.0-py3-none-any.whl").read_bytes() == files["good-1.0-py3-none-any.whl"]
     refused = [line for line in said if line.startswith("lambda-kit: warning:")]
     assert len(refused) == 2
-    tampered = f"wheels/{digests['tampered-1.0-py3-none-any.whl']}/tampered-1.0-py3-none-any.whl does not match its SHA-256"
+    tampered = (
+        f"wheels/{digests['tampered-1.0-py3-none-any.whl']}/tampered-1.0-py3-none-any.whl does not match its SHA-256"
+    )
     assert any(tampered in line for line in refused)
     assert any("huge-1.0" in line and "larger than 100 bytes" in line for line in refused)
 
@@ -160,7 +174,9 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
 
 
 @pytest.mark.network
-def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by_a_read_only_agent(sample, tmp_path, local_aws):
+def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by_a_read_only_agent(
+    sample, tmp_path, local_aws
+):
     s3, bucket = new_bucket(local_aws)
     url = f"s3://{bucket}/fleet/python"
     first = agent(sample, url, "BUILDER=local", **aws_env(local_aws))
@@ -169,9 +185,11 @@ def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by
     key = dep_key(first)
     stored = s3_snapshot(s3, bucket)
     assert all(k.startswith("fleet/python/") for k in stored)
-    relative = {k[len("fleet/python/"):]: v for k, v in stored.items()}
+    relative = {k[len("fleet/python/") :]: v for k, v in stored.items()}
     assert len([k for k in relative if k.startswith("wheels/")]) == 11
-    assert_verified(relative, lambda name: s3.get_object(Bucket=bucket, Key="fleet/python/" + name)["Body"].read().decode())
+    assert_verified(
+        relative, lambda name: s3.get_object(Bucket=bucket, Key="fleet/python/" + name)["Body"].read().decode()
+    )
 
     b = copy_sample(tmp_path / "agent-b" / "ws")
     second = agent(b, url, "BUILDER=local", PATH=without_docker(tmp_path), **aws_env(local_aws))
@@ -201,8 +219,14 @@ def test_two_agents_pushing_the_same_key_at_once_both_succeed(sample, tmp_path, 
     settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "BUILDER=local"]
     env = kit_env(CACHE_URL=url, **aws_env(local_aws))
     jobs = [
-        subprocess.Popen(["make", "--no-print-directory", "package", *settings], cwd=folder, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            ["make", "--no-print-directory", "package", *settings],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for folder in (sample, other)
     ]
     results = [job.communicate(timeout=900) + (job.returncode,) for job in jobs]
@@ -211,7 +235,9 @@ def test_two_agents_pushing_the_same_key_at_once_both_succeed(sample, tmp_path, 
         assert "lambda-kit: warning" not in out
     assert sum("lambda-kit: pushed to cache" in out for out, _, _ in results) == 2  # both missed, built and pushed
     assert (sample / "build.zip").read_bytes() == (other / "build.zip").read_bytes()
-    assert_verified(s3_snapshot(s3, bucket), lambda name: s3.get_object(Bucket=bucket, Key=name)["Body"].read().decode())
+    assert_verified(
+        s3_snapshot(s3, bucket), lambda name: s3.get_object(Bucket=bucket, Key=name)["Body"].read().decode()
+    )
 
 
 @pytest.mark.network
@@ -224,7 +250,9 @@ def test_an_unreachable_store_is_one_warning_and_the_build_goes_on(sample):
     result = agent(sample, "s3://no-such-store/deps", "BUILDER=local", **fake)
     assert result.returncode == 0, result.stderr + result.stdout
     (warning,) = warnings(result)
-    assert warning.startswith("lambda-kit: warning: cache s3://no-such-store/deps unreachable while looking up the dependencies (")
+    assert warning.startswith(
+        "lambda-kit: warning: cache s3://no-such-store/deps unreachable while looking up the dependencies ("
+    )
     assert "local build (no Docker)" in result.stdout and (sample / "build.zip").is_file()
 
 
@@ -256,14 +284,18 @@ def test_a_fifo_planted_in_the_folder_store_is_one_warning_not_a_hang(tmp_path):
     cache = sharedcache.SharedCache(str(store), True, said.append)
     assert cache.restore(["a" * 64], lambda key, path: path, tmp_path / "work") is None
     assert len(said) == 1
-    assert said[0].startswith(f"lambda-kit: warning: cache {store} unreachable while looking up the dependencies (not a regular file")
+    assert said[0].startswith(
+        f"lambda-kit: warning: cache {store} unreachable while looking up the dependencies (not a regular file"
+    )
 
 
 def test_audit_facts_from_the_store_are_merged_only_when_they_are_facts(tmp_path):
     target = tmp_path / "audit-native.json"
     auditnative.save_facts(target, {"a.so|00000001|10": ["elf", "x86_64", 2, 17]})
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
-    auditnative.save_facts(good, {"b.so|00000002|20": ["other", "Mach-O"], "c.so|00000003|30": ["elf", "x86_64", 2, 28]})
+    auditnative.save_facts(
+        good, {"b.so|00000002|20": ["other", "Mach-O"], "c.so|00000003|30": ["elf", "x86_64", 2, 28]}
+    )
     for entries in ({"b.so|1|2": []}, {"b.so|1|2": ["elf", "x86_64", "2", 17]}, {"b.so": ["other"]}):
         auditnative.save_facts(bad, entries)  # verified, but not facts
         assert not sharedcache.merge_native_facts(bad, target)

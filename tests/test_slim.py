@@ -50,12 +50,16 @@ def unpack(wheels: Path, tree: Path) -> Path:
 
 
 def models(tree: Path) -> dict[str, bytes]:
-    return {p.relative_to(tree).as_posix(): p.read_bytes() for p in sorted(tree.glob("botocore/data/*/*/service-2.json*"))}
+    return {
+        p.relative_to(tree).as_posix(): p.read_bytes() for p in sorted(tree.glob("botocore/data/*/*/service-2.json*"))
+    }
 
 
 def without_documentation(node):
     if isinstance(node, dict):
-        return {k: without_documentation(v) for k, v in node.items() if not (k == "documentation" and isinstance(v, str))}
+        return {
+            k: without_documentation(v) for k, v in node.items() if not (k == "documentation" and isinstance(v, str))
+        }
     if isinstance(node, list):
         return [without_documentation(v) for v in node]
     return node
@@ -64,7 +68,11 @@ def without_documentation(node):
 def test_slim_strips_botocore_api_reference_and_nothing_else(wheels, tmp_path):
     tree = unpack(wheels, tmp_path / "a")
     before = models(tree)
-    other_before = {p: p.read_bytes() for p in tree.rglob("*") if p.is_file() and "service-2.json" not in p.name and p.name != "RECORD"}
+    other_before = {
+        p: p.read_bytes()
+        for p in tree.rglob("*")
+        if p.is_file() and "service-2.json" not in p.name and p.name != "RECORD"
+    }
     buildsteps.slim(tree, None)
     after = models(tree)
     assert after.keys() == before.keys() and len(after) > 400
@@ -82,7 +90,9 @@ def test_slim_strips_botocore_api_reference_and_nothing_else(wheels, tmp_path):
         for row in csv.reader(record.read_text().splitlines()):
             if row[1]:
                 data = (tree / row[0]).read_bytes()
-                assert row[1] == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                assert (
+                    row[1] == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                )
                 assert row[2] == str(len(data))
     # The same input gives the same bytes.
     again = unpack(wheels, tmp_path / "b")

@@ -60,7 +60,7 @@ def test_sample_zip_answers_the_sample_event(built):
 def test_bad_event_shape_is_the_handlers_own_answer(built):
     result = make(built, "smoke", f"RUNTIME_IMAGE={BASE_IMAGE}")  # no EVENT: {}
     assert result.returncode == 0, result.stderr
-    response = json.loads(next(l for l in result.stdout.splitlines() if l.startswith('{"statusCode"')))
+    response = json.loads(next(ln for ln in result.stdout.splitlines() if ln.startswith('{"statusCode"')))
     assert response["statusCode"] == 400
 
 
@@ -96,12 +96,14 @@ def test_a_handler_cannot_forge_the_report_and_setuid_bits_are_dropped(built, tm
     zip_path = with_handler(built / "build.zip", tmp_path / "forge.zip", code, {"tool": (b"#!/bin/sh\n", 0o6755)})
     result = helper_smoke(built, zip_path)
     assert result.returncode == 0, result.stderr + result.stdout
-    answer = json.loads(next(l for l in result.stdout.splitlines() if l.startswith('{"setuid"')))
+    answer = json.loads(next(ln for ln in result.stdout.splitlines() if ln.startswith('{"setuid"')))
     assert answer == {"setuid": False, "setgid": False, "mode": "0o755", "report_fd_in_env": False}
     raising = with_handler(built / "build.zip", tmp_path / "forge2.zip", code.replace("return {", "raise ValueError('real'); x = {"),
                            {"tool": (b"#!/bin/sh\n", 0o6755)})  # fmt: skip
     failed = helper_smoke(built, raising)
-    assert failed.returncode == 1 and failed.stderr.startswith("lambda-kit: error: the handler failed (ValueError: real)")
+    assert failed.returncode == 1 and failed.stderr.startswith(
+        "lambda-kit: error: the handler failed (ValueError: real)"
+    )
 
 
 def test_a_malformed_result_is_a_clear_failure(built, tmp_path):

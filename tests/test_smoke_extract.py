@@ -49,6 +49,6 @@ def test_names_outside_the_root_and_garbage_are_invalid(tmp_path):
 def test_a_report_that_is_not_one_line_of_the_right_shape_is_malformed():
     ok = b'{"ok": true, "result": "1", "duration_ms": 1}\n'
     assert smoke_runner.child_report(ok)["ok"] is True
-    for raw in (ok + ok, b"{not json\n", b'{"ok": "yes"}\n', b'{"ok": false, "error": "x"}\n', b'[1]\n'):
+    for raw in (ok + ok, b"{not json\n", b'{"ok": "yes"}\n', b'{"ok": false, "error": "x"}\n', b"[1]\n"):
         assert smoke_runner.child_report(raw)["error"]["errorType"] == "Runtime.MalformedReport", raw
     assert smoke_runner.child_report(b"")["error"]["errorType"] == "Runtime.ExitError"

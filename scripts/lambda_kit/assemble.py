@@ -30,7 +30,9 @@ def build_zip(packed_deps: Path | None, src: Path, work: Path, dest: Path, sourc
         date_time = zipwriter.zip_date_time(source_date_epoch)
         if compile_handler:
             buildsteps.compile_code(code_copy, compile_handler, profile)
-        code = zipwriter.collect(code_copy, skip=lambda n: n in ("Pipfile", "Pipfile.lock"), bytecode=bool(compile_handler))
+        code = zipwriter.collect(
+            code_copy, skip=lambda n: n in ("Pipfile", "Pipfile.lock"), bytecode=bool(compile_handler)
+        )
         dest.parent.mkdir(parents=True, exist_ok=True)
         if packed_deps is None or not zipwriter.extend_zip(packed_deps, DEPS_PART, code, CODE_PART, dest, date_time):
             # Not a plain packed zip, or too many entries for one without zip64: entry by entry, the same bytes.
@@ -48,4 +50,6 @@ def verify_copied(packed: Path) -> None:
         raise KitError("the build wrote no digest beside deps.zip", str(expected), hint="report this as a kit bug")
     digest = sha256_file(packed).hex()
     if digest != expected.read_text(encoding="ascii").strip():
-        raise KitError("the packed dependencies changed on their way out of the build", digest, hint="run the build again")
+        raise KitError(
+            "the packed dependencies changed on their way out of the build", digest, hint="run the build again"
+        )

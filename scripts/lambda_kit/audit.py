@@ -29,9 +29,15 @@ __all__ = ["ERROR", "WARNING", "AuditError", "Finding", "Report", "RULES", "audi
 
 # id -> (severity, hint): this module's rules
 STRUCTURE_RULES = {
-    "size-zipped": (WARNING, "upload through S3 (aws lambda update-function-code --s3-bucket ...) or slim the dependencies"),
+    "size-zipped": (
+        WARNING,
+        "upload through S3 (aws lambda update-function-code --s3-bucket ...) or slim the dependencies",
+    ),
     "size-unzipped": (ERROR, "move large dependencies to a layer or a container image, or drop unused packages"),
-    "zip-corrupt": (ERROR, "build the zip again; if it came from elsewhere, download it again (do not upload this one)"),
+    "zip-corrupt": (
+        ERROR,
+        "build the zip again; if it came from elsewhere, download it again (do not upload this one)",
+    ),
     "perm-file": (ERROR, "Lambda runs as another user: make files world-readable (0644, 0755 for executables)"),
     "perm-dir": (ERROR, "make folders world-traversable (0755)"),
     "zip-absolute": (ERROR, "write entry names relative to the zip root"),
@@ -41,7 +47,13 @@ STRUCTURE_RULES = {
     "zip-duplicate": (ERROR, "write each name once; rebuild the zip from a clean folder"),
     "zip-encrypted": (ERROR, "Lambda cannot read encrypted entries: zip without a password"),
 }
-RULES = {**STRUCTURE_RULES, **auditcontent.RULES, **auditnative.RULES, **nativeneeds.RULES, **bytecode.RULES}  # the report's order
+RULES = {
+    **STRUCTURE_RULES,
+    **auditcontent.RULES,
+    **auditnative.RULES,
+    **nativeneeds.RULES,
+    **bytecode.RULES,
+}  # the report's order
 
 
 @dataclass
@@ -94,7 +106,9 @@ def audit_zip(
     except FileNotFoundError:
         raise AuditError("no such zip", str(path), "build it first (make package) or check the path") from None
     except ZipReadError as exc:
-        raise AuditError("the zip is over the kit's bounds", f"{path}: {exc}", "a Lambda zip has far fewer entries") from None
+        raise AuditError(
+            "the zip is over the kit's bounds", f"{path}: {exc}", "a Lambda zip has far fewer entries"
+        ) from None
     except Exception as exc:  # noqa: BLE001  IsADirectoryError, BadZipFile, and zipfile's other errors on hostile bytes
         raise AuditError("not a zip file", f"{path}: {exc}", "give the path of a deployment zip") from None
     found = Collector(RULES)
@@ -214,6 +228,7 @@ BYTECODE_CAP = 16 << 20  # a .pyc or its source read for the bytecode rules
 def check_bytecode(ctx: Context, found: Collector) -> None:
     """bytecode.py's rules (.pyc for another Python, timestamp-based, orphan, stale), each file read
     with a cap; its verdicts are remembered in the native-facts cache."""
+
     def read(info) -> bytes:
         return ctx.read(info, BYTECODE_CAP, found) or b""
 

@@ -26,7 +26,10 @@ RULES = {
     "leftover-secret": (ERROR, "remove secrets from the zip; use environment variables or a secrets manager"),
     "handler-module": (ERROR, "put the handler's module at the zip root (or set the handler to its dotted path)"),
     "handler-function": (ERROR, "define the handler function at the module's top level, or fix the handler name"),
-    "handler-unparsed": (WARNING, "the handler's module was too large or deep to check: keep it small, import the rest"),
+    "handler-unparsed": (
+        WARNING,
+        "the handler's module was too large or deep to check: keep it small, import the rest",
+    ),
     "lock-missing": (ERROR, "install every [packages] dependency into the zip (make package does)"),
     "lock-version": (ERROR, "rebuild the zip from the current Pipfile.lock"),
     "lock-dev": (ERROR, "leave [dev-packages] out of the zip"),
@@ -92,7 +95,9 @@ def check_handler(ctx: Context, found: Collector) -> None:
         found.add("handler-function", f"the handler's module does not parse ({getattr(exc, 'msg', exc)})", source_name)
         return
     except (RecursionError, MemoryError) as exc:
-        found.add("handler-unparsed", "handler modules too deeply nested to parse", f"{source_name} ({type(exc).__name__})")
+        found.add(
+            "handler-unparsed", "handler modules too deeply nested to parse", f"{source_name} ({type(exc).__name__})"
+        )
         return
     if not _defines(tree, function):
         found.add("handler-function", f"{source_name} defines no top-level {function!r}", source_name)
@@ -134,7 +139,7 @@ def _installed(infos, root: re.Pattern | None = None) -> dict[str, str]:
             prefix = root.match(name)
             if not prefix:
                 continue
-            name = name[prefix.end():]
+            name = name[prefix.end() :]
         match = DIST_INFO.match(name.split("/")[0] + "/")
         if match:
             installed[canonicalize_name(match.group(1))] = match.group(2)
@@ -165,7 +170,11 @@ def check_lock(ctx: Context, found: Collector) -> None:
     for name, version in sorted(wanted.items()):
         have = installed.get(name)
         if have is None:
-            found.add("lock-missing", "[packages] dependencies missing from the zip", f"{name}=={version}" if version else name)
+            found.add(
+                "lock-missing",
+                "[packages] dependencies missing from the zip",
+                f"{name}=={version}" if version else name,
+            )
         elif version and canonicalize_version(have) != canonicalize_version(version):
             found.add("lock-version", "versions that differ from Pipfile.lock", f"{name} {have} (lock: {version})")
     for name in lockfile.develop_only(ctx.lock):

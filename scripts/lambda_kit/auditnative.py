@@ -24,8 +24,14 @@ from .auditcore import ERROR, Collector, Context, encrypted
 
 RULES = {
     "native-not-elf": (ERROR, "install Linux wheels: build in Docker (make package) or pip --platform manylinux..."),
-    "native-arch": (ERROR, "install wheels for the function's architecture (ARCH) or change the function's architecture"),
-    "native-glibc": (ERROR, "install a wheel built for an older glibc (manylinux tag the runtime accepts), or use a newer runtime"),
+    "native-arch": (
+        ERROR,
+        "install wheels for the function's architecture (ARCH) or change the function's architecture",
+    ),
+    "native-glibc": (
+        ERROR,
+        "install a wheel built for an older glibc (manylinux tag the runtime accepts), or use a newer runtime",
+    ),
     "native-abi": (ERROR, "install wheels for the function's Python version: the importer ignores this file"),
 }
 

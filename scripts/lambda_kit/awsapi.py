@@ -72,7 +72,9 @@ def aws_errors(action: str) -> Iterator[None]:
         raise KitError("no such AWS profile", exc.kwargs.get("profile", ""),
                        hint="set AWS_PROFILE to a profile of your AWS config, or unset it") from None  # fmt: skip
     except bx.NoRegionError:
-        raise KitError("no AWS region set", hint="export AWS_REGION=eu-west-1 (or set a region in the profile)") from None
+        raise KitError(
+            "no AWS region set", hint="export AWS_REGION=eu-west-1 (or set a region in the profile)"
+        ) from None
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
         raise KitError(f"cannot reach AWS for {action}", one_line(exc),
                        hint="check the network, AWS_REGION and AWS_ENDPOINT_URL") from None  # fmt: skip

@@ -114,7 +114,9 @@ def run_pip(tools: Toolchain, argv: list[str], lock_sources: list[str]) -> tuple
             path.unlink(missing_ok=True)
 
 
-def run_tool(argv: list[str], env: dict[str, str], echo: Callable[[str], object] | None = None) -> tuple[int, list[str]]:
+def run_tool(
+    argv: list[str], env: dict[str, str], echo: Callable[[str], object] | None = None
+) -> tuple[int, list[str]]:
     """Run a tool (pip, pipenv, strip) in its own process group, its output (stderr merged) as lines.
     An interrupt (Ctrl-C, SIGTERM) stops the whole group at once, instead of waiting for pip."""
     lines: list[str] = []
@@ -154,15 +156,15 @@ def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
         start = next(i for i, line in enumerate(lines) if "DO NOT MATCH THE HASHES" in line)
         culprits = [line.strip().split(" from ")[0].rstrip(":") for line in lines[start + 1:]
                     if line.startswith("    ") and not line.startswith("        ")]  # fmt: skip
-        expected = next((l.split()[-1] for l in lines[start:] if l.strip().startswith("Expected sha256")), "?")
-        got = next((l.split()[-1] for l in lines[start:] if l.strip().startswith("Got")), "?")
+        expected = next((ln.split()[-1] for ln in lines[start:] if ln.strip().startswith("Expected sha256")), "?")
+        got = next((ln.split()[-1] for ln in lines[start:] if ln.strip().startswith("Got")), "?")
         return StepError(
             f"hash mismatch: the download of {', '.join(culprits) or 'a package'} does not match Pipfile.lock "
             f"(lock: sha256 {expected[:16]}..., download: {got[:16]}...)",
             "the file differs from what `pipenv lock` recorded: re-lock only if you trust the new file",
         )
     errors = [line for line in lines if line.startswith("ERROR:")]
-    detail = errors[-1][len("ERROR:"):].strip() if errors else f"exit {code}"
+    detail = errors[-1][len("ERROR:") :].strip() if errors else f"exit {code}"
     error = StepError(f"pip install failed: {detail}", "pip's full output is in the build log")
     error.not_found = wheelcheck.not_found(text)  # install_dependencies asks pip about each of them
     return error
@@ -388,7 +390,17 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_s
     """For a cross-platform install: local and VCS packages become wheels first (pip installs
     only wheels with --platform). A pure-Python wheel installs anywhere; a compiled one for this
     host is refused by the target's tags, which is right."""
-    argv = [str(tools.python), "-m", "pip", "wheel", "--no-deps", "--no-input", "--wheel-dir", str(folder), *requirements]
+    argv = [
+        str(tools.python),
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-input",
+        "--wheel-dir",
+        str(folder),
+        *requirements,
+    ]
     code, lines = run_pip(tools, argv, lock_sources)
     if code != 0:
         raise pip_failure(code, lines, tools)

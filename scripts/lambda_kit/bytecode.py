@@ -181,7 +181,12 @@ def compile_tree(root: Path, names: list[str], mode: str, python: str = sys.exec
             for item in cache.iterdir():
                 item.unlink()
             cache.rmdir()
-    env = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8", "PATH": os.environ.get("PATH", "")}
+    env = {
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LC_ALL": "C.UTF-8",
+        "PATH": os.environ.get("PATH", ""),
+    }
     result = subprocess.run(
         [python, "-S", "-s", str(Path(__file__).resolve()), "compile", str(root), mode],
         input="".join(n + "\n" for n in sorted(names)), env=env, capture_output=True, text=True, check=False,

@@ -41,15 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     deps = sub.add_parser("deps", help="build the dependencies into the kit's cache (for several functions)")
     for q in (p, layer, deps):
         q.add_argument("--pipfile", type=Path, default=Path("Pipfile"), help="the Pipfile; its .lock sits beside it")
-        q.add_argument("--runtime", default="3.12", help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})")
+        q.add_argument(
+            "--runtime", default="3.12", help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})"
+        )
         q.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
         q.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
         q.add_argument("--slim", action="store_true", help="drop packages' tests, stubs and C sources, debug sections")
         q.add_argument("--compile", action="store_true", help="ship hash-based .pyc for what the function imports")
-        q.add_argument("--compile-profile", type=Path, help="with --compile: modules recorded by `smoke --record-imports`")
-        q.add_argument("--fresh", action="store_true", help="rebuild the dependencies even if the cache has them (make -B)")
-        q.add_argument("--builder", default="auto", help="auto (default): Docker when an engine answers, else local; "
-                       "docker; or local: no Docker, binary wheels only")
+        q.add_argument(
+            "--compile-profile", type=Path, help="with --compile: modules recorded by `smoke --record-imports`"
+        )
+        q.add_argument(
+            "--fresh", action="store_true", help="rebuild the dependencies even if the cache has them (make -B)"
+        )
+        q.add_argument(
+            "--builder",
+            default="auto",
+            help="auto (default): Docker when an engine answers, else local; "
+            "docker; or local: no Docker, binary wheels only",
+        )
         q.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit", help="build log, caches")
     for q in (p, layer):
         q.add_argument("--out", type=Path, default=Path("build.zip"), help="the zip to write")
@@ -65,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
     c.add_argument("--handler", help="module.function: its module must be in the zip and define it")
     c.add_argument("--lock", type=Path, help="a Pipfile.lock: the zip must hold its [packages] at the locked versions")
-    c.add_argument("--layer", type=Path, action="append", default=[], help="a layer zip counted toward 250 MB (repeatable)")
+    c.add_argument(
+        "--layer", type=Path, action="append", default=[], help="a layer zip counted toward 250 MB (repeatable)"
+    )
     c.add_argument("--json", action="store_true", help="print a machine-readable report")
     c.epilog = "Exit status: 0 clean or warnings only, 1 errors, 2 usage, 70 internal error (a kit bug)."
     m = sub.add_parser("smoke", help="run the handler from a zip in the Lambda runtime image, as Lambda would")
@@ -79,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit")
     deploy.add_parsers(sub)
     m.add_argument("--json", action="store_true", help="print the report as JSON (the handler's logs go to stderr)")
-    m.add_argument("--record-imports", type=Path, help="write the zip's modules the run imported here (COMPILE=1's profile)")
+    m.add_argument(
+        "--record-imports", type=Path, help="write the zip's modules the run imported here (COMPILE=1's profile)"
+    )
     p.epilog = (
         "Network settings come from the environment so they never show in a process list: "
         "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH. "
@@ -154,7 +168,9 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         runtimes.lookup(args.runtime)
     except KeyError:
-        raise UsageError("unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}") from None
+        raise UsageError(
+            "unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
+        ) from None
     if args.handler and "." not in args.handler:
         raise UsageError("the handler is not of the form module.function", args.handler)
     lock = None
@@ -164,7 +180,9 @@ def run_check(args: argparse.Namespace) -> int:
         except lockfile.LockError as exc:
             raise UsageError(str(exc), hint=exc.hint) from None
     try:
-        report = audit.audit_zip(args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer)
+        report = audit.audit_zip(
+            args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer
+        )
     except audit.AuditError as exc:
         raise KitError(str(exc), exc.value, exc.hint) from None
     if args.json:
@@ -190,7 +208,9 @@ def run_smoke(args: argparse.Namespace) -> int:
         tmp = args.record_imports.with_name(args.record_imports.name + ".tmp")
         tmp.write_text("".join(name + "\n" for name in imported), encoding="utf-8")
         tmp.replace(args.record_imports)
-        print(f"lambda-kit: recorded {len(imported)} imported modules in {args.record_imports}", file=logs, flush=True)  # one line, the last on stdout
+        print(
+            f"lambda-kit: recorded {len(imported)} imported modules in {args.record_imports}", file=logs, flush=True
+        )  # one line, the last on stdout
     if not report["ok"]:
         error = report["error"]
         print(json.dumps(error), file=logs, flush=True)
@@ -262,5 +282,9 @@ def internal_error(exc: BaseException, debug: bool) -> int:
     detail = escape(str(exc).splitlines()[0] if str(exc) else "")
     print(f"lambda-kit: internal error: {type(exc).__name__}{place}: {detail}", file=sys.stderr, flush=True)
     zip_state = "the new zip is in place" if interruption.committed else "the previous zip is untouched"
-    print(f"hint: rerun with LAMBDA_KIT_DEBUG=1 for the traceback, and report it; {zip_state}", file=sys.stderr, flush=True)
+    print(
+        f"hint: rerun with LAMBDA_KIT_DEBUG=1 for the traceback, and report it; {zip_state}",
+        file=sys.stderr,
+        flush=True,
+    )
     return INTERNAL_ERROR

@@ -27,8 +27,19 @@ from urllib.parse import urlsplit
 from .bytecode import PROFILE_NAME
 from .errors import UsageError
 
-CONTAINER_MODULES = ("__init__.py", "buildsteps.py", "bytecode.py", "incontainer.py", "lockfile.py", "lockhash.py", "netconfig.py",
-                     "runtimes.py", "wheelcheck.py", "zipreader.py", "zipwriter.py")
+CONTAINER_MODULES = (
+    "__init__.py",
+    "buildsteps.py",
+    "bytecode.py",
+    "incontainer.py",
+    "lockfile.py",
+    "lockhash.py",
+    "netconfig.py",
+    "runtimes.py",
+    "wheelcheck.py",
+    "zipreader.py",
+    "zipwriter.py",
+)
 # What a local path dependency's folder leaves out of the build context (its build outputs and tool
 # caches: pip builds the package from its sources). Never applied to the function's own code.
 PATH_DEPENDENCY_SKIPPED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
@@ -184,7 +195,9 @@ def wheelhouse_files(wheelhouse: Path | None, lock: dict) -> list[Path]:
     instead of downloading them again."""
     if wheelhouse is None or not wheelhouse.is_dir():
         return []
-    wanted = {h.split(":", 1)[1] for e in lock.get("default", {}).values() if isinstance(e, dict) for h in e.get("hashes", [])}
+    wanted = {
+        h.split(":", 1)[1] for e in lock.get("default", {}).values() if isinstance(e, dict) for h in e.get("hashes", [])
+    }
     return [p for p in sorted(wheelhouse.iterdir()) if p.is_file() and file_sha256(p) in wanted]
 
 

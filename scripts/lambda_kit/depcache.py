@@ -75,7 +75,7 @@ class DependencyCache:
             if path != final:
                 path.unlink(missing_ok=True)
         kept = sorted(self._entries(), key=lambda e: _mtime(e[0]), reverse=True)
-        for path, _, _ in kept[self.KEEP:]:
+        for path, _, _ in kept[self.KEEP :]:
             path.unlink(missing_ok=True)
         return final
 

@@ -90,7 +90,11 @@ def code_location(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: S
             if not is_not_found(exc):
                 raise
     # Trust an object only if it says it holds these bytes; Lambda's CodeSha256 is checked after the update too.
-    if head and head.get("ContentLength") == artifact.size and head.get("Metadata", {}).get("codesha256") == artifact.code_sha256:
+    if (
+        head
+        and head.get("ContentLength") == artifact.size
+        and head.get("Metadata", {}).get("codesha256") == artifact.code_sha256
+    ):
         say(f"lambda-kit: {url} already holds this zip, no upload")
     elif s.dry_run:
         say(f"lambda-kit: dry run: would upload {artifact.size:,} bytes to {url}")
@@ -126,7 +130,9 @@ def check_function(config: dict[str, Any], s: DeploySettings, say: Say) -> None:
                        f"function {name}: {' '.join(theirs)}; zip: {' '.join(ours)} (PYTHON_VERSION, ARCH)",
                        hint="build for the function's runtime and architecture, or change the function's")  # fmt: skip
     if s.handler and config.get("Handler") != s.handler:
-        say(f"lambda-kit: warning: the function's handler is {config.get('Handler')!r}, HANDLER is {s.handler!r} (not changed)")
+        say(
+            f"lambda-kit: warning: the function's handler is {config.get('Handler')!r}, HANDLER is {s.handler!r} (not changed)"
+        )
 
 
 def settle(lam: Any, config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -169,7 +175,9 @@ def verified(lam: Any, name: str, artifact: Artifact) -> dict[str, Any]:
     return config
 
 
-def update_code(aws: AwsSession, s: DeploySettings, config: dict[str, Any], artifact: Artifact, say: Say) -> dict[str, Any]:
+def update_code(
+    aws: AwsSession, s: DeploySettings, config: dict[str, Any], artifact: Artifact, say: Say
+) -> dict[str, Any]:
     name = s.function_name
     lam = aws.client("lambda")
     if config.get("CodeSha256") == artifact.code_sha256:
@@ -206,7 +214,13 @@ def publish_version(lam: Any, s: DeploySettings, artifact: Artifact, say: Say) -
                 raise KitError("the function's code changed during the deploy: no version published", name,
                                hint="another deploy ran at the same time; run make deploy again") from None  # fmt: skip
             raise
-    waiter(lam, "published_version_active", f"version {version} of {name} to become active", FunctionName=name, Qualifier=version)
+    waiter(
+        lam,
+        "published_version_active",
+        f"version {version} of {name} to become active",
+        FunctionName=name,
+        Qualifier=version,
+    )
     say(f"lambda-kit: published version {version} of {name}")
     return version
 
@@ -280,9 +294,13 @@ def deploy_layer(s: DeploySettings, say: Say) -> list[str]:
         with aws_errors(f"GetLayerVersion {name}:{listed[0]['Version']}"):
             latest = lam.get_layer_version(LayerName=name, VersionNumber=listed[0]["Version"])
         same_code = latest.get("Content", {}).get("CodeSha256") == artifact.code_sha256
-        fits = s.runtime.name in latest.get("CompatibleRuntimes", []) and s.arch in latest.get("CompatibleArchitectures", [])
+        fits = s.runtime.name in latest.get("CompatibleRuntimes", []) and s.arch in latest.get(
+            "CompatibleArchitectures", []
+        )
         if same_code and fits:
-            say(f"lambda-kit: layer unchanged (version {latest['Version']} has CodeSha256 {artifact.code_sha256}), nothing published")
+            say(
+                f"lambda-kit: layer unchanged (version {latest['Version']} has CodeSha256 {artifact.code_sha256}), nothing published"
+            )
             return layer_summary(latest["LayerVersionArn"], artifact)
     location = code_location(aws, s, artifact, say)
     if s.dry_run:
@@ -310,7 +328,9 @@ def add_parsers(sub: Any) -> None:
         q.add_argument("zip", type=Path)
         q.add_argument("--runtime", default="3.12", help="Lambda Python version of the zip")
         q.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
-        q.add_argument("--s3-bucket", default="", help="upload through this bucket (needed above the direct-upload limit)")
+        q.add_argument(
+            "--s3-bucket", default="", help="upload through this bucket (needed above the direct-upload limit)"
+        )
         q.add_argument("--s3-prefix", default="", help="key prefix in the bucket: PREFIX/<sha256>.zip")
         q.add_argument("--dry-run", action="store_true", help="print what would be uploaded and called; change nothing")
         q.epilog = "AWS access: the standard chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...), never arguments."
@@ -326,7 +346,9 @@ def run(args: argparse.Namespace, say: Say) -> int:
     try:
         runtime = runtimes.lookup(args.runtime)
     except KeyError:
-        raise UsageError("unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}") from None
+        raise UsageError(
+            "unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
+        ) from None
     common = dict(zip=args.zip.resolve(), runtime=runtime, arch=args.arch, s3_bucket=args.s3_bucket.strip(),
                   s3_prefix=args.s3_prefix.strip(), dry_run=args.dry_run)  # fmt: skip
     if args.command == "deploy-layer":

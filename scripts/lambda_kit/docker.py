@@ -44,7 +44,9 @@ def preflight(run: Run, environ: dict[str, str] | None = None) -> Engine:
             "make package BUILDER=local (needs a binary wheel of every package)",
         )
     try:
-        answer = run(["docker", "version", "--format", "{{.Server.Version}} {{.Server.Arch}}"], timeout=PREFLIGHT_TIMEOUT)
+        answer = run(
+            ["docker", "version", "--format", "{{.Server.Version}} {{.Server.Arch}}"], timeout=PREFLIGHT_TIMEOUT
+        )
     except CommandFailed as exc:
         where = environ.get("DOCKER_HOST") or "the local socket"
         raise KitError(

@@ -100,7 +100,10 @@ def build(
 ) -> None:
     """Writes what the Docker build leaves in its out/ folder: deps.zip (+ .sha256)."""
     venv = tools_venv(state_dir, kit_dir, network, run)
-    with open(log_path, "a", encoding="utf-8", buffering=1) as log, tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp:
+    with (
+        open(log_path, "a", encoding="utf-8", buffering=1) as log,
+        tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp,
+    ):
         work = Path(tmp)
         tools = buildsteps.Toolchain(
             python=venv / "bin" / "python",
@@ -133,4 +136,6 @@ def build(
                 buildsteps.compile_dependencies(work / "deps", profile)
             buildsteps.pack_dependencies(work / "deps", out / "deps.zip", compiled=compile_deps)
         except buildsteps.StepError as exc:
-            raise KitError(str(exc), hint=f"{exc.hint}  (full log: {log_path})" if exc.hint else f"full log: {log_path}") from None
+            raise KitError(
+                str(exc), hint=f"{exc.hint}  (full log: {log_path})" if exc.hint else f"full log: {log_path}"
+            ) from None

@@ -63,9 +63,7 @@ class InstallPlan:
         return "".join(p.requirement_line() + "\n" for p in self.index)
 
     def names(self) -> list[str]:
-        return sorted(
-            [p.name for p in self.index] + [p.name for p in self.local] + [p.name for p in self.urls]
-        )
+        return sorted([p.name for p in self.index] + [p.name for p in self.local] + [p.name for p in self.urls])
 
 
 def load(path: Path) -> dict:

@@ -25,7 +25,11 @@ from .auditnative import IN_MEMORY, NativeCache
 RULES = {"native-needed": (ERROR, "add the library to the zip (or a layer's lib/), or install a wheel that bundles it")}
 
 TASK, OPT = "/var/task", "/opt"
-LD_LIBRARY_PATH = ("/var/task", "/var/task/lib", "/opt/lib")  # the parts Lambda's LD_LIBRARY_PATH gives the zip and layers
+LD_LIBRARY_PATH = (
+    "/var/task",
+    "/var/task/lib",
+    "/opt/lib",
+)  # the parts Lambda's LD_LIBRARY_PATH gives the zip and layers
 
 
 def elf_links(stream) -> tuple[list[str], list[str], list[str]] | None:
@@ -93,5 +97,9 @@ def check_needed(ctx: Context, found: Collector) -> None:
         dirs += list(LD_LIBRARY_PATH) + [_expand(d, origin) for d in runpath if d]
         for library in needed:
             if library not in provided and "/" not in library and not any(f"{d}/{library}" in present for d in dirs):
-                found.add("native-needed", "native files needing a library Lambda does not provide", f"{info.filename} ({library})")
+                found.add(
+                    "native-needed",
+                    "native files needing a library Lambda does not provide",
+                    f"{info.filename} ({library})",
+                )
     cache.save()

@@ -62,7 +62,7 @@ def pip_environment_for(
 ) -> tuple[dict[str, str], list[Path]]:
     """PIP_* variables for the kit's settings (INDEX_URL, EXTRA_INDEX_URLS, ENV_<name> values for
     `${name}` in the lock's sources) and an extra CA bundle, which is added to pip's own."""
-    variables = {k[len("ENV_"):]: v for k, v in settings.items() if k.startswith("ENV_")}
+    variables = {k[len("ENV_") :]: v for k, v in settings.items() if k.startswith("ENV_")}
     sources = [_expand(u, variables) for u in (lock_sources or [])]
     index = settings.get("INDEX_URL") or (sources[0] if sources else "")
     extras = sources[1:] + settings.get("EXTRA_INDEX_URLS", "").split()

@@ -74,7 +74,10 @@ class OutputRecords:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             stat = zip_path.stat()
-            for path, text in ((record, _sha256sum_line(hex_digest, zip_path)), (stat_file, f"{stat.st_size} {stat.st_mtime_ns}\n")):
+            for path, text in (
+                (record, _sha256sum_line(hex_digest, zip_path)),
+                (stat_file, f"{stat.st_size} {stat.st_mtime_ns}\n"),
+            ):
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
                 tmp.write_text(text, encoding="utf-8")
                 tmp.replace(path)

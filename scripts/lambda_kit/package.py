@@ -1,14 +1,14 @@
 """`package`: settings checked, zip built (or the code added to cached dependencies), checked, replaced.
 
-    1. check the settings and files (no docker yet): a mistake fails in milliseconds
-    2. dependency key: with a cached deps.zip for it (local, else CACHE_URL's store), go to 6; after a build, push it
-    3. preflight: docker present, daemon answering, which builder, the engine's architecture
-       (BUILDER=auto: no engine, build on the host instead)
-    4. stage the build context in a temporary folder; docker build (full log in <state>/build.log)
-    5. docker create -> docker cp the image's out/ folder -> docker rm --force (always);
-       check deps.zip against its digest, keep it in the cache and the downloads in the wheelhouse
-    6. add the code to deps.zip on the host (assemble.build_zip, the one route to the zip), audit
-       it, then os.replace it over the old one: a failure never touches the last good zip
+1. check the settings and files (no docker yet): a mistake fails in milliseconds
+2. dependency key: with a cached deps.zip for it (local, else CACHE_URL's store), go to 6; after a build, push it
+3. preflight: docker present, daemon answering, which builder, the engine's architecture
+   (BUILDER=auto: no engine, build on the host instead)
+4. stage the build context in a temporary folder; docker build (full log in <state>/build.log)
+5. docker create -> docker cp the image's out/ folder -> docker rm --force (always);
+   check deps.zip against its digest, keep it in the cache and the downloads in the wheelhouse
+6. add the code to deps.zip on the host (assemble.build_zip, the one route to the zip), audit
+   it, then os.replace it over the old one: a failure never touches the last good zip
 """
 
 from __future__ import annotations
@@ -25,11 +25,30 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from . import assemble, audit, compiling, docker, localbuild, lockfile, runtimes, secretscan, sharedcache, sources, zipwriter
+from . import (
+    assemble,
+    audit,
+    compiling,
+    docker,
+    localbuild,
+    lockfile,
+    runtimes,
+    secretscan,
+    sharedcache,
+    sources,
+    zipwriter,
+)
 from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
 from .depcache import DependencyCache, keep_wheelhouse
-from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, NetworkSettings, lock_source_variables, secret_files, stage
+from .context import (
+    CONTAINER_MODULES,
+    PATH_DEPENDENCY_SKIPPED_PARTS,
+    NetworkSettings,
+    lock_source_variables,
+    secret_files,
+    stage,
+)
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run
 
@@ -66,10 +85,13 @@ class PackageSettings:
 
     def profile(self) -> list[str]:
         return compiling.profile(self)
+
     sources: sources.SourceRules | None = None  # what of src goes into the zip (None: the defaults)
 
     def source_rules(self) -> sources.SourceRules:
-        return self.sources or sources.SourceRules(self.src, self.pipfile.parent, self.kit_dir, self.state_dir, self.out)
+        return self.sources or sources.SourceRules(
+            self.src, self.pipfile.parent, self.kit_dir, self.state_dir, self.out
+        )
 
 
 @dataclass
@@ -124,16 +146,24 @@ def check_settings(
             hint="move the function to python3.12 or newer",
         )
     if runtime.deprecated_on(today or date.today()):
-        warnings.append(f"{runtime.name} is deprecated on Lambda since {runtime.deprecation}: plan a move to a newer runtime")
+        warnings.append(
+            f"{runtime.name} is deprecated on Lambda since {runtime.deprecation}: plan a move to a newer runtime"
+        )
     if s.builder not in BUILDERS:
         raise UsageError("unknown builder", s.builder, hint="use BUILDER=auto (the default), docker or local")
     compiling.check(s, runtime)
     if s.arch not in runtimes.ARCHITECTURES:
         raise UsageError("unknown architecture", s.arch, hint="use x86_64 or arm64")
     if not HANDLER_PATTERN.match(s.handler):
-        raise UsageError("the handler is not of the form module.function", s.handler, hint="e.g. app.handler or pkg.api.handler")
+        raise UsageError(
+            "the handler is not of the form module.function", s.handler, hint="e.g. app.handler or pkg.api.handler"
+        )
     if not s.pipfile.is_file():
-        raise UsageError("no Pipfile", str(s.pipfile), hint="run make in the folder that holds the Pipfile, or set PIPFILE (`pipenv lock` writes Pipfile and lock)")
+        raise UsageError(
+            "no Pipfile",
+            str(s.pipfile),
+            hint="run make in the folder that holds the Pipfile, or set PIPFILE (`pipenv lock` writes Pipfile and lock)",
+        )
     lock_path = s.pipfile.with_name(s.pipfile.name + ".lock")
     try:
         lock = lockfile.load(lock_path)
@@ -141,7 +171,9 @@ def check_settings(
     except lockfile.LockError as exc:
         raise KitError(str(exc), hint=exc.hint) from None
     if need_handler and not s.src.is_dir():
-        raise UsageError("the source folder does not exist", str(s.src), hint="set SRC to the folder that holds your handler")
+        raise UsageError(
+            "the source folder does not exist", str(s.src), hint="set SRC to the folder that holds your handler"
+        )
     has_local_paths = any(isinstance(e, dict) and "path" in e for e in lock.get("default", {}).values())
     if need_handler and not has_local_paths and not any((s.src / p).is_file() for p in handler_module_paths(s.handler)):
         raise UsageError(
@@ -156,7 +188,9 @@ def check_settings(
         try:
             pem = ca.read_bytes()
         except OSError as exc:
-            raise UsageError("cannot read the CA bundle", f"{ca}: {exc.strerror}", hint="set CA_BUNDLE to a PEM file") from None
+            raise UsageError(
+                "cannot read the CA bundle", f"{ca}: {exc.strerror}", hint="set CA_BUNDLE to a PEM file"
+            ) from None
         if b"-----BEGIN CERTIFICATE-----" not in pem:
             raise UsageError("the CA bundle has no PEM certificate", str(ca), hint="set CA_BUNDLE to a PEM file")
     try:
@@ -220,7 +254,11 @@ def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, bu
     add("Pipfile", s.pipfile.read_bytes())
     add("profile", "\n".join(s.profile()).encode())
     add("Pipfile.lock", s.pipfile.with_name(s.pipfile.name + ".lock").read_bytes())
-    for name in ("Dockerfile", "scripts/container-requirements.txt", *(f"scripts/lambda_kit/{m}" for m in CONTAINER_MODULES)):
+    for name in (
+        "Dockerfile",
+        "scripts/container-requirements.txt",
+        *(f"scripts/lambda_kit/{m}" for m in CONTAINER_MODULES),
+    ):
         add(name, (s.kit_dir / name).read_bytes())
     for entry in sorted((e["path"] for e in lock.get("default", {}).values() if isinstance(e, dict) and "path" in e)):
         local = (s.pipfile.parent / entry).resolve()
@@ -232,8 +270,10 @@ def dependency_key(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, bu
 
 def _ignored(path: Path) -> bool:
     """What the build context leaves out of a local path dependency (context.PATH_DEPENDENCY_SKIPPED)."""
-    return bool(PATH_DEPENDENCY_SKIPPED_PARTS & set(path.parts)) or path.suffix in (".pyc", ".pyo") or any(
-        part.endswith(".egg-info") for part in path.parts
+    return (
+        bool(PATH_DEPENDENCY_SKIPPED_PARTS & set(path.parts))
+        or path.suffix in (".pyc", ".pyo")
+        or any(part.endswith(".egg-info") for part in path.parts)
     )
 
 
@@ -256,8 +296,15 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         else:
             packed = None
             say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
-        digest = assemble.build_zip(packed, code, staging, fresh, s.source_date_epoch,
-                                    compile_handler=compiling.code_handler(s, say), profile=s.profile())
+        digest = assemble.build_zip(
+            packed,
+            code,
+            staging,
+            fresh,
+            s.source_date_epoch,
+            compile_handler=compiling.code_handler(s, say),
+            profile=s.profile(),
+        )
         report, digest = check_zip(fresh, s, lock, say, digest)
         size = fresh.stat().st_size
         publish(fresh, s.out)
@@ -281,14 +328,20 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
     s.network.lock_source_env = lock_source_variables(lock, dict(os.environ))
     s.state_dir.mkdir(parents=True, exist_ok=True)
     cache = DependencyCache(s.state_dir, warn=lambda m: say(f"lambda-kit: warning: {m}"))
-    keys = {b: dependency_key(s, runtime, lock, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))}
+    keys = {
+        b: dependency_key(s, runtime, lock, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))
+    }
     for key in keys.values():
         cached = None if s.fresh else cache.get(key)
         if cached is not None:
             say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
             return cached
     shared = sharedcache.SharedCache.for_build(s, say, s.state_dir / "audit-native.json")  # None without CACHE_URL
-    if shared is not None and not s.fresh and (cached := shared.lookup(keys.values(), cache, lock, s.state_dir)) is not None:
+    if (
+        shared is not None
+        and not s.fresh
+        and (cached := shared.lookup(keys.values(), cache, lock, s.state_dir)) is not None
+    ):
         return cached
     builder, engine, no_wheel_hint = s.builder, None, None
     if builder == "auto":
@@ -297,7 +350,9 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
         compiling.check(s, runtime, builder)
         if engine is None:
             say(f"lambda-kit: no Docker engine ({why_not}): building without Docker, same bytes")
-            no_wheel_hint = "Docker is needed for such packages: start a Docker engine (or set DOCKER_HOST) and build again"
+            no_wheel_hint = (
+                "Docker is needed for such packages: start a Docker engine (or set DOCKER_HOST) and build again"
+            )
     log_path = s.state_dir / "build.log"
     log_path.write_text("", encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="lambda-kit-out-") as tmp, \
@@ -347,7 +402,8 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
     try:
         fresh = staging / s.out.name
         entries = [zipwriter.Entry("python/", None, 0o755)] + [
-            zipwriter.Entry(f"python/{e.name}", e.source, e.mode, e.packed) for e in zipwriter.collect_zip(packed).values()
+            zipwriter.Entry(f"python/{e.name}", e.source, e.mode, e.packed)
+            for e in zipwriter.collect_zip(packed).values()
         ]
         zipwriter.write_zip(sorted(entries, key=lambda e: e.name), fresh, zipwriter.zip_date_time(s.source_date_epoch))
         report = audit.audit_zip(fresh, runtime=s.runtime, arch=s.arch, native_cache=s.state_dir / "audit-native.json",
@@ -366,10 +422,14 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
                          time.monotonic() - started)  # fmt: skip
 
 
-
-
 def build_in_docker(
-    s: PackageSettings, runtime: runtimes.Runtime, lock: dict, outputs: Path, log_path: Path, run: Run, say,
+    s: PackageSettings,
+    runtime: runtimes.Runtime,
+    lock: dict,
+    outputs: Path,
+    log_path: Path,
+    run: Run,
+    say,
     engine: docker.Engine | None = None,
 ) -> None:
     """docker build, then create / cp the image's out/ folder to `outputs` / rm, and prune this
@@ -387,8 +447,12 @@ def build_in_docker(
             hint="build with BuildKit (DOCKER_BUILDKIT=1 with a docker that has it), which passes them as secrets",
         )
     mode = f", cross-installing {s.arch} wheels on {engine.arch}" if cross else ""
-    say(f"lambda-kit: docker {engine.server_version} ({engine.builder_name}), {runtime.name} {s.arch}, base {base_image}{mode}")
-    docker.ensure_image(run, base_image, "build image", "BASE_IMAGE", say, alternative=", or build without Docker: BUILDER=local")
+    say(
+        f"lambda-kit: docker {engine.server_version} ({engine.builder_name}), {runtime.name} {s.arch}, base {base_image}{mode}"
+    )
+    docker.ensure_image(
+        run, base_image, "build image", "BASE_IMAGE", say, alternative=", or build without Docker: BUILDER=local"
+    )
 
     project_dir = s.pipfile.parent
     tag = image_tag(project_dir, runtime, s.arch)

@@ -59,7 +59,7 @@ OLDEST_BUILDABLE = (3, 10)
 
 def lookup(version: str) -> Runtime:
     """Accept "3.12" or "python3.12"; raise KeyError for anything the table lacks."""
-    key = version[len("python"):] if version.startswith("python") else version
+    key = version[len("python") :] if version.startswith("python") else version
     return RUNTIMES[key]
 
 
@@ -93,7 +93,12 @@ def manylinux_tags(runtime: Runtime, arch: str) -> list[str]:
     tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, 16, -1)]  # down to 2_17
     tags.append(f"manylinux2014_{machine}")
     if machine == "x86_64":  # older policies exist only for x86 (and i686)
-        tags += [f"manylinux_2_12_{machine}", f"manylinux2010_{machine}", f"manylinux_2_5_{machine}", f"manylinux1_{machine}"]
+        tags += [
+            f"manylinux_2_12_{machine}",
+            f"manylinux2010_{machine}",
+            f"manylinux_2_5_{machine}",
+            f"manylinux1_{machine}",
+        ]
     return tags
 
 

@@ -53,7 +53,7 @@ def check_settings(url: str, push: str) -> tuple[str, bool]:
     if not url:
         return "", push != "0"
     if url.startswith("s3://"):
-        bucket, _, prefix = url[len("s3://"):].partition("/")
+        bucket, _, prefix = url[len("s3://") :].partition("/")
         if not BUCKET.fullmatch(bucket) or ".." in prefix.split("/"):
             raise UsageError("CACHE_URL names no valid S3 bucket", url, hint="CACHE_URL=s3://bucket/prefix")
         if importlib.util.find_spec("boto3") is None:
@@ -64,7 +64,11 @@ def check_settings(url: str, push: str) -> tuple[str, bool]:
             )
         return f"s3://{bucket}/{prefix.strip('/')}".rstrip("/"), push != "0"
     if "://" in url:
-        raise UsageError("CACHE_URL is neither s3:// nor a folder", url, hint="use s3://bucket/prefix or a folder path (a shared mount)")
+        raise UsageError(
+            "CACHE_URL is neither s3:// nor a folder",
+            url,
+            hint="use s3://bucket/prefix or a folder path (a shared mount)",
+        )
     return str(Path(url).expanduser().absolute()), push != "0"
 
 
@@ -124,7 +128,11 @@ class FolderStore:
         if not self.root.is_dir():
             raise self._unreachable()
         folder = self.root / prefix
-        return {prefix + p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+        return {
+            prefix + p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        }
 
 
 class S3Store:
@@ -140,13 +148,17 @@ class S3Store:
         self.missing_codes = {"NoSuchKey", "404", "NotFound"}
         self.client_error = botocore.exceptions.ClientError
         self.errors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
-        config = botocore.config.Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"})
+        config = botocore.config.Config(
+            connect_timeout=5, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"}
+        )
         self.client = boto3.client("s3", config=config)
 
     def _fail(self, exc: Exception) -> CacheUnavailable:
         if isinstance(exc, self.client_error):
             error = exc.response.get("Error", {})
-            return CacheUnavailable(f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "), f"s3://{self.bucket}")
+            return CacheUnavailable(
+                f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "), f"s3://{self.bucket}"
+            )
         return CacheUnavailable(str(exc), f"s3://{self.bucket}")
 
     def download(self, name: str, dest: Path, limit: int) -> int | None:
@@ -167,7 +179,9 @@ class S3Store:
             with open(source, "rb") as f:
                 self.client.put_object(Bucket=self.bucket, Key=tmp, Body=f)
             try:
-                self.client.copy_object(Bucket=self.bucket, Key=self.prefix + name, CopySource={"Bucket": self.bucket, "Key": tmp})
+                self.client.copy_object(
+                    Bucket=self.bucket, Key=self.prefix + name, CopySource={"Bucket": self.bucket, "Key": tmp}
+                )
             finally:
                 self.client.delete_object(Bucket=self.bucket, Key=tmp)
         except self.errors as exc:
@@ -176,8 +190,10 @@ class S3Store:
     def names(self, prefix: str) -> set[str]:
         found = set()
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
-                found |= {item["Key"][len(self.prefix):] for item in page.get("Contents", [])}
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            ):
+                found |= {item["Key"][len(self.prefix) :] for item in page.get("Contents", [])}
         except self.errors as exc:
             raise self._fail(exc) from None
         return found
@@ -185,7 +201,7 @@ class S3Store:
 
 def open_store(url: str) -> FolderStore | S3Store:
     if url.startswith("s3://"):
-        bucket, _, prefix = url[len("s3://"):].partition("/")
+        bucket, _, prefix = url[len("s3://") :].partition("/")
         return S3Store(bucket, prefix)
     return FolderStore(Path(url))
 
@@ -206,7 +222,11 @@ class SharedCache:
     and left alone for the rest of the run."""
 
     def __init__(
-        self, url: str, push: bool, say: Callable[[str], None], native_facts: Path | None = None,
+        self,
+        url: str,
+        push: bool,
+        say: Callable[[str], None],
+        native_facts: Path | None = None,
         store: FolderStore | S3Store | None = None,
     ) -> None:
         self.url, self.push, self.say = url, push, say
@@ -247,7 +267,9 @@ class SharedCache:
         self.say(f"lambda-kit: warning: cache {self.url}: {name}{about} {why}: ignored")
         return False
 
-    def _fetch(self, store, name: str, dest: Path, expected: str, key: str = "", limit: int = MAX_OBJECT_BYTES) -> bool | None:
+    def _fetch(
+        self, store, name: str, dest: Path, expected: str, key: str = "", limit: int = MAX_OBJECT_BYTES
+    ) -> bool | None:
         """True: dest holds the verified object; None: no such object; False: refused."""
         limit = min(limit, MAX_OBJECT_BYTES)
         size = store.download(name, dest, limit)
@@ -257,7 +279,11 @@ class SharedCache:
             return self._refuse(name, f"is larger than {limit:,} bytes", key)
         actual = file_sha256(dest)
         if actual != expected:
-            return self._refuse(name, f"does not match its SHA-256 ({size:,} bytes, sha256 {actual[:12]}, expected {expected[:12]})", key)
+            return self._refuse(
+                name,
+                f"does not match its SHA-256 ({size:,} bytes, sha256 {actual[:12]}, expected {expected[:12]})",
+                key,
+            )
         return True
 
     def _fetch_beside(self, store, name: str, dest: Path, key: str, limit: int = MAX_OBJECT_BYTES) -> bool | None:
@@ -276,7 +302,9 @@ class SharedCache:
         if self.native_facts is None:
             return
         name, facts = f"deps/{key}.natives.json", work / "natives.json"
-        if self._guarded("fetching the audit's facts", lambda store: self._fetch_beside(store, name, facts, key, MAX_FACTS_BYTES)):
+        if self._guarded(
+            "fetching the audit's facts", lambda store: self._fetch_beside(store, name, facts, key, MAX_FACTS_BYTES)
+        ):
             if not merge_native_facts(facts, self.native_facts):
                 self._refuse(name, "is not a table of native file facts", key)
 
@@ -289,7 +317,7 @@ class SharedCache:
             with tempfile.TemporaryDirectory(prefix="shared-", dir=scratch) as tmp:
                 work = Path(tmp)
                 found = self._guarded("looking up the dependencies",
-                                      lambda store: self._fetch_beside(store, f"deps/{key}.zip", work / "deps.zip", key))  # fmt: skip
+                                      lambda store, key=key, work=work: self._fetch_beside(store, f"deps/{key}.zip", work / "deps.zip", key))  # fmt: skip
                 if found:
                     self._restore_facts(key, work)
                     size = (work / "deps.zip").stat().st_size
@@ -298,7 +326,9 @@ class SharedCache:
                              f"({size:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
                     return packed
         if not self.off and not self.refused:  # a refusal has said why already
-            self.say(f"lambda-kit: dependencies not in cache {self.url} (key {' or '.join(k[:12] for k in keys)}): building them")
+            self.say(
+                f"lambda-kit: dependencies not in cache {self.url} (key {' or '.join(k[:12] for k in keys)}): building them"
+            )
         return None
 
     def fetch_wheels(self, lock: dict, wheelhouse: Path) -> None:

@@ -75,16 +75,22 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
     try:
         runtime = runtimes.lookup(s.runtime)
     except KeyError:
-        raise UsageError("unknown Python runtime", s.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}") from None
+        raise UsageError(
+            "unknown Python runtime", s.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
+        ) from None
     if not s.zip.is_file():
         raise UsageError("no zip to run", str(s.zip), hint="build it first: make package")
     if s.event is not None:
         try:
             json.loads(s.event.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise UsageError("cannot read the event file", f"{s.event}: {exc.strerror}", hint="set EVENT to a JSON file") from None
+            raise UsageError(
+                "cannot read the event file", f"{s.event}: {exc.strerror}", hint="set EVENT to a JSON file"
+            ) from None
         except ValueError as exc:
-            raise UsageError("the event file is not JSON", f"{s.event}: {exc}", hint="set EVENT to a JSON file") from None
+            raise UsageError(
+                "the event file is not JSON", f"{s.event}: {exc}", hint="set EVENT to a JSON file"
+            ) from None
     audit_first(s)
     s.state_dir.mkdir(parents=True, exist_ok=True)
     engine = docker.preflight(run)
@@ -97,7 +103,9 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
         event = Path(tmp) / "event.json"
         event.write_bytes(s.event.read_bytes() if s.event else b"{}")
         started = time.monotonic()
-        with docker.ContainerSession(run, tag, labels, name_prefix="lambda-kit-smoke", command=command, options=options) as box:
+        with docker.ContainerSession(
+            run, tag, labels, name_prefix="lambda-kit-smoke", command=command, options=options
+        ) as box:
             box.copy_in(s.zip, "/tmp/lambda-kit-smoke/function.zip")
             box.copy_in(event, "/tmp/lambda-kit-smoke/event.json")
             output = box.start_attached(timeout=s.timeout + 120)
@@ -130,7 +138,9 @@ def read_report(path: Path) -> dict:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
         wrong = smoke_runner.problem(report)
-        if wrong is None and not (isinstance(report.get("entries"), int) and isinstance(report.get("peak_memory_mb"), (int, float))):
+        if wrong is None and not (
+            isinstance(report.get("entries"), int) and isinstance(report.get("peak_memory_mb"), (int, float))
+        ):
             wrong = "no entries or peak memory"
     except (OSError, ValueError) as exc:
         wrong = str(exc)[:200]

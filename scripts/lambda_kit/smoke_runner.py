@@ -206,7 +206,7 @@ def record_compiles() -> set:
 
     def source_to_code(self, data, path, *args, **kwargs):
         if isinstance(path, str) and path.startswith(TASK_ROOT + "/"):
-            compiled.add(path[len(TASK_ROOT) + 1:])
+            compiled.add(path[len(TASK_ROOT) + 1 :])
         return original(self, data, path, *args, **kwargs)
 
     _bootstrap_external.SourceLoader.source_to_code = source_to_code
@@ -219,14 +219,14 @@ def imported_from_task() -> list:
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None) or ""
         if path.startswith(TASK_ROOT + "/") and path.endswith(".py"):
-            names.add(path[len(TASK_ROOT) + 1:])
+            names.add(path[len(TASK_ROOT) + 1 :])
     return sorted(names)
 
 
 def send(fd: int, line: str) -> None:
     data = memoryview((line + "\n").encode())
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def invoke(handler: str) -> None:

@@ -61,7 +61,9 @@ class Selection:
         for name in self.dirs:
             h.update(b"D" + name.encode() + b"\0")
         for name, path, st in self.files:
-            h.update(b"F%s\0%s\0%d %d %o\0" % (name.encode(), os.fsencode(path), st.st_size, st.st_mtime_ns, st.st_mode))
+            h.update(
+                b"F%s\0%s\0%d %d %o\0" % (name.encode(), os.fsencode(path), st.st_size, st.st_mtime_ns, st.st_mode)
+            )
         return h.hexdigest()
 
 
@@ -123,7 +125,9 @@ class _Walker:
             raise SourceError("a symlink under SRC points to nothing", f"{zip_name} -> {target}",
                               hint="remove the link or create its target") from None  # fmt: skip
         except (RuntimeError, OSError):
-            raise SourceError("a symlink under SRC is a loop", f"{zip_name} -> {target}", hint="remove the link") from None
+            raise SourceError(
+                "a symlink under SRC is a loop", f"{zip_name} -> {target}", hint="remove the link"
+            ) from None
         if not _inside(real, self.repo) and not self.rules.outside_links:
             raise SourceError(
                 "a symlink under SRC points outside the repository",
@@ -156,7 +160,9 @@ class _Walker:
                 real = path
                 st = entry.stat(follow_symlinks=False)
             is_dir = stat.S_ISDIR(st.st_mode)
-            if self.left_out(entry.name, zip_name + "/" if is_dir else zip_name, is_dir, (st.st_dev, st.st_ino), parent):
+            if self.left_out(
+                entry.name, zip_name + "/" if is_dir else zip_name, is_dir, (st.st_dev, st.st_ino), parent
+            ):
                 continue
             if is_dir:
                 real_dir = os.path.realpath(real)
@@ -228,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     kit_dir = Path(__file__).resolve().parent.parent.parent
     try:
         if not args.src.is_dir():
-            raise SourceError("the source folder does not exist", str(args.src), hint="set SRC to the folder that holds your handler")
+            raise SourceError(
+                "the source folder does not exist", str(args.src), hint="set SRC to the folder that holds your handler"
+            )
         write_stamp(rules_from_environment(args.src, args.pipfile, kit_dir, args.state_dir, args.out), args.stamp)
     except KitError as exc:
         print(f"lambda-kit: error: {exc}", file=sys.stderr)

@@ -27,7 +27,9 @@ Pip = Callable[[list[str]], tuple[int, str]]
 
 def not_found(output: str) -> list[str]:
     """Canonical names pip said it found no distribution for."""
-    return [canonicalize_name(re.split(r"[=<>!~;\[ ]", m.group(1), maxsplit=1)[0]) for m in NO_DISTRIBUTION.finditer(output)]
+    return [
+        canonicalize_name(re.split(r"[=<>!~;\[ ]", m.group(1), maxsplit=1)[0]) for m in NO_DISTRIBUTION.finditer(output)
+    ]
 
 
 def all_missing(pip: Pip, pins: dict[str, str], target_args: list[str]) -> list[str]:
@@ -56,7 +58,7 @@ def _versions(pip: Pip, name: str, args: list[str]) -> list[Version] | None:
     if code != 0 or start < 0:
         return None
     try:
-        listed = json.loads(output[start:output.rindex("}") + 1]).get("versions", [])
+        listed = json.loads(output[start : output.rindex("}") + 1]).get("versions", [])
     except ValueError:
         return None
     out = []

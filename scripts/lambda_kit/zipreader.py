@@ -126,7 +126,7 @@ def read_directory(path: Path) -> Directory | None:
             if sig != CENTRAL_SIG or csize == 0xFFFFFFFF or usize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
                 return None
             start = pos + 46
-            name = raw[start:start + name_len].decode("utf-8" if flags & 0x800 else "cp437")
+            name = raw[start : start + name_len].decode("utf-8" if flags & 0x800 else "cp437")
             records.append(Record(name.partition("\0")[0] if "\0" in name else name, name, made_by >> 8, flags, method,
                                   dos_time, dos_date, crc, csize, usize, external, offset))  # fmt: skip
             pos = start + name_len + extra_len + comment_len

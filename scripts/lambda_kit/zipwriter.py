@@ -20,7 +20,6 @@ import stat
 import struct
 import time
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -218,17 +217,22 @@ def _local_end(archive: memoryview, info: zipfile.ZipInfo) -> int:
 
 
 def _adjacent(a: Entry, b: Entry, sources: dict) -> bool:
-    return a.packed.archive == b.packed.archive and _local_end(_archive(sources, a.packed), a.packed.info) == b.packed.info.header_offset
+    return (
+        a.packed.archive == b.packed.archive
+        and _local_end(_archive(sources, a.packed), a.packed.info) == b.packed.info.header_offset
+    )
 
 
 def _copy_run(zf: zipfile.ZipFile, run: list[Entry], sources: dict) -> None:
     archive = _archive(sources, run[0].packed)
     start = run[0].packed.info.header_offset
-    if archive[start:start + 4] != b"PK\x03\x04":
-        raise ZipBuildError(f"bad local header for {run[0].name} in a packed zip", "rebuild without the cache (make -B)")
+    if archive[start : start + 4] != b"PK\x03\x04":
+        raise ZipBuildError(
+            f"bad local header for {run[0].name} in a packed zip", "rebuild without the cache (make -B)"
+        )
     zf.fp.seek(zf.start_dir)
     base = zf.fp.tell()
-    zf.fp.write(archive[start:_local_end(archive, run[-1].packed.info)])
+    zf.fp.write(archive[start : _local_end(archive, run[-1].packed.info)])
     for entry in run:
         source = entry.packed.info
         info = zipfile.ZipInfo(entry.name, date_time=source.date_time)
@@ -247,11 +251,13 @@ def _copy_run(zf: zipfile.ZipFile, run: list[Entry], sources: dict) -> None:
 
 def _read_compressed(archive: memoryview, info: zipfile.ZipInfo) -> memoryview:
     start = info.header_offset
-    if archive[start:start + 4] != b"PK\x03\x04":
-        raise ZipBuildError(f"bad local header for {info.filename} in a packed zip", "rebuild without the cache (make -B)")
+    if archive[start : start + 4] != b"PK\x03\x04":
+        raise ZipBuildError(
+            f"bad local header for {info.filename} in a packed zip", "rebuild without the cache (make -B)"
+        )
     name_length, extra_length = struct.unpack_from("<HH", archive, start + 26)
     data_start = start + 30 + name_length + extra_length
-    return archive[data_start:data_start + info.compress_size]
+    return archive[data_start : data_start + info.compress_size]
 
 
 def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed, sources: dict) -> None:
@@ -302,8 +308,8 @@ def extend_zip(base: Path, base_name: str, entries: dict[str, Entry], part_name:
         f.seek(added_directory)
         tail = f.read()
         count = len(directory.records) + len(added)
-        central = directory.raw + tail[:-END.size]
-        if tail[-END.size:-END.size + 4] != END_SIG or added_directory + len(central) > zipfile.ZIP64_LIMIT:
+        central = directory.raw + tail[: -END.size]
+        if tail[-END.size : -END.size + 4] != END_SIG or added_directory + len(central) > zipfile.ZIP64_LIMIT:
             dest.unlink()
             return False
         f.seek(added_directory)
