@@ -111,7 +111,7 @@ help:  ## list targets and settings (the default)
 .PRECIOUS: $(ZIP) $(DIST)/%.zip
 
 .PHONY: package
-package: $(ZIP)  ## build $(ZIP) in Docker (does nothing when no input changed)
+package: $(ZIP)  ## build $(ZIP), in Docker or (no engine) on the host; nothing when no input changed
 
 # What every build command shares; --fresh when make runs with -B.
 BUILD_ARGS = --pipfile $(call q,$(PIPFILE)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --base-image $(call q,$(BASE_IMAGE)) \
