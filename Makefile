@@ -93,7 +93,7 @@ sources_stamp = py=$(call q,$(KIT_VENV)/bin/python); checked=$(call q,$(3).check
 	if [[ -f $(call q,$(3)) && -f "$$checked" && ! $(call q,$(SETTINGS_STAMP)) -nt "$$checked" ]] && \
 		found=$$(find -L $(call q,$(1)) -samefile $(call q,$(KIT_STATE)) -prune -o -cnewer "$$checked" -print -quit 2>/dev/null) && [[ -z "$$found" ]]; \
 	then exit 0; fi; \
-	: > "$$checked"; args=(--src $(call q,$(1)) --pipfile $(call q,$(PIPFILE)) --state-dir $(call q,$(KIT_STATE)) --out $(call q,$(2)) --stamp $(call q,$(3))); \
+	trap '' INT TERM; : > "$$checked"; args=(--src $(call q,$(1)) --pipfile $(call q,$(PIPFILE)) --state-dir $(call q,$(KIT_STATE)) --out $(call q,$(2)) --stamp $(call q,$(3))); \
 	if [[ -x "$$py" ]]; then PYTHONPATH=$(call q,$(KIT_DIR)/scripts) PYTHONDONTWRITEBYTECODE=1 "$$py" -m lambda_kit.sources "$${args[@]}"; \
 	else $(HELPER) python -m lambda_kit.sources "$${args[@]}"; fi || { rm -f "$$checked"; exit 1; }
 
@@ -154,7 +154,7 @@ $(DIST)/layer.zip: $(DEPS_STAMP)
 $(SOURCES_STAMP): $(SETTINGS_STAMP) FORCE
 	@$(call sources_stamp,$(SRC),$(ZIP),$@)
 
-.PRECIOUS: $(KIT_STATE)/sources.$(subst /,_,$(DIST))_%.zip.stamp
+.PRECIOUS: $(SOURCES_STAMP) $(KIT_STATE)/sources.$(subst /,_,$(DIST))_%.zip.stamp
 $(KIT_STATE)/sources.$(subst /,_,$(DIST))_%.zip.stamp: $(SETTINGS_STAMP) FORCE
 	@$(call sources_stamp,$(SRC)/$*,$(DIST)/$*.zip,$@)
 

@@ -63,3 +63,18 @@ def test_a_name_that_is_not_utf8_is_one_report(tmp_path):
                             capture_output=True, text=True, env=env)  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
     assert "handler-module" in result.stdout
+
+
+def test_programs_the_launcher_runs_for_others_get_their_signals():
+    """The launcher holds SIGINT/SIGTERM only for the kit's own entry points, which release them:
+    `make test` (pytest through the launcher) must still stop on Ctrl-C."""
+    probe = "import signal; print(sorted(s.name for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "lambda-kit"), "python", "-c", probe],
+        env=kit_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

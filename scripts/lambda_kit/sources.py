@@ -21,6 +21,7 @@ import hashlib
 import os
 import shutil
 import stat
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,7 +227,20 @@ def rules_from_environment(src: Path, pipfile: Path, kit_dir: Path, state_dir: P
     )
 
 
+def _interrupted(signum, frame) -> None:
+    """The stamp is written by rename, so stopping anywhere loses nothing: one line, no traceback."""
+    print(
+        f"lambda-kit: error: interrupted ({signal.Signals(signum).name}) while looking at the sources", file=sys.stderr
+    )
+    os._exit(130 if signum == signal.SIGINT else 143)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # make starts this with SIGINT/SIGTERM ignored (or the launcher with them held) so that the
+    # interpreter's start-up cannot die with a traceback; from here on they stop it cleanly.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupted)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     parser = argparse.ArgumentParser(prog="lambda_kit.sources")
     for option in ("--src", "--pipfile", "--state-dir", "--out", "--stamp"):
         parser.add_argument(option, type=Path, required=True)
