@@ -371,6 +371,8 @@ class TcpToDockerSocket:
 
 def test_docker_host_pointing_elsewhere_is_honoured(sample):
     if not os.path.exists("/var/run/docker.sock") or os.environ.get("DOCKER_HOST"):
+        if os.environ.get("CI"):  # CI never passes by skipping the real thing
+            pytest.fail("CI is set and the engine is not on the default local socket (.ci/run starts it there)")
         pytest.skip("needs the engine on the default local socket to stand in for a remote one")
     proxy = TcpToDockerSocket()
     try:
