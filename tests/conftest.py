@@ -111,6 +111,23 @@ def make(
     )
 
 
+def make_at_once(projects: list[Path], *args: str, env: dict[str, str] | None = None) -> list[tuple[str, str, int]]:
+    """`make` in several checkouts at the same time (two CI jobs on one agent): (stdout, stderr, exit) each."""
+    settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}"]
+    jobs = [
+        subprocess.Popen(
+            ["make", "--no-print-directory", *settings, *args],
+            cwd=project,
+            env=env or kit_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for project in projects
+    ]
+    return [job.communicate(timeout=900) + (job.returncode,) for job in jobs]
+
+
 def path_without_docker(folder: Path) -> str:
     """A PATH with the tools the kit and make need, and no `docker`: a machine without Docker."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from conftest import BASE_IMAGE, KIT_LABEL, RUNTIME, kit_containers, kit_env, lock_versions, make
+from conftest import BASE_IMAGE, KIT_LABEL, RUNTIME, kit_containers, kit_env, lock_versions, make, make_at_once
 
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 
@@ -280,19 +280,7 @@ def test_two_checkouts_building_at_once_on_one_engine_both_succeed(tmp_path, sam
     # Like two Jenkins jobs on one agent: separate checkouts, one docker engine, at the same time.
     other = tmp_path / "second-checkout"
     shutil.copytree(sample, other, ignore=shutil.ignore_patterns(".lambda-kit", "build.zip"))
-    settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}"]
-    jobs = [
-        subprocess.Popen(
-            ["make", "--no-print-directory", "-B", "package", *settings],
-            cwd=folder,
-            env=kit_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for folder in (sample, other)
-    ]
-    results = [job.communicate(timeout=900) + (job.returncode,) for job in jobs]
+    results = make_at_once([sample, other], "-B", "package")
     for out, err, code in results:
         assert code == 0, err + out
     tags = {

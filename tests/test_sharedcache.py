@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, path_without_docker
+from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, make_at_once, path_without_docker
 from lambda_kit import auditnative, sharedcache
 from lambda_kit.package import PackageSettings, check_settings, dependency_key
 
@@ -216,20 +216,8 @@ def test_two_agents_pushing_the_same_key_at_once_both_succeed(sample, tmp_path, 
     s3, bucket = new_bucket(local_aws)
     url = f"s3://{bucket}"
     other = copy_sample(tmp_path / "agent-2" / "ws")
-    settings = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "BUILDER=local"]
     env = kit_env(CACHE_URL=url, **aws_env(local_aws))
-    jobs = [
-        subprocess.Popen(
-            ["make", "--no-print-directory", "package", *settings],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for folder in (sample, other)
-    ]
-    results = [job.communicate(timeout=900) + (job.returncode,) for job in jobs]
+    results = make_at_once([sample, other], "package", "BUILDER=local", env=env)
     for out, err, code in results:
         assert code == 0, err + out
         assert "lambda-kit: warning" not in out
