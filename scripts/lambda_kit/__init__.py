@@ -1,7 +1,7 @@
 """lambda-kit: build AWS Lambda deployment zips from a Pipfile.lock, in Docker, reproducibly.
 
 The modules that also run inside the build container (lockfile, netconfig, runtimes, zipwriter,
-incontainer) use the standard library and `packaging` only; everything that drives docker uses `sh`.
+zipdeflate, incontainer) use the standard library and `packaging` only; everything that drives docker uses `sh`.
 """
 
 __version__ = "0.1.0"

@@ -37,6 +37,7 @@ CONTAINER_MODULES = (
     "netconfig.py",
     "runtimes.py",
     "wheelcheck.py",
+    "zipdeflate.py",
     "zipreader.py",
     "zipwriter.py",
 )

@@ -4,7 +4,8 @@ Every entry is normalised: one fixed UTC timestamp (SOURCE_DATE_EPOCH if set, el
 create_system 3 (Unix), mode 0755 when any exec bit is set and 0644 otherwise (folders 0755), no
 extra fields, one deflate level. A zip is written in parts (the dependencies, then the code), each
 part's names sorted as POSIX paths; entries copied from a packed zip keep the timestamp they were
-packed with. The same files give the same bytes on any machine with the same zlib.
+packed with. The same files give the same bytes on any machine with the same zlib. The files are
+deflated on several cores (zipdeflate), the bytes those of one.
 
 The dependency part is packed once; `extend_zip` then adds the code to a copy of it, reusing its
 entries and central directory records as they are: a code change costs the code, not the payload.
@@ -22,13 +23,14 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
+from . import zipdeflate
+from .zipdeflate import COMPRESS_LEVEL  # noqa: F401 (the writer's level, named here too)
 from .zipreader import END, END_SIG, read_directory
 from .zipreader import attributes as _attributes
 
 DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
-COMPRESS_LEVEL = 6  # zlib's default, the level `zip -r` uses too
 
 # Never shipped unless COMPILE=1 compiled it for the runtime (collect's `bytecode`).
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
@@ -162,6 +164,26 @@ def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) 
 
 def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...], sources: dict) -> None:
     """`sources`: packed zips, read once each (tens of MB, not thousands of reads)."""
+    files = [e.source for e in entries if e.packed is None and not e.is_dir]
+    deflated = zipdeflate.deflated(files, _workers())
+    try:
+        _write_each(zf, entries, date_time, sources, deflated)
+    finally:
+        deflated.close()  # on an error: stops the threads' work that has not started
+
+
+def _workers() -> int:
+    try:
+        return zipdeflate.worker_count()
+    except ValueError as exc:
+        raise ZipBuildError(
+            f"{zipdeflate.WORKERS_ENV} is not a whole number of threads, 1 or more ({exc})",
+            "set it to e.g. 2, or unset it (the cores this process may use, at most 8)",
+        ) from None
+
+
+def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...], sources: dict,
+                deflated: Iterator[zipdeflate.Deflated | None]) -> None:  # fmt: skip
     i = 0
     while i < len(entries):
         entry = entries[i]
@@ -187,7 +209,11 @@ def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[i
             _copy_compressed(zf, info, entry.packed, sources)
         else:
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, entry.source.read_bytes(), compresslevel=COMPRESS_LEVEL)
+            done = next(deflated)
+            if done is None:
+                _write_streamed(zf, info, entry.source)
+            else:
+                _write_compressed(zf, info, done.size, done.crc, done.data)
 
 
 def _verbatim(entry: Entry) -> bool:
@@ -261,9 +287,13 @@ def _read_compressed(archive: memoryview, info: zipfile.ZipInfo) -> memoryview:
 
 
 def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed, sources: dict) -> None:
-    """What ZipFile.writestr does for a seekable file, with the data already compressed."""
     data = _read_compressed(_archive(sources, packed), packed.info)
-    info.file_size, info.compress_size, info.CRC = packed.info.file_size, len(data), packed.info.CRC
+    _write_compressed(zf, info, packed.info.file_size, packed.info.CRC, data)
+
+
+def _start_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int, crc: int, compress_size: int) -> bool:
+    """The local header, as ZipFile.writestr writes it on a seekable file. Returns zip64."""
+    info.file_size, info.compress_size, info.CRC = file_size, compress_size, crc
     info.flag_bits = 0
     zip64 = info.file_size * 1.05 > zipfile.ZIP64_LIMIT  # writestr's own rule
     zf.fp.seek(zf.start_dir)
@@ -271,10 +301,35 @@ def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed,
     zf._writecheck(info)
     zf._didModify = True
     zf.fp.write(info.FileHeader(zip64))
-    zf.fp.write(data)
+    return zip64
+
+
+def _end_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
     zf.start_dir = zf.fp.tell()
     zf.filelist.append(info)
     zf.NameToInfo[info.filename] = info
+
+
+def _write_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int, crc: int, data: bytes) -> None:
+    """What ZipFile.writestr does for a seekable file, with the data already compressed."""
+    _start_entry(zf, info, file_size, crc, len(data))
+    zf.fp.write(data)
+    _end_entry(zf, info)
+
+
+def _write_streamed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: Path) -> None:
+    """A big file deflated into the zip as it is read; its header rewritten with the CRC and sizes
+    at the end, as ZipFile.writestr does (the header's length does not change)."""
+    zip64 = _start_entry(zf, info, source.stat().st_size, 0, 0)
+    crc, size, compressed = zipdeflate.deflate_stream(source, zf.fp.write)
+    if not zip64 and max(size, compressed) > zipfile.ZIP64_LIMIT:
+        raise ZipBuildError(f"{source} grew past 4 GiB while it was zipped", "build again once nothing writes to it")
+    info.file_size, info.compress_size, info.CRC = size, compressed, crc
+    end = zf.fp.tell()
+    zf.fp.seek(info.header_offset)
+    zf.fp.write(info.FileHeader(zip64))
+    zf.fp.seek(end)
+    _end_entry(zf, info)
 
 
 # Reading zips (the directory of a plain zip, content with caps) is zipreader's.
