@@ -45,7 +45,7 @@ KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environm
 CACHE_URL ?=  ## dependency cache shared by CI agents: s3://bucket/prefix or a folder on a shared mount (empty: none)
 CACHE_PUSH ?= 1  ## 0: read CACHE_URL only, never push a build to it
 BENCH_RUNS ?= 3  ## runs per case for make bench
-BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared; empty: all)
+BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared,local cold; empty: all)
 DEST ?=  ## the repository make install-kit copies the kit into
 SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
 	SOURCE_DATE_EPOCH PYTHON KIT_STATE CACHE_URL CACHE_PUSH BENCH_RUNS BENCH_CASES DEST
@@ -210,7 +210,7 @@ test:  ## lint (ruff), then run the kit's tests (Docker tests need a running eng
 # The benchmark lives in the kit's own repository, not in the files a user copies.
 ifneq ($(wildcard $(KIT_DIR)/bench/run.py),)
 .PHONY: bench
-bench:  ## time the kit against the article's flow (kit repo only; writes bench/results.md)
+bench:  ## time the kit against the article's flow and the uv flow (kit repo only; writes bench/results.md)
 	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python $(KIT_DIR)/bench/run.py --runs $(call q,$(BENCH_RUNS)) $(if $(BENCH_CASES),--cases $(call q,$(BENCH_CASES)))
 endif
 

@@ -1,16 +1,20 @@
-"""make bench: lambda-kit against the article's flow, side by side, on one machine in one run.
+"""make bench: lambda-kit against its peers, the article's flow and the uv flow, side by side, on one machine in one run.
 
 For two dependency sets (small: requests, pydantic, pyyaml; large: pandas, boto3) and four cases
 (cold build cache, no-op, code-only change, lock change), each flow is timed RUNS times and the
-medians, min-max and the ratio kit/article are written to bench/results.md with the machine's
-description. The `init` case builds the kit's zip as default, COMPILE=1 and SLIM=1 COMPILE=1 and
+medians, min-max and the ratios kit/article and kit/uv are written to bench/results.md with the
+machine's description. The `local cold` case times `make package BUILDER=local` from an empty
+KIT_STATE (no pip cache, no local tools) against the uv flow from an empty uv cache, back to back. The `init` case builds the kit's zip as default, COMPILE=1 and SLIM=1 COMPILE=1 and
 runs each RUNS times with `make smoke` in the base image: init time (the handler's import) and zip
 size. `--cases` runs some of them. A benchmark, not a test: nothing here asserts.
 
 The article's flow is its Dockerfile as published and its four docker commands, adapted only in the
 base image (the same stand-in image the kit uses, plus a venv on PATH, the proxy's CA bundle and
 UTF-8 mode, which the article got from `yum` and `get-pip.py`) and an old pipenv that still has
-`lock -r`, which the article needs.
+`lock -r`, which the article needs. The uv flow (bench/peers.py) is what a user would script
+instead of the kit without Docker: `pipenv requirements --hash`, `uv pip install --target` for the
+runtime's platform with hashes, the code copied in, `zip -qr -X`; it has no incremental mode, so its
+no-op and code-only cases are the whole script again with a warm uv cache.
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
+from lambda_kit import runtimes
 from lambda_kit.kitfiles import copy_kit  # the launcher puts scripts/ on sys.path
+from peers import UV_VERSION, UvFlow, peer_tools, uv_platform  # bench/, this script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "bench" / "projects"
-ALL_CASES = ("cold", "no-op", "code-only", "lock change", "init", "shared")
+ALL_CASES = ("cold", "no-op", "code-only", "lock change", "init", "shared", "local cold")
+FLOW_CASES = ALL_CASES[:4]  # timed for all three flows, each case from the state the one before left
 TRANSFER = re.compile(r"dependencies from cache .*, no build needed \([\d,]+ bytes in ([\d.]+)s\)")
 ARTICLE_PIPENV = "2022.7.24"  # the last pipenv series with `pipenv lock -r`
 ARTICLE_BASE_TAG = "lambda-kit-bench/article-base:latest"
@@ -139,6 +147,21 @@ class KitFlow:
             run(["docker", "image", "rm", "--force", *sorted(set(ids))], check=False)
 
 
+class LocalKitFlow(KitFlow):
+    """`make package BUILDER=local` in a checkout of its own; cold means an empty KIT_STATE: no
+    dependency cache, no pip cache, no local tools venv (the helper's own environment, like the uv
+    flow's tools, is ready beforehand)."""
+
+    name = "kit (local)"
+
+    def build(self, *extra: str) -> None:
+        super().build("BUILDER=local", *extra)
+
+    def forget(self) -> None:
+        self.zip.unlink(missing_ok=True)
+        shutil.rmtree(self.folder / ".lambda-kit", ignore_errors=True)
+
+
 def without_docker(work: Path) -> str:
     """A PATH with what make and the kit need, and no docker: a CI agent without an engine."""
     folder = work / "bin-without-docker"
@@ -228,20 +251,30 @@ def clear_build_cache(flows) -> None:
     run(["docker", "builder", "prune", "--all", "--force"], check=False)
 
 
-def prepare(work: Path, set_name: str, base_image: str, runtime: str, venv: str):
-    project = PROJECTS / set_name
-    article_dir = work / set_name / "article"
-    kit_dir = work / set_name / "kit"
-    for folder in (article_dir, kit_dir):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        shutil.copytree(project / "lambdas", folder / "lambdas")
-        use_lock(folder, set_name, "a")
+def checkout(work: Path, set_name: str, name: str) -> Path:
+    """A fresh folder with the set's code and its lock `a`."""
+    folder = work / set_name / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copytree(PROJECTS / set_name / "lambdas", folder / "lambdas")
+    use_lock(folder, set_name, "a")
+    return folder
+
+
+def prepare(work: Path, set_name: str, args, venv: str, tools: Path | None):
+    """The three flows of the Docker-era cases, and the two of `local cold` (each in its own checkout)."""
+    article_dir = checkout(work, set_name, "article")
     (article_dir / "Dockerfile").write_text(ARTICLE_DOCKERFILE)
-    copy_kit(ROOT, kit_dir)
-    return ArticleFlow(article_dir, f"lambda-kit-bench/article-{set_name}:latest"), KitFlow(
-        kit_dir, base_image, runtime, venv
-    )
+    kit_dir = copy_kit(ROOT, checkout(work, set_name, "kit"))
+    flows = {"article": ArticleFlow(article_dir, f"lambda-kit-bench/article-{set_name}:latest"),
+             "kit": KitFlow(kit_dir, args.base_image, args.runtime, venv)}  # fmt: skip
+    if tools is not None:
+        uv = {name: UvFlow(checkout(work, set_name, name), tools, args.runtime, args.arch, args.ca_bundle)
+              for name in ("uv", "uv-local")}  # fmt: skip
+        local = copy_kit(ROOT, checkout(work, set_name, "kit-local"))
+        flows.update(uv=uv["uv"], uv_local=uv["uv-local"],
+                     kit_local=LocalKitFlow(local, args.base_image, args.runtime, venv))  # fmt: skip
+    return flows
 
 
 def use_lock(folder: Path, set_name: str, variant: str) -> None:
@@ -349,9 +382,9 @@ def shared_lines(shared: dict[str, dict[str, list]], rows) -> list[str]:
     if not shared:
         return []
     cold = {
-        s: (float(a.split()[0]), None if k == "not run" else float(k.split()[0]))
-        for s, c, a, k, _ in rows
-        if c.startswith("cold")
+        row.set: (statistics.median(row.article), statistics.median(row.kit) if row.kit else None)
+        for row in rows
+        if row.case.startswith("cold")
     }
     lines = ["", "A fresh CI agent (new checkout, empty KIT_STATE, no docker on PATH; the helper's own environment "
              "prepared, as for every kit case here) with a shared cache another agent warmed (`CACHE_URL`); each run "
@@ -374,6 +407,104 @@ def shared_lines(shared: dict[str, dict[str, list]], rows) -> list[str]:
     return lines
 
 
+class Row(NamedTuple):
+    """One line of the main table: each flow's seconds per run (None: not run in this case)."""
+
+    set: str
+    case: str
+    article: list[float] | None
+    uv: list[float] | None
+    kit: list[float] | None
+
+
+def ratio(kit: list[float] | None, peer: list[float] | None) -> str:
+    return f"{statistics.median(kit) / statistics.median(peer):.3f}" if kit and peer else "-"
+
+
+def main_table(rows: list[Row]) -> list[str]:
+    lines = [
+        "",
+        "| set | case | article | uv flow | lambda-kit | kit/article | kit/uv |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [summarise(v) if v else "not run" for v in (row.article, row.uv, row.kit)]
+        lines.append(f"| {row.set} | {row.case} | {' | '.join(cells)} | {ratio(row.kit, row.article)} | "
+                     f"{ratio(row.kit, row.uv)} |")  # fmt: skip
+    return lines
+
+
+def bench_flows(flows: dict, set_name: str, cases: list[str], runs: int) -> list[Row]:
+    """The four cases for the article, the uv flow and the kit, RUNS times; each case starts from
+    the state the one before left (no-op after cold, ...)."""
+    order = [flows["article"], flows["uv"], flows["kit"]]
+    times = {(flow.name, case): [] for flow in order for case in FLOW_CASES}
+    variant = "a"
+    for n in range(runs):
+        print(f"bench: {set_name} run {n + 1}/{runs}", flush=True)
+        # The cold builds after one clearing (they share no layers); who goes first rotates.
+        clear_build_cache(order)
+        for flow in order[n % 3 :] + order[: n % 3]:
+            times[(flow.name, "cold")].append(timed(flow.build))
+        for flow in order:
+            times[(flow.name, "no-op")].append(timed(flow.build))
+        for flow in order:
+            edit_code(flow.folder, n)
+            times[(flow.name, "code-only")].append(timed(flow.build))
+        variant = "b" if variant == "a" else "a"
+        for flow in order:  # the uv flow keeps its cache, as the kit keeps its wheelhouse
+            use_lock(flow.folder, set_name, variant)
+            times[(flow.name, "lock change")].append(timed(flow.build))
+    rows = [Row(set_name, case, times[("article", case)], times[("uv", case)], times[("kit", case)]) for case in cases]
+    for row in rows:
+        print(f"bench: {set_name:5} {row.case:11} article {summarise(row.article):>20}  uv {summarise(row.uv):>20}  "
+              f"kit {summarise(row.kit):>20}  kit/article {ratio(row.kit, row.article)}  kit/uv {ratio(row.kit, row.uv)}",
+              flush=True)  # fmt: skip
+    return rows
+
+
+def bench_local_cold(flows: dict, set_name: str, runs: int) -> Row:
+    """No Docker, nothing cached: `make package BUILDER=local` from an empty KIT_STATE against the uv
+    flow from an empty uv cache, back to back in each run, who goes first alternating."""
+    pair = [flows["kit_local"], flows["uv_local"]]
+    times = {flow.name: [] for flow in pair}
+    for n in range(runs):
+        for flow in pair if n % 2 == 0 else pair[::-1]:
+            flow.forget()
+            times[flow.name].append(timed(flow.build))
+    row = Row(set_name, "local cold", None, times["uv"], times["kit (local)"])
+    print(f"bench: {set_name:5} local cold  uv {summarise(row.uv):>20}  kit BUILDER=local {summarise(row.kit):>20}  "
+          f"kit/uv {ratio(row.kit, row.uv)}", flush=True)  # fmt: skip
+    return row
+
+
+def zip_facts(path: Path) -> tuple[int, int, int]:
+    """Zipped bytes, unzipped bytes, entries: the zip read back."""
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        return path.stat().st_size, sum(i.file_size for i in infos), len(infos)
+
+
+def peers_note(args) -> list[str]:
+    platform = uv_platform(args.runtime, args.arch)
+    glibc = runtimes.lookup(args.runtime).glibc
+    if platform.endswith(f"manylinux_{glibc[0]}_{glibc[1]}"):
+        tags = f"uv is given {platform}, the runtime's own glibc, as the kit's tag list is."
+    else:
+        tags = (f"uv has no manylinux_{glibc[0]}_{glibc[1]} (its platforms jump from manylinux_2_17 to 2_28), so it is "
+                f"given {platform}, the newest it has that the runtime loads: it refuses a lock whose wheels for a "
+                "package start above that (pandas 2.3.3 on cp311: manylinux_2_24), which the kit installs.")  # fmt: skip
+    return ["", f"The uv flow: `pipenv requirements --hash`, `uv pip install --target --python-platform {platform} "
+            f"--python-version {args.runtime} --only-binary :all: --require-hashes --no-deps`, the code copied in, "
+            f"`zip -qr -X`; no Docker, uv {UV_VERSION}. It has no incremental mode: its no-op and code-only rows are "
+            "the whole script again with a warm uv cache; its cold rows start from an empty uv cache; its lock change "
+            f"keeps the cache. The kit builds for python{args.runtime} (Lambda glibc {glibc[0]}.{glibc[1]}) and "
+            f"accepts manylinux tags up to that glibc, whatever the base image's own glibc; {tags} "
+            "`local cold` is `make package BUILDER=local` from an empty KIT_STATE (its pip cache and local tools venv "
+            "included; the helper's own environment ready, as the uv flow's uv and pipenv are) against the uv flow "
+            "from an empty uv cache, back to back."]  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -382,6 +513,8 @@ def main() -> int:
         "--base-image", default=os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-3")
     )
     parser.add_argument("--runtime", default="3.11", help="the Python of the base image")
+    parser.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES),
+                        help="the base image's architecture, for the uv flow's platform")  # fmt: skip
     parser.add_argument(
         "--ca-bundle",
         default=os.environ.get("CA_BUNDLE") or os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt",
@@ -394,13 +527,15 @@ def main() -> int:
         parser.error(f"unknown case in --cases {args.cases} (known: {','.join(ALL_CASES)})")
     work = ROOT / "bench" / "work"
     venv = sys.prefix  # the kit's own helper environment, shared by the kit copies
-    cases = [c for c in ALL_CASES[:4] if c in selected]
+    cases = [c for c in FLOW_CASES if c in selected]
     if cases or "shared" in selected:
         build_article_base(args.base_image, args.ca_bundle, work)
+    tools = peer_tools(work) if cases or "local cold" in selected else None
 
     rows, sizes, slim, init, shared = [], {}, {}, {}, {}
     for set_name in args.sets.split(","):
-        article, kit = prepare(work, set_name, args.base_image, args.runtime, venv)
+        flows = prepare(work, set_name, args, venv, tools)
+        article, kit = flows["article"], flows["kit"]
         if "init" in selected:
             init[set_name] = measure_init(kit, args.runs)
         if "shared" in selected:
@@ -410,82 +545,57 @@ def main() -> int:
                 # users of the engine keep their images and build cache). At most 3 runs: it is slow.
                 no_cache = [timed(lambda flow=article: flow.build(no_cache=True)) for _ in range(min(args.runs, 3))]
                 print(f"bench: {set_name} article cold (--no-cache) {summarise(no_cache)}", flush=True)
-                rows.append((set_name, "cold (article: --no-cache)", summarise(no_cache), "not run", 0.0))
-        if not cases:
-            continue
-        times = {
-            (flow.name, case): [] for flow in (article, kit) for case in ALL_CASES[:4]
-        }  # each needs the one before
-        variant = "a"
-        for n in range(args.runs):
-            print(f"bench: {set_name} run {n + 1}/{args.runs}", flush=True)
-            # Both cold builds after one clearing (they share no layers); who goes first alternates.
-            clear_build_cache((article, kit))
-            order = (article, kit) if n % 2 == 0 else (kit, article)
-            for flow in order:
-                times[(flow.name, "cold")].append(timed(flow.build))
-            for flow in (article, kit):
-                times[(flow.name, "no-op")].append(timed(flow.build))
-            for flow in (article, kit):
-                edit_code(flow.folder, n)
-                times[(flow.name, "code-only")].append(timed(flow.build))
-            variant = "b" if variant == "a" else "a"
-            for flow in (article, kit):
-                use_lock(flow.folder, set_name, variant)
-                times[(flow.name, "lock change")].append(timed(flow.build))
-        sizes[set_name] = (zip_sizes(article.zip), zip_sizes(kit.zip))
-        # SLIM=1 on the same lock (a dependency build of its own), then the handler run from it.
-        kit.build("SLIM=1")
-        slim[set_name] = (zip_sizes(kit.zip), kit.smoke("SLIM=1"))
-        print(f"bench: {set_name} SLIM=1 {slim[set_name][0]} handler: {slim[set_name][1]}", flush=True)
-        for case in cases:
-            a, k = times[("article", case)], times[("kit", case)]
-            rows.append((set_name, case, summarise(a), summarise(k), statistics.median(k) / statistics.median(a)))
-            print(
-                f"bench: {set_name:5} {case:11} article {summarise(a):>20}  kit {summarise(k):>20}  kit/article {rows[-1][-1]:.3f}",
-                flush=True,
+                rows.append(Row(set_name, "cold (article: --no-cache)", no_cache, None, None))
+        if cases:
+            rows += bench_flows(flows, set_name, cases, args.runs)
+            sizes[set_name] = {name: zip_facts(flows[name].zip) for name in ("article", "uv", "kit")}
+            # SLIM=1 on the same lock (a dependency build of its own), then the handler run from it.
+            kit.build("SLIM=1")
+            slim[set_name] = (zip_sizes(kit.zip), kit.smoke("SLIM=1"))
+            print(f"bench: {set_name} SLIM=1 {slim[set_name][0]} handler: {slim[set_name][1]}", flush=True)
+        if "local cold" in selected:
+            rows.append(bench_local_cold(flows, set_name, args.runs))
+            sizes.setdefault(set_name, {}).update(
+                {
+                    "uv (local cold)": zip_facts(flows["uv_local"].zip),
+                    "kit BUILDER=local": zip_facts(flows["kit_local"].zip),
+                }
             )
 
     lines = [
-        "# make bench: lambda-kit against the article's flow",
+        "# make bench: lambda-kit against the article's flow and the uv flow",
         "",
         f"Run on {datetime.date.today().isoformat()}: {machine_description()}.",
-        f"Base image `{args.base_image}` (python{args.runtime}) for both flows; {args.runs} runs per case; "
+        f"Base image `{args.base_image}` (python{args.runtime}) for the Docker flows; {args.runs} runs per case; "
         + (
             "seconds, median (min-max), wall clock of the whole flow (build, create, cp, rm; for the kit "
-            "`make package`, audit included)."
+            "`make package`, audit included; for the uv flow its whole script)."
             if rows
             else "init only."
         ),
     ]
     if rows:
-        lines += ["", "| set | case | article | lambda-kit | kit/article |", "|---|---|---|---|---|"]
-        lines += [f"| {s} | {c} | {a} | {k} | {f'{r:.3f}' if r else '-'} |" for s, c, a, k, r in rows]
+        lines += main_table(rows)
+    if tools is not None:
+        lines += peers_note(args)
     lines += init_lines(init)
     lines += shared_lines(shared, rows)
-    if not sizes:
-        args.out.write_text("\n".join(lines) + "\n")
-        print(f"bench: wrote {args.out}")
-        return 0
-    lines += [
-        "",
-        "| set | article zip (zipped / unzipped bytes) | lambda-kit zip (zipped / unzipped bytes) |",
-        "|---|---|---|",
-    ]
-    for set_name, ((az, au), (kz, ku)) in sizes.items():
-        lines.append(f"| {set_name} | {az:,} / {au:,} | {kz:,} / {ku:,} |")
-    lines += ["", "SLIM=1 (same lock as the default zip above; the handler run from the slim zip with `make smoke` in the base image):",
-              "", "| set | SLIM=1 zip (zipped / unzipped bytes) | smaller than the default by (zipped / unzipped) | handler result |",
-              "|---|---|---|---|"]  # fmt: skip
-    for set_name, ((sz, su), result) in slim.items():
-        kz, ku = sizes[set_name][1]
-        lines.append(
-            f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% | `{result}` |"
-        )
-    code = {
-        s: statistics.median([float(k.split()[0]) for (s2, c, a, k, r) in rows if s2 == s and c == "code-only"])
-        for s in sizes
-    }
+    if sizes:
+        lines += ["", "The zips of the last run, read back:", "", "| set | flow | zipped bytes | unzipped bytes | entries |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for set_name, facts in sizes.items():
+            for name, (zipped, unzipped, entries) in facts.items():
+                lines.append(f"| {set_name} | {name} | {zipped:,} | {unzipped:,} | {entries:,} |")
+    if slim:
+        lines += ["", "SLIM=1 (same lock as the default zip above; the handler run from the slim zip with `make smoke` in the base image):",
+                  "", "| set | SLIM=1 zip (zipped / unzipped bytes) | smaller than the default by (zipped / unzipped) | handler result |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for set_name, ((sz, su), result) in slim.items():
+            kz, ku, _ = sizes[set_name]["kit"]
+            lines.append(
+                f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% | `{result}` |"
+            )
+    code = {row.set: statistics.median(row.kit) for row in rows if row.case == "code-only"}
     if {"small", "large"} <= set(code):
         lines += ["", f"Code-only change, large set / small set (kit): {code['large'] / code['small']:.2f}x."]
     args.out.write_text("\n".join(lines) + "\n")
