@@ -156,6 +156,7 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
     assert "local build" not in second.stdout and warnings(second) == []
     assert (b / "build.zip").read_bytes() == expected
     assert auditnative.load_facts(b / ".lambda-kit" / "audit-native.json")  # the audit's facts came along
+    assert auditnative.load_facts(b / ".lambda-kit" / "audit-needed.json")  # and the libraries each needs
 
     (zipped,) = store.glob("deps/*.zip")
     data = bytearray(zipped.read_bytes())
@@ -270,7 +271,7 @@ def test_a_fifo_planted_in_the_folder_store_is_one_warning_not_a_hang(tmp_path):
     (tmp_path / "work").mkdir()
     said = []
     cache = sharedcache.SharedCache(str(store), True, said.append)
-    assert cache.restore(["a" * 64], lambda key, path: path, tmp_path / "work") is None
+    assert cache.restore(["a" * 64], lambda key, path, digest: path, tmp_path / "work") is None
     assert len(said) == 1
     assert said[0].startswith(
         f"lambda-kit: warning: cache {store} unreachable while looking up the dependencies (not a regular file"
@@ -294,3 +295,26 @@ def test_audit_facts_from_the_store_are_merged_only_when_they_are_facts(tmp_path
     merged = auditnative.load_facts(target)
     assert merged == {"a.so|00000001|10": ["elf", "x86_64", 2, 17], "b.so|00000002|20": ["other", "Mach-O"],
                       "c.so|00000003|30": ["elf", "x86_64", 2, 28]}  # fmt: skip
+
+
+def test_bytecode_verdicts_and_needed_libraries_from_the_store_are_merged_only_in_their_shape(tmp_path):
+    """COMPILE=1 puts bytecode verdicts beside the native facts; the native-needed rule keeps its own
+    cache of each file's ELF links. Both travel with deps.zip and are shape-checked before use."""
+    natives, needed, source = tmp_path / "audit-native.json", tmp_path / "audit-needed.json", tmp_path / "in.json"
+    verdicts = {"bytecode|3.12|a.pyc|00000001|00000002": [],
+                "bytecode|3.12|b.pyc|00000003|ffffffff": ["bytecode-orphan", "bytecode without its source"]}  # fmt: skip
+    auditnative.save_facts(source, verdicts)
+    assert sharedcache.merge_native_facts(source, natives)
+    assert auditnative.load_facts(natives) == verdicts
+    auditnative.save_facts(source, {"bytecode|3.12|c.pyc|1|2": ["bytecode-stale"]})
+    assert not sharedcache.merge_native_facts(source, natives)
+
+    links = {"a.so|00000001|10": [[["libc.so.6", "libm.so.6"], [], ["$ORIGIN/../lib"]]], "b.so|00000002|20": [None]}
+    auditnative.save_facts(source, links)
+    assert not sharedcache.merge_native_facts(source, natives)  # not native facts
+    assert sharedcache.merge_native_facts(source, needed, sharedcache._is_links_entry)
+    assert auditnative.load_facts(needed) == links
+    for entry in ([], [None, None], [[["libc.so.6"], []]], [[["libc.so.6"], [], [1]]], ["elf", "x86_64", 2, 17]):
+        auditnative.save_facts(source, {"c.so|00000003|30": entry})
+        assert not sharedcache.merge_native_facts(source, needed, sharedcache._is_links_entry)
+    assert auditnative.load_facts(needed) == links

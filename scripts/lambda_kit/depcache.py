@@ -71,6 +71,21 @@ class DependencyCache:
             os.replace(tmp, final)
         finally:
             Path(tmp).unlink(missing_ok=True)
+        return self._keep(key, final)
+
+    def adopt(self, key: str, packed: Path, sha256: str) -> Path:
+        """Like put, for a file whose SHA-256 the caller computed while writing it (a verified
+        download) on this disk: moved in by a rename, not copied and hashed again."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self.folder / f"{key}.{sha256}.zip"
+        try:
+            os.replace(packed, final)
+        except OSError:  # another file system after all
+            return self.put(key, packed)
+        return self._keep(key, final)
+
+    def _keep(self, key: str, final: Path) -> Path:
+        """`final` is the key's copy now: older copies of the key, and keys beyond KEEP, removed."""
         for path, _, _ in self._entries(key):
             if path != final:
                 path.unlink(missing_ok=True)

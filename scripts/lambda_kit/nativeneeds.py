@@ -22,6 +22,7 @@ from . import runtimelibs, runtimes
 from .auditcore import ERROR, Collector, Context
 from .auditnative import IN_MEMORY, NativeCache
 
+NEEDED_FACTS = "audit-needed.json"  # the ELF links cache, beside the audit's native-facts file
 RULES = {"native-needed": (ERROR, "add the library to the zip (or a layer's lib/), or install a wheel that bundles it")}
 
 TASK, OPT = "/var/task", "/opt"
@@ -83,7 +84,7 @@ def check_needed(ctx: Context, found: Collector) -> None:
     """native-needed: each library a native file needs must be in the zip, a layer's lib/ or the runtime."""
     present = {f"{TASK}/{i.filename}" for i in ctx.files} | _layer_files(ctx.layers)
     provided = runtimelibs.provided(ctx.runtime)
-    cache = NativeCache(ctx.native_cache.with_name("audit-needed.json") if ctx.native_cache else None, ctx.warn)
+    cache = NativeCache(ctx.native_cache.with_name(NEEDED_FACTS) if ctx.native_cache else None, ctx.warn)
     for info in ctx.files:
         base = posixpath.basename(info.filename)
         if not (base.endswith(".so") or ".so." in base) or info.flag_bits & 0x1 or info.filename in ctx.damaged:

@@ -4,8 +4,9 @@ Layout under the URL (a bucket prefix, or a folder on a shared mount):
 
     deps/<key>.zip              deps.zip of one dependency key (package.dependency_key)
     deps/<key>.zip.sha256       its SHA-256 (hex), written before the zip
-    deps/<key>.natives.json     the audit's facts about its native files (+ .sha256): a fresh agent's
-                                audit then parses no ELF file again
+    deps/<key>.natives.json     the audit's facts about its native files (+ .sha256), and
+    deps/<key>.needed.json      the libraries each one needs (+ .sha256): a fresh agent's audit
+                                then parses no ELF file again
     wheels/<sha256>/<file>      a file the lock names, under the lock's own hash of it
 
 On a local miss the kit looks the key up here before building; before a build it fetches the
@@ -14,6 +15,8 @@ build it pushes what a later build needs. Every object is read with a size bound
 against its SHA-256 before use: a bad one is a warning naming it, is ignored, and the build goes
 on. Writes go to a temporary name, then are copied (S3) or renamed (folder) into place, so
 concurrent pushes of a key are harmless. An unreachable store is a warning, never a failed build.
+A lookup downloads deps.zip, the facts and their digests at once, and hashes each object while
+writing it; the verified deps.zip is renamed into the local cache, not copied.
 """
 
 from __future__ import annotations
@@ -21,17 +24,17 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
-import stat
 import tempfile
 import time
-import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 from . import audit, auditnative
+from .cachestores import CacheUnavailable, FolderStore, S3Store, open_store
 from .context import file_sha256
-from .errors import KitError, UsageError
+from .errors import UsageError
+from .nativeneeds import NEEDED_FACTS
 
 MAX_OBJECT_BYTES = 1 << 30  # deps.zip is bounded by Lambda's 250 MB unzipped; a larger object is refused
 MAX_DIGEST_BYTES = 100
@@ -39,11 +42,6 @@ MAX_FACTS_BYTES = 16 << 20
 DIGEST = re.compile(r"[0-9a-f]{64}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a wheelhouse file named by the store: no path parts
-CHUNK = 1 << 20
-
-
-class CacheUnavailable(KitError):
-    """The store cannot be reached or read: a warning, and the build goes on without it."""
 
 
 def check_settings(url: str, push: str) -> tuple[str, bool]:
@@ -56,7 +54,7 @@ def check_settings(url: str, push: str) -> tuple[str, bool]:
         bucket, _, prefix = url[len("s3://") :].partition("/")
         if not BUCKET.fullmatch(bucket) or ".." in prefix.split("/"):
             raise UsageError("CACHE_URL names no valid S3 bucket", url, hint="CACHE_URL=s3://bucket/prefix")
-        if importlib.util.find_spec("boto3") is None:
+        if importlib.util.find_spec("botocore") is None:  # the store's client (boto3 brings it)
             raise UsageError(
                 "CACHE_URL is an S3 URL but boto3 is not installed in the helper's environment",
                 url,
@@ -70,140 +68,6 @@ def check_settings(url: str, push: str) -> tuple[str, bool]:
             hint="use s3://bucket/prefix or a folder path (a shared mount)",
         )
     return str(Path(url).expanduser().absolute()), push != "0"
-
-
-def copy_bounded(read: Callable[[int], bytes], dest: Path, limit: int) -> int:
-    """Copy at most limit + 1 bytes: a caller seeing more than `limit` refuses the object."""
-    total = 0
-    with open(dest, "wb") as out:
-        while total <= limit:
-            block = read(min(CHUNK, limit + 1 - total))
-            if not block:
-                break
-            out.write(block)
-            total += len(block)
-    return total
-
-
-class FolderStore:
-    """A folder on a mount every agent shares. Writes: a hidden temporary name, then rename."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _unreachable(self, exc: OSError | None = None) -> CacheUnavailable:
-        if not self.root.is_dir():
-            return CacheUnavailable("the cache folder does not exist", str(self.root))
-        return CacheUnavailable(exc.strerror if exc and exc.strerror else str(exc), str(self.root))
-
-    def download(self, name: str, dest: Path, limit: int) -> int | None:
-        try:
-            # O_NONBLOCK: a FIFO planted in the store must not hang the build.
-            with open(os.open(self.root / name, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise CacheUnavailable("not a regular file", f"{self.root}/{name}")
-                return copy_bounded(f.read, dest, limit)
-        except FileNotFoundError:
-            if not self.root.is_dir():
-                raise self._unreachable() from None
-            return None
-        except OSError as exc:
-            raise self._unreachable(exc) from None
-
-    def upload(self, name: str, source: Path) -> None:
-        final = self.root / name
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            if not self.root.is_dir():
-                raise self._unreachable()
-            final.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, final)
-        except OSError as exc:
-            raise self._unreachable(exc) from None
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def names(self, prefix: str) -> set[str]:
-        if not self.root.is_dir():
-            raise self._unreachable()
-        folder = self.root / prefix
-        return {
-            prefix + p.relative_to(folder).as_posix()
-            for p in folder.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
-        }
-
-
-class S3Store:
-    """A bucket prefix, through boto3 (standard credential chain, AWS_ENDPOINT_URL). Writes: a
-    temporary key, then a server-side copy to the final key."""
-
-    def __init__(self, bucket: str, prefix: str) -> None:
-        import boto3
-        import botocore.config
-        import botocore.exceptions
-
-        self.bucket, self.prefix = bucket, f"{prefix}/" if prefix else ""
-        self.missing_codes = {"NoSuchKey", "404", "NotFound"}
-        self.client_error = botocore.exceptions.ClientError
-        self.errors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
-        config = botocore.config.Config(
-            connect_timeout=5, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"}
-        )
-        self.client = boto3.client("s3", config=config)
-
-    def _fail(self, exc: Exception) -> CacheUnavailable:
-        if isinstance(exc, self.client_error):
-            error = exc.response.get("Error", {})
-            return CacheUnavailable(
-                f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "), f"s3://{self.bucket}"
-            )
-        return CacheUnavailable(str(exc), f"s3://{self.bucket}")
-
-    def download(self, name: str, dest: Path, limit: int) -> int | None:
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
-            with body:
-                return copy_bounded(body.read, dest, limit)
-        except self.client_error as exc:
-            if exc.response.get("Error", {}).get("Code") in self.missing_codes:
-                return None
-            raise self._fail(exc) from None
-        except self.errors as exc:
-            raise self._fail(exc) from None
-
-    def upload(self, name: str, source: Path) -> None:
-        tmp = f"{self.prefix}tmp/{uuid.uuid4().hex}-{name.rsplit('/', 1)[-1]}"
-        try:
-            with open(source, "rb") as f:
-                self.client.put_object(Bucket=self.bucket, Key=tmp, Body=f)
-            try:
-                self.client.copy_object(
-                    Bucket=self.bucket, Key=self.prefix + name, CopySource={"Bucket": self.bucket, "Key": tmp}
-                )
-            finally:
-                self.client.delete_object(Bucket=self.bucket, Key=tmp)
-        except self.errors as exc:
-            raise self._fail(exc) from None
-
-    def names(self, prefix: str) -> set[str]:
-        found = set()
-        try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix + prefix
-            ):
-                found |= {item["Key"][len(self.prefix) :] for item in page.get("Contents", [])}
-        except self.errors as exc:
-            raise self._fail(exc) from None
-        return found
-
-
-def open_store(url: str) -> FolderStore | S3Store:
-    if url.startswith("s3://"):
-        bucket, _, prefix = url[len("s3://") :].partition("/")
-        return S3Store(bucket, prefix)
-    return FolderStore(Path(url))
 
 
 def lock_digests(lock: dict) -> set[str]:
@@ -244,7 +108,7 @@ class SharedCache:
     def lookup(self, keys, cache, lock: dict, state_dir: Path) -> Path | None:
         """Before a build: deps.zip for the first of `keys` the store has, into the local `cache`
         (a DependencyCache); on a miss, the lock's files the store has into the wheelhouse."""
-        cached = self.restore(list(keys), lambda key, path: cache.put(key, path) or cache.get(key), state_dir)
+        cached = self.restore(list(keys), cache.adopt, state_dir)
         if cached is None:
             self.fetch_wheels(lock, state_dir / "wheelhouse")
         return cached
@@ -257,9 +121,11 @@ class SharedCache:
                 self._store = open_store(self.url)
             return action(self._store)
         except CacheUnavailable as exc:
-            self.off = True
-            self.say(f"lambda-kit: warning: cache {self.url} unreachable while {doing} ({exc}); going on without it")
-            return None
+            return self._unavailable(doing, exc)
+
+    def _unavailable(self, doing: str, exc: CacheUnavailable) -> None:
+        self.off = True
+        self.say(f"lambda-kit: warning: cache {self.url} unreachable while {doing} ({exc}); going on without it")
 
     def _refuse(self, name: str, why: str, key: str = "") -> bool:
         self.refused.add(name)
@@ -267,61 +133,80 @@ class SharedCache:
         self.say(f"lambda-kit: warning: cache {self.url}: {name}{about} {why}: ignored")
         return False
 
-    def _fetch(
-        self, store, name: str, dest: Path, expected: str, key: str = "", limit: int = MAX_OBJECT_BYTES
-    ) -> bool | None:
-        """True: dest holds the verified object; None: no such object; False: refused."""
-        limit = min(limit, MAX_OBJECT_BYTES)
-        size = store.download(name, dest, limit)
-        if size is None:
+    def _verified(
+        self, name: str, got: tuple[int, str] | None, expected: str, key: str, limit: int
+    ) -> str | bool | None:
+        """`got`: what a download wrote (size, sha256), None for no such object. Its SHA-256 when
+        it is `expected` and within `limit`; False (refused, with a warning) when not."""
+        if got is None:
             return None
+        size, actual = got
         if size > limit:
             return self._refuse(name, f"is larger than {limit:,} bytes", key)
-        actual = file_sha256(dest)
         if actual != expected:
             return self._refuse(
                 name,
                 f"does not match its SHA-256 ({size:,} bytes, sha256 {actual[:12]}, expected {expected[:12]})",
                 key,
             )
-        return True
+        return actual
 
-    def _fetch_beside(self, store, name: str, dest: Path, key: str, limit: int = MAX_OBJECT_BYTES) -> bool | None:
-        """An object whose SHA-256 is stored beside it, at name + ".sha256". None: not there."""
-        digest_file = dest.with_name(dest.name + ".sha256")
-        size = store.download(name + ".sha256", digest_file, MAX_DIGEST_BYTES)
-        if size is None:
+    def _fetch(self, store, name: str, dest: Path, expected: str) -> str | bool | None:
+        """A wheelhouse file into dest, verified against the lock's hash: see _verified."""
+        return self._verified(name, store.download(name, dest, MAX_OBJECT_BYTES), expected, "", MAX_OBJECT_BYTES)
+
+    @staticmethod
+    def _start_beside(pool: ThreadPoolExecutor, store, name: str, dest: Path, limit: int) -> tuple[Future, Future]:
+        """An object and its SHA-256 stored beside it (name + ".sha256"), downloading at once."""
+        return (
+            pool.submit(store.download, name + ".sha256", dest.with_name(dest.name + ".sha256"), MAX_DIGEST_BYTES),
+            pool.submit(store.download, name, dest, min(limit, MAX_OBJECT_BYTES)),
+        )
+
+    def _verify_beside(self, name: str, dest: Path, started: tuple[Future, Future], key: str, limit: int):
+        """What _start_beside downloaded, checked: see _verified (None: no digest, no object)."""
+        digest, found = started
+        got = digest.result()
+        if got is None:
             return None
-        expected = digest_file.read_bytes().decode("ascii", "replace").strip()
-        if size > MAX_DIGEST_BYTES or not DIGEST.fullmatch(expected):
+        expected = dest.with_name(dest.name + ".sha256").read_bytes().decode("ascii", "replace").strip()
+        if got[0] > MAX_DIGEST_BYTES or not DIGEST.fullmatch(expected):
             return self._refuse(name + ".sha256", "is not a SHA-256", key)
-        return self._fetch(store, name, dest, expected, key, limit)
+        return self._verified(name, found.result(), expected, key, min(limit, MAX_OBJECT_BYTES))
 
-    def _restore_facts(self, key: str, work: Path) -> None:
-        """The audit's facts about this deps.zip's native files, into the local audit cache."""
-        if self.native_facts is None:
-            return
-        name, facts = f"deps/{key}.natives.json", work / "natives.json"
-        if self._guarded(
-            "fetching the audit's facts", lambda store: self._fetch_beside(store, name, facts, key, MAX_FACTS_BYTES)
-        ):
-            if not merge_native_facts(facts, self.native_facts):
-                self._refuse(name, "is not a table of native file facts", key)
+    def _restore_key(self, store, key: str, work: Path) -> str | bool | None:
+        """deps.zip of `key` into work, verified (its SHA-256, else None or False), and the audit's
+        facts beside it merged into the audit's caches: every object downloads at once."""
+        facts = self._facts_files()
+        with ThreadPoolExecutor(max_workers=2 + 2 * len(facts)) as pool:
+            packed = self._start_beside(pool, store, f"deps/{key}.zip", work / "deps.zip", MAX_OBJECT_BYTES)
+            started = {part: self._start_beside(pool, store, f"deps/{key}.{part}", work / part, MAX_FACTS_BYTES)
+                       for part in facts}  # fmt: skip
+            digest = self._verify_beside(f"deps/{key}.zip", work / "deps.zip", packed, key, MAX_OBJECT_BYTES)
+            for part, (cache, shape) in facts.items() if digest else ():
+                name = f"deps/{key}.{part}"
+                try:
+                    if not self._verify_beside(name, work / part, started[part], key, MAX_FACTS_BYTES):
+                        continue
+                except CacheUnavailable as exc:  # the zip is good: the audit finds its facts itself
+                    self._unavailable("fetching the audit's facts", exc)
+                    break
+                if not merge_native_facts(work / part, cache, shape):
+                    self._refuse(name, "is not a table of the audit's facts", key)
+        return digest
 
-    def restore(self, keys: list[str], put: Callable[[str, Path], Path], scratch: Path) -> Path | None:
-        """deps.zip for the first of `keys` the store has, verified, handed to `put` (the local
-        cache). `scratch`: a folder on the same disk for the download."""
+    def restore(self, keys: list[str], put: Callable[[str, Path, str], Path], scratch: Path) -> Path | None:
+        """deps.zip for the first of `keys` the store has, verified, handed to `put(key, path,
+        sha256)` (the local cache takes it). `scratch`: a folder on the same disk for the download."""
         started = time.monotonic()
-
         for key in keys:
             with tempfile.TemporaryDirectory(prefix="shared-", dir=scratch) as tmp:
                 work = Path(tmp)
-                found = self._guarded("looking up the dependencies",
-                                      lambda store, key=key, work=work: self._fetch_beside(store, f"deps/{key}.zip", work / "deps.zip", key))  # fmt: skip
-                if found:
-                    self._restore_facts(key, work)
+                digest = self._guarded("looking up the dependencies",
+                                       lambda store, key=key, work=work: self._restore_key(store, key, work))  # fmt: skip
+                if digest:
                     size = (work / "deps.zip").stat().st_size
-                    packed = put(key, work / "deps.zip")
+                    packed = put(key, work / "deps.zip", digest)
                     self.say(f"lambda-kit: dependencies from cache {self.url} (key {key[:12]}), no build needed "
                              f"({size:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
                     return packed
@@ -365,20 +250,32 @@ class SharedCache:
             self.say(f"lambda-kit: {got[0]} of the lock's files from cache {self.url} into the wheelhouse "
                      f"({got[1]:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
 
-    def _native_facts_of(self, packed: Path, work: Path, runtime: str, arch: str) -> Path | None:
-        """The audit's facts about deps.zip's native files, in a file of their own; also merged into
-        this agent's audit cache, so its own audit of the new zip does not parse them twice."""
+    def _facts_files(self) -> dict[str, tuple[Path, Callable[[str, object], bool]]]:
+        """The audit's facts a deps.zip travels with, by object suffix: the audit's local cache
+        file each goes into, and the shape of one of its entries."""
         if self.native_facts is None:
-            return None
-        facts = work / "natives.json"
+            return {}
+        return {"natives.json": (self.native_facts, _is_native_entry),
+                "needed.json": (self.native_facts.with_name(NEEDED_FACTS), _is_links_entry)}  # fmt: skip
+
+    def _facts_of(self, packed: Path, work: Path, runtime: str, arch: str) -> list[tuple[str, Path]]:
+        """The audit's facts about deps.zip's native files (what each is, the libraries it needs),
+        each kind in a file of its own; also merged into this agent's audit caches, so its own audit
+        of the new zip does not parse them twice."""
+        files = self._facts_files()
+        if not files:
+            return []
         try:
-            audit.audit_zip(packed, runtime=runtime, arch=arch, native_cache=facts)
+            audit.audit_zip(packed, runtime=runtime, arch=arch, native_cache=work / self.native_facts.name)
         except audit.AuditError:
-            return None
-        if not facts.is_file():  # no native files
-            facts.write_text("{}", encoding="utf-8")
-        merge_native_facts(facts, self.native_facts)
-        return facts
+            return []
+        found = []
+        for part, (cache, shape) in files.items():
+            if not (work / cache.name).is_file():  # no native files
+                auditnative.save_facts(work / cache.name, {})
+            merge_native_facts(work / cache.name, cache, shape)
+            found.append((part, work / cache.name))
+        return found
 
     def publish(self, key: str, packed: Path, wheelhouse: Path, lock: dict, runtime: str, arch: str) -> None:
         """After a build: the lock's files the store lacks, the audit's facts about deps.zip's native
@@ -397,9 +294,8 @@ class SharedCache:
                 if digest in wanted and f"wheels/{digest}/{path.name}" not in present:
                     uploads.append((f"wheels/{digest}/{path.name}", path))
             with tempfile.TemporaryDirectory(prefix="lambda-kit-push-") as tmp:
-                facts = self._native_facts_of(packed, Path(tmp), runtime, arch)
-                if facts is not None:
-                    uploads.append((f"deps/{key}.natives.json", facts))
+                facts = self._facts_of(packed, Path(tmp), runtime, arch)
+                uploads += [(f"deps/{key}.{part}", path) for part, path in facts]
                 uploads.append((name, packed))
                 for target, source in uploads:
                     if target.startswith("deps/"):
@@ -407,7 +303,7 @@ class SharedCache:
                         digest_file.write_text(file_sha256(source) + "\n", encoding="ascii")
                         store.upload(target + ".sha256", digest_file)
                     store.upload(target, source)
-                return len(uploads) - 1 - (facts is not None), sum(p.stat().st_size for _, p in uploads)
+                return len(uploads) - 1 - len(facts), sum(p.stat().st_size for _, p in uploads)
 
         pushed = self._guarded("pushing the build", push)
         if pushed:
@@ -424,9 +320,30 @@ def _is_fact(value: object) -> bool:
     return value[0] == "other" and len(value) == 2 and isinstance(value[1], str)
 
 
-def merge_native_facts(source: Path, target: Path) -> bool:
-    """Add the facts in `source` to the audit's cache file `target` (temporary file, then rename).
-    False when `source` is not such a table."""
+def _is_native_entry(key: str, value: object) -> bool:
+    """An entry of the audit's native cache: a fact by file, or (COMPILE=1) a bytecode verdict:
+    [] or [rule, message]."""
+    if key.startswith("bytecode|"):
+        return isinstance(value, list) and len(value) in (0, 2) and all(isinstance(v, str) for v in value)
+    return _is_fact(value)
+
+
+def _is_links_entry(key: str, value: object) -> bool:
+    """An entry of the native-needed rule's cache: [None] (no dynamic section read) or
+    [[needed], [rpath], [runpath]], all strings."""
+    if not isinstance(value, list) or len(value) != 1:
+        return False
+    links = value[0]
+    return links is None or (
+        isinstance(links, list)
+        and len(links) == 3
+        and all(isinstance(part, list) and all(isinstance(v, str) for v in part) for part in links)
+    )
+
+
+def merge_native_facts(source: Path, target: Path, shape: Callable[[str, object], bool] = _is_native_entry) -> bool:
+    """Add the entries in `source` to the audit's cache file `target` (temporary file, then
+    rename). False when `source` is not such a table (each entry checked by `shape`)."""
     try:
         new = auditnative.load_facts(source)  # the audit's own format, its digest checked
     except (OSError, ValueError):
@@ -435,7 +352,7 @@ def merge_native_facts(source: Path, target: Path) -> bool:
         old = auditnative.load_facts(target) if target.is_file() else {}
     except (OSError, ValueError):
         old = {}  # a local cache that does not verify is rebuilt, as the audit would
-    if not all(isinstance(k, str) and _is_fact(v) for k, v in new.items()):
+    if not all(isinstance(k, str) and shape(k, v) for k, v in new.items()):
         return False
     auditnative.save_facts(target, {**old, **new})
     return True
