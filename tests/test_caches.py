@@ -68,27 +68,14 @@ def start_launcher(home: Path) -> subprocess.Popen:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
-def start_tools_venv(state: Path) -> subprocess.Popen:
-    code = (
-        "import sys; from pathlib import Path; from lambda_kit import localbuild, runner; from lambda_kit.context import NetworkSettings\n"
-        f"venv = localbuild.tools_venv(Path({str(state)!r}), Path({str(ROOT)!r}), NetworkSettings(), runner.Runner())\n"
-        "assert (venv / 'bin' / 'pipenv').exists(), venv\n"
-    )
-    env = {**kit_env(), "PYTHONPATH": str(ROOT / "scripts")}
-    return subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
 @pytest.mark.network
 def test_runs_started_together_with_no_environment_all_succeed(tmp_path):
     home = tmp_path / "home"
     venv = home / "venv"
-    state = tmp_path / "state"
-    runs = [start_launcher(home) for _ in range(3)] + [start_tools_venv(state) for _ in range(3)]
+    runs = [start_launcher(home) for _ in range(3)]
     results = [(p.wait(timeout=900), p.communicate()[0]) for p in runs]
-    assert [code for code, _ in results] == [0] * 6, results
-    # One of each set built it; the others waited for the lock and reused it.
-    assert sum("setting up the helper's environment" in out for _, out in results[:3]) == 1, results
-    assert (venv / "bin" / "python").exists() and (state / "local-tools" / "lambda-kit.stamp").is_file()
+    assert [code for code, _ in results] == [0] * 3, results
+    # One built it; the others waited for the lock and reused it.
+    assert sum("setting up the helper's environment" in out for _, out in results) == 1, results
+    assert (venv / "bin" / "python").exists()
     assert os.path.exists(str(venv) + ".lock")

@@ -106,8 +106,8 @@ def test_sigterm_to_make_stops_pip_and_the_next_run_cleans_up(sample):
     for line in proc.stdout:
         if "local build" in line:
             break
-    for _ in range(3000):  # until a tool (pipenv verify, pip download, pip install) runs
-        if any("local-tools/bin/" in p for p in leftovers(sample)) or proc.poll() is not None:
+    for _ in range(3000):  # until a tool (pipenv's lock check, pip download) runs
+        if any("lockhash.py" in p or " -m pip " in p for p in leftovers(sample)) or proc.poll() is not None:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "the build ended before a tool ran"

@@ -1,7 +1,8 @@
 """The build steps, shared by the Docker build (run in the container by `incontainer`) and the
-local builder (run on the host by `localbuild`): verify the lock, install [packages], write the zip.
+local builder (run on the host by `localbuild`): install [packages] (the host checked the lock
+against the Pipfile before, `lockcheck`), slim, compile, pack.
 
-A `Toolchain` says which pinned pip/pipenv to use, how pip reaches the network, for which
+A `Toolchain` says which pinned pip to use, how pip reaches the network, for which
 interpreter markers are evaluated and, for a cross-platform install, which wheel tags pip may take.
 Standard library plus `packaging` only.
 """
@@ -9,6 +10,7 @@ Standard library plus `packaging` only.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -25,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import bytecode, lockfile, wheelcheck, zipwriter
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from . import bytecode, lockfile, wheelcheck, wheelinstall, zipwriter
 
 
 class StepError(Exception):
@@ -41,8 +51,7 @@ def say(message: str) -> None:
 
 @dataclass
 class Toolchain:
-    python: Path  # a venv's python with the pinned pip (scripts/container-requirements.txt)
-    pipenv: Path  # the pinned pipenv beside it
+    python: Path  # a python with the pinned pip (scripts/container-requirements.txt)
     pip_env: Callable[[list[str]], tuple[dict[str, str], list[Path]]]  # lock sources -> PIP_* and temp files
     environment: dict[str, str] | None = None  # marker variables of the target; None: this interpreter
     target_args: list[str] = field(default_factory=list)  # pip options for a cross-platform install
@@ -51,43 +60,7 @@ class Toolchain:
     cache_dir: str | None = None  # pip's download cache; None: --no-cache-dir
     wheelhouse: Path | None = None  # downloaded files, kept between builds: a lock change fetches only what changed
     echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
-
-
-def verify_lock(tools: Toolchain, project: Path) -> None:
-    """The lock must match the Pipfile; it is never re-resolved here. The Pipfile's hash is pipenv's
-    own (`lockhash` runs in the pinned pipenv's interpreter): today's, which `pipenv verify`
-    compares, or the one older pipenv wrote (before it normalised names), which is just as true
-    to the Pipfile. Every name in [packages] must also be in the lock's `default`."""
-    env = {**os.environ, "PIPENV_IGNORE_VIRTUALENVS": "1", "PIPENV_NOSPIN": "1", "PIPENV_YES": "1", "NO_COLOR": "1"}
-    script = Path(__file__).with_name("lockhash.py")
-    # In its own process group, as every tool: an interrupt stops it at once. The facts are its last JSON line.
-    _, lines = run_tool([str(tools.python), str(script), str(project / "Pipfile")], env)
-    try:
-        facts = json.loads(next((line for line in reversed(lines) if line.startswith("{")), ""))
-    except ValueError:
-        print("\n".join(lines)[-2000:], file=sys.stderr)
-        raise StepError("pipenv could not compute the Pipfile's hash", "the build log has pipenv's output") from None
-    if "error" in facts:
-        raise StepError(f"pipenv cannot read the Pipfile ({facts['error']})", "fix the Pipfile, then run `pipenv lock`")
-    lock = lockfile.load(project / "Pipfile.lock")
-    recorded = lock["_meta"]["hash"]["sha256"]
-    if recorded == facts["current"]:
-        say("lock verified against Pipfile (pipenv's hash)")
-    elif recorded == facts["older"]:
-        say("lock verified against Pipfile (the hash older pipenv wrote, before names were normalised)")
-    else:
-        say(f"lock hash {recorded}, Pipfile hash {facts['current']} (pipenv now), {facts['older']} (older pipenv)")
-        raise StepError(
-            f"Pipfile.lock is out of date: its hash {recorded[:12]}... matches neither the Pipfile's "
-            f"{facts['current'][:12]}... (pipenv now) nor {facts['older'][:12]}... (older pipenv)",
-            "run `pipenv lock` and commit the new Pipfile.lock (both hashes are in the build log)",
-        )
-    missing = lockfile.missing_from_default(lock, facts["packages"])
-    if missing:
-        raise StepError(
-            f"Pipfile.lock's default lacks [packages] of the Pipfile ({', '.join(missing)})",
-            "run `pipenv lock` and commit the new Pipfile.lock",
-        )
+    python_xy: str = "python%d.%d" % sys.version_info[:2]  # the target's, for the headers folder
 
 
 def pip_install(tools: Toolchain, args: list[str], target: Path, lock_sources: list[str]) -> None:
@@ -212,7 +185,6 @@ def move_into(source: Path, target: Path) -> None:
 def install_dependencies(tools: Toolchain, project: Path, target: Path, local_path: Callable[[str], str]) -> None:
     """[packages] of project/Pipfile.lock into a fresh `target`. `local_path` maps a lock `path`
     entry to where it can be read."""
-    verify_lock(tools, project)
     lock = lockfile.load(project / "Pipfile.lock")
     plan = lockfile.plan(lock, tools.environment)
     if target.exists():
@@ -241,23 +213,42 @@ def install_dependencies(tools: Toolchain, project: Path, target: Path, local_pa
 
 
 def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Path, target: Path) -> None:
-    """The lock's index packages, hash-checked, into `target` (through the wheelhouse when kept)."""
+    """The lock's index packages, hash-checked, into `target`: every file is fetched into the
+    wheelhouse by pip (the runtime's exact tags, the lock's hashes); the wheels pip chose are then
+    unpacked by `wheelinstall` (the same files as pip --target, without a pip process), and any
+    source distribution is built and installed by pip."""
+    if tools.wheelhouse is None:
+        tools = dataclasses.replace(tools, wheelhouse=tmp / "wheelhouse")
     requirements = tmp / "requirements.txt"
     requirements.write_text(plan.requirements_text(), encoding="utf-8")
-    found = []
-    if tools.wheelhouse is not None:
-        fetch_into_wheelhouse(tools, requirements, plan.index_urls)
+    chosen = fetch_into_wheelhouse(tools, requirements, plan.index_urls)
+    wheels, others = [], []
+    for package in plan.index:
+        file = chosen.get(canonicalize_name(package.name))
+        if file is not None and file.name.endswith(".whl"):
+            wheels.append(wheelinstall.wheel_for(file, package.hashes, package.name))
+        else:
+            others.append(package)
+    say("installing")
+    try:
+        wheelinstall.install(wheels, target, tools.python_xy)
+    except wheelinstall.WheelError as exc:
+        raise StepError(str(exc), exc.hint) from None
+    say(f"{len(wheels)} wheels unpacked (hash-checked against the lock)")
+    if others:
+        # A source distribution (or a file pip's output did not name): pip builds and installs it.
+        subset = tmp / "requirements-pip.txt"
+        subset.write_text("".join(p.requirement_line() + "\n" for p in others), encoding="utf-8")
         found = ["--find-links", str(tools.wheelhouse)]
-        # Every file is local now. With only wheels, pip need not ask the index again (given
-        # both, it may download a file it has); an sdist's build still needs the index.
-        if all(p.name.endswith(".whl") for p in tools.wheelhouse.iterdir()):
-            found.append("--no-index")
-    pip_install(tools, ["--require-hashes", *found, "-r", str(requirements)], target, plan.index_urls)
+        built = tmp / "built"
+        pip_install(tools, ["--require-hashes", *found, "-r", str(subset)], built, plan.index_urls)
+        move_into(built, target)
 
 
-def fetch_into_wheelhouse(tools: Toolchain, requirements: Path, lock_sources: list[str]) -> None:
+def fetch_into_wheelhouse(tools: Toolchain, requirements: Path, lock_sources: list[str]) -> dict[str, Path]:
     """`pip download` every locked file into the wheelhouse, hash-checked. pip keeps a file that is
-    already there with a matching hash, so only what the lock changed is fetched."""
+    already there with a matching hash, so only what the lock changed is fetched. Returns the file
+    pip chose for each package (by canonical name), read from what pip said it saved or reused."""
     tools.wheelhouse.mkdir(parents=True, exist_ok=True)
     argv = [str(tools.python), "-m", "pip", "download", "--no-deps", "--no-input", "--progress-bar", "off",
             "--require-hashes", "--dest", str(tools.wheelhouse), *tools.target_args, "-r", str(requirements)]  # fmt: skip
@@ -266,6 +257,31 @@ def fetch_into_wheelhouse(tools: Toolchain, requirements: Path, lock_sources: li
         raise pip_failure(code, lines, tools)
     reused = sum("File was already downloaded" in line for line in lines)
     say(f"wheelhouse: {reused} files reused, {sum('Saved ' in line for line in lines)} downloaded")
+    return chosen_files(lines, tools.wheelhouse)
+
+
+def chosen_files(lines: list[str], wheelhouse: Path) -> dict[str, Path]:
+    """The files `pip download` saved or found already downloaded, by the canonical name of the
+    project each belongs to (a file name that is neither a wheel's nor an sdist's is skipped)."""
+    chosen: dict[str, Path] = {}
+    for line in lines:
+        text = line.strip()
+        for prefix in ("Saved ", "File was already downloaded "):
+            if text.startswith(prefix):
+                file = wheelhouse / os.path.basename(text[len(prefix) :].strip())
+                name = project_of(file.name)
+                if name and file.is_file():
+                    chosen[name] = file
+    return chosen
+
+
+def project_of(filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
 
 
 DEV_ONLY_SUFFIXES = (".pyi", ".h", ".hpp", ".a", ".pxd", ".pyx", ".pxi", ".c", ".cpp")

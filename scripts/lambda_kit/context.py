@@ -33,7 +33,7 @@ CONTAINER_MODULES = (
     "bytecode.py",
     "incontainer.py",
     "lockfile.py",
-    "lockhash.py",
+    "wheelinstall.py",
     "netconfig.py",
     "runtimes.py",
     "wheelcheck.py",

@@ -51,7 +51,6 @@ def container_toolchain() -> buildsteps.Toolchain:
     return buildsteps.Toolchain(
         **cross,
         python=ROOT / "tools" / "bin" / "python",
-        pipenv=ROOT / "tools" / "bin" / "pipenv",
         pip_env=netconfig.pip_environment,
         wheelhouse=OUT / "wheels",  # seeded from the host's wheelhouse through the context
         # BuildKit mounts a download cache here; without one, keep downloads out of the layer.

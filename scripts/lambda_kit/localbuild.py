@@ -3,16 +3,14 @@ has a binary wheel for the target platform.
 
 pip installs wheels for another platform when told the target exactly: each manylinux tag the
 runtime's glibc accepts (from the runtime table), the Python version, `cp` and the ABIs, and
-`--only-binary=:all:`. Markers are evaluated for the runtime, not the host. The tools are the
-container's pinned pip and pipenv, in a venv under the kit's state folder; the zip writer and the
-audit are the same code, so both builders give the same bytes for the same inputs (with the same
-zlib).
+`--only-binary=:all:`. Markers are evaluated for the runtime, not the host. The pip is the
+container's pin, in the helper's own environment (scripts/requirements.txt), so a cold local build
+sets nothing up; the wheel installer, the zip writer and the audit are the same code, so both
+builders give the same bytes for the same inputs (with the same zlib).
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import shutil
 import sys
@@ -23,45 +21,6 @@ from typing import Callable
 from . import buildsteps, netconfig, runtimes
 from .context import NetworkSettings
 from .errors import KitError
-from .runner import CommandFailed, Run
-
-
-def tools_venv(state_dir: Path, kit_dir: Path, network: NetworkSettings, run: Run) -> Path:
-    """A venv of the host's Python with the pinned pip and pipenv (the container's list)."""
-    requirements = kit_dir / "scripts" / "container-requirements.txt"
-    stamp = hashlib.sha256(sys.version.encode() + requirements.read_bytes()).hexdigest()
-    venv = state_dir / "local-tools"
-    python = venv / "bin" / "python"
-    stamp_file = venv / "lambda-kit.stamp"
-
-    def current() -> bool:
-        return stamp_file.is_file() and stamp_file.read_text().strip() == stamp and python.exists()
-
-    if current():
-        return venv
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(venv.with_name(venv.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # runs started together: one builds, the others wait and reuse it
-        if not current():
-            _make_tools_venv(venv, python, requirements, network, run)
-            stamp_file.write_text(stamp + "\n")
-    return venv
-
-
-def _make_tools_venv(venv: Path, python: Path, requirements: Path, network: NetworkSettings, run: Run) -> None:
-    shutil.rmtree(venv, ignore_errors=True)
-    env, cleanup = pip_env(network)([])
-    try:
-        run([sys.executable, "-m", "venv", str(venv)], timeout=300)
-        run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes", "--only-binary=:all:",
-             "--no-compile", "-r", str(requirements)], timeout=900, env={**env, "PIP_CONFIG_FILE": os.devnull})  # fmt: skip
-    except CommandFailed as exc:
-        shutil.rmtree(venv, ignore_errors=True)
-        raise KitError("cannot install the local builder's tools", " | ".join(exc.tail[-2:]),
-                       hint="check access to PyPI, or set INDEX_URL / CA_BUNDLE") from None  # fmt: skip
-    finally:
-        for path in cleanup:
-            path.unlink(missing_ok=True)
 
 
 def pip_env(network: NetworkSettings) -> Callable[[list[str]], tuple[dict[str, str], list[Path]]]:
@@ -83,7 +42,6 @@ def pip_env(network: NetworkSettings) -> Callable[[list[str]], tuple[dict[str, s
 
 def build(
     *,
-    kit_dir: Path,
     state_dir: Path,
     pipfile: Path,
     runtime: runtimes.Runtime,
@@ -92,26 +50,24 @@ def build(
     out: Path,
     wheelhouse: Path,
     log_path: Path,
-    run: Run,
     slim: bool = False,
     no_wheel_hint: str | None = None,
     compile_deps: bool = False,
     profile: list[str] = (),
 ) -> None:
     """Writes what the Docker build leaves in its out/ folder: deps.zip (+ .sha256)."""
-    venv = tools_venv(state_dir, kit_dir, network, run)
     with (
         open(log_path, "a", encoding="utf-8", buffering=1) as log,
         tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp,
     ):
         work = Path(tmp)
         tools = buildsteps.Toolchain(
-            python=venv / "bin" / "python",
-            pipenv=venv / "bin" / "pipenv",
+            python=Path(sys.executable),  # the helper's environment: the pinned pip
             pip_env=pip_env(network),
             environment=runtimes.target_environment(runtime, arch),
             target_args=runtimes.pip_target_args(runtime, arch),
             target_name=f"{runtime.name} {arch}",
+            python_xy=f"python{runtime.version}",
             cache_dir=str(state_dir / "pip-cache"),
             wheelhouse=wheelhouse,
             echo=log.write,

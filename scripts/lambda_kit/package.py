@@ -31,6 +31,7 @@ from . import (
     compiling,
     docker,
     localbuild,
+    lockcheck,
     lockfile,
     runtimes,
     secretscan,
@@ -41,6 +42,7 @@ from . import (
 from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
 from .depcache import DependencyCache, keep_wheelhouse
+from .buildsteps import StepError
 from .context import (
     CONTAINER_MODULES,
     PATH_DEPENDENCY_SKIPPED_PARTS,
@@ -343,6 +345,10 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
         and (cached := shared.lookup(keys.values(), cache, lock, s.state_dir)) is not None
     ):
         return cached
+    try:  # before any build, for both builders: a stale lock never reaches Docker
+        lockcheck.verify(s.pipfile, lock, say)
+    except StepError as exc:
+        raise KitError(str(exc), hint=exc.hint) from None
     builder, engine, no_wheel_hint = s.builder, None, None
     if builder == "auto":
         engine, why_not = docker.probe(run)
@@ -361,9 +367,9 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
         if builder == "local":
             say(f"lambda-kit: local build (no Docker), {runtime.name} {s.arch}, binary wheels only (log: {log_path})")
             localbuild.build(
-                kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, runtime=runtime, arch=s.arch,
+                state_dir=s.state_dir, pipfile=s.pipfile, runtime=runtime, arch=s.arch,
                 network=s.network, out=outputs, wheelhouse=s.state_dir / "wheelhouse", log_path=log_path,
-                run=run, slim=s.slim, no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=s.profile(),
+                slim=s.slim, no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=s.profile(),
             )  # fmt: skip
         else:
             build_in_docker(s, runtime, lock, outputs, log_path, run, say, engine)

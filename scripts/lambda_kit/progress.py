@@ -23,6 +23,7 @@ LIVE_SECONDS = 0.5  # the live line's refresh on a terminal
 IMAGE_STEP = re.compile(r"Step (\d+)/(\d+) :|^#\d+ \[(?:[\w.-]+ )?(\d+)/(\d+)\]")
 DOWNLOADING = re.compile(r"Downloading \S+ \(([\d.,]+) ([kMG]?B)\)")
 KIT_LINE = re.compile(r"lambda-kit: (.+)$")
+WHEELS_UNPACKED = re.compile(r"lambda-kit: (\d+) wheels? unpacked")  # buildsteps: the kit's own installer
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
 
@@ -64,6 +65,8 @@ class BuildProgress:
         kit = KIT_LINE.search(line)
         if kit:
             self.doing = kit.group(1).strip()[:70]
+            unpacked = WHEELS_UNPACKED.search(line)
+            self.installed += int(unpacked.group(1)) if unpacked else 0
             return
         size = DOWNLOADING.search(line)
         if size:

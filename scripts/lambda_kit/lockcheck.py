@@ -1,0 +1,52 @@
+"""The lock checked against the Pipfile, on the host, before any build: one check for both builders,
+and a stale lock stops the build before Docker is asked anything.
+
+The lock is never re-resolved. The Pipfile's hash is pipenv's own: `lockhash` runs in the helper's
+environment, which has the pinned pipenv (scripts/requirements.txt). A lock is current when its
+hash is today's (what `pipenv verify` compares) or the one older pipenv wrote before it normalised
+names, which is just as true to the Pipfile; and every name in [packages] must be in its `default`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from . import lockfile
+from .buildsteps import StepError, run_tool
+
+
+def verify(pipfile: Path, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
+    """Raises StepError when the lock does not belong to the Pipfile; says which hash matched."""
+    env = {**os.environ, "PIPENV_IGNORE_VIRTUALENVS": "1", "PIPENV_NOSPIN": "1", "PIPENV_YES": "1", "NO_COLOR": "1"}
+    script = Path(__file__).with_name("lockhash.py")
+    # In its own process group, as every tool: an interrupt stops it at once. The facts are its last JSON line.
+    _, lines = run_tool([sys.executable, str(script), str(pipfile)], env, log)
+    try:
+        facts = json.loads(next((line for line in reversed(lines) if line.startswith("{")), ""))
+    except ValueError:
+        tail = "; ".join(line.strip() for line in lines[-3:] if line.strip())
+        raise StepError("pipenv could not compute the Pipfile's hash", f"pipenv said: {tail[-300:]}") from None
+    if "error" in facts:
+        raise StepError(f"pipenv cannot read the Pipfile ({facts['error']})", "fix the Pipfile, then run `pipenv lock`")
+    recorded = lock["_meta"]["hash"]["sha256"]
+    if recorded == facts["current"]:
+        say("lambda-kit: lock verified against Pipfile (pipenv's hash)")
+    elif recorded == facts["older"]:
+        say("lambda-kit: lock verified against Pipfile (the hash older pipenv wrote, before names were normalised)")
+    else:
+        raise StepError(
+            f"Pipfile.lock is out of date: its hash {recorded[:12]}... matches neither the Pipfile's "
+            f"{facts['current'][:12]}... (pipenv now) nor {facts['older'][:12]}... (older pipenv)",
+            f"run `pipenv lock` and commit the new Pipfile.lock (lock {recorded}, Pipfile {facts['current']}, "
+            f"older pipenv {facts['older']})",
+        )
+    missing = lockfile.missing_from_default(lock, facts["packages"])
+    if missing:
+        raise StepError(
+            f"Pipfile.lock's default lacks [packages] of the Pipfile ({', '.join(missing)})",
+            "run `pipenv lock` and commit the new Pipfile.lock",
+        )

@@ -1,0 +1,196 @@
+"""The kit's wheel installer against pip itself: the same files, byte for byte, as the pinned pip's
+`install --target` (after the kit drops bin/), for odd wheels made here and for real ones from PyPI;
+and what pip would not refuse but the kit does (paths outside the target, a file the lock does not
+name, two packages writing one file differently)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from lambda_kit import buildsteps, lockfile, runtimes, wheelinstall
+
+
+def pinned_pip_version() -> str:
+    text = (ROOT / "scripts" / "container-requirements.txt").read_text()
+    return next(line.split("==")[1].split()[0] for line in text.splitlines() if line.startswith("pip=="))
+
+
+def record_line(name: str, data: bytes) -> list[str]:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return [name, f"sha256={digest}", str(len(data))]
+
+
+def make_wheel(folder: Path, name: str, version: str, files: dict, unlisted: dict | None = None, tag="py3-none-any",
+               entry_points: str = "", wheel_version: str = "1.0") -> Path:  # fmt: skip
+    """A wheel with `files` ({name: bytes or (bytes, mode)}) listed in its RECORD, `unlisted` not."""
+    dist_info = f"{name}-{version}.dist-info"
+    meta = {
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist_info}/WHEEL": f"Wheel-Version: {wheel_version}\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
+    }  # fmt: skip
+    if entry_points:
+        meta[f"{dist_info}/entry_points.txt"] = entry_points.encode()
+    path = folder / f"{name}-{version}-{tag}.whl"
+    rows = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, content in {**files, **meta, **(unlisted or {})}.items():
+            data, mode = content if isinstance(content, tuple) else (content, 0o644)
+            info = zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+            if not unlisted or member not in unlisted:
+                rows.append(record_line(member, data))
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([*rows, [f"{dist_info}/RECORD", "", ""]])
+        zf.writestr(f"{dist_info}/RECORD", out.getvalue())
+    return path
+
+
+def tree(root: Path) -> dict[str, tuple[bytes, bool]]:
+    found = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = Path(folder, name)
+            found[path.relative_to(root).as_posix()] = (path.read_bytes(), bool(path.stat().st_mode & 0o111))
+    return found
+
+
+def sha256_pin(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pip_target(wheels: list[Path], target: Path, requirements: list[str]) -> None:
+    """The pinned pip as the builds ran it before: --target, from a folder of files, by requirement."""
+    assert subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True,
+                          check=True).stdout.split()[1] == pinned_pip_version()  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--no-compile", "--no-deps",
+         "--no-index", "--find-links", str(wheels[0].parent), "--disable-pip-version-check", *requirements],
+        check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+    )  # fmt: skip
+    buildsteps.drop_console_scripts(target)
+
+
+def kit_target(wheels: list[Path], target: Path) -> None:
+    target.mkdir()
+    wheelinstall.install([wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in wheels], target, "python3.11")
+    buildsteps.drop_console_scripts(target)
+
+
+def odd_wheels(folder: Path) -> list[Path]:
+    folder.mkdir()
+    alpha = make_wheel(
+        folder, "alpha", "1.0",
+        {
+            "alpha/__init__.py": b"VALUE = 1\n",
+            "alpha/run.sh": (b"#!/bin/sh\necho hi\n", 0o755),
+            "alpha/na,me with space/é.txt": b"odd name\n",
+            "alpha-1.0.data/purelib/alpha_extra.py": b"EXTRA = 2\n",
+            "alpha-1.0.data/platlib/alpha_native/__init__.py": b"",
+            "alpha-1.0.data/data/share/alpha/notes.txt": b"data file\n",
+            "alpha-1.0.data/data/lib/dropped.txt": b"under pip's own lib folder\n",
+            "alpha-1.0.data/data/alpha/shadowed.txt": b"a data item a package folder already holds\n",
+            "alpha-1.0.data/headers/alpha.h": b"#define ALPHA 1\n",
+            "alpha-1.0.data/scripts/alpha-tool": (b"#!python\nprint('tool')\n", 0o755),
+            "alpha-1.0.data/scripts/alpha-cli": (b"#!python\n# a setuptools wrapper\n", 0o755),
+        },
+        unlisted={"alpha/unlisted.py": b"# not in RECORD\n"},
+        entry_points="[console_scripts]\nalpha-cli = alpha:main\n",
+    )  # fmt: skip
+    beta = make_wheel(folder, "beta", "2.0", {"beta.py": b"B = 1\n", "beta-2.0.data/data/share/beta.txt": b"b\n"})
+    return [alpha, beta]
+
+
+def test_the_kit_installs_what_pip_installs_byte_for_byte(tmp_path):
+    wheels = odd_wheels(tmp_path / "wheels")
+    pip_target(wheels, tmp_path / "pip", ["alpha==1.0", "beta==2.0"])
+    kit_target(wheels, tmp_path / "kit")
+    by_pip, by_kit = tree(tmp_path / "pip"), tree(tmp_path / "kit")
+    assert sorted(by_kit) == sorted(by_pip)
+    assert [name for name in by_pip if by_pip[name] != by_kit[name]] == []
+    # What this proves is not empty: data, headers, exec bits, an unlisted file, pip's own RECORD.
+    assert "share/alpha/notes.txt" in by_kit and "include/site/python3.11/alpha/alpha.h" in by_kit
+    assert "lib/dropped.txt" not in by_kit and "alpha/shadowed.txt" not in by_kit
+    assert by_kit["alpha/run.sh"][1] and not by_kit["alpha/__init__.py"][1]
+    record = by_kit["alpha-1.0.dist-info/RECORD"][0].decode()
+    assert "alpha/unlisted.py,," in record and "alpha-1.0.dist-info/INSTALLER,sha256=" in record
+    assert record.endswith("\r\n") and "../" not in record
+
+
+@pytest.mark.network
+def test_real_wheels_from_pypi_install_as_pip_installs_them(tmp_path):
+    """The small bench set's lock (pydantic-core, pyyaml, requests...): the files pip chose for
+    python3.11 x86_64, installed by pip and by the kit."""
+    lock = lockfile.load(ROOT / "bench" / "projects" / "small" / "a" / "Pipfile.lock")
+    runtime = runtimes.lookup("3.11")
+    plan = lockfile.plan(lock, runtimes.target_environment(runtime, "x86_64"))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(plan.requirements_text())
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--dest", str(wheels),
+         *runtimes.pip_target_args(runtime, "x86_64"), "-r", str(requirements)],
+        check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+    )  # fmt: skip
+    files = sorted(wheels.glob("*.whl"))
+    assert len(files) == len(plan.index)
+    pip_target(files, tmp_path / "pip", [f"{p.name}{p.version}" for p in plan.index])
+    kit_target(files, tmp_path / "kit")
+    by_pip, by_kit = tree(tmp_path / "pip"), tree(tmp_path / "kit")
+    assert len(by_kit) > 300 and sorted(by_kit) == sorted(by_pip)
+    assert [name for name in by_pip if by_pip[name] != by_kit[name]] == []
+
+
+def test_a_wheel_the_lock_does_not_name_is_refused_before_anything_is_written(tmp_path):
+    wheel = make_wheel(tmp_path, "gamma", "1.0", {"gamma.py": b"G = 1\n"})
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(wheelinstall.WheelError, match=r"hash mismatch: gamma-1.0-py3-none-any.whl does not match"):
+        wheelinstall.install([wheelinstall.wheel_for(wheel, ("sha256:" + "0" * 64,))], target, "python3.11")
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["../escape.py", "/etc/escape.py", "pkg/../../escape.py", "pkg\\..\\escape.py"])
+def test_a_name_outside_the_target_is_refused(tmp_path, name):
+    wheel = make_wheel(tmp_path, "delta", "1.0", {name: b"x = 1\n", "delta.py": b""})
+    target = tmp_path / "deep" / "target"
+    target.mkdir(parents=True)
+    with pytest.raises(wheelinstall.WheelError, match="has a file outside the install folder"):
+        wheelinstall.install([wheelinstall.wheel_for(wheel, (sha256_pin(wheel),))], target, "python3.11")
+    assert not (tmp_path / "deep" / "escape.py").exists() and not (tmp_path / "escape.py").exists()
+
+
+def test_two_packages_writing_one_file_differently_is_an_error_and_alike_is_not(tmp_path):
+    one = make_wheel(tmp_path, "one", "1.0", {"shared/__init__.py": b"", "shared/x.py": b"A = 1\n"})
+    same = make_wheel(tmp_path, "same", "1.0", {"shared/__init__.py": b"", "same.py": b""})
+    other = make_wheel(tmp_path, "other", "1.0", {"shared/x.py": b"A = 2\n"})
+    pins = {w: (sha256_pin(w),) for w in (one, same, other)}
+    fine = tmp_path / "fine"
+    fine.mkdir()
+    wheelinstall.install([wheelinstall.wheel_for(w, pins[w]) for w in (one, same)], fine, "python3.11")
+    assert (fine / "shared" / "x.py").read_bytes() == b"A = 1\n"
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    with pytest.raises(wheelinstall.WheelError, match=r"two dependencies install shared/x.py with different contents"):
+        wheelinstall.install([wheelinstall.wheel_for(w, pins[w]) for w in (one, other)], clash, "python3.11")
+
+
+def test_malformed_wheels_are_one_line_each(tmp_path):
+    future = make_wheel(tmp_path, "future", "1.0", {"future.py": b""}, wheel_version="2.0")
+    with pytest.raises(wheelinstall.WheelError, match="has Wheel-Version 2.0"):
+        wheelinstall.install([wheelinstall.wheel_for(future, (sha256_pin(future),))], tmp_path, "python3.11")
+    two = make_wheel(tmp_path, "two", "1.0", {"two.py": b"", "extra-1.0.dist-info/METADATA": b""})
+    with pytest.raises(wheelinstall.WheelError, match="has 2 .dist-info folders, not one"):
+        wheelinstall.install([wheelinstall.wheel_for(two, (sha256_pin(two),))], tmp_path, "python3.11")
