@@ -55,4 +55,5 @@ ARG COMPILE=0
 ARG TARGET_ARCH=
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
+    --mount=type=tmpfs,target=/opt/lambda-kit/scratch \
     tools/bin/python -m lambda_kit.incontainer deps

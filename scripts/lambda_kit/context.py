@@ -36,6 +36,7 @@ CONTAINER_MODULES = (
     "wheelinstall.py",
     "netconfig.py",
     "runtimes.py",
+    "tempdirs.py",
     "wheelcheck.py",
     "zipdeflate.py",
     "zipreader.py",

@@ -130,6 +130,9 @@ def ensure_image(run: Run, image: str, what: str, setting: str, say, alternative
         ) from None
 
 
+SHM_SIZE = "2g"
+
+
 @dataclass
 class BuildRequest:
     context: Path
@@ -150,6 +153,9 @@ def build_command(engine: Engine, request: BuildRequest) -> tuple[list[str], dic
             argv += ["--secret", f"id={name},src={path}"]
     else:
         argv += ["--force-rm"]  # no intermediate container left behind, even when a step fails
+        # Room in the build containers' /dev/shm for the dependency tree (BuildKit has a tmpfs mount
+        # in the Dockerfile instead): a limit, not a reservation.
+        argv += ["--shm-size", SHM_SIZE]
     if request.platform:
         argv += ["--platform", request.platform]
     for key, value in request.build_args.items():

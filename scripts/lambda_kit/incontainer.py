@@ -16,12 +16,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import buildsteps, bytecode, lockfile, netconfig, runtimes, zipwriter
+from . import buildsteps, bytecode, lockfile, netconfig, runtimes, tempdirs, zipwriter
 from .buildsteps import StepError
 
 ROOT = Path("/opt/lambda-kit")
 OUT = ROOT / "out"  # what the helper copies out: deps.zip (+ .sha256), wheels/
 PIP_CACHE = "/root/.cache/pip"
+SCRATCH_CANDIDATES = (str(ROOT / "scratch"), "/dev/shm")  # the Dockerfile's tmpfs mount; docker build --shm-size
 
 
 def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
@@ -98,15 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_interpreter(os.environ.get("PYTHON_VERSION", ""))
-        tree = ROOT / "deps"
-        buildsteps.install_dependencies(container_toolchain(), args.project, tree, staged_paths(args.paths_map))
-        if os.environ.get("SLIM") == "1":
-            buildsteps.slim(tree, shutil.which("strip"))
-        compiled = os.environ.get("COMPILE") == "1"
-        if compiled:
-            buildsteps.compile_dependencies(tree, staged_profile(args.project))
-        buildsteps.pack_dependencies(tree, args.packed, compiled)
-        shutil.rmtree(tree)  # in the same layer: the image keeps only the packed copy
+        # The tree in memory (BuildKit's tmpfs mount, or /dev/shm, which the legacy builder is given
+        # room in): never in the layer, and no disk file system paying for thousands of small files.
+        with tempdirs.scratch("deps-", SCRATCH_CANDIDATES) as work:
+            tree = work / "deps"
+            buildsteps.install_dependencies(container_toolchain(), args.project, tree, staged_paths(args.paths_map))
+            if os.environ.get("SLIM") == "1":
+                buildsteps.slim(tree, shutil.which("strip"))
+            compiled = os.environ.get("COMPILE") == "1"
+            if compiled:
+                buildsteps.compile_dependencies(tree, staged_profile(args.project))
+            buildsteps.pack_dependencies(tree, args.packed, compiled)
     except (StepError, lockfile.LockError, zipwriter.ZipBuildError) as exc:
         print(f"lambda-kit: error: {exc}", file=sys.stderr, flush=True)
         if exc.hint:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
-from . import buildsteps, netconfig, runtimes
+from . import buildsteps, netconfig, runtimes, tempdirs
 from .context import NetworkSettings
 from .errors import KitError
 
@@ -58,9 +57,8 @@ def build(
     """Writes what the Docker build leaves in its out/ folder: deps.zip (+ .sha256)."""
     with (
         open(log_path, "a", encoding="utf-8", buffering=1) as log,
-        tempfile.TemporaryDirectory(prefix="lambda-kit-local-") as tmp,
+        tempdirs.scratch(prefix="lambda-kit-local-") as work,
     ):
-        work = Path(tmp)
         tools = buildsteps.Toolchain(
             python=Path(sys.executable),  # the helper's environment: the pinned pip
             pip_env=pip_env(network),

@@ -30,6 +30,11 @@ def verify(pipfile: Path, lock: dict, say: Callable[[str], None], log: Callable[
     except ValueError:
         tail = "; ".join(line.strip() for line in lines[-3:] if line.strip())
         raise StepError("pipenv could not compute the Pipfile's hash", f"pipenv said: {tail[-300:]}") from None
+    if "no_pipenv" in facts:
+        raise StepError(
+            f"the helper's environment has no pipenv ({sys.executable}: {facts['no_pipenv']})",
+            "install scripts/requirements.txt into it, or unset LAMBDA_KIT_VENV to let the kit make its own",
+        )
     if "error" in facts:
         raise StepError(f"pipenv cannot read the Pipfile ({facts['error']})", "fix the Pipfile, then run `pipenv lock`")
     recorded = lock["_meta"]["hash"]["sha256"]

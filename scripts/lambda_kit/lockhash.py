@@ -1,4 +1,4 @@
-"""Run by the build's tools interpreter (the pinned pipenv's venv) as a script: prints, as JSON,
+"""Run by the helper's interpreter (its environment has the pinned pipenv) as a script: prints, as JSON,
 what pipenv itself computes for a Pipfile, so the kit never reimplements the Pipfile hash.
 
     current   the hash `pipenv verify` compares today (names normalised, lower case, `_` to `-`)
@@ -32,6 +32,11 @@ def pipfile_facts(path: str) -> dict:
 
 
 def main() -> int:
+    try:
+        import pipenv  # noqa: F401  the helper's environment, not the Pipfile, is at fault without it
+    except ImportError as exc:
+        print(json.dumps({"no_pipenv": f"{type(exc).__name__}: {exc}"}))
+        return 1
     try:
         facts = pipfile_facts(sys.argv[1])
     except Exception as exc:  # noqa: BLE001  any parse failure of the user's Pipfile becomes one line on the host

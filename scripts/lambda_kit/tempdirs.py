@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,3 +57,64 @@ def run_folder(state_dir: Path) -> Iterator[Path]:
         else:
             os.environ["TMPDIR"] = saved[1]
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# The dependency tree is thousands of small files written once, read once and deleted: on a disk
+# file system each create and unlink costs about a millisecond here, in memory a twentieth of that.
+# A build puts the tree in memory when a memory file system has room for it, else on disk.
+SCRATCH_ROOM = 1 << 30  # free bytes a memory folder must have: Lambda's 250 MB unzipped limit, four times
+MEMORY_FOLDERS = ("/dev/shm",)
+
+
+def memory_folder(candidates: tuple[str, ...] = MEMORY_FOLDERS, room: int = SCRATCH_ROOM) -> Path | None:
+    """The first candidate that is a writable folder with `room` free bytes; LAMBDA_KIT_SCRATCH
+    names another folder (or `disk` for none: the tree then goes where tempfile puts it)."""
+    chosen = os.environ.get("LAMBDA_KIT_SCRATCH", "")
+    if chosen == "disk":
+        return None
+    for folder in (chosen,) if chosen else candidates:
+        try:
+            stats = os.statvfs(folder)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize >= room:
+            return Path(folder)
+    return None
+
+
+@contextlib.contextmanager
+def scratch(prefix: str, candidates: tuple[str, ...] = MEMORY_FOLDERS) -> Iterator[Path]:
+    """A folder for a build's dependency tree, in memory when there is room (see memory_folder),
+    removed afterwards; a run killed outright leaves it, and the next run removes the folders of
+    processes that are gone (as run_folder does)."""
+    memory = memory_folder(candidates)
+    if memory is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+            yield Path(folder)
+        return
+    root = memory / f"lambda-kit-{os.getuid()}"
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        root = None
+    if root is None or not _private_folder(root):
+        # Someone else's folder (or a link) at that name in a shared folder: not ours to use.
+        with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+            yield Path(folder)
+        return
+    clean_stale(root)
+    folder = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _private_folder(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077 == 0
