@@ -6,7 +6,7 @@
     cp -r lambdas/. package/ && (cd package && zip -qr -X ../build.zip .)
 
 Its tools (uv pinned in bench/uv-requirements.txt, pipenv pinned by the kit's own
-scripts/container-requirements.txt, all hash-checked) go into a venv under bench/work, installed by
+scripts/requirements.txt, all hash-checked) go into a venv under bench/work, installed by
 pip with the environment's own configuration (PIP_INDEX_URL, PIP_CERT, pip.conf): no index is named
 here. uv takes the HTTPS proxy's CA bundle from SSL_CERT_FILE (uv's documented way for a custom
 bundle); the index is the lock's own source, which `pipenv requirements` prints as `-i`.
@@ -26,7 +26,7 @@ from lambda_kit import runtimes  # read only: the runtime's glibc
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-TOOL_REQUIREMENTS = (ROOT / "scripts" / "container-requirements.txt", BENCH / "uv-requirements.txt")
+TOOL_REQUIREMENTS = (ROOT / "scripts" / "requirements.txt", BENCH / "uv-requirements.txt")
 UV_VERSION = re.search(r"^uv==(\S+)", TOOL_REQUIREMENTS[1].read_text(), re.MULTILINE).group(1)
 # uv's --python-platform Linux targets: manylinux_2_17, then 2_28 and up; nothing in between.
 UV_MANYLINUX_MINORS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
