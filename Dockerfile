@@ -27,32 +27,29 @@ ENV LANG=C.UTF-8 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /opt/lambda-kit
 
-# 1. Tools: pinned pip and pipenv, hash-checked, in a venv of the runtime's own python. The image's
-#    own pip installs them into a venv made without pip (`pip --python`, pip 22.3+), which saves
-#    seeding the venv with a pip that is replaced at once; without such a pip, the venv seeds one.
-COPY net/ net/
-COPY kit/container-requirements.txt kit/
-COPY kit/lambda_kit/netconfig.py kit/lambda_kit/netconfig.py
+# 1. Tools: pinned pip and packaging, hash-checked, in a venv of the runtime's own python (the lock
+#    was checked against the Pipfile on the host; no pipenv here). The image's own pip installs
+#    them into a venv made without pip (`pip --python`, pip 22.3+), which saves seeding the venv
+#    with a pip that is replaced at once; without such a pip, the venv seeds one. Then pip runs
+#    once writing bytecode for what it imports, so each later pip start reads it (about 0.5 s).
+#    Each folder of the context is one COPY: a step costs a container and a commit.
+COPY setup/ ./
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     if python3 -m venv --without-pip tools && python3 -m pip --python tools/bin/python --version >/dev/null 2>&1; \
     then installer="python3 -m pip --python tools/bin/python"; \
     else rm -rf tools && python3 -m venv tools && installer="tools/bin/python -m pip"; fi \
  && python3 kit/lambda_kit/netconfig.py $installer install --quiet --no-cache-dir --no-deps \
         --require-hashes --only-binary=:all: --no-compile -r kit/container-requirements.txt \
- && tools/bin/python -m pip --version \
- && find tools -name __pycache__ -prune -exec rm -rf {} +
+ && env -u PYTHONDONTWRITEBYTECODE tools/bin/python -m pip download --help >/dev/null \
+ && tools/bin/python -m pip --version
 
-# 2. Lock files (and local path dependencies), verified, then [packages] installed with hashes,
-#    from the wheelhouse the helper kept from the last build plus what the lock changed; packed
-#    once into out/deps.zip (+ .sha256), which the helper keeps and adds the code to.
-COPY kit/lambda_kit/ kit/lambda_kit/
-COPY project/ project/
-COPY paths/ paths/
-COPY wheels/ out/wheels/
-ARG PYTHON_VERSION=
-ARG SLIM=0
-ARG COMPILE=0
-ARG TARGET_ARCH=
+# 2. The kit's modules, the lock files, local path dependencies and the wheelhouse the helper kept
+#    from the last build: pip downloads what the lock changed (hash-checked, the runtime's exact
+#    tags), the kit unpacks the wheels (lambda_kit.wheelinstall) into a tmpfs (BuildKit's mount, or
+#    /dev/shm, which the helper gives room with --shm-size for the legacy builder), then packs
+#    out/deps.zip (+ .sha256), which the helper keeps and adds the code to. The tree never enters a layer.
+COPY build/ ./
+ARG PYTHON_VERSION= SLIM=0 COMPILE=0 TARGET_ARCH=
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
     --mount=type=tmpfs,target=/opt/lambda-kit/scratch \

@@ -29,15 +29,19 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     network = context.NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")
     context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock,
                   buildkit=False, network=network)  # fmt: skip
-    top = sorted(p.name for p in ctx.iterdir())
-    assert top == ["Dockerfile", "kit", "net", "paths", "project", "wheels"]  # no code: the host adds it
-    assert sorted(p.name for p in (ctx / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
-    assert sorted(p.name for p in (ctx / "kit" / "lambda_kit").iterdir()) == sorted(context.CONTAINER_MODULES)
-    mapping = json.loads((ctx / "paths" / "map.json").read_text())
+    assert sorted(p.name for p in ctx.iterdir()) == ["Dockerfile", "build", "setup"]
+    # setup/: what the tools layer needs; build/: the rest, laid out as in the image. No code: the host adds it.
+    assert sorted(p.name for p in (ctx / "setup").iterdir()) == ["kit", "net"]
+    assert sorted(p.name for p in (ctx / "setup" / "kit" / "lambda_kit").iterdir()) == ["netconfig.py"]
+    build = ctx / "build"
+    assert sorted(p.name for p in build.iterdir()) == ["kit", "out", "paths", "project"]
+    assert sorted(p.name for p in (build / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
+    assert sorted(p.name for p in (build / "kit" / "lambda_kit").iterdir()) == sorted(context.CONTAINER_MODULES)
+    mapping = json.loads((build / "paths" / "map.json").read_text())
     assert set(mapping) == {"./libs/orders-common"}
-    staged = ctx / "paths" / mapping["./libs/orders-common"].rsplit("/", 1)[1]
+    staged = build / "paths" / mapping["./libs/orders-common"].rsplit("/", 1)[1]
     assert (staged / "src" / "orders_common" / "__init__.py").is_file()
-    assert (ctx / "net" / "lambda-kit-pip").read_text() == "INDEX_URL=https://mirror.example/simple\n"
+    assert (ctx / "setup" / "net" / "lambda-kit-pip").read_text() == "INDEX_URL=https://mirror.example/simple\n"
 
 
 def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
@@ -47,7 +51,7 @@ def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
     ctx = tmp_path / "ctx"
     context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={},
                   buildkit=True, network=network)  # fmt: skip
-    assert list((ctx / "net").iterdir()) == []
+    assert list((ctx / "setup" / "net").iterdir()) == []
     files = context.secret_files(tmp_path, network)
     assert files["lambda-kit-ca"] == ca
     assert files["lambda-kit-pip"].read_text() == "INDEX_URL=https://u:tok@mirror.example/simple\n"

@@ -141,26 +141,33 @@ def stage(
     wheelhouse: Path | None = None,
     profile: list[str] = (),
 ) -> None:
+    """The build context: the Dockerfile and two folders laid out as /opt/lambda-kit, each copied
+    in one step (a step is a container and a commit for the legacy builder). setup/ is what the
+    tools layer needs (the network settings, the tools' pins, netconfig); build/ is the rest (the
+    kit's container modules, the lock, local path dependencies, the wheelhouse's files)."""
     ctx.mkdir(parents=True, exist_ok=True)
     dockerfile = (kit_dir / "Dockerfile").read_text(encoding="utf-8")
     (ctx / "Dockerfile").write_text(dockerfile if buildkit else legacy_dockerfile(dockerfile), encoding="utf-8")
 
-    kit = ctx / "kit" / "lambda_kit"
+    setup, build = ctx / "setup", ctx / "build"
+    (setup / "kit" / "lambda_kit").mkdir(parents=True)
+    shutil.copy2(kit_dir / "scripts" / "container-requirements.txt", setup / "kit")
+    shutil.copy2(kit_dir / "scripts" / "lambda_kit" / "netconfig.py", setup / "kit" / "lambda_kit")
+    _stage_network(setup, buildkit, network)
+
+    kit = build / "kit" / "lambda_kit"
     kit.mkdir(parents=True)
-    shutil.copy2(kit_dir / "scripts" / "container-requirements.txt", ctx / "kit")
     for module in CONTAINER_MODULES:
         shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, kit / module)
 
-    _stage_network(ctx, buildkit, network)
-
-    project = ctx / "project"
+    project = build / "project"
     project.mkdir()
     shutil.copyfile(pipfile, project / "Pipfile")
     shutil.copyfile(pipfile.with_name(pipfile.name + ".lock"), project / "Pipfile.lock")
     if profile:  # COMPILE=1's import profile (only then: it must not touch other builds' layers)
         (project / PROFILE_NAME).write_text("".join(n + "\n" for n in profile), encoding="utf-8")
 
-    paths = ctx / "paths"
+    paths = build / "paths"
     paths.mkdir()
     mapping = {}
     for index, (name, entry) in enumerate(sorted(lock.get("default", {}).items())):
@@ -183,8 +190,8 @@ def stage(
             )
     (paths / "map.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
-    wheels = ctx / "wheels"
-    wheels.mkdir()
+    wheels = build / "out" / "wheels"
+    wheels.mkdir(parents=True)
     for path in wheelhouse_files(wheelhouse, lock):
         if _same_device(path, wheels):
             os.link(path, wheels / path.name)  # cheap: the context is read, never written

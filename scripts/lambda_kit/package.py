@@ -478,7 +478,9 @@ def build_in_docker(
                 "COMPILE": "1" if s.compile else "0",
                 "TARGET_ARCH": s.arch if cross else "",
             },
-            labels=labels,
+            # The Dockerfile labels every layer as the kit's; the final image also names its checkout
+            # (one more step for the legacy builder per label, so only that one).
+            labels={docker.CHECKOUT_LABEL: labels[docker.CHECKOUT_LABEL]},
             secrets=secret_files(tmp_path, network) if engine.buildkit else {},
         )
         argv, env = docker.build_command(engine, request)
