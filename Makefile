@@ -212,6 +212,10 @@ ifneq ($(wildcard $(KIT_DIR)/bench/run.py),)
 .PHONY: bench
 bench:  ## time the kit against the article's flow and the uv flow (kit repo only; writes bench/results.md)
 	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python $(KIT_DIR)/bench/run.py --runs $(call q,$(BENCH_RUNS)) $(if $(BENCH_CASES),--cases $(call q,$(BENCH_CASES)))
+
+.PHONY: bench-profile
+bench-profile:  ## where a cold build's time goes, phase by phase, both bench sets and builders (kit repo only)
+	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python $(KIT_DIR)/bench/profile.py
 endif
 
 .PHONY: install-kit

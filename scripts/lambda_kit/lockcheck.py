@@ -43,11 +43,13 @@ def verify(pipfile: Path, lock: dict, say: Callable[[str], None], log: Callable[
     elif recorded == facts["older"]:
         say("lambda-kit: lock verified against Pipfile (the hash older pipenv wrote, before names were normalised)")
     else:
+        say(
+            f"lambda-kit: lock hash {recorded}, Pipfile hash {facts['current']} (pipenv now), {facts['older']} (older pipenv)"
+        )
         raise StepError(
             f"Pipfile.lock is out of date: its hash {recorded[:12]}... matches neither the Pipfile's "
             f"{facts['current'][:12]}... (pipenv now) nor {facts['older'][:12]}... (older pipenv)",
-            f"run `pipenv lock` and commit the new Pipfile.lock (lock {recorded}, Pipfile {facts['current']}, "
-            f"older pipenv {facts['older']})",
+            "run `pipenv lock` and commit the new Pipfile.lock (the full hashes are in the line above)",
         )
     missing = lockfile.missing_from_default(lock, facts["packages"])
     if missing:
