@@ -35,7 +35,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from . import bytecode, lockfile, wheelcheck, wheelinstall, zipwriter
+from . import bytecode, lockfile, pipchoices, wheelcheck, wheelinstall, zipwriter
 
 
 class StepError(Exception):
@@ -219,9 +219,29 @@ def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Pa
     source distribution is built and installed by pip."""
     if tools.wheelhouse is None:
         tools = dataclasses.replace(tools, wheelhouse=tmp / "wheelhouse")
-    requirements = tmp / "requirements.txt"
-    requirements.write_text(plan.requirements_text(), encoding="utf-8")
-    chosen = fetch_into_wheelhouse(tools, requirements, plan.index_urls)
+    # pip is asked only about packages whose file it has not chosen for this target before.
+    notes = pipchoices.Choices(tools.wheelhouse, tools.target_args)
+    chosen = {}
+    for p in plan.index:
+        if (known := notes.known(p.name, p.version, p.hashes)) is not None:
+            try:
+                wheelinstall.check_hash(wheelinstall.wheel_for(known, p.hashes, p.name))
+            except wheelinstall.WheelError:
+                say(
+                    f"warning: the wheelhouse's note for {p.name} names {known.name}, which the lock does not: asking pip"
+                )
+                continue
+            chosen[canonicalize_name(p.name)] = known
+    ask = [p for p in plan.index if canonicalize_name(p.name) not in chosen]
+    if chosen:
+        say(f"{len(chosen)} files chosen by pip for this target before, in the wheelhouse (not asked again)")
+    if ask:
+        requirements = tmp / "requirements.txt"
+        requirements.write_text("".join(p.requirement_line() + "\n" for p in ask), encoding="utf-8")
+        chosen.update(fetch_into_wheelhouse(tools, requirements, plan.index_urls))
+    notes.save(
+        {n: (p.name, p.version, p.hashes, chosen[n]) for p in plan.index if (n := canonicalize_name(p.name)) in chosen}
+    )
     wheels, others = [], []
     for package in plan.index:
         file = chosen.get(canonicalize_name(package.name))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import pipchoices
 from .bytecode import PROFILE_NAME
 from .errors import UsageError
 
@@ -35,6 +36,7 @@ CONTAINER_MODULES = (
     "lockfile.py",
     "wheelinstall.py",
     "netconfig.py",
+    "pipchoices.py",
     "runtimes.py",
     "tempdirs.py",
     "wheelcheck.py",
@@ -192,7 +194,10 @@ def stage(
 
     wheels = build / "out" / "wheels"
     wheels.mkdir(parents=True)
-    for path in wheelhouse_files(wheelhouse, lock):
+    files = wheelhouse_files(wheelhouse, lock)
+    if wheelhouse is not None and (wheelhouse / pipchoices.FILE).is_file():
+        files.append(wheelhouse / pipchoices.FILE)  # which of them pip chose, per target
+    for path in files:
         if _same_device(path, wheels):
             os.link(path, wheels / path.name)  # cheap: the context is read, never written
         else:

@@ -23,6 +23,7 @@ LIVE_SECONDS = 0.5  # the live line's refresh on a terminal
 IMAGE_STEP = re.compile(r"Step (\d+)/(\d+) :|^#\d+ \[(?:[\w.-]+ )?(\d+)/(\d+)\]")
 DOWNLOADING = re.compile(r"Downloading \S+ \(([\d.,]+) ([kMG]?B)\)")
 KIT_LINE = re.compile(r"lambda-kit: (.+)$")
+CHOSEN_BEFORE = re.compile(r"lambda-kit: (\d+) files? chosen by pip for this target before")  # buildsteps
 WHEELS_UNPACKED = re.compile(r"lambda-kit: (\d+) wheels? unpacked")  # buildsteps: the kit's own installer
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
@@ -67,6 +68,9 @@ class BuildProgress:
             self.doing = kit.group(1).strip()[:70]
             unpacked = WHEELS_UNPACKED.search(line)
             self.installed += int(unpacked.group(1)) if unpacked else 0
+            known = CHOSEN_BEFORE.search(line)
+            if known:
+                self.fetching, self.reused = True, self.reused + int(known.group(1))
             return
         size = DOWNLOADING.search(line)
         if size:
