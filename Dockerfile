@@ -33,6 +33,7 @@ WORKDIR /opt/lambda-kit
 COPY net/ net/
 COPY kit/container-requirements.txt kit/
 COPY kit/lambda_kit/netconfig.py kit/lambda_kit/netconfig.py
+COPY kit/lambda_kit/contract.py kit/lambda_kit/contract.py
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     if python3 -m venv --without-pip tools && python3 -m pip --python tools/bin/python --version >/dev/null 2>&1; \
     then installer="python3 -m pip --python tools/bin/python"; \

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import buildsteps
+from lambda_kit import slimming
 
 # The versions of the benchmark's large set (bench/projects/large/a/Pipfile.lock), wheels only.
 WHEELS = """\
@@ -73,7 +73,7 @@ def test_slim_strips_botocore_api_reference_and_nothing_else(wheels, tmp_path):
         for p in tree.rglob("*")
         if p.is_file() and "service-2.json" not in p.name and p.name != "RECORD"
     }
-    buildsteps.slim(tree, None)
+    slimming.slim(tree, None)
     after = models(tree)
     assert after.keys() == before.keys() and len(after) > 400
     assert sum(map(len, after.values())) < 0.5 * sum(map(len, before.values()))
@@ -96,7 +96,7 @@ def test_slim_strips_botocore_api_reference_and_nothing_else(wheels, tmp_path):
                 assert row[2] == str(len(data))
     # The same input gives the same bytes.
     again = unpack(wheels, tmp_path / "b")
-    buildsteps.slim(again, None)
+    slimming.slim(again, None)
     assert models(again) == after
 
 
@@ -125,7 +125,7 @@ print("ok")
 
 def test_botocore_clients_still_work_after_slim(wheels, tmp_path):
     tree = unpack(wheels, tmp_path / "t")
-    buildsteps.slim(tree, None)
+    slimming.slim(tree, None)
     result = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); exec({CLIENTS!r})"],
         capture_output=True, text=True, timeout=300,

@@ -165,12 +165,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    try:
-        runtimes.lookup(args.runtime)
-    except KeyError:
-        raise UsageError(
-            "unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
-        ) from None
+    runtimes.lookup(args.runtime)
     if args.handler and "." not in args.handler:
         raise UsageError("the handler is not of the form module.function", args.handler)
     lock = None
@@ -179,12 +174,9 @@ def run_check(args: argparse.Namespace) -> int:
             lock = lockfile.load(args.lock)
         except lockfile.LockError as exc:
             raise UsageError(str(exc), hint=exc.hint) from None
-    try:
-        report = audit.audit_zip(
-            args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer
-        )
-    except audit.AuditError as exc:
-        raise KitError(str(exc), exc.value, exc.hint) from None
+    report = audit.audit_zip(
+        args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer
+    )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -262,9 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     except KitError as exc:
         if debug:
             traceback.print_exc()
-        print(f"lambda-kit: error: {exc}", file=sys.stderr, flush=True)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr, flush=True)
+        print("\n".join(exc.lines()), file=sys.stderr, flush=True)
         return exc.exit_code
     except (KeyboardInterrupt, Interrupted) as exc:
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)

@@ -15,7 +15,6 @@ outside these files cannot invalidate the docker cache.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,18 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import contract
 from .bytecode import PROFILE_NAME
+from .digests import sha256_hex
 from .errors import UsageError
 
 CONTAINER_MODULES = (
     "__init__.py",
     "buildsteps.py",
     "bytecode.py",
+    "contract.py",
+    "digests.py",
+    "errors.py",
     "incontainer.py",
     "lockfile.py",
     "lockhash.py",
     "netconfig.py",
     "runtimes.py",
+    "slimming.py",
     "wheelcheck.py",
     "zipdeflate.py",
     "zipreader.py",
@@ -46,7 +51,6 @@ CONTAINER_MODULES = (
 PATH_DEPENDENCY_SKIPPED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
                                  "build", "dist", "node_modules"}  # fmt: skip
 PATH_DEPENDENCY_SKIPPED = shutil.ignore_patterns(*PATH_DEPENDENCY_SKIPPED_PARTS, "*.pyc", "*.pyo", "*.egg-info")
-ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 MOUNT_OPTION = re.compile(r"--mount=\S+\s*")
 
 
@@ -62,13 +66,8 @@ class NetworkSettings:
         return bool(self.lock_source_env) or any(u and "@" in urlsplit(u).netloc for u in urls)
 
     def settings_text(self) -> str:
-        lines = []
-        if self.index_url:
-            lines.append(f"INDEX_URL={self.index_url}")
-        if self.extra_index_urls:
-            lines.append("EXTRA_INDEX_URLS=" + " ".join(self.extra_index_urls))
-        lines += [f"ENV_{k}={v}" for k, v in sorted(self.lock_source_env.items())]
-        return "".join(line + "\n" for line in lines)
+        """The network settings file handed into the build (contract.settings_text)."""
+        return contract.settings_text(self.index_url, self.extra_index_urls, self.lock_source_env)
 
 
 def lock_source_variables(lock: dict, environ: dict[str, str]) -> dict[str, str]:
@@ -76,8 +75,7 @@ def lock_source_variables(lock: dict, environ: dict[str, str]) -> dict[str, str]
     `${VAR}` there, typically for index credentials)."""
     names = set()
     for source in lock.get("_meta", {}).get("sources", []):
-        for match in ENV_REFERENCE.finditer(source.get("url", "")):
-            names.add(match.group(1) or match.group(2))
+        names.update(contract.referenced_names(source.get("url", "")))
     missing = sorted(n for n in names if n not in environ)
     if missing:
         raise UsageError(
@@ -108,9 +106,9 @@ def _stage_network(ctx: Path, buildkit: bool, network: NetworkSettings) -> None:
     if not buildkit:
         # Legacy builder: the settings travel in the context (credentials were refused earlier).
         if network.ca_bundle:
-            shutil.copyfile(network.ca_bundle, net / "lambda-kit-ca")
+            shutil.copyfile(network.ca_bundle, net / contract.CA_BUNDLE_ID)
         if network.settings_text():
-            (net / "lambda-kit-pip").write_text(network.settings_text(), encoding="utf-8")
+            (net / contract.PIP_SETTINGS_ID).write_text(network.settings_text(), encoding="utf-8")
 
 
 def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSettings) -> None:
@@ -120,7 +118,7 @@ def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSet
     (ctx / "Dockerfile").write_text(dockerfile if buildkit else legacy_dockerfile(dockerfile), encoding="utf-8")
     (ctx / "kit").mkdir()
     shutil.copy2(kit_dir / "scripts" / "smoke-requirements.txt", ctx / "kit")
-    for module in ("netconfig.py", "smoke_runner.py", "zipreader.py"):
+    for module in ("contract.py", "netconfig.py", "smoke_runner.py", "zipreader.py"):
         shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, ctx / "kit" / module)
     _stage_network(ctx, buildkit, network)
 
@@ -169,18 +167,18 @@ def stage(
         staged = paths / str(index)
         if local.is_dir():
             _copy_tree(local, staged)
-            mapping[entry["path"]] = f"/opt/lambda-kit/paths/{index}"
+            mapping[entry["path"]] = f"{contract.PATHS}/{index}"
         elif local.is_file():
             staged.mkdir()
             shutil.copy2(local, staged / local.name)
-            mapping[entry["path"]] = f"/opt/lambda-kit/paths/{index}/{local.name}"
+            mapping[entry["path"]] = f"{contract.PATHS}/{index}/{local.name}"
         else:
             raise UsageError(
                 f"local path dependency {name} does not exist",
                 entry["path"],
                 hint="fix the path in the Pipfile and run `pipenv lock`",
             )
-    (paths / "map.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (paths / contract.PATHS_MAP.name).write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     wheels = ctx / "wheels"
     wheels.mkdir()
@@ -199,15 +197,7 @@ def wheelhouse_files(wheelhouse: Path | None, lock: dict) -> list[Path]:
     wanted = {
         h.split(":", 1)[1] for e in lock.get("default", {}).values() if isinstance(e, dict) for h in e.get("hashes", [])
     }
-    return [p for p in sorted(wheelhouse.iterdir()) if p.is_file() and file_sha256(p) in wanted]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return [p for p in sorted(wheelhouse.iterdir()) if p.is_file() and sha256_hex(p) in wanted]
 
 
 def _same_device(a: Path, b: Path) -> bool:
@@ -218,12 +208,12 @@ def secret_files(folder: Path, network: NetworkSettings) -> dict[str, Path]:
     """For BuildKit: write the settings as files (mode 0600) to pass with --secret."""
     files: dict[str, Path] = {}
     if network.ca_bundle:
-        files["lambda-kit-ca"] = network.ca_bundle
+        files[contract.CA_BUNDLE_ID] = network.ca_bundle
     text = network.settings_text()
     if text:
-        path = folder / "lambda-kit-pip"
+        path = folder / contract.PIP_SETTINGS_ID
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        files["lambda-kit-pip"] = path
+        files[contract.PIP_SETTINGS_ID] = path
     return files

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from . import runtimes
 from .awsapi import AwsSession, aws_errors, error_code, is_not_found, waiter
-from .buildsteps import sha256_file
+from .digests import sha256_file
 from .errors import KitError, UsageError
 
 Say = Callable[[str], None]
@@ -343,12 +343,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, say: Say) -> int:
-    try:
-        runtime = runtimes.lookup(args.runtime)
-    except KeyError:
-        raise UsageError(
-            "unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
-        ) from None
+    runtime = runtimes.lookup(args.runtime)
     common = dict(zip=args.zip.resolve(), runtime=runtime, arch=args.arch, s3_bucket=args.s3_bucket.strip(),
                   s3_prefix=args.s3_prefix.strip(), dry_run=args.dry_run)  # fmt: skip
     if args.command == "deploy-layer":

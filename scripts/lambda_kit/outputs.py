@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .buildsteps import sha256_file
+from .digests import sha256_file
 from .errors import KitError, UsageError
 from .runner import committing
 

@@ -29,6 +29,7 @@ from . import (
     assemble,
     audit,
     compiling,
+    contract,
     docker,
     localbuild,
     lockfile,
@@ -52,12 +53,8 @@ from .context import (
 from .errors import KitError, UsageError
 from .runner import CommandFailed, Run
 
-OUT_IN_IMAGE = "/opt/lambda-kit/out"  # deps.zip (+ .sha256), wheels/
 BUILDERS = ("auto", "docker", "local")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*$")
-KIT_ERROR_LINE = re.compile(r"lambda-kit: ((?:internal )?error: .*)$")
-HINT_LINE = re.compile(r"(?:^|\s)hint: (.*)$")
-ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -133,12 +130,7 @@ def check_settings(
 ) -> tuple[runtimes.Runtime, dict, list[str]]:
     """Everything that can be wrong before docker runs. Returns the runtime, the lock and warnings."""
     warnings = []
-    try:
-        runtime = runtimes.lookup(s.runtime)
-    except KeyError:
-        raise UsageError(
-            "unknown Python runtime", s.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
-        ) from None
+    runtime = runtimes.lookup(s.runtime)
     if tuple(map(int, runtime.version.split("."))) < runtimes.OLDEST_BUILDABLE:
         raise UsageError(
             f"{runtime.name} is deprecated on Lambda and the kit's pinned pipenv cannot run on it",
@@ -165,11 +157,8 @@ def check_settings(
             hint="run make in the folder that holds the Pipfile, or set PIPFILE (`pipenv lock` writes Pipfile and lock)",
         )
     lock_path = s.pipfile.with_name(s.pipfile.name + ".lock")
-    try:
-        lock = lockfile.load(lock_path)
-        lockfile.plan(lock, runtimes.target_environment(runtime, s.arch))  # unpinned or hashless: before docker
-    except lockfile.LockError as exc:
-        raise KitError(str(exc), hint=exc.hint) from None
+    lock = lockfile.load(lock_path)
+    lockfile.plan(lock, runtimes.target_environment(runtime, s.arch))  # unpinned or hashless: before docker
     if need_handler and not s.src.is_dir():
         raise UsageError(
             "the source folder does not exist", str(s.src), hint="set SRC to the folder that holds your handler"
@@ -193,27 +182,16 @@ def check_settings(
             ) from None
         if b"-----BEGIN CERTIFICATE-----" not in pem:
             raise UsageError("the CA bundle has no PEM certificate", str(ca), hint="set CA_BUNDLE to a PEM file")
-    try:
-        zipwriter.zip_date_time(s.source_date_epoch)
-    except zipwriter.ZipBuildError as exc:
-        raise UsageError(str(exc), hint=exc.hint) from None
+    zipwriter.zip_date_time(s.source_date_epoch)  # a UsageError when SOURCE_DATE_EPOCH is not a number
     return runtime, lock, warnings
 
 
 def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
     """The kit's own error line from the build log when a kit step failed, else docker's last lines."""
     text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else exc.output
-    message = hint = None
-    for line in ANSI_CODE.sub("", text).splitlines():  # the legacy builder colours stderr lines
-        found = KIT_ERROR_LINE.search(line)
-        if found:
-            message, hint = found.group(1).strip().removeprefix("error: "), None
-            continue
-        found = HINT_LINE.search(line)
-        if found and message and hint is None:
-            hint = found.group(1).strip()
-    if message:
-        return KitError(message, hint=f"{hint}  (full log: {log_path})" if hint else f"full log: {log_path}")
+    found = contract.parse_error(text)
+    if found:
+        return KitError(found[0], hint=found[1] or "").with_log(log_path)
     tail = " | ".join(exc.tail[-3:])
     return KitError("docker build failed", tail, hint=f"the full log is in {log_path}")
 
@@ -367,11 +345,12 @@ def dependencies(s: PackageSettings, runtime: runtimes.Runtime, lock: dict, run:
             )  # fmt: skip
         else:
             build_in_docker(s, runtime, lock, outputs, log_path, run, say, engine)
-            keep_wheelhouse(outputs / "wheels", s.state_dir / "wheelhouse")
-        assemble.verify_copied(outputs / "deps.zip")
-        stored = cache.put(keys[builder], outputs / "deps.zip")
+            keep_wheelhouse(outputs / contract.WHEELS, s.state_dir / "wheelhouse")
+        packed = outputs / contract.DEPS_ZIP
+        assemble.verify_copied(packed)
+        stored = cache.put(keys[builder], packed)
         if shared is not None:
-            shared.publish(keys[builder], outputs / "deps.zip", s.state_dir / "wheelhouse", lock, s.runtime, s.arch)
+            shared.publish(keys[builder], packed, s.state_dir / "wheelhouse", lock, s.runtime, s.arch)
     return stored
 
 
@@ -465,13 +444,9 @@ def build_in_docker(
         request = docker.BuildRequest(
             context=ctx,
             tag=tag,
-            build_args={
-                "BASE_IMAGE": base_image,
-                "PYTHON_VERSION": runtime.version,
-                "SLIM": "1" if s.slim else "0",
-                "COMPILE": "1" if s.compile else "0",
-                "TARGET_ARCH": s.arch if cross else "",
-            },
+            build_args=contract.BuildArguments(
+                base_image, runtime.version, s.slim, s.compile, s.arch if cross else ""
+            ).as_build_args(),
             labels=labels,
             secrets=secret_files(tmp_path, network) if engine.buildkit else {},
         )
@@ -485,6 +460,6 @@ def build_in_docker(
         say(f"lambda-kit: image built in {time.monotonic() - step:.1f}s")
 
     with docker.ContainerSession(run, tag, labels) as container:
-        container.copy_out(OUT_IN_IMAGE + "/.", outputs)
+        container.copy_out(f"{contract.OUT}/.", outputs)
     say(f"lambda-kit: build output copied out of container {container.name}, container removed")
     docker.prune_superseded_images(run, checkout_id(project_dir))

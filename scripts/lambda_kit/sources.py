@@ -253,9 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         write_stamp(rules_from_environment(args.src, args.pipfile, kit_dir, args.state_dir, args.out), args.stamp)
     except KitError as exc:
-        print(f"lambda-kit: error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+        print("\n".join(exc.lines()), file=sys.stderr)
         return exc.exit_code
     return 0
 
