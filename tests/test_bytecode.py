@@ -3,6 +3,7 @@ audit's bytecode rules on crafted zips. The host's Python stands in for the runt
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from lambda_kit import audit, bytecode, zipwriter
 from lambda_kit.errors import UsageError
-from lambda_kit.package import PackageSettings, check_settings
+from lambda_kit.buildplan import PackageSettings, resolve
 
 HOST = "{}.{}".format(*sys.version_info[:2])
 OTHER = "3.12" if HOST != "3.12" else "3.11"
@@ -201,11 +202,10 @@ def test_compile_with_the_local_builder_needs_the_runtimes_python(sample):
     settings = PackageSettings(kit_dir=sample, pipfile=sample / "Pipfile", src=sample / "lambdas", out=sample / "build.zip",
                                state_dir=sample / ".lambda-kit", runtime=OTHER, builder="local", compile=True)  # fmt: skip
     with pytest.raises(UsageError) as caught:
-        check_settings(settings)
+        resolve(settings)
     assert str(caught.value).startswith("COMPILE=1 with BUILDER=local needs the host's Python to be the runtime's")
     assert caught.value.value == f"host Python {HOST}, runtime python{OTHER}"
-    settings.runtime = HOST
-    check_settings(settings)  # the same Python: fine
+    resolve(dataclasses.replace(settings, runtime=HOST))  # the same Python: fine
 
 
 def test_profile_names_are_checked_and_add_their_import_closure(tmp_path):

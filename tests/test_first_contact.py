@@ -15,7 +15,7 @@ import pytest
 
 from conftest import BASE_IMAGE, ROOT, copy_kit, kit_env, make, path_without_docker
 from lambda_kit import docker, runtimes
-from lambda_kit.package import image_tag
+from lambda_kit.buildplan import image_tag
 from lambda_kit.progress import BuildProgress
 
 # Docker's reference grammar (distribution/reference): path components of lower-case letters and

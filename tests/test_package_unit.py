@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -191,7 +192,7 @@ def test_zip_failing_the_audit_is_refused_and_the_old_zip_kept(settings, fake_pa
 def test_buildkit_passes_settings_as_secrets_and_plain_progress(settings, fake_path, tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n")
-    settings.network = NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
+    settings = replace(settings, network=NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca))
     fake = FakeDocker(buildkit=True)
     run_package(settings, fake)
     build = next(c for c in fake.calls if c[1] == "build")
@@ -203,7 +204,7 @@ def test_buildkit_passes_settings_as_secrets_and_plain_progress(settings, fake_p
 
 
 def test_credentials_are_refused_on_the_legacy_builder(settings, fake_path):
-    settings.network = NetworkSettings(extra_index_urls=["https://u:tok@mirror.example/simple"])
+    settings = replace(settings, network=NetworkSettings(extra_index_urls=["https://u:tok@mirror.example/simple"]))
     fake = FakeDocker()
     with pytest.raises(UsageError, match="legacy builder"):
         run_package(settings, fake)
@@ -235,8 +236,7 @@ def test_unreachable_daemon_is_one_error_naming_docker_host(settings, fake_path,
     ],
 )
 def test_bad_settings_fail_before_any_docker_command(settings, fake_path, change, message):
-    for key, value in change.items():
-        setattr(settings, key, value)
+    settings = replace(settings, **change)
     fake = FakeDocker()
     with pytest.raises(UsageError) as info:
         run_package(settings, fake)

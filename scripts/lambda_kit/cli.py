@@ -17,7 +17,8 @@ from . import audit, deploy, lockfile, runtimes, sharedcache, smoke, sources, te
 from .context import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
-from .package import PackageSettings, build_layer, package, prepare_dependencies
+from .buildplan import PackageSettings, check_handler
+from .package import build_layer, package, prepare_dependencies
 from .runner import Runner, install_signal_handlers, interruption
 from .zipreader import escape
 
@@ -114,12 +115,15 @@ def _network_from_environment() -> NetworkSettings:
 def run_command(args: argparse.Namespace) -> int:
     if args.command in ("package", "layer", "deps"):
         cache_url, cache_push = sharedcache.check_settings(_env("CACHE_URL"), _env("CACHE_PUSH", "1"))
+        pipfile, state_dir = args.pipfile.resolve(), args.state_dir.resolve()
+        src = getattr(args, "src", Path("lambdas")).resolve()
+        out = getattr(args, "out", Path("build.zip")).resolve()
         settings = PackageSettings(
             kit_dir=KIT_DIR,
-            pipfile=args.pipfile.resolve(),
-            src=getattr(args, "src", Path("lambdas")).resolve(),
-            out=getattr(args, "out", Path("build.zip")).resolve(),
-            state_dir=args.state_dir.resolve(),
+            pipfile=pipfile,
+            src=src,
+            out=out,
+            state_dir=state_dir,
             runtime=args.runtime,
             arch=args.arch,
             handler=getattr(args, "handler", "app.handler"),
@@ -132,12 +136,10 @@ def run_command(args: argparse.Namespace) -> int:
             compile=args.compile,
             compile_profile=args.compile_profile.resolve() if args.compile_profile else None,
             include_deps=not getattr(args, "no_deps", False),
-            layers=[p.resolve() for p in getattr(args, "layer", [])],
+            layers=tuple(p.resolve() for p in getattr(args, "layer", [])),
             cache_url=cache_url,
             cache_push=cache_push,
-        )
-        settings.sources = sources.rules_from_environment(
-            settings.src, settings.pipfile, KIT_DIR, settings.state_dir, settings.out
+            sources=sources.rules_from_environment(src, pipfile, KIT_DIR, state_dir, out),
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
         if args.command == "deps":
@@ -166,8 +168,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     runtimes.lookup(args.runtime)
-    if args.handler and "." not in args.handler:
-        raise UsageError("the handler is not of the form module.function", args.handler)
+    if args.handler:
+        check_handler(args.handler)
     lock = None
     if args.lock:
         try:

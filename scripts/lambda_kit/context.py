@@ -54,7 +54,7 @@ PATH_DEPENDENCY_SKIPPED = shutil.ignore_patterns(*PATH_DEPENDENCY_SKIPPED_PARTS,
 MOUNT_OPTION = re.compile(r"--mount=\S+\s*")
 
 
-@dataclass
+@dataclass(frozen=True)
 class NetworkSettings:
     index_url: str = ""
     extra_index_urls: list[str] = field(default_factory=list)

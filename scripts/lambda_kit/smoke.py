@@ -22,7 +22,8 @@ from typing import Callable
 from . import audit, docker, runtimes, smoke_runner
 from .context import NetworkSettings, secret_files, stage_smoke
 from .errors import KitError, UsageError
-from .package import build_failure, checkout_id
+from .buildplan import checkout_id
+from .package import build_failure
 from .runner import CommandFailed, Run
 
 RUNNER = "/opt/lambda-kit-smoke/smoke_runner.py"
