@@ -27,8 +27,7 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
     network = context.NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")
-    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock,
-                  buildkit=False, network=network)  # fmt: skip
+    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
     top = sorted(p.name for p in ctx.iterdir())
     assert top == ["Dockerfile", "kit", "net", "paths", "project", "wheels"]  # no code: the host adds it
     assert sorted(p.name for p in (ctx / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
@@ -45,8 +44,7 @@ def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     network = context.NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
     ctx = tmp_path / "ctx"
-    context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={},
-                  buildkit=True, network=network)  # fmt: skip
+    context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=True, network=network)
     assert list((ctx / "net").iterdir()) == []
     files = context.secret_files(tmp_path, network)
     assert files["lambda-kit-ca"] == ca

@@ -98,9 +98,15 @@ def settings(tmp_path):
     out.write_bytes(b"previous zip")
     OutputRecords(project / ".lambda-kit").record(out, hashlib.sha256(b"previous zip").hexdigest())  # a kit build's
     return PackageSettings(
-        kit_dir=ROOT, pipfile=project / "Pipfile", src=project / "lambdas", out=out,
-        state_dir=project / ".lambda-kit", runtime="3.11", base_image="stand-in:latest", builder="docker",
-    )  # fmt: skip
+        kit_dir=ROOT,
+        pipfile=project / "Pipfile",
+        src=project / "lambdas",
+        out=out,
+        state_dir=project / ".lambda-kit",
+        runtime="3.11",
+        base_image="stand-in:latest",
+        builder="docker",
+    )
 
 
 def run_package(settings, fake):
@@ -245,8 +251,19 @@ def test_bad_settings_fail_before_any_docker_command(settings, fake_path, change
 
 
 def test_cli_prints_one_line_and_a_hint_and_exits_2(settings, capsys):
-    code = cli.main(["package", "--pipfile", str(settings.pipfile), "--src", str(settings.src),
-                     "--out", str(settings.out), "--runtime", "2.7"])  # fmt: skip
+    code = cli.main(
+        [
+            "package",
+            "--pipfile",
+            str(settings.pipfile),
+            "--src",
+            str(settings.src),
+            "--out",
+            str(settings.out),
+            "--runtime",
+            "2.7",
+        ]
+    )
     err = capsys.readouterr().err.splitlines()
     assert code == 2
     assert err == [

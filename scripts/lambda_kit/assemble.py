@@ -18,8 +18,15 @@ from .errors import KitError
 DEPS_PART, CODE_PART = "the dependencies", "the source folder"
 
 
-def build_zip(packed_deps: Path | None, src: Path, work: Path, dest: Path, source_date_epoch: str | None,
-              compile_handler: str | None = None, profile: list[str] = ()) -> bytes:  # fmt: skip
+def build_zip(
+    packed_deps: Path | None,
+    src: Path,
+    work: Path,
+    dest: Path,
+    source_date_epoch: str | None,
+    compile_handler: str | None = None,
+    profile: list[str] = (),
+) -> bytes:
     """`dest` = `packed_deps` (None: no dependencies, they come from a layer) extended with the code
     staged in `src` (what `sources` selected); with `compile_handler` (COMPILE=1, this host runs the
     runtime's Python), plus bytecode for the code's modules the handler's module (and the profile)

@@ -107,8 +107,11 @@ class Context:
 
     def mark_damaged(self, exc: EntryError, found: Collector) -> None:
         self.damaged.add(exc.name)
-        found.add("zip-corrupt", "entries whose content does not match their header (size or CRC)",
-                  f"{exc.name} ({exc.reason})")  # fmt: skip
+        found.add(
+            "zip-corrupt",
+            "entries whose content does not match their header (size or CRC)",
+            f"{exc.name} ({exc.reason})",
+        )
 
 
 def encrypted(info) -> bool:

@@ -128,7 +128,8 @@ def resolve(s: PackageSettings, today: date | None = None, need_handler: bool = 
         raise UsageError(
             "no Pipfile",
             str(s.pipfile),
-            hint="run make in the folder that holds the Pipfile, or set PIPFILE (`pipenv lock` writes Pipfile and lock)",
+            hint="run make in the folder that holds the Pipfile, or set PIPFILE "
+            "(`pipenv lock` writes Pipfile and lock)",
         )
     lock_path = s.pipfile.with_name(s.pipfile.name + ".lock")
     lock = lockfile.load(lock_path)

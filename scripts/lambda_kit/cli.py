@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = (
         "Network settings come from the environment so they never show in a process list: "
         "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH. "
-        "CACHE_URL (s3://bucket/prefix or a folder) shares the dependency cache between agents; CACHE_PUSH=0 only reads it."
+        "CACHE_URL (s3://bucket/prefix or a folder) shares the dependency cache between agents; "
+        "CACHE_PUSH=0 only reads it."
     )
     return parser
 
@@ -189,10 +190,17 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_smoke(args: argparse.Namespace) -> int:
     settings = smoke.SmokeSettings(
-        kit_dir=KIT_DIR, zip=args.zip.resolve(), handler=args.handler, state_dir=args.state_dir.resolve(),
-        event=args.event, runtime=args.runtime, arch=args.arch, image=args.image, timeout=args.timeout,
+        kit_dir=KIT_DIR,
+        zip=args.zip.resolve(),
+        handler=args.handler,
+        state_dir=args.state_dir.resolve(),
+        event=args.event,
+        runtime=args.runtime,
+        arch=args.arch,
+        image=args.image,
+        timeout=args.timeout,
         network=_network_from_environment(),
-    )  # fmt: skip
+    )
     logs = sys.stderr if args.json else sys.stdout
     report = smoke.smoke(settings, Runner(), say=lambda line: print(line, file=logs, flush=True))
     imported = report.pop("imported", [])
@@ -208,16 +216,20 @@ def run_smoke(args: argparse.Namespace) -> int:
     if not report["ok"]:
         error = report["error"]
         print(json.dumps(error), file=logs, flush=True)
-        raise KitError("the handler failed", f"{error['errorType']}: {error['errorMessage']}",
-                       hint="the error is what Lambda would report for this zip")  # fmt: skip
+        raise KitError(
+            "the handler failed",
+            f"{error['errorType']}: {error['errorMessage']}",
+            hint="the error is what Lambda would report for this zip",
+        )
     compiled = len(report["compiled_at_init"])
     print(report["result"], file=logs, flush=True)
     print(
         f"lambda-kit: smoke passed: {args.handler} returned in {report['duration_ms']} ms after an init of "
         f"{report['init_ms']} ms, peak memory {report['peak_memory_mb']} MB ({report['entries']} zip entries "
         f"unpacked; {compiled} modules of the zip compiled from source at init)",
-        file=logs, flush=True,
-    )  # fmt: skip
+        file=logs,
+        flush=True,
+    )
     return 0
 
 
@@ -250,8 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             with tempdirs.run_folder(state_dir.resolve()):
                 code = run_command(args)
         if interruption.committed and interruption.signal_name:
-            print(f"lambda-kit: {interruption.signal_name} arrived after the zip was replaced: the new zip is complete",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"lambda-kit: {interruption.signal_name} arrived after the zip was replaced: the new zip is complete",
+                file=sys.stderr,
+                flush=True,
+            )
         return code
     except KitError as exc:
         if debug:

@@ -48,8 +48,14 @@ class PackageResult:
     @classmethod
     def of(cls, path: Path, files: int, digest: bytes, started: float) -> PackageResult:
         """The result for the zip now at `path`, whose SHA-256 is `digest`."""
-        return cls(path, path.stat().st_size, files, digest.hex(), base64.b64encode(digest).decode(),
-                   time.monotonic() - started)  # fmt: skip
+        return cls(
+            path,
+            path.stat().st_size,
+            files,
+            digest.hex(),
+            base64.b64encode(digest).decode(),
+            time.monotonic() - started,
+        )
 
     def summary_lines(self) -> list[str]:
         return [
@@ -73,9 +79,16 @@ def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.
     """The full audit of the zip this process wrote: an error fails the build before the old zip is replaced."""
     s = plan.settings
     report = audit.audit_zip(
-        path, runtime=s.runtime, arch=s.arch, handler=s.handler, lock=plan.lock, layers=s.layers,
-        native_cache=plan.native_facts, inflate_all=False, warn=lambda m: say(f"lambda-kit: warning: {m}"),
-    )  # fmt: skip
+        path,
+        runtime=s.runtime,
+        arch=s.arch,
+        handler=s.handler,
+        lock=plan.lock,
+        layers=s.layers,
+        native_cache=plan.native_facts,
+        inflate_all=False,
+        warn=lambda m: say(f"lambda-kit: warning: {m}"),
+    )
     for finding in report.findings:
         say(f"lambda-kit: audit: {finding.line()}")
         say(f"lambda-kit: audit:         hint: {finding.hint}")
@@ -203,14 +216,24 @@ def dependencies(plan: BuildPlan, run: Run, say) -> Path:
     with tempfile.TemporaryDirectory(prefix="lambda-kit-out-") as tmp, BuildProgress(log_path, total=total):
         outputs = Path(tmp) / "out"
         if builder == "local":
-            say(
-                f"lambda-kit: local build (no Docker), {plan.runtime.name} {s.arch}, binary wheels only (log: {log_path})"
-            )
+            target = f"{plan.runtime.name} {s.arch}"
+            say(f"lambda-kit: local build (no Docker), {target}, binary wheels only (log: {log_path})")
             localbuild.build(
-                kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
-                network=network, out=outputs, wheelhouse=plan.wheelhouse, log_path=log_path,
-                run=run, slim=s.slim, no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
-            )  # fmt: skip
+                kit_dir=s.kit_dir,
+                state_dir=s.state_dir,
+                pipfile=s.pipfile,
+                runtime=plan.runtime,
+                arch=s.arch,
+                network=network,
+                out=outputs,
+                wheelhouse=plan.wheelhouse,
+                log_path=log_path,
+                run=run,
+                slim=s.slim,
+                no_wheel_hint=no_wheel_hint,
+                compile_deps=s.compile,
+                profile=list(plan.profile),
+            )
         else:
             build_in_docker(plan, network, outputs, log_path, run, say, engine)
             keep_wheelhouse(outputs / contract.WHEELS, plan.wheelhouse)
@@ -253,8 +276,14 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
             for e in zipwriter.collect_zip(packed).values()
         ]
         zipwriter.write_zip(sorted(entries, key=lambda e: e.name), fresh, zipwriter.zip_date_time(s.source_date_epoch))
-        report = audit.audit_zip(fresh, runtime=s.runtime, arch=s.arch, native_cache=plan.native_facts,
-                                 inflate_all=False, warn=lambda m: say(f"lambda-kit: warning: {m}"))  # fmt: skip
+        report = audit.audit_zip(
+            fresh,
+            runtime=s.runtime,
+            arch=s.arch,
+            native_cache=plan.native_facts,
+            inflate_all=False,
+            warn=lambda m: say(f"lambda-kit: warning: {m}"),
+        )
         for finding in report.findings:
             say(f"lambda-kit: audit: {finding.line()}")
         if report.errors:
@@ -301,8 +330,16 @@ def build_in_docker(
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         tmp_path = Path(tmp)
         ctx = tmp_path / "context"
-        stage(ctx, kit_dir=s.kit_dir, pipfile=s.pipfile, lock=plan.lock, buildkit=engine.buildkit,
-              network=network, wheelhouse=plan.wheelhouse, profile=list(plan.profile))  # fmt: skip
+        stage(
+            ctx,
+            kit_dir=s.kit_dir,
+            pipfile=s.pipfile,
+            lock=plan.lock,
+            buildkit=engine.buildkit,
+            network=network,
+            wheelhouse=plan.wheelhouse,
+            profile=list(plan.profile),
+        )
         build_args = contract.BuildArguments(base_image, runtime.version, s.slim, s.compile, s.arch if cross else "")
         request = docker.BuildRequest(
             context=ctx,

@@ -82,11 +82,18 @@ def target_environment(runtime: Runtime, arch: str) -> dict[str, str]:
     machine = ARCHITECTURES[arch][1]
     full = f"{runtime.version}.0"
     return {
-        "implementation_name": "cpython", "implementation_version": full, "os_name": "posix",
-        "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
-        "platform_system": "Linux", "platform_version": "", "python_full_version": full,
-        "python_version": runtime.version, "sys_platform": "linux",
-    }  # fmt: skip
+        "implementation_name": "cpython",
+        "implementation_version": full,
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": full,
+        "python_version": runtime.version,
+        "sys_platform": "linux",
+    }
 
 
 def manylinux_tags(runtime: Runtime, arch: str) -> list[str]:

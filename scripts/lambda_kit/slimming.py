@@ -46,8 +46,10 @@ def slim(target: Path, strip: str | None) -> None:
             if b".debug_info\0" not in path.read_bytes():
                 continue
             if strip is None:
-                raise StepError(f"SLIM=1 would strip debug sections from {name}, and this build has no `strip`",
-                                "use a build image with binutils (the AWS SAM build images have it), or SLIM=0")  # fmt: skip
+                raise StepError(
+                    f"SLIM=1 would strip debug sections from {name}, and this build has no `strip`",
+                    "use a build image with binutils (the AWS SAM build images have it), or SLIM=0",
+                )
             code, lines = run_tool([strip, "--strip-debug", str(path)], dict(os.environ))
             if code != 0:
                 raise StepError(f"strip failed on {name}: {' '.join(lines).strip()}", "build with SLIM=0")
@@ -56,8 +58,10 @@ def slim(target: Path, strip: str | None) -> None:
     models = strip_api_reference(target)
     changed |= models
     rewrite_records(target, removed, changed)
-    say(f"slim: {len(removed)} files dropped, {stripped} native files stripped of debug sections, "
-        f"{len(models)} botocore service models without their API reference text")  # fmt: skip
+    say(
+        f"slim: {len(removed)} files dropped, {stripped} native files stripped of debug sections, "
+        f"{len(models)} botocore service models without their API reference text"
+    )
 
 
 # What botocore reads `documentation` strings for is the text of help() and generated docs; some of

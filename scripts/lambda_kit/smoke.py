@@ -110,8 +110,11 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
             try:
                 box.copy_out(REPORT_FILE, Path(tmp) / "report.json")
             except CommandFailed:
-                raise KitError("the smoke container gave no report", " | ".join(output.splitlines()[-3:]),
-                               hint="run with LAMBDA_KIT_DEBUG=1") from None  # fmt: skip
+                raise KitError(
+                    "the smoke container gave no report",
+                    " | ".join(output.splitlines()[-3:]),
+                    hint="run with LAMBDA_KIT_DEBUG=1",
+                ) from None
         report = read_report(Path(tmp) / "report.json")
     report["seconds"] = round(time.monotonic() - started, 1)
     return report
@@ -122,8 +125,11 @@ def audit_first(s: SmokeSettings) -> None:
     report = audit.audit_zip(s.zip, runtime=s.runtime, arch=s.arch, handler=s.handler)
     if report.errors:
         first = next(f for f in report.findings if f.severity == audit.ERROR)
-        raise KitError(f"the zip failed the audit with {report.errors} error(s), first: {first.id}", first.line().split(None, 2)[2],
-                       hint=f"{first.hint} (make check lists them all); nothing was run")  # fmt: skip
+        raise KitError(
+            f"the zip failed the audit with {report.errors} error(s), first: {first.id}",
+            first.line().split(None, 2)[2],
+            hint=f"{first.hint} (make check lists them all); nothing was run",
+        )
 
 
 def read_report(path: Path) -> dict:
