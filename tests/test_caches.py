@@ -70,7 +70,7 @@ def start_launcher(home: Path) -> subprocess.Popen:
 
 def start_tools_venv(state: Path) -> subprocess.Popen:
     code = (
-        "import sys; from pathlib import Path; from lambda_kit import localbuild, runner; from lambda_kit.context import NetworkSettings\n"
+        "import sys; from pathlib import Path; from lambda_kit import localbuild, runner; from lambda_kit.network import NetworkSettings\n"
         f"venv = localbuild.tools_venv(Path({str(state)!r}), Path({str(ROOT)!r}), NetworkSettings(), runner.Runner())\n"
         "assert (venv / 'bin' / 'pipenv').exists(), venv\n"
     )

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from lambda_kit import context, contract, netconfig
+from lambda_kit.network import NetworkSettings
 from lambda_kit.errors import KitError, StepError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ def test_the_staged_context_is_what_the_dockerfile_copies(tmp_path):
     project = ROOT / "tests" / "projects" / "local-lib"
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
-    network = context.NetworkSettings(index_url="https://mirror.example/simple")
+    network = NetworkSettings(index_url="https://mirror.example/simple")
     context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
     for sources, _ in copies(DOCKERFILE):
         for source in sources:
@@ -106,7 +107,7 @@ def test_the_staged_context_is_what_the_dockerfile_copies(tmp_path):
 
 
 def test_settings_file_written_by_the_host_is_read_by_the_image(tmp_path, monkeypatch):
-    network = context.NetworkSettings(
+    network = NetworkSettings(
         index_url="https://mirror.example/simple",
         extra_index_urls=["https://a.example/simple", "https://b.example/simple"],
         lock_source_env={"TOKEN": "s3cret", "USER": "me"},

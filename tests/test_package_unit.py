@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lambda_kit import cli, docker
-from lambda_kit.context import NetworkSettings
+from lambda_kit.network import NetworkSettings
 from lambda_kit.errors import KitError, UsageError
 from lambda_kit.outputs import OutputRecords
 from lambda_kit.package import PackageSettings, package

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from . import compiling, docker, lockfile, runtimes, sources, zipwriter
-from .context import NetworkSettings, lock_source_variables
+from .network import NetworkSettings, lock_source_variables
 from .errors import UsageError
 
 BUILDERS = ("auto", "docker", "local")

@@ -14,7 +14,7 @@ from pathlib import Path
 import json
 
 from . import audit, deploy, lockfile, runtimes, sharedcache, smoke, sources, tempdirs
-from .context import NetworkSettings
+from .network import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
 from .buildplan import PackageSettings, check_handler
@@ -176,7 +176,7 @@ def run_check(args: argparse.Namespace) -> int:
         try:
             lock = lockfile.load(args.lock)
         except lockfile.LockError as exc:
-            raise UsageError(str(exc), hint=exc.hint) from None
+            raise UsageError(str(exc), hint=exc.hint) from None  # a bad --lock is a usage error here: exit 2
     report = audit.audit_zip(
         args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer
     )

@@ -7,7 +7,9 @@
     paths/<n>/, paths/map.json     local path dependencies named in the lock
     wheels/                        files kept from earlier builds that the lock still names
 
-The function's code is not in the context: the host adds it to the packed dependencies.
+The function's code is not in the context: the host adds it to the packed dependencies. The
+network settings travel as BuildKit secrets instead (network.secret_files), or under net/ for the
+legacy builder.
 
 Only what the build needs is sent to the engine (never .git, old zips, virtualenvs), and a change
 outside these files cannot invalidate the docker cache.
@@ -19,14 +21,13 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from . import contract
 from .bytecode import PROFILE_NAME
 from .digests import sha256_hex
 from .errors import UsageError
+from .network import NetworkSettings
 
 CONTAINER_MODULES = (
     "__init__.py",
@@ -52,38 +53,6 @@ PATH_DEPENDENCY_SKIPPED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", 
                                  "build", "dist", "node_modules"}  # fmt: skip
 PATH_DEPENDENCY_SKIPPED = shutil.ignore_patterns(*PATH_DEPENDENCY_SKIPPED_PARTS, "*.pyc", "*.pyo", "*.egg-info")
 MOUNT_OPTION = re.compile(r"--mount=\S+\s*")
-
-
-@dataclass(frozen=True)
-class NetworkSettings:
-    index_url: str = ""
-    extra_index_urls: list[str] = field(default_factory=list)
-    ca_bundle: Path | None = None
-    lock_source_env: dict[str, str] = field(default_factory=dict)  # ${VAR}s the lock's sources use
-
-    def has_credentials(self) -> bool:
-        urls = [self.index_url, *self.extra_index_urls]
-        return bool(self.lock_source_env) or any(u and "@" in urlsplit(u).netloc for u in urls)
-
-    def settings_text(self) -> str:
-        """The network settings file handed into the build (contract.settings_text)."""
-        return contract.settings_text(self.index_url, self.extra_index_urls, self.lock_source_env)
-
-
-def lock_source_variables(lock: dict, environ: dict[str, str]) -> dict[str, str]:
-    """Values of the environment variables the lock's [[source]] URLs refer to (pipenv expands
-    `${VAR}` there, typically for index credentials)."""
-    names = set()
-    for source in lock.get("_meta", {}).get("sources", []):
-        names.update(contract.referenced_names(source.get("url", "")))
-    missing = sorted(n for n in names if n not in environ)
-    if missing:
-        raise UsageError(
-            "Pipfile.lock's sources use environment variables that are not set",
-            ", ".join(missing),
-            hint="export them before `make package` (they reach the build as BuildKit secrets only)",
-        )
-    return {n: environ[n] for n in sorted(names)}
 
 
 def legacy_dockerfile(text: str) -> str:
@@ -202,18 +171,3 @@ def wheelhouse_files(wheelhouse: Path | None, lock: dict) -> list[Path]:
 
 def _same_device(a: Path, b: Path) -> bool:
     return a.stat().st_dev == b.stat().st_dev
-
-
-def secret_files(folder: Path, network: NetworkSettings) -> dict[str, Path]:
-    """For BuildKit: write the settings as files (mode 0600) to pass with --secret."""
-    files: dict[str, Path] = {}
-    if network.ca_bundle:
-        files[contract.CA_BUNDLE_ID] = network.ca_bundle
-    text = network.settings_text()
-    if text:
-        path = folder / contract.PIP_SETTINGS_ID
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        files[contract.PIP_SETTINGS_ID] = path
-    return files

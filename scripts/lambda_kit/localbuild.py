@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import buildsteps, contract, netconfig, runtimes, slimming
-from .context import NetworkSettings
+from .network import NetworkSettings
 from .errors import KitError, StepError
 from .runner import CommandFailed, Run
 

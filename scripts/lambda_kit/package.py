@@ -25,10 +25,11 @@ from typing import Callable
 from . import assemble, audit, compiling, contract, docker, localbuild, lockfile, runtimes, secretscan, sharedcache
 from . import sources, zipwriter
 from .buildplan import BuildPlan, PackageSettings, resolve
-from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, NetworkSettings, secret_files, stage
+from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
 from .depcache import DependencyCache, keep_wheelhouse
 from .digests import sha256_file
 from .errors import KitError, UsageError
+from .network import NetworkSettings, secret_files
 from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
 from .runner import CommandFailed, Run

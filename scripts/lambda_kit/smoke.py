@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import audit, docker, runtimes, smoke_runner
-from .context import NetworkSettings, secret_files, stage_smoke
+from .context import stage_smoke
+from .network import NetworkSettings, secret_files
 from .errors import KitError, UsageError
 from .buildplan import checkout_id
 from .package import build_failure
