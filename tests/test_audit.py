@@ -39,25 +39,11 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     found = {}
     for key, (requirement, platform, python) in WHEELS.items():
         dest = folder / key
+        implementation = "cp" if platform != "any" else "py"
+        target = ["--platform", platform, "--python-version", python, "--implementation", implementation]
+        download = [sys.executable, *"-m pip download --quiet --no-deps --only-binary=:all:".split(), *target]
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                platform,
-                "--python-version",
-                python,
-                "--implementation",
-                "cp" if platform != "any" else "py",
-                "--dest",
-                str(dest),
-                requirement,
-            ],
+            [*download, "--dest", str(dest), requirement],
             check=True,
             env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
         )

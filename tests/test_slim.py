@@ -44,24 +44,9 @@ pytestmark = pytest.mark.network  # real wheels downloaded from the index
 def wheels(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("wheels")
     (folder / "requirements.txt").write_text(WHEELS)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--require-hashes",
-            "-r",
-            str(folder / "requirements.txt"),
-            "-d",
-            str(folder),
-        ],
-        check=True,
-        timeout=600,
-    )
+    requirements = folder / "requirements.txt"
+    download = [sys.executable, *"-m pip download --quiet --no-deps --only-binary=:all: --require-hashes".split()]
+    subprocess.run([*download, "-r", str(requirements), "-d", str(folder)], check=True, timeout=600)
     return folder
 
 

@@ -220,21 +220,10 @@ def dependencies(plan: BuildPlan, run: Run, say) -> Path:
             target = f"{plan.runtime.name} {s.arch}"
             say(f"lambda-kit: local build (no Docker), {target}, binary wheels only (log: {log_path})")
             localbuild.build(
-                kit_dir=s.kit_dir,
-                state_dir=s.state_dir,
-                pipfile=s.pipfile,
-                runtime=plan.runtime,
-                arch=s.arch,
-                network=network,
-                out=outputs,
-                wheelhouse=plan.wheelhouse,
-                log_path=log_path,
-                run=run,
-                slim=s.slim,
-                no_wheel_hint=no_wheel_hint,
-                compile_deps=s.compile,
-                profile=list(plan.profile),
-            )
+                kit_dir=s.kit_dir, state_dir=s.state_dir, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
+                network=network, out=outputs, wheelhouse=plan.wheelhouse, log_path=log_path, run=run, slim=s.slim,
+                no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
+            )  # fmt: skip
         else:
             build_in_docker(plan, network, outputs, log_path, run, say, engine)
             keep_wheelhouse(outputs / contract.WHEELS, plan.wheelhouse)
