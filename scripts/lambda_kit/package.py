@@ -76,20 +76,26 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
     return KitError("docker build failed", tail, hint=f"the full log is in {log_path}")
 
 
-def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
-    """The full audit of the zip this process wrote: an error fails the build before the old zip is replaced."""
+def audit_as_built(path: Path, plan: BuildPlan, say: Callable[[str], None], **checks) -> audit.Report:
+    """The audit of a zip this process just wrote from verified parts: the plan's runtime and
+    architecture, the shared facts about native files, declared sizes trusted. `checks`: what else
+    to audit against (handler, lock, layers)."""
     s = plan.settings
-    report = audit.audit_zip(
+    return audit.audit_zip(
         path,
         runtime=s.runtime,
         arch=s.arch,
-        handler=s.handler,
-        lock=plan.lock,
-        layers=s.layers,
         native_cache=plan.native_facts,
         inflate_all=False,
         warn=lambda m: say(f"lambda-kit: warning: {m}"),
+        **checks,
     )
+
+
+def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
+    """The full audit of the zip this process wrote: an error fails the build before the old zip is replaced."""
+    s = plan.settings
+    report = audit_as_built(path, plan, say, handler=s.handler, lock=plan.lock, layers=s.layers)
     for finding in report.findings:
         say(f"lambda-kit: audit: {finding.line()}")
         say(f"lambda-kit: audit:         hint: {finding.hint}")
@@ -266,14 +272,7 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
             for e in zipwriter.collect_zip(packed).values()
         ]
         zipwriter.write_zip(sorted(entries, key=lambda e: e.name), fresh, zipwriter.zip_date_time(s.source_date_epoch))
-        report = audit.audit_zip(
-            fresh,
-            runtime=s.runtime,
-            arch=s.arch,
-            native_cache=plan.native_facts,
-            inflate_all=False,
-            warn=lambda m: say(f"lambda-kit: warning: {m}"),
-        )
+        report = audit_as_built(fresh, plan, say)
         for finding in report.findings:
             say(f"lambda-kit: audit: {finding.line()}")
         if report.errors:
