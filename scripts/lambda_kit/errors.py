@@ -11,7 +11,7 @@ translates one kind into another on the way. Standard library only: it runs in t
       AuditError          a zip cannot be audited at all (auditcore)
       SourceError         a file under SRC the kit will not pack (sources)
       CommandFailed       an external command failed (runner)
-      CacheUnavailable    the shared cache cannot be used: a warning (sharedcache)
+      CacheUnavailable    the shared cache cannot be used: a warning (cachestores)
 """
 
 from __future__ import annotations
