@@ -56,16 +56,27 @@ class LocalAws:
     def env(self, base: dict[str, str], **extra: str) -> dict[str, str]:
         """`base` (a test's environment) pointed at this server, with no AWS settings of the machine."""
         env = {k: v for k, v in base.items() if not k.startswith("AWS_")}
-        env.update(TEST_CREDENTIALS, AWS_ENDPOINT_URL=self.endpoint, AWS_REGION=REGION,
-                   AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_EC2_METADATA_DISABLED="true")  # fmt: skip
+        env.update(
+            TEST_CREDENTIALS,
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_REGION=REGION,
+            AWS_CONFIG_FILE="/dev/null",
+            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+            AWS_EC2_METADATA_DISABLED="true",
+        )
         env.update(extra)
         return env
 
     def client(self, service: str):
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def reset(self) -> None:
         post = urllib.request.Request(self.endpoint + "/moto-api/reset", data=b"", method="POST")

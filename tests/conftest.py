@@ -145,7 +145,7 @@ def record_as_kit_output(project: Path, zip_path: Path) -> None:
     """Make `zip_path` count as written by the kit (as an earlier build would have), so a test can
     use any bytes as "the previous zip"."""
     from lambda_kit.outputs import OutputRecords
-    from lambda_kit.buildsteps import sha256_file
+    from lambda_kit.digests import sha256_file
 
     OutputRecords(project / ".lambda-kit").record(zip_path.resolve(), sha256_file(zip_path).hex())
 

@@ -39,12 +39,14 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     found = {}
     for key, (requirement, platform, python) in WHEELS.items():
         dest = folder / key
+        implementation = "cp" if platform != "any" else "py"
+        target = ["--platform", platform, "--python-version", python, "--implementation", implementation]
+        download = [sys.executable, *"-m pip download --quiet --no-deps --only-binary=:all:".split(), *target]
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-             "--platform", platform, "--python-version", python, "--implementation", "cp" if platform != "any" else "py",
-             "--dest", str(dest), requirement],
-            check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
-        )  # fmt: skip
+            [*download, "--dest", str(dest), requirement],
+            check=True,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
+        )
         (found[key],) = dest.glob("*.whl")
     return found
 
@@ -198,8 +200,12 @@ def test_missing_handler_module_and_missing_function(tmp_path, base_files):
 
 
 def test_handler_inside_a_package(tmp_path, base_files):
-    files = {**base_files, "myapp/__init__.py": b"", "myapp/handlers/__init__.py": b"",
-             "myapp/handlers/api.py": b"from .impl import handle as handler\n"}  # fmt: skip
+    files = {
+        **base_files,
+        "myapp/__init__.py": b"",
+        "myapp/handlers/__init__.py": b"",
+        "myapp/handlers/api.py": b"from .impl import handle as handler\n",
+    }
     assert ids(build(tmp_path / "ok.zip", files), handler="myapp.handlers.api.handler") == []
 
 

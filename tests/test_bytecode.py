@@ -3,6 +3,7 @@ audit's bytecode rules on crafted zips. The host's Python stands in for the runt
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -16,16 +17,18 @@ from pathlib import Path
 import pytest
 from lambda_kit import audit, bytecode, zipwriter
 from lambda_kit.errors import UsageError
-from lambda_kit.package import PackageSettings, check_settings
+from lambda_kit.buildplan import PackageSettings, resolve
 
 HOST = "{}.{}".format(*sys.version_info[:2])
 OTHER = "3.12" if HOST != "3.12" else "3.11"
 
 # A module graph with every construct the static graph must (not) follow.
 TREE = {
-    "app.py": "import json\nimport pkg.api\nfrom shop import orders\n\ndef handler(e, c):\n    import lazy\n    return orders.total()\n",
+    "app.py": "import json\nimport pkg.api\nfrom shop import orders\n\n"
+    "def handler(e, c):\n    import lazy\n    return orders.total()\n",
     "pkg/__init__.py": "from .util import helper\ntry:\n    import fast\nexcept ImportError:\n    fast = None\n",
-    "pkg/api.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import typed_only\nclass A:\n    from . import inner\n",
+    "pkg/api.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import typed_only\n"
+    "class A:\n    from . import inner\n",
     "pkg/util.py": "helper = 1\n",
     "pkg/inner.py": "x = 2\n",
     "pkg/unused.py": "y = 3\n",
@@ -161,15 +164,24 @@ def test_audit_flags_bytecode_the_runtime_would_not_use_and_passes_valid_bytecod
     other = bytecode.magic_bytes(OTHER) + unchecked[4:]
     tag, other_tag = bytecode.cache_tag(HOST), bytecode.cache_tag(OTHER)
     members = {
-        "good.py": b"x = 1\n", f"__pycache__/good.{tag}.pyc": unchecked,
-        "checked.py": b"x = 1\n", f"__pycache__/checked.{tag}.pyc": checked,
-        "old.py": b"x = 1\n", f"__pycache__/old.{tag}.pyc": other, f"__pycache__/old.{other_tag}.pyc": other,
-        "stamp.py": b"x = 1\n", f"__pycache__/stamp.{tag}.pyc": timestamp,
-        f"gone/__pycache__/lost.{tag}.pyc": unchecked, "legacy.pyc": unchecked,
-        "edited.py": b"x = 2\n", f"__pycache__/edited.{tag}.pyc": unchecked,
-        "opt.py": b"x = 1\n", f"__pycache__/opt.{tag}.opt-1.pyc": unchecked,
-        "tool.pyo": b"old", "__pycache__/notes.txt": b"",
-    }  # fmt: skip
+        "good.py": b"x = 1\n",
+        f"__pycache__/good.{tag}.pyc": unchecked,
+        "checked.py": b"x = 1\n",
+        f"__pycache__/checked.{tag}.pyc": checked,
+        "old.py": b"x = 1\n",
+        f"__pycache__/old.{tag}.pyc": other,
+        f"__pycache__/old.{other_tag}.pyc": other,
+        "stamp.py": b"x = 1\n",
+        f"__pycache__/stamp.{tag}.pyc": timestamp,
+        f"gone/__pycache__/lost.{tag}.pyc": unchecked,
+        "legacy.pyc": unchecked,
+        "edited.py": b"x = 2\n",
+        f"__pycache__/edited.{tag}.pyc": unchecked,
+        "opt.py": b"x = 1\n",
+        f"__pycache__/opt.{tag}.opt-1.pyc": unchecked,
+        "tool.pyo": b"old",
+        "__pycache__/notes.txt": b"",
+    }
     report = audit.audit_zip(
         crafted_zip(tmp_path / "crafted.zip", members), runtime=HOST, native_cache=tmp_path / "native.json"
     )
@@ -198,14 +210,21 @@ def test_collect_keeps_only_pyc_in_pycache_when_asked(tmp_path):
 
 
 def test_compile_with_the_local_builder_needs_the_runtimes_python(sample):
-    settings = PackageSettings(kit_dir=sample, pipfile=sample / "Pipfile", src=sample / "lambdas", out=sample / "build.zip",
-                               state_dir=sample / ".lambda-kit", runtime=OTHER, builder="local", compile=True)  # fmt: skip
+    settings = PackageSettings(
+        kit_dir=sample,
+        pipfile=sample / "Pipfile",
+        src=sample / "lambdas",
+        out=sample / "build.zip",
+        state_dir=sample / ".lambda-kit",
+        runtime=OTHER,
+        builder="local",
+        compile=True,
+    )
     with pytest.raises(UsageError) as caught:
-        check_settings(settings)
+        resolve(settings)
     assert str(caught.value).startswith("COMPILE=1 with BUILDER=local needs the host's Python to be the runtime's")
     assert caught.value.value == f"host Python {HOST}, runtime python{OTHER}"
-    settings.runtime = HOST
-    check_settings(settings)  # the same Python: fine
+    resolve(dataclasses.replace(settings, runtime=HOST))  # the same Python: fine
 
 
 def test_profile_names_are_checked_and_add_their_import_closure(tmp_path):
@@ -228,8 +247,13 @@ def test_a_bad_profile_is_one_usage_error_before_any_build(sample):
     (sample / "lambda-kit.imports").write_text("../../etc/shadow.py\n")
     result = subprocess.run(
         ["make", "--no-print-directory", "package", "COMPILE=1", f"PYTHON_VERSION={HOST}"],
-        cwd=sample, env={**os.environ, "LAMBDA_KIT_VENV": sys.prefix}, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=sample,
+        env={**os.environ, "LAMBDA_KIT_VENV": sys.prefix},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("lambda-kit: error: the import profile cannot be used (")
     assert result.stderr.splitlines()[1].startswith("hint: record it again with make profile")
@@ -245,6 +269,17 @@ def test_the_codes_checked_bytecode_gives_way_to_a_source_edited_after_the_build
     pyc = (root / "__pycache__" / f"app.{sys.implementation.cache_tag}.pyc").read_bytes()
     assert int.from_bytes(pyc[4:8], "little") == bytecode.FLAG_HASH | bytecode.FLAG_CHECK
     (root / "app.py").write_text("VALUE = 'edited'\n")  # as the console editor would
-    shown = subprocess.run([sys.executable, "-I", "-B", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import app; print(app.VALUE)",
-                            str(root)], capture_output=True, text=True, check=True)  # fmt: skip
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-B",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import app; print(app.VALUE)",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shown.stdout.strip() == "edited"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from lambda_kit import context
+from lambda_kit.network import NetworkSettings, lock_source_variables, secret_files
 from lambda_kit.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,13 +27,12 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     project = ROOT / "tests" / "projects" / "local-lib"
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
-    network = context.NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")
-    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock,
-                  buildkit=False, network=network)  # fmt: skip
+    network = NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")
+    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
     assert sorted(p.name for p in ctx.iterdir()) == ["Dockerfile", "build", "setup"]
     # setup/: what the tools layer needs; build/: the rest, laid out as in the image. No code: the host adds it.
     assert sorted(p.name for p in (ctx / "setup").iterdir()) == ["kit", "net"]
-    assert sorted(p.name for p in (ctx / "setup" / "kit" / "lambda_kit").iterdir()) == ["netconfig.py"]
+    assert sorted(p.name for p in (ctx / "setup" / "kit" / "lambda_kit").iterdir()) == ["contract.py", "netconfig.py"]
     build = ctx / "build"
     assert sorted(p.name for p in build.iterdir()) == ["kit", "out", "paths", "project"]
     assert sorted(p.name for p in (build / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
@@ -47,12 +47,11 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
 def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    network = context.NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
+    network = NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
     ctx = tmp_path / "ctx"
-    context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={},
-                  buildkit=True, network=network)  # fmt: skip
+    context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=True, network=network)
     assert list((ctx / "setup" / "net").iterdir()) == []
-    files = context.secret_files(tmp_path, network)
+    files = secret_files(tmp_path, network)
     assert files["lambda-kit-ca"] == ca
     assert files["lambda-kit-pip"].read_text() == "INDEX_URL=https://u:tok@mirror.example/simple\n"
     assert files["lambda-kit-pip"].stat().st_mode & 0o077 == 0
@@ -61,10 +60,10 @@ def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
 @pytest.mark.parametrize(
     "settings, expected",
     [
-        (context.NetworkSettings(index_url="https://mirror.example/simple"), False),
-        (context.NetworkSettings(index_url="https://user:pw@mirror.example/simple"), True),
-        (context.NetworkSettings(extra_index_urls=["https://token@mirror.example/simple"]), True),
-        (context.NetworkSettings(lock_source_env={"TOKEN": "x"}), True),
+        (NetworkSettings(index_url="https://mirror.example/simple"), False),
+        (NetworkSettings(index_url="https://user:pw@mirror.example/simple"), True),
+        (NetworkSettings(extra_index_urls=["https://token@mirror.example/simple"]), True),
+        (NetworkSettings(lock_source_env={"TOKEN": "x"}), True),
     ],
 )
 def test_credentials_are_recognised(settings, expected):
@@ -73,7 +72,7 @@ def test_credentials_are_recognised(settings, expected):
 
 def test_lock_source_variables_must_be_set():
     lock = {"_meta": {"sources": [{"url": "https://${USER_NAME}:${TOKEN}@mirror.example/simple"}]}}
-    assert context.lock_source_variables(lock, {"USER_NAME": "u", "TOKEN": "t"}) == {"TOKEN": "t", "USER_NAME": "u"}
+    assert lock_source_variables(lock, {"USER_NAME": "u", "TOKEN": "t"}) == {"TOKEN": "t", "USER_NAME": "u"}
     with pytest.raises(UsageError, match="not set") as info:
-        context.lock_source_variables(lock, {"USER_NAME": "u"})
+        lock_source_variables(lock, {"USER_NAME": "u"})
     assert info.value.value == "TOKEN"

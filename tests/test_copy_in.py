@@ -17,8 +17,9 @@ SETTINGS = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "SRC=src", 
 
 
 def make_in(folder, *args):
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=folder, env=kit_env(),
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=folder, env=kit_env(), capture_output=True, text=True, timeout=900
+    )
 
 
 def test_install_into_an_existing_repo_then_package_via_include_and_via_f(tmp_path):

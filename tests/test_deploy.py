@@ -46,9 +46,13 @@ def make_role(local_aws) -> None:
 def make_function(local_aws, name="orders", runtime="python3.11", arch="x86_64", handler="app.handler") -> dict:
     make_role(local_aws)
     return local_aws.client("lambda").create_function(
-        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Architectures=[arch],
+        FunctionName=name,
+        Runtime=runtime,
+        Role=ROLE,
+        Handler=handler,
+        Architectures=[arch],
         Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},  # an empty zip: other code than any test's
-    )  # fmt: skip
+    )
 
 
 def function(local_aws, name="orders") -> dict:
@@ -59,8 +63,11 @@ def helper(local_aws, *args: str, env: dict | None = None) -> subprocess.Complet
     """The helper as make calls it (LAMBDA_KIT_EXTRAS=aws), pointed at the local AWS API."""
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "lambda-kit"), *args, "--runtime", RUNTIME],
-        env=env or local_aws.env(kit_env(LAMBDA_KIT_EXTRAS="aws")), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=env or local_aws.env(kit_env(LAMBDA_KIT_EXTRAS="aws")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def error_lines(result) -> list[str]:
@@ -165,9 +172,16 @@ def test_deploy_functions_creates_each_with_its_name_and_handler(tmp_path, kit_s
     copy_kit(project)
     make_role(local_aws)
     result = make_local(
-        project, kit_state, "deploy-functions", "SRC=functions", "FUNCTIONS=orders reports", "HANDLER_reports=report.main",
-        "FUNCTION_NAME_reports=reports-prod", f"ROLE={ROLE}", env=local_aws.env(kit_env()),
-    )  # fmt: skip
+        project,
+        kit_state,
+        "deploy-functions",
+        "SRC=functions",
+        "FUNCTIONS=orders reports",
+        "HANDLER_reports=report.main",
+        "FUNCTION_NAME_reports=reports-prod",
+        f"ROLE={ROLE}",
+        env=local_aws.env(kit_env()),
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     for name, folder, handler in (("orders", "orders", "app.handler"), ("reports-prod", "reports", "report.main")):
         config = function(local_aws, name)
@@ -220,9 +234,11 @@ def test_publish_and_alias_follow_the_code(tmp_path, local_aws):
 
 @pytest.mark.parametrize(
     "runtime, arch, named",
-    [("python3.12", "x86_64", "function orders: python3.12 x86_64; zip: python3.11 x86_64"),
-     ("python3.11", "arm64", "function orders: python3.11 arm64; zip: python3.11 x86_64")],
-)  # fmt: skip
+    [
+        ("python3.12", "x86_64", "function orders: python3.12 x86_64; zip: python3.11 x86_64"),
+        ("python3.11", "arm64", "function orders: python3.11 arm64; zip: python3.11 x86_64"),
+    ],
+)
 def test_runtime_or_architecture_mismatch_is_refused_before_upload(tmp_path, local_aws, runtime, arch, named):
     assert RUNTIME == "3.11"
     before = make_function(local_aws, runtime=runtime, arch=arch)
@@ -231,7 +247,8 @@ def test_runtime_or_architecture_mismatch_is_refused_before_upload(tmp_path, loc
     result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders")
     assert result.returncode == 1
     assert error_lines(result) == [
-        f"lambda-kit: error: the function's runtime or architecture differs from the zip's ({named} (PYTHON_VERSION, ARCH))"
+        "lambda-kit: error: the function's runtime or architecture differs from the zip's "
+        f"({named} (PYTHON_VERSION, ARCH))"
     ]
     assert writes(local_aws) == [] and function(local_aws)["CodeSha256"] == before["CodeSha256"]
 
@@ -256,12 +273,27 @@ def test_missing_function_is_an_error_unless_a_role_creates_it(tmp_path, local_a
     assert "hint: create it first, or set ROLE=" in missing.stderr and writes(local_aws) == []
 
     make_role(local_aws)
-    created = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "billing", "--role", ROLE,
-                     "--arch", "arm64", "--handler", "app.handler")  # fmt: skip
+    created = helper(
+        local_aws,
+        "deploy",
+        str(tmp_path / "fn.zip"),
+        "--function",
+        "billing",
+        "--role",
+        ROLE,
+        "--arch",
+        "arm64",
+        "--handler",
+        "app.handler",
+    )
     assert created.returncode == 0, created.stderr
     config = function(local_aws, "billing")
     assert (config["Runtime"], config["Architectures"], config["Handler"], config["Role"]) == (
-        f"python{RUNTIME}", ["arm64"], "app.handler", ROLE)  # fmt: skip
+        f"python{RUNTIME}",
+        ["arm64"],
+        "app.handler",
+        ROLE,
+    )
     assert config["CodeSha256"] == code_sha256(data)
 
 
@@ -278,7 +310,8 @@ def test_zip_over_the_direct_limit_goes_through_s3_once(tmp_path, local_aws):
     direct = helper(local_aws, "deploy", str(big), "--function", "orders")
     assert direct.returncode == 1 and "hint: set S3_BUCKET=" in direct.stderr
     assert error_lines(direct) == [
-        f"lambda-kit: error: the zip is over Lambda's direct-upload limit of {runtimes.MAX_ZIPPED_DIRECT_UPLOAD:,} bytes "
+        "lambda-kit: error: the zip is over Lambda's direct-upload limit of "
+        f"{runtimes.MAX_ZIPPED_DIRECT_UPLOAD:,} bytes "
         f"({big.stat().st_size:,} bytes)"
     ]
     assert writes(local_aws) == []
@@ -341,11 +374,26 @@ def test_dry_run_changes_nothing(tmp_path, local_aws):
     small_zip(tmp_path / "fn.zip")
     local_aws.client("s3").create_bucket(Bucket="deploy-artifacts")
     local_aws.log.seen.clear()
-    result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--publish", "--alias", "live",
-                    "--s3-bucket", "deploy-artifacts", "--dry-run")  # fmt: skip
+    result = helper(
+        local_aws,
+        "deploy",
+        str(tmp_path / "fn.zip"),
+        "--function",
+        "orders",
+        "--publish",
+        "--alias",
+        "live",
+        "--s3-bucket",
+        "deploy-artifacts",
+        "--dry-run",
+    )
     assert result.returncode == 0, result.stderr
-    for said in ("dry run: would upload", "dry run: would call UpdateFunctionCode on orders", "would publish a version",
-                 "would create alias live"):  # fmt: skip
+    for said in (
+        "dry run: would upload",
+        "dry run: would call UpdateFunctionCode on orders",
+        "would publish a version",
+        "would create alias live",
+    ):
         assert said in result.stdout
     layer = helper(local_aws, "deploy-layer", str(tmp_path / "fn.zip"), "--layer-name", "deps", "--dry-run")
     assert layer.returncode == 0 and "dry run: would publish a version of layer deps" in layer.stdout, layer.stderr
@@ -367,15 +415,26 @@ def client_error(code: str, message: str, attempts: int = 0) -> ClientError:
 
 @pytest.mark.parametrize(
     "error, line",
-    [(client_error("ThrottlingException", "Rate exceeded", attempts=2),
-      "AWS throttled GetFunction orders (3 attempts) (ThrottlingException)"),
-     (client_error("AccessDeniedException", "User: arn:aws:iam::1:user/ci is not\nauthorized"),
-      "access denied to GetFunction orders (User: arn:aws:iam::1:user/ci is not authorized)"),
-     (client_error("UnrecognizedClientException", "The security token is invalid"),
-      "AWS refused the credentials (GetFunction orders: UnrecognizedClientException)"),
-     (client_error("ResourceConflictException", "An update is in progress for resource"),
-      "GetFunction orders refused: the function is being changed by someone else (An update is in progress for resource)")],
-)  # fmt: skip
+    [
+        (
+            client_error("ThrottlingException", "Rate exceeded", attempts=2),
+            "AWS throttled GetFunction orders (3 attempts) (ThrottlingException)",
+        ),
+        (
+            client_error("AccessDeniedException", "User: arn:aws:iam::1:user/ci is not\nauthorized"),
+            "access denied to GetFunction orders (User: arn:aws:iam::1:user/ci is not authorized)",
+        ),
+        (
+            client_error("UnrecognizedClientException", "The security token is invalid"),
+            "AWS refused the credentials (GetFunction orders: UnrecognizedClientException)",
+        ),
+        (
+            client_error("ResourceConflictException", "An update is in progress for resource"),
+            "GetFunction orders refused: the function is being changed by someone else "
+            "(An update is in progress for resource)",
+        ),
+    ],
+)
 def test_aws_errors_become_one_line(error, line):
     with pytest.raises(KitError) as caught, awsapi.aws_errors("GetFunction orders"):
         raise error
@@ -397,8 +456,9 @@ def test_credentials_are_never_printed_even_in_debug_mode(tmp_path, local_aws):
     make_function(local_aws)
     small_zip(tmp_path / "fn.zip")
     key_id, secret = "AKIALAMBDAKITTEST123", "kit-test-secret-never-printed"
-    env = local_aws.env(kit_env(LAMBDA_KIT_EXTRAS="aws"), AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret,
-                        LAMBDA_KIT_DEBUG="1")  # fmt: skip
+    env = local_aws.env(
+        kit_env(LAMBDA_KIT_EXTRAS="aws"), AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret, LAMBDA_KIT_DEBUG="1"
+    )
     result = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--publish", env=env)
     assert result.returncode == 0, result.stderr
     failed = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "missing", env=env)
@@ -415,10 +475,25 @@ def test_two_deploys_at_once_end_with_one_of_the_zips_and_no_traceback(tmp_path,
         zips.append((path, code_sha256(small_zip(path, f"def handler(event, context):\n    return {n}\n"))))
     env = local_aws.env(kit_env(LAMBDA_KIT_EXTRAS="aws"))
     runs = [
-        subprocess.Popen([sys.executable, str(ROOT / "scripts" / "lambda-kit"), "deploy", str(path), "--function", "orders",
-                          "--runtime", RUNTIME, "--publish"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "lambda-kit"),
+                "deploy",
+                str(path),
+                "--function",
+                "orders",
+                "--runtime",
+                RUNTIME,
+                "--publish",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for path, _ in zips
-    ]  # fmt: skip
+    ]
     outputs = [run.communicate(timeout=120) for run in runs]
     outcomes = [(run.returncode, *output) for run, output in zip(runs, outputs, strict=True)]
     for code, _, stderr in outcomes:

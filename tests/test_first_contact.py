@@ -15,7 +15,7 @@ import pytest
 
 from conftest import BASE_IMAGE, ROOT, copy_kit, kit_env, make, path_without_docker
 from lambda_kit import docker, runtimes
-from lambda_kit.package import image_tag
+from lambda_kit.buildplan import image_tag
 from lambda_kit.progress import BuildProgress
 
 # Docker's reference grammar (distribution/reference): path components of lower-case letters and
@@ -157,12 +157,17 @@ def test_an_image_that_cannot_be_pulled_is_one_plain_line(sample, no_leftover_co
     missing = "lambda-kit-test/no-such-image:never"
     result = subprocess.run(
         ["make", "--no-print-directory", "package", "PYTHON_VERSION=3.11", f"BASE_IMAGE={missing}", "BUILDER=docker"],
-        cwd=sample, env=kit_env(), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=sample,
+        env=kit_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("lambda-kit: error:")]
     assert len(errors) == 1 and re.fullmatch(
-        rf"lambda-kit: error: cannot pull the build image: (no network to the registry|not found|access denied) \({missing}\)",
+        r"lambda-kit: error: cannot pull the build image: "
+        rf"(no network to the registry|not found|access denied) \({missing}\)",
         errors[0],
     ), result.stderr
     assert f"hint: `docker pull {missing}` shows docker's answer" in result.stderr

@@ -53,10 +53,24 @@ def test_layer_and_function_zips_without_dependencies(project):
 
     def check(*extra):
         return subprocess.run(
-            [sys.executable, str(project / "scripts" / "lambda-kit"), "check", str(project / "dist" / "orders.zip"),
-             "--runtime", RUNTIME, "--handler", "app.handler", "--lock", str(project / "Pipfile.lock"), "--json", *extra],
-            env=kit_env(), capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(project / "scripts" / "lambda-kit"),
+                "check",
+                str(project / "dist" / "orders.zip"),
+                "--runtime",
+                RUNTIME,
+                "--handler",
+                "app.handler",
+                "--lock",
+                str(project / "Pipfile.lock"),
+                "--json",
+                *extra,
+            ],
+            env=kit_env(),
+            capture_output=True,
+            text=True,
+        )
 
     alone = check()
     assert alone.returncode == 1 and {f["id"] for f in json.loads(alone.stdout)["findings"]} == {"lock-missing"}

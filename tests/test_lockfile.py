@@ -7,9 +7,16 @@ import pytest
 from lambda_kit import lockfile
 
 ROOT = Path(__file__).resolve().parent.parent
-PY311 = {"python_version": "3.11", "python_full_version": "3.11.2", "sys_platform": "linux",
-         "platform_machine": "x86_64", "platform_system": "Linux", "os_name": "posix",
-         "implementation_name": "cpython", "platform_python_implementation": "CPython"}  # fmt: skip
+PY311 = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.2",
+    "sys_platform": "linux",
+    "platform_machine": "x86_64",
+    "platform_system": "Linux",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
 
 
 def test_sample_lock_plans_every_package_with_its_hashes():

@@ -59,8 +59,12 @@ def test_a_name_that_is_not_utf8_is_one_report(tmp_path):
     data = path.read_bytes().replace(b"app.py", b"a\xffp.py")  # cp437 for a name without the UTF-8 flag
     path.write_bytes(data)
     env = {**kit_env(), "PYTHONPATH": str(ROOT / "scripts")}
-    result = subprocess.run([sys.executable, "-m", "lambda_kit", "check", str(path), "--handler", "app.handler"],
-                            capture_output=True, text=True, env=env)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lambda_kit", "check", str(path), "--handler", "app.handler"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
     assert "handler-module" in result.stdout
 

@@ -6,12 +6,13 @@ import io
 import json
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from lambda_kit import cli, docker
-from lambda_kit.context import NetworkSettings
+from lambda_kit.network import NetworkSettings
 from lambda_kit.errors import KitError, UsageError
 from lambda_kit.outputs import OutputRecords
 from lambda_kit.package import PackageSettings, package
@@ -97,9 +98,15 @@ def settings(tmp_path):
     out.write_bytes(b"previous zip")
     OutputRecords(project / ".lambda-kit").record(out, hashlib.sha256(b"previous zip").hexdigest())  # a kit build's
     return PackageSettings(
-        kit_dir=ROOT, pipfile=project / "Pipfile", src=project / "lambdas", out=out,
-        state_dir=project / ".lambda-kit", runtime="3.11", base_image="stand-in:latest", builder="docker",
-    )  # fmt: skip
+        kit_dir=ROOT,
+        pipfile=project / "Pipfile",
+        src=project / "lambdas",
+        out=out,
+        state_dir=project / ".lambda-kit",
+        runtime="3.11",
+        base_image="stand-in:latest",
+        builder="docker",
+    )
 
 
 def run_package(settings, fake):
@@ -191,7 +198,7 @@ def test_zip_failing_the_audit_is_refused_and_the_old_zip_kept(settings, fake_pa
 def test_buildkit_passes_settings_as_secrets_and_plain_progress(settings, fake_path, tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n")
-    settings.network = NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
+    settings = replace(settings, network=NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca))
     fake = FakeDocker(buildkit=True)
     run_package(settings, fake)
     build = next(c for c in fake.calls if c[1] == "build")
@@ -203,7 +210,7 @@ def test_buildkit_passes_settings_as_secrets_and_plain_progress(settings, fake_p
 
 
 def test_credentials_are_refused_on_the_legacy_builder(settings, fake_path):
-    settings.network = NetworkSettings(extra_index_urls=["https://u:tok@mirror.example/simple"])
+    settings = replace(settings, network=NetworkSettings(extra_index_urls=["https://u:tok@mirror.example/simple"]))
     fake = FakeDocker()
     with pytest.raises(UsageError, match="legacy builder"):
         run_package(settings, fake)
@@ -235,8 +242,7 @@ def test_unreachable_daemon_is_one_error_naming_docker_host(settings, fake_path,
     ],
 )
 def test_bad_settings_fail_before_any_docker_command(settings, fake_path, change, message):
-    for key, value in change.items():
-        setattr(settings, key, value)
+    settings = replace(settings, **change)
     fake = FakeDocker()
     with pytest.raises(UsageError) as info:
         run_package(settings, fake)
@@ -245,8 +251,19 @@ def test_bad_settings_fail_before_any_docker_command(settings, fake_path, change
 
 
 def test_cli_prints_one_line_and_a_hint_and_exits_2(settings, capsys):
-    code = cli.main(["package", "--pipfile", str(settings.pipfile), "--src", str(settings.src),
-                     "--out", str(settings.out), "--runtime", "2.7"])  # fmt: skip
+    code = cli.main(
+        [
+            "package",
+            "--pipfile",
+            str(settings.pipfile),
+            "--src",
+            str(settings.src),
+            "--out",
+            str(settings.out),
+            "--runtime",
+            "2.7",
+        ]
+    )
     err = capsys.readouterr().err.splitlines()
     assert code == 2
     assert err == [

@@ -104,8 +104,13 @@ def test_missing_pipfile_or_lock_is_the_kits_own_error(tmp_path, missing):
     assert result.returncode != 0
     assert "No rule to make target" not in result.stderr
     first, hint = result.stderr.splitlines()[:2]
-    assert first == {"Pipfile": f"lambda-kit: error: no Pipfile ({project / 'Pipfile'})",
-                     "Pipfile.lock": f"lambda-kit: error: no lock file ({project / 'Pipfile.lock'})"}[missing]  # fmt: skip
+    assert (
+        first
+        == {
+            "Pipfile": f"lambda-kit: error: no Pipfile ({project / 'Pipfile'})",
+            "Pipfile.lock": f"lambda-kit: error: no lock file ({project / 'Pipfile.lock'})",
+        }[missing]
+    )
     assert "pipenv lock" in hint
 
 
@@ -138,8 +143,12 @@ def test_older_pipenv_lock_builds_stale_shows_both_hashes_missing_name_is_named(
     # The hash matches but `default` lacks a [packages] name (a hand-edited lock).
     (project / "Pipfile").write_text(pipfile)
     lock = json.loads((project / "Pipfile.lock").read_text())
-    lock["default"] = {"six": {"version": "==1.17.0", "hashes": [
-        "sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274"]}}  # fmt: skip
+    lock["default"] = {
+        "six": {
+            "version": "==1.17.0",
+            "hashes": ["sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274"],
+        }
+    }
     (project / "Pipfile.lock").write_text(json.dumps(lock))
     result = make(project, *build)
     assert result.returncode != 0

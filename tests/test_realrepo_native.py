@@ -55,8 +55,12 @@ def test_a_layer_lib_folder_provides_the_library(tmp_path):
 
 def test_make_check_fails_naming_file_and_library(tmp_path):
     path = zip_folder(SAMPLE / "lambdas", tmp_path / "fn.zip")
-    result = subprocess.run([sys.executable, "-m", "lambda_kit", "check", str(path), "--runtime", "3.12"],
-                            capture_output=True, text=True, cwd=ROOT / "scripts")  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lambda_kit", "check", str(path), "--runtime", "3.12"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "scripts",
+    )
     assert result.returncode == 1
     assert "native-needed" in result.stdout and "pgext.cpython-311-x86_64-linux-gnu.so (libpq.so.5)" in result.stdout
 

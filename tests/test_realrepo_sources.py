@@ -26,8 +26,15 @@ def root_package(parent: Path) -> Path:
 
 def rules(repo: Path, src: Path | None = None, **extra) -> sources.SourceRules:
     kit = repo / "lambda-kit"
-    return sources.SourceRules(src=src or repo, repo=repo, kit_dir=kit, state_dir=kit / ".lambda-kit",
-                               out=repo / "build.zip", dist=repo / "dist", **extra)  # fmt: skip
+    return sources.SourceRules(
+        src=src or repo,
+        repo=repo,
+        kit_dir=kit,
+        state_dir=kit / ".lambda-kit",
+        out=repo / "build.zip",
+        dist=repo / "dist",
+        **extra,
+    )
 
 
 def names(selection: sources.Selection) -> set[str]:
@@ -51,12 +58,19 @@ def test_defaults_leave_out_vcs_bytecode_pipfiles_and_the_kit_only(tmp_path):
     (repo / "aws_lambda" / "dist" / "build.zip").write_bytes(b"not the kit's: another folder")
     got = names(sources.select(rules(repo)))
     assert got == {
-        "aws_lambda/", "aws_lambda/__init__.py", "aws_lambda/sqs_handler.py",
-        "aws_lambda/build/", "aws_lambda/build/__init__.py",
-        "aws_lambda/dist/", "aws_lambda/dist/data.txt", "aws_lambda/dist/build.zip",
-        "aws_lambda/node_modules/", "aws_lambda/node_modules/left-pad/", "aws_lambda/node_modules/left-pad/index.js",
+        "aws_lambda/",
+        "aws_lambda/__init__.py",
+        "aws_lambda/sqs_handler.py",
+        "aws_lambda/build/",
+        "aws_lambda/build/__init__.py",
+        "aws_lambda/dist/",
+        "aws_lambda/dist/data.txt",
+        "aws_lambda/dist/build.zip",
+        "aws_lambda/node_modules/",
+        "aws_lambda/node_modules/left-pad/",
+        "aws_lambda/node_modules/left-pad/index.js",
         "aws_lambda/sub/",
-    }  # fmt: skip
+    }
 
 
 def test_exclude_takes_gitignore_patterns(tmp_path):
@@ -139,8 +153,9 @@ def test_src_dot_with_the_kit_copied_in_odd_names_and_a_spaced_repo_path(tmp_pat
     assert result.returncode == 0, result.stderr + result.stdout
     names = _zip_names(repo / "build.zip")
     code = [n for n in names if not n.startswith(("six", "six-"))]
-    assert not any(n.startswith(("lambda-kit/", ".lambda-kit")) or n.split("/")[-1] in ("Pipfile", "Pipfile.lock")
-                   for n in names), code  # fmt: skip
+    assert not any(
+        n.startswith(("lambda-kit/", ".lambda-kit")) or n.split("/")[-1] in ("Pipfile", "Pipfile.lock") for n in names
+    ), code
     assert ".gitignore" not in names and "build.zip" not in names
     assert {
         "aws_lambda/build/__init__.py",
@@ -196,10 +211,15 @@ SECRET_FILES = {
     ".git-credentials": ("https://bot:ghp_notARealToken0000@github.com\n", "URL with a password (.git-credentials)"),
     ".npmrc": ("//registry.npmjs.org/:_authToken=npm_notARealToken0000\n", "npm registry token (.npmrc)"),
     ".pgpass": ("db.internal:5432:orders:app:s3cr3t-pass\n", "PostgreSQL password file (.pgpass)"),
-    ".docker/config.json": ('{"auths": {"registry.example": {"auth": "Ym90Om5vdEFSZWFsUGFzcw=="}}}\n',
-                            "docker registry auth (config.json)"),
-    "settings.ini": ("[default]\nkey = AKIA" + "Z" * 16 + "\nsecret = " + "q" * 20 + "/" + "Q" * 19 + "\n", "AWS access key pair"),
-}  # fmt: skip
+    ".docker/config.json": (
+        '{"auths": {"registry.example": {"auth": "Ym90Om5vdEFSZWFsUGFzcw=="}}}\n',
+        "docker registry auth (config.json)",
+    ),
+    "settings.ini": (
+        "[default]\nkey = AKIA" + "Z" * 16 + "\nsecret = " + "q" * 20 + "/" + "Q" * 19 + "\n",
+        "AWS access key pair",
+    ),
+}
 
 
 def test_secrets_found_by_content_stop_the_build_naming_file_and_kind(tmp_path):

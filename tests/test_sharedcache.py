@@ -16,7 +16,8 @@ import pytest
 
 from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, make_at_once, path_without_docker
 from lambda_kit import auditnative, sharedcache
-from lambda_kit.package import PackageSettings, check_settings, dependency_key
+from lambda_kit.buildplan import PackageSettings, resolve
+from lambda_kit.package import dependency_key
 
 
 def without_docker(tmp_path: Path) -> str:
@@ -79,8 +80,7 @@ def test_key_is_shared_by_checkouts_in_other_folders_and_changes_with_what_chang
         settings = dict(runtime=RUNTIME, arch="x86_64", base_image=BASE_IMAGE, slim=False)
         s = PackageSettings(kit_dir=project, pipfile=project / "Pipfile", src=project / "lambdas",
                             out=project / "build.zip", state_dir=project / ".lambda-kit", **{**settings, **changes})  # fmt: skip
-        runtime, lock, _ = check_settings(s)
-        return dependency_key(s, runtime, lock, builder)
+        return dependency_key(resolve(s), builder)
 
     assert key(a) == key(b)
     changed = [

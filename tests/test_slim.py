@@ -15,15 +15,25 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import buildsteps
+from lambda_kit import slimming
 
 # The versions of the benchmark's large set (bench/projects/large/a/Pipfile.lock), wheels only.
 WHEELS = """\
-botocore==1.44.8 --hash=sha256:76342a76c338701db80dcb8afe1c9bd079283d6fffbb9d881442abb02a215043 --hash=sha256:945b783c1a1259e2a8b078f3f3dd40fae32ea84ab01d3a9953af6b378da7108a
-jmespath==1.1.0 --hash=sha256:472c87d80f36026ae83c6ddd0f1d05d4e510134ed462851fd5f754c8c3cbb88d --hash=sha256:a5663118de4908c91729bea0acadca56526eb2698e83de10cd116ae0f4e97c64
-python-dateutil==2.9.0.post0 --hash=sha256:37dd54208da7e1cd875388217d5e00ebd4179249f90fb72437e91a35459a0ad3 --hash=sha256:a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427
-six==1.17.0 --hash=sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274 --hash=sha256:ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81
-urllib3==2.8.0 --hash=sha256:0cf3cae568d36aa9576b28dfb35f11328f1cb974ca7647d9475ebb86c75ac6e3 --hash=sha256:63bf2ead4c879426ebf22ef2a781eeb4aa3b4ae798a0435506f8687fd5bb9b63
+botocore==1.44.8 \
+    --hash=sha256:76342a76c338701db80dcb8afe1c9bd079283d6fffbb9d881442abb02a215043 \
+    --hash=sha256:945b783c1a1259e2a8b078f3f3dd40fae32ea84ab01d3a9953af6b378da7108a
+jmespath==1.1.0 \
+    --hash=sha256:472c87d80f36026ae83c6ddd0f1d05d4e510134ed462851fd5f754c8c3cbb88d \
+    --hash=sha256:a5663118de4908c91729bea0acadca56526eb2698e83de10cd116ae0f4e97c64
+python-dateutil==2.9.0.post0 \
+    --hash=sha256:37dd54208da7e1cd875388217d5e00ebd4179249f90fb72437e91a35459a0ad3 \
+    --hash=sha256:a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427
+six==1.17.0 \
+    --hash=sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274 \
+    --hash=sha256:ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81
+urllib3==2.8.0 \
+    --hash=sha256:0cf3cae568d36aa9576b28dfb35f11328f1cb974ca7647d9475ebb86c75ac6e3 \
+    --hash=sha256:63bf2ead4c879426ebf22ef2a781eeb4aa3b4ae798a0435506f8687fd5bb9b63
 """
 
 
@@ -34,11 +44,9 @@ pytestmark = pytest.mark.network  # real wheels downloaded from the index
 def wheels(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("wheels")
     (folder / "requirements.txt").write_text(WHEELS)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--require-hashes",
-         "-r", str(folder / "requirements.txt"), "-d", str(folder)],
-        check=True, timeout=600,
-    )  # fmt: skip
+    requirements = folder / "requirements.txt"
+    download = [sys.executable, *"-m pip download --quiet --no-deps --only-binary=:all: --require-hashes".split()]
+    subprocess.run([*download, "-r", str(requirements), "-d", str(folder)], check=True, timeout=600)
     return folder
 
 
@@ -73,7 +81,7 @@ def test_slim_strips_botocore_api_reference_and_nothing_else(wheels, tmp_path):
         for p in tree.rglob("*")
         if p.is_file() and "service-2.json" not in p.name and p.name != "RECORD"
     }
-    buildsteps.slim(tree, None)
+    slimming.slim(tree, None)
     after = models(tree)
     assert after.keys() == before.keys() and len(after) > 400
     assert sum(map(len, after.values())) < 0.5 * sum(map(len, before.values()))
@@ -96,7 +104,7 @@ def test_slim_strips_botocore_api_reference_and_nothing_else(wheels, tmp_path):
                 assert row[2] == str(len(data))
     # The same input gives the same bytes.
     again = unpack(wheels, tmp_path / "b")
-    buildsteps.slim(again, None)
+    slimming.slim(again, None)
     assert models(again) == after
 
 
@@ -125,11 +133,13 @@ print("ok")
 
 def test_botocore_clients_still_work_after_slim(wheels, tmp_path):
     tree = unpack(wheels, tmp_path / "t")
-    buildsteps.slim(tree, None)
+    slimming.slim(tree, None)
     result = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); exec({CLIENTS!r})"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     services, ok = result.stdout.split()
     assert int(services) > 400 and ok == "ok"

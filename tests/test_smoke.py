@@ -36,8 +36,18 @@ def rewrite(source: Path, dest: Path, drop: str | None = None, mode_for: dict[st
 
 
 def helper_smoke(project: Path, zip_path: Path, handler: str = "app.handler", event: str | None = None):
-    argv = [sys.executable, str(project / "scripts" / "lambda-kit"), "smoke", str(zip_path), "--handler", handler,
-            "--runtime", RUNTIME, "--image", BASE_IMAGE]  # fmt: skip
+    argv = [
+        sys.executable,
+        str(project / "scripts" / "lambda-kit"),
+        "smoke",
+        str(zip_path),
+        "--handler",
+        handler,
+        "--runtime",
+        RUNTIME,
+        "--image",
+        BASE_IMAGE,
+    ]
     if event:
         argv += ["--event", event]
     return subprocess.run(argv, cwd=project, env=kit_env(), capture_output=True, text=True, timeout=600)
@@ -90,7 +100,8 @@ def test_a_handler_cannot_forge_the_report_and_setuid_bits_are_dropped(built, tm
         "def handler(event, context):\n"
         "    print('LAMBDA_KIT_SMOKE_REPORT ' + json.dumps({'ok': True, 'result': 'forged', 'duration_ms': 1}))\n"
         "    mode = os.stat('/var/task/tool').st_mode\n"
-        "    return {'setuid': bool(mode & stat.S_ISUID), 'setgid': bool(mode & stat.S_ISGID), 'mode': oct(stat.S_IMODE(mode)),\n"
+        "    return {'setuid': bool(mode & stat.S_ISUID), 'setgid': bool(mode & stat.S_ISGID),\n"
+        "            'mode': oct(stat.S_IMODE(mode)),\n"
         "            'report_fd_in_env': 'LAMBDA_KIT_REPORT_FD' in os.environ}\n"
     )
     zip_path = with_handler(built / "build.zip", tmp_path / "forge.zip", code, {"tool": (b"#!/bin/sh\n", 0o6755)})
@@ -98,8 +109,12 @@ def test_a_handler_cannot_forge_the_report_and_setuid_bits_are_dropped(built, tm
     assert result.returncode == 0, result.stderr + result.stdout
     answer = json.loads(next(ln for ln in result.stdout.splitlines() if ln.startswith('{"setuid"')))
     assert answer == {"setuid": False, "setgid": False, "mode": "0o755", "report_fd_in_env": False}
-    raising = with_handler(built / "build.zip", tmp_path / "forge2.zip", code.replace("return {", "raise ValueError('real'); x = {"),
-                           {"tool": (b"#!/bin/sh\n", 0o6755)})  # fmt: skip
+    raising = with_handler(
+        built / "build.zip",
+        tmp_path / "forge2.zip",
+        code.replace("return {", "raise ValueError('real'); x = {"),
+        {"tool": (b"#!/bin/sh\n", 0o6755)},
+    )
     failed = helper_smoke(built, raising)
     assert failed.returncode == 1 and failed.stderr.startswith(
         "lambda-kit: error: the handler failed (ValueError: real)"

@@ -12,8 +12,9 @@ from test_hostile_zips import raw_zip, text_entry, zeros_deflated
 
 
 def test_modes_are_kept_less_setuid_setgid_and_sticky(tmp_path):
-    path = raw_zip(tmp_path / "modes.zip", [text_entry("tool", b"#!/bin/sh\n", mode=0o6755),
-                                            text_entry("data", b"x", mode=0o1644)])  # fmt: skip
+    path = raw_zip(
+        tmp_path / "modes.zip", [text_entry("tool", b"#!/bin/sh\n", mode=0o6755), text_entry("data", b"x", mode=0o1644)]
+    )
     root = tmp_path / "task"
     root.mkdir()
     assert smoke_runner.extract(str(path), str(root)) == 2

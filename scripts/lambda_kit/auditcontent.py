@@ -83,8 +83,11 @@ def check_handler(ctx: Context, found: Collector) -> None:
     if encrypted(info):
         return
     if info.file_size > HANDLER_PARSE_LIMIT:
-        found.add("handler-unparsed", f"handler modules over {HANDLER_PARSE_LIMIT:,} bytes are not parsed",
-                  f"{source_name} ({info.file_size:,} bytes)")  # fmt: skip
+        found.add(
+            "handler-unparsed",
+            f"handler modules over {HANDLER_PARSE_LIMIT:,} bytes are not parsed",
+            f"{source_name} ({info.file_size:,} bytes)",
+        )
         return
     source = ctx.read(info, HANDLER_PARSE_LIMIT, found)
     if source is None:

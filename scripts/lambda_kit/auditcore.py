@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import runtimes
+from .errors import KitError
 from .zipreader import EntryError, ZipReader, escape
 
 ERROR, WARNING = "error", "warning"
@@ -35,13 +36,11 @@ class Finding:
         return f"{self.severity:<7} {self.id:<17} {escape(self.message)}{names}"
 
 
-class AuditError(Exception):
+class AuditError(KitError):
     """The zip cannot be audited at all (missing, not a zip, over the bounds)."""
 
     def __init__(self, message: str, value: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.value = escape(value)
-        self.hint = hint
+        super().__init__(message, escape(value), hint)
 
 
 class Collector:
@@ -108,8 +107,11 @@ class Context:
 
     def mark_damaged(self, exc: EntryError, found: Collector) -> None:
         self.damaged.add(exc.name)
-        found.add("zip-corrupt", "entries whose content does not match their header (size or CRC)",
-                  f"{exc.name} ({exc.reason})")  # fmt: skip
+        found.add(
+            "zip-corrupt",
+            "entries whose content does not match their header (size or CRC)",
+            f"{exc.name} ({exc.reason})",
+        )
 
 
 def encrypted(info) -> bool:

@@ -130,8 +130,11 @@ def _inspect_native(stream) -> list:
     stream.seek(0)
     magic = stream.read(4)
     if magic != b"\x7fELF":
-        kind = "Mach-O" if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe") else (
-            "PE" if magic[:2] == b"MZ" else "not ELF")  # fmt: skip
+        kind = (
+            "Mach-O"
+            if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+            else ("PE" if magic[:2] == b"MZ" else "not ELF")
+        )
         return ["other", kind]
     stream.seek(0)
     try:

@@ -19,9 +19,15 @@ from .errors import KitError
 THROTTLING = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
 ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"}
 BAD_CREDENTIALS = {
-    "InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
-    "InvalidSignatureException", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AuthFailure",
-}  # fmt: skip
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "AuthFailure",
+}
 CREDENTIALS_HINT = (
     "set AWS_PROFILE, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (never on the make command line), "
     "or run where an instance or task role applies"
@@ -46,16 +52,25 @@ def client_error(exc: Exception, action: str) -> KitError:
     message = one_line(response.get("Error", {}).get("Message", "") or str(exc))
     if code in THROTTLING:
         attempts = response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
-        return KitError(f"AWS throttled {action} ({attempts} attempts)", code,
-                        hint="try again later, or allow more attempts with AWS_MAX_ATTEMPTS (standard retry mode)")  # fmt: skip
+        return KitError(
+            f"AWS throttled {action} ({attempts} attempts)",
+            code,
+            hint="try again later, or allow more attempts with AWS_MAX_ATTEMPTS (standard retry mode)",
+        )
     if code in ACCESS_DENIED:
-        return KitError(f"access denied to {action}", message or code,
-                        hint="the identity in use needs that permission (AWS_PROFILE chooses another)")  # fmt: skip
+        return KitError(
+            f"access denied to {action}",
+            message or code,
+            hint="the identity in use needs that permission (AWS_PROFILE chooses another)",
+        )
     if code in BAD_CREDENTIALS:
         return KitError("AWS refused the credentials", f"{action}: {code}", hint=CREDENTIALS_HINT)
     if code in ("ResourceConflictException", "PreconditionFailedException"):  # another update or deploy got there first
-        return KitError(f"{action} refused: the function is being changed by someone else", message or code,
-                        hint="another deploy or update is running; run the deploy again when it has finished")  # fmt: skip
+        return KitError(
+            f"{action} refused: the function is being changed by someone else",
+            message or code,
+            hint="another deploy or update is running; run the deploy again when it has finished",
+        )
     return KitError(f"{action} failed", f"{code}: {message}" if message else code)
 
 
@@ -69,15 +84,19 @@ def aws_errors(action: str) -> Iterator[None]:
     except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.CredentialRetrievalError) as exc:
         raise KitError("no AWS credentials found", one_line(exc), hint=CREDENTIALS_HINT) from None
     except bx.ProfileNotFound as exc:
-        raise KitError("no such AWS profile", exc.kwargs.get("profile", ""),
-                       hint="set AWS_PROFILE to a profile of your AWS config, or unset it") from None  # fmt: skip
+        raise KitError(
+            "no such AWS profile",
+            exc.kwargs.get("profile", ""),
+            hint="set AWS_PROFILE to a profile of your AWS config, or unset it",
+        ) from None
     except bx.NoRegionError:
         raise KitError(
             "no AWS region set", hint="export AWS_REGION=eu-west-1 (or set a region in the profile)"
         ) from None
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
-        raise KitError(f"cannot reach AWS for {action}", one_line(exc),
-                       hint="check the network, AWS_REGION and AWS_ENDPOINT_URL") from None  # fmt: skip
+        raise KitError(
+            f"cannot reach AWS for {action}", one_line(exc), hint="check the network, AWS_REGION and AWS_ENDPOINT_URL"
+        ) from None
     except bx.ParamValidationError as exc:
         raise KitError(f"invalid value for {action}", one_line(exc)) from None
     except bx.ClientError as exc:
@@ -94,8 +113,10 @@ class AwsSession:
             import boto3
             from botocore.config import Config
         except ImportError:
-            raise KitError("boto3 is not installed in the helper's environment",
-                           hint="run it through make deploy, or with LAMBDA_KIT_EXTRAS=aws scripts/lambda-kit ...") from None  # fmt: skip
+            raise KitError(
+                "boto3 is not installed in the helper's environment",
+                hint="run it through make deploy, or with LAMBDA_KIT_EXTRAS=aws scripts/lambda-kit ...",
+            ) from None
         # LAMBDA_KIT_DEBUG logs at DEBUG; botocore's own debug lines carry request headers (the access key id).
         for name in ("boto3", "botocore", "s3transfer", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -126,8 +147,11 @@ def waiter(client: Any, name: str, what: str, **params: Any) -> None:
                 raise client_error(exc, f"waiting for {what}") from None
             config = last.get("Configuration", last)
             reason = config.get("LastUpdateStatusReason") or config.get("StateReason") or one_line(exc)
-            raise KitError(f"{what} failed", one_line(reason),
-                           hint="see the function in the Lambda console, fix what it says and deploy again") from None  # fmt: skip
+            raise KitError(
+                f"{what} failed",
+                one_line(reason),
+                hint="see the function in the Lambda console, fix what it says and deploy again",
+            ) from None
 
 
 def is_not_found(exc: Exception) -> bool:

@@ -35,13 +35,20 @@ MAX_SOURCE_BYTES = 8 << 20  # a bigger "module" is data, not code: not parsed, n
 
 # Audit rules (audit.py adds them to its table): id -> (severity, hint); severities are audit's.
 RULES = {
-    "bytecode-python": ("warning", ("the importer ignores bytecode for another Python: build with COMPILE=1 for "
-                                    "the runtime, or leave the .pyc out")),
-    "bytecode-timestamp": ("warning", ("timestamp-based .pyc never match the zip's fixed times: build with "
-                                       "COMPILE=1 (hash-based) or leave them out")),
+    "bytecode-python": (
+        "warning",
+        (
+            "the importer ignores bytecode for another Python: build with COMPILE=1 for "
+            "the runtime, or leave the .pyc out"
+        ),
+    ),
+    "bytecode-timestamp": (
+        "warning",
+        ("timestamp-based .pyc never match the zip's fixed times: build with COMPILE=1 (hash-based) or leave them out"),
+    ),
     "bytecode-orphan": ("warning", "ship the .py beside its .pyc, or leave the .pyc out"),
     "bytecode-stale": ("error", "rebuild the zip: this .pyc was compiled from another version of its source"),
-}  # fmt: skip
+}
 # The profile: source zip names one per line, recorded by `make profile` (a smoke run), compiled
 # with their import closure. Its name inside the build context's project/ folder:
 PROFILE_NAME = "imports.txt"
@@ -189,8 +196,12 @@ def compile_tree(root: Path, names: list[str], mode: str, python: str = sys.exec
     }
     result = subprocess.run(
         [python, "-S", "-s", str(Path(__file__).resolve()), "compile", str(root), mode],
-        input="".join(n + "\n" for n in sorted(names)), env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        input="".join(n + "\n" for n in sorted(names)),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"compiling bytecode failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     return result.stdout.split()

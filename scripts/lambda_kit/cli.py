@@ -14,10 +14,11 @@ from pathlib import Path
 import json
 
 from . import audit, deploy, lockfile, runtimes, sharedcache, smoke, sources, tempdirs
-from .context import NetworkSettings
+from .network import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
-from .package import PackageSettings, build_layer, package, prepare_dependencies
+from .buildplan import PackageSettings, check_handler
+from .package import build_layer, package, prepare_dependencies
 from .runner import Runner, install_signal_handlers, interruption
 from .zipreader import escape
 
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = (
         "Network settings come from the environment so they never show in a process list: "
         "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH. "
-        "CACHE_URL (s3://bucket/prefix or a folder) shares the dependency cache between agents; CACHE_PUSH=0 only reads it."
+        "CACHE_URL (s3://bucket/prefix or a folder) shares the dependency cache between agents; "
+        "CACHE_PUSH=0 only reads it."
     )
     return parser
 
@@ -114,12 +116,15 @@ def _network_from_environment() -> NetworkSettings:
 def run_command(args: argparse.Namespace) -> int:
     if args.command in ("package", "layer", "deps"):
         cache_url, cache_push = sharedcache.check_settings(_env("CACHE_URL"), _env("CACHE_PUSH", "1"))
+        pipfile, state_dir = args.pipfile.resolve(), args.state_dir.resolve()
+        src = getattr(args, "src", Path("lambdas")).resolve()
+        out = getattr(args, "out", Path("build.zip")).resolve()
         settings = PackageSettings(
             kit_dir=KIT_DIR,
-            pipfile=args.pipfile.resolve(),
-            src=getattr(args, "src", Path("lambdas")).resolve(),
-            out=getattr(args, "out", Path("build.zip")).resolve(),
-            state_dir=args.state_dir.resolve(),
+            pipfile=pipfile,
+            src=src,
+            out=out,
+            state_dir=state_dir,
             runtime=args.runtime,
             arch=args.arch,
             handler=getattr(args, "handler", "app.handler"),
@@ -132,12 +137,10 @@ def run_command(args: argparse.Namespace) -> int:
             compile=args.compile,
             compile_profile=args.compile_profile.resolve() if args.compile_profile else None,
             include_deps=not getattr(args, "no_deps", False),
-            layers=[p.resolve() for p in getattr(args, "layer", [])],
+            layers=tuple(p.resolve() for p in getattr(args, "layer", [])),
             cache_url=cache_url,
             cache_push=cache_push,
-        )
-        settings.sources = sources.rules_from_environment(
-            settings.src, settings.pipfile, KIT_DIR, settings.state_dir, settings.out
+            sources=sources.rules_from_environment(src, pipfile, KIT_DIR, state_dir, out),
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
         if args.command == "deps":
@@ -165,26 +168,18 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    try:
-        runtimes.lookup(args.runtime)
-    except KeyError:
-        raise UsageError(
-            "unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
-        ) from None
-    if args.handler and "." not in args.handler:
-        raise UsageError("the handler is not of the form module.function", args.handler)
+    runtimes.lookup(args.runtime)
+    if args.handler:
+        check_handler(args.handler)
     lock = None
     if args.lock:
         try:
             lock = lockfile.load(args.lock)
         except lockfile.LockError as exc:
-            raise UsageError(str(exc), hint=exc.hint) from None
-    try:
-        report = audit.audit_zip(
-            args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer
-        )
-    except audit.AuditError as exc:
-        raise KitError(str(exc), exc.value, exc.hint) from None
+            raise UsageError(str(exc), hint=exc.hint) from None  # a bad --lock is a usage error here: exit 2
+    report = audit.audit_zip(
+        args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer
+    )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -195,10 +190,17 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_smoke(args: argparse.Namespace) -> int:
     settings = smoke.SmokeSettings(
-        kit_dir=KIT_DIR, zip=args.zip.resolve(), handler=args.handler, state_dir=args.state_dir.resolve(),
-        event=args.event, runtime=args.runtime, arch=args.arch, image=args.image, timeout=args.timeout,
+        kit_dir=KIT_DIR,
+        zip=args.zip.resolve(),
+        handler=args.handler,
+        state_dir=args.state_dir.resolve(),
+        event=args.event,
+        runtime=args.runtime,
+        arch=args.arch,
+        image=args.image,
+        timeout=args.timeout,
         network=_network_from_environment(),
-    )  # fmt: skip
+    )
     logs = sys.stderr if args.json else sys.stdout
     report = smoke.smoke(settings, Runner(), say=lambda line: print(line, file=logs, flush=True))
     imported = report.pop("imported", [])
@@ -214,16 +216,20 @@ def run_smoke(args: argparse.Namespace) -> int:
     if not report["ok"]:
         error = report["error"]
         print(json.dumps(error), file=logs, flush=True)
-        raise KitError("the handler failed", f"{error['errorType']}: {error['errorMessage']}",
-                       hint="the error is what Lambda would report for this zip")  # fmt: skip
+        raise KitError(
+            "the handler failed",
+            f"{error['errorType']}: {error['errorMessage']}",
+            hint="the error is what Lambda would report for this zip",
+        )
     compiled = len(report["compiled_at_init"])
     print(report["result"], file=logs, flush=True)
     print(
         f"lambda-kit: smoke passed: {args.handler} returned in {report['duration_ms']} ms after an init of "
         f"{report['init_ms']} ms, peak memory {report['peak_memory_mb']} MB ({report['entries']} zip entries "
         f"unpacked; {compiled} modules of the zip compiled from source at init)",
-        file=logs, flush=True,
-    )  # fmt: skip
+        file=logs,
+        flush=True,
+    )
     return 0
 
 
@@ -256,15 +262,16 @@ def main(argv: list[str] | None = None) -> int:
             with tempdirs.run_folder(state_dir.resolve()):
                 code = run_command(args)
         if interruption.committed and interruption.signal_name:
-            print(f"lambda-kit: {interruption.signal_name} arrived after the zip was replaced: the new zip is complete",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"lambda-kit: {interruption.signal_name} arrived after the zip was replaced: the new zip is complete",
+                file=sys.stderr,
+                flush=True,
+            )
         return code
     except KitError as exc:
         if debug:
             traceback.print_exc()
-        print(f"lambda-kit: error: {exc}", file=sys.stderr, flush=True)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr, flush=True)
+        print("\n".join(exc.lines()), file=sys.stderr, flush=True)
         return exc.exit_code
     except (KeyboardInterrupt, Interrupted) as exc:
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)

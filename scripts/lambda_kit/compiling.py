@@ -32,13 +32,17 @@ def check(s, runtime: runtimes.Runtime, builder: str | None = None) -> None:
         raise UsageError(
             "COMPILE=1 with BUILDER=local needs the host's Python to be the runtime's (bytecode is per version)",
             f"host Python {host_version()}, runtime {runtime.name}",
-            hint=f"run make with PYTHON=python{runtime.version}, or build in Docker (start an engine, or set DOCKER_HOST)",
+            hint=f"run make with PYTHON=python{runtime.version}, "
+            "or build in Docker (start an engine, or set DOCKER_HOST)",
         )
     try:
         profile(s)
     except (OSError, ValueError) as exc:
-        raise UsageError("the import profile cannot be used", f"{s.compile_profile}: {exc}",
-                         hint="record it again with make profile, or delete it") from None  # fmt: skip
+        raise UsageError(
+            "the import profile cannot be used",
+            f"{s.compile_profile}: {exc}",
+            hint="record it again with make profile, or delete it",
+        ) from None
 
 
 def code_handler(s, say: Callable[[str], None]) -> str | None:
@@ -48,6 +52,8 @@ def code_handler(s, say: Callable[[str], None]) -> str | None:
         return None
     if host_runs(s.runtime):
         return s.handler
-    say(f"lambda-kit: COMPILE=1: this host runs Python {host_version()}, not {s.runtime}: your code ships without "
-        f"bytecode (the dependencies' was compiled in the build); make PYTHON=python{s.runtime} compiles it too")  # fmt: skip
+    say(
+        f"lambda-kit: COMPILE=1: this host runs Python {host_version()}, not {s.runtime}: your code ships without "
+        f"bytecode (the dependencies' was compiled in the build); make PYTHON=python{s.runtime} compiles it too"
+    )
     return None

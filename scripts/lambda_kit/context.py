@@ -7,7 +7,9 @@
     paths/<n>/, paths/map.json     local path dependencies named in the lock
     wheels/                        files kept from earlier builds that the lock still names
 
-The function's code is not in the context: the host adds it to the packed dependencies.
+The function's code is not in the context: the host adds it to the packed dependencies. The
+network settings travel as BuildKit secrets instead (network.secret_files), or under net/ for the
+legacy builder.
 
 Only what the build needs is sent to the engine (never .git, old zips, virtualenvs), and a change
 outside these files cannot invalidate the docker cache.
@@ -15,29 +17,32 @@ outside these files cannot invalidate the docker cache.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from . import pipchoices
+from . import contract, pipchoices
 from .bytecode import PROFILE_NAME
+from .digests import sha256_hex
 from .errors import UsageError
+from .network import NetworkSettings
 
 CONTAINER_MODULES = (
     "__init__.py",
     "buildsteps.py",
     "bytecode.py",
+    "contract.py",
+    "digests.py",
+    "errors.py",
     "incontainer.py",
     "lockfile.py",
     "wheelinstall.py",
     "netconfig.py",
     "pipchoices.py",
     "runtimes.py",
+    "slimming.py",
     "tempdirs.py",
     "wheelcheck.py",
     "zipdeflate.py",
@@ -49,46 +54,7 @@ CONTAINER_MODULES = (
 PATH_DEPENDENCY_SKIPPED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
                                  "build", "dist", "node_modules"}  # fmt: skip
 PATH_DEPENDENCY_SKIPPED = shutil.ignore_patterns(*PATH_DEPENDENCY_SKIPPED_PARTS, "*.pyc", "*.pyo", "*.egg-info")
-ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 MOUNT_OPTION = re.compile(r"--mount=\S+\s*")
-
-
-@dataclass
-class NetworkSettings:
-    index_url: str = ""
-    extra_index_urls: list[str] = field(default_factory=list)
-    ca_bundle: Path | None = None
-    lock_source_env: dict[str, str] = field(default_factory=dict)  # ${VAR}s the lock's sources use
-
-    def has_credentials(self) -> bool:
-        urls = [self.index_url, *self.extra_index_urls]
-        return bool(self.lock_source_env) or any(u and "@" in urlsplit(u).netloc for u in urls)
-
-    def settings_text(self) -> str:
-        lines = []
-        if self.index_url:
-            lines.append(f"INDEX_URL={self.index_url}")
-        if self.extra_index_urls:
-            lines.append("EXTRA_INDEX_URLS=" + " ".join(self.extra_index_urls))
-        lines += [f"ENV_{k}={v}" for k, v in sorted(self.lock_source_env.items())]
-        return "".join(line + "\n" for line in lines)
-
-
-def lock_source_variables(lock: dict, environ: dict[str, str]) -> dict[str, str]:
-    """Values of the environment variables the lock's [[source]] URLs refer to (pipenv expands
-    `${VAR}` there, typically for index credentials)."""
-    names = set()
-    for source in lock.get("_meta", {}).get("sources", []):
-        for match in ENV_REFERENCE.finditer(source.get("url", "")):
-            names.add(match.group(1) or match.group(2))
-    missing = sorted(n for n in names if n not in environ)
-    if missing:
-        raise UsageError(
-            "Pipfile.lock's sources use environment variables that are not set",
-            ", ".join(missing),
-            hint="export them before `make package` (they reach the build as BuildKit secrets only)",
-        )
-    return {n: environ[n] for n in sorted(names)}
 
 
 def legacy_dockerfile(text: str) -> str:
@@ -111,9 +77,9 @@ def _stage_network(ctx: Path, buildkit: bool, network: NetworkSettings) -> None:
     if not buildkit:
         # Legacy builder: the settings travel in the context (credentials were refused earlier).
         if network.ca_bundle:
-            shutil.copyfile(network.ca_bundle, net / "lambda-kit-ca")
+            shutil.copyfile(network.ca_bundle, net / contract.CA_BUNDLE_ID)
         if network.settings_text():
-            (net / "lambda-kit-pip").write_text(network.settings_text(), encoding="utf-8")
+            (net / contract.PIP_SETTINGS_ID).write_text(network.settings_text(), encoding="utf-8")
 
 
 def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSettings) -> None:
@@ -123,7 +89,7 @@ def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSet
     (ctx / "Dockerfile").write_text(dockerfile if buildkit else legacy_dockerfile(dockerfile), encoding="utf-8")
     (ctx / "kit").mkdir()
     shutil.copy2(kit_dir / "scripts" / "smoke-requirements.txt", ctx / "kit")
-    for module in ("netconfig.py", "smoke_runner.py", "zipreader.py"):
+    for module in ("contract.py", "netconfig.py", "smoke_runner.py", "zipreader.py"):
         shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, ctx / "kit" / module)
     _stage_network(ctx, buildkit, network)
 
@@ -145,7 +111,7 @@ def stage(
 ) -> None:
     """The build context: the Dockerfile and two folders laid out as /opt/lambda-kit, each copied
     in one step (a step is a container and a commit for the legacy builder). setup/ is what the
-    tools layer needs (the network settings, the tools' pins, netconfig); build/ is the rest (the
+    tools layer needs (the network settings, the tools' pins, netconfig and the contract); build/ is the rest (the
     kit's container modules, the lock, local path dependencies, the wheelhouse's files)."""
     ctx.mkdir(parents=True, exist_ok=True)
     dockerfile = (kit_dir / "Dockerfile").read_text(encoding="utf-8")
@@ -154,7 +120,8 @@ def stage(
     setup, build = ctx / "setup", ctx / "build"
     (setup / "kit" / "lambda_kit").mkdir(parents=True)
     shutil.copy2(kit_dir / "scripts" / "container-requirements.txt", setup / "kit")
-    shutil.copy2(kit_dir / "scripts" / "lambda_kit" / "netconfig.py", setup / "kit" / "lambda_kit")
+    for module in contract.TOOLS_LAYER_MODULES:  # netconfig and what it imports, nothing else of the kit
+        shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, setup / "kit" / "lambda_kit")
     _stage_network(setup, buildkit, network)
 
     kit = build / "kit" / "lambda_kit"
@@ -179,18 +146,18 @@ def stage(
         staged = paths / str(index)
         if local.is_dir():
             _copy_tree(local, staged)
-            mapping[entry["path"]] = f"/opt/lambda-kit/paths/{index}"
+            mapping[entry["path"]] = f"{contract.PATHS}/{index}"
         elif local.is_file():
             staged.mkdir()
             shutil.copy2(local, staged / local.name)
-            mapping[entry["path"]] = f"/opt/lambda-kit/paths/{index}/{local.name}"
+            mapping[entry["path"]] = f"{contract.PATHS}/{index}/{local.name}"
         else:
             raise UsageError(
                 f"local path dependency {name} does not exist",
                 entry["path"],
                 hint="fix the path in the Pipfile and run `pipenv lock`",
             )
-    (paths / "map.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (paths / contract.PATHS_MAP.name).write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
     wheels = build / "out" / "wheels"
     wheels.mkdir(parents=True)
@@ -212,31 +179,8 @@ def wheelhouse_files(wheelhouse: Path | None, lock: dict) -> list[Path]:
     wanted = {
         h.split(":", 1)[1] for e in lock.get("default", {}).values() if isinstance(e, dict) for h in e.get("hashes", [])
     }
-    return [p for p in sorted(wheelhouse.iterdir()) if p.is_file() and file_sha256(p) in wanted]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return [p for p in sorted(wheelhouse.iterdir()) if p.is_file() and sha256_hex(p) in wanted]
 
 
 def _same_device(a: Path, b: Path) -> bool:
     return a.stat().st_dev == b.stat().st_dev
-
-
-def secret_files(folder: Path, network: NetworkSettings) -> dict[str, Path]:
-    """For BuildKit: write the settings as files (mode 0600) to pass with --secret."""
-    files: dict[str, Path] = {}
-    if network.ca_bundle:
-        files["lambda-kit-ca"] = network.ca_bundle
-    text = network.settings_text()
-    if text:
-        path = folder / "lambda-kit-pip"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        files["lambda-kit-pip"] = path
-    return files

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .buildsteps import sha256_file
+from .digests import sha256_file
 
 CACHED = re.compile(r"^([0-9a-f]{64})\.([0-9a-f]{64})\.zip$")
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from . import runtimes
 from .awsapi import AwsSession, aws_errors, error_code, is_not_found, waiter
-from .buildsteps import sha256_file
+from .digests import sha256_file
 from .errors import KitError, UsageError
 
 Say = Callable[[str], None]
@@ -76,8 +76,11 @@ def code_location(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: S
     limit = runtimes.MAX_ZIPPED_DIRECT_UPLOAD
     if not s.s3_bucket:
         if artifact.size > limit:
-            raise KitError(f"the zip is over Lambda's direct-upload limit of {limit:,} bytes", f"{artifact.size:,} bytes",
-                           hint="set S3_BUCKET=<a bucket in the function's region>: the zip then goes through S3")  # fmt: skip
+            raise KitError(
+                f"the zip is over Lambda's direct-upload limit of {limit:,} bytes",
+                f"{artifact.size:,} bytes",
+                hint="set S3_BUCKET=<a bucket in the function's region>: the zip then goes through S3",
+            )
         return {"ZipFile": b"" if s.dry_run else artifact.data()}
     key = s3_key(s.s3_prefix, artifact)
     s3 = aws.client("s3")
@@ -102,8 +105,14 @@ def code_location(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: S
         started = time.monotonic()
         with aws_errors(f"PutObject {url}"), open(artifact.path, "rb") as body:
             # S3 checks the body against ChecksumSHA256: a zip rebuilt meanwhile is refused, not stored.
-            s3.put_object(Bucket=s.s3_bucket, Key=key, Body=body, ContentLength=artifact.size,
-                          ChecksumSHA256=artifact.code_sha256, Metadata={"codesha256": artifact.code_sha256})  # fmt: skip
+            s3.put_object(
+                Bucket=s.s3_bucket,
+                Key=key,
+                Body=body,
+                ContentLength=artifact.size,
+                ChecksumSHA256=artifact.code_sha256,
+                Metadata={"codesha256": artifact.code_sha256},
+            )
         say(f"lambda-kit: uploaded {artifact.size:,} bytes to {url} in {time.monotonic() - started:.1f}s")
     return {"S3Bucket": s.s3_bucket, "S3Key": key}
 
@@ -126,21 +135,25 @@ def check_function(config: dict[str, Any], s: DeploySettings, say: Say) -> None:
     theirs = (config.get("Runtime", ""), (config.get("Architectures") or ["x86_64"])[0])
     ours = (s.runtime.name, s.arch)
     if theirs != ours:
-        raise KitError("the function's runtime or architecture differs from the zip's",
-                       f"function {name}: {' '.join(theirs)}; zip: {' '.join(ours)} (PYTHON_VERSION, ARCH)",
-                       hint="build for the function's runtime and architecture, or change the function's")  # fmt: skip
-    if s.handler and config.get("Handler") != s.handler:
-        say(
-            f"lambda-kit: warning: the function's handler is {config.get('Handler')!r}, HANDLER is {s.handler!r} (not changed)"
+        raise KitError(
+            "the function's runtime or architecture differs from the zip's",
+            f"function {name}: {' '.join(theirs)}; zip: {' '.join(ours)} (PYTHON_VERSION, ARCH)",
+            hint="build for the function's runtime and architecture, or change the function's",
         )
+    if s.handler and config.get("Handler") != s.handler:
+        theirs = config.get("Handler")
+        say(f"lambda-kit: warning: the function's handler is {theirs!r}, HANDLER is {s.handler!r} (not changed)")
 
 
 def settle(lam: Any, config: dict[str, Any], name: str) -> dict[str, Any]:
     """A function mid-update refuses the next call: wait for it; a failed one is an error."""
     if config.get("State") == "Failed" or config.get("LastUpdateStatus") == "Failed":
         reason = config.get("StateReason") or config.get("LastUpdateStatusReason") or "no reason given"
-        raise KitError(f"the function {name} is in a failed state", reason,
-                       hint="see the function in the Lambda console, fix what it says and deploy again")  # fmt: skip
+        raise KitError(
+            f"the function {name} is in a failed state",
+            reason,
+            hint="see the function in the Lambda console, fix what it says and deploy again",
+        )
     if config.get("State") == "Pending":
         waiter(lam, "function_active_v2", f"function {name} to become active", FunctionName=name)
     elif config.get("LastUpdateStatus") == "InProgress":
@@ -159,8 +172,15 @@ def create_function(aws: AwsSession, s: DeploySettings, artifact: Artifact, say:
         say(f"lambda-kit: dry run: would create {what}")
         return {"FunctionName": name, "FunctionArn": f"(new function {name})", "CodeSha256": artifact.code_sha256}
     with aws_errors(f"CreateFunction {name}"):
-        lam.create_function(FunctionName=name, Runtime=s.runtime.name, Role=s.role, Handler=s.handler or "app.handler",
-                            Code=location, Architectures=[s.arch], PackageType="Zip")  # fmt: skip
+        lam.create_function(
+            FunctionName=name,
+            Runtime=s.runtime.name,
+            Role=s.role,
+            Handler=s.handler or "app.handler",
+            Code=location,
+            Architectures=[s.arch],
+            PackageType="Zip",
+        )
     waiter(lam, "function_active_v2", f"the new function {name} to become active", FunctionName=name)
     say(f"lambda-kit: created {what}")
     return verified(lam, name, artifact)
@@ -170,8 +190,11 @@ def verified(lam: Any, name: str, artifact: Artifact) -> dict[str, Any]:
     """Lambda computes CodeSha256 from what it received: it must be this zip's."""
     config = get_function(lam, name) or {}
     if config.get("CodeSha256") != artifact.code_sha256:
-        raise KitError("the function now runs other code than this zip", f"CodeSha256 {config.get('CodeSha256')}",
-                       hint="another deploy ran at the same time, or the S3 object changed: deploy again")  # fmt: skip
+        raise KitError(
+            "the function now runs other code than this zip",
+            f"CodeSha256 {config.get('CodeSha256')}",
+            hint="another deploy ran at the same time, or the S3 object changed: deploy again",
+        )
     return config
 
 
@@ -211,8 +234,11 @@ def publish_version(lam: Any, s: DeploySettings, artifact: Artifact, say: Say) -
             version = lam.publish_version(FunctionName=name, CodeSha256=artifact.code_sha256)["Version"]
         except Exception as exc:
             if error_code(exc) in ("InvalidParameterValueException", "PreconditionFailedException"):
-                raise KitError("the function's code changed during the deploy: no version published", name,
-                               hint="another deploy ran at the same time; run make deploy again") from None  # fmt: skip
+                raise KitError(
+                    "the function's code changed during the deploy: no version published",
+                    name,
+                    hint="another deploy ran at the same time; run make deploy again",
+                ) from None
             raise
     waiter(
         lam,
@@ -254,13 +280,18 @@ def deploy_function(s: DeploySettings, say: Say) -> list[str]:
     aws = AwsSession()
     lam, region = aws.client("lambda"), aws.region
     note = " (dry run: nothing changes)" if s.dry_run else ""
-    say(f"lambda-kit: deploy {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
-        f"to function {s.function_name} in {region}{note}")  # fmt: skip
+    say(
+        f"lambda-kit: deploy {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
+        f"to function {s.function_name} in {region}{note}"
+    )
     config = get_function(lam, s.function_name)
     if config is None:
         if not s.role:
-            raise KitError("no such function", f"{s.function_name} in {region}",
-                           hint="create it first, or set ROLE=<IAM role ARN> and make deploy creates it")  # fmt: skip
+            raise KitError(
+                "no such function",
+                f"{s.function_name} in {region}",
+                hint="create it first, or set ROLE=<IAM role ARN> and make deploy creates it",
+            )
         config = create_function(aws, s, artifact, say)
     else:
         config = settle(lam, config, s.function_name)
@@ -286,8 +317,10 @@ def deploy_layer(s: DeploySettings, say: Say) -> list[str]:
     lam, region = aws.client("lambda"), aws.region
     name = s.layer_name
     note = " (dry run: nothing changes)" if s.dry_run else ""
-    say(f"lambda-kit: deploy layer {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
-        f"as {name} in {region}{note}")  # fmt: skip
+    say(
+        f"lambda-kit: deploy layer {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
+        f"as {name} in {region}{note}"
+    )
     with aws_errors(f"ListLayerVersions {name}"):
         listed = lam.list_layer_versions(LayerName=name, MaxItems=1).get("LayerVersions", [])
     if listed:
@@ -298,20 +331,27 @@ def deploy_layer(s: DeploySettings, say: Say) -> list[str]:
             "CompatibleArchitectures", []
         )
         if same_code and fits:
-            say(
-                f"lambda-kit: layer unchanged (version {latest['Version']} has CodeSha256 {artifact.code_sha256}), nothing published"
-            )
+            version = f"version {latest['Version']} has CodeSha256 {artifact.code_sha256}"
+            say(f"lambda-kit: layer unchanged ({version}), nothing published")
             return layer_summary(latest["LayerVersionArn"], artifact)
     location = code_location(aws, s, artifact, say)
     if s.dry_run:
         say(f"lambda-kit: dry run: would publish a version of layer {name} for {s.runtime.name} {s.arch}")
         return layer_summary("(new version)", artifact)
     with aws_errors(f"PublishLayerVersion {name}"):
-        made = lam.publish_layer_version(LayerName=name, Content=location, CompatibleRuntimes=[s.runtime.name],
-                                         CompatibleArchitectures=[s.arch], Description=f"lambda-kit {artifact.code_sha256}")  # fmt: skip
+        made = lam.publish_layer_version(
+            LayerName=name,
+            Content=location,
+            CompatibleRuntimes=[s.runtime.name],
+            CompatibleArchitectures=[s.arch],
+            Description=f"lambda-kit {artifact.code_sha256}",
+        )
     if made.get("Content", {}).get("CodeSha256") != artifact.code_sha256:
-        raise KitError("the published layer holds other code than this zip", made["LayerVersionArn"],
-                       hint="the S3 object changed during the deploy: deploy again")  # fmt: skip
+        raise KitError(
+            "the published layer holds other code than this zip",
+            made["LayerVersionArn"],
+            hint="the S3 object changed during the deploy: deploy again",
+        )
     say(f"lambda-kit: published layer version {made['Version']} of {name}")
     return layer_summary(made["LayerVersionArn"], artifact)
 
@@ -343,14 +383,15 @@ def add_parsers(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, say: Say) -> int:
-    try:
-        runtime = runtimes.lookup(args.runtime)
-    except KeyError:
-        raise UsageError(
-            "unknown Python runtime", args.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
-        ) from None
-    common = dict(zip=args.zip.resolve(), runtime=runtime, arch=args.arch, s3_bucket=args.s3_bucket.strip(),
-                  s3_prefix=args.s3_prefix.strip(), dry_run=args.dry_run)  # fmt: skip
+    runtime = runtimes.lookup(args.runtime)
+    common = dict(
+        zip=args.zip.resolve(),
+        runtime=runtime,
+        arch=args.arch,
+        s3_bucket=args.s3_bucket.strip(),
+        s3_prefix=args.s3_prefix.strip(),
+        dry_run=args.dry_run,
+    )
     if args.command == "deploy-layer":
         if not args.layer_name:
             raise UsageError("no layer name", hint="make deploy-layer LAYER_NAME=my-layer")
@@ -360,8 +401,14 @@ def run(args: argparse.Namespace, say: Say) -> int:
             raise UsageError("no function name", hint="make deploy FUNCTION_NAME=my-function")
         if args.alias and not args.publish:
             raise UsageError("an alias needs a published version", f"ALIAS={args.alias}", hint="add PUBLISH=1")
-        settings = DeploySettings(**common, function_name=args.function, handler=args.handler, publish=args.publish,
-                                  alias=args.alias, role=args.role)  # fmt: skip
+        settings = DeploySettings(
+            **common,
+            function_name=args.function,
+            handler=args.handler,
+            publish=args.publish,
+            alias=args.alias,
+            role=args.role,
+        )
         lines = deploy_function(settings, say)
     for line in lines:
         say(line)

@@ -16,13 +16,12 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import buildsteps, bytecode, lockfile, netconfig, runtimes, tempdirs, zipwriter
-from .buildsteps import StepError
+from . import buildsteps, bytecode, contract, netconfig, runtimes, slimming, tempdirs
+from .errors import KitError, StepError
 
-ROOT = Path("/opt/lambda-kit")
-OUT = ROOT / "out"  # what the helper copies out: deps.zip (+ .sha256), wheels/
+OUT = Path(contract.OUT)  # what the helper copies out: deps.zip (+ .sha256), wheels/
 PIP_CACHE = "/root/.cache/pip"
-SCRATCH_CANDIDATES = (str(ROOT / "scratch"), "/dev/shm")  # the Dockerfile's tmpfs mount; docker build --shm-size
+SCRATCH_CANDIDATES = (str(contract.SCRATCH), "/dev/shm")  # the Dockerfile's tmpfs mount; docker build --shm-size
 
 
 def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
@@ -34,8 +33,7 @@ def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
     return args + ["--platform", f"linux_{runtimes.ARCHITECTURES[arch][1]}"]
 
 
-def container_toolchain() -> buildsteps.Toolchain:
-    target = os.environ.get("TARGET_ARCH", "")
+def container_toolchain(target: str) -> buildsteps.Toolchain:
     here = runtimes.arch_of_machine(os.uname().machine)
     runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
     if target and target != here:
@@ -51,9 +49,9 @@ def container_toolchain() -> buildsteps.Toolchain:
                      no_wheel_hint="pin versions that exist for this runtime and run `pipenv lock`")  # fmt: skip
     return buildsteps.Toolchain(
         **cross,
-        python=ROOT / "tools" / "bin" / "python",
+        python=Path(contract.TOOLS_BIN, "python"),
         pip_env=netconfig.pip_environment,
-        wheelhouse=OUT / "wheels",  # seeded from the host's wheelhouse through the context
+        wheelhouse=OUT / contract.WHEELS,  # seeded from the host's wheelhouse through the context
         # BuildKit mounts a download cache here; without one, keep downloads out of the layer.
         cache_dir=PIP_CACHE if os.path.ismount(PIP_CACHE) else None,
     )
@@ -93,33 +91,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lambda_kit.incontainer")
     sub = parser.add_subparsers(dest="step", required=True)
     deps = sub.add_parser("deps")
-    deps.add_argument("--project", type=Path, default=ROOT / "project")
-    deps.add_argument("--paths-map", type=Path, default=ROOT / "paths" / "map.json")
-    deps.add_argument("--packed", type=Path, default=OUT / "deps.zip")
+    deps.add_argument("--project", type=Path, default=Path(contract.PROJECT))
+    deps.add_argument("--paths-map", type=Path, default=Path(contract.PATHS_MAP))
+    deps.add_argument("--packed", type=Path, default=OUT / contract.DEPS_ZIP)
     args = parser.parse_args(argv)
     try:
-        check_interpreter(os.environ.get("PYTHON_VERSION", ""))
+        build = contract.BuildArguments.from_environment(os.environ)
+        check_interpreter(build.python_version)
         # The tree in memory (BuildKit's tmpfs mount, or /dev/shm, which the legacy builder is given
         # room in): never in the layer, and no disk file system paying for thousands of small files.
         with tempdirs.scratch("deps-", SCRATCH_CANDIDATES) as work:
             tree = work / "deps"
-            buildsteps.install_dependencies(container_toolchain(), args.project, tree, staged_paths(args.paths_map))
-            if os.environ.get("SLIM") == "1":
-                buildsteps.slim(tree, shutil.which("strip"))
-            compiled = os.environ.get("COMPILE") == "1"
-            if compiled:
+            tools = container_toolchain(build.target_arch)
+            buildsteps.install_dependencies(tools, args.project, tree, staged_paths(args.paths_map))
+            if build.slim:
+                slimming.slim(tree, shutil.which("strip"))
+            if build.compile:
                 buildsteps.compile_dependencies(tree, staged_profile(args.project))
-            buildsteps.pack_dependencies(tree, args.packed, compiled)
-    except (StepError, lockfile.LockError, zipwriter.ZipBuildError) as exc:
-        print(f"lambda-kit: error: {exc}", file=sys.stderr, flush=True)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr, flush=True)
+            buildsteps.pack_dependencies(tree, args.packed, build.compile)
+    except KitError as exc:
+        print("\n".join(exc.lines()), file=sys.stderr, flush=True)
         return 1
     except Exception as exc:  # noqa: BLE001  a kit bug: the traceback for the build log, one line for the user
         traceback.print_exc(file=sys.stdout)
-        print(f"lambda-kit: internal error: {type(exc).__name__}: {str(exc)[:300]!r} in the build's {args.step} step",
-              file=sys.stderr, flush=True)  # fmt: skip
-        print("hint: the traceback is in the build log; please report it", file=sys.stderr, flush=True)
+        what = f"{type(exc).__name__}: {str(exc)[:300]!r} in the build's {args.step} step"
+        print(contract.INTERNAL_ERROR_PREFIX + what, file=sys.stderr, flush=True)
+        print(contract.HINT_PREFIX + "the traceback is in the build log; please report it", file=sys.stderr, flush=True)
         return 70
     return 0
 

@@ -17,18 +17,13 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from . import buildsteps, netconfig, runtimes, tempdirs
-from .context import NetworkSettings
-from .errors import KitError
+from . import buildsteps, contract, netconfig, runtimes, slimming, tempdirs
+from .errors import StepError
+from .network import NetworkSettings
 
 
 def pip_env(network: NetworkSettings) -> Callable[[list[str]], tuple[dict[str, str], list[Path]]]:
-    settings = {}
-    if network.index_url:
-        settings["INDEX_URL"] = network.index_url
-    if network.extra_index_urls:
-        settings["EXTRA_INDEX_URLS"] = " ".join(network.extra_index_urls)
-    settings.update({f"ENV_{k}": v for k, v in network.lock_source_env.items()})
+    settings = contract.parse_settings(network.settings_text())  # what the image reads, through the same file format
 
     def environment(lock_sources: list[str]) -> tuple[dict[str, str], list[Path]]:
         env, cleanup = netconfig.pip_environment_for(settings, network.ca_bundle, lock_sources)
@@ -85,11 +80,9 @@ def build(
             out.mkdir(parents=True, exist_ok=True)
             buildsteps.install_dependencies(tools, project, work / "deps", local_path)
             if slim:
-                buildsteps.slim(work / "deps", shutil.which("strip"))
+                slimming.slim(work / "deps", shutil.which("strip"))
             if compile_deps:  # the host runs the runtime's Python (compiling.check)
                 buildsteps.compile_dependencies(work / "deps", profile)
-            buildsteps.pack_dependencies(work / "deps", out / "deps.zip", compiled=compile_deps)
-        except buildsteps.StepError as exc:
-            raise KitError(
-                str(exc), hint=f"{exc.hint}  (full log: {log_path})" if exc.hint else f"full log: {log_path}"
-            ) from None
+            buildsteps.pack_dependencies(work / "deps", out / contract.DEPS_ZIP, compiled=compile_deps)
+        except StepError as exc:
+            raise exc.with_log(log_path) from None

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import lockfile
-from .buildsteps import StepError, run_tool
+from .buildsteps import run_tool
+from .errors import StepError
 
 
 def verify(pipfile: Path, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:

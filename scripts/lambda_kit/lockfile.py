@@ -19,13 +19,7 @@ from pathlib import Path
 from packaging.markers import InvalidMarker, Marker
 from packaging.utils import canonicalize_name
 
-
-class LockError(Exception):
-    """The lock cannot be installed as it stands. `hint` says how to fix it."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
+from .errors import LockError
 
 
 @dataclass(frozen=True)

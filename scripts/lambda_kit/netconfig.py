@@ -5,27 +5,27 @@ The host helper hands them over as files. With BuildKit they are secret mounts u
 helper refuses credentials and the CA bundle, a public certificate, comes in through the build
 context under /opt/lambda-kit/net. The extra CA is added to pip's own bundle, not put in its place.
 
-Standard library only: it runs with the base image's python before the kit's tools exist.
+Standard library only: it runs with the base image's python before the kit's tools exist, with
+contract.py copied beside it.
 Usage: python3 netconfig.py COMMAND [ARG...]   runs COMMAND with PIP_* set, then cleans up.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-SECRETS = Path("/run/secrets")
-CONTEXT_NET = Path("/opt/lambda-kit/net")
-PIP_SETTINGS = "lambda-kit-pip"  # KEY=VALUE lines: INDEX_URL, EXTRA_INDEX_URLS
-CA_BUNDLE = "lambda-kit-ca"
+try:
+    from . import contract
+except ImportError:  # run as a script (the tools layer, the smoke image): contract.py is beside it
+    import contract
 
 
 def _first_existing(name: str) -> Path | None:
-    for folder in (SECRETS, CONTEXT_NET):
+    for folder in (Path(contract.SECRETS), Path(contract.NET)):
         path = folder / name
         if path.is_file() and path.stat().st_size > 0:
             return path
@@ -33,14 +33,8 @@ def _first_existing(name: str) -> Path | None:
 
 
 def read_settings() -> dict[str, str]:
-    path = _first_existing(PIP_SETTINGS)
-    settings: dict[str, str] = {}
-    if path:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.strip():
-                settings[key.strip()] = value.strip()
-    return settings
+    path = _first_existing(contract.PIP_SETTINGS_ID)
+    return contract.parse_settings(path.read_text(encoding="utf-8")) if path else {}
 
 
 def _default_bundle() -> str | None:
@@ -54,7 +48,7 @@ def _default_bundle() -> str | None:
 def pip_environment(lock_sources: list[str] | None = None) -> tuple[dict[str, str], list[Path]]:
     """PIP_* variables from the settings handed into the build; the second item lists temporary
     files to remove when pip is done."""
-    return pip_environment_for(read_settings(), _first_existing(CA_BUNDLE), lock_sources)
+    return pip_environment_for(read_settings(), _first_existing(contract.CA_BUNDLE_ID), lock_sources)
 
 
 def pip_environment_for(
@@ -62,10 +56,10 @@ def pip_environment_for(
 ) -> tuple[dict[str, str], list[Path]]:
     """PIP_* variables for the kit's settings (INDEX_URL, EXTRA_INDEX_URLS, ENV_<name> values for
     `${name}` in the lock's sources) and an extra CA bundle, which is added to pip's own."""
-    variables = {k[len("ENV_") :]: v for k, v in settings.items() if k.startswith("ENV_")}
-    sources = [_expand(u, variables) for u in (lock_sources or [])]
-    index = settings.get("INDEX_URL") or (sources[0] if sources else "")
-    extras = sources[1:] + settings.get("EXTRA_INDEX_URLS", "").split()
+    variables = contract.settings_variables(settings)
+    sources = [contract.expand(u, variables) for u in (lock_sources or [])]
+    index = settings.get(contract.INDEX_URL) or (sources[0] if sources else "")
+    extras = sources[1:] + settings.get(contract.EXTRA_INDEX_URLS, "").split()
     env: dict[str, str] = {}
     if index:
         env["PIP_INDEX_URL"] = index
@@ -82,11 +76,6 @@ def pip_environment_for(
         env["PIP_CERT"] = combined
         cleanup.append(Path(combined))
     return env, cleanup
-
-
-def _expand(url: str, variables: dict[str, str]) -> str:
-    """pipenv's `${NAME}` (and `$NAME`) in source URLs, from the values the host handed over."""
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), url)
 
 
 def run_with_network(argv: list[str], lock_sources: list[str] | None = None) -> int:

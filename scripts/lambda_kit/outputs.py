@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .buildsteps import sha256_file
+from .digests import sha256_file
 from .errors import KitError, UsageError
 from .runner import committing
 
@@ -89,8 +89,11 @@ def out_folder(out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError("cannot create the zip's folder", f"{out.parent}: {exc.strerror}",
-                         hint="set ZIP to a path in a folder you can write") from None  # fmt: skip
+        raise UsageError(
+            "cannot create the zip's folder",
+            f"{out.parent}: {exc.strerror}",
+            hint="set ZIP to a path in a folder you can write",
+        ) from None
 
 
 def publish(fresh: Path, out: Path) -> None:
@@ -111,5 +114,8 @@ def publish(fresh: Path, out: Path) -> None:
                 finally:
                     sibling.unlink(missing_ok=True)
         except OSError as exc:
-            raise UsageError("cannot write the zip", f"{out}: {exc.strerror}",
-                             hint="set ZIP to a path you can write; the previous zip is untouched") from None  # fmt: skip
+            raise UsageError(
+                "cannot write the zip",
+                f"{out}: {exc.strerror}",
+                hint="set ZIP to a path you can write; the previous zip is untouched",
+            ) from None

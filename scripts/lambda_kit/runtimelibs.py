@@ -13,11 +13,23 @@ from __future__ import annotations
 
 from .runtimes import Runtime
 
-GLIBC_SONAMES = frozenset({
-    "libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libutil.so.1",
-    "libresolv.so.2", "libnsl.so.1", "libanl.so.1", "libBrokenLocale.so.1", "libmvec.so.1",
-    "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
-})  # fmt: skip
+GLIBC_SONAMES = frozenset(
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libdl.so.2",
+        "libpthread.so.0",
+        "librt.so.1",
+        "libutil.so.1",
+        "libresolv.so.2",
+        "libnsl.so.1",
+        "libanl.so.1",
+        "libBrokenLocale.so.1",
+        "libmvec.so.1",
+        "ld-linux-x86-64.so.2",
+        "ld-linux-aarch64.so.1",
+    }
+)
 TOOLCHAIN_SONAMES = frozenset({"libgcc_s.so.1", "libstdc++.so.6", "libz.so.1"})
 # libxcrypt: Amazon Linux 2 ships libcrypt.so.1, Amazon Linux 2023 libcrypt.so.2.
 BY_OS = {

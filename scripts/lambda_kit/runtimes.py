@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from .errors import UsageError
+
 # Lambda quotas ("MB" in AWS docs means MiB).
 MAX_ZIPPED_DIRECT_UPLOAD = 50 * 1024 * 1024
 MAX_UNZIPPED_TOTAL = 262_144_000
@@ -58,8 +60,10 @@ OLDEST_BUILDABLE = (3, 10)
 
 
 def lookup(version: str) -> Runtime:
-    """Accept "3.12" or "python3.12"; raise KeyError for anything the table lacks."""
+    """Accept "3.12" or "python3.12"; anything the table lacks is the user's error."""
     key = version[len("python") :] if version.startswith("python") else version
+    if key not in RUNTIMES:
+        raise UsageError("unknown Python runtime", version, hint=f"use one of {', '.join(sorted(RUNTIMES))}")
     return RUNTIMES[key]
 
 
@@ -78,11 +82,18 @@ def target_environment(runtime: Runtime, arch: str) -> dict[str, str]:
     machine = ARCHITECTURES[arch][1]
     full = f"{runtime.version}.0"
     return {
-        "implementation_name": "cpython", "implementation_version": full, "os_name": "posix",
-        "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
-        "platform_system": "Linux", "platform_version": "", "python_full_version": full,
-        "python_version": runtime.version, "sys_platform": "linux",
-    }  # fmt: skip
+        "implementation_name": "cpython",
+        "implementation_version": full,
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": full,
+        "python_version": runtime.version,
+        "sys_platform": "linux",
+    }
 
 
 def manylinux_tags(runtime: Runtime, arch: str) -> list[str]:

@@ -18,16 +18,29 @@ MAX_READ = 1 << 20  # a credential file is small; a large data file is read this
 # (kind, pattern, file names it applies to: None for any file)
 PATTERNS = (
     ("private key", re.compile(rb"-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----"), None),
-    ("AWS access key pair", re.compile(
-        rb"(?s)(?:AKIA|ASIA)[A-Z0-9]{16}(?=.*?(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))"), None),
+    (
+        "AWS access key pair",
+        re.compile(rb"(?s)(?:AKIA|ASIA)[A-Z0-9]{16}(?=.*?(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))"),
+        None,
+    ),
     ("AWS secret access key", re.compile(rb"(?i)aws_secret_access_key\s*[=:]\s*[\"']?[A-Za-z0-9/+]{40}"), None),
     ("npm registry token (.npmrc)", re.compile(rb"(?m)^\s*(//[^\s=]+:)?_(authToken|auth|password)\s*=\s*\S+"), None),
-    ("docker registry auth (config.json)", re.compile(rb"(?s)\"auths\"\s*:\s*\{.*?\"auth\"\s*:\s*\"[A-Za-z0-9+/=]{8,}\""), None),
-    ("URL with a password (.git-credentials)", re.compile(rb"(?m)^[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@\S+"),
-     lambda base: "git-credentials" in base),
-    ("PostgreSQL password file (.pgpass)", re.compile(rb"(?m)^[^:\s#]+:[^:\s]+:[^:\s]+:[^:\s]+:\S+"),
-     lambda base: "pgpass" in base),
-)  # fmt: skip
+    (
+        "docker registry auth (config.json)",
+        re.compile(rb"(?s)\"auths\"\s*:\s*\{.*?\"auth\"\s*:\s*\"[A-Za-z0-9+/=]{8,}\""),
+        None,
+    ),
+    (
+        "URL with a password (.git-credentials)",
+        re.compile(rb"(?m)^[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@\S+"),
+        lambda base: "git-credentials" in base,
+    ),
+    (
+        "PostgreSQL password file (.pgpass)",
+        re.compile(rb"(?m)^[^:\s#]+:[^:\s]+:[^:\s]+:[^:\s]+:\S+"),
+        lambda base: "pgpass" in base,
+    ),
+)
 
 
 def kinds_in(name: str, data: bytes) -> list[str]:

@@ -32,7 +32,7 @@ from typing import Callable
 
 from . import audit, auditnative
 from .cachestores import CacheUnavailable, FolderStore, S3Store, open_store
-from .context import file_sha256
+from .digests import sha256_hex as file_sha256
 from .errors import UsageError
 from .nativeneeds import NEEDED_FACTS
 

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Callable
 
 from . import audit, docker, runtimes, smoke_runner
-from .context import NetworkSettings, secret_files, stage_smoke
+from .context import stage_smoke
+from .network import NetworkSettings, secret_files
 from .errors import KitError, UsageError
-from .package import build_failure, checkout_id
+from .buildplan import checkout_id
+from .package import build_failure
 from .runner import CommandFailed, Run
 
 RUNNER = "/opt/lambda-kit-smoke/smoke_runner.py"
@@ -72,12 +74,7 @@ def smoke_image(s: SmokeSettings, runtime: runtimes.Runtime, engine: docker.Engi
 
 
 def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
-    try:
-        runtime = runtimes.lookup(s.runtime)
-    except KeyError:
-        raise UsageError(
-            "unknown Python runtime", s.runtime, hint=f"use one of {', '.join(sorted(runtimes.RUNTIMES))}"
-        ) from None
+    runtime = runtimes.lookup(s.runtime)
     if not s.zip.is_file():
         raise UsageError("no zip to run", str(s.zip), hint="build it first: make package")
     if s.event is not None:
@@ -114,8 +111,11 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
             try:
                 box.copy_out(REPORT_FILE, Path(tmp) / "report.json")
             except CommandFailed:
-                raise KitError("the smoke container gave no report", " | ".join(output.splitlines()[-3:]),
-                               hint="run with LAMBDA_KIT_DEBUG=1") from None  # fmt: skip
+                raise KitError(
+                    "the smoke container gave no report",
+                    " | ".join(output.splitlines()[-3:]),
+                    hint="run with LAMBDA_KIT_DEBUG=1",
+                ) from None
         report = read_report(Path(tmp) / "report.json")
     report["seconds"] = round(time.monotonic() - started, 1)
     return report
@@ -123,14 +123,14 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
 
 def audit_first(s: SmokeSettings) -> None:
     """The zip is audited (bounded, every entry inflated) before anything runs: errors stop the run."""
-    try:
-        report = audit.audit_zip(s.zip, runtime=s.runtime, arch=s.arch, handler=s.handler)
-    except audit.AuditError as exc:
-        raise KitError(str(exc), exc.value, exc.hint) from None
+    report = audit.audit_zip(s.zip, runtime=s.runtime, arch=s.arch, handler=s.handler)
     if report.errors:
         first = next(f for f in report.findings if f.severity == audit.ERROR)
-        raise KitError(f"the zip failed the audit with {report.errors} error(s), first: {first.id}", first.line().split(None, 2)[2],
-                       hint=f"{first.hint} (make check lists them all); nothing was run")  # fmt: skip
+        raise KitError(
+            f"the zip failed the audit with {report.errors} error(s), first: {first.id}",
+            first.line().split(None, 2)[2],
+            hint=f"{first.hint} (make check lists them all); nothing was run",
+        )
 
 
 def read_report(path: Path) -> dict:

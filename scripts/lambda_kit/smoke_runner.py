@@ -163,8 +163,11 @@ def supervise(handler: str, timeout: float) -> int:
     except (InvalidZip, OSError) as exc:
         write_report(failure("Runtime.InvalidZip", str(exc)))
         return 0
-    env = lambda_environment(handler, os.environ.get("LAMBDA_KIT_FUNCTION_NAME", "lambda-kit-smoke"),
-                             os.environ.get("LAMBDA_KIT_MEMORY_MB", "128"))  # fmt: skip
+    env = lambda_environment(
+        handler,
+        os.environ.get("LAMBDA_KIT_FUNCTION_NAME", "lambda-kit-smoke"),
+        os.environ.get("LAMBDA_KIT_MEMORY_MB", "128"),
+    )
     env["LAMBDA_KIT_DEADLINE_MS"] = str(int((time.time() + timeout) * 1000))
     read_end, write_end = os.pipe()
     env[REPORT_FD] = str(write_end)
@@ -271,8 +274,13 @@ def invoke(handler: str) -> None:
     init_ms = (time.perf_counter() - init_started) * 1000
     init_cpu_ms = (time.process_time() - init_cpu) * 1000  # what a shared CPU does not inflate
     compiled_at_init = sorted(compiled)
-    context = LambdaContext(request_id, None, None, int(os.environ["LAMBDA_KIT_DEADLINE_MS"]),
-                            f"arn:aws:lambda:us-east-1:000000000000:function:{os.environ['AWS_LAMBDA_FUNCTION_NAME']}")  # fmt: skip
+    context = LambdaContext(
+        request_id,
+        None,
+        None,
+        int(os.environ["LAMBDA_KIT_DEADLINE_MS"]),
+        f"arn:aws:lambda:us-east-1:000000000000:function:{os.environ['AWS_LAMBDA_FUNCTION_NAME']}",
+    )
     started = time.perf_counter()
     try:
         result = function(event, context)
@@ -286,9 +294,18 @@ def invoke(handler: str) -> None:
     except Exception as exc:
         fail(FaultException.MARSHAL_ERROR, f"Unable to marshal response: {exc}", None)
     sys.stdout.flush()
-    report = json.dumps({"ok": True, "result": body, "duration_ms": round(duration_ms, 2), "init_ms": round(init_ms, 2),
-                         "init_cpu_ms": round(init_cpu_ms, 2), "compiled_at_init": compiled_at_init,
-                         "imported": imported_from_task(), "request_id": request_id})  # fmt: skip
+    report = json.dumps(
+        {
+            "ok": True,
+            "result": body,
+            "duration_ms": round(duration_ms, 2),
+            "init_ms": round(init_ms, 2),
+            "init_cpu_ms": round(init_cpu_ms, 2),
+            "compiled_at_init": compiled_at_init,
+            "imported": imported_from_task(),
+            "request_id": request_id,
+        }
+    )
     send(report_fd, report)
 
 

@@ -123,8 +123,11 @@ class _Walker:
         try:
             real = str(Path(path).resolve(strict=True))
         except FileNotFoundError:
-            raise SourceError("a symlink under SRC points to nothing", f"{zip_name} -> {target}",
-                              hint="remove the link or create its target") from None  # fmt: skip
+            raise SourceError(
+                "a symlink under SRC points to nothing",
+                f"{zip_name} -> {target}",
+                hint="remove the link or create its target",
+            ) from None
         except (RuntimeError, OSError):
             raise SourceError(
                 "a symlink under SRC is a loop", f"{zip_name} -> {target}", hint="remove the link"
@@ -144,14 +147,20 @@ class _Walker:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            raise SourceError(f"cannot read a folder under SRC ({exc.strerror})", _escaped(prefix or "."),
-                              hint="fix its permissions or EXCLUDE it") from None  # fmt: skip
+            raise SourceError(
+                f"cannot read a folder under SRC ({exc.strerror})",
+                _escaped(prefix or "."),
+                hint="fix its permissions or EXCLUDE it",
+            ) from None
         for entry in entries:
             try:
                 entry.name.encode("utf-8")
             except UnicodeEncodeError:
-                raise SourceError("a file name under SRC is not valid UTF-8", _escaped(prefix + entry.name),
-                                  hint="rename it (Lambda and zip tools expect UTF-8 names)") from None  # fmt: skip
+                raise SourceError(
+                    "a file name under SRC is not valid UTF-8",
+                    _escaped(prefix + entry.name),
+                    hint="rename it (Lambda and zip tools expect UTF-8 names)",
+                ) from None
             path = entry.path
             zip_name = prefix + entry.name
             if entry.is_symlink():
@@ -169,8 +178,9 @@ class _Walker:
                 real_dir = os.path.realpath(real)
                 # A folder link to where the walk already is, or above it, would copy SRC into itself.
                 if entry.is_symlink() and any(_inside(seen, real_dir) for seen in chain):
-                    raise SourceError("a symlink under SRC is a loop", f"{zip_name} -> {os.readlink(path)}",
-                                      hint="remove the link")  # fmt: skip
+                    raise SourceError(
+                        "a symlink under SRC is a loop", f"{zip_name} -> {os.readlink(path)}", hint="remove the link"
+                    )
                 out.dirs.append(zip_name + "/")
                 self.walk(real, zip_name + "/", (*chain, real_dir), out)
             elif stat.S_ISREG(st.st_mode):
@@ -253,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         write_stamp(rules_from_environment(args.src, args.pipfile, kit_dir, args.state_dir, args.out), args.stamp)
     except KitError as exc:
-        print(f"lambda-kit: error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+        print("\n".join(exc.lines()), file=sys.stderr)
         return exc.exit_code
     return 0
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from . import zipdeflate
+from .errors import UsageError, ZipBuildError
 from .zipdeflate import COMPRESS_LEVEL  # noqa: F401 (the writer's level, named here too)
 from .zipreader import END, END_SIG, read_directory
 from .zipreader import attributes as _attributes
@@ -35,12 +36,6 @@ DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can
 # Never shipped unless COMPILE=1 compiled it for the runtime (collect's `bytecode`).
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
 BYTECODE_DIRS = ("__pycache__",)
-
-
-class ZipBuildError(Exception):
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -70,9 +65,10 @@ def zip_date_time(source_date_epoch: str | None = None) -> tuple[int, int, int, 
         try:
             epoch = int(source_date_epoch)
         except ValueError:
-            raise ZipBuildError(
-                f"SOURCE_DATE_EPOCH is not a whole number of seconds ({source_date_epoch})",
-                "set it to e.g. $(git log -1 --format=%ct), or unset it",
+            raise UsageError(
+                "SOURCE_DATE_EPOCH is not a whole number of seconds",
+                source_date_epoch,
+                hint="set it to e.g. $(git log -1 --format=%ct), or unset it",
             ) from None
     return time.gmtime(max(epoch, DOS_EPOCH))[:6]
 

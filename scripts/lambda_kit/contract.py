@@ -1,0 +1,150 @@
+"""The container contract: every fact the host helper and the build image must agree on.
+
+Both sides import this module (it is shipped into the image with the in-container modules, and beside
+netconfig.py where that runs alone), and tests/test_contract.py compares the Dockerfile's literals
+with it. Standard library only: it runs with the base image's python before the kit's tools exist.
+
+- paths in the image, and the build context's folders that the Dockerfile copies there;
+- what the build leaves for the host in OUT: deps.zip, its SHA-256 beside it, the wheels;
+- the BuildKit secret ids (the same names are files under net/ for the legacy builder);
+- the network settings file (KEY=VALUE lines) and the `${VAR}` pattern of the lock's sources;
+- the build arguments;
+- the error lines a failed step prints and the host lifts out of the build log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Mapping
+
+# Paths in the image (WORKDIR is ROOT).
+ROOT = PurePosixPath("/opt/lambda-kit")
+TOOLS_BIN = ROOT / "tools" / "bin"  # the pinned pip and packaging (Dockerfile step 1)
+KIT = ROOT / "kit"  # on PYTHONPATH: lambda_kit/ and container-requirements.txt
+PROJECT = ROOT / "project"  # Pipfile, Pipfile.lock (and COMPILE=1's profile)
+PATHS = ROOT / "paths"  # local path dependencies: <n>/ and the map below
+PATHS_MAP = PATHS / "map.json"  # {lock path: path in the image}
+SCRATCH = ROOT / "scratch"  # BuildKit's tmpfs mount for the installed dependencies (else /dev/shm)
+OUT = ROOT / "out"  # what the host copies out: DEPS_ZIP, its digest, WHEELS
+NET = ROOT / "net"  # the legacy builder's network settings (no credentials)
+SECRETS = PurePosixPath("/run/secrets")  # BuildKit's secret mounts
+
+# What the build leaves in OUT (the local builder writes the same into its own folder).
+DEPS_ZIP = "deps.zip"
+DIGEST_SUFFIX = ".sha256"  # deps.zip.sha256: the hex SHA-256 of deps.zip and a newline
+WHEELS = "wheels"  # downloads, kept by the host as its wheelhouse and staged back in
+
+# Folders of the build context (context.stage) and where the Dockerfile copies them.
+# The build context: two folders, each laid out as ROOT and copied there in one step (a step is a
+# container and a commit for the legacy builder). setup/ for the tools layer, build/ for the rest.
+CONTEXT_FOLDERS = {"setup": ROOT, "build": ROOT}
+SETUP_HOLDS = {"net": NET, "kit": KIT}  # NET's settings, the tools' pins and TOOLS_LAYER_MODULES
+BUILD_HOLDS = {"kit": KIT, "project": PROJECT, "paths": PATHS, "out": OUT}  # the container modules, lock, paths, wheels
+TOOLS_LAYER_MODULES = ("netconfig.py", "contract.py")  # the only kit modules the tools layer sees
+
+# BuildKit secret ids, also the file names under NET.
+PIP_SETTINGS_ID = "lambda-kit-pip"  # the network settings file below
+CA_BUNDLE_ID = "lambda-kit-ca"  # an extra CA bundle (PEM), added to pip's own
+
+
+@dataclass(frozen=True)
+class BuildArguments:
+    """The build arguments: the host passes them (`docker build --build-arg`), the Dockerfile declares
+    them (ARG) and the steps read them from the environment."""
+
+    base_image: str
+    python_version: str  # the runtime's, e.g. 3.12; the image must run it
+    slim: bool = False
+    compile: bool = False
+    target_arch: str = ""  # set when the target architecture is not the image's
+
+    def as_build_args(self) -> dict[str, str]:
+        return {
+            "BASE_IMAGE": self.base_image,
+            "PYTHON_VERSION": self.python_version,
+            "SLIM": "1" if self.slim else "0",
+            "COMPILE": "1" if self.compile else "0",
+            "TARGET_ARCH": self.target_arch,
+        }
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> BuildArguments:
+        return cls(
+            base_image=environ.get("BASE_IMAGE", ""),
+            python_version=environ.get("PYTHON_VERSION", ""),
+            slim=environ.get("SLIM") == "1",
+            compile=environ.get("COMPILE") == "1",
+            target_arch=environ.get("TARGET_ARCH", ""),
+        )
+
+
+# The network settings file: KEY=VALUE lines. INDEX_URL, EXTRA_INDEX_URLS (space-separated) and
+# ENV_<name> for each `${name}` the lock's source URLs use.
+INDEX_URL = "INDEX_URL"
+EXTRA_INDEX_URLS = "EXTRA_INDEX_URLS"
+ENV_PREFIX = "ENV_"
+ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)")  # pipenv's `${NAME}` (and `$NAME`) in source URLs
+
+
+def settings_text(index_url: str, extra_index_urls: list[str], variables: dict[str, str]) -> str:
+    lines = []
+    if index_url:
+        lines.append(f"{INDEX_URL}={index_url}")
+    if extra_index_urls:
+        lines.append(f"{EXTRA_INDEX_URLS}=" + " ".join(extra_index_urls))
+    lines += [f"{ENV_PREFIX}{k}={v}" for k, v in sorted(variables.items())]
+    return "".join(line + "\n" for line in lines)
+
+
+def parse_settings(text: str) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+def settings_variables(settings: dict[str, str]) -> dict[str, str]:
+    """The ENV_<name> values of a settings file, by name."""
+    return {k[len(ENV_PREFIX) :]: v for k, v in settings.items() if k.startswith(ENV_PREFIX)}
+
+
+def referenced_names(url: str) -> list[str]:
+    return [m.group(1) or m.group(2) for m in ENV_REFERENCE.finditer(url)]
+
+
+def expand(url: str, variables: dict[str, str]) -> str:
+    """`${NAME}` and `$NAME` replaced by the values handed over; unknown names stay as written."""
+    return ENV_REFERENCE.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), url)
+
+
+# The error lines: what every entry point prints for a KitError, and what the host reads back from
+# the build log (the legacy builder colours the lines, BuildKit prefixes them with the step).
+ERROR_PREFIX = "lambda-kit: error: "
+INTERNAL_ERROR_PREFIX = "lambda-kit: internal error: "
+HINT_PREFIX = "hint: "
+_ERROR_LINE = re.compile(r"lambda-kit: ((?:internal )?error: .*)$")
+_HINT_LINE = re.compile(r"(?:^|\s)hint: (.*)$")
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_lines(message: str, hint: str = "") -> list[str]:
+    return [ERROR_PREFIX + message] + ([HINT_PREFIX + hint] if hint else [])
+
+
+def parse_error(log_text: str) -> tuple[str, str | None] | None:
+    """The last error line in a build log and the hint that follows it: (message, hint or None).
+    An internal error keeps its `internal error: ` prefix. None: no error line."""
+    found = None
+    for line in _ANSI_CODE.sub("", log_text).splitlines():
+        error = _ERROR_LINE.search(line)
+        if error:
+            found = (error.group(1).strip().removeprefix("error: "), None)
+            continue
+        hint = _HINT_LINE.search(line)
+        if hint and found and found[1] is None:
+            found = (found[0], hint.group(1).strip())
+    return found
