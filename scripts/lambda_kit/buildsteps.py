@@ -170,6 +170,29 @@ def move_into(source: Path, target: Path) -> None:
         shutil.move(str(item), str(dest))
 
 
+def build_dependencies(
+    tools: Toolchain,
+    project: Path,
+    tree: Path,
+    local_path: Callable[[str], str],
+    packed: Path,
+    *,
+    slim: bool = False,
+    compile_deps: bool = False,
+    profile: list[str] = (),
+) -> None:
+    """The one order of the dependency steps, for both builders: install [packages] into `tree`,
+    slim it (SLIM=1), compile it (COMPILE=1), pack it into `packed` (+ its SHA-256)."""
+    from . import slimming  # slimming uses this module's tool runner
+
+    install_dependencies(tools, project, tree, local_path)
+    if slim:
+        slimming.slim(tree, shutil.which("strip"))
+    if compile_deps:
+        compile_dependencies(tree, profile)
+    pack_dependencies(tree, packed, compile_deps)
+
+
 def install_dependencies(tools: Toolchain, project: Path, target: Path, local_path: Callable[[str], str]) -> None:
     """[packages] of project/Pipfile.lock into a fresh `target`. `local_path` maps a lock `path`
     entry to where it can be read."""

@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import traceback
 from pathlib import Path
 
-from . import buildsteps, bytecode, contract, netconfig, runtimes, slimming, tempdirs
+from . import buildsteps, bytecode, contract, netconfig, runtimes, tempdirs
 from .errors import KitError, StepError
 
 OUT = Path(contract.OUT)  # what the helper copies out: deps.zip (+ .sha256), wheels/
@@ -103,12 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempdirs.scratch("deps-", SCRATCH_CANDIDATES) as work:
             tree = work / "deps"
             tools = container_toolchain(build.target_arch)
-            buildsteps.install_dependencies(tools, args.project, tree, staged_paths(args.paths_map))
-            if build.slim:
-                slimming.slim(tree, shutil.which("strip"))
-            if build.compile:
-                buildsteps.compile_dependencies(tree, staged_profile(args.project))
-            buildsteps.pack_dependencies(tree, args.packed, build.compile)
+            profile = staged_profile(args.project) if build.compile else []
+            buildsteps.build_dependencies(tools, args.project, tree, staged_paths(args.paths_map), args.packed,
+                                          slim=build.slim, compile_deps=build.compile, profile=profile)  # fmt: skip
     except KitError as exc:
         print("\n".join(exc.lines()), file=sys.stderr, flush=True)
         return 1

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from . import buildsteps, contract, netconfig, runtimes, slimming, tempdirs
+from . import buildsteps, contract, netconfig, runtimes, tempdirs
 from .errors import StepError
 from .network import NetworkSettings
 
@@ -78,11 +78,8 @@ def build(
 
         try:
             out.mkdir(parents=True, exist_ok=True)
-            buildsteps.install_dependencies(tools, project, work / "deps", local_path)
-            if slim:
-                slimming.slim(work / "deps", shutil.which("strip"))
-            if compile_deps:  # the host runs the runtime's Python (compiling.check)
-                buildsteps.compile_dependencies(work / "deps", profile)
-            buildsteps.pack_dependencies(work / "deps", out / contract.DEPS_ZIP, compiled=compile_deps)
+            # COMPILE=1: the host runs the runtime's Python (compiling.check)
+            buildsteps.build_dependencies(tools, project, work / "deps", local_path, out / contract.DEPS_ZIP,
+                                          slim=slim, compile_deps=compile_deps, profile=profile)  # fmt: skip
         except StepError as exc:
             raise exc.with_log(log_path) from None
