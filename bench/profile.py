@@ -65,7 +65,13 @@ def follow(path: Path, lines: list, stop: threading.Event, started: float) -> No
 
 
 def cold_build(folder: Path, builder: str, base_image: str, runtime: str) -> tuple[float, list]:
-    shutil.rmtree(folder / ".lambda-kit", ignore_errors=True)
+    # Cold as make bench means it: the kit's caches gone (dependency zips, wheelhouse, pip's cache,
+    # audit facts), the helper's own environment ready (as the peers' tools are).
+    state = folder / ".lambda-kit"
+    for name in ("deps", "wheelhouse", "pip-cache"):
+        shutil.rmtree(state / name, ignore_errors=True)
+    for name in ("audit-native.json", "audit-needed.json"):
+        (state / name).unlink(missing_ok=True)
     (folder / "build.zip").unlink(missing_ok=True)
     if builder == "docker":
         ids = subprocess.run(["docker", "images", "-aq", "--filter", "label=org.lambda-kit.kit=lambda-kit"],
@@ -73,7 +79,8 @@ def cold_build(folder: Path, builder: str, base_image: str, runtime: str) -> tup
         if ids:
             subprocess.run(["docker", "image", "rm", "--force", *sorted(set(ids))], capture_output=True)
         subprocess.run(["docker", "builder", "prune", "--all", "--force"], capture_output=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0"),
+           "LAMBDA_KIT_VENV": sys.prefix}  # fmt: skip
     argv = ["make", "--no-print-directory", "package", f"PYTHON_VERSION={runtime}", f"BASE_IMAGE={base_image}",
             f"BUILDER={builder}"]  # fmt: skip
     lines: list = []
