@@ -149,8 +149,8 @@ class KitFlow:
 
 class LocalKitFlow(KitFlow):
     """`make package BUILDER=local` in a checkout of its own; cold means an empty KIT_STATE: no
-    dependency cache, no pip cache, no local tools venv (the helper's own environment, like the uv
-    flow's tools, is ready beforehand)."""
+    dependency cache, no wheelhouse, no pip cache (the helper's own environment, which holds the
+    local builder's pinned pip, is ready beforehand, like the uv flow's tools)."""
 
     name = "kit (local)"
 
@@ -500,7 +500,7 @@ def peers_note(args) -> list[str]:
             "the whole script again with a warm uv cache; its cold rows start from an empty uv cache; its lock change "
             f"keeps the cache. The kit builds for python{args.runtime} (Lambda glibc {glibc[0]}.{glibc[1]}) and "
             f"accepts manylinux tags up to that glibc, whatever the base image's own glibc; {tags} "
-            "`local cold` is `make package BUILDER=local` from an empty KIT_STATE (its pip cache and local tools venv "
+            "`local cold` is `make package BUILDER=local` from an empty KIT_STATE (its wheelhouse and pip cache "
             "included; the helper's own environment ready, as the uv flow's uv and pipenv are) against the uv flow "
             "from an empty uv cache, back to back."]  # fmt: skip
 
