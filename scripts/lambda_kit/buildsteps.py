@@ -235,7 +235,7 @@ def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Pa
     chosen = {}
     for p in plan.index:
         if (known := notes.known(p.name, p.version, p.hashes)) is not None:
-            try:
+            try:  # a note is used only for a file the lock names; the installer need not hash it again
                 wheelinstall.check_hash(wheelinstall.wheel_for(known, p.hashes, p.name))
             except wheelinstall.WheelError:
                 say(
@@ -243,6 +243,7 @@ def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Pa
                 )
                 continue
             chosen[canonicalize_name(p.name)] = known
+    checked = frozenset(chosen.values())
     ask = [p for p in plan.index if canonicalize_name(p.name) not in chosen]
     if chosen:
         say(f"{len(chosen)} files chosen by pip for this target before, in the wheelhouse (not asked again)")
@@ -261,10 +262,7 @@ def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Pa
         else:
             others.append(package)
     say("installing")
-    try:
-        wheelinstall.install(wheels, target, tools.python_xy)
-    except wheelinstall.WheelError as exc:
-        raise StepError(str(exc), exc.hint) from None
+    wheelinstall.install(wheels, target, tools.python_xy, checked)
     say(f"{len(wheels)} wheels unpacked (hash-checked against the lock)")
     if others:
         # A source distribution (or a file pip's output did not name): pip builds and installs it.

@@ -23,7 +23,7 @@ import re
 import shutil
 from pathlib import Path
 
-from . import contract, pipchoices
+from . import contract
 from .bytecode import PROFILE_NAME
 from .digests import sha256_hex
 from .errors import UsageError
@@ -162,8 +162,8 @@ def stage(
     wheels = build / "out" / "wheels"
     wheels.mkdir(parents=True)
     files = wheelhouse_files(wheelhouse, lock)
-    if wheelhouse is not None and (wheelhouse / pipchoices.FILE).is_file():
-        files.append(wheelhouse / pipchoices.FILE)  # which of them pip chose, per target
+    if wheelhouse is not None and (wheelhouse / contract.WHEEL_CHOICES).is_file():
+        files.append(wheelhouse / contract.WHEEL_CHOICES)  # which of them pip chose, per target
     for path in files:
         if _same_device(path, wheels):
             os.link(path, wheels / path.name)  # cheap: the context is read, never written

@@ -35,6 +35,7 @@ SECRETS = PurePosixPath("/run/secrets")  # BuildKit's secret mounts
 DEPS_ZIP = "deps.zip"
 DIGEST_SUFFIX = ".sha256"  # deps.zip.sha256: the hex SHA-256 of deps.zip and a newline
 WHEELS = "wheels"  # downloads, kept by the host as its wheelhouse and staged back in
+WHEEL_CHOICES = ".lambda-kit-choices.json"  # in WHEELS: which file pip chose per package and target (pipchoices)
 
 # Folders of the build context (context.stage) and where the Dockerfile copies them.
 # The build context: two folders, each laid out as ROOT and copied there in one step (a step is a

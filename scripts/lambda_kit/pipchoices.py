@@ -25,7 +25,9 @@ from pathlib import Path
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-FILE = ".lambda-kit-choices.json"  # in the wheelhouse; staged into the build context with it
+from . import contract
+
+FILE = contract.WHEEL_CHOICES  # in the wheelhouse; staged into the build context with it
 
 
 def target_key(target_args: list[str]) -> str:
@@ -41,7 +43,7 @@ def accepted_tags(target_args: list[str]) -> set[Tag]:
     """The wheel tags pip accepts with these target options (--python-version, --abi, --platform)."""
     values: dict[str, list[str]] = {}
     for option, value in zip(target_args, target_args[1:], strict=False):
-        if option in ("--python-version", "--implementation", "--abi", "--platform"):
+        if option in ("--python-version", "--abi", "--platform"):
             values.setdefault(option, []).append(value)
     if "--python-version" not in values or "--platform" not in values:
         return set()

@@ -41,22 +41,32 @@ def clean_stale(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def run_folder(state_dir: Path) -> Iterator[Path]:
-    root = state_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
+def _own_folder(root: Path) -> Iterator[Path]:
+    """run-<pid>-<random>/ under `root`, removed at the end; the folders of processes that are
+    gone (a run killed outright) removed first."""
     clean_stale(root)
     folder = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
-    saved = tempfile.tempdir, os.environ.get("TMPDIR")
-    tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
     try:
         yield folder
     finally:
-        tempfile.tempdir = saved[0]
-        if saved[1] is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = saved[1]
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_folder(state_dir: Path) -> Iterator[Path]:
+    root = state_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    with _own_folder(root) as folder:
+        saved = tempfile.tempdir, os.environ.get("TMPDIR")
+        tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
+        try:
+            yield folder
+        finally:
+            tempfile.tempdir = saved[0]
+            if saved[1] is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved[1]
 
 
 # The dependency tree is thousands of small files written once, read once and deleted: on a disk
@@ -87,29 +97,28 @@ def scratch(prefix: str, candidates: tuple[str, ...] = MEMORY_FOLDERS) -> Iterat
     """A folder for a build's dependency tree, in memory when there is room (see memory_folder),
     removed afterwards; a run killed outright leaves it, and the next run removes the folders of
     processes that are gone (as run_folder does)."""
-    memory = memory_folder(candidates)
-    if memory is None:
+    root = _private_root(memory_folder(candidates))
+    if root is None:
         with tempfile.TemporaryDirectory(prefix=prefix) as folder:
             yield Path(folder)
         return
+    with _own_folder(root) as folder:
+        yield folder
+
+
+def _private_root(memory: Path | None) -> Path | None:
+    """This user's folder in the memory folder, made 0700; None when there is no memory folder or
+    the name is someone else's (or a link) in a shared folder: not ours to use."""
+    if memory is None:
+        return None
     root = memory / f"lambda-kit-{os.getuid()}"
     try:
         root.mkdir(mode=0o700)
     except FileExistsError:
         pass
     except OSError:
-        root = None
-    if root is None or not _private_folder(root):
-        # Someone else's folder (or a link) at that name in a shared folder: not ours to use.
-        with tempfile.TemporaryDirectory(prefix=prefix) as folder:
-            yield Path(folder)
-        return
-    clean_stale(root)
-    folder = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return root if _private_folder(root) else None
 
 
 def _private_folder(path: Path) -> bool:

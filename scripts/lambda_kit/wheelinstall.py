@@ -40,13 +40,13 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from .errors import StepError
+
 CHUNK = 1 << 20
 
 
-class WheelError(Exception):
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
+class WheelError(StepError):
+    """A wheel the kit will not unpack: one line, as every build step's error."""
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,13 @@ def check_hash(wheel: Wheel) -> None:
         )
 
 
-def install(wheels: list[Wheel], target: Path, python_xy: str) -> None:
-    """Unpack `wheels` (hash-checked first) into `target` as pip --target would, for an
-    interpreter of version `python_xy` ("python3.12": the headers folder's name)."""
+def install(wheels: list[Wheel], target: Path, python_xy: str, checked: frozenset[Path] = frozenset()) -> None:
+    """Unpack `wheels` (hash-checked first, but for the files in `checked`, which the caller has
+    just checked) into `target` as pip --target would, for an interpreter of version `python_xy`
+    ("python3.12": the headers folder's name)."""
     for wheel in wheels:
-        check_hash(wheel)
+        if wheel.path not in checked:
+            check_hash(wheel)
     written: dict[str, str] = {}  # target-relative path -> the wheel that wrote it, to catch two writers
     home_items: list[tuple[str, zipfile.ZipInfo, zipfile.ZipFile]] = []
     archives = []
