@@ -1,7 +1,13 @@
 import gc
+import os
 import sys
 
-from .cli import main
+# The launcher's bytecode folder is for this interpreter (sys.pycache_prefix, set at its start):
+# the tools it runs keep to their own bytecode, and write none.
+if os.environ.pop("PYTHONPYCACHEPREFIX", None) is not None:
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+
+from .cli import main  # noqa: E402
 
 code = main()
 # The run is over: what is left is freed by the interpreter's exit, whose collections would walk

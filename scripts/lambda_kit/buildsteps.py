@@ -28,7 +28,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from . import bytecode, contract, lockfile, pipchoices, wheelcheck, wheelinstall, zipwriter
+from . import bytecode, contract, lockfile, pipchoices, wheelcheck, wheelfetch, wheelinstall, zipwriter
 from .digests import sha256_hex
 from .errors import StepError
 
@@ -90,12 +90,12 @@ def run_tool(
                 lines.append(line.rstrip("\n"))
             tool.wait()
         except BaseException:
-            _stop_group(tool)
+            stop_group(tool)
             raise
     return tool.returncode, lines
 
 
-def _stop_group(tool: subprocess.Popen) -> None:
+def stop_group(tool: subprocess.Popen) -> None:
     """SIGTERM to the tool's whole process group, a moment for the tool to exit, then SIGKILL to
     whatever of the group is left (pipenv's and pip's own children too)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -248,9 +248,7 @@ def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Pa
     if chosen:
         say(f"{len(chosen)} files chosen by pip for this target before, in the wheelhouse (not asked again)")
     if ask:
-        requirements = tmp / "requirements.txt"
-        requirements.write_text("".join(p.requirement_line() + "\n" for p in ask), encoding="utf-8")
-        chosen.update(fetch_into_wheelhouse(tools, requirements, plan.index_urls))
+        chosen.update(fetch_files(tools, ask, tmp, plan.index_urls))
     notes.save(
         {n: (p.name, p.version, p.hashes, chosen[n]) for p in plan.index if (n := canonicalize_name(p.name)) in chosen}
     )
@@ -274,19 +272,41 @@ def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Pa
         move_into(built, target)
 
 
-def fetch_into_wheelhouse(tools: Toolchain, requirements: Path, lock_sources: list[str]) -> dict[str, Path]:
-    """`pip download` every locked file into the wheelhouse, hash-checked. pip keeps a file that is
-    already there with a matching hash, so only what the lock changed is fetched. Returns the file
-    pip chose for each package (by canonical name), read from what pip said it saved or reused."""
+def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[str]) -> dict[str, Path]:
+    """Each package's file into the wheelhouse, hash-checked, chosen as pip would: by the kit
+    (`wheelfetch`, all at once) where it can decide as pip does, by `pip download` for the rest.
+    Returns the file chosen for each package, by canonical name."""
+    env, cleanup = tools.pip_env(lock_sources)
+    try:
+        fetched = wheelfetch.fetch(packages, tools.target_args, {**os.environ, **env}, Path(tools.python).parent.parent,
+                                   tools.wheelhouse, tools.echo)  # fmt: skip
+    finally:
+        for path in cleanup:
+            path.unlink(missing_ok=True)
+    chosen, reused, saved = dict(fetched.chosen), fetched.reused, fetched.downloaded
+    rest = [p for p in packages if canonicalize_name(p.name) in fetched.left]
+    if rest:
+        requirements = tmp / "requirements.txt"
+        requirements.write_text("".join(p.requirement_line() + "\n" for p in rest), encoding="utf-8")
+        lines = pip_download(tools, requirements, lock_sources)
+        chosen.update(chosen_files(lines, tools.wheelhouse))
+        reused += sum("File was already downloaded" in line for line in lines)
+        saved += sum("Saved " in line for line in lines)
+    by_pip = f" ({len(rest)} by pip)" if rest else ""
+    say(f"wheelhouse: {reused} files reused, {saved} downloaded{by_pip}")
+    return chosen
+
+
+def pip_download(tools: Toolchain, requirements: Path, lock_sources: list[str]) -> list[str]:
+    """`pip download` every file of `requirements` into the wheelhouse, hash-checked. pip keeps a
+    file that is already there with a matching hash. Returns pip's output lines."""
     tools.wheelhouse.mkdir(parents=True, exist_ok=True)
     argv = [str(tools.python), "-m", "pip", "download", "--no-deps", "--no-input", "--progress-bar", "off",
             "--require-hashes", "--dest", str(tools.wheelhouse), *tools.target_args, "-r", str(requirements)]  # fmt: skip
     code, lines = run_pip(tools, argv, lock_sources)
     if code != 0:
         raise pip_failure(code, lines, tools)
-    reused = sum("File was already downloaded" in line for line in lines)
-    say(f"wheelhouse: {reused} files reused, {sum('Saved ' in line for line in lines)} downloaded")
-    return chosen_files(lines, tools.wheelhouse)
+    return lines
 
 
 def chosen_files(lines: list[str], wheelhouse: Path) -> dict[str, Path]:

@@ -11,21 +11,54 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
 
 from . import lockfile
-from .buildsteps import run_tool
+from .buildsteps import stop_group
 from .errors import StepError
+
+
+class PendingCheck:
+    """pipenv's facts about the Pipfile, computed in a process of its own while the caller goes on
+    (the local builder downloads meanwhile); `verify` waits for them. Its own process group, as every
+    tool: `stop` (and an interrupt) ends it at once."""
+
+    def __init__(self, pipfile: Path) -> None:
+        env = {**os.environ, "PIPENV_IGNORE_VIRTUALENVS": "1", "PIPENV_NOSPIN": "1", "PIPENV_YES": "1", "NO_COLOR": "1"}
+        script = Path(__file__).with_name("lockhash.py")
+        self.process = subprocess.Popen([sys.executable, str(script), str(pipfile)], env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)  # fmt: skip
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            stop_group(self.process)
+        self.process.stdout.close()
+
+    def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
+        """Raises StepError when the lock does not belong to the Pipfile; says which hash matched."""
+        try:
+            output = self.process.communicate()[0]
+        except BaseException:
+            self.stop()
+            raise
+        if log is not None:
+            log(output)
+        check_facts(output.splitlines(), lock, say)
+
+
+def start(pipfile: Path) -> PendingCheck:
+    return PendingCheck(pipfile)
 
 
 def verify(pipfile: Path, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
     """Raises StepError when the lock does not belong to the Pipfile; says which hash matched."""
-    env = {**os.environ, "PIPENV_IGNORE_VIRTUALENVS": "1", "PIPENV_NOSPIN": "1", "PIPENV_YES": "1", "NO_COLOR": "1"}
-    script = Path(__file__).with_name("lockhash.py")
-    # In its own process group, as every tool: an interrupt stops it at once. The facts are its last JSON line.
-    _, lines = run_tool([sys.executable, str(script), str(pipfile)], env, log)
+    start(pipfile).verify(lock, say, log)
+
+
+def check_facts(lines: list[str], lock: dict, say: Callable[[str], None]) -> None:
     try:
         facts = json.loads(next((line for line in reversed(lines) if line.startswith("{")), ""))
     except ValueError:

@@ -207,9 +207,19 @@ def dependencies(plan: BuildPlan, run: Run, say) -> Path:
         and (cached := shared.lookup(keys.values(), cache, plan.lock, s.state_dir)) is not None
     ):
         return cached
-    lockcheck.verify(
-        s.pipfile, plan.lock, say
-    )  # before any build, for both builders: a stale lock never reaches Docker
+    # The lock is checked before any build: a stale lock never reaches Docker, nor a zip. The local
+    # builder asks Docker nothing, so it downloads while pipenv computes the Pipfile's hash.
+    check = lockcheck.start(s.pipfile)
+    try:
+        if s.builder != "local":
+            check.verify(plan.lock, say)
+        return build_dependencies(plan, network, cache, keys, shared, run, say, check)
+    finally:
+        check.stop()
+
+
+def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run: Run, say, check) -> Path:
+    s = plan.settings
     builder, engine, no_wheel_hint = s.builder, None, None
     if builder == "auto":
         engine, why_not = docker.probe(run)
@@ -228,11 +238,18 @@ def dependencies(plan: BuildPlan, run: Run, say) -> Path:
         if builder == "local":
             target = f"{plan.runtime.name} {s.arch}"
             say(f"lambda-kit: local build (no Docker), {target}, binary wheels only (log: {log_path})")
-            localbuild.build(
-                state_dir=s.state_dir, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
-                network=network, out=outputs, wheelhouse=plan.wheelhouse, log_path=log_path, slim=s.slim,
-                no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
-            )  # fmt: skip
+            try:
+                localbuild.build(
+                    state_dir=s.state_dir, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
+                    network=network, out=outputs, wheelhouse=plan.wheelhouse, log_path=log_path, slim=s.slim,
+                    no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
+                )  # fmt: skip
+            except KitError:
+                if s.builder == "local":
+                    check.verify(plan.lock, say)  # a stale lock is the cause to report
+                raise
+            if s.builder == "local":
+                check.verify(plan.lock, say)
         else:
             build_in_docker(plan, network, outputs, log_path, run, say, engine)
             keep_wheelhouse(outputs / contract.WHEELS, plan.wheelhouse)

@@ -1,0 +1,496 @@
+"""The lock's files chosen and downloaded as `pip download` would, all packages at once.
+
+A cold build used to spend most of its download in `pip download`, one package after another: an
+index page fetched, thousands of links parsed and judged, then the file. The lock already bounds the
+answer (its hashes name the only files that may be taken), so the kit asks each index's PEP 691 JSON
+page of every locked package at the same time (threads), keeps the files whose SHA-256 the lock
+names, takes among them the one pip's rule takes, and downloads it into the wheelhouse, hashed as it
+is written. pip's rule, as pip 26.3 (the kit's pin) applies it:
+
+- a candidate is a file listed on the package's page of the index, then of each extra index in
+  order (after the wheels of local find-links folders, which pip reads first), whose name parses as a
+  wheel of this project (or, when sources are allowed, as its sdist), whose version matches the
+  lock's `==` pin, whose tags the target accepts, whose Requires-Python the target's Python satisfies
+  (an invalid one counts as satisfied, as in pip), and whose hash the lock names;
+- the best is the greatest (not yanked, version, priority of its most preferred tag in the target's
+  ordered tag list, build tag); an sdist ranks below every wheel; the last found among equals (pip's
+  resolver takes its finder's sorted list from the end).
+
+`tests/test_wheelfetch.py` checks this against pip itself: the same files on real locks from PyPI for
+each runtime and architecture, and on a local index of odd wheels (tags, build tags, yanked files,
+Requires-Python, ties).
+
+What the kit cannot decide as pip would, it leaves to pip, per package, with the reason in the build
+log: an index that answers with HTML rather than JSON, an error or timeout (pip retries), a page
+without hashes, an sdist as the best candidate, or settings pip would read that the kit does not
+(a pip configuration file, a `PIP_*` variable outside the few below). pip then downloads those files
+as before. What it downloads itself the kit bounds (64 MiB for a page, 512 MiB for a file) and checks
+(the lock's hash, end to end); a file the lock does not name is a hash mismatch, never a fallback.
+
+Network settings are pip's, read from the environment pip would run with: PIP_INDEX_URL,
+PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS (local folders), PIP_CERT, PIP_TRUSTED_HOST, PIP_TIMEOUT /
+PIP_DEFAULT_TIMEOUT, credentials in an index URL, `~/.netrc`, and the usual proxy variables.
+Standard library plus `packaging`: runs in the build image and on the host.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import netrc
+import os
+import posixpath
+import ssl
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from .errors import StepError
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+PYPI = "https://pypi.org/simple"
+MAX_PAGE = 64 << 20  # bytes of one index page
+MAX_FILE = 512 << 20  # bytes of one file: twice what Lambda unpacks at most
+CHUNK = 1 << 18
+WORKERS = 8  # downloads at once: network-bound; more only adds connections
+PART_PREFIX = ".fetch-"  # a download in progress, in the wheelhouse
+STALE_PART = 24 * 3600  # seconds after which a dead run's partial download is removed
+# PIP_* variables that do not change which file pip takes or how it reaches the index (or that the
+# kit reads the way pip does). Any other set PIP_* variable: the kit leaves the download to pip.
+UNDERSTOOD = {
+    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_TRUSTED_HOST", "PIP_TIMEOUT",
+    "PIP_DEFAULT_TIMEOUT", "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_PROGRESS_BAR",
+    "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_ROOT_USER_ACTION", "PIP_NO_COLOR", "PIP_REQUIRE_VIRTUALENV",
+    "PIP_NO_WARN_SCRIPT_LOCATION", "PIP_QUIET", "PIP_VERBOSE", "PIP_BREAK_SYSTEM_PACKAGES", "PIP_RETRIES",
+    "PIP_NO_PYTHON_VERSION_WARNING",
+}  # fmt: skip
+
+
+class LeaveToPip(Exception):
+    """The kit cannot choose this package's file as pip would: pip is asked (the reason is logged)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What pip's target options (--python-version, --implementation, --abi, --platform,
+    --only-binary=:all:) make it accept, with the tags in pip's order of preference."""
+
+    python: Version  # e.g. 3.11.0: what Requires-Python is checked against
+    tags: tuple[Tag, ...]
+    sources_allowed: bool
+
+    @property
+    def priority(self) -> dict[Tag, int]:
+        return {tag: i for i, tag in enumerate(self.tags)}  # as pip builds it: the last index of a repeated tag
+
+
+def _expand_platforms(platforms: list[str]) -> list[str]:
+    """pip's expansion of explicit --platform values: manylinux2014 brings manylinux2010 and
+    manylinux1 (x86 only), manylinux2010 brings manylinux1; each platform once, first place kept."""
+    result: list[str] = []
+    for platform in platforms:
+        prefix, _, machine = platform.partition("_")
+        more = [platform]
+        if prefix == "manylinux2014" and machine in ("i686", "x86_64"):
+            more += [f"manylinux2010_{machine}", f"manylinux1_{machine}"]
+        elif prefix == "manylinux2010":
+            more += [f"manylinux1_{machine}"]
+        result += [p for p in more if p not in result]
+    return result
+
+
+def target_of(target_args: list[str]) -> Target | None:
+    """The Target of pip's options; None when they are not a CPython version with explicit
+    platforms (pip then judges this machine's own tags: the kit leaves that to pip)."""
+    values: dict[str, list[str]] = {}
+    for option, value in zip(target_args, target_args[1:]):  # noqa: B905 (the image may run 3.9)
+        if option in ("--python-version", "--implementation", "--abi", "--platform"):
+            values.setdefault(option, []).append(value)
+    version, platforms = values.get("--python-version", []), values.get("--platform", [])
+    if len(version) != 1 or not platforms or values.get("--implementation", ["cp"]) != ["cp"]:
+        return None
+    if any(p.startswith(("macosx", "ios", "android")) for p in platforms):
+        return None  # pip expands these in ways the kit does not need
+    parts = version[0].split(".")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    python = (int(parts[0]), int(parts[1]))
+    expanded = _expand_platforms(platforms)
+    abis = values.get("--abi")
+    tags = [*cpython_tags(python, abis, expanded), *compatible_tags(python, f"cp{python[0]}{python[1]}", expanded)]
+    return Target(Version(f"{python[0]}.{python[1]}.0"), tuple(tags), "--only-binary=:all:" not in target_args)
+
+
+@dataclass
+class Candidate:
+    filename: str
+    url: str  # or a local path, for a find-links folder's file
+    version: Version
+    rank: tuple  # the key pip maximises
+    sha256: str
+    local: bool = False
+
+
+@dataclass
+class Settings:
+    """How pip would reach the indexes, read from the environment pip runs with."""
+
+    indexes: list[str]
+    find_links: list[Path]
+    context: ssl.SSLContext
+    insecure_context: ssl.SSLContext
+    trusted: set[str]
+    timeout: float
+    netrc_hosts: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def settings_of(env: dict[str, str], pip_prefix: Path) -> Settings:
+    """pip's network settings from `env`; LeaveToPip when pip would read something the kit does not."""
+    others = sorted(k for k, v in env.items() if k.startswith("PIP_") and v and k not in UNDERSTOOD)
+    if others:
+        raise LeaveToPip(f"{', '.join(others)} set")
+    config = env.get("PIP_CONFIG_FILE")
+    if config != os.devnull:
+        files = [config] if config else []
+        xdg = env.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+        files += [os.path.join(d, "pip", "pip.conf") for d in xdg.split(":") if d] + ["/etc/pip.conf"]
+        home = os.path.expanduser("~")
+        files += [os.path.join(home, ".pip", "pip.conf"),
+                  os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "pip", "pip.conf"),
+                  str(pip_prefix / "pip.conf")]  # fmt: skip
+        found = [f for f in files if os.path.exists(f)]
+        if found:
+            raise LeaveToPip(f"pip would read {found[0]}")
+    find_links = []
+    for item in (env.get("PIP_FIND_LINKS") or "").split():
+        path = Path(urllib.parse.urlsplit(item).path if item.startswith("file:") else item)
+        if "://" in item and not item.startswith("file:") or not path.is_dir():
+            raise LeaveToPip(f"find-links {item} is not a local folder")
+        find_links.append(path)
+    indexes = [env.get("PIP_INDEX_URL") or PYPI, *(env.get("PIP_EXTRA_INDEX_URL") or "").split()]
+    cert = env.get("PIP_CERT")
+    try:
+        context = ssl.create_default_context(cafile=cert or None)
+        timeout = float(env.get("PIP_TIMEOUT") or env.get("PIP_DEFAULT_TIMEOUT") or 15)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise LeaveToPip(f"the CA bundle or timeout setting ({exc})") from None
+    insecure = ssl.create_default_context()
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+    trusted = set((env.get("PIP_TRUSTED_HOST") or "").split())
+    return Settings(indexes, find_links, context, insecure, trusted, timeout, _netrc_hosts(env))
+
+
+def _netrc_hosts(env: dict[str, str]) -> dict[str, tuple[str, str]]:
+    path = env.get("NETRC") or os.path.expanduser("~/.netrc")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        hosts = netrc.netrc(path).hosts
+    except (OSError, netrc.NetrcParseError) as exc:
+        raise LeaveToPip(f"{path} cannot be read ({exc})") from None
+    return {host: (login or "", password or "") for host, (login, _, password) in hosts.items()}
+
+
+class Client:
+    """HTTP GETs as pip makes them: credentials of an index URL (or ~/.netrc) sent to its host only,
+    plain HTTP and unverified TLS only for trusted hosts, the environment's proxies, a timeout."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.auth: dict[str, str] = {}  # host:port -> Authorization header
+        self.indexes = [self._strip_credentials(url) for url in settings.indexes]
+        self._openers = threading.local()
+
+    def _strip_credentials(self, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is None:
+            return url
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.auth[host] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+    def _opener(self, trusted: bool) -> urllib.request.OpenerDirector:
+        openers = getattr(self._openers, "value", None)
+        if openers is None:
+            openers = self._openers.value = {
+                flag: urllib.request.build_opener(
+                    urllib.request.HTTPSHandler(
+                        context=self.settings.insecure_context if flag else self.settings.context
+                    )
+                )
+                for flag in (False, True)
+            }
+        return openers[trusted]
+
+    def open(self, url: str, accept: str | None = None):
+        parts = urllib.parse.urlsplit(url)
+        host = parts.netloc
+        trusted = parts.hostname in self.settings.trusted or host in self.settings.trusted
+        if parts.scheme != "https" and not (parts.scheme == "http" and trusted):
+            raise LeaveToPip(f"{parts.scheme}:// address {host} (pip needs it trusted)")
+        request = urllib.request.Request(url, headers={"User-Agent": "lambda-kit", "Accept-Encoding": "identity"})
+        if accept:
+            request.add_header("Accept", accept)
+        authorization = self.auth.get(host)
+        if authorization is None and (login := self.settings.netrc_hosts.get(parts.hostname or "")):
+            authorization = "Basic " + base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode("ascii")
+        if authorization:
+            request.add_unredirected_header("Authorization", authorization)  # never to a redirect's host
+        try:
+            return self._opener(trusted).open(request, timeout=self.settings.timeout)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code == 404:
+                return None
+            raise LeaveToPip(f"{url} answered HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise LeaveToPip(f"{url} could not be read ({getattr(exc, 'reason', exc)})") from None
+
+
+def read_capped(response, cap: int, what: str) -> bytes:
+    data = response.read(cap + 1)
+    if len(data) > cap:
+        raise LeaveToPip(f"{what} is larger than {cap >> 20} MiB")
+    return data
+
+
+def project_page(client: Client, index: str, name: str) -> tuple[str, list] | None:
+    """The address (after redirects) and the files of a project's PEP 691 JSON page on `index`
+    (None: the index has no such page)."""
+    url = posixpath.join(index, urllib.parse.quote(canonicalize_name(name))) + "/"
+    response = client.open(url, accept=JSON_TYPE)
+    if response is None:
+        return None
+    with response:
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if kind != JSON_TYPE:
+            raise LeaveToPip(f"{url} answered {kind or 'no content type'}, not PEP 691 JSON")
+        body = read_capped(response, MAX_PAGE, f"the page {url}")
+        page_url = response.geturl()
+    try:
+        files = json.loads(body)["files"]
+        if not isinstance(files, list):
+            raise TypeError("files is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LeaveToPip(f"{url} is not a valid PEP 691 page ({exc})") from None
+    return page_url, files
+
+
+def file_candidate(
+    filename: str, location: str, sha256: str | None, name: str, pin: SpecifierSet, target: Target, *,
+    requires_python=None, yanked=None, local: bool = False,
+) -> Candidate | None:  # fmt: skip
+    """The candidate pip would make of one file, or None when pip would not consider it."""
+    if not filename or filename != os.path.basename(filename) or filename.startswith(".") or "\0" in filename:
+        return None
+    project = canonicalize_name(name)
+    build: tuple = ()
+    if filename.endswith(".whl"):
+        try:
+            wheel_name, version, build, tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            return None
+        if wheel_name != project:
+            return None
+        priority = target.priority
+        ranks = [priority[tag] for tag in tags if tag in priority]
+        if not ranks:
+            return None
+        pri = -min(ranks)
+    elif target.sources_allowed and filename.endswith((".tar.gz", ".zip")):
+        try:
+            sdist_name, version = parse_sdist_filename(filename)
+        except (InvalidSdistFilename, InvalidVersion):
+            return None
+        if sdist_name != project:
+            return None
+        pri = -len(target.tags)
+    else:
+        return None
+    if not pin.contains(version, prereleases=True):
+        return None
+    if isinstance(requires_python, str) and requires_python:
+        try:
+            if not SpecifierSet(requires_python).contains(target.python):
+                return None
+        except InvalidSpecifier:
+            pass  # pip ignores an invalid Requires-Python
+    yank = -1 if yanked else 0  # JSON: false, true or a reason ("" is not yanked)
+    return Candidate(filename, location, version, (yank, version, pri, build), sha256 or "", local)
+
+
+def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, client: Client) -> Candidate:
+    """pip's choice for `name==version` among the indexes' files (and local find-links)."""
+    pin = SpecifierSet(version if version.startswith("==") else f"=={version}")
+    if pin and any(s.operator != "==" for s in pin):
+        raise LeaveToPip(f"pin {version}")
+    allowed = {h.split(":", 1)[1].lower() for h in hashes if h.lower().startswith("sha256:")}
+    if not allowed:
+        raise LeaveToPip("the lock gives no sha256")
+    candidates: list[Candidate] = []
+    for folder in client.settings.find_links:
+        for entry in os.scandir(folder):
+            c = file_candidate(entry.name, entry.path, None, name, pin, target, local=True)
+            if c is not None and entry.is_file():
+                c.sha256 = _file_sha256(Path(entry.path))
+                if c.sha256 in allowed:
+                    candidates.append(c)
+    pages = 0
+    for index in client.indexes:
+        page = project_page(client, index, name)
+        if page is None:
+            continue
+        page_url, files = page
+        pages += 1
+        for item in files:
+            # The lock's hashes first: a dict lookup per file, where judging every file's name and
+            # tags (thousands for a package with a long history) is what makes pip slow. pip keeps
+            # the candidates with an allowed hash whenever there is one, so nothing else can win.
+            digests = item.get("hashes") if isinstance(item, dict) else None
+            sha256 = digests.get("sha256") if isinstance(digests, dict) else None
+            if not isinstance(sha256, str) or sha256.lower() not in allowed or not isinstance(item.get("url"), str):
+                continue
+            url = urllib.parse.urljoin(page_url, item["url"])
+            filename = urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path))
+            c = file_candidate(filename, url, sha256, name, pin, target,
+                               requires_python=item.get("requires-python"), yanked=item.get("yanked"))  # fmt: skip
+            if c is not None:
+                candidates.append(c)
+    if not pages and not candidates:
+        raise LeaveToPip("no index has a page for it")
+    if not candidates:
+        raise LeaveToPip("no listed file has a hash the lock names")  # pip gives its own error
+    best = candidates[0]
+    for c in candidates[1:]:
+        if c.rank >= best.rank:  # the last of equals: pip's resolver walks its sorted list from the end
+            best = c
+    if not best.filename.endswith(".whl"):
+        raise LeaveToPip(f"the best file is a source distribution ({best.filename})")
+    return best
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(client: Client, best: Candidate, name: str, wheelhouse: Path, stop: threading.Event) -> tuple[Path, bool]:
+    """The chosen file into the wheelhouse, its SHA-256 checked against the choice (one of the lock's)
+    before it takes its name. Returns (path, True when it was downloaded)."""
+    dest = wheelhouse / best.filename
+    if dest.is_file() and _file_sha256(dest) == best.sha256.lower():
+        return dest, False  # as pip: a file already there with a matching hash is kept
+    fd, part = tempfile.mkstemp(prefix=PART_PREFIX, suffix=".part", dir=wheelhouse)
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            response = open(best.url, "rb") if best.local else client.open(best.url)
+            if response is None:
+                raise LeaveToPip(f"{best.url} answered HTTP 404")
+            with response:
+                while chunk := response.read(CHUNK):
+                    if stop.is_set():
+                        raise LeaveToPip("stopped")
+                    size += len(chunk)
+                    if size > MAX_FILE:
+                        raise StepError(
+                            f"the download of {name} ({best.filename}) is larger than {MAX_FILE >> 20} MiB",
+                            "more than Lambda can unpack: check the index, or pin another version",
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+        got = digest.hexdigest()
+        if got != best.sha256.lower():
+            raise StepError(
+                f"hash mismatch: the download of {name} ({best.filename}) does not match Pipfile.lock "
+                f"(lock: sha256 {best.sha256[:16]}..., download: {got[:16]}...)",
+                "the file differs from what `pipenv lock` recorded: re-lock only if you trust the new file",
+            )
+        os.replace(part, dest)
+        part = None
+        return dest, True
+    finally:
+        if part is not None:
+            Path(part).unlink(missing_ok=True)
+
+
+def sweep(wheelhouse: Path) -> None:
+    """Partial downloads a killed run left (another run's current ones are younger than a day)."""
+    now = time.time()
+    for item in wheelhouse.glob(PART_PREFIX + "*.part"):
+        try:
+            if now - item.stat().st_mtime > STALE_PART:
+                item.unlink()
+        except OSError:
+            pass
+
+
+@dataclass
+class Result:
+    chosen: dict[str, Path]  # canonical name -> file in the wheelhouse
+    downloaded: int
+    reused: int
+    left: dict[str, str]  # canonical name -> why pip is asked
+
+
+def fetch(packages, target_args: list[str], env: dict[str, str], pip_prefix: Path, wheelhouse: Path,
+          log) -> Result:  # fmt: skip
+    """Choose and download each package's file (`packages`: objects with name, version, hashes).
+    Packages the kit leaves to pip are in `left`; a hash mismatch or an oversized file raises."""
+    names = [canonicalize_name(p.name) for p in packages]
+    target = target_of(target_args)
+    try:
+        if target is None:
+            raise LeaveToPip("pip's target options are not an explicit CPython target")
+        client = Client(settings_of(env, pip_prefix))
+    except LeaveToPip as exc:
+        return Result({}, 0, 0, dict.fromkeys(names, str(exc)))
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    sweep(wheelhouse)
+    stop = threading.Event()
+
+    def one(package) -> tuple[Path, bool]:
+        best = choose(package.name, package.version, tuple(package.hashes), target, client)
+        return download(client, best, package.name, wheelhouse, stop)
+
+    result = Result({}, 0, 0, {})
+    pool = ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(packages))), thread_name_prefix="fetch")
+    try:
+        futures = [pool.submit(one, p) for p in packages]
+        for name, future in zip(names, futures):  # noqa: B905
+            try:
+                path, fresh = future.result()
+            except LeaveToPip as exc:
+                result.left[name] = str(exc)
+                log(f"lambda-kit: {name}: left to pip ({exc})\n")
+                continue
+            result.chosen[name] = path
+            result.downloaded += fresh
+            result.reused += not fresh
+    finally:
+        stop.set()  # on an error or an interrupt: the other downloads stop at their next chunk
+        pool.shutdown(wait=True, cancel_futures=True)
+    return result

@@ -1,0 +1,331 @@
+"""The kit's file chooser against pip itself: for the same index, lock hashes and target, `wheelfetch`
+takes the file the pinned pip's `download` takes. First on a local index (a PEP 691 server on
+127.0.0.1) of odd wheels made here: tag priorities, build tags, yanked files, Requires-Python, ties
+and files the lock does not name; then (network) on real locks from PyPI for several runtimes and
+architectures. And what it does with an index that misbehaves: lies about a file, sends too much,
+answers HTML or an error, points outside, or would receive credentials meant for another host."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import ROOT
+from lambda_kit import lockfile, runtimes, wheelfetch
+from lambda_kit.errors import StepError
+from test_wheelinstall import make_wheel
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+class Index:
+    """A PEP 691 index on 127.0.0.1: pages[name] = list of file dicts; files[filename] = bytes."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, list[dict]] = {}
+        self.files: dict[str, bytes] = {}
+        self.overrides: dict[str, tuple[int, str, bytes]] = {}  # path -> (status, content type, body)
+        self.seen: list[tuple[str, str | None]] = []  # (path, Authorization)
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                index.seen.append((self.path, self.headers.get("Authorization")))
+                status, kind, body = index.answer(self.path)
+                self.send_response(status)
+                if status in (301, 302):
+                    self.send_header("Location", body.decode())
+                    body = b""
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_port}"
+        self.url = f"http://{self.host}/simple"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, path: str) -> tuple[int, str, bytes]:
+        if path in self.overrides:
+            return self.overrides[path]
+        parts = path.strip("/").split("/")
+        if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.pages:
+            page = {"meta": {"api-version": "1.1"}, "name": parts[1], "files": self.pages[parts[1]]}
+            return 200, JSON, json.dumps(page).encode()
+        if parts[0] == "files" and len(parts) == 2 and parts[1] in self.files:
+            return 200, "application/octet-stream", self.files[parts[1]]
+        return 404, "text/plain", b"not found"
+
+    def add(self, name: str, path: Path, **extra) -> str:
+        data = path.read_bytes()
+        self.files[path.name] = data
+        digest = hashlib.sha256(data).hexdigest()
+        entry = {"filename": path.name, "url": f"../../files/{path.name}", "hashes": {"sha256": digest}}
+        self.pages.setdefault(name, []).append({**entry, **extra})
+        return "sha256:" + digest
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def index():
+    served = Index()
+    yield served
+    served.close()
+
+
+def demo_wheel(folder: Path, filename: str) -> Path:
+    """A valid wheel of demo 1.0 under `filename` (tags and build tag as the name says)."""
+    (folder / "made").mkdir(exist_ok=True)
+    made = make_wheel(folder / "made", "demo", "1.0", {"demo/__init__.py": filename.encode()})
+    path = folder / filename
+    made.rename(path)
+    return path
+
+
+def env_for(index: Index, **extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    return {**keep, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index.url, "PIP_TRUSTED_HOST": index.host, **extra}
+
+
+def target_args(version: str = "3.11", arch: str = "x86_64") -> list[str]:
+    return runtimes.pip_target_args(runtimes.lookup(version), arch)
+
+
+def pip_choice(tmp: Path, env: dict, pins: dict[str, tuple[str, tuple]], args: list[str]) -> set[str]:
+    """What the pinned pip downloads for `pins` ({name: (version, hashes)})."""
+    dest = tmp / "pip-dest"
+    dest.mkdir(parents=True, exist_ok=True)
+    requirements = tmp / "requirements.txt"
+    requirements.write_text("".join(f"{n}=={v} " + " ".join(f"--hash={h}" for h in hs) + "\n"
+                                    for n, (v, hs) in pins.items()))  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--dest",
+                             str(dest), "--no-cache-dir", *args, "-r", str(requirements)], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    chosen = {p.name for p in dest.iterdir()}
+    for p in dest.iterdir():
+        p.unlink()
+    return chosen
+
+
+def kit_choice(tmp: Path, env: dict, pins: dict[str, tuple[str, tuple]], args: list[str]) -> wheelfetch.Result:
+    packages = [SimpleNamespace(name=n, version=f"=={v}", hashes=hs) for n, (v, hs) in pins.items()]
+    return wheelfetch.fetch(packages, args, env, Path(sys.prefix), tmp / "wheelhouse", lambda line: None)
+
+
+ODD_FILES = {
+    # name: (extra JSON fields)
+    "demo-1.0-py3-none-any.whl": {},
+    "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": {},
+    "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl": {},  # build tag 1: above the same tags without
+    "demo-1.0-cp311-abi3-manylinux_2_24_x86_64.whl": {},
+    "demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl": {"yanked": "broken build"},
+    "demo-1.0-cp311-cp311-manylinux_2_26_x86_64.whl": {"requires-python": ">=3.12"},
+    "demo-1.0-cp311-cp311-manylinux_2_28_x86_64.whl": {},  # above glibc 2.26: never for python3.11
+    "demo-1.0-cp312-cp312-manylinux_2_28_x86_64.whl": {},
+    "demo-1.0-cp311-cp311-manylinux_2_26_aarch64.whl": {"requires-python": "not a specifier"},
+    "demo-1.0-py2.py3-none-any.whl": {},  # ties with py3-none-any
+}
+
+
+@pytest.fixture
+def odd_index(index, tmp_path):
+    pins = {}
+    for filename, extra in ODD_FILES.items():
+        pins[filename] = index.add("demo", demo_wheel(tmp_path, filename), **extra)
+    return index, pins
+
+
+# Which of the lock's files are named, and what pip takes then (the kit must agree with pip, and pip
+# with this expectation: each row exercises one rule).
+CASES = [
+    (list(ODD_FILES), "3.11", "x86_64", "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl"),  # cp311 ABI before abi3
+    (["demo-1.0-cp311-abi3-manylinux_2_24_x86_64.whl", "demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl",
+      "demo-1.0-cp311-cp311-manylinux_2_26_x86_64.whl", "demo-1.0-py3-none-any.whl"], "3.11", "x86_64",
+     "demo-1.0-cp311-abi3-manylinux_2_24_x86_64.whl"),  # yanked and Requires-Python >=3.12 out
+    (["demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl", "demo-1.0-py3-none-any.whl"], "3.11", "x86_64",
+     "demo-1.0-py3-none-any.whl"),  # a yanked file ranks below any other
+    (["demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl"], "3.11", "x86_64",
+     "demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl"),  # but is taken when it is the only one
+    (["demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+      "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl"], "3.11", "x86_64",
+     "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl"),  # the build tag decides
+    (["demo-1.0-py3-none-any.whl", "demo-1.0-py2.py3-none-any.whl"], "3.11", "x86_64",
+     "demo-1.0-py2.py3-none-any.whl"),  # equal: the last listed, as pip's resolver takes it
+    (["demo-1.0-cp311-cp311-manylinux_2_28_x86_64.whl", "demo-1.0-py3-none-any.whl"], "3.11", "x86_64",
+     "demo-1.0-py3-none-any.whl"),  # the glibc rule: 2_28 is not for a 2.26 runtime
+    (list(ODD_FILES), "3.12", "x86_64", "demo-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"),
+    (list(ODD_FILES), "3.11", "arm64", "demo-1.0-cp311-cp311-manylinux_2_26_aarch64.whl"),  # invalid Requires-Python: ignored
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("named, version, arch, expected", CASES)
+def test_the_kit_takes_the_file_pip_takes(odd_index, tmp_path, named, version, arch, expected):
+    index, pins = odd_index
+    hashes = tuple(pins[f] for f in named)
+    args = target_args(version, arch)
+    env = env_for(index)
+    assert pip_choice(tmp_path, env, {"demo": ("1.0", hashes)}, args) == {expected}
+    result = kit_choice(tmp_path, env, {"demo": ("1.0", hashes)}, args)
+    assert result.left == {}
+    assert result.chosen["demo"].name == expected
+    assert result.chosen["demo"].read_bytes() == index.files[expected]
+    assert result.downloaded == 1
+    again = kit_choice(tmp_path, env, {"demo": ("1.0", hashes)}, args)
+    assert (again.downloaded, again.reused) == (0, 1)  # a file already there with its hash is kept
+
+
+def test_target_tags_are_pips_own_in_pips_order():
+    from pip._internal.models.target_python import TargetPython
+
+    for version in ("3.10", "3.11", "3.12", "3.13"):
+        for arch in ("x86_64", "arm64"):
+            args = target_args(version, arch)
+            platforms = [v for o, v in zip(args, args[1:]) if o == "--platform"]  # noqa: B905
+            abis = [v for o, v in zip(args, args[1:]) if o == "--abi"]  # noqa: B905
+            pip_target = TargetPython(platforms=platforms, py_version_info=tuple(int(p) for p in version.split(".")),
+                                      abis=abis, implementation="cp")  # fmt: skip
+            assert [str(t) for t in wheelfetch.target_of(args).tags] == [str(t) for t in pip_target.get_sorted_tags()]
+
+
+def test_what_the_kit_leaves_to_pip(index, tmp_path):
+    wheel = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
+    args = target_args()
+    pins = {"demo": ("1.0", (wheel,))}
+    index.overrides["/simple/demo/"] = (200, "text/html", b"<html></html>")
+    assert "not PEP 691 JSON" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
+    index.overrides["/simple/demo/"] = (503, "text/plain", b"busy")
+    assert "HTTP 503" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
+    index.overrides["/simple/demo/"] = (200, JSON, b"{not json")
+    assert "not a valid PEP 691 page" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
+    del index.overrides["/simple/demo/"]
+    assert "PIP_PRE set" in kit_choice(tmp_path, env_for(index, PIP_PRE="1"), pins, args).left["demo"]
+    plain = {**env_for(index), "PIP_TRUSTED_HOST": ""}
+    assert "pip needs it trusted" in kit_choice(tmp_path, plain, pins, args).left["demo"]
+    native = [a for a in args if a != "--only-binary=:all:"]
+    sdist = tmp_path / "demo-1.0.tar.gz"
+    sdist.write_bytes(b"not really an sdist")
+    only = index.add("demo", sdist)
+    assert (
+        "source distribution" in kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (only,))}, native).left["demo"]
+    )
+    assert (
+        kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (only, wheel))}, native)
+        .chosen["demo"]
+        .name.endswith(".whl")
+    )
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = https://example.invalid/simple\n")
+    assert (
+        "pip would read" in kit_choice(tmp_path, env_for(index, PIP_CONFIG_FILE=str(config)), pins, args).left["demo"]
+    )
+
+
+def test_a_file_the_lock_does_not_name_is_a_hash_mismatch(index, tmp_path):
+    pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
+    index.files["demo-1.0-py3-none-any.whl"] = b"PK\x03\x04 something else"  # the page says one thing, the file another
+    with pytest.raises(
+        StepError, match=r"hash mismatch: the download of demo \(demo-1.0-py3-none-any.whl\) does not match"
+    ):
+        kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args())
+    assert sorted(p.name for p in (tmp_path / "wheelhouse").iterdir()) == []  # nothing kept, no partial file
+
+
+def test_sizes_are_bounded(index, tmp_path, monkeypatch):
+    pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
+    monkeypatch.setattr(wheelfetch, "MAX_FILE", 100)
+    with pytest.raises(StepError, match="is larger than 0 MiB"):
+        kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args())
+    monkeypatch.setattr(wheelfetch, "MAX_PAGE", 50)
+    assert "larger than" in kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args()).left["demo"]
+
+
+def test_names_that_leave_the_wheelhouse_are_never_candidates(index, tmp_path):
+    wheel = demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl")
+    data = wheel.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    for name in ("..%2Fdemo-1.0-py3-none-any.whl", ".demo-1.0-py3-none-any.whl"):
+        index.pages["demo"] = [{"filename": "x", "url": f"../../files/{name}", "hashes": {"sha256": digest}}]
+        index.files[name] = data
+        left = kit_choice(tmp_path, env_for(index), {"demo": ("1.0", ("sha256:" + digest,))}, target_args()).left
+        assert "no listed file has a hash the lock names" in left["demo"]
+    assert not (tmp_path / "demo-1.0-py3-none-any.whl.part").exists()
+
+
+def test_credentials_go_to_the_index_host_only(index, tmp_path):
+    other = Index()
+    try:
+        wheel = demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl")
+        pin = other.add("demo", wheel)
+        # The index's page lists the file on another host (as PyPI's CDN): no credentials go there.
+        index.pages["demo"] = [{**other.pages["demo"][0], "url": f"http://{other.host}/files/{wheel.name}"}]
+        env = env_for(index, PIP_INDEX_URL=f"http://user:s%40cret@{index.host}/simple",
+                      PIP_TRUSTED_HOST=f"{index.host} {other.host}")  # fmt: skip
+        result = kit_choice(tmp_path, env, {"demo": ("1.0", (pin,))}, target_args())
+        assert result.chosen["demo"].read_bytes() == wheel.read_bytes()
+        assert index.seen == [("/simple/demo/", "Basic dXNlcjpzQGNyZXQ=")]  # user:s@cret
+        assert other.seen == [(f"/files/{wheel.name}", None)]
+    finally:
+        other.close()
+
+
+def lock_pins(lock_path: Path, version: str, arch: str) -> dict[str, tuple[str, tuple]]:
+    plan = lockfile.plan(lockfile.load(lock_path), runtimes.target_environment(runtimes.lookup(version), arch))
+    return {p.name: (p.version.lstrip("="), tuple(p.hashes)) for p in plan.index}
+
+
+def pip_report_choice(tmp: Path, pins: dict, args: list[str]) -> dict[str, str]:
+    """pip's choice for real locks without downloading every wheel: a dry run's report."""
+    requirements = tmp / "requirements.txt"
+    requirements.write_text("".join(f"{n}=={v} " + " ".join(f"--hash={h}" for h in hs) + "\n"
+                                    for n, (v, hs) in pins.items()))  # fmt: skip
+    report = tmp / "report.json"
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    env.pop("PIP_FIND_LINKS", None)
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
+                             "--require-hashes", "--target", str(tmp / "t"), "--report", str(report), "--quiet",
+                             *args, "-r", str(requirements)], env=env, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    items = json.loads(report.read_text())["install"]
+    return {item["metadata"]["name"].lower().replace("_", "-"): item["download_info"]["url"].rsplit("/", 1)[1]
+            for item in items}  # fmt: skip
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("version, arch", [("3.11", "x86_64"), ("3.12", "arm64"), ("3.13", "x86_64")])
+def test_real_locks_same_choice_as_pip(tmp_path, version, arch):
+    locks = [ROOT / "bench" / "projects" / s / "a" / "Pipfile.lock" for s in ("small", "large")]
+    locks.append(ROOT / "Pipfile.lock")
+    args = target_args(version, arch)
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    env.pop("PIP_FIND_LINKS", None)
+    client = wheelfetch.Client(wheelfetch.settings_of(env, Path(sys.prefix)))
+    target = wheelfetch.target_of(args)
+    compared = 0
+    for lock in locks:
+        pins = lock_pins(lock, version, arch)
+        expected = pip_report_choice(tmp_path, pins, args)
+        for name, (pinned, hashes) in pins.items():
+            try:
+                best = wheelfetch.choose(name, pinned, hashes, target, client)
+            except wheelfetch.LeaveToPip as exc:
+                pytest.fail(f"{name}: left to pip ({exc})")
+            assert best.filename == expected[wheelfetch.canonicalize_name(name)], name
+            compared += 1
+    assert compared >= 20
