@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def test_arm64_zip_from_an_x86_64_host_without_docker(sample, tmp_path):
     assert natives and all("aarch64-linux-gnu" in n for n in natives)
     assert audit.audit_zip(zip_path, runtime="3.12", arch="arm64", handler="app.handler").ids() == []
     assert "native-arch" in audit.audit_zip(zip_path, runtime="3.12", arch="x86_64").ids()
+    # The helper's bytecode went with its environment, none into the checkout's scripts/.
+    assert not list((sample / "scripts").rglob("__pycache__"))
+    mirrored = Path(sys.prefix, "lambda-kit-bytecode", *(sample / "scripts" / "lambda_kit").resolve().parts[1:])
+    assert (mirrored / f"wheelfetch.{sys.implementation.cache_tag}.pyc").is_file()
 
 
 @pytest.mark.network
