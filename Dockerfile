@@ -8,6 +8,7 @@
 #                   build image, public.ecr.aws/sam/build-python3.X:latest-{x86_64,arm64}
 # PYTHON_VERSION    the Lambda runtime's version; the build fails if the base image runs another
 # TARGET_ARCH       set when the target architecture is not the image's: binary wheels for it
+# FETCH             kit (default): the kit chooses and downloads the lock's files as pip would; pip: pip does
 # SLIM              1: drop packages' tests, stubs, C sources, static libraries; strip native files
 # COMPILE           1: hash-based .pyc for what importing the installed packages runs
 #
@@ -49,7 +50,7 @@ RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
 #    /dev/shm, which the helper gives room with --shm-size for the legacy builder), then packs
 #    out/deps.zip (+ .sha256), which the helper keeps and adds the code to. The tree never enters a layer.
 COPY build/ ./
-ARG PYTHON_VERSION= SLIM=0 COMPILE=0 TARGET_ARCH=
+ARG PYTHON_VERSION= SLIM=0 COMPILE=0 TARGET_ARCH= FETCH=kit
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
     --mount=type=tmpfs,target=/opt/lambda-kit/scratch \

@@ -19,7 +19,7 @@ from lambda_kit import pipchoices
 pytestmark = pytest.mark.network
 
 
-def start(project: Path, *args: str) -> subprocess.Popen:
+def start(project: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     argv = [
         "make",
         "--no-print-directory",
@@ -29,7 +29,7 @@ def start(project: Path, *args: str) -> subprocess.Popen:
         "BUILDER=local",
         *args,
     ]
-    return subprocess.Popen(argv, cwd=project, env=kit_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.Popen(argv, cwd=project, env=env or kit_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)  # fmt: skip
 
 
@@ -103,9 +103,10 @@ def test_sigterm_to_make_stops_pip_and_the_next_run_cleans_up(sample):
     warm = make(sample, "package", "BUILDER=local")
     assert warm.returncode == 0, warm.stderr + warm.stdout
     old = valid_zip(sample / "build.zip")
-    # Without pip's noted choices a fresh dependency install asks pip about every package again.
+    # Without the noted choices a fresh dependency install asks about every package again, and
+    # LAMBDA_KIT_FETCH=pip leaves every download to pip (the kit's own fetch is threads in-process).
     (sample / ".lambda-kit" / "wheelhouse" / pipchoices.FILE).unlink()
-    proc = start(sample, "-B")
+    proc = start(sample, "-B", env=kit_env(LAMBDA_KIT_FETCH="pip"))
     for line in proc.stdout:
         if "local build" in line:
             break

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from conftest import ROOT, kit_env, make
 from lambda_kit import cli
 
@@ -34,6 +36,15 @@ def test_a_zip_path_the_kit_cannot_write_is_one_line(sample):
     (sample / "afile").write_text("")
     under_a_file = make(sample, "package", "BUILDER=local", "ZIP=afile/build.zip")
     one_error(under_a_file, 2, "lambda-kit: error: cannot create the zip's folder")
+
+
+@pytest.mark.network
+def test_a_bad_fetch_setting_is_one_line_and_the_zip_stays(sample):
+    assert make(sample, "package", "BUILDER=local").returncode == 0
+    before = (sample / "build.zip").read_bytes()
+    result = make(sample, "package", "BUILDER=local", "-B", env=kit_env(LAMBDA_KIT_FETCH="uv"))
+    one_error(result, 2, "lambda-kit: error: LAMBDA_KIT_FETCH is neither kit nor pip")
+    assert (sample / "build.zip").read_bytes() == before
 
 
 def test_an_unexpected_exception_is_one_internal_error_line(monkeypatch, capsys, tmp_path):

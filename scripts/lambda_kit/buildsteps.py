@@ -49,6 +49,7 @@ class Toolchain:
     wheelhouse: Path | None = None  # downloaded files, kept between builds: a lock change fetches only what changed
     echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
     python_xy: str = "python%d.%d" % sys.version_info[:2]  # the target's, for the headers folder
+    fetch: str = "kit"  # who downloads the lock's files: kit (wheelfetch, pip for the rest) or pip (LAMBDA_KIT_FETCH)
 
 
 def pip_install(tools: Toolchain, args: list[str], target: Path, lock_sources: list[str]) -> None:
@@ -279,7 +280,7 @@ def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[
     env, cleanup = tools.pip_env(lock_sources)
     try:
         fetched = wheelfetch.fetch(packages, tools.target_args, {**os.environ, **env}, Path(tools.python).parent.parent,
-                                   tools.wheelhouse, tools.echo)  # fmt: skip
+                                   tools.wheelhouse, tools.echo, use_pip=tools.fetch == "pip")  # fmt: skip
     finally:
         for path in cleanup:
             path.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import json
 
-from . import audit, deploy, lockfile, runtimes, sharedcache, smoke, sources, tempdirs
+from . import audit, deploy, lockfile, runtimes, sharedcache, sources, tempdirs
 from .network import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
@@ -189,6 +189,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_smoke(args: argparse.Namespace) -> int:
+    from . import smoke  # only this command needs it (and what it imports)
+
     settings = smoke.SmokeSettings(
         kit_dir=KIT_DIR,
         zip=args.zip.resolve(),

@@ -60,6 +60,7 @@ class BuildArguments:
     slim: bool = False
     compile: bool = False
     target_arch: str = ""  # set when the target architecture is not the image's
+    fetch: str = "kit"  # who chooses and downloads the lock's files: kit (wheelfetch, pip for the rest) or pip
 
     def as_build_args(self) -> dict[str, str]:
         return {
@@ -68,6 +69,7 @@ class BuildArguments:
             "SLIM": "1" if self.slim else "0",
             "COMPILE": "1" if self.compile else "0",
             "TARGET_ARCH": self.target_arch,
+            "FETCH": self.fetch,
         }
 
     @classmethod
@@ -78,6 +80,7 @@ class BuildArguments:
             slim=environ.get("SLIM") == "1",
             compile=environ.get("COMPILE") == "1",
             target_arch=environ.get("TARGET_ARCH", ""),
+            fetch=environ.get("FETCH") or "kit",
         )
 
 

@@ -32,7 +32,7 @@ def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
     return args + ["--platform", f"linux_{runtimes.ARCHITECTURES[arch][1]}"]
 
 
-def container_toolchain(target: str) -> buildsteps.Toolchain:
+def container_toolchain(target: str, fetch: str = "kit") -> buildsteps.Toolchain:
     here = runtimes.arch_of_machine(os.uname().machine)
     runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
     if target and target != here:
@@ -49,6 +49,7 @@ def container_toolchain(target: str) -> buildsteps.Toolchain:
     return buildsteps.Toolchain(
         **cross,
         python=Path(contract.TOOLS_BIN, "python"),
+        fetch=fetch,
         pip_env=netconfig.pip_environment,
         wheelhouse=OUT / contract.WHEELS,  # seeded from the host's wheelhouse through the context
         # BuildKit mounts a download cache here; without one, keep downloads out of the layer.
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         # room in): never in the layer, and no disk file system paying for thousands of small files.
         with tempdirs.scratch("deps-", SCRATCH_CANDIDATES) as work:
             tree = work / "deps"
-            tools = container_toolchain(build.target_arch)
+            tools = container_toolchain(build.target_arch, build.fetch)
             profile = staged_profile(args.project) if build.compile else []
             buildsteps.build_dependencies(tools, args.project, tree, staged_paths(args.paths_map), args.packed,
                                           slim=build.slim, compile_deps=build.compile, profile=profile)  # fmt: skip

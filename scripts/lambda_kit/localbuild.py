@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from . import buildsteps, contract, netconfig, runtimes, tempdirs
+from . import buildsteps, contract, netconfig, runtimes, tempdirs, wheelfetch
 from .errors import StepError
 from .network import NetworkSettings
 
@@ -64,6 +64,7 @@ def build(
             cache_dir=str(state_dir / "pip-cache"),
             wheelhouse=wheelhouse,
             echo=log.write,
+            fetch=wheelfetch.setting(os.environ),
         )
         if no_wheel_hint:
             tools.no_wheel_hint = no_wheel_hint

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import assemble, audit, compiling, contract, docker, localbuild, lockcheck, lockfile, runtimes, secretscan
-from . import sharedcache, sources, zipwriter
+from . import sharedcache, sources, wheelfetch, zipwriter
 from .buildplan import BuildPlan, PackageSettings, resolve
 from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
 from .depcache import DependencyCache, keep_wheelhouse
@@ -209,6 +210,7 @@ def dependencies(plan: BuildPlan, run: Run, say) -> Path:
         return cached
     # The lock is checked before any build: a stale lock never reaches Docker, nor a zip. The local
     # builder asks Docker nothing, so it downloads while pipenv computes the Pipfile's hash.
+    wheelfetch.setting(os.environ)  # a bad LAMBDA_KIT_FETCH stops here, before any build
     check = lockcheck.start(s.pipfile)
     try:
         if s.builder != "local":
@@ -349,7 +351,8 @@ def build_in_docker(
             wheelhouse=plan.wheelhouse,
             profile=list(plan.profile),
         )
-        build_args = contract.BuildArguments(base_image, runtime.version, s.slim, s.compile, s.arch if cross else "")
+        build_args = contract.BuildArguments(base_image, runtime.version, s.slim, s.compile, s.arch if cross else "",
+                                             wheelfetch.setting(os.environ))  # fmt: skip
         request = docker.BuildRequest(
             context=ctx,
             tag=plan.tag,

@@ -1,8 +1,9 @@
 """Progress of the dependency build, read from its log while it grows, so a long build is never
 silent: a live line on a terminal, a plain line at a steady pace without one (a Jenkins log).
 
-Both builders write pip's lines to the log (`Downloading ...`, `Saved ...`, `File was already
-downloaded ...`, `Successfully installed ...`); a Docker build adds the build steps' `lambda-kit:`
+Both builders write the kit's fetch lines (`lambda-kit: fetched NAME (N bytes)`, `kept NAME`) and,
+for what pip downloads, pip's (`Downloading ...`, `Saved ...`, `File was already downloaded ...`,
+`Successfully installed ...`) to the log; a Docker build adds the build steps' `lambda-kit:`
 lines and its own step lines (`Step 5/11 :` on the legacy builder, `#9 [5/11]` on BuildKit, whose
 lines carry a `#N 1.23 ` prefix). Lines are searched, not anchored, so both prefixes work.
 """
@@ -25,6 +26,8 @@ DOWNLOADING = re.compile(r"Downloading \S+ \(([\d.,]+) ([kMG]?B)\)")
 KIT_LINE = re.compile(r"lambda-kit: (.+)$")
 CHOSEN_BEFORE = re.compile(r"lambda-kit: (\d+) files? chosen by pip for this target before")  # buildsteps
 WHEELS_UNPACKED = re.compile(r"lambda-kit: (\d+) wheels? unpacked")  # buildsteps: the kit's own installer
+FETCHED = re.compile(r"lambda-kit: fetched \S+ \((\d+) bytes\)")  # wheelfetch: a file downloaded
+KEPT = re.compile(r"lambda-kit: kept \S+ \(")  # wheelfetch: a file already in the wheelhouse
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
 
@@ -71,6 +74,12 @@ class BuildProgress:
             known = CHOSEN_BEFORE.search(line)
             if known:
                 self.fetching, self.reused = True, self.reused + int(known.group(1))
+            fetched = FETCHED.search(line)
+            if fetched:
+                self.fetching, self.downloaded = True, self.downloaded + 1
+                self.bytes += int(fetched.group(1))
+            elif KEPT.search(line):
+                self.fetching, self.reused = True, self.reused + 1
             return
         size = DOWNLOADING.search(line)
         if size:

@@ -16,8 +16,6 @@ import signal
 from pathlib import Path
 from typing import Mapping, Protocol
 
-import sh
-
 from .errors import Interrupted, KitError
 
 log = logging.getLogger("lambda_kit")
@@ -109,6 +107,8 @@ class Runner:
     """The real `Run`: one `sh` call per command, one string per argument."""
 
     def __call__(self, argv, *, log_file=None, timeout=None, env=None):
+        import sh  # here, not at the top: a build that runs no command (BUILDER=local) never loads it
+
         log.debug("run: %s", shlex.join(argv))
         try:
             command = sh.Command(argv[0])

@@ -63,8 +63,9 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from .errors import StepError
+from .errors import StepError, UsageError
 
+FETCH_ENV = "LAMBDA_KIT_FETCH"  # kit (default) or pip: who chooses and downloads the lock's files
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 PYPI = "https://pypi.org/simple"
 MAX_PAGE = 64 << 20  # bytes of one index page
@@ -82,6 +83,18 @@ UNDERSTOOD = {
     "PIP_NO_WARN_SCRIPT_LOCATION", "PIP_QUIET", "PIP_VERBOSE", "PIP_BREAK_SYSTEM_PACKAGES", "PIP_RETRIES",
     "PIP_NO_PYTHON_VERSION_WARNING",
 }  # fmt: skip
+
+
+def setting(environ) -> str:
+    """LAMBDA_KIT_FETCH: `kit` (or unset) or `pip`, which leaves every download to pip."""
+    value = (environ.get(FETCH_ENV) or "").strip() or "kit"
+    if value not in ("kit", "pip"):
+        raise UsageError(
+            f"{FETCH_ENV} is neither kit nor pip",
+            value,
+            hint="unset it (the kit chooses files as pip would, and leaves the rest to pip), or set pip",
+        )
+    return value
 
 
 class LeaveToPip(Exception):
@@ -457,12 +470,15 @@ class Result:
 
 
 def fetch(packages, target_args: list[str], env: dict[str, str], pip_prefix: Path, wheelhouse: Path,
-          log) -> Result:  # fmt: skip
+          log, use_pip: bool = False) -> Result:  # fmt: skip
     """Choose and download each package's file (`packages`: objects with name, version, hashes).
-    Packages the kit leaves to pip are in `left`; a hash mismatch or an oversized file raises."""
+    Packages the kit leaves to pip are in `left`; a hash mismatch or an oversized file raises.
+    Each file is logged: `lambda-kit: fetched NAME (N bytes)` or `lambda-kit: kept NAME (...)`."""
     names = [canonicalize_name(p.name) for p in packages]
     target = target_of(target_args)
     try:
+        if use_pip:
+            raise LeaveToPip(f"{FETCH_ENV}=pip")
         if target is None:
             raise LeaveToPip("pip's target options are not an explicit CPython target")
         client = Client(settings_of(env, pip_prefix))
@@ -490,6 +506,10 @@ def fetch(packages, target_args: list[str], env: dict[str, str], pip_prefix: Pat
             result.chosen[name] = path
             result.downloaded += fresh
             result.reused += not fresh
+            if fresh:
+                log(f"lambda-kit: fetched {path.name} ({path.stat().st_size} bytes)\n")
+            else:
+                log(f"lambda-kit: kept {path.name} (in the wheelhouse with the lock's hash)\n")
     finally:
         stop.set()  # on an error or an interrupt: the other downloads stop at their next chunk
         pool.shutdown(wait=True, cancel_futures=True)
