@@ -48,6 +48,7 @@ import tempfile
 import time
 import zipfile
 import zlib
+from contextlib import closing
 from dataclasses import dataclass
 from email.parser import BytesParser
 from pathlib import Path
@@ -275,12 +276,8 @@ def _extract(archive: _Archive, info: zipfile.ZipInfo, target: Path, name: str, 
     dest = target / relative
     previous = written.get(relative)
     if previous is not None and previous != archive.filename:
-        new = archive.content(info)
-        try:
-            with open(dest, "rb") as old:
-                same = _same_stream(new, old)
-        finally:
-            new.close()
+        with closing(archive.content(info)) as new, open(dest, "rb") as old:
+            same = _same_stream(new, old)
         if not same:
             raise WheelError(
                 f"two dependencies install {relative} with different contents "
@@ -331,14 +328,12 @@ class _Archive:
         except (zipfile.BadZipFile, ValueError, OSError) as exc:
             self._file.close()
             raise WheelError(f"{path.name} cannot be read as a zip ({exc})", "pin another version") from None
+        self.infolist = self._zip.infolist
 
     def close(self) -> None:
         self._map.close()
         self._zip.close()
         self._file.close()
-
-    def infolist(self) -> list[zipfile.ZipInfo]:
-        return self._zip.infolist()
 
     def read(self, name: str) -> bytes:
         """The content of entry `name` (KeyError when the wheel has none), checked as `content`."""
