@@ -1,7 +1,8 @@
 """The kit's wheel installer against pip itself: the same files, byte for byte, as the pinned pip's
 `install --target` (after the kit drops bin/), for odd wheels made here and for real ones from PyPI;
-and what pip would not refuse but the kit does (paths outside the target, a file the lock does not
-name, two packages writing one file differently)."""
+what pip would not refuse but the kit does (paths outside the target, a file the lock does not
+name, two packages writing one file differently, a deflate stream that is not exactly its file);
+and deps.zip packed with the wheels' own deflate streams for the files still as unpacked."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ import csv
 import hashlib
 import io
 import os
+import struct
 import subprocess
 import sys
+import time
+import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from lambda_kit import buildsteps, lockfile, runtimes, wheelinstall
+from lambda_kit import buildsteps, lockfile, runtimes, wheelinstall, zipwriter
 
 
 def pinned_pip_version() -> str:
@@ -32,8 +37,9 @@ def record_line(name: str, data: bytes) -> list[str]:
 
 
 def make_wheel(folder: Path, name: str, version: str, files: dict, unlisted: dict | None = None, tag="py3-none-any",
-               entry_points: str = "", wheel_version: str = "1.0") -> Path:  # fmt: skip
-    """A wheel with `files` ({name: bytes or (bytes, mode)}) listed in its RECORD, `unlisted` not."""
+               entry_points: str = "", wheel_version: str = "1.0", stored: tuple = (), level: int = 6) -> Path:  # fmt: skip
+    """A wheel with `files` ({name: bytes or (bytes, mode)}) listed in its RECORD, `unlisted` not;
+    each deflated at `level`, but the `stored` ones."""
     dist_info = f"{name}-{version}.dist-info"
     meta = {
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
@@ -48,8 +54,8 @@ def make_wheel(folder: Path, name: str, version: str, files: dict, unlisted: dic
             data, mode = content if isinstance(content, tuple) else (content, 0o644)
             info = zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0))
             info.external_attr = (0o100000 | mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data)
+            info.compress_type = zipfile.ZIP_STORED if member in stored else zipfile.ZIP_DEFLATED
+            zf.writestr(info, data, compresslevel=level)
             if not unlisted or member not in unlisted:
                 rows.append(record_line(member, data))
         out = io.StringIO()
@@ -83,10 +89,11 @@ def pip_target(wheels: list[Path], target: Path, requirements: list[str]) -> Non
     buildsteps.drop_console_scripts(target)
 
 
-def kit_target(wheels: list[Path], target: Path) -> None:
+def kit_target(wheels: list[Path], target: Path) -> dict:
     target.mkdir()
-    wheelinstall.install([wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in wheels], target, "python3.11")
+    origins = wheelinstall.install([wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in wheels], target, "python3.11")
     buildsteps.drop_console_scripts(target)
+    return origins
 
 
 def odd_wheels(folder: Path) -> list[Path]:
@@ -147,10 +154,21 @@ def test_real_wheels_from_pypi_install_as_pip_installs_them(tmp_path):
     files = sorted(wheels.glob("*.whl"))
     assert len(files) == len(plan.index)
     pip_target(files, tmp_path / "pip", [f"{p.name}{p.version}" for p in plan.index])
-    kit_target(files, tmp_path / "kit")
+    origins = kit_target(files, tmp_path / "kit")
     by_pip, by_kit = tree(tmp_path / "pip"), tree(tmp_path / "kit")
     assert len(by_kit) > 300 and sorted(by_kit) == sorted(by_pip)
     assert [name for name in by_pip if by_pip[name] != by_kit[name]] == []
+    # Every file a wheel holds has its stream (maturin's wheels and setuptools' alike): only the
+    # installer's own files have none. Packed with those streams, deps.zip reads back as the tree.
+    generated = {n for n in by_kit if n.endswith(("/INSTALLER", "/REQUESTED", "/RECORD"))}
+    assert sorted(set(by_kit) - set(origins)) == sorted(generated)
+    packed = tmp_path / "deps.zip"
+    buildsteps.pack_dependencies(tmp_path / "kit", packed, False, origins)
+    with zipfile.ZipFile(packed) as zf:
+        assert zf.testzip() is None
+        assert {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()} == {
+            n: d for n, (d, _) in by_kit.items()
+        }
 
 
 def test_a_wheel_the_lock_does_not_name_is_refused_before_anything_is_written(tmp_path):
@@ -194,3 +212,215 @@ def test_malformed_wheels_are_one_line_each(tmp_path):
     two = make_wheel(tmp_path, "two", "1.0", {"two.py": b"", "extra-1.0.dist-info/METADATA": b""})
     with pytest.raises(wheelinstall.WheelError, match="has 2 .dist-info folders, not one"):
         wheelinstall.install([wheelinstall.wheel_for(two, (sha256_pin(two),))], tmp_path, "python3.11")
+
+
+def edit_entry(wheel: Path, member: str, method: int, crc: int, file_size: int) -> None:
+    """Rewrite an entry's method, CRC and uncompressed size in both its headers, in place: its
+    stored bytes become a raw stream of that method, declared to inflate to `file_size` bytes."""
+    data = bytearray(wheel.read_bytes())
+    with zipfile.ZipFile(wheel) as zf:
+        local = zf.getinfo(member).header_offset
+    struct.pack_into("<H", data, local + 8, method)
+    struct.pack_into("<L", data, local + 14, crc)
+    struct.pack_into("<L", data, local + 22, file_size)  # after the compressed size
+    central = struct.unpack_from("<L", data, data.rindex(b"PK\x05\x06") + 16)[0]  # the directory's start
+    while True:
+        name_length, extra_length, comment_length = struct.unpack_from("<HHH", data, central + 28)
+        if data[central + 46 : central + 46 + name_length] == member.encode():
+            break
+        central += 46 + name_length + extra_length + comment_length
+    struct.pack_into("<H", data, central + 10, method)
+    struct.pack_into("<L", data, central + 16, crc)
+    struct.pack_into("<L", data, central + 24, file_size)  # after the compressed size
+    wheel.write_bytes(bytes(data))
+
+
+def raw_deflate(data: bytes, level: int = 6) -> bytes:
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+def hostile_wheel(folder: Path, stream: bytes, file_size: int, crc: int) -> Path:
+    """A wheel whose module bad/mod.py is `stream`, a raw deflate stream declared as `file_size`
+    bytes with `crc`: written stored, then its headers edited (real deflate bytes, lying headers)."""
+    wheel = make_wheel(folder, "bad", "1.0", {"bad/__init__.py": b"", "bad/mod.py": stream}, stored=("bad/mod.py",))
+    edit_entry(wheel, "bad/mod.py", zipfile.ZIP_DEFLATED, crc, file_size)
+    return wheel
+
+
+def install_one(wheel: Path, target: Path) -> dict:
+    target.mkdir(parents=True, exist_ok=True)
+    return wheelinstall.install([wheelinstall.wheel_for(wheel, (sha256_pin(wheel),))], target, "python3.11")
+
+
+MODULE = b"".join(b"VALUE_%d = %d\n" % (i, i * i) for i in range(2000))  # 30 KB that deflates well
+
+
+@pytest.mark.parametrize(
+    "stream, file_size, crc, reason",
+    [
+        (raw_deflate(MODULE), 1000, zlib.crc32(MODULE), "inflates to more than the 1,000 bytes its header declares"),
+        (raw_deflate(MODULE), len(MODULE) + 1, zlib.crc32(MODULE), f"inflates to {len(MODULE):,} bytes, not the"),
+        (raw_deflate(MODULE)[:-40], len(MODULE), zlib.crc32(MODULE), "ends early: its deflate stream stops after"),
+        (raw_deflate(MODULE) + b"trailing", len(MODULE), zlib.crc32(MODULE), "has 8 bytes after the end of its"),
+        (raw_deflate(MODULE), len(MODULE), zlib.crc32(MODULE) ^ 1, "has a CRC mismatch"),
+        (b"\xff" * 64, len(MODULE), zlib.crc32(MODULE), "is not a valid deflate stream"),
+    ],
+    ids=["inflates-past-its-size", "lies-high", "cut-short", "trailing-bytes", "wrong-crc", "not-deflate"],
+)
+def test_a_deflate_stream_that_is_not_exactly_its_file_is_one_line_naming_wheel_and_entry(
+    tmp_path, stream, file_size, crc, reason
+):
+    wheel = hostile_wheel(tmp_path, stream, file_size, crc)
+    with pytest.raises(wheelinstall.WheelError) as caught:
+        install_one(wheel, tmp_path / "target")
+    assert str(caught.value).startswith(f"bad-1.0-py3-none-any.whl has a damaged entry: bad/mod.py {reason}")
+    assert "\n" not in str(caught.value) and caught.value.hint == "pin another version"
+    assert not (tmp_path / "target" / "bad" / "mod.py").exists()  # no part of it is left behind
+
+
+def test_a_deflate_bomb_stops_one_byte_past_its_declared_size(tmp_path):
+    """200 MB of zeros (a 200 KB stream) declared as 10 bytes: refused after 11 bytes of output,
+    in bounded memory and time."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(c.compress(zeros) for _ in range(200)) + c.flush()
+    assert len(bomb) < 300_000
+    wheel = hostile_wheel(tmp_path, bomb, 10, zlib.crc32(b"\0" * 10))
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(wheelinstall.WheelError, match=r"bad/mod.py inflates to more than the 10 bytes"):
+            install_one(wheel, tmp_path / "target")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 2.0
+    assert peak < 8 << 20, peak
+
+
+def test_a_damaged_stream_in_the_second_writer_of_a_path_is_refused_too(tmp_path):
+    """Two wheels writing one path are compared as the second's stream inflates: checked as strictly."""
+    good = make_wheel(tmp_path, "good", "1.0", {"bad/mod.py": MODULE})
+    bad = hostile_wheel(tmp_path, raw_deflate(MODULE) + b"x", len(MODULE), zlib.crc32(MODULE))
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(wheelinstall.WheelError, match=r"bad/mod.py has 1 bytes after the end of its deflate stream"):
+        wheelinstall.install([wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in (bad, good)], target, "python3.11")
+
+
+def raw_streams(archive: Path) -> dict[str, bytes]:
+    """Each file entry's compressed bytes, read where its local header says they start."""
+    data = archive.read_bytes()
+    with zipfile.ZipFile(archive) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    streams = {}
+    for info in infos:
+        name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+        start = info.header_offset + 30 + name_length + extra_length
+        streams[info.filename] = data[start : start + info.compress_size]
+    return streams
+
+
+def reuse_wheels(folder: Path) -> list[Path]:
+    """Deflated at level 1, so a stream copied from the wheel is told apart from the kit's level 6."""
+    folder.mkdir()
+    alpha = make_wheel(
+        folder, "alpha", "1.0",
+        {
+            "alpha/__init__.py": MODULE,
+            "alpha/run.sh": (b"#!/bin/sh\n" + MODULE, 0o755),
+            "alpha/changed.py": MODULE,
+            "alpha/stored.bin": MODULE,
+            "alpha/empty.py": b"",
+            "alpha-1.0.data/data/share/alpha.txt": MODULE[:5000],
+            "alpha-1.0.dist-info/INSTALLER": b"abc\n",  # replaced by pip's, at once and at the same size
+        },
+        stored=("alpha/stored.bin",), level=1,
+    )  # fmt: skip
+    beta = make_wheel(folder, "beta", "2.0", {"beta.py": MODULE[:20000]}, level=1)
+    return [alpha, beta]
+
+
+def pack(tree: Path, dest: Path, origins: dict | None) -> Path:
+    buildsteps.pack_dependencies(tree, dest, False, origins)
+    return dest
+
+
+def test_deps_zip_carries_the_wheels_streams_for_files_still_as_unpacked(tmp_path, capsys):
+    wheels = reuse_wheels(tmp_path / "wheels")
+    target = tmp_path / "tree"
+    target.mkdir()
+    origins = wheelinstall.install([wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in wheels], target, "python3.11")
+    buildsteps.drop_console_scripts(target)
+    # After the install: one file rewritten in place at the same size (as a step that edits the
+    # tree could), one new file (as COMPILE=1's .pyc files are).
+    with open(target / "alpha" / "changed.py", "r+b") as f:
+        f.write(b"X")
+    (target / "alpha" / "new.py").write_bytes(MODULE[:3000])
+    first = pack(target, tmp_path / "first.zip", origins)
+    assert "(9 as their wheel's deflate stream)" in capsys.readouterr().out
+    assert pack(target, tmp_path / "second.zip", origins).read_bytes() == first.read_bytes()
+    files = {name: data for name, (data, _) in tree(target).items()}
+    with zipfile.ZipFile(first) as zf:
+        assert zf.testzip() is None
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        assert {i.filename: zf.read(i) for i in infos} == files
+        assert zf.read("alpha-1.0.dist-info/INSTALLER") == b"pip\n"
+    # Every entry's headers are the kit's: its time (not the wheel's 2020), Unix, no extra fields.
+    assert {(i.date_time, i.create_system, i.extra, i.compress_type) for i in infos} == {
+        ((1980, 1, 1, 0, 0, 0), 3, b"", zipfile.ZIP_DEFLATED)
+    }
+    assert {i.filename for i in infos if i.external_attr >> 16 & 0o111} == {"alpha/run.sh"}
+    in_zip = raw_streams(first)
+    from_wheels = {**raw_streams(wheels[0]), **raw_streams(wheels[1])}
+    from_wheels["share/alpha.txt"] = from_wheels.pop("alpha-1.0.data/data/share/alpha.txt")
+    by_kit = {name: raw_deflate(data) for name, data in files.items()}
+    modules = {"alpha/__init__.py", "alpha/run.sh", "share/alpha.txt", "beta.py"}
+    metadata = {f"{d}/{n}" for d in ("alpha-1.0.dist-info", "beta-2.0.dist-info") for n in ("METADATA", "WHEEL")}
+    assert {name for name in in_zip if in_zip[name] == from_wheels.get(name)} == modules | metadata | {"alpha/empty.py"}
+    assert [name for name in modules if from_wheels[name] == by_kit[name]] == []  # level 1: not what the kit writes
+    # Changed or new since the install, stored in the wheel, or written by the installer: the kit's.
+    assert {name for name in in_zip if in_zip[name] == by_kit[name]} >= {
+        "alpha/changed.py", "alpha/new.py", "alpha/stored.bin", "alpha-1.0.dist-info/RECORD",
+        "alpha-1.0.dist-info/INSTALLER", "beta-2.0.dist-info/REQUESTED",
+    }  # fmt: skip
+    # Without origins (what pip installed): the same files, every one deflated by the kit.
+    plain = raw_streams(pack(target, tmp_path / "plain.zip", None))
+    assert plain == by_kit and plain != in_zip
+
+
+def test_two_installs_of_the_same_wheels_pack_the_same_bytes_and_extend_as_before(tmp_path):
+    """Both builders run these steps: the same wheels give the same deps.zip, whenever unpacked,
+    and a code-only rebuild extends it as it extends any deps.zip."""
+    wheels = reuse_wheels(tmp_path / "wheels")
+    packed = []
+    for run in ("one", "two"):
+        target = tmp_path / run
+        target.mkdir()
+        pins = [wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in wheels]
+        origins = wheelinstall.install(pins, target, "python3.11")
+        buildsteps.drop_console_scripts(target)
+        packed.append(pack(target, tmp_path / f"{run}.zip", origins))
+    assert packed[0].read_bytes() == packed[1].read_bytes()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_bytes(b"def handler(event, context):\n    return 1\n")
+    code = zipwriter.collect(tmp_path / "src")
+    date_time = zipwriter.zip_date_time("1700000000")
+    extended, by_entry = tmp_path / "extended.zip", tmp_path / "by-entry.zip"
+    assert zipwriter.extend_zip(packed[0], "deps", code, "src", extended, date_time)
+    zipwriter.write_zip(zipwriter.merge(("deps", zipwriter.collect_zip(packed[0])), ("src", code)), by_entry, date_time)
+    assert extended.read_bytes() == by_entry.read_bytes()
+    with zipfile.ZipFile(extended) as zf:
+        assert zf.testzip() is None and zf.read("beta.py") == MODULE[:20000]
+
+
+def test_a_wheel_changed_after_the_install_is_not_copied_from(tmp_path):
+    wheels = reuse_wheels(tmp_path / "wheels")
+    target = tmp_path / "tree"
+    target.mkdir()
+    origins = wheelinstall.install([wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in wheels], target, "python3.11")
+    os.utime(wheels[1], ns=(0, 0))  # beta's wheel: no longer the file its streams were proven in
+    in_zip = raw_streams(pack(target, tmp_path / "deps.zip", origins))
+    assert in_zip["beta.py"] == raw_deflate(MODULE[:20000])
+    assert in_zip["alpha/__init__.py"] == raw_streams(wheels[0])["alpha/__init__.py"]

@@ -1,7 +1,9 @@
 """The zip writer: same files, same bytes; normalised modes, times and order."""
 
+import dataclasses
 import os
 import stat
+import struct
 import zipfile
 
 import pytest
@@ -217,5 +219,44 @@ def test_packed_runs_are_copied_as_blocks_with_the_same_bytes(tmp_path):
     one_by_one = tmp_path / "one-by-one.zip"
     with zipfile.ZipFile(one_by_one, "w") as zf:
         for entry in entries:  # each entry alone: no run is longer than one
-            zipwriter._write_entries(zf, [entry], zipwriter.zip_date_time(None), {})
+            zipwriter._write_entries(zf, [entry], zipwriter.zip_date_time(None))
     assert blocks.read_bytes() == one_by_one.read_bytes()
+
+
+def stream_at(archive, info):
+    """An entry's compressed bytes, where its local header says they start."""
+    data = archive.read_bytes()
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    return data[start : start + info.compress_size]
+
+
+def test_a_wheels_stream_is_copied_under_the_zips_own_headers(tmp_path):
+    """A wheel's entry (Packed, not own): its stream, CRC and sizes are taken, never its local
+    header (another time, extra fields), even when its name and attributes are the kit's."""
+    data = b"x = 1\n" * 2000
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        info = zipfile.ZipInfo("pkg/mod.py", (2020, 5, 5, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = zipreader.attributes(False, 0o644)
+        zf.writestr(info, data, compresslevel=1)
+    with zipfile.ZipFile(wheel) as zf:
+        from_wheel = zf.getinfo("pkg/mod.py")
+    tree = make_tree(tmp_path / "tree", {"pkg/mod.py": (data, 0o644)})
+    entry = zipwriter.Entry(
+        "pkg/mod.py", tree / "pkg" / "mod.py", 0o644, zipwriter.Packed(str(wheel), from_wheel, False)
+    )
+    assert zipwriter._verbatim(dataclasses.replace(entry, packed=zipwriter.Packed(str(wheel), from_wheel)))
+    assert not zipwriter._verbatim(entry)
+    dest = tmp_path / "deps.zip"
+    zipwriter.write_zip(zipwriter.merge(("deps", {"pkg/": zipwriter.Entry("pkg/", None, 0o755), "pkg/mod.py": entry})),
+                        dest, zipwriter.zip_date_time("1700000000"))  # fmt: skip
+    deflated = write(tree, tmp_path / "deflated.zip", epoch="1700000000")
+    with zipfile.ZipFile(dest) as zf, zipfile.ZipFile(deflated) as plain:
+        assert zf.testzip() is None and zf.read("pkg/mod.py") == data
+        ours, theirs = zf.getinfo("pkg/mod.py"), plain.getinfo("pkg/mod.py")
+        assert stream_at(dest, ours) == stream_at(wheel, from_wheel) != stream_at(deflated, theirs)
+        for field in ("date_time", "create_system", "extra", "external_attr", "flag_bits", "CRC", "file_size"):
+            assert getattr(ours, field) == getattr(theirs, field), field
+    assert zipreader.read_directory(dest).reusable  # a code-only rebuild extends it as any deps.zip

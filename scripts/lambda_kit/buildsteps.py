@@ -183,20 +183,24 @@ def build_dependencies(
     profile: list[str] = (),
 ) -> None:
     """The one order of the dependency steps, for both builders: install [packages] into `tree`,
-    slim it (SLIM=1), compile it (COMPILE=1), pack it into `packed` (+ its SHA-256)."""
+    slim it (SLIM=1), compile it (COMPILE=1), pack it into `packed` (+ its SHA-256). Where each
+    unpacked file came from goes from the install to the pack in memory (wheelinstall.Origin)."""
     from . import slimming  # slimming uses this module's tool runner
 
-    install_dependencies(tools, project, tree, local_path)
+    origins = install_dependencies(tools, project, tree, local_path)
     if slim:
         slimming.slim(tree, shutil.which("strip"))
     if compile_deps:
         compile_dependencies(tree, profile)
-    pack_dependencies(tree, packed, compile_deps)
+    pack_dependencies(tree, packed, compile_deps, origins)
 
 
-def install_dependencies(tools: Toolchain, project: Path, target: Path, local_path: Callable[[str], str]) -> None:
+def install_dependencies(
+    tools: Toolchain, project: Path, target: Path, local_path: Callable[[str], str]
+) -> dict[str, wheelinstall.Origin]:
     """[packages] of project/Pipfile.lock into a fresh `target`. `local_path` maps a lock `path`
-    entry to where it can be read."""
+    entry to where it can be read. Returns the wheel installer's origins of the files it unpacked
+    (none for what pip installed: source distributions, local and VCS packages)."""
     lock = lockfile.load(project / "Pipfile.lock")
     plan = lockfile.plan(lock, tools.environment)
     if target.exists():
@@ -204,10 +208,11 @@ def install_dependencies(tools: Toolchain, project: Path, target: Path, local_pa
     target.mkdir(parents=True)
     for name, marker in plan.skipped:
         say(f"skipped {name}: marker {marker!r} is false for this runtime")
+    origins: dict[str, wheelinstall.Origin] = {}
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         if plan.index:
             try:
-                install_index_packages(tools, plan, Path(tmp), target)
+                origins = install_index_packages(tools, plan, Path(tmp), target)
             except StepError as exc:
                 if not exc.not_found:
                     raise
@@ -222,14 +227,19 @@ def install_dependencies(tools: Toolchain, project: Path, target: Path, local_pa
             move_into(extra, target)
     drop_console_scripts(target)
     say(f"installed {len(plan.index)} hash-checked and {len(others)} local/VCS packages from [packages]")
+    return origins
 
 
-def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Path, target: Path) -> None:
+def install_index_packages(
+    tools: Toolchain, plan: lockfile.InstallPlan, tmp: Path, target: Path
+) -> dict[str, wheelinstall.Origin]:
     """The lock's index packages, hash-checked, into `target`: every file is fetched into the
     wheelhouse by pip (the runtime's exact tags, the lock's hashes); the wheels pip chose are then
     unpacked by `wheelinstall` (the same files as pip --target, without a pip process), and any
-    source distribution is built and installed by pip."""
-    if tools.wheelhouse is None:
+    source distribution is built and installed by pip. Returns the installer's origins: none when
+    the wheelhouse is temporary (its wheels are gone before the tree is packed)."""
+    kept = tools.wheelhouse is not None
+    if not kept:
         tools = dataclasses.replace(tools, wheelhouse=tmp / "wheelhouse")
     # pip is asked only about packages whose file it has not chosen for this target before.
     notes = pipchoices.Choices(tools.wheelhouse, tools.target_args)
@@ -261,7 +271,7 @@ def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Pa
         else:
             others.append(package)
     say("installing")
-    wheelinstall.install(wheels, target, tools.python_xy, checked)
+    origins = wheelinstall.install(wheels, target, tools.python_xy, checked)
     say(f"{len(wheels)} wheels unpacked (hash-checked against the lock)")
     if others:
         # A source distribution (or a file pip's output did not name): pip builds and installs it.
@@ -271,6 +281,7 @@ def install_index_packages(tools: Toolchain, plan: lockfile.InstallPlan, tmp: Pa
         built = tmp / "built"
         pip_install(tools, ["--require-hashes", *found, "-r", str(subset)], built, plan.index_urls)
         move_into(built, target)
+    return origins if kept else {}
 
 
 def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[str]) -> dict[str, Path]:
@@ -393,11 +404,31 @@ def compile_modules(root: Path, names: list[str], mode: str) -> list[str]:
         raise StepError(str(exc), "report this as a kit bug; build with COMPILE=0 meanwhile") from None
 
 
-def pack_dependencies(deps: Path, packed: Path, compiled: bool = False) -> None:
+def pack_dependencies(
+    deps: Path, packed: Path, compiled: bool = False, origins: dict[str, wheelinstall.Origin] | None = None
+) -> None:
     """Compress the installed dependencies once, into a zip of their own, with its SHA-256 beside
     it (the host checks its copy). The host adds the code after these entries without deflating
-    them again: a code change costs the code, not the payload."""
-    entries = zipwriter.merge(("the dependencies", zipwriter.collect(deps, bytecode=compiled)))
-    zipwriter.write_zip(entries, packed, zipwriter.zip_date_time(None))
+    them again: a code change costs the code, not the payload. A file of `origins` still as the
+    installer wrote it is not deflated here either: its wheel's own deflate stream is copied."""
+    entries = zipwriter.collect(deps, bytecode=compiled)
+    reused = use_wheel_streams(entries, origins or {})
+    merged = zipwriter.merge(("the dependencies", entries))
+    zipwriter.write_zip(merged, packed, zipwriter.zip_date_time(None))
     packed.with_name(packed.name + contract.DIGEST_SUFFIX).write_text(sha256_hex(packed) + "\n", encoding="ascii")
-    say(f"dependencies packed: {sum(1 for e in entries if not e.is_dir)} files, {packed.stat().st_size} bytes")
+    files = sum(1 for e in merged if not e.is_dir)
+    say(f"dependencies packed: {files} files ({reused} as their wheel's deflate stream), {packed.stat().st_size} bytes")
+
+
+def use_wheel_streams(entries: dict[str, zipwriter.Entry], origins: dict[str, wheelinstall.Origin]) -> int:
+    """Point each collected file that is still exactly what the installer wrote (same stat identity,
+    same wheel) at its wheel's deflate stream; a file slimmed, compiled or otherwise changed since
+    is deflated as any other. Returns how many."""
+    wheels: dict[str, bool] = {}  # each wheel's path -> unchanged since it was unpacked
+    count = 0
+    for name, origin in origins.items():
+        entry = entries.get(name)
+        if entry is not None and entry.source is not None and origin.unchanged(entry.source, wheels):
+            entries[name] = dataclasses.replace(entry, packed=zipwriter.Packed(origin.wheel, origin.info, own=False))
+            count += 1
+    return count

@@ -21,6 +21,15 @@ What is left is unpacking, and this module does it the way pip 26 lays a wheel o
 Every wheel's SHA-256 is checked against the lock's hashes before it is opened (end to end: the
 file unpacked is the file the lock names), every name is checked to stay inside the target, and
 two wheels writing one path with different bytes is an error rather than a silent overwrite.
+
+A deflated file is inflated from the wheel's raw bytes (mapped into memory, not read), and its
+stream must prove that it is exactly the file: the size and CRC the directory gives, the end of
+the stream reached with no byte of its compressed size left over. Anything else is an error, never
+a short or padded file; at most CHUNK bytes are inflated at a time and never more than one byte
+past the declared size, so a deflate bomb stops there. `install` returns each such file's `Origin`
+(the wheel, its entry, the file's stat right after it was written): `buildsteps.pack_dependencies`
+copies that stream into deps.zip instead of deflating the file again, while the file is unchanged.
+
 Standard library plus `packaging`: runs in the build image and on the host.
 """
 
@@ -30,19 +39,29 @@ import base64
 import csv
 import hashlib
 import io
+import mmap
+import os
 import posixpath
-import shutil
 import stat
+import struct
+import tempfile
+import time
 import zipfile
+import zlib
+from contextlib import closing
 from dataclasses import dataclass
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Iterator
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from .errors import StepError
+from .zipreader import escape
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # bytes hashed, inflated or compared at a time
+STREAM_CHUNK = 1 << 18  # compressed bytes given to the inflater at a time
+CLOCK_WAIT = 3.0  # seconds install waits at most for the file system's clock to pass its last write
 
 
 class WheelError(StepError):
@@ -54,6 +73,38 @@ class Wheel:
     path: Path
     name: str  # the project's name as the lock writes it (pip names the headers folder so)
     hashes: tuple[str, ...]  # "algorithm:hexdigest" from the lock
+
+
+Identity = tuple  # (st_ino, st_size, st_mtime_ns, st_ctime_ns): a file as it was when stat'ed
+
+
+def identity(st: os.stat_result) -> Identity:
+    """What changes when a file is written, replaced or has its mode changed."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a file of the tree came from: a wheel's deflate stream that inflated to exactly the
+    file's bytes as it was written, and the file's and the wheel's stat identities at that time."""
+
+    wheel: str  # the wheel's path
+    wheel_identity: Identity
+    info: zipfile.ZipInfo  # the wheel's entry (ZIP_DEFLATED): header offset, sizes, CRC
+    identity: Identity  # the file's, after it was written and its mode set
+
+    def unchanged(self, path: Path, wheels: dict[str, bool]) -> bool:
+        """The file at `path` is still the one unpacked, and the wheel still the one it was
+        unpacked from (`wheels` remembers each wheel's answer)."""
+        if self.wheel not in wheels:
+            try:
+                wheels[self.wheel] = identity(os.stat(self.wheel)) == self.wheel_identity
+            except OSError:
+                wheels[self.wheel] = False
+        try:
+            return wheels[self.wheel] and identity(os.stat(path)) == self.identity
+        except OSError:
+            return False
 
 
 def wheel_for(path: Path, hashes: tuple[str, ...], name: str | None = None) -> Wheel:
@@ -86,21 +137,25 @@ def check_hash(wheel: Wheel) -> None:
         )
 
 
-def install(wheels: list[Wheel], target: Path, python_xy: str, checked: frozenset[Path] = frozenset()) -> None:
+def install(
+    wheels: list[Wheel], target: Path, python_xy: str, checked: frozenset[Path] = frozenset()
+) -> dict[str, Origin]:
     """Unpack `wheels` (hash-checked first, but for the files in `checked`, which the caller has
     just checked) into `target` as pip --target would, for an interpreter of version `python_xy`
-    ("python3.12": the headers folder's name)."""
+    ("python3.12": the headers folder's name). Returns the `Origin` of every file unpacked from a
+    deflate stream, by its target-relative POSIX path (its name in a zip of the target)."""
     for wheel in wheels:
         if wheel.path not in checked:
             check_hash(wheel)
     written: dict[str, str] = {}  # target-relative path -> the wheel that wrote it, to catch two writers
-    home_items: list[tuple[str, zipfile.ZipInfo, zipfile.ZipFile]] = []
+    origins: dict[str, Origin] = {}
+    home_items: list[tuple[str, zipfile.ZipInfo, _Archive]] = []
     archives = []
     try:
         for wheel in sorted(wheels, key=lambda w: w.path.name):
-            archive = zipfile.ZipFile(wheel.path)
+            archive = _Archive(wheel.path)
             archives.append(archive)
-            home_items += _install_one(wheel, archive, target, python_xy, written)
+            home_items += _install_one(wheel, archive, target, python_xy, written, origins)
         # pip installs into a temporary home and then moves what its lib folder holds into the
         # target, then the home's other top-level items (data, headers), skipping its own lib
         # folder and any item the packages already put in the target.
@@ -109,13 +164,33 @@ def install(wheels: list[Wheel], target: Path, python_xy: str, checked: frozense
             top = name.split("/", 1)[0]
             if "lib/python".startswith(top) or top in package_tops:
                 continue
-            _extract(archive, info, target, name, written)
+            _extract(archive, info, target, name, written, origins)
     finally:
         for archive in archives:
             archive.close()
+    _wait_for_a_later_stamp(target, max((max(o.identity[2:]) for o in origins.values()), default=0))
+    return origins
 
 
-def _install_one(wheel: Wheel, archive: zipfile.ZipFile, target: Path, python_xy: str, written: dict):
+def _wait_for_a_later_stamp(target: Path, latest_ns: int) -> None:
+    """Return once the file system stamps a write later than `latest_ns`, so a file rewritten in
+    place after `install` (even at the same size, by a step that follows at once) never keeps the
+    identity recorded here: file times move in ticks of the kernel's clock (a few ms), or coarser
+    on some file systems. Bounded: past CLOCK_WAIT a clock that does not move is not waited for."""
+    if not latest_ns:
+        return
+    handle, probe = tempfile.mkstemp(prefix=".lambda-kit-clock-", dir=target)  # the tree's file system
+    os.close(handle)
+    deadline = time.monotonic() + CLOCK_WAIT
+    try:
+        while os.stat(probe).st_mtime_ns <= latest_ns and time.monotonic() < deadline:
+            time.sleep(0.001)
+            os.utime(probe)
+    finally:
+        os.unlink(probe)
+
+
+def _install_one(wheel: Wheel, archive: _Archive, target: Path, python_xy: str, written: dict, origins: dict):
     """The wheel's packages into `target`, its dist-info finished; returns its data and headers
     files as (home-relative name, entry, archive) for `install` to place."""
     infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
@@ -130,7 +205,7 @@ def _install_one(wheel: Wheel, archive: zipfile.ZipFile, target: Path, python_xy
     data = [i for i in infos if i.filename.startswith(data_folder)]
     installed: dict[str, str] = {}  # the wheel's name -> the RECORD path pip gives it
     for info in root:
-        installed[info.filename] = _extract(archive, info, target, info.filename, written)
+        installed[info.filename] = _extract(archive, info, target, info.filename, written, origins)
     wrappers = _entry_point_names(archive, dist_info)
     home_items = []
     for info in data:
@@ -139,7 +214,7 @@ def _install_one(wheel: Wheel, archive: zipfile.ZipFile, target: Path, python_xy
             raise WheelError(f"{wheel.path.name} has a file outside a .data scheme folder ({info.filename})",
                              "pin another version")  # fmt: skip
         if scheme in ("purelib", "platlib"):
-            installed[info.filename] = _extract(archive, info, target, sub, written)
+            installed[info.filename] = _extract(archive, info, target, sub, written, origins)
         elif scheme == "scripts":
             # bin/ is dropped by the kit: not written. pip leaves a setuptools wrapper of an entry
             # point out, and its RECORD row as it was; other scripts' rows point outside.
@@ -151,11 +226,11 @@ def _install_one(wheel: Wheel, archive: zipfile.ZipFile, target: Path, python_xy
             installed[info.filename] = "../../" + name  # outside the lib folder: not in RECORD
         else:
             raise WheelError(f"{wheel.path.name} uses an unknown .data scheme ({scheme})", "pin another version")
-    _finish_dist_info(archive, target, dist_info, installed)
+    _finish_dist_info(archive, target, dist_info, installed, origins)
     return home_items
 
 
-def _entry_point_names(archive: zipfile.ZipFile, dist_info: str) -> set[str]:
+def _entry_point_names(archive: _Archive, dist_info: str) -> set[str]:
     try:
         text = archive.read(f"{dist_info}/entry_points.txt").decode("utf-8")
     except KeyError:
@@ -196,43 +271,163 @@ def _safe(name: str, wheel_name: str) -> str:
     return normal
 
 
-def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, name: str, written: dict) -> str:
+def _extract(archive: _Archive, info: zipfile.ZipInfo, target: Path, name: str, written: dict, origins: dict) -> str:
     relative = _safe(name, Path(archive.filename).name)
     dest = target / relative
     previous = written.get(relative)
     if previous is not None and previous != archive.filename:
-        with archive.open(info) as new, open(dest, "rb") as old:
-            if not _same_stream(new, old):
-                raise WheelError(
-                    f"two dependencies install {relative} with different contents "
-                    f"({Path(previous).name}, {Path(archive.filename).name})",
-                    "check the lock for packages that provide the same module",
-                )
+        with closing(archive.content(info)) as new, open(dest, "rb") as old:
+            same = _same_stream(new, old)
+        if not same:
+            raise WheelError(
+                f"two dependencies install {relative} with different contents "
+                f"({Path(previous).name}, {Path(archive.filename).name})",
+                "check the lock for packages that provide the same module",
+            )
         return relative
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_symlink() or dest.exists():
         dest.unlink()
-    with archive.open(info) as source, open(dest, "wb") as out:
-        shutil.copyfileobj(source, out, CHUNK)
+    origins.pop(relative, None)
+    try:
+        with open(dest, "wb") as out:
+            for chunk in archive.content(info):
+                out.write(chunk)
+    except BaseException:
+        dest.unlink(missing_ok=True)  # no part of a file that failed its checks stays in the tree
+        raise
     mode = info.external_attr >> 16
     if mode and stat.S_ISREG(mode) and mode & 0o111:
         dest.chmod(0o755)
     written[relative] = archive.filename
+    if archive.streamed(info):
+        origins[relative] = Origin(archive.filename, archive.identity, info, identity(os.stat(dest)))
     return relative
 
 
-def _same_stream(a, b) -> bool:
-    while True:
-        x, y = a.read(CHUNK), b.read(CHUNK)
-        if x != y:
+def _same_stream(chunks: Iterator[bytes], old) -> bool:
+    """The content `chunks` gives (of any length each) equals what the file `old` holds."""
+    for chunk in chunks:
+        if old.read(len(chunk)) != chunk:
             return False
-        if not x:
-            return True
+    return not old.read(1)
 
 
-def _finish_dist_info(archive: zipfile.ZipFile, target: Path, dist_info: str, installed: dict[str, str]) -> None:
+class _Archive:
+    """A wheel open for unpacking: its directory read by zipfile, its bytes mapped into memory (not
+    read: the page cache holds them) from the same open file, each entry's content checked. Slices
+    of the map are copies (bytes), so no view of it outlives an error and closing always unmaps."""
+
+    def __init__(self, path: Path) -> None:
+        self.filename = str(path)
+        self._file = open(path, "rb")
+        try:
+            self.identity = identity(os.fstat(self._file.fileno()))
+            self._zip = zipfile.ZipFile(self._file)
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            self._file.close()
+            raise WheelError(f"{path.name} cannot be read as a zip ({exc})", "pin another version") from None
+        self.infolist = self._zip.infolist
+
+    def close(self) -> None:
+        self._map.close()
+        self._zip.close()
+        self._file.close()
+
+    def read(self, name: str) -> bytes:
+        """The content of entry `name` (KeyError when the wheel has none), checked as `content`."""
+        return b"".join(self.content(self._zip.getinfo(name)))
+
+    @staticmethod
+    def streamed(info: zipfile.ZipInfo) -> bool:
+        """Read by inflating its raw deflate stream here (the stream an `Origin` names), not by zipfile.
+        An empty file some tools store as a deflate entry without any stream goes to zipfile."""
+        return info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size > 0
+
+    def content(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
+        """The entry's bytes, at most CHUNK at a time, proven to be exactly the `file_size` bytes
+        with the CRC the directory gives; a WheelError naming the entry otherwise."""
+        if info.flag_bits & 0x1:
+            raise self._damaged(info, "is encrypted")
+        return self._inflated(info) if self.streamed(info) else self._through_zipfile(info)
+
+    def _damaged(self, info: zipfile.ZipInfo, what: str) -> WheelError:
+        name = Path(self.filename).name
+        return WheelError(f"{name} has a damaged entry: {escape(info.filename)} {what}", "pin another version")
+
+    def _stream_span(self, info: zipfile.ZipInfo) -> tuple[int, int]:
+        """Where the entry's compressed bytes start and end in the wheel (its local header checked)."""
+        start = info.header_offset
+        header = self._map[start : start + 30]
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise self._damaged(info, "has no local header where the directory points")
+        name_length, extra_length = struct.unpack_from("<HH", header, 26)
+        name = self._map[start + 30 : start + 30 + name_length]
+        if name.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace") != info.orig_filename:
+            raise self._damaged(info, "has another name in its local header")  # as zipfile refuses it
+        begin = start + 30 + name_length + extra_length
+        end = begin + info.compress_size
+        if end > len(self._map):
+            raise self._damaged(info, "is cut short: its compressed bytes run past the end of the wheel")
+        return begin, end
+
+    def _inflated(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
+        begin, end = self._stream_span(info)
+        declared = info.file_size
+        inflater = zlib.decompressobj(-15)
+        size = crc = 0
+        position = begin
+        while not inflater.eof:
+            if inflater.unconsumed_tail:
+                data = inflater.unconsumed_tail
+            elif position < end:
+                data = self._map[position : min(position + STREAM_CHUNK, end)]
+                position += len(data)
+            else:
+                data = b""
+            try:  # never more than one byte past the declared size, however much the data expands
+                out = inflater.decompress(data, min(CHUNK, declared + 1 - size))
+            except zlib.error as exc:
+                raise self._damaged(info, f"is not a valid deflate stream ({exc})") from None
+            if not out and not data:
+                break  # no input left and nothing more comes out: the stream ends early
+            size += len(out)
+            if size > declared:
+                raise self._damaged(info, f"inflates to more than the {declared:,} bytes its header declares")
+            if out:
+                crc = zlib.crc32(out, crc)
+                yield out
+        if not inflater.eof:
+            raise self._damaged(info, f"ends early: its deflate stream stops after {size:,} of {declared:,} bytes")
+        left = end - position + len(inflater.unused_data) + len(inflater.unconsumed_tail)
+        if left:
+            raise self._damaged(info, f"has {left:,} bytes after the end of its deflate stream")
+        if size != declared:
+            raise self._damaged(info, f"inflates to {size:,} bytes, not the {declared:,} its header declares")
+        if crc != info.CRC:
+            raise self._damaged(info, f"has a CRC mismatch ({crc:08x}, header {info.CRC:08x})")
+
+    def _through_zipfile(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
+        """Other methods (stored, bzip2, lzma): zipfile checks the CRC; the size is checked here."""
+        size = 0
+        try:
+            with self._zip.open(info) as stream:
+                while chunk := stream.read(CHUNK):
+                    size += len(chunk)
+                    yield chunk
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ImportError) as exc:
+            raise self._damaged(info, f"cannot be read ({exc})") from None
+        if size != info.file_size:
+            raise self._damaged(info, f"holds {size:,} bytes, not the {info.file_size:,} its header declares")
+
+
+def _finish_dist_info(archive: _Archive, target: Path, dist_info: str, installed: dict[str, str],
+                      origins: dict) -> None:  # fmt: skip
     folder = target / dist_info
     generated = {f"{dist_info}/INSTALLER": b"pip\n", f"{dist_info}/REQUESTED": b""}
+    for name in (*generated, f"{dist_info}/RECORD"):
+        origins.pop(name, None)  # written again here, maybe within the same clock tick: never the wheel's
     for name, data in generated.items():
         (target / name).write_bytes(data)
     try:

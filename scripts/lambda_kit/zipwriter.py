@@ -9,12 +9,16 @@ deflated on several cores (zipdeflate), the bytes those of one.
 
 The dependency part is packed once; `extend_zip` then adds the code to a copy of it, reusing its
 entries and central directory records as they are: a code change costs the code, not the payload.
+When it is packed, a file the wheel installer unpacked and nothing changed since is not deflated
+again: its wheel's deflate stream, proven to inflate to exactly the file (wheelinstall.Origin), is
+copied under this zip's own headers. Those bytes depend on the wheel, not on this zlib.
 
 Standard library only: this module runs inside the build container and on the host.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import stat
@@ -32,6 +36,7 @@ from .zipreader import END, END_SIG, read_directory
 from .zipreader import attributes as _attributes
 
 DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
+COPY_CHUNK = 1 << 20  # compressed bytes copied from a packed zip at a time
 
 # Never shipped unless COMPILE=1 compiled it for the runtime (collect's `bytecode`).
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
@@ -40,16 +45,21 @@ BYTECODE_DIRS = ("__pycache__",)
 
 @dataclass(frozen=True)
 class Packed:
-    """An entry already compressed by `write_zip` into another zip: copied, not recompressed."""
+    """An entry already compressed in another zip: its compressed bytes copied, not recompressed.
+    `own`: an entry `write_zip` wrote, whose local header is the one it would write now (its
+    timestamp is kept, and runs of them are copied with their headers as one block). Not `own`: a
+    wheel's deflate stream (wheelinstall.Origin): only the stream, its CRC and sizes are taken; the
+    headers, and their timestamp, are this zip's as for a file deflated here."""
 
     archive: str  # the zip's path (a str: it is a dict key for thousands of entries)
     info: zipfile.ZipInfo
+    own: bool = True
 
 
 @dataclass(frozen=True)
 class Entry:
     name: str  # POSIX path inside the zip; folders end with "/"
-    source: Path | None  # None for folders and packed entries
+    source: Path | None  # None for folders and entries of a packed zip
     mode: int  # 0o644, 0o755
     packed: Packed | None = None
 
@@ -153,19 +163,21 @@ def shadowing(name: str, first: str, second: str) -> ZipBuildError:
 
 def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) -> None:
     """Write `entries` (in the order given, see merge) to `dest`, normalised as described in the
-    module doc. Packed entries keep the timestamp they were packed with; the others get `date_time`."""
+    module doc. Entries of a packed zip (`Packed.own`) keep the timestamp they were packed with;
+    the others get `date_time`."""
     with zipfile.ZipFile(dest, "w") as zf:
-        _write_entries(zf, list(entries), date_time, {})
+        _write_entries(zf, list(entries), date_time)
 
 
-def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...], sources: dict) -> None:
-    """`sources`: packed zips, read once each (tens of MB, not thousands of reads)."""
+def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...]) -> None:
     files = [e.source for e in entries if e.packed is None and not e.is_dir]
     deflated = zipdeflate.deflated(files, _workers())
+    sources = _Sources(entries)
     try:
         _write_each(zf, entries, date_time, sources, deflated)
     finally:
         deflated.close()  # on an error: stops the threads' work that has not started
+        sources.close()
 
 
 def _workers() -> int:
@@ -178,7 +190,7 @@ def _workers() -> int:
         ) from None
 
 
-def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...], sources: dict,
+def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...], sources: _Sources,
                 deflated: Iterator[zipdeflate.Deflated | None]) -> None:  # fmt: skip
     i = 0
     while i < len(entries):
@@ -190,10 +202,12 @@ def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int,
             while j < len(entries) and _verbatim(entries[j]) and _adjacent(entries[j - 1], entries[j], sources):
                 j += 1
             _copy_run(zf, entries[i:j], sources)
+            sources.done(j)
             i = j
             continue
         i += 1
-        info = zipfile.ZipInfo(entry.name, date_time=entry.packed.info.date_time if entry.packed else date_time)
+        kept = entry.packed is not None and entry.packed.own  # a packed zip's entry keeps its time
+        info = zipfile.ZipInfo(entry.name, date_time=entry.packed.info.date_time if kept else date_time)
         info.create_system = 3
         info.extra = b""
         info.external_attr = _attributes(entry.is_dir, entry.mode)
@@ -203,6 +217,7 @@ def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int,
         elif entry.packed is not None:
             info.compress_type = entry.packed.info.compress_type
             _copy_compressed(zf, info, entry.packed, sources)
+            sources.done(i)
         else:
             info.compress_type = zipfile.ZIP_DEFLATED
             done = next(deflated)
@@ -213,9 +228,10 @@ def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int,
 
 
 def _verbatim(entry: Entry) -> bool:
-    """A packed entry whose local header in its zip is exactly the one write_zip would write now."""
+    """A packed entry whose local header in its zip is exactly the one write_zip would write now (never
+    a wheel's: its headers carry the wheel's time, extra fields and versions)."""
     packed = entry.packed
-    if packed is None:
+    if packed is None or not packed.own:
         return False
     info = packed.info
     return (
@@ -226,27 +242,47 @@ def _verbatim(entry: Entry) -> bool:
     )
 
 
-def _archive(sources: dict, packed: Packed) -> memoryview:
-    archive = sources.get(packed.archive)
-    if archive is None:
-        archive = sources[packed.archive] = memoryview(Path(packed.archive).read_bytes())
-    return archive
+class _Sources:
+    """The zips packed entries are copied from, each mapped into memory once (the page cache holds
+    it, not this process: tens of MB, not thousands of reads) and unmapped after its last entry.
+    Slices of a map are copies (bytes), taken COPY_CHUNK at most at a time."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self._last = {e.packed.archive: i for i, e in enumerate(entries) if e.packed is not None}
+        self._maps: dict[str, mmap.mmap] = {}
+
+    def get(self, archive: str) -> mmap.mmap:
+        found = self._maps.get(archive)
+        if found is None:
+            with open(archive, "rb") as f:
+                found = self._maps[archive] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return found
+
+    def done(self, written: int) -> None:
+        """Entries before index `written` are in the zip: unmap each zip none of the others needs."""
+        for archive in [a for a in self._maps if self._last[a] < written]:
+            self._maps.pop(archive).close()
+
+    def close(self) -> None:
+        for found in self._maps.values():
+            found.close()
+        self._maps.clear()
 
 
-def _local_end(archive: memoryview, info: zipfile.ZipInfo) -> int:
+def _local_end(archive: mmap.mmap, info: zipfile.ZipInfo) -> int:
     name_length, extra_length = struct.unpack_from("<HH", archive, info.header_offset + 26)
     return info.header_offset + 30 + name_length + extra_length + info.compress_size
 
 
-def _adjacent(a: Entry, b: Entry, sources: dict) -> bool:
+def _adjacent(a: Entry, b: Entry, sources: _Sources) -> bool:
     return (
         a.packed.archive == b.packed.archive
-        and _local_end(_archive(sources, a.packed), a.packed.info) == b.packed.info.header_offset
+        and _local_end(sources.get(a.packed.archive), a.packed.info) == b.packed.info.header_offset
     )
 
 
-def _copy_run(zf: zipfile.ZipFile, run: list[Entry], sources: dict) -> None:
-    archive = _archive(sources, run[0].packed)
+def _copy_run(zf: zipfile.ZipFile, run: list[Entry], sources: _Sources) -> None:
+    archive = sources.get(run[0].packed.archive)
     start = run[0].packed.info.header_offset
     if archive[start : start + 4] != b"PK\x03\x04":
         raise ZipBuildError(
@@ -254,7 +290,7 @@ def _copy_run(zf: zipfile.ZipFile, run: list[Entry], sources: dict) -> None:
         )
     zf.fp.seek(zf.start_dir)
     base = zf.fp.tell()
-    zf.fp.write(archive[start : _local_end(archive, run[-1].packed.info)])
+    _copy_bytes(zf, archive, start, _local_end(archive, run[-1].packed.info), run[-1].name)
     for entry in run:
         source = entry.packed.info
         info = zipfile.ZipInfo(entry.name, date_time=source.date_time)
@@ -271,7 +307,14 @@ def _copy_run(zf: zipfile.ZipFile, run: list[Entry], sources: dict) -> None:
     zf._didModify = True
 
 
-def _read_compressed(archive: memoryview, info: zipfile.ZipInfo) -> memoryview:
+def _copy_bytes(zf: zipfile.ZipFile, archive: mmap.mmap, start: int, end: int, name: str) -> None:
+    if end > len(archive):
+        raise ZipBuildError(f"{name} is cut short in a packed zip", "rebuild without the cache (make -B)")
+    for at in range(start, end, COPY_CHUNK):
+        zf.fp.write(archive[at : min(at + COPY_CHUNK, end)])
+
+
+def _compressed_span(archive: mmap.mmap, info: zipfile.ZipInfo) -> tuple[int, int]:
     start = info.header_offset
     if archive[start : start + 4] != b"PK\x03\x04":
         raise ZipBuildError(
@@ -279,12 +322,18 @@ def _read_compressed(archive: memoryview, info: zipfile.ZipInfo) -> memoryview:
         )
     name_length, extra_length = struct.unpack_from("<HH", archive, start + 26)
     data_start = start + 30 + name_length + extra_length
-    return archive[data_start : data_start + info.compress_size]
+    if data_start + info.compress_size > len(archive):
+        raise ZipBuildError(f"{info.filename} is cut short in a packed zip", "rebuild without the cache (make -B)")
+    return data_start, data_start + info.compress_size
 
 
-def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed, sources: dict) -> None:
-    data = _read_compressed(_archive(sources, packed), packed.info)
-    _write_compressed(zf, info, packed.info.file_size, packed.info.CRC, data)
+def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed, sources: _Sources) -> None:
+    """What ZipFile.writestr does for a seekable file, with the data already compressed in another zip."""
+    archive = sources.get(packed.archive)
+    start, end = _compressed_span(archive, packed.info)
+    _start_entry(zf, info, packed.info.file_size, packed.info.CRC, end - start)
+    _copy_bytes(zf, archive, start, end, info.filename)
+    _end_entry(zf, info)
 
 
 def _start_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int, crc: int, compress_size: int) -> bool:
@@ -354,7 +403,7 @@ def extend_zip(base: Path, base_name: str, entries: dict[str, Entry], part_name:
         f.truncate(directory.offset)
         f.seek(directory.offset)
         with zipfile.ZipFile(f, "w") as zf:
-            _write_entries(zf, added, date_time, {})
+            _write_entries(zf, added, date_time)
             added_directory = zf.start_dir
         f.seek(added_directory)
         tail = f.read()
