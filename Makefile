@@ -94,7 +94,7 @@ sources_stamp = py=$(call q,$(KIT_VENV)/bin/python); checked=$(call q,$(3).check
 		found=$$(find -L $(call q,$(1)) -samefile $(call q,$(KIT_STATE)) -prune -o -cnewer "$$checked" -print -quit 2>/dev/null) && [[ -z "$$found" ]]; \
 	then exit 0; fi; \
 	trap '' INT TERM; : > "$$checked"; args=(--src $(call q,$(1)) --pipfile $(call q,$(PIPFILE)) --state-dir $(call q,$(KIT_STATE)) --out $(call q,$(2)) --stamp $(call q,$(3))); \
-	if [[ -x "$$py" ]]; then bc=$(call q,$(KIT_VENV)/lambda-kit-bytecode); [[ $$bc == /* ]] || bc="$$PWD/$$bc"; PYTHONPATH=$(call q,$(KIT_DIR)/scripts) PYTHONPYCACHEPREFIX="$$bc" "$$py" -m lambda_kit.sources "$${args[@]}"; \
+	if [[ -x "$$py" ]]; then bc=$(call q,$(KIT_VENV)/lambda-kit-bytecode); [[ $$bc == /* ]] || bc="$$PWD/$$bc"; PYTHONPATH=$(call q,$(KIT_DIR)/scripts) PYTHONPYCACHEPREFIX="$$bc" PYTHONDONTWRITEBYTECODE= "$$py" -m lambda_kit.sources "$${args[@]}"; \
 	else $(HELPER) python -m lambda_kit.sources "$${args[@]}"; fi || { rm -f "$$checked"; exit 1; }
 
 .PHONY: help

@@ -10,10 +10,11 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import json
 
-from . import audit, deploy, lockfile, runtimes, sharedcache, sources, tempdirs
+from . import deploy, lockfile, runtimes, sharedcache, sources, tempdirs
 from .network import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
@@ -21,6 +22,9 @@ from .buildplan import PackageSettings, check_handler
 from .package import build_layer, package, prepare_dependencies
 from .runner import Runner, install_signal_handlers, interruption
 from .zipreader import escape
+
+if TYPE_CHECKING:
+    from . import audit
 
 KIT_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -168,6 +172,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from . import audit
+
     runtimes.lookup(args.runtime)
     if args.handler:
         check_handler(args.handler)

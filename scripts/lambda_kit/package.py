@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from . import assemble, audit, compiling, contract, docker, localbuild, lockcheck, lockfile, runtimes, secretscan
+from . import assemble, compiling, contract, docker, localbuild, lockcheck, lockfile, runtimes, secretscan
 from . import sharedcache, sources, wheelfetch, zipwriter
 from .buildplan import BuildPlan, PackageSettings, resolve
 from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
@@ -34,6 +36,9 @@ from .network import NetworkSettings, secret_files
 from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
 from .runner import CommandFailed, Run
+
+if TYPE_CHECKING:
+    from . import audit
 
 __all__ = ["PackageSettings", "PackageResult", "build_layer", "package", "prepare_dependencies"]
 
@@ -78,6 +83,8 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
 
 
 def audit_as_built(path: Path, plan: BuildPlan, say: Callable[[str], None], **checks) -> audit.Report:
+    from . import audit  # loaded when needed (a local build loads it while it downloads: warm_up)
+
     """The audit of a zip this process just wrote from verified parts: the plan's runtime and
     architecture, the shared facts about native files, declared sizes trusted. `checks`: what else
     to audit against (handler, lock, layers)."""
@@ -95,13 +102,15 @@ def audit_as_built(path: Path, plan: BuildPlan, say: Callable[[str], None], **ch
 
 def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
     """The full audit of the zip this process wrote: an error fails the build before the old zip is replaced."""
+    from . import auditcore
+
     s = plan.settings
     report = audit_as_built(path, plan, say, handler=s.handler, lock=plan.lock, layers=s.layers)
     for finding in report.findings:
         say(f"lambda-kit: audit: {finding.line()}")
         say(f"lambda-kit: audit:         hint: {finding.hint}")
     if report.errors:
-        first = next(f for f in report.findings if f.severity == audit.ERROR)
+        first = next(f for f in report.findings if f.severity == auditcore.ERROR)
         raise KitError(
             f"the zip failed the audit with {report.errors} error(s), first: {first.id}",
             first.message,
@@ -109,6 +118,14 @@ def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.
         )
     say(f"lambda-kit: audit passed ({report.warnings} warnings)")
     return report
+
+
+def warm_up_audit() -> None:
+    """The audit's modules (ELF parsing, its rule tables) loaded in a thread while the local build
+    waits on the network, so the audit after it starts at once. Imports are thread-safe: the
+    audit's own `import` waits for this one if it has not finished."""
+    threading.Thread(target=importlib.import_module, args=(f"{__package__}.audit",), name="lambda-kit-warm-up",
+                     daemon=True).start()  # fmt: skip
 
 
 def dependency_key(plan: BuildPlan, builder: str) -> str:
@@ -156,6 +173,17 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     plan = resolve(s)
     for warning in plan.warnings:
         say(f"lambda-kit: warning: {warning}")
+    # BUILDER=local needs the lock's check only once its own build is done: pipenv starts now, on
+    # another core (stopped at once when the dependencies turn out to be cached).
+    early = lockcheck.start(s.pipfile) if s.include_deps and s.builder == "local" else None
+    try:
+        return _package(s, plan, run, say, started, early)
+    finally:
+        if early is not None:
+            early.stop()
+
+
+def _package(s: PackageSettings, plan: BuildPlan, run: Run, say, started: float, early) -> PackageResult:
     records = OutputRecords(s.state_dir)
     records.check_replaceable(s.out)
     out_folder(s.out)
@@ -166,7 +194,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         selection = sources.stage(s.source_rules(), code)  # the one answer to what of SRC ships, before any build
         secretscan.refuse_secrets([(name, code / name) for name, _, _ in selection.files])
         if s.include_deps:
-            packed = dependencies(plan, run, say)
+            packed = dependencies(plan, run, say, early)
         else:
             packed = None
             say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
@@ -187,7 +215,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     return PackageResult.of(s.out, report.files, digest, started)
 
 
-def dependencies(plan: BuildPlan, run: Run, say) -> Path:
+def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck | None = None) -> Path:
     """The cached deps.zip for this dependency key, building it when the cache lacks it.
     BUILDER=auto takes a cached build of either builder, and builds with Docker when an engine
     answers, else without."""
@@ -199,6 +227,8 @@ def dependencies(plan: BuildPlan, run: Run, say) -> Path:
     for key in keys.values():
         cached = None if s.fresh else cache.get(key)
         if cached is not None:
+            if early is not None:
+                early.stop()
             say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
             return cached
     shared = sharedcache.SharedCache.for_build(s, say, plan.native_facts)  # None without CACHE_URL
@@ -211,7 +241,7 @@ def dependencies(plan: BuildPlan, run: Run, say) -> Path:
     # The lock is checked before any build: a stale lock never reaches Docker, nor a zip. The local
     # builder asks Docker nothing, so it downloads while pipenv computes the Pipfile's hash.
     wheelfetch.setting(os.environ)  # a bad LAMBDA_KIT_FETCH stops here, before any build
-    check = lockcheck.start(s.pipfile)
+    check = early or lockcheck.start(s.pipfile)
     try:
         if s.builder != "local":
             check.verify(plan.lock, say)
@@ -240,6 +270,7 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
         if builder == "local":
             target = f"{plan.runtime.name} {s.arch}"
             say(f"lambda-kit: local build (no Docker), {target}, binary wheels only (log: {log_path})")
+            warm_up_audit()
             try:
                 localbuild.build(
                     state_dir=s.state_dir, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,

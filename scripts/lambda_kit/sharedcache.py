@@ -30,11 +30,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from . import audit, auditnative
 from .cachestores import CacheUnavailable, FolderStore, S3Store, open_store
 from .digests import sha256_hex as file_sha256
 from .errors import UsageError
-from .nativeneeds import NEEDED_FACTS
 
 MAX_OBJECT_BYTES = 1 << 30  # deps.zip is bounded by Lambda's 250 MB unzipped; a larger object is refused
 MAX_DIGEST_BYTES = 100
@@ -253,6 +251,8 @@ class SharedCache:
     def _facts_files(self) -> dict[str, tuple[Path, Callable[[str, object], bool]]]:
         """The audit's facts a deps.zip travels with, by object suffix: the audit's local cache
         file each goes into, and the shape of one of its entries."""
+        from .nativeneeds import NEEDED_FACTS  # here: it loads the ELF reader, which only the audit needs
+
         if self.native_facts is None:
             return {}
         return {"natives.json": (self.native_facts, _is_native_entry),
@@ -262,6 +262,8 @@ class SharedCache:
         """The audit's facts about deps.zip's native files (what each is, the libraries it needs),
         each kind in a file of its own; also merged into this agent's audit caches, so its own audit
         of the new zip does not parse them twice."""
+        from . import audit, auditnative  # here: a build that shares nothing never loads the audit early
+
         files = self._facts_files()
         if not files:
             return []
@@ -344,6 +346,8 @@ def _is_links_entry(key: str, value: object) -> bool:
 def merge_native_facts(source: Path, target: Path, shape: Callable[[str, object], bool] = _is_native_entry) -> bool:
     """Add the entries in `source` to the audit's cache file `target` (temporary file, then
     rename). False when `source` is not such a table (each entry checked by `shape`)."""
+    from . import auditnative
+
     try:
         new = auditnative.load_facts(source)  # the audit's own format, its digest checked
     except (OSError, ValueError):

@@ -169,7 +169,7 @@ class Settings:
     indexes: list[str]
     find_links: list[Path]
     context: ssl.SSLContext
-    insecure_context: ssl.SSLContext
+    insecure_context: ssl.SSLContext | None  # for trusted hosts only
     trusted: set[str]
     timeout: float
     netrc_hosts: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -205,9 +205,11 @@ def settings_of(env: dict[str, str], pip_prefix: Path) -> Settings:
         timeout = float(env.get("PIP_TIMEOUT") or env.get("PIP_DEFAULT_TIMEOUT") or 15)
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise LeaveToPip(f"the CA bundle or timeout setting ({exc})") from None
-    insecure = ssl.create_default_context()
-    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
     trusted = set((env.get("PIP_TRUSTED_HOST") or "").split())
+    insecure = None
+    if trusted:  # pip's trusted hosts: TLS without verification (and plain HTTP)
+        insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
     return Settings(indexes, find_links, context, insecure, trusted, timeout, _netrc_hosts(env))
 
 
@@ -243,16 +245,11 @@ class Client:
         return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
     def _opener(self, trusted: bool) -> urllib.request.OpenerDirector:
-        openers = getattr(self._openers, "value", None)
-        if openers is None:
-            openers = self._openers.value = {
-                flag: urllib.request.build_opener(
-                    urllib.request.HTTPSHandler(
-                        context=self.settings.insecure_context if flag else self.settings.context
-                    )
-                )
-                for flag in (False, True)
-            }
+        """One opener per thread and kind (urllib's handlers are not shared between threads)."""
+        openers = self._openers.__dict__.setdefault("value", {})
+        if trusted not in openers:
+            context = self.settings.insecure_context if trusted else self.settings.context
+            openers[trusted] = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
         return openers[trusted]
 
     def open(self, url: str, accept: str | None = None):
