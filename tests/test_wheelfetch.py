@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT
-from lambda_kit import lockfile, runtimes, wheelfetch
+from lambda_kit import indexclient, lockfile, runtimes, wheelfetch
 from lambda_kit.errors import StepError
 from test_wheelinstall import make_wheel
 
@@ -252,7 +252,7 @@ def test_sizes_are_bounded(index, tmp_path, monkeypatch):
     monkeypatch.setattr(wheelfetch, "MAX_FILE", 100)
     with pytest.raises(StepError, match="is larger than 0 MiB"):
         kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args())
-    monkeypatch.setattr(wheelfetch, "MAX_PAGE", 50)
+    monkeypatch.setattr(indexclient, "MAX_PAGE", 50)
     assert "larger than" in kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args()).left["demo"]
 
 

@@ -37,6 +37,7 @@ CONTAINER_MODULES = (
     "digests.py",
     "errors.py",
     "incontainer.py",
+    "indexclient.py",
     "lockfile.py",
     "netconfig.py",
     "pipchoices.py",

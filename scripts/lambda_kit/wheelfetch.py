@@ -27,7 +27,7 @@ without hashes, an sdist as the best candidate, or settings pip would read that 
 as before. What it downloads itself the kit bounds (64 MiB for a page, 512 MiB for a file) and checks
 (the lock's hash, end to end); a file the lock does not name is a hash mismatch, never a fallback.
 
-Network settings are pip's, read from the environment pip would run with: PIP_INDEX_URL,
+Network settings are pip's (`indexclient`), read from the environment pip would run with: PIP_INDEX_URL,
 PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS (local folders), PIP_CERT, PIP_TRUSTED_HOST, PIP_TIMEOUT /
 PIP_DEFAULT_TIMEOUT, credentials in an index URL, `~/.netrc`, and the usual proxy variables.
 Standard library plus `packaging`: runs in the build image and on the host.
@@ -35,13 +35,9 @@ Standard library plus `packaging`: runs in the build image and on the host.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
-import netrc
 import os
 import posixpath
-import ssl
 import tempfile
 import threading
 import time
@@ -49,7 +45,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -64,25 +60,14 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .errors import StepError, UsageError
+from .indexclient import Client, LeaveToPip, project_page, settings_of
 
 FETCH_ENV = "LAMBDA_KIT_FETCH"  # kit (default) or pip: who chooses and downloads the lock's files
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-PYPI = "https://pypi.org/simple"
-MAX_PAGE = 64 << 20  # bytes of one index page
 MAX_FILE = 512 << 20  # bytes of one file: twice what Lambda unpacks at most
 CHUNK = 1 << 18
 WORKERS = 8  # downloads at once: network-bound; more only adds connections
 PART_PREFIX = ".fetch-"  # a download in progress, in the wheelhouse
 STALE_PART = 24 * 3600  # seconds after which a dead run's partial download is removed
-# PIP_* variables that do not change which file pip takes or how it reaches the index (or that the
-# kit reads the way pip does). Any other set PIP_* variable: the kit leaves the download to pip.
-UNDERSTOOD = {
-    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT", "PIP_TRUSTED_HOST", "PIP_TIMEOUT",
-    "PIP_DEFAULT_TIMEOUT", "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_PROGRESS_BAR",
-    "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_ROOT_USER_ACTION", "PIP_NO_COLOR", "PIP_REQUIRE_VIRTUALENV",
-    "PIP_NO_WARN_SCRIPT_LOCATION", "PIP_QUIET", "PIP_VERBOSE", "PIP_BREAK_SYSTEM_PACKAGES", "PIP_RETRIES",
-    "PIP_NO_PYTHON_VERSION_WARNING",
-}  # fmt: skip
 
 
 def setting(environ) -> str:
@@ -95,10 +80,6 @@ def setting(environ) -> str:
             hint="unset it (the kit chooses files as pip would, and leaves the rest to pip), or set pip",
         )
     return value
-
-
-class LeaveToPip(Exception):
-    """The kit cannot choose this package's file as pip would: pip is asked (the reason is logged)."""
 
 
 @dataclass(frozen=True)
@@ -160,150 +141,6 @@ class Candidate:
     rank: tuple  # the key pip maximises
     sha256: str
     local: bool = False
-
-
-@dataclass
-class Settings:
-    """How pip would reach the indexes, read from the environment pip runs with."""
-
-    indexes: list[str]
-    find_links: list[Path]
-    context: ssl.SSLContext
-    insecure_context: ssl.SSLContext | None  # for trusted hosts only
-    trusted: set[str]
-    timeout: float
-    netrc_hosts: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
-def settings_of(env: dict[str, str], pip_prefix: Path) -> Settings:
-    """pip's network settings from `env`; LeaveToPip when pip would read something the kit does not."""
-    others = sorted(k for k, v in env.items() if k.startswith("PIP_") and v and k not in UNDERSTOOD)
-    if others:
-        raise LeaveToPip(f"{', '.join(others)} set")
-    config = env.get("PIP_CONFIG_FILE")
-    if config != os.devnull:
-        files = [config] if config else []
-        xdg = env.get("XDG_CONFIG_DIRS") or "/etc/xdg"
-        files += [os.path.join(d, "pip", "pip.conf") for d in xdg.split(":") if d] + ["/etc/pip.conf"]
-        home = os.path.expanduser("~")
-        files += [os.path.join(home, ".pip", "pip.conf"),
-                  os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "pip", "pip.conf"),
-                  str(pip_prefix / "pip.conf")]  # fmt: skip
-        found = [f for f in files if os.path.exists(f)]
-        if found:
-            raise LeaveToPip(f"pip would read {found[0]}")
-    find_links = []
-    for item in (env.get("PIP_FIND_LINKS") or "").split():
-        path = Path(urllib.parse.urlsplit(item).path if item.startswith("file:") else item)
-        if "://" in item and not item.startswith("file:") or not path.is_dir():
-            raise LeaveToPip(f"find-links {item} is not a local folder")
-        find_links.append(path)
-    indexes = [env.get("PIP_INDEX_URL") or PYPI, *(env.get("PIP_EXTRA_INDEX_URL") or "").split()]
-    cert = env.get("PIP_CERT")
-    try:
-        context = ssl.create_default_context(cafile=cert or None)
-        timeout = float(env.get("PIP_TIMEOUT") or env.get("PIP_DEFAULT_TIMEOUT") or 15)
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        raise LeaveToPip(f"the CA bundle or timeout setting ({exc})") from None
-    trusted = set((env.get("PIP_TRUSTED_HOST") or "").split())
-    insecure = None
-    if trusted:  # pip's trusted hosts: TLS without verification (and plain HTTP)
-        insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
-    return Settings(indexes, find_links, context, insecure, trusted, timeout, _netrc_hosts(env))
-
-
-def _netrc_hosts(env: dict[str, str]) -> dict[str, tuple[str, str]]:
-    path = env.get("NETRC") or os.path.expanduser("~/.netrc")
-    if not os.path.isfile(path):
-        return {}
-    try:
-        hosts = netrc.netrc(path).hosts
-    except (OSError, netrc.NetrcParseError) as exc:
-        raise LeaveToPip(f"{path} cannot be read ({exc})") from None
-    return {host: (login or "", password or "") for host, (login, _, password) in hosts.items()}
-
-
-class Client:
-    """HTTP GETs as pip makes them: credentials of an index URL (or ~/.netrc) sent to its host only,
-    plain HTTP and unverified TLS only for trusted hosts, the environment's proxies, a timeout."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.auth: dict[str, str] = {}  # host:port -> Authorization header
-        self.indexes = [self._strip_credentials(url) for url in settings.indexes]
-        self._openers = threading.local()
-
-    def _strip_credentials(self, url: str) -> str:
-        parts = urllib.parse.urlsplit(url)
-        if parts.username is None:
-            return url
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
-        self.auth[host] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        return urllib.parse.urlunsplit(parts._replace(netloc=host))
-
-    def _opener(self, trusted: bool) -> urllib.request.OpenerDirector:
-        """One opener per thread and kind (urllib's handlers are not shared between threads)."""
-        openers = self._openers.__dict__.setdefault("value", {})
-        if trusted not in openers:
-            context = self.settings.insecure_context if trusted else self.settings.context
-            openers[trusted] = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
-        return openers[trusted]
-
-    def open(self, url: str, accept: str | None = None):
-        parts = urllib.parse.urlsplit(url)
-        host = parts.netloc
-        trusted = parts.hostname in self.settings.trusted or host in self.settings.trusted
-        if parts.scheme != "https" and not (parts.scheme == "http" and trusted):
-            raise LeaveToPip(f"{parts.scheme}:// address {host} (pip needs it trusted)")
-        request = urllib.request.Request(url, headers={"User-Agent": "lambda-kit", "Accept-Encoding": "identity"})
-        if accept:
-            request.add_header("Accept", accept)
-        authorization = self.auth.get(host)
-        if authorization is None and (login := self.settings.netrc_hosts.get(parts.hostname or "")):
-            authorization = "Basic " + base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode("ascii")
-        if authorization:
-            request.add_unredirected_header("Authorization", authorization)  # never to a redirect's host
-        try:
-            return self._opener(trusted).open(request, timeout=self.settings.timeout)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            if exc.code == 404:
-                return None
-            raise LeaveToPip(f"{url} answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise LeaveToPip(f"{url} could not be read ({getattr(exc, 'reason', exc)})") from None
-
-
-def read_capped(response, cap: int, what: str) -> bytes:
-    data = response.read(cap + 1)
-    if len(data) > cap:
-        raise LeaveToPip(f"{what} is larger than {cap >> 20} MiB")
-    return data
-
-
-def project_page(client: Client, index: str, name: str) -> tuple[str, list] | None:
-    """The address (after redirects) and the files of a project's PEP 691 JSON page on `index`
-    (None: the index has no such page)."""
-    url = posixpath.join(index, urllib.parse.quote(canonicalize_name(name))) + "/"
-    response = client.open(url, accept=JSON_TYPE)
-    if response is None:
-        return None
-    with response:
-        kind = response.headers.get("Content-Type", "").split(";")[0].strip()
-        if kind != JSON_TYPE:
-            raise LeaveToPip(f"{url} answered {kind or 'no content type'}, not PEP 691 JSON")
-        body = read_capped(response, MAX_PAGE, f"the page {url}")
-        page_url = response.geturl()
-    try:
-        files = json.loads(body)["files"]
-        if not isinstance(files, list):
-            raise TypeError("files is not a list")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LeaveToPip(f"{url} is not a valid PEP 691 page ({exc})") from None
-    return page_url, files
 
 
 def file_candidate(
