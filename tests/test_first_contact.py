@@ -117,7 +117,7 @@ def test_check_and_clean_leave_a_foreign_zip_alone_and_package_refuses_it(sample
 
 
 def no_docker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return kit_env(PATH=path_without_docker(tmp_path / "no-docker-bin"), LAMBDA_KIT_PROGRESS_SECONDS="1", **extra)
+    return kit_env(PATH=path_without_docker(tmp_path / "no-docker-bin"), LAMBDA_KIT_PROGRESS_SECONDS="0.2", **extra)
 
 
 @pytest.mark.network
