@@ -29,21 +29,21 @@ DOCKER_PHASES = [
     ("docker probe, context staged", "lambda-kit: docker build "),
     ("image: base steps", "Step 6/"),
     ("image: tools layer (pip, packaging)", "Step 8/"),
-    ("image: copy build inputs, start the step", "Collecting "),
-    ("pip download (exact tags, hashes)", "lambda-kit: wheelhouse:"),
+    ("image: copy build inputs, start the step", ("lambda-kit: fetched ", "Collecting ")),
+    ("download (the kit's chooser; pip for the rest)", "lambda-kit: wheelhouse:"),
     ("unpack wheels (kit's installer)", "wheels unpacked"),
-    ("pack deps.zip (threads)", "lambda-kit: dependencies packed"),
+    ("pack deps.zip (wheels' own streams; threads)", "lambda-kit: dependencies packed"),
     ("layer commit, label", "lambda-kit: image built"),
     ("docker create, cp, rm", "lambda-kit: build output copied out"),
     ("code added, audit", "lambda-kit: audit passed"),
     ("publish", "lambda-kit: wrote "),
 ]
 LOCAL_PHASES = [
-    ("start, lock checked on the host (pipenv)", "lambda-kit: lock verified"),
-    ("builder chosen", "lambda-kit: local build"),
-    ("pip download (exact tags, hashes)", "lambda-kit: wheelhouse:"),
+    ("start (pipenv's lock check starts beside the build)", "lambda-kit: local build"),
+    ("download (the kit's chooser; pip for the rest)", "lambda-kit: wheelhouse:"),
     ("unpack wheels (kit's installer)", "wheels unpacked"),
-    ("pack deps.zip (threads)", "lambda-kit: dependencies packed"),
+    ("pack deps.zip (wheels' own streams; threads)", "lambda-kit: dependencies packed"),
+    ("tree removed, the lock check's result", "lambda-kit: lock verified"),
     ("code added, audit", "lambda-kit: audit passed"),
     ("publish", "lambda-kit: wrote "),
 ]
@@ -101,8 +101,9 @@ def cold_build(folder: Path, builder: str, base_image: str, runtime: str) -> tup
 
 def phases(lines: list, plan: list) -> list[tuple[str, float]]:
     out, previous = [], 0.0
-    for name, marker in plan:
-        when = next((t for t, line in lines if marker in line and t >= previous), None)
+    for name, markers in plan:
+        markers = (markers,) if isinstance(markers, str) else markers
+        when = next((t for t, line in lines if any(m in line for m in markers) and t >= previous), None)
         if when is None:
             out.append((name, float("nan")))
             continue
