@@ -501,8 +501,8 @@ def peers_note(args) -> list[str]:
             f"keeps the cache. The kit builds for python{args.runtime} (Lambda glibc {glibc[0]}.{glibc[1]}) and "
             f"accepts manylinux tags up to that glibc, whatever the base image's own glibc; {tags} "
             "`local cold` is `make package BUILDER=local` from an empty KIT_STATE (its wheelhouse and pip cache "
-            "included; the helper's own environment ready, as the uv flow's uv and pipenv are) against the uv flow "
-            "from an empty uv cache, back to back."]  # fmt: skip
+            "included; the helper's own environment ready, its bytecode with it, as the uv flow's uv and pipenv "
+            "are) against the uv flow from an empty uv cache, back to back."]  # fmt: skip
 
 
 def main() -> int:
