@@ -233,15 +233,15 @@ def install_dependencies(
 def install_index_packages(
     tools: Toolchain, plan: lockfile.InstallPlan, tmp: Path, target: Path
 ) -> dict[str, wheelinstall.Origin]:
-    """The lock's index packages, hash-checked, into `target`: every file is fetched into the
-    wheelhouse by pip (the runtime's exact tags, the lock's hashes); the wheels pip chose are then
-    unpacked by `wheelinstall` (the same files as pip --target, without a pip process), and any
-    source distribution is built and installed by pip. Returns the installer's origins: none when
+    """The lock's index packages, hash-checked, into `target`: every file is chosen as pip would
+    choose it and fetched into the wheelhouse (`fetch_files`: the runtime's exact tags, the lock's
+    hashes); the wheels are then unpacked by `wheelinstall` (the same files as pip --target, without
+    a pip process), and any source distribution is built and installed by pip. Returns the installer's origins: none when
     the wheelhouse is temporary (its wheels are gone before the tree is packed)."""
     kept = tools.wheelhouse is not None
     if not kept:
         tools = dataclasses.replace(tools, wheelhouse=tmp / "wheelhouse")
-    # pip is asked only about packages whose file it has not chosen for this target before.
+    # Only packages whose file was not chosen for this target before are looked up.
     notes = pipchoices.Choices(tools.wheelhouse, tools.target_args)
     chosen = {}
     for p in plan.index:
@@ -257,7 +257,7 @@ def install_index_packages(
     checked = frozenset(chosen.values())
     ask = [p for p in plan.index if canonicalize_name(p.name) not in chosen]
     if chosen:
-        say(f"{len(chosen)} files chosen by pip for this target before, in the wheelhouse (not asked again)")
+        say(f"{len(chosen)} files chosen for this target before, in the wheelhouse (not asked again)")
     if ask:
         chosen.update(fetch_files(tools, ask, tmp, plan.index_urls))
     notes.save(

@@ -1,16 +1,16 @@
-"""Which file pip chose for each locked package, per target, kept beside the wheelhouse.
+"""Which file was chosen for each locked package, per target, kept beside the wheelhouse.
 
-`pip download` spends most of a lock change asking the index again about packages the lock did not
-change (one index page each, thousands of links parsed for a package with a long history). Its
-answer cannot change while the lock's hashes for the package do not: the files an index holds for
-a release are never replaced, and the lock's hashes bound which of them pip may take. So after each
-download the kit notes, for the target (pip's target options) and each `name==version` with its
-set of hashes, the file pip took; the next build takes that file from the wheelhouse without
-asking, and pip is asked only about what changed.
+Looking a package up again costs an index page (thousands of links for a package with a long
+history). The answer cannot change while the lock's hashes for the package do not: the files an
+index holds for a release are never replaced, and the lock's hashes bound which of them pip (or the
+kit's chooser, `wheelfetch`, which takes what pip would) may take. So after each download the kit
+notes, for the target (pip's target options) and each `name==version` with its set of hashes, the
+file taken; the next build takes that file from the wheelhouse without asking, and only what
+changed is looked up.
 
 What is noted is not trusted further than the wheelhouse: an entry is used only when its file is in
 the wheelhouse, is a wheel whose tags the target accepts, and (checked by the installer before it
-opens it) has one of the lock's hashes. Anything else is skipped and pip asked. Standard library
+opens it) has one of the lock's hashes. Anything else is skipped and looked up again. Standard library
 plus `packaging`: runs in the build image and on the host.
 """
 
