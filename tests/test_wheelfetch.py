@@ -8,8 +8,10 @@ answers HTML or an error, points outside, or would receive credentials meant for
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -35,6 +37,7 @@ class Index:
         self.files: dict[str, bytes] = {}
         self.overrides: dict[str, tuple[int, str, bytes]] = {}  # path -> (status, content type, body)
         self.seen: list[tuple[str, str | None]] = []  # (path, Authorization)
+        self.html = False  # serve PEP 503 HTML pages instead of PEP 691 JSON
         index = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,6 +66,8 @@ class Index:
             return self.overrides[path]
         parts = path.strip("/").split("/")
         if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.pages:
+            if self.html:
+                return 200, "text/html; charset=utf-8", html_page(self.pages[parts[1]])
             page = {"meta": {"api-version": "1.1"}, "name": parts[1], "files": self.pages[parts[1]]}
             return 200, JSON, json.dumps(page).encode()
         if parts[0] == "files" and len(parts) == 2 and parts[1] in self.files:
@@ -80,6 +85,20 @@ class Index:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def html_page(files: list[dict]) -> bytes:
+    """The PEP 503 form of a JSON page's files: the hash in the link's fragment, the other facts as
+    escaped data- attributes (a yanked file's reason as the value of data-yanked)."""
+    links = []
+    for item in files:
+        attrs = f' href="{html.escape(item["url"])}#sha256={item["hashes"]["sha256"]}"'
+        if item.get("requires-python"):
+            attrs += f' data-requires-python="{html.escape(item["requires-python"])}"'
+        if item.get("yanked"):
+            attrs += f' data-yanked="{html.escape(str(item["yanked"]))}"'
+        links.append(f"<a{attrs}>{html.escape(item['filename'])}</a><br/>")
+    return ("<!DOCTYPE html><html><body>" + "\n".join(links) + "</body></html>").encode()
 
 
 @pytest.fixture
@@ -175,9 +194,11 @@ CASES = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize("page", ["json", "html"])
 @pytest.mark.parametrize("named, version, arch, expected", CASES)
-def test_the_kit_takes_the_file_pip_takes(odd_index, tmp_path, named, version, arch, expected):
+def test_the_kit_takes_the_file_pip_takes(odd_index, tmp_path, named, version, arch, expected, page):
     index, pins = odd_index
+    index.html = page == "html"
     hashes = tuple(pins[f] for f in named)
     args = target_args(version, arch)
     env = env_for(index)
@@ -208,8 +229,10 @@ def test_what_the_kit_leaves_to_pip(index, tmp_path):
     wheel = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     args = target_args()
     pins = {"demo": ("1.0", (wheel,))}
-    index.overrides["/simple/demo/"] = (200, "text/html", b"<html></html>")
-    assert "not PEP 691 JSON" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
+    index.overrides["/simple/demo/"] = (200, "text/plain", b"demo-1.0-py3-none-any.whl")
+    assert "not an index page" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
+    index.overrides["/simple/demo/"] = (200, "text/html; charset=no-such-codec", b"<html></html>")
+    assert "cannot be read as no-such-codec" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
     index.overrides["/simple/demo/"] = (503, "text/plain", b"busy")
     assert "HTTP 503" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
     index.overrides["/simple/demo/"] = (200, JSON, b"{not json")
@@ -329,3 +352,39 @@ def test_real_locks_same_choice_as_pip(tmp_path, version, arch):
             assert best.filename == expected[wheelfetch.canonicalize_name(name)], name
             compared += 1
     assert compared >= 20
+
+
+def test_html_and_fragment_details_as_pip_reads_them(index, tmp_path):
+    """A PEP 503 page with a <base href>, a bare data-yanked (no value: pip reads it as absent) and an
+    empty one (yanked); and a JSON page whose link fragment names another hash than its `hashes`
+    (pip takes the fragment's). The kit and pip must agree on each."""
+    args = target_args()
+    best_bare = demo_wheel(tmp_path, "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl")
+    better_empty = demo_wheel(tmp_path, "demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl")
+    plain = demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl")
+    pins = tuple("sha256:" + hashlib.sha256(w.read_bytes()).hexdigest() for w in (best_bare, better_empty, plain))
+    for wheel in (best_bare, better_empty, plain):
+        index.files[wheel.name] = wheel.read_bytes()
+    digest = {w.name: hashlib.sha256(w.read_bytes()).hexdigest() for w in (best_bare, better_empty, plain)}
+    page = (
+        f'<html><head><base href="http://{index.host}/files/"></head><body>'
+        f'<a href="{plain.name}#sha256={digest[plain.name]}">x</a>'
+        f'<a href="{best_bare.name}#sha256={digest[best_bare.name]}" data-yanked>x</a>'
+        f'<a href="{better_empty.name}#sha256={digest[better_empty.name]}" data-yanked="">x</a>'
+        "</body></html>"
+    )
+    index.overrides["/simple/demo/"] = (200, "text/html", page.encode())
+    expected = {best_bare.name}
+    assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
+    assert kit_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected
+
+    shutil.rmtree(tmp_path / "wheelhouse")
+    del index.overrides["/simple/demo/"]
+    index.pages["demo"] = [
+        {"filename": plain.name, "url": f"../../files/{plain.name}", "hashes": {"sha256": digest[plain.name]}},
+        {"filename": best_bare.name, "url": f"../../files/{best_bare.name}#sha256={'0' * 64}",
+         "hashes": {"sha256": digest[best_bare.name]}},  # the fragment wins: not a lock hash
+    ]  # fmt: skip
+    expected = {plain.name}
+    assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
+    assert kit_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected

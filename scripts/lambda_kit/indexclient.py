@@ -1,7 +1,8 @@
 """How pip reaches an index, for the kit's own file chooser (`wheelfetch`): pip's network settings
 read from the environment pip would run with, HTTP GETs made as pip makes them, and a project's
-PEP 691 JSON page. Whatever pip would do that this module does not (a configuration file, another
-`PIP_*` setting, an HTML page, an error) is a `LeaveToPip`: the package is left to pip.
+page, PEP 691 JSON or PEP 503 HTML, read as pip reads it (links, hashes, Requires-Python, yanked).
+Whatever pip would do that this module does not (a configuration file, another `PIP_*` setting,
+another kind of page, an error) is a `LeaveToPip`: the package is left to pip.
 Standard library only: runs in the build image and on the host.
 """
 
@@ -12,17 +13,22 @@ import json
 import netrc
 import os
 import posixpath
+import re
 import ssl
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPES = ("application/vnd.pypi.simple.v1+html", "text/html")
+ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"  # pip's
+HASH_FRAGMENT = re.compile(r"[#&](sha512|sha384|sha256|sha224|sha1|md5)=([^&]*)")  # pip's, in its order
 PYPI = "https://pypi.org/simple"
 MAX_PAGE = 64 << 20  # bytes of one index page
 # PIP_* variables that do not change which file pip takes or how it reaches the index (or that the
@@ -163,18 +169,22 @@ def read_capped(response, cap: int, what: str) -> bytes:
 
 
 def project_page(client: Client, index: str, name: str) -> tuple[str, list] | None:
-    """The address (after redirects) and the files of a project's PEP 691 JSON page on `index`
-    (None: the index has no such page)."""
+    """The address (after redirects) and the files of a project's page on `index`, PEP 691 JSON or
+    PEP 503 HTML, as pip asks for it and reads it (None: the index has no such page). Each file is a
+    dict in the JSON page's shape: url, hashes, requires-python, yanked."""
     url = posixpath.join(index, urllib.parse.quote(canonicalize_name(name))) + "/"
-    response = client.open(url, accept=JSON_TYPE)
+    response = client.open(url, accept=ACCEPT)
     if response is None:
         return None
     with response:
-        kind = response.headers.get("Content-Type", "").split(";")[0].strip()
-        if kind != JSON_TYPE:
-            raise LeaveToPip(f"{url} answered {kind or 'no content type'}, not PEP 691 JSON")
+        content_type = response.headers.get("Content-Type", "")
+        kind = content_type.split(";")[0].strip().lower()
+        if kind != JSON_TYPE and kind not in HTML_TYPES:
+            raise LeaveToPip(f"{url} answered {kind or 'no content type'}, not an index page")
         body = read_capped(response, MAX_PAGE, f"the page {url}")
         page_url = response.geturl()
+    if kind in HTML_TYPES:
+        return page_url, html_files(body, response.headers.get_content_charset() or "utf-8", page_url)
     try:
         files = json.loads(body)["files"]
         if not isinstance(files, list):
@@ -182,3 +192,51 @@ def project_page(client: Client, index: str, name: str) -> tuple[str, list] | No
     except (ValueError, KeyError, TypeError) as exc:
         raise LeaveToPip(f"{url} is not a valid PEP 691 page ({exc})") from None
     return page_url, files
+
+
+class _Anchors(HTMLParser):
+    """What pip reads of a PEP 503 page: every <a>'s attributes, and the first <base href>."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base: str | None = None
+        self.anchors: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+        elif tag == "a":
+            self.anchors.append(dict(attrs))
+
+
+def html_files(body: bytes, charset: str, page_url: str) -> list[dict]:
+    """A PEP 503 page's links in the JSON page's shape. As in pip: hrefs resolved against the
+    page's <base> (or its address), `data-yanked` present (even empty) means yanked, an attribute
+    without a value counts as absent, and the hash is the one in the link's fragment."""
+    parser = _Anchors()
+    try:
+        parser.feed(body.decode(charset))
+        parser.close()
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise LeaveToPip(f"{page_url} cannot be read as {charset} ({exc})") from None
+    base = urllib.parse.urljoin(page_url, parser.base or "")  # (pip 26.3 fails on a relative <base>)
+    files = []
+    for anchor in parser.anchors:
+        href = anchor.get("href")
+        if not href:
+            continue
+        files.append({"url": urllib.parse.urljoin(base, href), "hashes": {},
+                      "requires-python": anchor.get("data-requires-python"),
+                      "yanked": anchor.get("data-yanked") is not None})  # fmt: skip
+    return files
+
+
+def link_sha256(url: str, hashes: dict) -> str | None:
+    """The sha256 pip gives a link: the page's, unless the link's fragment names one (pip's rule: the
+    first `#name=` or `&name=` of a hash it knows; a fragment hash replaces the page's)."""
+    listed = dict(hashes)
+    match = HASH_FRAGMENT.search(url)
+    if match:
+        listed[match.group(1)] = match.group(2)
+    value = listed.get("sha256")
+    return value if isinstance(value, str) else None

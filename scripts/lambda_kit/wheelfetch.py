@@ -2,8 +2,8 @@
 
 A cold build used to spend most of its download in `pip download`, one package after another: an
 index page fetched, thousands of links parsed and judged, then the file. The lock already bounds the
-answer (its hashes name the only files that may be taken), so the kit asks each index's PEP 691 JSON
-page of every locked package at the same time (threads), keeps the files whose SHA-256 the lock
+answer (its hashes name the only files that may be taken), so the kit asks each index's page (PEP 691
+JSON, or PEP 503 HTML, read as pip reads them) of every locked package at the same time (threads), keeps the files whose SHA-256 the lock
 names, takes among them the one pip's rule takes, and downloads it into the wheelhouse, hashed as it
 is written. pip's rule, as pip 26.3 (the kit's pin) applies it:
 
@@ -21,8 +21,8 @@ each runtime and architecture, and on a local index of odd wheels (tags, build t
 Requires-Python, ties).
 
 What the kit cannot decide as pip would, it leaves to pip, per package, with the reason in the build
-log: an index that answers with HTML rather than JSON, an error or timeout (pip retries), a page
-without hashes, an sdist as the best candidate, or settings pip would read that the kit does not
+log: a page that is neither JSON nor HTML, an error or timeout (pip retries), no listed file with a
+lock hash, an sdist as the best candidate, or settings pip would read that the kit does not
 (a pip configuration file, a `PIP_*` variable outside the few below). pip then downloads those files
 as before. What it downloads itself the kit bounds (64 MiB for a page, 512 MiB for a file) and checks
 (the lock's hash, end to end); a file the lock does not name is a hash mismatch, never a fallback.
@@ -60,7 +60,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .errors import StepError, UsageError
-from .indexclient import Client, LeaveToPip, project_page, settings_of
+from .indexclient import Client, LeaveToPip, link_sha256, project_page, settings_of
 
 FETCH_ENV = "LAMBDA_KIT_FETCH"  # kit (default) or pip: who chooses and downloads the lock's files
 MAX_FILE = 512 << 20  # bytes of one file: twice what Lambda unpacks at most
@@ -213,9 +213,11 @@ def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, cli
             # The lock's hashes first: a dict lookup per file, where judging every file's name and
             # tags (thousands for a package with a long history) is what makes pip slow. pip keeps
             # the candidates with an allowed hash whenever there is one, so nothing else can win.
-            digests = item.get("hashes") if isinstance(item, dict) else None
-            sha256 = digests.get("sha256") if isinstance(digests, dict) else None
-            if not isinstance(sha256, str) or sha256.lower() not in allowed or not isinstance(item.get("url"), str):
+            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                continue
+            digests = item.get("hashes")
+            sha256 = link_sha256(item["url"], digests if isinstance(digests, dict) else {})
+            if sha256 is None or sha256.lower() not in allowed:
                 continue
             url = urllib.parse.urljoin(page_url, item["url"])
             filename = urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path))
