@@ -388,3 +388,25 @@ def test_html_and_fragment_details_as_pip_reads_them(index, tmp_path):
     expected = {plain.name}
     assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
     assert kit_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected
+
+
+def test_each_host_is_looked_up_once_per_run(index, tmp_path, monkeypatch):
+    """Pages and files of many packages, from 8 threads: one name lookup (parallel lookups of the
+    same name can stall for a resolver's whole timeout)."""
+    pins = {}
+    for n in range(6):
+        name = f"pkg{n}"
+        (tmp_path / name).mkdir()
+        wheel = make_wheel(tmp_path / name, name, "1.0", {f"{name}/__init__.py": b""})
+        pins[name] = ("1.0", (index.add(name, wheel),))
+    lookups = []
+    real = indexclient.socket.getaddrinfo
+
+    def counted(host, *args, **kwargs):
+        lookups.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(indexclient.socket, "getaddrinfo", counted)
+    result = kit_choice(tmp_path, env_for(index), pins, target_args())
+    assert sorted(result.chosen) == sorted(pins) and result.downloaded == 6
+    assert lookups == ["127.0.0.1"]  # 12 connections, one lookup
