@@ -2,10 +2,11 @@
 
 A cold build used to spend most of its download in `pip download`, one package after another: an
 index page fetched, thousands of links parsed and judged, then the file. The lock already bounds the
-answer (its hashes name the only files that may be taken), so the kit asks each index's page (PEP 691
-JSON, or PEP 503 HTML, read as pip reads them) of every locked package at the same time (threads), keeps the files whose SHA-256 the lock
-names, takes among them the one pip's rule takes, and downloads it into the wheelhouse, hashed as it
-is written. pip's rule, as pip 26.3 (the kit's pin) applies it:
+answer (its hashes name the only files that may be taken), so the kit asks each index's page of
+every locked package at the same time (threads; PEP 691 JSON or PEP 503 HTML, read as pip reads
+them), keeps the files whose SHA-256 the lock names, takes among them the one pip's rule takes, and
+downloads it into the wheelhouse, hashed as it is written. pip's rule, as pip 26.3 (the kit's pin)
+applies it:
 
 - a candidate is a file listed on the package's page of the index, then of each extra index in
   order (after the wheels of local find-links folders, which pip reads first), whose name parses as a
@@ -17,8 +18,8 @@ is written. pip's rule, as pip 26.3 (the kit's pin) applies it:
   resolver takes its finder's sorted list from the end).
 
 `tests/test_wheelfetch.py` checks this against pip itself: the same files on real locks from PyPI for
-each runtime and architecture, and on a local index of odd wheels (tags, build tags, yanked files,
-Requires-Python, ties).
+several runtimes and both architectures, and on a local index of odd wheels served as JSON and as
+HTML (tags, build tags, yanked files, Requires-Python, ties, fragment hashes).
 
 What the kit cannot decide as pip would, it leaves to pip, per package, with the reason in the build
 log: a page that is neither JSON nor HTML, an error or timeout (pip retries), no listed file with a
@@ -27,9 +28,10 @@ lock hash, an sdist as the best candidate, or settings pip would read that the k
 as before. What it downloads itself the kit bounds (64 MiB for a page, 512 MiB for a file) and checks
 (the lock's hash, end to end); a file the lock does not name is a hash mismatch, never a fallback.
 
-Network settings are pip's (`indexclient`), read from the environment pip would run with: PIP_INDEX_URL,
-PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS (local folders), PIP_CERT, PIP_TRUSTED_HOST, PIP_TIMEOUT /
-PIP_DEFAULT_TIMEOUT, credentials in an index URL, `~/.netrc`, and the usual proxy variables.
+Network settings are pip's (`indexclient`), read from the environment pip would run with:
+PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS (local folders), PIP_CERT, PIP_TRUSTED_HOST,
+PIP_TIMEOUT / PIP_DEFAULT_TIMEOUT, credentials in an index URL, `~/.netrc`, and the usual proxy
+variables.
 Standard library plus `packaging`: runs in the build image and on the host.
 """
 
