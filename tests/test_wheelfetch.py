@@ -36,6 +36,7 @@ class Index:
         self.pages: dict[str, list[dict]] = {}
         self.files: dict[str, bytes] = {}
         self.overrides: dict[str, tuple[int, str, bytes]] = {}  # path -> (status, content type, body)
+        self.short: set[str] = set()  # paths whose answer stops halfway through its Content-Length
         self.seen: list[tuple[str, str | None]] = []  # (path, Authorization)
         self.html = False  # serve PEP 503 HTML pages instead of PEP 691 JSON
         index = self
@@ -54,7 +55,7 @@ class Index:
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body[: len(body) // 2] if self.path in index.short else body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.server.server_port}"
@@ -268,6 +269,17 @@ def test_a_file_the_lock_does_not_name_is_a_hash_mismatch(index, tmp_path):
     ):
         kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args())
     assert sorted(p.name for p in (tmp_path / "wheelhouse").iterdir()) == []  # nothing kept, no partial file
+
+
+def test_a_connection_that_ends_short_is_left_to_pip(index, tmp_path):
+    pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
+    pins = {"demo": ("1.0", (pin,))}
+    index.short.add("/files/demo-1.0-py3-none-any.whl")
+    left = kit_choice(tmp_path, env_for(index), pins, target_args()).left
+    assert "bytes short of its Content-Length" in left["demo"]  # not a hash mismatch: pip tries again
+    index.short = {"/simple/demo/"}
+    assert "bytes short of its Content-Length" in kit_choice(tmp_path, env_for(index), pins, target_args()).left["demo"]
+    assert [p.name for p in (tmp_path / "wheelhouse").iterdir()] == []  # no partial file kept
 
 
 def test_sizes_are_bounded(index, tmp_path, monkeypatch):

@@ -221,8 +221,20 @@ class Client:
             raise LeaveToPip(f"{url} could not be read ({getattr(exc, 'reason', exc)})") from None
 
 
+def read(response, size: int, what: str) -> bytes:
+    """Up to `size` bytes of a response; a connection that breaks, or closes before its
+    Content-Length, leaves the package to pip (never a short file taken for a hash mismatch)."""
+    try:
+        data = response.read(size)
+    except (OSError, http.client.HTTPException) as exc:
+        raise LeaveToPip(f"{what} could not be read ({type(exc).__name__}: {exc})") from None
+    if len(data) < size and getattr(response, "length", None):  # http.client: bytes still expected
+        raise LeaveToPip(f"{what} ended {response.length} bytes short of its Content-Length")
+    return data
+
+
 def read_capped(response, cap: int, what: str) -> bytes:
-    data = response.read(cap + 1)
+    data = read(response, cap + 1, what)
     if len(data) > cap:
         raise LeaveToPip(f"{what} is larger than {cap >> 20} MiB")
     return data

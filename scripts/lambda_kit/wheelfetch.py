@@ -62,7 +62,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .errors import StepError, UsageError
-from .indexclient import Client, LeaveToPip, link_sha256, project_page, settings_of
+from .indexclient import Client, LeaveToPip, link_sha256, project_page, read, settings_of
 
 FETCH_ENV = "LAMBDA_KIT_FETCH"  # kit (default) or pip: who chooses and downloads the lock's files
 MAX_FILE = 512 << 20  # bytes of one file: twice what Lambda unpacks at most
@@ -258,11 +258,14 @@ def download(client: Client, best: Candidate, name: str, wheelhouse: Path, stop:
     try:
         digest, size = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out:
-            response = open(best.url, "rb") if best.local else client.open(best.url)
+            try:
+                response = open(best.url, "rb") if best.local else client.open(best.url)
+            except OSError as exc:
+                raise LeaveToPip(f"{best.url} could not be read ({exc})") from None
             if response is None:
                 raise LeaveToPip(f"{best.url} answered HTTP 404")
             with response:
-                while chunk := response.read(CHUNK):
+                while chunk := read(response, CHUNK, best.url):
                     if stop.is_set():
                         raise LeaveToPip("stopped")
                     size += len(chunk)
