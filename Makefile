@@ -78,6 +78,11 @@ endif
 # A value as one shell word, whatever it holds: settings never reach a shell unquoted.
 q = '$(subst ','"'"',$(1))'
 HELPER := $(PYTHON) -S $(KIT_DIR)/scripts/lambda-kit  # -S: the launcher is stdlib only, and starts faster
+# The kit's own commands start with SIGINT and SIGTERM ignored: Python's default handler would turn
+# one that arrives while the interpreter starts, before the launcher's first line, into a traceback.
+# The launcher's first lines take both over (held, then handled); one sent in those milliseconds is
+# lost and the command runs to its end: the zip is then the new one, never half of one.
+RUN_HELPER := trap '' INT TERM && $(HELPER)
 LOCK := $(PIPFILE).lock
 KIT_FILES := $(KIT_DIR)/Dockerfile $(KIT_DIR)/scripts/lambda-kit $(KIT_DIR)/scripts/container-requirements.txt \
 	$(wildcard $(KIT_DIR)/scripts/lambda_kit/*.py)
@@ -120,7 +125,7 @@ BUILD_ARGS = --pipfile $(call q,$(PIPFILE)) --runtime $(call q,$(PYTHON_VERSION)
 
 # The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
 $(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SOURCES_STAMP) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
-	@$(HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)) --out $(call q,$@) --handler $(call q,$(HANDLER))
+	@$(RUN_HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)) --out $(call q,$@) --handler $(call q,$(HANDLER))
 
 # A missing Pipfile or lock is not make's "No rule to make target": the helper runs and says so.
 $(PIPFILE) $(LOCK): ;
@@ -136,20 +141,20 @@ functions: $(FUNCTION_NAMES:%=$(DIST)/%.zip)  ## one zip per FUNCTIONS folder, o
 	@[[ -n $(call q,$(FUNCTION_NAMES)) ]] || { printf 'lambda-kit: error: no functions (FUNCTIONS=%s, SRC=%s)\nhint: make functions FUNCTIONS="*" builds every folder under SRC\n' $(call q,$(FUNCTIONS)) $(call q,$(SRC)) >&2; exit 2; }
 
 $(DEPS_STAMP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
-	@$(HELPER) deps $(BUILD_ARGS)
+	@$(RUN_HELPER) deps $(BUILD_ARGS)
 	@touch $(call q,$@)
 
 .SECONDEXPANSION:
 $(DIST)/%.zip: $(DEPS_STAMP) $(if $(filter 0,$(INCLUDE_DEPS)),$(DIST)/layer.zip) \
 		$(KIT_STATE)/sources.$(subst /,_,$(DIST))_%.zip.stamp
-	@$(HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)/$*) --out $(call q,$@) --handler $(call q,$(call handler_for,$*)) \
+	@$(RUN_HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)/$*) --out $(call q,$@) --handler $(call q,$(call handler_for,$*)) \
 		$(if $(filter 0,$(INCLUDE_DEPS)),--no-deps --layer $(call q,$(DIST)/layer.zip))
 
 .PHONY: layer
 layer: $(DIST)/layer.zip  ## the dependencies as a Lambda layer zip, under python/
 
 $(DIST)/layer.zip: $(DEPS_STAMP)
-	@$(HELPER) layer $(BUILD_ARGS) --out $(call q,$@)
+	@$(RUN_HELPER) layer $(BUILD_ARGS) --out $(call q,$@)
 
 $(SOURCES_STAMP): $(SETTINGS_STAMP) FORCE
 	@$(call sources_stamp,$(SRC),$(ZIP),$@)
@@ -165,7 +170,7 @@ $(SETTINGS_STAMP): FORCE
 	[[ -f $(call q,$@) && "$$(< $(call q,$@))" == "$$new" ]] || printf '%s\n' "$$new" > $(call q,$@)
 
 # Deploying: the zip is built by the rules above, boto3 is installed on first use (LAMBDA_KIT_EXTRAS=aws).
-AWS_HELPER = LAMBDA_KIT_EXTRAS="aws$${LAMBDA_KIT_EXTRAS:+,$$LAMBDA_KIT_EXTRAS}" $(HELPER)
+AWS_HELPER = trap '' INT TERM && LAMBDA_KIT_EXTRAS="aws$${LAMBDA_KIT_EXTRAS:+,$$LAMBDA_KIT_EXTRAS}" $(HELPER)
 DEPLOY_ARGS = --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --s3-bucket $(call q,$(S3_BUCKET)) --s3-prefix $(call q,$(S3_PREFIX)) \
 	$(if $(filter 1,$(DRY_RUN)),--dry-run)
 FUNCTION_ARGS = $(if $(filter 1,$(PUBLISH)),--publish) --alias $(call q,$(ALIAS)) --role $(call q,$(ROLE)) $(DEPLOY_ARGS)
@@ -186,17 +191,17 @@ deploy-layer: $(DIST)/layer.zip  ## publish DIST/layer.zip as LAYER_NAME unless 
 
 .PHONY: check
 check:  ## audit $(ZIP) for what Lambda would reject (also run by package)
-	@$(HELPER) check $(call q,$(ZIP)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --handler $(call q,$(HANDLER)) --lock $(call q,$(LOCK))
+	@$(RUN_HELPER) check $(call q,$(ZIP)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --handler $(call q,$(HANDLER)) --lock $(call q,$(LOCK))
 
 # check and smoke take the zip as it is (never rebuilt here): `make package smoke` builds first.
 .PHONY: smoke
 smoke:  ## run the handler from $(ZIP) in the runtime image as Lambda would (EVENT=file.json)
-	@$(HELPER) smoke $(call q,$(ZIP)) --handler $(call q,$(HANDLER)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) \
+	@$(RUN_HELPER) smoke $(call q,$(ZIP)) --handler $(call q,$(HANDLER)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) \
 		--image $(call q,$(RUNTIME_IMAGE)) $(if $(EVENT),--event $(call q,$(EVENT))) $(if $(filter 1,$(JSON)),--json) --state-dir $(call q,$(KIT_STATE))
 
 .PHONY: profile
 profile:  ## run the handler from $(ZIP) as make smoke does; record what it imports in $(COMPILE_PROFILE) (runs your code)
-	@$(HELPER) smoke $(call q,$(ZIP)) --handler $(call q,$(HANDLER)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) \
+	@$(RUN_HELPER) smoke $(call q,$(ZIP)) --handler $(call q,$(HANDLER)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) \
 		--image $(call q,$(RUNTIME_IMAGE)) $(if $(EVENT),--event $(call q,$(EVENT))) --record-imports $(call q,$(COMPILE_PROFILE)) --state-dir $(call q,$(KIT_STATE))
 
 .PHONY: test
@@ -220,7 +225,7 @@ endif
 
 .PHONY: install-kit
 install-kit:  ## copy the kit into $(DEST)/lambda-kit/, leaving the repo's own files alone
-	@$(HELPER) install-kit $(call q,$(DEST))
+	@$(RUN_HELPER) install-kit $(call q,$(DEST))
 
 # A zip goes only if its record (KIT_STATE/outputs/<id>.sha256) says the kit wrote these very bytes.
 remove_own_zip = f=$(call q,$(realpath $(1))); rec="$$(printf '%s' "$$f" | sha256sum | cut -c1-24)"; \
