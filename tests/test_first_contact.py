@@ -183,7 +183,7 @@ def test_awkward_folder_builds_with_docker_reports_progress_and_smoke_leaves_a_f
     for name in ("lambdas", "events", "Pipfile", "Pipfile.lock"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, project / name)
-    env = kit_env(LAMBDA_KIT_PROGRESS_SECONDS="1", DOCKER_BUILDKIT="0")
+    env = kit_env(LAMBDA_KIT_PROGRESS_SECONDS="0.2", DOCKER_BUILDKIT="0")
     built = make(project, "-B", "package", "BUILDER=docker", env=env)
     assert built.returncode == 0, built.stderr + built.stdout
     progress = [line for line in built.stdout.splitlines() if line.startswith("lambda-kit: ... ")]

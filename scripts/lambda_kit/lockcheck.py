@@ -29,6 +29,7 @@ class PendingCheck:
     def __init__(self, pipfile: Path) -> None:
         env = {**os.environ, "PIPENV_IGNORE_VIRTUALENVS": "1", "PIPENV_NOSPIN": "1", "PIPENV_YES": "1", "NO_COLOR": "1"}
         script = Path(__file__).with_name("lockhash.py")
+        self.verified = False
         self.process = subprocess.Popen([sys.executable, str(script), str(pipfile)], env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)  # fmt: skip
 
@@ -38,7 +39,10 @@ class PendingCheck:
         self.process.stdout.close()
 
     def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
-        """Raises StepError when the lock does not belong to the Pipfile; says which hash matched."""
+        """Raises StepError when the lock does not belong to the Pipfile; says which hash matched.
+        Once it has passed, asking again is free and silent."""
+        if self.verified:
+            return
         try:
             output = self.process.communicate()[0]
         except BaseException:
@@ -47,15 +51,11 @@ class PendingCheck:
         if log is not None:
             log(output)
         check_facts(output.splitlines(), lock, say)
+        self.verified = True
 
 
 def start(pipfile: Path) -> PendingCheck:
     return PendingCheck(pipfile)
-
-
-def verify(pipfile: Path, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
-    """Raises StepError when the lock does not belong to the Pipfile; says which hash matched."""
-    start(pipfile).verify(lock, say, log)
 
 
 def check_facts(lines: list[str], lock: dict, say: Callable[[str], None]) -> None:

@@ -224,19 +224,19 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     s.state_dir.mkdir(parents=True, exist_ok=True)
     cache = DependencyCache(s.state_dir, warn=lambda m: say(f"lambda-kit: warning: {m}"))
     keys = {b: dependency_key(plan, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))}
+    shared, cached = None, None
     for key in keys.values():
         cached = None if s.fresh else cache.get(key)
         if cached is not None:
-            if early is not None:
-                early.stop()
             say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
-            return cached
-    shared = sharedcache.SharedCache.for_build(s, say, plan.native_facts)  # None without CACHE_URL
-    if (
-        shared is not None
-        and not s.fresh
-        and (cached := shared.lookup(keys.values(), cache, plan.lock, s.state_dir)) is not None
-    ):
+            break
+    else:
+        shared = sharedcache.SharedCache.for_build(s, say, plan.native_facts)  # None without CACHE_URL
+        if shared is not None and not s.fresh:
+            cached = shared.lookup(keys.values(), cache, plan.lock, s.state_dir)
+    if cached is not None:
+        if early is not None:
+            early.stop()  # no build: pipenv's check is not needed
         return cached
     # The lock is checked before any build: a stale lock never reaches Docker, nor a zip. The local
     # builder asks Docker nothing, so it downloads while pipenv computes the Pipfile's hash.
@@ -278,11 +278,11 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
                     no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
                 )  # fmt: skip
             except KitError:
-                if s.builder == "local":
-                    check.verify(plan.lock, say)  # a stale lock is the cause to report
+                check.verify(
+                    plan.lock, say
+                )  # a stale lock is the cause to report (checked already unless BUILDER=local)
                 raise
-            if s.builder == "local":
-                check.verify(plan.lock, say)
+            check.verify(plan.lock, say)
         else:
             build_in_docker(plan, network, outputs, log_path, run, say, engine)
             keep_wheelhouse(outputs / contract.WHEELS, plan.wheelhouse)

@@ -61,6 +61,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from .digests import sha256_hex
 from .errors import StepError, UsageError
 from .indexclient import Client, LeaveToPip, link_sha256, project_page, read, settings_of
 
@@ -201,7 +202,7 @@ def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, cli
         for entry in os.scandir(folder):
             c = file_candidate(entry.name, entry.path, None, name, pin, target, local=True)
             if c is not None and entry.is_file():
-                c.sha256 = _file_sha256(Path(entry.path))
+                c.sha256 = sha256_hex(Path(entry.path))
                 if c.sha256 in allowed:
                     candidates.append(c)
     pages = 0
@@ -240,19 +241,11 @@ def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, cli
     return best
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(client: Client, best: Candidate, name: str, wheelhouse: Path, stop: threading.Event) -> tuple[Path, bool]:
     """The chosen file into the wheelhouse, its SHA-256 checked against the choice (one of the lock's)
     before it takes its name. Returns (path, True when it was downloaded)."""
     dest = wheelhouse / best.filename
-    if dest.is_file() and _file_sha256(dest) == best.sha256.lower():
+    if dest.is_file() and sha256_hex(dest) == best.sha256.lower():
         return dest, False  # as pip: a file already there with a matching hash is kept
     fd, part = tempfile.mkstemp(prefix=PART_PREFIX, suffix=".part", dir=wheelhouse)
     try:
