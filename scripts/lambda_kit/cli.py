@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import json
 
-from . import deploy, lockfile, runtimes, sharedcache, sources, tempdirs
+from . import cachesign, deploy, lockfile, runtimes, sharedcache, sources, tempdirs
 from .network import NetworkSettings
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--timeout", type=float, default=60.0, help="seconds before the invocation times out")
     m.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit")
     deploy.add_parsers(sub)
+    k = sub.add_parser("cache-keygen", help="write an Ed25519 key pair for signed CACHE_URL entries: KEY and KEY.pub")
+    k.add_argument("key", type=Path, help="the private key file to write (mode 0600); KEY.pub gets the public key")
     m.add_argument("--json", action="store_true", help="print the report as JSON (the handler's logs go to stderr)")
     m.add_argument(
         "--record-imports", type=Path, help="write the zip's modules the run imported here (COMPILE=1's profile)"
@@ -103,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Network settings come from the environment so they never show in a process list: "
         "INDEX_URL, EXTRA_INDEX_URLS (space-separated), CA_BUNDLE (default: $PIP_CERT), SOURCE_DATE_EPOCH. "
         "CACHE_URL (s3://bucket/prefix or a folder) shares the dependency cache between agents; "
-        "CACHE_PUSH=0 only reads it."
+        "CACHE_PUSH=0 only reads it; CACHE_SIGNING_KEY signs what is pushed, CACHE_TRUSTED_KEYS lists the keys "
+        "whose entries are used."
     )
     return parser
 
@@ -119,7 +122,8 @@ def _network_from_environment() -> NetworkSettings:
 
 def run_command(args: argparse.Namespace) -> int:
     if args.command in ("package", "layer", "deps"):
-        cache_url, cache_push = sharedcache.check_settings(_env("CACHE_URL"), _env("CACHE_PUSH", "1"))
+        cache_keys = cachesign.from_environment(os.environ, wanted=bool(_env("CACHE_URL")))
+        cache_url, cache_push = sharedcache.check_settings(_env("CACHE_URL"), _env("CACHE_PUSH"), cache_keys)
         pipfile, state_dir = args.pipfile.resolve(), args.state_dir.resolve()
         src = getattr(args, "src", Path("lambdas")).resolve()
         out = getattr(args, "out", Path("build.zip")).resolve()
@@ -144,6 +148,7 @@ def run_command(args: argparse.Namespace) -> int:
             layers=tuple(p.resolve() for p in getattr(args, "layer", [])),
             cache_url=cache_url,
             cache_push=cache_push,
+            cache_keys=cache_keys,
             sources=sources.rules_from_environment(src, pipfile, KIT_DIR, state_dir, out),
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
@@ -168,6 +173,9 @@ def run_command(args: argparse.Namespace) -> int:
         return run_smoke(args)
     if args.command in ("deploy", "deploy-layer"):
         return deploy.run(args, say=lambda line: print(line, flush=True))
+    if args.command == "cache-keygen":
+        cachesign.keygen(args.key, say=lambda line: print(line, flush=True))
+        return 0
     raise UsageError("unknown command", args.command)
 
 
