@@ -349,7 +349,10 @@ def test_zip_over_the_direct_limit_goes_through_s3_once(tmp_path, local_aws):
         "lambda",
     )
     assert reuse.returncode == 0, reuse.stderr
-    assert f"s3://deploy-artifacts/{key} already holds this zip, no upload" in reuse.stdout
+    assert (
+        f"s3://deploy-artifacts/{key} already holds this zip (S3's SHA-256 checksum) (the bucket keeps no versions"
+        in (reuse.stdout)
+    )
     assert writes(local_aws) == [("PUT", CODE_PATH.format("orders-eu"))]
     assert function(local_aws, "orders-eu")["CodeSha256"] == code_sha256(big.read_bytes())
 
@@ -367,6 +370,62 @@ def test_s3_object_with_other_content_is_uploaded_again(tmp_path, local_aws):
     assert result.returncode == 0, result.stderr
     assert s3.get_object(Bucket="deploy-artifacts", Key=key)["Body"].read() == data
     assert function(local_aws)["CodeSha256"] == code_sha256(data)
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
+def test_an_object_with_forged_codesha256_metadata_is_never_what_lambda_runs(tmp_path, local_aws, versioned):
+    """Someone who can write the deploy bucket plants other bytes of the same size under the zip's key,
+    with the `codesha256` metadata the kit once trusted: the kit uploads again before any update, and
+    in a versioned bucket points Lambda at the exact version it uploaded or checked."""
+    make_function(local_aws)
+    data = small_zip(tmp_path / "fn.zip")
+    planted = small_zip(tmp_path / "other.zip", "def handler(event, context):\n    return 2\n")
+    assert len(planted) == len(data) and planted != data
+    s3 = local_aws.client("s3")
+    s3.create_bucket(Bucket="deploy-artifacts")
+    if versioned:
+        s3.put_bucket_versioning(Bucket="deploy-artifacts", VersioningConfiguration={"Status": "Enabled"})
+    key = f"{hashlib.sha256(data).hexdigest()}.zip"
+    s3.put_object(Bucket="deploy-artifacts", Key=key, Body=planted, Metadata={"codesha256": code_sha256(data)})
+    local_aws.log.seen.clear()
+
+    result = helper(
+        local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "orders", "--s3-bucket", "deploy-artifacts"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"s3://deploy-artifacts/{key} holds other bytes than this zip (no SHA-256 checksum): uploading it again" in (
+        result.stdout
+    )
+    calls = writes(local_aws)
+    update = ("PUT", CODE_PATH.format("orders"))
+    assert calls.count(update) == 1 and calls.index(("PUT", f"/deploy-artifacts/{key}")) < calls.index(update)
+    assert s3.get_object(Bucket="deploy-artifacts", Key=key)["Body"].read() == data
+    head = s3.head_object(Bucket="deploy-artifacts", Key=key, ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == code_sha256(data)  # S3's own checksum, which the next deploy trusts
+    (sent,) = [r.json() for r in local_aws.requests if (r.method, r.path) == update]
+    assert sent.get("S3ObjectVersion") == head.get("VersionId")  # None: an unversioned bucket
+    assert function(local_aws)["CodeSha256"] == code_sha256(data)
+    if not versioned:
+        return
+    versions = s3.list_object_versions(Bucket="deploy-artifacts", Prefix=key)["Versions"]
+    assert len(versions) == 2  # the planted bytes stay an older version; Lambda is pointed at ours
+    pinned = s3.get_object(Bucket="deploy-artifacts", Key=key, VersionId=sent["S3ObjectVersion"])["Body"].read()
+    assert pinned == data and f"(version {sent['S3ObjectVersion']})" in result.stdout
+
+    # The checked object is reused, pinned to its version, by a new function and by a layer.
+    make_role(local_aws)
+    local_aws.log.seen.clear()
+    created = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "billing", "--role", ROLE,
+                     "--s3-bucket", "deploy-artifacts")  # fmt: skip
+    layer = helper(local_aws, "deploy-layer", str(tmp_path / "fn.zip"), "--layer-name", "deps",
+                   "--s3-bucket", "deploy-artifacts")  # fmt: skip
+    assert created.returncode == 0 and layer.returncode == 0, created.stderr + layer.stderr
+    assert ("PUT", f"/deploy-artifacts/{key}") not in writes(local_aws)
+    codes = [
+        r.json() for r in local_aws.requests if r.method == "POST" and r.path.endswith(("/functions", "/versions"))
+    ]
+    assert [c.get("Code", c.get("Content"))["S3ObjectVersion"] for c in codes] == [sent["S3ObjectVersion"]] * 2
+    assert function(local_aws, "billing")["CodeSha256"] == code_sha256(data)
 
 
 def test_dry_run_changes_nothing(tmp_path, local_aws):

@@ -2,6 +2,12 @@
 what the function (or the layer's latest version) already runs; through S3 under a content-hash key
 when large or when S3_BUCKET is set; waiting for each update before the next call.
 
+Through S3, Lambda is only ever pointed at bytes S3 itself vouches for: the zip is uploaded with
+its SHA-256 as S3's own checksum (S3 refuses a body that differs), an object already under the key
+is reused only when S3's stored checksum (HeadObject with ChecksumMode, never user metadata) is
+the zip's, and in a versioned bucket the exact version checked is what Lambda reads
+(S3ObjectVersion). Lambda's CodeSha256 is still checked after the update.
+
 One line per step, like `make package`. DRY_RUN makes only read calls (GetFunction, HeadObject,
 ListLayerVersions, GetLayerVersion, GetAlias) and prints what it would upload and call.
 """
@@ -72,7 +78,8 @@ def s3_key(prefix: str, artifact: Artifact) -> str:
 
 def code_location(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: Say) -> dict[str, Any]:
     """Where Lambda takes the code from: the bytes themselves (small zips, no S3_BUCKET) or an S3
-    object named by the zip's SHA-256, uploaded unless an object of this content is already there."""
+    object named by the zip's SHA-256, uploaded unless S3's own checksum of the object there is
+    already the zip's; pinned to the object's version when the bucket keeps versions."""
     limit = runtimes.MAX_ZIPPED_DIRECT_UPLOAD
     if not s.s3_bucket:
         if artifact.size > limit:
@@ -88,33 +95,59 @@ def code_location(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: S
     head = None
     with aws_errors(f"HeadObject {url}"):
         try:
-            head = s3.head_object(Bucket=s.s3_bucket, Key=key)
+            head = s3.head_object(Bucket=s.s3_bucket, Key=key, ChecksumMode="ENABLED")
         except Exception as exc:
             if not is_not_found(exc):
                 raise
-    # Trust an object only if it says it holds these bytes; Lambda's CodeSha256 is checked after the update too.
-    if (
-        head
-        and head.get("ContentLength") == artifact.size
-        and head.get("Metadata", {}).get("codesha256") == artifact.code_sha256
-    ):
-        say(f"lambda-kit: {url} already holds this zip, no upload")
+    # Only S3's own checksum vouches for the bytes: anyone who can upload sets an object's metadata.
+    if head and head.get("ChecksumSHA256") == artifact.code_sha256 and head.get("ContentLength") == artifact.size:
+        version = head.get("VersionId")
+        say(f"lambda-kit: {url} already holds this zip (S3's SHA-256 checksum){pinned(version)}, no upload")
     elif s.dry_run:
         say(f"lambda-kit: dry run: would upload {artifact.size:,} bytes to {url}")
+        version = None
     else:
+        if head:
+            theirs = head.get("ChecksumSHA256") or "no SHA-256 checksum"
+            say(f"lambda-kit: {url} holds other bytes than this zip ({theirs}): uploading it again")
         started = time.monotonic()
         with aws_errors(f"PutObject {url}"), open(artifact.path, "rb") as body:
-            # S3 checks the body against ChecksumSHA256: a zip rebuilt meanwhile is refused, not stored.
-            s3.put_object(
+            # S3 checks the body against ChecksumSHA256 and keeps it as the object's checksum: a zip
+            # rebuilt meanwhile is refused, not stored.
+            put = s3.put_object(
                 Bucket=s.s3_bucket,
                 Key=key,
                 Body=body,
                 ContentLength=artifact.size,
+                ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=artifact.code_sha256,
-                Metadata={"codesha256": artifact.code_sha256},
             )
-        say(f"lambda-kit: uploaded {artifact.size:,} bytes to {url} in {time.monotonic() - started:.1f}s")
-    return {"S3Bucket": s.s3_bucket, "S3Key": key}
+        if put.get("ChecksumSHA256", artifact.code_sha256) != artifact.code_sha256:
+            raise KitError(
+                "S3 stored other bytes than this zip", f"{url}: {put['ChecksumSHA256']}", hint="deploy again"
+            )
+        version = put.get("VersionId")
+        say(
+            f"lambda-kit: uploaded {artifact.size:,} bytes to {url}{pinned(version)} in {time.monotonic() - started:.1f}s"
+        )
+    location = {"S3Bucket": s.s3_bucket, "S3Key": key}
+    if version and version != "null":  # "null": a bucket whose versioning was suspended
+        location["S3ObjectVersion"] = version
+    return location
+
+
+def pinned(version: str | None) -> str:
+    """What a deploy through S3 points Lambda at, for its line."""
+    if version and version != "null":
+        return f" (version {version})"
+    return " (the bucket keeps no versions: Lambda reads the key; its CodeSha256 is checked after)"
+
+
+def where(location: dict[str, Any]) -> str:
+    if "ZipFile" in location:
+        return "the zip's bytes"
+    version = f" version {location['S3ObjectVersion']}" if "S3ObjectVersion" in location else ""
+    return f"s3://{location['S3Bucket']}/{location['S3Key']}{version}"
 
 
 def get_function(lam: Any, name: str) -> dict[str, Any] | None:
@@ -208,8 +241,7 @@ def update_code(
         return config
     location = code_location(aws, s, artifact, say)
     if s.dry_run:
-        where = "the zip's bytes" if "ZipFile" in location else f"s3://{location['S3Bucket']}/{location['S3Key']}"
-        say(f"lambda-kit: dry run: would call UpdateFunctionCode on {name} with {where}")
+        say(f"lambda-kit: dry run: would call UpdateFunctionCode on {name} with {where(location)}")
         return config
     started = time.monotonic()
     params: dict[str, Any] = {"FunctionName": name, **location}
