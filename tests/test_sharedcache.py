@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import uuid
 import zipfile
 from pathlib import Path
@@ -276,20 +277,74 @@ def test_an_unreachable_store_is_one_warning_and_the_build_goes_on(sample):
     assert "local build (no Docker)" in result.stdout and (sample / "build.zip").is_file()
 
 
+class CommandLines:
+    """Every process's command line on this machine, read every 20 ms while the block runs: where
+    `secret` would show in `ps`."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret, self.read, self.found = secret.encode(), 0, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(0.02):
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    text = cmdline.read_bytes()
+                except OSError:
+                    continue
+                self.read += 1
+                if self.secret in text:
+                    self.found.append(text.split(b"\0")[0].decode(errors="replace"))
+
+    def __enter__(self) -> CommandLines:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 @pytest.mark.docker
 @pytest.mark.network
 @pytest.mark.usefixtures("no_leftover_containers")
-def test_docker_build_pushed_to_s3_gives_an_agent_without_docker_the_same_zip(sample, tmp_path, local_aws):
+def test_docker_build_signed_into_s3_gives_an_agent_without_docker_the_same_zip_and_the_key_shows_nowhere(
+    sample, tmp_path, local_aws
+):
     s3, bucket = new_bucket(local_aws)
     url = f"s3://{bucket}/docker"
-    first = agent(sample, url, **aws_env(local_aws))
+    writer = Fleet(tmp_path / "ci-secrets")
+    pem = Path(writer.private).read_text()
+    (secret,) = pem.splitlines()[1:-1]  # the key's base64: what must never leave the environment
+    with CommandLines(secret) as ps:  # exported, as a CI credential is (Jenkins: withCredentials)
+        first = agent(sample, url, CACHE_SIGNING_KEY=pem, **aws_env(local_aws))
     try:
         assert first.returncode == 0, first.stderr + first.stdout
-        assert "lambda-kit: docker build" in first.stdout and "lambda-kit: pushed to cache" in first.stdout
+        assert "lambda-kit: docker build" in first.stdout and f"signed with key {writer.signer.id})" in first.stdout
+        checkout = hashlib.sha256(str(sample.resolve()).encode()).hexdigest()[:12]
+        images = subprocess.run(["docker", "image", "ls", "-q", "--filter", f"label=org.lambda-kit.checkout={checkout}"],
+                                capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        assert images
+        seen = {
+            "output": first.stdout + first.stderr,
+            "build log": (sample / ".lambda-kit" / "build.log").read_text(errors="replace"),
+            "image history": subprocess.run(
+                ["docker", "history", "--no-trunc", *images[:1]], capture_output=True, text=True, check=True
+            ).stdout,  # fmt: skip
+            "image config": subprocess.run(
+                ["docker", "image", "inspect", *images], capture_output=True, text=True, check=True
+            ).stdout,  # fmt: skip
+        }
+        assert [where for where, text in seen.items() if secret in text] == []
+        assert ps.read > 100 and ps.found == []
+
         b = copy_sample(tmp_path / "agent-b" / "ws")
-        second = agent(b, url, PATH=without_docker(tmp_path), **aws_env(local_aws))
+        public = Path(writer.public).read_text().strip()  # the public key itself, not a file
+        second = agent(b, url, CACHE_TRUSTED_KEYS=public, PATH=without_docker(tmp_path), **aws_env(local_aws))
         assert second.returncode == 0, second.stderr + second.stdout
         assert f"lambda-kit: dependencies from cache {url} (key {dep_key(first)}), no build needed (" in second.stdout
+        assert warnings(second) == [] and "pushed" not in second.stdout
         assert (b / "build.zip").read_bytes() == (sample / "build.zip").read_bytes()
     finally:
         assert make(sample, "clean").returncode == 0  # this checkout's images
