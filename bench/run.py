@@ -34,7 +34,7 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
-from lambda_kit import runtimes
+from lambda_kit import cachesign, runtimes
 from lambda_kit.kitfiles import copy_kit  # the launcher puts scripts/ on sys.path
 from peers import UV_VERSION, UvFlow, peer_tools, uv_platform  # bench/, this script's folder
 
@@ -175,8 +175,10 @@ def without_docker(work: Path) -> str:
 
 
 class SharedCacheAgents:
-    """Agent A warms a shared store with a normal (Docker) build; each timed run is a fresh agent:
-    a new checkout with an empty KIT_STATE and no docker on PATH, same lock, same settings."""
+    """Agent A warms a shared store with a normal (Docker) build, signing it as a main-branch agent
+    does (CACHE_SIGNING_KEY); each timed run is a fresh agent: a new checkout with an empty
+    KIT_STATE and no docker on PATH, same lock, same settings, trusting A's public key
+    (CACHE_TRUSTED_KEYS) or, as the kit did before signed entries, reading the same store without keys."""
 
     def __init__(self, work: Path, set_name: str, kit: KitFlow) -> None:
         from moto.server import ThreadedMotoServer  # LAMBDA_KIT_EXTRAS=test (make bench asks for it)
@@ -194,8 +196,13 @@ class SharedCacheAgents:
 
         boto3.client("s3", endpoint_url=self.aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
                      aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="bench-cache")  # fmt: skip
-        self.stores = {"S3 (moto on 127.0.0.1)": "s3://bench-cache/fleet", "folder": str(self.work / "shared-folder")}
         (self.work / "shared-folder").mkdir(parents=True)
+        cachesign.keygen(self.work / "cache.key", lambda line: None)
+        self.signing = {"CACHE_SIGNING_KEY": str(self.work / "cache.key")}
+        trusted = {"CACHE_TRUSTED_KEYS": str(self.work / "cache.key.pub")}
+        urls = {"S3 (moto on 127.0.0.1)": "s3://bench-cache/fleet", "folder": str(self.work / "shared-folder")}
+        self.stores = {f"{store}, {how}": (url, keys) for how, keys in (("signed", trusted), ("no keys", {}))
+                       for store, url in urls.items()}  # fmt: skip
         self.no_docker = without_docker(self.work)
         self.reference = None
 
@@ -213,19 +220,19 @@ class SharedCacheAgents:
         """Agent A builds (make -B: each store gets a build's push) and pushes; its images are removed after."""
         folder = self.agent("agent-a")
         try:
-            for store in self.stores.values():
+            for store in {url for url, _ in self.stores.values()}:
                 run(["make", "--no-print-directory", "-B", "package", *self.kit.settings], cwd=folder,
-                    env={**self.kit.env, **self.aws, "CACHE_URL": store})  # fmt: skip
+                    env={**self.kit.env, **self.aws, "CACHE_URL": store, **self.signing})  # fmt: skip
             self.reference = (folder / "build.zip").read_bytes()
         finally:
             run(
                 ["make", "--no-print-directory", "clean", *self.kit.settings], cwd=folder, env=self.kit.env, check=False
             )
 
-    def fresh_agent(self, store: str) -> tuple[float, float]:
+    def fresh_agent(self, store: tuple[str, dict[str, str]]) -> tuple[float, float]:
         """Seconds for the whole `make package`, and the transfer alone as the kit reports it."""
         folder = self.agent("agent-fresh")
-        env = {**self.kit.env, **self.aws, "CACHE_URL": store, "PATH": self.no_docker}
+        env = {**self.kit.env, **self.aws, "CACHE_URL": store[0], "PATH": self.no_docker, **store[1]}
         started = time.perf_counter()
         result = run(["make", "--no-print-directory", "package", *self.kit.settings], cwd=folder, env=env)
         seconds = time.perf_counter() - started
@@ -387,8 +394,10 @@ def shared_lines(shared: dict[str, dict[str, list]], rows) -> list[str]:
         if row.case.startswith("cold")
     }
     lines = ["", "A fresh CI agent (new checkout, empty KIT_STATE, no docker on PATH; the helper's own environment "
-             "prepared, as for every kit case here) with a shared cache another agent warmed (`CACHE_URL`); each run "
-             "times the kit's code-only rebuild and then one fresh agent per store, back to back:", "",
+             "prepared, as for every kit case here) with a shared cache another agent warmed and signed (`CACHE_URL`, "
+             "`CACHE_SIGNING_KEY`); the fresh agent trusts its key (signed: `CACHE_TRUSTED_KEYS`) or reads the same "
+             "store without keys (no keys: as before signed entries); each run times the kit's code-only rebuild and "
+             "then one fresh agent per store and mode, back to back:", "",
              "| set | store | fresh agent, warm cache | of which transfer | / article cold | / kit cold "
              "| kit code-only, same runs | / kit code-only |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
