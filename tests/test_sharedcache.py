@@ -563,3 +563,37 @@ def test_a_reader_uses_only_entries_a_trusted_key_signed_and_rebuilds_after_each
     assert again.returncode == 0, again.stderr + again.stdout
     assert len(warnings(again)) == 1 and "lambda-kit: pushed to cache" in again.stdout
     assert view.snapshot() == clean
+
+
+def test_a_signed_entry_round_trips_in_process_and_a_manifest_past_its_bound_is_refused(tmp_path, monkeypatch):
+    store, work, key = tmp_path / "store", tmp_path / "work", "f" * 64
+    store.mkdir()
+    work.mkdir()
+    writer = Fleet(tmp_path / "keys")
+    packed = tmp_path / "deps.zip"
+    packed.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    signing = cachesign.from_environment({"CACHE_SIGNING_KEY": writer.private})
+    pushed: list[str] = []
+    cache = sharedcache.SharedCache(str(store), True, pushed.append, keys=signing)
+    cache.publish(key, packed, tmp_path / "no-wheelhouse", {}, RUNTIME, "x86_64")
+    assert sorted(p.name for p in (store / "deps").iterdir()) == [f"{key}.manifest", f"{key}.zip", f"{key}.zip.sha256"]
+    trusted = cachesign.from_environment({"CACHE_TRUSTED_KEYS": writer.public})
+
+    def restore() -> tuple[bytes | None, list[str]]:
+        said: list[str] = []
+        reader = sharedcache.SharedCache(str(store), False, said.append, keys=trusted)
+        return reader.restore([key], lambda k, path, digest: path.read_bytes(), work), said
+
+    got, said = restore()
+    assert got == packed.read_bytes() and len(said) == 2
+    assert (
+        said[0]
+        == f"lambda-kit: cache {store}: signed entries only (trusted keys {writer.signer.id}); this agent only reads"
+    )
+    assert said[1].startswith(f"lambda-kit: dependencies from cache {store} (key {key[:12]}), no build needed")
+    monkeypatch.setattr(cachesign, "MAX_ENVELOPE", 100)
+    got, said = restore()
+    assert got is None and said[1] == (
+        f"lambda-kit: warning: cache {store}: deps/{key}.zip (key {key[:12]}) has a manifest larger than 100 bytes: ignored"
+    )
+    assert list(work.iterdir()) == []  # nothing of the refused entry is left behind

@@ -179,6 +179,11 @@ class Signer:
         return json.dumps({"manifest": text, "key": self.id, "signature": signature}, indent=1).encode() + b"\n"
 
 
+def preload() -> None:
+    """Import what a check needs (about 20 ms), in a thread while the entry downloads."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: F401
+
+
 class Verifier:
     """The reader's trusted keys: an entry's envelope checked, its objects returned."""
 

@@ -229,7 +229,7 @@ class SharedCache:
         """deps.zip of `key` into work, verified (its SHA-256, else None or False), and the audit's
         facts beside it merged into the audit's caches: every object downloads at once."""
         facts = self._facts_files()
-        with ThreadPoolExecutor(max_workers=2 + 2 * len(facts)) as pool:
+        with ThreadPoolExecutor(max_workers=3 + 2 * len(facts)) as pool:
             if self.verifier is not None:
                 digest, verify = self._start_signed(pool, store, key, work, facts)
             else:
@@ -258,6 +258,7 @@ class SharedCache:
         deps.zip is checked against the manifest once a trusted key's signature on it is (its
         SHA-256, else None or False). Also returns the check of one facts object (by suffix)."""
         name = f"deps/{key}.zip"
+        pool.submit(cachesign.preload)
         envelope = pool.submit(store.download, f"deps/{key}.manifest", work / "manifest", cachesign.MAX_ENVELOPE)
         packed = pool.submit(store.download, name, work / "deps.zip", MAX_OBJECT_BYTES)
         started = {
