@@ -306,6 +306,21 @@ class CommandLines:
         self.thread.join()
 
 
+def image_holds(image: str, data: bytes) -> bool:
+    """Whether any file of the image holds `data` (its whole file system, streamed by docker export)."""
+    cid = subprocess.run(["docker", "create", image, "true"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        with subprocess.Popen(["docker", "export", cid], stdout=subprocess.PIPE) as export:
+            tail, found, total = b"", False, 0
+            while block := export.stdout.read(1 << 20):
+                found = found or data in tail + block
+                tail, total = block[-len(data) :], total + len(block)
+        assert export.returncode == 0 and total > 10_000_000  # a whole file system was read
+        return found
+    finally:
+        subprocess.run(["docker", "rm", "--force", cid], capture_output=True, check=True)
+
+
 @pytest.mark.docker
 @pytest.mark.network
 @pytest.mark.usefixtures("no_leftover_containers")
@@ -317,6 +332,7 @@ def test_docker_build_signed_into_s3_gives_an_agent_without_docker_the_same_zip_
     writer = Fleet(tmp_path / "ci-secrets")
     pem = Path(writer.private).read_text()
     (secret,) = pem.splitlines()[1:-1]  # the key's base64: what must never leave the environment
+    shutil.copy(writer.private, sample / "cache.key")  # a copy left in the checkout reaches no image or zip either
     with CommandLines(secret) as ps:  # exported, as a CI credential is (Jenkins: withCredentials)
         first = agent(sample, url, CACHE_SIGNING_KEY=pem, **aws_env(local_aws))
     try:
@@ -338,6 +354,9 @@ def test_docker_build_signed_into_s3_gives_an_agent_without_docker_the_same_zip_
         }
         assert [where for where, text in seen.items() if secret in text] == []
         assert ps.read > 100 and ps.found == []
+        assert (
+            not image_holds(images[0], secret.encode()) and secret.encode() not in (sample / "build.zip").read_bytes()
+        )
 
         b = copy_sample(tmp_path / "agent-b" / "ws")
         public = Path(writer.public).read_text().strip()  # the public key itself, not a file
