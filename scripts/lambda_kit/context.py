@@ -44,6 +44,7 @@ CONTAINER_MODULES = (
     "runtimes.py",
     "slimming.py",
     "tempdirs.py",
+    "wheelarchive.py",
     "wheelcheck.py",
     "wheelfetch.py",
     "wheelinstall.py",
