@@ -50,7 +50,7 @@ def container_toolchain(target: str, fetch: str = "kit") -> buildsteps.Toolchain
         **cross,
         python=Path(contract.TOOLS_BIN, "python"),
         fetch=fetch,
-        pip_env=netconfig.pip_environment,
+        network=netconfig.BuildNetwork.current(),
         wheelhouse=OUT / contract.WHEELS,  # seeded from the host's wheelhouse through the context
         # BuildKit mounts a download cache here; without one, keep downloads out of the layer.
         cache_dir=PIP_CACHE if os.path.ismount(PIP_CACHE) else None,

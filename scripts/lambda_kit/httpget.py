@@ -1,0 +1,443 @@
+"""HTTP GETs as pip 26.3 makes them, for the kit's reachability probe and file chooser.
+
+What pip (requests, urllib3, truststore) does, and this module does the same way:
+- TLS: the system's store (OpenSSL's default paths, or the first CA file of the usual places when
+  those hold none, as truststore finds it), plus certifi's bundle, plus every extra bundle
+  (`--cert`, `REQUESTS_CA_BUNDLE`, the kit's CA_BUNDLE): added, never in place of the others; a
+  client certificate (`--client-cert`) when one is given. Verification is chosen again for every
+  redirect hop: a trusted host (`--trusted-host`, host or host:port) is read without it, any
+  other https host with it, so a trusted http index cannot redirect to an unverified https one.
+- Proxies: pip's `--proxy` for every request (no environment proxy then); else the environment's
+  (`http_proxy`, `https_proxy`, `all_proxy`, lower case first) unless `no_proxy` matches (host
+  suffixes, host:port, `*`, and CIDR ranges for IP addresses), chosen again for every hop. https
+  goes through a CONNECT tunnel, with the proxy URL's credentials as Proxy-Authorization.
+- Credentials: an index URL's go to its host:port only, ~/.netrc's to their host; a redirect to
+  another host drops them (and takes that host's netrc entry, as requests does).
+Beyond pip, bounded in time: each host (or proxy) that fails to answer is marked dead once and every
+later request to it fails at once; a body that delivers under MIN_BYTES in a whole timeout window
+(a drip-feed) fails; `abort` shuts every open socket, so every reader stops within milliseconds.
+Failures are `NetError`s with a class (KINDS). Standard library only: runs in the tools layer, in
+the build image and on the host.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ipaddress
+import os
+import re
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+KINDS = {
+    "dns": "the name does not resolve",
+    "refused": "connection refused",
+    "timeout": "no answer within the timeout",
+    "tls": "TLS verification failed",
+    "auth": "credentials refused",
+    "proxy": "the proxy refused the connection",
+    "server": "server error",
+    "http": "unexpected answer",
+    "broken": "the connection broke",
+    "stalled": "the answer is too slow (a drip-feed)",
+    "insecure": "not HTTPS and not a trusted host (pip ignores it)",
+    "stopped": "stopped",
+}
+DEAD_KINDS = {"dns", "refused", "timeout", "tls", "proxy", "stalled"}  # the host (or proxy) answers nothing useful
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_REDIRECTS = 30  # requests' limit
+MIN_BYTES = 1024  # a body must deliver at least this much in every timeout window
+CA_FILE_CANDIDATES = (
+    "/etc/ssl/cert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/pki/tls/cert.pem",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/ca-bundle.pem",
+)  # fmt: skip  truststore's
+
+
+class NetError(Exception):
+    """A request that failed: `kind` (a KINDS key), `where` (host:port, never credentials)."""
+
+    def __init__(self, kind: str, where: str, detail: str = "", status: int | None = None) -> None:
+        super().__init__(f"{where}: {KINDS[kind]}" + (f" ({detail})" if detail else ""))
+        self.kind, self.where, self.detail, self.status = kind, where, detail, status
+
+
+@dataclass
+class HttpSettings:
+    timeout: float = 15.0
+    cafiles: list[str] = field(default_factory=list)  # extra bundles (PEM files or folders)
+    client_cert: str | None = None
+    trusted: list[str] = field(default_factory=list)  # pip's trusted hosts: host or host:port
+    proxy: str | None = None  # pip's --proxy: every request, environment proxies ignored
+    env_proxies: dict[str, str] = field(default_factory=dict)  # http, https, all, no -> value
+    netrc: dict[str, tuple[str, str]] = field(default_factory=dict)  # host -> (login, password)
+    deadline: float | None = None  # time.monotonic() after which every request fails
+
+
+def netloc(host: str, port: int | None) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}" if port else host
+
+
+def place(url: str) -> str:
+    """host[:port] of a URL, without credentials: what messages name."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        return netloc(parts.hostname or "", parts.port)
+    except ValueError:
+        return (parts.hostname or "?") + ":?"
+
+
+def same_origin(old: str, new: str) -> bool:
+    """requests keeps Authorization on a redirect to the same host, scheme and port (http to https
+    on the default ports counts as the same)."""
+    a, b = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
+    if a.hostname != b.hostname:
+        return False
+    try:
+        ports = a.port or DEFAULT_PORTS.get(a.scheme), b.port or DEFAULT_PORTS.get(b.scheme)
+    except ValueError:
+        return False
+    return (
+        (a.scheme, ports[0]) == (b.scheme, ports[1]) or ports == (80, 443) and (a.scheme, b.scheme) == ("http", "https")
+    )
+
+
+def basic(login: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+
+
+def verified_context(cafiles: list[str], client_cert: str | None) -> ssl.SSLContext:
+    """pip's trust: the system store as truststore finds it, certifi, then every extra bundle."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    defaults = ssl.get_default_verify_paths()
+    hashed = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]$")
+    capath = defaults.capath if defaults.capath and os.path.isdir(defaults.capath) else None
+    if defaults.cafile or (capath and any(hashed.match(name) for name in os.listdir(capath))):
+        context.set_default_verify_paths()
+    else:
+        found = next((f for f in CA_FILE_CANDIDATES if os.path.isfile(f)), None)
+        if found:
+            context.load_verify_locations(cafile=found)
+    try:
+        from pip._vendor import certifi  # the bundle pip adds (the tools' pip, or the image's own)
+
+        context.load_verify_locations(cafile=certifi.where())
+    except ImportError:
+        pass
+    for extra in cafiles:
+        context.load_verify_locations(capath=extra) if os.path.isdir(extra) else context.load_verify_locations(extra)
+    if client_cert:
+        context.load_cert_chain(client_cert)
+    return context
+
+
+def bypasses(host: str, port: int | None, no_proxy: str) -> bool:
+    """requests' NO_PROXY rule: IP hosts by address or CIDR, names by suffix (with or without the
+    port); `*` alone matches everything (urllib's proxy_bypass_environment)."""
+    entries = [e for e in no_proxy.replace(" ", "").split(",") if e]
+    if "*" in entries:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in entries:
+        if address is not None and address.version == 4:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False) if "/" in entry else str(address) == entry:
+                    return True
+            except ValueError:
+                continue
+            continue
+        entry = entry.lstrip(".").lower()
+        for name in (host.lower(), netloc(host.lower(), port) if port else None):
+            if name and (name == entry or name.endswith("." + entry)):
+                return True
+    return False
+
+
+class Client:
+    """GETs with pip's trust, proxies and credentials (module docstring); thread-safe."""
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self.settings = settings
+        self.verified = verified_context(settings.cafiles, settings.client_cert)
+        self.insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.insecure.check_hostname, self.insecure.verify_mode = False, ssl.CERT_NONE
+        if settings.client_cert:
+            self.insecure.load_cert_chain(settings.client_cert)
+        self.auth: dict[str, str] = {}  # host:port -> Authorization (from index URLs)
+        self.dead: dict[str, NetError] = {}  # host:port (or proxy) -> why it counts as dead
+        self._lock = threading.Lock()
+        self._addresses: dict[tuple[str, int], list] = {}
+        self._open: set = set()  # connections in use, for abort
+        self.stopped = False
+
+    def strip_credentials(self, url: str) -> str:
+        """The URL without its user:password, which is kept for its host:port."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is None:
+            return url
+        where = place(url)
+        self.auth[where] = basic(urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+        return urllib.parse.urlunsplit(parts._replace(netloc=where))
+
+    def trusted(self, host: str, port: int | None) -> bool:
+        for entry in self.settings.trusted:
+            parts = urllib.parse.urlsplit("//" + entry)
+            try:
+                if (parts.hostname or "") == host.lower() and parts.port in (None, port):
+                    return True
+            except ValueError:
+                continue
+        return False
+
+    def secure_origin(self, url: str) -> bool:
+        """pip reads an index page only from https, a trusted host or this machine (localhost, 127/8, ::1)."""
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme == "https" or host == "localhost" or self.trusted(host, parts.port):
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return address in ipaddress.ip_network("127.0.0.0/8") or address == ipaddress.ip_address("::1")
+
+    def proxy_for(self, scheme: str, host: str, port: int | None) -> str | None:
+        if self.settings.proxy is not None:
+            return self.settings.proxy or None
+        proxies = self.settings.env_proxies
+        if bypasses(host, port, proxies.get("no", "")):
+            return None
+        return proxies.get(scheme) or proxies.get("all") or None
+
+    def abort(self) -> None:
+        """Stop every request at once: open sockets shut down, new ones refused."""
+        self.stopped = True
+        with self._lock:
+            connections = list(self._open)
+        for conn in connections:
+            for sock in (getattr(conn, "sock", None), getattr(conn, "raw_socket", None)):
+                try:
+                    if sock is not None:
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def get(self, url: str, accept: str | None = None, deadline: float | None = None) -> Response:
+        """GET `url` (credentials stripped first), following redirects; a Response for any final
+        status (the caller judges 404 and the others), NetError when no answer came."""
+        url = self.strip_credentials(url)
+        authorization = self.auth.get(place(url)) or self._netrc(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._hop(url, accept, authorization, deadline)
+            location = response.headers.get("Location")
+            if response.status not in (301, 302, 303, 307, 308) or not location:
+                return response
+            response.close()
+            target = urllib.parse.urljoin(url, location)
+            if urllib.parse.urlsplit(target).scheme not in DEFAULT_PORTS:
+                raise NetError("http", place(url), f"a redirect to a {urllib.parse.urlsplit(target).scheme}: address")
+            if not same_origin(url, target):  # requests' rule: not the credentials meant for this one
+                authorization = self._netrc(target)
+            url = target
+        raise NetError("http", place(url), f"more than {MAX_REDIRECTS} redirects")
+
+    def _netrc(self, url: str) -> str | None:
+        login = self.settings.netrc.get(urllib.parse.urlsplit(url).hostname or "")
+        return basic(*login) if login else None
+
+    def _hop(self, url: str, accept: str | None, authorization: str | None, deadline: float | None) -> Response:
+        parts = urllib.parse.urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname or ""
+        try:
+            port = parts.port or DEFAULT_PORTS.get(scheme)
+        except ValueError:
+            raise NetError("http", place(url), "the port is not a number") from None
+        if scheme not in DEFAULT_PORTS or not host:
+            raise NetError("http", place(url), f"not an http(s) address ({scheme or 'no scheme'})")
+        proxy = self.proxy_for(scheme, host, parts.port)
+        headers = {"User-Agent": "lambda-kit", "Accept-Encoding": "identity", "Connection": "close"}
+        if accept:
+            headers["Accept"] = accept
+        if authorization:
+            headers["Authorization"] = authorization
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if proxy:
+            pparts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            if pparts.scheme != "http":
+                raise NetError("proxy", place(proxy), f"a {pparts.scheme} proxy (the kit speaks to http proxies only)")
+            connect_to = (pparts.hostname or "", pparts.port or 80)
+            proxy_auth = basic(urllib.parse.unquote(pparts.username or ""), urllib.parse.unquote(pparts.password or ""))
+            proxy_headers = {"Proxy-Authorization": proxy_auth} if pparts.username else {}
+        else:
+            connect_to, proxy_headers = (host, port), {}
+        where = netloc(*connect_to)
+        key = f"{where}>{place(url)}" if proxy else where  # what a failure of this hop marks dead
+        timeout = self._left(deadline, where)
+        if scheme == "https":
+            context = self.insecure if self.trusted(host, parts.port) else self.verified
+            conn = http.client.HTTPSConnection(*connect_to, timeout=timeout, context=context)
+            if proxy:
+                conn.set_tunnel(host, port, headers=proxy_headers)
+        else:
+            conn = http.client.HTTPConnection(*connect_to, timeout=timeout)
+            if proxy:
+                path = urllib.parse.urlunsplit(parts._replace(netloc=netloc(host, parts.port)))
+                headers.update(proxy_headers)
+        conn._create_connection = lambda address, timeout=None, source=None: self._connect(conn, address, timeout)
+        with self._lock:
+            if self.stopped:
+                raise NetError("stopped", place(url))
+            for known in (where, key):
+                if known in self.dead:
+                    raise self.dead[known]
+            self._open.add(conn)
+        try:
+            conn.request("GET", path, headers=headers)
+            answer = conn.getresponse()
+        except BaseException as exc:
+            self._forget(conn)
+            raise self._failure(exc, where, place(url), key) from None
+        response = Response(self, conn, answer, url, key, deadline)
+        if answer.status == 407:
+            response.close()
+            raise self._dead(NetError("proxy", where, "HTTP 407: proxy authentication required", 407), where)
+        return response
+
+    def _left(self, deadline: float | None, where: str) -> float:
+        ends = [d for d in (deadline, self.settings.deadline) if d is not None]
+        left = min(ends) - time.monotonic() if ends else self.settings.timeout
+        if left <= 0:
+            raise NetError("timeout", where, "the fetch's time is up")
+        return min(self.settings.timeout, left)
+
+    def _connect(self, conn, address: tuple[str, int], timeout: float | None) -> socket.socket:
+        """socket.create_connection with each name looked up once per run, one lookup at a time
+        (parallel lookups of one name stalled a resolver for 5 s), and the socket known to abort."""
+        with self._lock:
+            if address not in self._addresses:
+                self._addresses[address] = socket.getaddrinfo(*address, 0, socket.SOCK_STREAM)
+            found = self._addresses[address]
+        error: OSError | None = None
+        for family, kind, proto, _, sockaddr in found:
+            sock = socket.socket(family, kind, proto)
+            conn.raw_socket = sock
+            try:
+                if self.stopped:
+                    raise OSError("stopped")
+                sock.settimeout(timeout)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                error = exc
+                sock.close()
+        raise error or OSError(f"no address for {address[0]}")
+
+    def _forget(self, conn) -> None:
+        with self._lock:
+            self._open.discard(conn)
+        conn.close()
+
+    def _dead(self, error: NetError, key: str) -> NetError:
+        if error.kind in DEAD_KINDS:
+            with self._lock:
+                self.dead.setdefault(key, error)
+        return error
+
+    def _failure(self, exc: BaseException, where: str, server: str, key: str) -> NetError:
+        """A NetError of the right class for what went wrong before an answer came (`where` is
+        what was connected to: the server or the proxy; `key` what counts as dead after it)."""
+        if self.stopped:
+            return NetError("stopped", server)
+        if isinstance(exc, NetError):
+            return self._dead(exc, key)
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt and the like
+        if isinstance(exc, OSError) and str(exc).startswith("Tunnel connection failed"):
+            return self._dead(
+                NetError("proxy", where, str(exc).replace("Tunnel connection failed: ", "CONNECT: ")), key
+            )
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return self._dead(NetError("tls", server, exc.verify_message or str(exc)), key)
+        if isinstance(exc, ssl.SSLError):
+            return self._dead(NetError("tls", server, f"handshake failed: {exc.reason or exc}"), key)
+        kind, detail = "broken", f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, socket.gaierror):
+            kind, detail = "dns", str(exc.strerror or exc)
+        elif isinstance(exc, ConnectionRefusedError):
+            kind, detail = "refused", ""
+        elif isinstance(exc, (socket.timeout, TimeoutError)):
+            kind, detail = "timeout", f"{self.settings.timeout:g} s"
+        if key != where and kind in ("dns", "refused", "timeout"):  # the proxy itself did not answer
+            return self._dead(NetError("proxy", where, KINDS[kind] + (f": {detail}" if detail else "")), where)
+        return self._dead(NetError(kind, where if kind != "broken" else server, detail), key)
+
+
+class Response:
+    """An answer whose body is read a network read at a time, bounded (module docstring)."""
+
+    def __init__(self, client: Client, conn, answer, url: str, key: str, deadline: float | None) -> None:
+        self.client, self.conn, self.answer, self.url, self.key = client, conn, answer, url, key
+        self.where = place(url)
+        self.status, self.headers, self.deadline = answer.status, answer.headers, deadline
+        self.window = (time.monotonic(), 0)  # (start, bytes since)
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client._forget(self.conn)
+
+    def read1(self, size: int) -> bytes:
+        """At most `size` bytes from one network read; b"" at the end of the body. Each read waits
+        at most the timeout; a window of `timeout` seconds with under MIN_BYTES is a drip-feed."""
+        client, (started, count) = self.client, self.window
+        now = time.monotonic()
+        if now - started >= client.settings.timeout:
+            if count < MIN_BYTES:
+                self.close()
+                raise client._dead(NetError("stalled", self.where, f"{count} bytes in {now - started:.0f} s"), self.key)
+            self.window = (started, count) = (now, 0)
+        try:
+            if self.conn.sock is not None:
+                self.conn.sock.settimeout(client._left(self.deadline, self.where))
+            data = self.answer.read1(size)
+        except Exception as exc:  # noqa: BLE001  a timeout, a reset, a short body: classified
+            self.close()
+            if isinstance(exc, NetError):
+                raise
+            if client.stopped:
+                raise NetError("stopped", self.where) from None
+            if isinstance(exc, http.client.IncompleteRead):
+                raise NetError("broken", self.where, f"the answer ended {exc.expected} bytes short") from None
+            if isinstance(exc, (socket.timeout, TimeoutError)):
+                raise client._dead(NetError("timeout", self.where, "no data for the timeout"), self.key) from None
+            raise client._failure(exc, self.where, self.where, self.key) from None
+        if not data and self.answer.length:
+            self.close()
+            raise NetError("broken", self.where, f"the answer ended {self.answer.length} bytes short")
+        self.window = (started, count + len(data))
+        return data
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes: fewer only at the end of the body."""
+        chunks, got = [], 0
+        while got < size:
+            data = self.read1(min(size - got, 1 << 18))
+            if not data:
+                break
+            chunks.append(data)
+            got += len(data)
+        return b"".join(chunks)
