@@ -81,6 +81,7 @@ def hint(target: Target, error: httpget.NetError) -> str:
         "auth": f"check the credentials in {fix}, or give some (https://user:token@host/..., ~/.netrc)",
         "proxy": "check the proxy settings: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or pip's proxy setting)",
         "server": f"the index is failing: build again later, or check {fix}",
+        "stalled": f"it sends under 1 KiB per timeout (PIP_TIMEOUT, {error.detail.split(' in ')[-1] if error.detail else ''}): check {fix} and the proxy",
         "insecure": f"use https in {fix}, or trust the host (the source's verify_ssl = false, or PIP_TRUSTED_HOST)",
     }.get(error.kind, f"check {fix}")
 
@@ -99,7 +100,8 @@ def describe(target: Target, error: httpget.NetError) -> str:
 def message(failures: list[tuple[Target, httpget.NetError]]) -> tuple[str, str]:
     """One error line for every index that failed, and the hint for the first."""
     if len(failures) == 1:
-        return "package index " + describe(*failures[0]), hint(*failures[0])
+        what = "file host " if failures[0][0].index.label.startswith("files of ") else "package index "
+        return what + describe(*failures[0]), hint(*failures[0])
     listed = "; ".join(describe(t, e) for t, e in failures)
     return f"{len(failures)} package indexes cannot be used: {listed}", hint(*failures[0])
 

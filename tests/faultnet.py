@@ -1,0 +1,276 @@
+"""Misbehaving networks on 127.0.0.1 for the network tests (issue 24): a package index (http, or
+https with a certificate of its own test CA) whose pages and files can fail on purpose (an error
+status, a drip-feed, a redirect, a body of any kind, credentials required), an HTTP proxy (CONNECT
+and plain), and projects whose Pipfile.lock points at them with pipenv's own hash of the Pipfile.
+Every server logs what it was asked: (path, Authorization) for the index, (target, Proxy-Authorization)
+for the proxy."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import ipaddress
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from conftest import ROOT, copy_kit
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+class Certs:
+    """A test CA (trusted by no one but whoever is given `ca`) and a server certificate of it for
+    127.0.0.1 and localhost."""
+
+    def __init__(self, folder: Path, name: str = "lambda-kit test CA") -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        folder.mkdir(parents=True, exist_ok=True)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+              .not_valid_after(now + datetime.timedelta(days=30))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                           key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                           encipher_only=False, decipher_only=False), critical=True)
+              .sign(ca_key, hashes.SHA256()))  # fmt: skip
+        key = ec.generate_private_key(ec.SECP256R1())
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+                .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                .sign(ca_key, hashes.SHA256()))  # fmt: skip
+        pem = serialization.Encoding.PEM
+        self.ca = folder / "ca.pem"
+        self.ca.write_bytes(ca.public_bytes(pem))
+        self.cert = folder / "server.pem"
+        self.cert.write_bytes(cert.public_bytes(pem))
+        self.key = folder / "server.key"
+        self.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+class FaultIndex:
+    """A PEP 691 index: pages[name] = list of file dicts, files[filename] = bytes. faults[path] is
+    ("status", code), ("drip", seconds per byte), ("redirect", url) or ("body", content type, bytes);
+    path "*" fails every request. `auth` ("user:token") makes every request need it (401 else)."""
+
+    def __init__(self, certs: Certs | None = None, auth: str | None = None) -> None:
+        self.pages: dict[str, list[dict]] = {}
+        self.files: dict[str, bytes] = {}
+        self.faults: dict[str, tuple] = {}
+        self.seen: list[tuple[str, str | None]] = []
+        self.auth = "Basic " + base64.b64encode(auth.encode()).decode() if auth else None
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                index.seen.append((self.path, self.headers.get("Authorization")))
+                index.answer(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if certs is not None:
+            self.server.socket = certs.server_context().wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_port
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"{'https' if certs else 'http'}://{self.host}/simple"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?")[0]
+        fault = self.faults.get(path) or self.faults.get("*")
+        if self.auth and handler.headers.get("Authorization") != self.auth:
+            fault = ("status", 401)
+        if fault and fault[0] == "status":
+            return send(handler, fault[1], "text/plain", f"fault {fault[1]}".encode())
+        if fault and fault[0] == "redirect":
+            return send(handler, 302, "text/plain", b"", {"Location": fault[1]})
+        if fault and fault[0] == "body":
+            return send(handler, 200, fault[1], fault[2])
+        status, kind, body = self.normal(path)
+        if fault and fault[0] == "drip":
+            handler.send_response(status)
+            handler.send_header("Content-Type", kind)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            try:
+                for byte in body:
+                    handler.wfile.write(bytes([byte]))
+                    handler.wfile.flush()
+                    time.sleep(fault[1])
+            except OSError:
+                self.seen.append((path, "closed by the client"))
+            return None
+        return send(handler, status, kind, body)
+
+    def normal(self, path: str) -> tuple[int, str, bytes]:
+        parts = path.strip("/").split("/")
+        if parts == ["simple"]:
+            return 200, "text/html", b"<html><body>the index</body></html>"
+        if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.pages:
+            page = {"meta": {"api-version": "1.1"}, "name": parts[1], "files": self.pages[parts[1]]}
+            return 200, JSON, json.dumps(page).encode()
+        if parts[0] == "files" and len(parts) == 2 and parts[1] in self.files:
+            return 200, "application/octet-stream", self.files[parts[1]]
+        return 404, "text/plain", b"not found"
+
+    def add(self, name: str, path: Path, **extra) -> str:
+        """A file on `name`'s page; returns its lock hash."""
+        data = path.read_bytes()
+        self.files[path.name] = data
+        digest = hashlib.sha256(data).hexdigest()
+        entry = {"filename": path.name, "url": f"../../files/{path.name}", "hashes": {"sha256": digest}}
+        self.pages.setdefault(name, []).append({**entry, **extra})
+        return "sha256:" + digest
+
+    def asked(self) -> list[str]:
+        """The projects whose page was asked for."""
+        return [p.strip("/").split("/")[1] for p, _ in self.seen if p.startswith("/simple/") and p.count("/") >= 3]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, kind: str, body: bytes, headers: dict | None = None) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class Proxy:
+    """An HTTP proxy: CONNECT tunnels and absolute-form GETs, each logged as (target,
+    Proxy-Authorization). fault: None, "407" (asks for credentials it never accepts) or "stall"
+    (accepts and never answers)."""
+
+    def __init__(self, fault: str | None = None) -> None:
+        self.fault, self.seen = fault, []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(client,), daemon=True).start()
+
+    def _one(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            self.seen.append((method, target, headers.get("Proxy-Authorization"), headers.get("Authorization")))
+            if self.fault == "stall":
+                time.sleep(3600)
+            if self.fault == "407":
+                client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+                return
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                upstream = socket.create_connection((host, int(port)))
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                self._pipe(client, upstream)
+            else:
+                parts = target.split("/", 3)
+                host, _, port = parts[2].partition(":")
+                upstream = socket.create_connection((host, int(port or 80)))
+                rest = head.split(b"\r\n", 1)[1]
+                upstream.sendall(f"{method} /{parts[3] if len(parts) > 3 else ''} HTTP/1.1\r\n".encode() + rest)
+                self._pipe(client, upstream)
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        def pump(src, dst):
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        other = threading.Thread(target=pump, args=(b, a), daemon=True)
+        other.start()
+        pump(a, b)
+        other.join()
+        b.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def pipfile_hash(pipfile: Path) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "lambda_kit" / "lockhash.py"), str(pipfile)],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(done.stdout)["current"]
+
+
+def project(folder: Path, sources: list[dict], default: dict[str, dict], wanted: list[str]) -> Path:
+    """The kit and a function whose Pipfile has `sources` and [packages] `wanted`, and whose lock
+    (pipenv's hash of that Pipfile) has `default` ({name: lock entry})."""
+    copy_kit(folder)
+    (folder / "lambdas").mkdir()
+    (folder / "lambdas" / "app.py").write_text("def handler(event, context):\n    return {'ok': True}\n")
+    lines = []
+    for source in sources:
+        lines += ["[[source]]", f'url = "{source["url"]}"', f"verify_ssl = {str(source.get('verify_ssl', True)).lower()}",
+                  f'name = "{source["name"]}"', ""]  # fmt: skip
+    lines += ["[packages]"] + [f'{n} = {{version = "*", index = "{default[n]["index"]}"}}' if "index" in default[n]
+                               else f'{n} = "*"' for n in wanted]  # fmt: skip
+    lines += ["", "[requires]", 'python_version = "3.11"', ""]
+    (folder / "Pipfile").write_text("\n".join(lines))
+    lock = {"_meta": {"hash": {"sha256": pipfile_hash(folder / "Pipfile")}, "pipfile-spec": 6,
+                      "requires": {"python_version": "3.11"}, "sources": sources},
+            "default": default, "develop": {}}  # fmt: skip
+    (folder / "Pipfile.lock").write_text(json.dumps(lock, indent=4) + "\n")
+    return folder
