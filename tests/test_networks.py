@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import kit_containers, kit_env, make, record_as_kit_output
-from faultnet import Certs, FaultIndex, closed_port, project
+from faultnet import Certs, FaultIndex, Proxy, closed_port, project
 from test_wheelinstall import make_wheel
 
 BUILDERS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
@@ -166,3 +166,57 @@ def test_a_misbehaving_page_or_file_is_its_exact_reason(tmp_path, served, builde
     assert_failed_cleanly(folder, result, seconds, expected)
     if fault == "newer-wheel":
         assert "run `pipenv lock`" in result.stderr
+
+
+def two_source_project(folder: Path, tmp: Path, public: FaultIndex, private_url: str, private: FaultIndex) -> Path:
+    """68 packages from the public source and 2 pinned to the private one (as a 2026 lock with a
+    CodeArtifact source): pipenv installs each from its own source only."""
+    default = {}
+    for n in range(68):
+        name = f"pkg{n:02d}"
+        (tmp / name).mkdir()
+        wheel = make_wheel(tmp / name, name, "1.0", {f"{name}/__init__.py": b""})
+        default[name] = {"hashes": [public.add(name, wheel)], "index": "public", "version": "==1.0"}
+    for name in ("corp-lib", "corp-utils"):
+        (tmp / name).mkdir()
+        wheel = make_wheel(tmp / name, name.replace("-", "_"), "1.0", {f"{name.replace('-', '_')}/__init__.py": b""})
+        default[name] = {"hashes": [private.add(name, wheel)], "index": "private", "version": "==1.0"}
+    sources = [{"name": "public", "url": public.url, "verify_ssl": True},
+               {"name": "private", "url": private_url, "verify_ssl": True}]  # fmt: skip
+    made = project(folder, sources, default, ["pkg00", "corp-lib"])
+    (made / "build.zip").write_bytes(b"the previous zip")
+    record_as_kit_output(made, made / "build.zip")
+    return made
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_a_two_source_lock_with_its_private_source_down_fails_at_once_asking_nothing(tmp_path, served, builder):
+    """The private index accepts connections and never answers (the worst case: a timeout, here
+    pip's default 15 s); before, pip retried it 5 times per package and was still at 0 of 70 after
+    900 s. Now: one timeout, one line naming it and what is pinned to it, nothing fetched anywhere."""
+    public, private = served(), served()
+    stall = Proxy(fault="stall")  # listens, reads the request, never answers
+    try:
+        folder = two_source_project(
+            tmp_path / "project", tmp_path, public, f"http://127.0.0.1:{stall.port}/simple", private
+        )
+        env = {k: v for k, v in net_env().items() if k != "PIP_TIMEOUT"}  # pip's default: 15 s
+        result, seconds = build(folder, builder, env)
+    finally:
+        stall.close()
+    expected = re.escape(f'package index 127.0.0.1:{stall.port} (the lock\'s source "private", needed by corp-lib, corp-utils)'
+                         ": no answer within the timeout (15 s)")  # fmt: skip
+    assert_failed_cleanly(folder, result, seconds, expected)
+    assert public.asked() == [] and private.asked() == []
+    print(f"dead private index, 70-package lock, BUILDER={builder}: error after {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_a_two_source_lock_builds_each_package_from_its_own_source(tmp_path, served, builder):
+    public, private = served(), served()
+    folder = two_source_project(tmp_path / "project", tmp_path, public, private.url, private)
+    result, _ = build(folder, builder, net_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(private.asked()) == ["corp-lib", "corp-utils"]  # its own packages, nothing else
+    assert "corp-lib" not in public.asked() and "corp-utils" not in public.asked()  # no private name asked in public
+    assert len(public.asked()) == 68
