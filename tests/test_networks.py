@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import kit_containers, kit_env, make, record_as_kit_output
+from conftest import BASE_IMAGE, kit_containers, kit_env, make, record_as_kit_output
 from faultnet import Certs, FaultIndex, Proxy, closed_port, project
 from test_wheelinstall import make_wheel
 
@@ -220,3 +221,40 @@ def test_a_two_source_lock_builds_each_package_from_its_own_source(tmp_path, ser
     assert sorted(private.asked()) == ["corp-lib", "corp-utils"]  # its own packages, nothing else
     assert "corp-lib" not in public.asked() and "corp-utils" not in public.asked()  # no private name asked in public
     assert len(public.asked()) == 68
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_stops_a_drip_fed_download_within_a_second(tmp_path, served, builder, sig):
+    """The index drip-feeds the package's page (a byte every 0.2 s, never slow enough for the
+    timeout); Ctrl-C (SIGINT to the process group) or SIGTERM to make stops the build within 1 s,
+    and the index sees its connection closed."""
+    index = served()
+    pin = index.add("demo", demo_wheel(tmp_path))
+    index.faults["/simple/demo/"] = ("drip", 0.2)
+    folder = demo_project(tmp_path / "project", index.url, [pin])
+    proc = subprocess.Popen(["make", "--no-print-directory", "PYTHON_VERSION=3.11", f"BASE_IMAGE={BASE_IMAGE}", "package",
+                             f"BUILDER={builder}"], cwd=folder, env=net_env(PIP_TIMEOUT="120"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while ("/simple/demo/", None) not in index.seen and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[0]
+    time.sleep(1.0)  # well into the drip-feed
+    sent = time.monotonic()
+    if sig == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    stopped = time.monotonic() - sent
+    assert proc.returncode != 0 and f"interrupted ({sig}); the previous zip is untouched" in output, output
+    assert stopped < 1.0, f"{stopped:.2f} s"
+    assert "Traceback" not in output and (folder / "build.zip").read_bytes() == b"the previous zip"
+    for _ in range(100):  # the download itself has stopped: the index saw its connection closed
+        if ("/simple/demo/", "closed by the client") in index.seen:
+            break
+        time.sleep(0.05)
+    assert ("/simple/demo/", "closed by the client") in index.seen
+    assert kit_containers(folder) == []
+    print(f"interrupt ({sig}) during a drip-feed, BUILDER={builder}: exit after {stopped:.2f} s")
