@@ -80,6 +80,7 @@ class FaultIndex:
         self.faults: dict[str, tuple] = {}
         self.seen: list[tuple[str, str | None]] = []
         self.auth = "Basic " + base64.b64encode(auth.encode()).decode() if auth else None
+        self.prefix = ""  # a path every request must start with (a token in the index's path)
         index = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -103,6 +104,10 @@ class FaultIndex:
 
     def answer(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?")[0]
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                return send(handler, 404, "text/plain", b"not found")
+            path = path[len(self.prefix) :]
         fault = self.faults.get(path) or self.faults.get("*")
         if self.auth and handler.headers.get("Authorization") != self.auth:
             fault = ("status", 401)
@@ -150,7 +155,8 @@ class FaultIndex:
 
     def asked(self) -> list[str]:
         """The projects whose page was asked for."""
-        return [p.strip("/").split("/")[1] for p, _ in self.seen if p.startswith("/simple/") and p.count("/") >= 3]
+        paths = [p[len(self.prefix) :] if self.prefix and p.startswith(self.prefix) else p for p, _ in self.seen]
+        return [p.strip("/").split("/")[1] for p in paths if p.startswith("/simple/") and p.count("/") >= 3]
 
     def close(self) -> None:
         self.server.shutdown()

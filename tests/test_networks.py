@@ -10,6 +10,8 @@ only what each test sets counts."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
@@ -21,6 +23,7 @@ import pytest
 
 from conftest import BASE_IMAGE, kit_containers, kit_env, make, record_as_kit_output
 from faultnet import Certs, FaultIndex, Proxy, closed_port, project
+from test_package_docker import buildkit_env
 from test_wheelinstall import make_wheel
 
 BUILDERS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
@@ -258,3 +261,91 @@ def test_an_interrupt_stops_a_drip_fed_download_within_a_second(tmp_path, served
     assert ("/simple/demo/", "closed by the client") in index.seen
     assert kit_containers(folder) == []
     print(f"interrupt ({sig}) during a drip-feed, BUILDER={builder}: exit after {stopped:.2f} s")
+
+
+TOKEN = "pl4nted7Tok3nLambdaKit9x"  # a credential of every shape below; it must show nowhere
+
+
+def token_everywhere(folder: Path, result, env: dict[str, str]) -> list[str]:
+    """Where the planted token shows: the logs, the build context as the kit stages it for these
+    settings, and (for a Docker build) every layer of the checkout's images (`docker save`)."""
+    from lambda_kit import context, network
+    from lambda_kit.buildplan import checkout_id
+
+    found = ["the logs"] if TOKEN in logs(folder, result) else []
+    lock = json.loads((folder / "Pipfile.lock").read_text())
+    settings = network.for_lock(network.from_environment(env), lock, folder / "Pipfile", env)
+    for buildkit in (True, False):
+        staged = folder.parent / f"context-{buildkit}"
+        context.stage(
+            staged, kit_dir=folder, pipfile=folder / "Pipfile", lock=lock, buildkit=buildkit, network=settings
+        )
+        if buildkit and any(TOKEN.encode() in p.read_bytes() for p in staged.rglob("*") if p.is_file()):
+            found.append("the BuildKit context")
+    label = f"org.lambda-kit.checkout={checkout_id(folder)}"
+    images = subprocess.run(
+        ["docker", "images", "-aq", "--filter", f"label={label}"], capture_output=True, text=True
+    ).stdout.split()
+    for image in sorted(set(images)):
+        saved = subprocess.run(["docker", "save", image], capture_output=True, check=True).stdout
+        if TOKEN.encode() in saved:
+            found.append(f"image {image}")
+    return found
+
+
+def credential_shapes(tmp_path: Path, served, shape: str) -> tuple[Path, dict[str, str]]:
+    """A project whose index needs the token, given in one shape: userinfo through the lock's
+    ${VAR}, a path segment of INDEX_URL, or a ~/.netrc login."""
+    index = served(auth=None)
+    pin = index.add("demo", demo_wheel(tmp_path))
+    env = net_env()
+    url = index.url
+    if shape == "userinfo":
+        index.auth = "Basic " + base64.b64encode(f"build:{TOKEN}".encode()).decode()
+        url = f"http://build:${{FAULT_TOKEN}}@{index.host}/simple"
+        env["FAULT_TOKEN"] = TOKEN
+    elif shape == "path":
+        index.prefix = f"/{TOKEN}"
+        env["INDEX_URL"] = f"http://{index.host}/{TOKEN}/simple"
+    else:
+        index.auth = "Basic " + base64.b64encode(f"build:{TOKEN}".encode()).decode()
+        (tmp_path / "netrc").write_text(f"machine 127.0.0.1 login build password {TOKEN}\n")
+        env["NETRC"] = str(tmp_path / "netrc")
+    return demo_project(tmp_path / "project", url, [pin]), env
+
+
+@pytest.mark.parametrize("shape", ["userinfo", "path", "netrc", "path, pip"])
+@pytest.mark.parametrize("builder", ["local", pytest.param("buildkit", marks=pytest.mark.docker)])
+def test_a_credential_of_any_shape_reaches_the_index_and_nothing_else(tmp_path, served, builder, shape):
+    """ "path, pip": pip downloads (LAMBDA_KIT_FETCH=pip) and prints the index's address, which the
+    build log must show masked."""
+    folder, env = credential_shapes(tmp_path, served, shape.split(",")[0])
+    if shape.endswith("pip"):
+        env["LAMBDA_KIT_FETCH"] = "pip"
+    if builder == "buildkit":
+        extra = buildkit_env()
+        if extra is None:
+            pytest.skip("this docker client has no BuildKit")
+        env.update(extra)
+    result, _ = build(folder, "local" if builder == "local" else "docker", env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert token_everywhere(folder, result, env) == []
+    if shape.endswith("pip"):
+        assert (
+            f"Looking in indexes: http://127.0.0.1:{env['INDEX_URL'].split(':')[2].split('/')[0]}/***/simple"
+            in logs(folder, result)
+        )
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("shape", ["userinfo", "path", "netrc", "query"])
+def test_the_legacy_builder_refuses_a_credential_of_any_shape(tmp_path, served, shape):
+    folder, env = credential_shapes(tmp_path, served, "path" if shape == "query" else shape)
+    if shape == "query":
+        env["INDEX_URL"] = env["INDEX_URL"].replace(f"/{TOKEN}/simple", f"/simple?token={TOKEN}")
+    result, seconds = build(folder, "docker", {**env, "DOCKER_BUILDKIT": "0"})
+    what = {"userinfo": "the lock's sources' ${FAULT_TOKEN}", "path": "a credential in INDEX_URL",
+            "netrc": "~/.netrc logins for the indexes", "query": "a credential in INDEX_URL"}[shape]  # fmt: skip
+    expected = re.escape(f"index credentials would be stored in the image's layers by the legacy builder ({what})")
+    assert_failed_cleanly(folder, result, seconds, expected)
+    assert token_everywhere(folder, result, env) == []

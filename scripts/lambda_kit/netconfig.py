@@ -211,6 +211,13 @@ class BuildNetwork:
         if self.client_cert:
             env["PIP_CLIENT_CERT"] = str(self.client_cert)
         cleanup: list[Path] = []
+        if self.settings.get(contract.NETRC):  # the host's ~/.netrc logins for the indexes, for pip alone
+            fd, name = tempfile.mkstemp(prefix="lambda-kit-netrc-")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                for host, (login, password) in self.http_settings().netrc.items():
+                    out.write(f"machine {host} login {login} password {password}\n")
+            env["NETRC"] = name
+            cleanup.append(Path(name))
         if self.extra_ca:
             fd, combined = tempfile.mkstemp(prefix="lambda-kit-ca-", suffix=".pem")
             with os.fdopen(fd, "wb") as out:
