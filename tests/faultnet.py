@@ -55,7 +55,15 @@ class Certs:
                 .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
                 .add_extension(x509.SubjectAlternativeName(names), critical=False)
                 .sign(ca_key, hashes.SHA256()))  # fmt: skip
+        client_key = ec.generate_private_key(ec.SECP256R1())
+        client = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "build agent")]))
+                  .issuer_name(ca_name).public_key(client_key.public_key()).serial_number(x509.random_serial_number())
+                  .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+                  .sign(ca_key, hashes.SHA256()))  # fmt: skip
         pem = serialization.Encoding.PEM
+        self.client = folder / "client.pem"  # key and certificate in one file, as pip's --client-cert takes it
+        self.client.write_bytes(client_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+                                + client.public_bytes(pem))  # fmt: skip
         self.ca = folder / "ca.pem"
         self.ca.write_bytes(ca.public_bytes(pem))
         self.cert = folder / "server.pem"
@@ -63,9 +71,12 @@ class Certs:
         self.key = folder / "server.key"
         self.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(self, client_certs: bool = False) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert, self.key)
+        if client_certs:  # only a client with a certificate of this CA gets an answer
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.ca)
         return context
 
 
@@ -74,7 +85,7 @@ class FaultIndex:
     ("status", code), ("drip", seconds per byte), ("redirect", url) or ("body", content type, bytes);
     path "*" fails every request. `auth` ("user:token") makes every request need it (401 else)."""
 
-    def __init__(self, certs: Certs | None = None, auth: str | None = None) -> None:
+    def __init__(self, certs: Certs | None = None, auth: str | None = None, client_certs: bool = False) -> None:
         self.pages: dict[str, list[dict]] = {}
         self.files: dict[str, bytes] = {}
         self.faults: dict[str, tuple] = {}
@@ -96,7 +107,10 @@ class FaultIndex:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if certs is not None:
-            self.server.socket = certs.server_context().wrap_socket(self.server.socket, server_side=True)
+            context = certs.server_context(client_certs)
+            self.server.socket = context.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.port = self.server.server_port
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"{'https' if certs else 'http'}://{self.host}/simple"

@@ -349,3 +349,97 @@ def test_the_legacy_builder_refuses_a_credential_of_any_shape(tmp_path, served, 
     expected = re.escape(f"index credentials would be stored in the image's layers by the legacy builder ({what})")
     assert_failed_cleanly(folder, result, seconds, expected)
     assert token_everywhere(folder, result, env) == []
+
+
+SIX = {"hashes": ["sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
+                  "sha256:ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81"],
+       "index": "pypi", "version": "==1.17.0"}  # fmt: skip
+TRUST_CASES = ["ca-bundle", "requests-ca-bundle", "pip-conf-cert", "client-cert", "https-proxy", "all-proxy",
+               "pip-conf-proxy", "no-proxy-cidr"]  # fmt: skip
+
+
+def trust_project(tmp_path: Path, served, case: str):
+    """six from PyPI and demo pinned to an https index whose certificate only the test CA signs
+    (asking for a client certificate in "client-cert"), with the settings of `case`. Returns the
+    project, its environment, the index and the proxy (or None)."""
+    certs = Certs(tmp_path / "certs")
+    index = served(certs=certs, client_certs=case == "client-cert")
+    pin = index.add("demo", demo_wheel(tmp_path))
+    sources = [{"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True},
+               {"name": "faulty", "url": index.url, "verify_ssl": True}]  # fmt: skip
+    default = {"demo": {"hashes": [pin], "index": "faulty", "version": "==1.0"}, "six": SIX}
+    folder = project(tmp_path / "project", sources, default, ["demo", "six"])
+    (folder / "build.zip").write_bytes(b"the previous zip")
+    record_as_kit_output(folder, folder / "build.zip")
+    # Only the test CA is given: PyPI must still verify against the system store and certifi.
+    env = {k: v for k, v in net_env().items() if k != "CA_BUNDLE"}
+    proxy = Proxy() if "proxy" in case else None
+    config = tmp_path / "pip.conf"
+    if case == "ca-bundle":
+        env["CA_BUNDLE"] = str(certs.ca)
+    elif case == "requests-ca-bundle":
+        env["REQUESTS_CA_BUNDLE"] = str(certs.ca)
+    elif case == "pip-conf-cert":
+        config.write_text(f"[global]\ncert = {certs.ca}\ntimeout = 7\n")
+    elif case == "client-cert":
+        config.write_text(f"[global]\ncert = {certs.ca}\nclient-cert = {certs.client}\n")
+    elif case in ("https-proxy", "all-proxy"):
+        env["CA_BUNDLE"] = str(certs.ca)
+        env["HTTPS_PROXY" if case == "https-proxy" else "all_proxy"] = proxy.url
+        env["NO_PROXY"] = "pypi.org,.pythonhosted.org"  # PyPI directly (suffix rules)
+    elif case == "pip-conf-proxy":
+        config.write_text(f"[global]\ncert = {certs.ca}\nproxy = {proxy.url}\n")  # every request through it
+    elif case == "no-proxy-cidr":
+        env.update(CA_BUNDLE=str(certs.ca), HTTPS_PROXY=proxy.url, NO_PROXY="pypi.org,.pythonhosted.org,127.0.0.0/8")
+    if config.exists():
+        env["PIP_CONFIG_FILE"] = str(config)
+    return folder, env, index, proxy
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("case", TRUST_CASES)
+def test_tls_and_proxies_as_pip_has_them(tmp_path, served, case):
+    """Extra CA bundles are added to the system store and certifi (never in their place), from
+    CA_BUNDLE, REQUESTS_CA_BUNDLE or pip's configuration file; a client certificate from pip's
+    configuration; HTTPS_PROXY, ALL_PROXY, pip's proxy setting and NO_PROXY with a CIDR range."""
+    folder, env, index, proxy = trust_project(tmp_path, served, case)
+    try:
+        result, _ = build(folder, "local", env)
+    finally:
+        if proxy:
+            proxy.close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert index.asked() == ["demo"]
+    tunnels = [t for method, t, *_ in (proxy.seen if proxy else []) if method == "CONNECT"]
+    if case in ("https-proxy", "all-proxy"):
+        assert tunnels and set(tunnels) == {index.host}  # PyPI went directly (NO_PROXY's suffixes)
+    elif case == "pip-conf-proxy":
+        assert index.host in tunnels and "pypi.org:443" in tunnels  # pip's proxy: everything through it
+    elif case == "no-proxy-cidr":
+        assert proxy.seen == []  # 127.0.0.0/8 is in NO_PROXY: the index's traffic never met the proxy
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("case", ["proxy-407", "proxy-stalled", "no-client-cert"])
+def test_a_proxy_or_certificate_that_fails_is_one_line(tmp_path, served, builder, case):
+    folder, env, index, proxy = trust_project(
+        tmp_path, served, "client-cert" if case == "no-client-cert" else "https-proxy"
+    )
+    if proxy:
+        proxy.fault = case.split("-")[1].replace("stalled", "stall")
+    else:
+        env.update(PIP_CONFIG_FILE=os.devnull)  # no client-cert
+    # The test CA beside this machine's bundle (the image's own store lacks the CA PyPI's proxy needs here).
+    env.update(CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt", REQUESTS_CA_BUNDLE=str(tmp_path / "certs" / "ca.pem"))
+    try:
+        result, seconds = build(folder, builder, env)
+    finally:
+        if proxy:
+            proxy.close()
+    expected = where(index.host).replace("demo", "demo") + {
+        "proxy-407": re.escape(f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: 407 Proxy Authentication Required)"),
+        "proxy-stalled": re.escape(f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: no answer within the timeout, 5 s)"),
+        "no-client-cert": r": TLS verification failed \((the server asks for a client certificate|the server ended the handshake: does it ask for a client certificate\?)\)",
+    }[case]  # fmt: skip
+    assert_failed_cleanly(folder, result, seconds, "package index " + expected)
+    assert index.asked() == []

@@ -40,7 +40,7 @@ KINDS = {
     "timeout": "no answer within the timeout",
     "tls": "TLS verification failed",
     "auth": "credentials refused",
-    "proxy": "the proxy refused the connection",
+    "proxy": "the proxy refused or did not answer",
     "server": "server error",
     "http": "unexpected answer",
     "broken": "the connection broke",
@@ -310,7 +310,7 @@ class Client:
         response = Response(self, conn, answer, url, key, deadline)
         if answer.status == 407:
             response.close()
-            raise self._dead(NetError("proxy", where, "HTTP 407: proxy authentication required", 407), where)
+            raise self._dead(NetError("proxy", where, f"proxy {where}: 407 Proxy Authentication Required", 407), where)
         return response
 
     def _left(self, deadline: float | None, where: str) -> float:
@@ -363,13 +363,16 @@ class Client:
         if not isinstance(exc, Exception):
             raise exc  # KeyboardInterrupt and the like
         if isinstance(exc, OSError) and str(exc).startswith("Tunnel connection failed"):
-            return self._dead(
-                NetError("proxy", where, str(exc).replace("Tunnel connection failed: ", "CONNECT: ")), key
-            )
+            return self._dead(NetError("proxy", where, f"proxy {where}: {str(exc).split(': ', 1)[-1]}"), key)
         if isinstance(exc, ssl.SSLCertVerificationError):
             return self._dead(NetError("tls", server, exc.verify_message or str(exc)), key)
         if isinstance(exc, ssl.SSLError):
-            return self._dead(NetError("tls", server, f"handshake failed: {exc.reason or exc}"), key)
+            detail = f"handshake failed: {exc.reason or exc}"
+            if "CERTIFICATE_REQUIRED" in str(exc.reason or exc).upper():
+                detail = "the server asks for a client certificate"
+            elif isinstance(exc, ssl.SSLEOFError):  # TLS 1.3: the server's alert may be lost as it closes
+                detail = "the server ended the handshake: does it ask for a client certificate?"
+            return self._dead(NetError("tls", server, detail), key)
         kind, detail = "broken", f"{type(exc).__name__}: {exc}"
         if isinstance(exc, socket.gaierror):
             kind, detail = "dns", str(exc.strerror or exc)
@@ -378,7 +381,9 @@ class Client:
         elif isinstance(exc, (socket.timeout, TimeoutError)):
             kind, detail = "timeout", f"{self.settings.timeout:g} s"
         if key != where and kind in ("dns", "refused", "timeout"):  # the proxy itself did not answer
-            return self._dead(NetError("proxy", where, KINDS[kind] + (f": {detail}" if detail else "")), where)
+            return self._dead(
+                NetError("proxy", where, f"proxy {where}: {KINDS[kind]}" + (f", {detail}" if detail else "")), where
+            )
         return self._dead(NetError(kind, where if kind != "broken" else server, detail), key)
 
 

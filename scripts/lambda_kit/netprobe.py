@@ -73,6 +73,8 @@ def probe(client: httpget.Client, targets: list[Target]) -> list[tuple[Target, h
 
 def hint(target: Target, error: httpget.NetError) -> str:
     fix = target.index.fix
+    if error.kind == "tls" and "client certificate" in error.detail:
+        return "give pip's client certificate: client-cert in pip.conf, or PIP_CLIENT_CERT (a PEM with key and certificate)"
     return {
         "dns": f"check the host name in {fix} (and this machine's DNS)",
         "refused": f"check the address and port in {fix}, and that the index is up",
@@ -81,7 +83,7 @@ def hint(target: Target, error: httpget.NetError) -> str:
         "auth": f"check the credentials in {fix}, or give some (https://user:token@host/..., ~/.netrc)",
         "proxy": "check the proxy settings: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or pip's proxy setting)",
         "server": f"the index is failing: build again later, or check {fix}",
-        "stalled": f"it sends under 1 KiB per timeout (PIP_TIMEOUT, {error.detail.split(' in ')[-1] if error.detail else ''}): check {fix} and the proxy",
+        "stalled": f"it sends under 1 KiB per timeout: check {fix} and the proxy (PIP_TIMEOUT sets the timeout)",
         "insecure": f"use https in {fix}, or trust the host (the source's verify_ssl = false, or PIP_TRUSTED_HOST)",
     }.get(error.kind, f"check {fix}")
 
