@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, kit_containers, kit_env, make, record_as_kit_output
+from conftest import BASE_IMAGE, ROOT, copy_kit, kit_containers, kit_env, make, record_as_kit_output
 from faultnet import Certs, FaultIndex, Proxy, closed_port, project
 from test_package_docker import buildkit_env
 from test_wheelinstall import make_wheel
@@ -443,3 +443,47 @@ def test_a_proxy_or_certificate_that_fails_is_one_line(tmp_path, served, builder
     }[case]  # fmt: skip
     assert_failed_cleanly(folder, result, seconds, "package index " + expected)
     assert index.asked() == []
+
+
+@pytest.fixture
+def small_file_system(tmp_path):
+    """A 150 MB file system (tmpfs) for KIT_STATE; needs root to mount (CI runs as root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=150m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and a 150 MB file system cannot be mounted: {done.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.network
+def test_a_full_disk_is_one_line_naming_the_folder_and_what_the_build_needs(tmp_path, small_file_system):
+    """KIT_STATE on a 150 MB file system and the pandas + boto3 lock (the bench's large set): the
+    wheelhouse, the dependency cache and the zip do not fit. Before: `internal error: OSError ...
+    No space left on device`, exit 70."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    for name in ("Pipfile", "Pipfile.lock"):
+        (folder / name).write_bytes((ROOT / "bench" / "projects" / "large" / "a" / name).read_bytes())
+    copy_kit(folder)
+    (folder / "lambdas").mkdir()
+    (folder / "lambdas" / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (folder / "build.zip").write_bytes(b"the previous zip")
+    state = small_file_system / "state"
+    from lambda_kit.digests import sha256_file
+    from lambda_kit.outputs import OutputRecords
+
+    OutputRecords(state).record((folder / "build.zip").resolve(), sha256_file(folder / "build.zip").hex())
+    started = time.monotonic()
+    result = make(folder, "package", "BUILDER=local", f"KIT_STATE={state}", env=net_env())
+    seconds = time.monotonic() - started
+    expected = (re.escape(f"no space left on the file system of {state} while building the zip (") + r"[\d,]+ MB free once "
+                r"the step's temporary files were removed\); it needs about [\d,]+ MB")  # fmt: skip
+    assert_failed_cleanly(folder, result, seconds, expected, bound=300)
+    assert list((state / "tmp").iterdir()) == []  # what the run half wrote is gone
+    assert not list((state / "wheelhouse").glob(".fetch-*"))

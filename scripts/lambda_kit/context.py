@@ -35,6 +35,7 @@ CONTAINER_MODULES = (
     "bytecode.py",
     "contract.py",
     "digests.py",
+    "diskspace.py",
     "errors.py",
     "fetchphase.py",
     "httpget.py",

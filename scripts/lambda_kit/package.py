@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from . import assemble, compiling, contract, docker, localbuild, lockcheck, lockfile, runtimes, secretscan
+from . import assemble, compiling, contract, diskspace, docker, localbuild, lockcheck, lockfile, runtimes, secretscan
 from . import sharedcache, sources, wheelfetch, zipwriter
 from .buildplan import BuildPlan, PackageSettings, resolve
 from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
@@ -177,10 +177,20 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     # another core (stopped at once when the dependencies turn out to be cached).
     early = lockcheck.start(s.pipfile) if s.include_deps and s.builder == "local" else None
     try:
-        return _package(s, plan, run, say, started, early)
+        with diskspace.guard("building the zip", [s.state_dir, Path(tempfile.gettempdir()), s.out.parent],
+                             lambda: disk_needed(plan)):  # fmt: skip
+            return _package(s, plan, run, say, started, early)
     finally:
         if early is not None:
             early.stop()
+
+
+def disk_needed(plan: BuildPlan) -> int:
+    """About what a build writes under KIT_STATE: the wheelhouse, then deps.zip three times (the
+    build's copy, the cache's, the zip built from it)."""
+    wheels = diskspace.folder_size(plan.wheelhouse)
+    cached = [p.stat().st_size for p in (plan.settings.state_dir / "deps").glob("*.zip")]
+    return wheels + 3 * (max(cached) if cached else wheels)
 
 
 def _package(s: PackageSettings, plan: BuildPlan, run: Run, say, started: float, early) -> PackageResult:
