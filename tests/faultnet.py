@@ -275,6 +275,12 @@ def pipfile_hash(pipfile: Path) -> str:
     return json.loads(done.stdout)["current"]
 
 
+def pipfile_line(name: str, entry: dict) -> str:
+    if "git" in entry:
+        return f'{name} = {{git = "{entry["git"]}", ref = "{entry["ref"]}"}}'
+    return f'{name} = {{version = "*", index = "{entry["index"]}"}}' if "index" in entry else f'{name} = "*"'
+
+
 def project(folder: Path, sources: list[dict], default: dict[str, dict], wanted: list[str]) -> Path:
     """The kit and a function whose Pipfile has `sources` and [packages] `wanted`, and whose lock
     (pipenv's hash of that Pipfile) has `default` ({name: lock entry})."""
@@ -285,8 +291,7 @@ def project(folder: Path, sources: list[dict], default: dict[str, dict], wanted:
     for source in sources:
         lines += ["[[source]]", f'url = "{source["url"]}"', f"verify_ssl = {str(source.get('verify_ssl', True)).lower()}",
                   f'name = "{source["name"]}"', ""]  # fmt: skip
-    lines += ["[packages]"] + [f'{n} = {{version = "*", index = "{default[n]["index"]}"}}' if "index" in default[n]
-                               else f'{n} = "*"' for n in wanted]  # fmt: skip
+    lines += ["[packages]"] + [pipfile_line(n, default[n]) for n in wanted]
     lines += ["", "[requires]", 'python_version = "3.11"', ""]
     (folder / "Pipfile").write_text("\n".join(lines))
     lock = {"_meta": {"hash": {"sha256": pipfile_hash(folder / "Pipfile")}, "pipfile-spec": 6,

@@ -487,3 +487,20 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_what_the_build_needs(tmp_
     assert_failed_cleanly(folder, result, seconds, expected, bound=300)
     assert list((state / "tmp").iterdir()) == []  # what the run half wrote is gone
     assert not list((state / "wheelhouse").glob(".fetch-*"))
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_a_git_dependency_that_cannot_be_cloned_is_named_with_gits_first_error_line(tmp_path, builder):
+    port = closed_port()
+    entry = {"git": f"http://127.0.0.1:{port}/demo.git", "ref": "v1"}
+    folder = project(
+        tmp_path / "project", [{"name": "pypi", "url": "https://pypi.org/simple"}], {"demo": entry}, ["demo"]
+    )
+    (folder / "build.zip").write_bytes(b"the previous zip")
+    record_as_kit_output(folder, folder / "build.zip")
+    result, seconds = build(folder, builder, net_env())
+    git = (rf"fatal: unable to access 'http://127\.0\.0\.1:{port}/demo\.git/': Failed to connect to 127\.0\.0\.1 port {port}"
+           r"( after \d+ ms)?: (Couldn't connect to server|Connection refused)")  # fmt: skip
+    no_git = r"Error \[Errno 2\] No such file or directory: 'git' while executing command git version"  # the test image has none
+    expected = rf"cannot install the local/VCS dependency demo: ({git}|{no_git})"
+    assert_failed_cleanly(folder, result, seconds, expected)
