@@ -504,3 +504,30 @@ def test_a_git_dependency_that_cannot_be_cloned_is_named_with_gits_first_error_l
     no_git = r"Error \[Errno 2\] No such file or directory: 'git' while executing command git version"  # the test image has none
     expected = rf"cannot install the local/VCS dependency demo: ({git}|{no_git})"
     assert_failed_cleanly(folder, result, seconds, expected)
+
+
+@pytest.mark.parametrize(
+    "index_url, expected",
+    [
+        ("http://127.0.0.1:80x/simple", r"127\.0\.0\.1:\? \(INDEX_URL, needed by demo\): not a valid address \(Port could not be cast to integer value as '80x'\)"),
+        ("http://[::1/simple", r"\? \(INDEX_URL, needed by demo\): not a valid address \(Invalid IPv6 URL\)"),
+        ("127.0.0.1:8080/simple", r"127\.0\.0\.1:8080 \(INDEX_URL, needed by demo\): not a valid address \(not an http:// or https:// address with a host\)"),
+    ],
+    ids=["port", "ipv6", "no-scheme"],
+)  # fmt: skip
+def test_an_index_address_that_is_not_one_is_one_line(tmp_path, served, index_url, expected):
+    index = served()
+    folder = demo_project(tmp_path / "project", index.url, [index.add("demo", demo_wheel(tmp_path))])
+    result, seconds = build(folder, "local", net_env(INDEX_URL=index_url))
+    assert_failed_cleanly(folder, result, seconds, "package index " + expected)
+
+
+def test_a_file_link_with_credentials_and_no_port_is_a_host_that_does_not_answer(tmp_path, served):
+    """As pip: the link's credentials go with it to its host (port 80 here, where nothing listens)."""
+    index = served()
+    pin = index.add("demo", demo_wheel(tmp_path))
+    index.pages["demo"][0]["url"] = "http://user:pw@127.0.0.1/files/demo-1.0-py3-none-any.whl"
+    folder = demo_project(tmp_path / "project", index.url, [pin])
+    result, seconds = build(folder, "local", net_env())
+    expected = re.escape(f"file host 127.0.0.1:80 (files of {index.host}, needed by demo): connection refused")
+    assert_failed_cleanly(folder, result, seconds, expected)

@@ -44,6 +44,7 @@ CONTAINER_MODULES = (
     "lockfile.py",
     "netconfig.py",
     "netprobe.py",
+    "netrules.py",
     "pipchoices.py",
     "piprun.py",
     "runtimes.py",
@@ -96,7 +97,7 @@ def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSet
     (ctx / "Dockerfile").write_text(dockerfile if buildkit else legacy_dockerfile(dockerfile), encoding="utf-8")
     (ctx / "kit").mkdir()
     shutil.copy2(kit_dir / "scripts" / "smoke-requirements.txt", ctx / "kit")
-    for module in ("contract.py", "netconfig.py", "httpget.py", "netprobe.py", "smoke_runner.py", "zipreader.py"):
+    for module in (*contract.TOOLS_LAYER_MODULES, "smoke_runner.py", "zipreader.py"):
         shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, ctx / "kit" / module)
     _stage_network(ctx, buildkit, network)
 

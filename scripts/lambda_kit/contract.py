@@ -43,12 +43,8 @@ WHEEL_CHOICES = ".lambda-kit-choices.json"  # in WHEELS: which file pip chose pe
 CONTEXT_FOLDERS = {"setup": ROOT, "build": ROOT}
 SETUP_HOLDS = {"net": NET, "kit": KIT}  # NET's settings, the tools' pins and TOOLS_LAYER_MODULES
 BUILD_HOLDS = {"kit": KIT, "project": PROJECT, "paths": PATHS, "out": OUT}  # the container modules, lock, paths, wheels
-TOOLS_LAYER_MODULES = (
-    "netconfig.py",
-    "contract.py",
-    "httpget.py",
-    "netprobe.py",
-)  # the only kit modules the tools layer sees
+# The only kit modules the tools layer sees: netconfig and what it imports.
+TOOLS_LAYER_MODULES = ("netconfig.py", "contract.py", "httpget.py", "netprobe.py", "netrules.py")
 
 # BuildKit secret ids, also the file names under NET.
 PIP_SETTINGS_ID = "lambda-kit-pip"  # the network settings file below

@@ -22,11 +22,8 @@ the build image and on the host.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import ipaddress
-import os
-import re
 import socket
 import ssl
 import threading
@@ -34,39 +31,14 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
-KINDS = {
-    "dns": "the name does not resolve",
-    "refused": "connection refused",
-    "timeout": "no answer within the timeout",
-    "tls": "TLS verification failed",
-    "auth": "credentials refused",
-    "proxy": "the proxy refused or did not answer",
-    "server": "server error",
-    "http": "unexpected answer",
-    "broken": "the connection broke",
-    "stalled": "the answer is too slow (a drip-feed)",
-    "insecure": "not HTTPS and not a trusted host (pip ignores it)",
-    "stopped": "stopped",
-}
+try:  # (host_of, place and NetError are also this module's for its users)
+    from .netrules import KINDS, NetError, basic, bypasses, host_of, netloc, place, same_origin, split, verified_context  # noqa: F401
+except ImportError:  # run beside netconfig.py as a script
+    from netrules import KINDS, NetError, basic, bypasses, host_of, netloc, place, same_origin, split, verified_context  # noqa: F401
+
 DEAD_KINDS = {"dns", "refused", "timeout", "tls", "proxy", "stalled"}  # the host (or proxy) answers nothing useful
-DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_REDIRECTS = 30  # requests' limit
 MIN_BYTES = 1024  # a body must deliver at least this much in every timeout window
-CA_FILE_CANDIDATES = (
-    "/etc/ssl/cert.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/pki/tls/cert.pem",
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/ssl/ca-bundle.pem",
-)  # fmt: skip  truststore's
-
-
-class NetError(Exception):
-    """A request that failed: `kind` (a KINDS key), `where` (host:port, never credentials)."""
-
-    def __init__(self, kind: str, where: str, detail: str = "", status: int | None = None) -> None:
-        super().__init__(f"{where}: {KINDS[kind]}" + (f" ({detail})" if detail else ""))
-        self.kind, self.where, self.detail, self.status = kind, where, detail, status
 
 
 @dataclass
@@ -79,88 +51,6 @@ class HttpSettings:
     env_proxies: dict[str, str] = field(default_factory=dict)  # http, https, all, no -> value
     netrc: dict[str, tuple[str, str]] = field(default_factory=dict)  # host -> (login, password)
     deadline: float | None = None  # time.monotonic() after which every request fails
-
-
-def netloc(host: str, port: int | None) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}" if port else host
-
-
-def place(url: str) -> str:
-    """host[:port] of a URL, without credentials: what messages name."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        return netloc(parts.hostname or "", parts.port)
-    except ValueError:
-        return (parts.hostname or "?") + ":?"
-
-
-def same_origin(old: str, new: str) -> bool:
-    """requests keeps Authorization on a redirect to the same host, scheme and port (http to https
-    on the default ports counts as the same)."""
-    a, b = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
-    if a.hostname != b.hostname:
-        return False
-    try:
-        ports = a.port or DEFAULT_PORTS.get(a.scheme), b.port or DEFAULT_PORTS.get(b.scheme)
-    except ValueError:
-        return False
-    return (
-        (a.scheme, ports[0]) == (b.scheme, ports[1]) or ports == (80, 443) and (a.scheme, b.scheme) == ("http", "https")
-    )
-
-
-def basic(login: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
-
-
-def verified_context(cafiles: list[str], client_cert: str | None) -> ssl.SSLContext:
-    """pip's trust: the system store as truststore finds it, certifi, then every extra bundle."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    defaults = ssl.get_default_verify_paths()
-    hashed = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]$")
-    capath = defaults.capath if defaults.capath and os.path.isdir(defaults.capath) else None
-    if defaults.cafile or (capath and any(hashed.match(name) for name in os.listdir(capath))):
-        context.set_default_verify_paths()
-    else:
-        found = next((f for f in CA_FILE_CANDIDATES if os.path.isfile(f)), None)
-        if found:
-            context.load_verify_locations(cafile=found)
-    try:
-        from pip._vendor import certifi  # the bundle pip adds (the tools' pip, or the image's own)
-
-        context.load_verify_locations(cafile=certifi.where())
-    except ImportError:
-        pass
-    for extra in cafiles:
-        context.load_verify_locations(capath=extra) if os.path.isdir(extra) else context.load_verify_locations(extra)
-    if client_cert:
-        context.load_cert_chain(client_cert)
-    return context
-
-
-def bypasses(host: str, port: int | None, no_proxy: str) -> bool:
-    """requests' NO_PROXY rule: IP hosts by address or CIDR, names by suffix (with or without the
-    port); `*` alone matches everything (urllib's proxy_bypass_environment)."""
-    entries = [e for e in no_proxy.replace(" ", "").split(",") if e]
-    if "*" in entries:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    for entry in entries:
-        if address is not None and address.version == 4:
-            try:
-                if address in ipaddress.ip_network(entry, strict=False) if "/" in entry else str(address) == entry:
-                    return True
-            except ValueError:
-                continue
-            continue
-        entry = entry.lstrip(".").lower()
-        for name in (host.lower(), netloc(host.lower(), port) if port else None):
-            if name and (name == entry or name.endswith("." + entry)):
-                return True
-    return False
 
 
 class Client:
@@ -182,7 +72,7 @@ class Client:
 
     def strip_credentials(self, url: str) -> str:
         """The URL without its user:password, which is kept for its host:port."""
-        parts = urllib.parse.urlsplit(url)
+        parts, _ = split(url)
         if parts.username is None:
             return url
         where = place(url)
@@ -201,7 +91,7 @@ class Client:
 
     def secure_origin(self, url: str) -> bool:
         """pip reads an index page only from https, a trusted host or this machine (localhost, 127/8, ::1)."""
-        parts = urllib.parse.urlsplit(url)
+        parts, _ = split(url)
         host = parts.hostname or ""
         if parts.scheme == "https" or host == "localhost" or self.trusted(host, parts.port):
             return True
@@ -243,9 +133,11 @@ class Client:
             if response.status not in (301, 302, 303, 307, 308) or not location:
                 return response
             response.close()
-            target = urllib.parse.urljoin(url, location)
-            if urllib.parse.urlsplit(target).scheme not in DEFAULT_PORTS:
-                raise NetError("http", place(url), f"a redirect to a {urllib.parse.urlsplit(target).scheme}: address")
+            try:
+                target = urllib.parse.urljoin(url, location)
+            except ValueError as exc:
+                raise NetError("address", place(url), f"a redirect to {exc}") from None
+            split(target)  # only to an http(s) address (pip refuses file: and the like)
             if not same_origin(url, target):  # requests' rule: not the credentials meant for this one
                 authorization = self._netrc(target)
             url = target
@@ -256,14 +148,8 @@ class Client:
         return basic(*login) if login else None
 
     def _hop(self, url: str, accept: str | None, authorization: str | None, deadline: float | None) -> Response:
-        parts = urllib.parse.urlsplit(url)
+        parts, port = split(url)
         scheme, host = parts.scheme, parts.hostname or ""
-        try:
-            port = parts.port or DEFAULT_PORTS.get(scheme)
-        except ValueError:
-            raise NetError("http", place(url), "the port is not a number") from None
-        if scheme not in DEFAULT_PORTS or not host:
-            raise NetError("http", place(url), f"not an http(s) address ({scheme or 'no scheme'})")
         proxy = self.proxy_for(scheme, host, parts.port)
         headers = {"User-Agent": "lambda-kit", "Accept-Encoding": "identity", "Connection": "close"}
         if accept:
@@ -272,10 +158,10 @@ class Client:
             headers["Authorization"] = authorization
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if proxy:
-            pparts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            pparts, pport = split(proxy if "://" in proxy else f"http://{proxy}")
             if pparts.scheme != "http":
                 raise NetError("proxy", place(proxy), f"a {pparts.scheme} proxy (the kit speaks to http proxies only)")
-            connect_to = (pparts.hostname or "", pparts.port or 80)
+            connect_to = (pparts.hostname or "", pport)
             proxy_auth = basic(urllib.parse.unquote(pparts.username or ""), urllib.parse.unquote(pparts.password or ""))
             proxy_headers = {"Proxy-Authorization": proxy_auth} if pparts.username else {}
         else:

@@ -57,8 +57,8 @@ class Index:
 
 
 def _is_pypi(url: str) -> bool:
-    parts = urllib.parse.urlsplit(url)
-    return (parts.hostname or "") in ("pypi.org", "pypi.python.org") and parts.path.rstrip("/") in ("/simple", "")
+    path = url.split("://", 1)[-1].partition("/")[2].rstrip("/")
+    return httpget.host_of(url) in ("pypi.org", "pypi.python.org") and path in ("simple", "")
 
 
 def token_like(part: str) -> bool:
@@ -74,7 +74,11 @@ def token_like(part: str) -> bool:
 def secret_parts(url: str) -> list[str]:
     """What of a URL is a credential: the password (or a lone user name: a token), the query, and
     path segments that look like tokens."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (a port that is not a number raises here)
+    except ValueError:
+        return [url.split("://", 1)[-1]]  # not a URL: all of it counts
     found = []
     if parts.password:
         found += [parts.password, urllib.parse.unquote(parts.password)]

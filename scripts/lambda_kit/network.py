@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import contract, pipview
 from .netconfig import secret_parts
+from .netrules import host_of
 from .errors import UsageError
 
 HASHED_NAME = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]+$")  # a CA folder's certificates (c_rehash links)
@@ -38,7 +38,7 @@ class NetworkSettings:
     def index_hosts(self) -> set[str]:
         urls = [self.index_url, *self.extra_index_urls, self.pip.index_url]
         urls += [contract.expand(u, self.lock_source_env) for u in self.lock_sources]
-        return {urllib.parse.urlsplit(u).hostname or "" for u in urls if u} - {""}
+        return {host_of(u) for u in urls if u} - {""}
 
     def netrc_lines(self) -> str:
         hosts = self.index_hosts()
@@ -92,7 +92,7 @@ class NetworkSettings:
         urls = [self.index_url, *self.extra_index_urls, self.pip.index_url, self.pip.proxy or "",
                 *self.pip.env_proxies.values(), *(contract.expand(u, self.lock_source_env) for u in self.lock_sources)]  # fmt: skip
         for url in urls:
-            host = urllib.parse.urlsplit(url if "://" in url else f"//{url}").hostname or ""
+            host = host_of(url)
             if host == "localhost" or host.startswith("127.") or host == "::1":
                 return True
         return False
