@@ -82,7 +82,8 @@ class Certs:
 
 class FaultIndex:
     """A PEP 691 index: pages[name] = list of file dicts, files[filename] = bytes. faults[path] is
-    ("status", code), ("drip", seconds per byte), ("redirect", url) or ("body", content type, bytes);
+    ("status", code), ("drip", seconds per byte), ("stall", seconds), ("redirect", url) or ("body",
+    content type, bytes);
     path "*" fails every request. `auth` ("user:token") makes every request need it (401 else)."""
 
     def __init__(self, certs: Certs | None = None, auth: str | None = None, client_certs: bool = False) -> None:
@@ -125,6 +126,9 @@ class FaultIndex:
         fault = self.faults.get(path) or self.faults.get("*")
         if self.auth and handler.headers.get("Authorization") != self.auth:
             fault = ("status", 401)
+        if fault and fault[0] == "stall":  # reads the request, never answers
+            time.sleep(fault[1])
+            return None
         if fault and fault[0] == "status":
             return send(handler, fault[1], "text/plain", f"fault {fault[1]}".encode())
         if fault and fault[0] == "redirect":

@@ -531,3 +531,24 @@ def test_a_file_link_with_credentials_and_no_port_is_a_host_that_does_not_answer
     result, seconds = build(folder, "local", net_env())
     expected = re.escape(f"file host 127.0.0.1:80 (files of {index.host}, needed by demo): connection refused")
     assert_failed_cleanly(folder, result, seconds, expected)
+
+
+def test_an_index_that_stalls_after_the_probe_costs_one_timeout_not_one_per_package(tmp_path, served):
+    """Its root answers, then every page stalls: the first timeouts mark the host dead, the other
+    packages fail at once (before: (packages / 8) x the timeout, then pip's retries)."""
+    index = served()
+    default = {}
+    for n in range(40):
+        name = f"pkg{n:02d}"
+        (tmp_path / name).mkdir()
+        pin = index.add(name, make_wheel(tmp_path / name, name, "1.0", {f"{name}/__init__.py": b""}))
+        default[name] = {"hashes": [pin], "index": "faulty", "version": "==1.0"}
+        index.faults[f"/simple/{name}/"] = ("stall", 60)
+    folder = project(tmp_path / "project", [{"name": "faulty", "url": index.url}], default, ["pkg00"])
+    (folder / "build.zip").write_bytes(b"the previous zip")
+    record_as_kit_output(folder, folder / "build.zip")
+    result, seconds = build(folder, "local", net_env(PIP_TIMEOUT="3"))
+    expected = re.escape(f'package index {index.host} (the lock\'s source "faulty", needed by ') + r"(pkg\d\d, ){6}\d+ more\)" + (
+        re.escape(": no answer within the timeout (3 s)"))  # fmt: skip
+    assert_failed_cleanly(folder, result, seconds, expected, bound=2 * 3 + 4)
+    assert len(index.asked()) <= 8 + 1  # the first round of requests; none after the host was found dead
