@@ -552,3 +552,16 @@ def test_an_index_that_stalls_after_the_probe_costs_one_timeout_not_one_per_pack
         re.escape(": no answer within the timeout (3 s)"))  # fmt: skip
     assert_failed_cleanly(folder, result, seconds, expected, bound=2 * 3 + 4)
     assert len(index.asked()) <= 8 + 1  # the first round of requests; none after the host was found dead
+
+
+def test_a_proxy_the_kit_cannot_speak_to_leaves_every_download_to_pip_and_says_so(tmp_path, served):
+    index = served()
+    folder = demo_project(tmp_path / "project", index.url, [index.add("demo", demo_wheel(tmp_path))])
+    result, _ = build(folder, "local", net_env(ALL_PROXY="socks5://127.0.0.1:1080", NO_PROXY="127.0.0.1"))
+    assert result.returncode == 0, result.stdout + result.stderr  # pip bypasses it for 127.0.0.1, as NO_PROXY says
+    log = logs(folder, result)
+    assert (
+        "the proxy (ALL_PROXY) is socks5://, and the kit speaks to http:// proxies only: pip downloads every file"
+        in log
+    )
+    assert "Saved " in log and "lambda-kit: fetched " not in log

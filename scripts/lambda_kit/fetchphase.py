@@ -112,8 +112,12 @@ def fetch(packages, target_args: list[str], network: BuildNetwork, lock_sources:
     asked = [p for p in packages if canonicalize_name(p.name) in routes]
     if not asked:
         return result
+    if why := network.unsupported():  # what pip does and the kit does not: pip does it all, no probe
+        log(f"lambda-kit: {why}: pip downloads every file\n")
+        result.left = {canonicalize_name(p.name): why for p in asked}
+        return result
     client = client_for(network)
-    reachable(client, {n: r for n, r in routes.items()})
+    reachable(client, routes)
     target = target_of(target_args)
     why = (
         f"{FETCH_ENV}=pip" if use_pip else None if target else "pip's target options are not an explicit CPython target"

@@ -183,6 +183,15 @@ class BuildNetwork:
             proxy=s.get(contract.PROXY) if contract.PROXY in s else None, env_proxies=proxies, netrc=netrc,
         )  # fmt: skip
 
+    def unsupported(self) -> str | None:
+        """Why the kit cannot reach the indexes as pip would (pip then does it all), or None."""
+        s = self.settings
+        for key in (contract.PROXY, *contract.PROXY_VARIABLES[:3]):
+            scheme = s.get(key, "").partition("://")[0].lower() if "://" in s.get(key, "") else "http"
+            if scheme != "http":
+                return f"the proxy ({key}) is {scheme}://, and the kit speaks to http:// proxies only"
+        return None
+
     def trusted_hosts(self, indexes: list[Index]) -> list[str]:
         hosts = self.settings.get(contract.TRUSTED_HOSTS, "").split()
         return list(dict.fromkeys(hosts + [i.host for i in indexes if i.trusted]))
@@ -255,7 +264,11 @@ def run_with_network(argv: list[str]) -> int:
     index-url, else PyPI) and EXTRA_INDEX_URLS; each host is probed first (one line when it fails)."""
     network = BuildNetwork.current()
     indexes = network.route(network.sources(None))
-    failure = netprobe.first_failure(network.http_settings(), [netprobe.Target(i, ()) for i in indexes])
+    failure = (
+        None
+        if network.unsupported()
+        else netprobe.first_failure(network.http_settings(), [netprobe.Target(i, ()) for i in indexes])
+    )
     if failure:
         print("\n".join(contract.error_lines(*failure)), file=sys.stderr, flush=True)
         return 1
