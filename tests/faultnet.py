@@ -8,11 +8,13 @@ for the proxy."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import ipaddress
 import json
 import socket
+import socketserver
 import ssl
 import subprocess
 import sys
@@ -152,24 +154,13 @@ class FaultIndex:
         return send(handler, status, kind, body)
 
     def normal(self, path: str) -> tuple[int, str, bytes]:
-        parts = path.strip("/").split("/")
-        if parts == ["simple"]:
+        if path.strip("/") == "simple":
             return 200, "text/html", b"<html><body>the index</body></html>"
-        if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.pages:
-            page = {"meta": {"api-version": "1.1"}, "name": parts[1], "files": self.pages[parts[1]]}
-            return 200, JSON, json.dumps(page).encode()
-        if parts[0] == "files" and len(parts) == 2 and parts[1] in self.files:
-            return 200, "application/octet-stream", self.files[parts[1]]
-        return 404, "text/plain", b"not found"
+        return answer(self.pages, self.files, path)
 
     def add(self, name: str, path: Path, **extra) -> str:
         """A file on `name`'s page; returns its lock hash."""
-        data = path.read_bytes()
-        self.files[path.name] = data
-        digest = hashlib.sha256(data).hexdigest()
-        entry = {"filename": path.name, "url": f"../../files/{path.name}", "hashes": {"sha256": digest}}
-        self.pages.setdefault(name, []).append({**entry, **extra})
-        return "sha256:" + digest
+        return add_file(self.pages, self.files, name, path, extra)
 
     def asked(self) -> list[str]:
         """The projects whose page was asked for."""
@@ -179,6 +170,33 @@ class FaultIndex:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def answer(pages: dict, files: dict, path: str, page=None) -> tuple[int, str, bytes]:
+    """(status, content type, body) of an index of `pages` and `files` for `path`: a project's PEP
+    691 page (or what `page(files)` makes of it), or a file."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "simple" and len(parts) == 2 and parts[1] in pages:
+        if page is not None:
+            return page(pages[parts[1]])
+        return (
+            200,
+            JSON,
+            json.dumps({"meta": {"api-version": "1.1"}, "name": parts[1], "files": pages[parts[1]]}).encode(),
+        )
+    if parts[0] == "files" and len(parts) == 2 and parts[1] in files:
+        return 200, "application/octet-stream", files[parts[1]]
+    return 404, "text/plain", b"not found"
+
+
+def add_file(pages: dict, files: dict, name: str, path: Path, extra: dict) -> str:
+    """`path` served as a file on `name`'s page (with `extra` JSON fields); returns its lock hash."""
+    data = path.read_bytes()
+    files[path.name] = data
+    digest = hashlib.sha256(data).hexdigest()
+    entry = {"filename": path.name, "url": f"../../files/{path.name}", "hashes": {"sha256": digest}}
+    pages.setdefault(name, []).append({**entry, **extra})
+    return "sha256:" + digest
 
 
 def send(handler: BaseHTTPRequestHandler, status: int, kind: str, body: bytes, headers: dict | None = None) -> None:
@@ -192,78 +210,69 @@ def send(handler: BaseHTTPRequestHandler, status: int, kind: str, body: bytes, h
 
 
 class Proxy:
-    """An HTTP proxy: CONNECT tunnels and absolute-form GETs, each logged as (target,
-    Proxy-Authorization). fault: None, "407" (asks for credentials it never accepts) or "stall"
-    (accepts and never answers)."""
+    """An HTTP proxy: CONNECT tunnels and absolute-form GETs, each logged as (method, target,
+    Proxy-Authorization, Authorization). fault: None, "407" (asks for credentials it never accepts)
+    or "stall" (reads the request and never answers)."""
 
     def __init__(self, fault: str | None = None) -> None:
         self.fault, self.seen = fault, []
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                proxy.one(self.request)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
+    def one(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
                 return
-            threading.Thread(target=self._one, args=(client,), daemon=True).start()
-
-    def _one(self, client: socket.socket) -> None:
-        with client:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = client.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-            self.seen.append((method, target, headers.get("Proxy-Authorization"), headers.get("Authorization")))
-            if self.fault == "stall":
-                time.sleep(3600)
-            if self.fault == "407":
-                client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-                return
-            if method == "CONNECT":
-                host, port = target.rsplit(":", 1)
-                upstream = socket.create_connection((host, int(port)))
-                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                self._pipe(client, upstream)
-            else:
-                parts = target.split("/", 3)
-                host, _, port = parts[2].partition(":")
-                upstream = socket.create_connection((host, int(port or 80)))
-                rest = head.split(b"\r\n", 1)[1]
-                upstream.sendall(f"{method} /{parts[3] if len(parts) > 3 else ''} HTTP/1.1\r\n".encode() + rest)
-                self._pipe(client, upstream)
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        def pump(src, dst):
-            try:
-                while data := src.recv(65536):
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (src, dst):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        other = threading.Thread(target=pump, args=(b, a), daemon=True)
-        other.start()
-        pump(a, b)
-        other.join()
-        b.close()
+            head += chunk
+        lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        self.seen.append((method, target, headers.get("Proxy-Authorization"), headers.get("Authorization")))
+        if self.fault == "stall":
+            time.sleep(3600)
+        if self.fault == "407":
+            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            return
+        if method == "CONNECT":
+            host, port = target.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        else:
+            parts = target.split("/", 3)
+            host, _, port = parts[2].partition(":")
+            upstream = socket.create_connection((host, int(port or 80)))
+            rest = head.split(b"\r\n", 1)[1]
+            upstream.sendall(f"{method} /{parts[3] if len(parts) > 3 else ''} HTTP/1.1\r\n".encode() + rest)
+        with upstream:
+            other = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+            other.start()
+            pump(client, upstream)
+            other.join()
 
     def close(self) -> None:
-        self.server.close()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def pump(src: socket.socket, dst: socket.socket) -> None:
+    """Bytes from one socket to the other until either side ends; then both are shut."""
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    for side in (src, dst):
+        with contextlib.suppress(OSError):
+            side.shutdown(socket.SHUT_RDWR)
 
 
 def closed_port() -> int:

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import faultnet
 from conftest import ROOT
 from lambda_kit import fetchphase, httpget, indexclient, lockfile, netconfig, runtimes, wheelfetch
 from test_wheelinstall import make_wheel
@@ -64,23 +65,11 @@ class Index:
     def answer(self, path: str) -> tuple[int, str, bytes]:
         if path in self.overrides:
             return self.overrides[path]
-        parts = path.strip("/").split("/")
-        if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.pages:
-            if self.html:
-                return 200, "text/html; charset=utf-8", html_page(self.pages[parts[1]])
-            page = {"meta": {"api-version": "1.1"}, "name": parts[1], "files": self.pages[parts[1]]}
-            return 200, JSON, json.dumps(page).encode()
-        if parts[0] == "files" and len(parts) == 2 and parts[1] in self.files:
-            return 200, "application/octet-stream", self.files[parts[1]]
-        return 404, "text/plain", b"not found"
+        page = (lambda files: (200, "text/html; charset=utf-8", html_page(files))) if self.html else None
+        return faultnet.answer(self.pages, self.files, path, page)
 
     def add(self, name: str, path: Path, **extra) -> str:
-        data = path.read_bytes()
-        self.files[path.name] = data
-        digest = hashlib.sha256(data).hexdigest()
-        entry = {"filename": path.name, "url": f"../../files/{path.name}", "hashes": {"sha256": digest}}
-        self.pages.setdefault(name, []).append({**entry, **extra})
-        return "sha256:" + digest
+        return faultnet.add_file(self.pages, self.files, name, path, extra)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -29,13 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_name
 
 from . import netprobe, wheelcheck
 from .errors import StepError
@@ -43,7 +37,7 @@ from .httpget import Client, NetError
 from .indexclient import LeaveToPip
 from .netconfig import BuildNetwork, Index
 from .piprun import pip_failure, run_pip
-from .wheelfetch import FETCH_ENV, Unavailable, choose, download, sweep, target_of
+from .wheelfetch import FETCH_ENV, Unavailable, choose, download, project_of, sweep, target_of
 
 if TYPE_CHECKING:
     from .buildsteps import Toolchain
@@ -324,12 +318,3 @@ def chosen_files(lines: list[str], wheelhouse: Path) -> dict[str, Path]:
                 if name and file.is_file():
                     chosen[name] = file
     return chosen
-
-
-def project_of(filename: str) -> str | None:
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[0])
-        return str(parse_sdist_filename(filename)[0])
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None

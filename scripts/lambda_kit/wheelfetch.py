@@ -191,6 +191,16 @@ class Unavailable(Exception):
         self.clause, self.kind = clause, kind
 
 
+def project_of(filename: str) -> str | None:
+    """The canonical project name of a wheel or sdist file name (None for anything else)."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
 def _version_of(filename: str, name: str) -> tuple[Version, bool] | None:
     """(version, is a wheel) of a file of this project, None for anything else."""
     try:
