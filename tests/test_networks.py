@@ -27,6 +27,10 @@ from test_package_docker import buildkit_env
 from test_wheelinstall import make_wheel
 
 BUILDERS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
+# The fault tests plant a token in the lock's source (as userinfo, through ${FAULT_TOKEN}) where the
+# builder can carry one: the local builder and BuildKit (the legacy builder refuses it, below).
+FAULT_BUILDERS = ["local", pytest.param("docker", marks=pytest.mark.docker),
+                  pytest.param("buildkit", marks=pytest.mark.docker)]  # fmt: skip
 DEAD_INDEX_BOUND = 30.0  # seconds: a dead index, whatever the lock's size (issue 24)
 DROPPED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
            "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NETRC")  # fmt: skip
@@ -44,9 +48,24 @@ def net_env(**extra: str) -> dict[str, str]:
 def build(
     folder: Path, builder: str, env: dict[str, str], timeout: float = 600
 ) -> tuple[subprocess.CompletedProcess, float]:
+    if builder == "buildkit":
+        extra = buildkit_env()
+        if extra is None:
+            pytest.skip("this docker client has no BuildKit")
+        env = {**env, **extra}
     started = time.monotonic()
-    result = make(folder, "package", f"BUILDER={builder}", env=env, timeout=timeout)
+    result = make(folder, "package", f"BUILDER={'local' if builder == 'local' else 'docker'}", env=env, timeout=timeout)
     return result, time.monotonic() - started
+
+
+def with_token(url: str, builder: str, env: dict[str, str]) -> str:
+    """`url` with the planted token as its userinfo, through the lock's ${FAULT_TOKEN}, where the
+    builder carries credentials; `env` gets the token."""
+    if builder == "docker":  # the legacy builder (this engine's default): no credentials at all
+        return url
+    env["FAULT_TOKEN"] = TOKEN
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://build:${{FAULT_TOKEN}}@{rest}"
 
 
 def demo_project(folder: Path, index_url: str, hashes: list[str], verify_ssl: bool = True) -> Path:
@@ -96,7 +115,7 @@ def where(index_host: str) -> str:
     return re.escape(f'{index_host} (the lock\'s source "faulty", needed by demo)')
 
 
-@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("builder", FAULT_BUILDERS)
 @pytest.mark.parametrize("fault", ["unknown-host", "refused", "untrusted-tls", "401", "500"])
 def test_an_index_that_cannot_be_used_is_one_line_before_any_package(tmp_path, served, builder, fault):
     wheel = demo_wheel(tmp_path)
@@ -112,8 +131,10 @@ def test_an_index_that_cannot_be_used_is_one_line_before_any_package(tmp_path, s
         index.auth = "Basic dXNlcjpyaWdodA=="  # user:right, which the build does not have
     elif fault == "500":
         index.faults["*"] = ("status", 500)
-    folder = demo_project(tmp_path / "project", url, [pin])
-    result, seconds = build(folder, builder, net_env())
+    env = net_env()
+    folder = demo_project(tmp_path / "project", with_token(url, builder, env), [pin])
+    result, seconds = build(folder, builder, env)
+    assert TOKEN not in logs(folder, result)
     expected = {
         "unknown-host": where(host)
         + r": the name does not resolve \((Name or service not known|Temporary failure in name resolution|No address associated with hostname)\)",
@@ -130,7 +151,7 @@ def test_an_index_that_cannot_be_used_is_one_line_before_any_package(tmp_path, s
             "500": "the index is failing"}[fault] in hint  # fmt: skip
 
 
-@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("builder", FAULT_BUILDERS)
 @pytest.mark.parametrize("fault", ["drip", "redirect-untrusted", "deep-json", "odd-html", "newer-wheel"])
 def test_a_misbehaving_page_or_file_is_its_exact_reason(tmp_path, served, builder, fault):
     index = served()
@@ -165,9 +186,10 @@ def test_a_misbehaving_page_or_file_is_its_exact_reason(tmp_path, served, builde
         index.add("demo", demo_wheel(tmp_path))
         expected = re.escape("cannot install 1 locked package(s) for python3.11 x86_64: demo==1.0: a wheel for "
                              "python3.11 x86_64 that the lock does not list exists (demo-1.0-py3-none-any.whl, published after the lock)")  # fmt: skip
-    folder = demo_project(tmp_path / "project", index.url, [pin], verify_ssl=verify_ssl)
+    folder = demo_project(tmp_path / "project", with_token(index.url, builder, env), [pin], verify_ssl=verify_ssl)
     result, seconds = build(folder, builder, env)
     assert_failed_cleanly(folder, result, seconds, expected)
+    assert TOKEN not in logs(folder, result)
     if fault == "newer-wheel":
         assert "run `pipenv lock`" in result.stderr
 
