@@ -107,6 +107,10 @@ class FaultIndex:
                 index.seen.append((self.path, self.headers.get("Authorization")))
                 index.answer(self)
 
+            def do_HEAD(self) -> None:  # the probe's: the status and headers a GET would have
+                index.seen.append((self.path, self.headers.get("Authorization")))
+                index.answer(self, head=True)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if certs is not None:
@@ -119,7 +123,7 @@ class FaultIndex:
         self.url = f"{'https' if certs else 'http'}://{self.host}/simple"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+    def answer(self, handler: BaseHTTPRequestHandler, head: bool = False) -> None:
         path = handler.path.split("?")[0]
         if self.prefix:
             if not path.startswith(self.prefix + "/"):
@@ -138,6 +142,8 @@ class FaultIndex:
         if fault and fault[0] == "body":
             return send(handler, 200, fault[1], fault[2])
         status, kind, body = self.normal(path)
+        if head:
+            return send(handler, status, kind, b"", {"X-Length": str(len(body))})
         if fault and fault[0] == "drip":
             handler.send_response(status)
             handler.send_header("Content-Type", kind)

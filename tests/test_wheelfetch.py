@@ -45,6 +45,12 @@ class Index:
             def log_message(self, *args) -> None:
                 pass
 
+            def do_HEAD(self) -> None:  # the kit's probe of the index's root
+                index.seen.append((self.path, self.headers.get("Authorization")))
+                self.send_response(200 if self.path.rstrip("/") == "/simple" else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self) -> None:
                 index.seen.append((self.path, self.headers.get("Authorization")))
                 status, kind, body = index.answer(self.path)

@@ -122,13 +122,13 @@ class Client:
                 except OSError:
                     pass
 
-    def get(self, url: str, accept: str | None = None, deadline: float | None = None) -> Response:
+    def get(self, url: str, accept: str | None = None, deadline: float | None = None, method: str = "GET") -> Response:
         """GET `url` (credentials stripped first), following redirects; a Response for any final
         status (the caller judges 404 and the others), NetError when no answer came."""
         url = self.strip_credentials(url)
         authorization = self.auth.get(place(url)) or self._netrc(url)
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._hop(url, accept, authorization, deadline)
+            response = self._hop(url, accept, authorization, deadline, method)
             location = response.headers.get("Location")
             if response.status not in (301, 302, 303, 307, 308) or not location:
                 return response
@@ -147,7 +147,9 @@ class Client:
         login = self.settings.netrc.get(urllib.parse.urlsplit(url).hostname or "")
         return basic(*login) if login else None
 
-    def _hop(self, url: str, accept: str | None, authorization: str | None, deadline: float | None) -> Response:
+    def _hop(
+        self, url: str, accept: str | None, authorization: str | None, deadline: float | None, method: str
+    ) -> Response:
         parts, port = split(url)
         scheme, host = parts.scheme, parts.hostname or ""
         proxy = self.proxy_for(scheme, host, parts.port)
@@ -188,7 +190,7 @@ class Client:
                     raise self.dead[known]
             self._open.add(conn)
         try:
-            conn.request("GET", path, headers=headers)
+            conn.request(method, path, headers=headers)
             answer = conn.getresponse()
         except BaseException as exc:
             self._forget(conn)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetw
     """What the image reads, through the same file format: the settings file's values, the extra
     CA bundles as one file, pip's client certificate."""
     settings = contract.parse_settings(network.settings_text())
-    ca = write_ca(network, folder / contract.CA_BUNDLE_ID)
+    ca = write_ca(network, folder / contract.CA_BUNDLE_ID, skip=(ssl.get_default_verify_paths().cafile,))
     return netconfig.BuildNetwork(settings, ca, Path(network.pip.client_cert) if network.pip.client_cert else None)
 
 

@@ -201,6 +201,16 @@ def project_of(filename: str) -> str | None:
         return None
 
 
+def _address(page_url: str, href: str) -> tuple[str | None, str]:
+    """A link's address (resolved against its page's) and its file name; (None, "") for a link that
+    is not an address."""
+    try:
+        url = urllib.parse.urljoin(page_url, href)
+        return url, urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path))
+    except ValueError:
+        return None, ""
+
+
 def _version_of(filename: str, name: str) -> tuple[Version, bool] | None:
     """(version, is a wheel) of a file of this project, None for anything else."""
     try:
@@ -215,14 +225,15 @@ def _version_of(filename: str, name: str) -> tuple[Version, bool] | None:
 
 def explain(name: str, pin: SpecifierSet, allowed: set[str], target: Target, listing: list[tuple[str, str, dict]],
             hosts: str, target_name: str) -> Unavailable:  # fmt: skip
-    """Why no listed file can be taken for `name` (`listing`: (filename, sha256, item) of every
+    """Why no listed file can be taken for `name` (`listing`: (page address, sha256, item) of every
     link of its pages): no such version; files none of which the lock names; a wheel for the target
     that the lock does not list (published after it); only sdists, which this builder cannot
     compile; or files for other targets only (and which version has one)."""
     version = str(pin).lstrip("=")
     known, fitting_versions = set(), set()
     of_pin: list[tuple[str, str, bool, bool]] = []  # filename, sha256, wheel, fits the target
-    for filename, sha256, item in listing:
+    for page_url, sha256, item in listing:
+        filename = _address(page_url, item["url"])[1]
         parsed = _version_of(filename, name)
         if parsed is None:
             continue
@@ -291,15 +302,11 @@ def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, cli
                 continue
             digests = item.get("hashes")
             sha256 = (link_sha256(item["url"], digests if isinstance(digests, dict) else {}) or "").lower()
-            try:
-                url = urllib.parse.urljoin(page_url, item["url"])
-            except ValueError:
-                continue
-            filename = urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path))
-            listing.append((filename, sha256, item))
+            listing.append((page_url, sha256, item))  # judged only if nothing can be taken (explain)
             if sha256 not in allowed:
                 continue
-            c = file_candidate(filename, url, sha256, name, pin, target,
+            url, filename = _address(page_url, item["url"])
+            c = None if url is None else file_candidate(filename, url, sha256, name, pin, target,
                                requires_python=item.get("requires-python"), yanked=item.get("yanked"))  # fmt: skip
             if c is not None:
                 candidates.append(c)
