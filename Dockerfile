@@ -14,6 +14,10 @@
 #
 # Written for BuildKit (secret and cache mounts). For the legacy builder the helper drops the
 # `--mount=` options; the steps then read the same settings from the build context instead.
+# Network: the host reads its settings and pip's (configuration files, PIP_* and proxy variables)
+# once and hands them in (lambda_kit/netconfig.py); pip here reads no configuration file of its own
+# (PIP_CONFIG_FILE=/dev/null), so both builders reach the indexes alike. Every index is probed
+# before pip or the kit asks it anything (netprobe.py).
 ARG BASE_IMAGE=public.ecr.aws/sam/build-python3.12:latest-x86_64
 FROM ${BASE_IMAGE}
 
@@ -36,6 +40,7 @@ WORKDIR /opt/lambda-kit
 #    Each folder of the context is one COPY: a step costs a container and a commit.
 COPY setup/ ./
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
+    --mount=type=secret,id=lambda-kit-client-cert \
     if python3 -m venv --without-pip tools && python3 -m pip --python tools/bin/python --version >/dev/null 2>&1; \
     then installer="python3 -m pip --python tools/bin/python"; \
     else rm -rf tools && python3 -m venv tools && installer="tools/bin/python -m pip"; fi \
@@ -52,6 +57,7 @@ RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
 COPY build/ ./
 ARG PYTHON_VERSION= SLIM=0 COMPILE=0 TARGET_ARCH= FETCH=kit
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
+    --mount=type=secret,id=lambda-kit-client-cert \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
     --mount=type=tmpfs,target=/opt/lambda-kit/scratch \
     tools/bin/python -m lambda_kit.incontainer deps

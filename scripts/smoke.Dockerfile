@@ -11,8 +11,10 @@ LABEL org.lambda-kit.kit="lambda-kit"
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
     PIP_ROOT_USER_ACTION=ignore
 COPY net/ /opt/lambda-kit/net/
-COPY kit/smoke-requirements.txt kit/netconfig.py kit/contract.py /opt/lambda-kit-smoke/
+COPY kit/smoke-requirements.txt kit/netconfig.py kit/contract.py kit/httpget.py kit/netprobe.py \
+     kit/netrules.py /opt/lambda-kit-smoke/
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
+    --mount=type=secret,id=lambda-kit-client-cert \
     python3 /opt/lambda-kit-smoke/netconfig.py python3 -m pip install --quiet --no-cache-dir --no-deps \
         --require-hashes --only-binary=:all: --no-compile --target /opt/lambda-kit-smoke/ric \
         -r /opt/lambda-kit-smoke/smoke-requirements.txt \

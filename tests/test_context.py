@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import context
+from lambda_kit import context, contract
 from lambda_kit.network import NetworkSettings, lock_source_variables, secret_files
 from lambda_kit.errors import UsageError
 
@@ -32,7 +32,9 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     assert sorted(p.name for p in ctx.iterdir()) == ["Dockerfile", "build", "setup"]
     # setup/: what the tools layer needs; build/: the rest, laid out as in the image. No code: the host adds it.
     assert sorted(p.name for p in (ctx / "setup").iterdir()) == ["kit", "net"]
-    assert sorted(p.name for p in (ctx / "setup" / "kit" / "lambda_kit").iterdir()) == ["contract.py", "netconfig.py"]
+    assert sorted(p.name for p in (ctx / "setup" / "kit" / "lambda_kit").iterdir()) == sorted(
+        contract.TOOLS_LAYER_MODULES
+    )
     build = ctx / "build"
     assert sorted(p.name for p in build.iterdir()) == ["kit", "out", "paths", "project"]
     assert sorted(p.name for p in (build / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
@@ -52,7 +54,7 @@ def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
     context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=True, network=network)
     assert list((ctx / "setup" / "net").iterdir()) == []
     files = secret_files(tmp_path, network)
-    assert files["lambda-kit-ca"] == ca
+    assert files["lambda-kit-ca"].read_bytes() == ca.read_bytes()  # CA_BUNDLE and pip's extra bundles, one file
     assert files["lambda-kit-pip"].read_text() == "INDEX_URL=https://u:tok@mirror.example/simple\n"
     assert files["lambda-kit-pip"].stat().st_mode & 0o077 == 0
 
@@ -64,6 +66,9 @@ def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
         (NetworkSettings(index_url="https://user:pw@mirror.example/simple"), True),
         (NetworkSettings(extra_index_urls=["https://token@mirror.example/simple"]), True),
         (NetworkSettings(lock_source_env={"TOKEN": "x"}), True),
+        (NetworkSettings(index_url="https://pypi.fury.io/1aB2cD3eF4gH5iJ6kL7/acme/"), True),  # a token in the path
+        (NetworkSettings(index_url="https://mirror.example/simple?token=abc"), True),
+        (NetworkSettings(index_url="https://mirror.example/api/v4/projects/1234/packages/pypi/simple"), False),
     ],
 )
 def test_credentials_are_recognised(settings, expected):

@@ -2,6 +2,7 @@
 staged build context, and the two sides that write and read its files and lines."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def test_build_arguments_are_the_dockerfiles_args():
 @pytest.mark.parametrize("text", [DOCKERFILE, SMOKE_DOCKERFILE], ids=["build", "smoke"])
 def test_secret_ids_are_the_contracts(text):
     ids = re.findall(r"--mount=type=secret,id=([\w.-]+)", text)
-    assert ids and set(ids) == {contract.PIP_SETTINGS_ID, contract.CA_BUNDLE_ID}
+    assert ids and set(ids) == {contract.PIP_SETTINGS_ID, contract.CA_BUNDLE_ID, contract.CLIENT_CERT_ID}
 
 
 def test_paths_in_the_image_are_the_contracts():
@@ -72,30 +73,40 @@ def test_paths_in_the_image_are_the_contracts():
 
 def test_the_tools_layer_copies_netconfig_and_the_contract_only(tmp_path):
     """Step 1 must not be invalidated by other kit changes: it copies the context's setup/ folder,
-    which holds of the kit's modules these two, and netconfig runs from them alone (run as a
-    script, with no package around it)."""
+    which holds of the kit's modules netconfig and what it imports, and netconfig runs from them
+    alone (run as a script, with no package around it)."""
     step_one = DOCKERFILE[: DOCKERFILE.index("\n# 2.")]
     assert [s for sources, _ in copies(step_one) for s in sources] == ["setup/"]
     context.stage(tmp_path / "ctx", kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=False,
                   network=NetworkSettings())  # fmt: skip
     modules = sorted(p.name for p in (tmp_path / "ctx" / "setup" / "kit" / "lambda_kit").iterdir())
-    assert modules == sorted(contract.TOOLS_LAYER_MODULES) == ["contract.py", "netconfig.py"]
+    assert modules == sorted(contract.TOOLS_LAYER_MODULES)
+    assert modules == ["contract.py", "httpget.py", "netconfig.py", "netprobe.py", "netrules.py"]
     smoke_modules = [s for sources, _ in copies(SMOKE_DOCKERFILE) for s in sources if s.endswith(".py")]
-    assert {"kit/netconfig.py", "kit/contract.py"} <= set(smoke_modules)
+    assert {f"kit/{m}" for m in contract.TOOLS_LAYER_MODULES} <= set(smoke_modules)
 
 
-def test_netconfig_runs_as_a_script_beside_the_contract_alone(tmp_path):
-    for module in ("netconfig.py", "contract.py"):
+def test_netconfig_runs_as_a_script_beside_the_tools_layer_modules_alone(tmp_path, monkeypatch):
+    """As in the tools layer: the default index is probed first (PyPI here: no settings handed in
+    on this machine), then the command runs with it; a dead index is one line, before the command."""
+    for module in contract.TOOLS_LAYER_MODULES:
         (tmp_path / module).write_bytes((ROOT / "scripts" / "lambda_kit" / module).read_bytes())
     probe = "import os; print(os.environ.get('PIP_INDEX_URL', 'unset'))"
-    done = subprocess.run(
-        [sys.executable, "-E", "-s", str(tmp_path / "netconfig.py"), sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
+    settings = tmp_path / "net" / contract.PIP_SETTINGS_ID
+    settings.parent.mkdir()
+    settings.write_text("INDEX_URL=http://127.0.0.1:9/simple\nTIMEOUT=3\n")
+    net = f"contract.NET = contract.PurePosixPath({str(tmp_path / 'net')!r})"  # where the legacy builder puts it
+    script = (
+        (tmp_path / "netconfig.py").read_text().replace("    import netprobe\n", f"    import netprobe\n    {net}\n", 1)
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "unset"  # no settings handed in on this machine: pip's defaults
+    (tmp_path / "netconfig.py").write_text(script)
+    done = subprocess.run([sys.executable, "-E", "-s", str(tmp_path / "netconfig.py"), sys.executable, "-c", probe],
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "lambda-kit: error: package index 127.0.0.1:9 (INDEX_URL): connection refused",
+        "hint: check the address and port in INDEX_URL, and that the index is up",
+    ]
 
 
 def test_the_staged_context_is_what_the_dockerfile_copies(tmp_path):
@@ -125,22 +136,29 @@ def test_settings_file_written_by_the_host_is_read_by_the_image(tmp_path, monkey
     )
     (tmp_path / contract.PIP_SETTINGS_ID).write_text(network.settings_text(), encoding="utf-8")
     monkeypatch.setattr(contract, "SECRETS", PurePosixPath(tmp_path))
-    settings = netconfig.read_settings()
-    assert settings == {
+    built = netconfig.BuildNetwork.current()
+    assert built.settings == {
         "INDEX_URL": "https://mirror.example/simple",
         "EXTRA_INDEX_URLS": "https://a.example/simple https://b.example/simple",
         "ENV_TOKEN": "s3cret",
         "ENV_USER": "me",
     }
-    lock_sources = ["https://pypi.org/simple", "https://${USER}:$TOKEN@private.example/simple"]
-    env, cleanup = netconfig.pip_environment_for(settings, None, lock_sources)
+    lock_sources = [{"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True},
+                    {"name": "private", "url": "https://${USER}:$TOKEN@private.example/simple", "verify_ssl": False}]  # fmt: skip
+    sources = built.sources(lock_sources)
+    # A package without an index: the first source (INDEX_URL takes its place), then EXTRA_INDEX_URLS.
+    env, cleanup = built.pip_environment(built.route(sources), base={"PIP_FIND_LINKS": "/x", "HOME": "/root"})
     assert cleanup == []
-    assert env["PIP_INDEX_URL"] == "https://mirror.example/simple"  # INDEX_URL takes the lock's first source's place
-    assert env["PIP_EXTRA_INDEX_URL"].split() == [
-        "https://me:s3cret@private.example/simple",
-        "https://a.example/simple",
-        "https://b.example/simple",
-    ]
+    assert env["PIP_INDEX_URL"] == "https://mirror.example/simple"
+    assert env["PIP_EXTRA_INDEX_URL"].split() == ["https://a.example/simple", "https://b.example/simple"]
+    assert "PIP_FIND_LINKS" not in env and env["HOME"] == "/root" and env["PIP_CONFIG_FILE"] == os.devnull
+    # A package pinned to the private source: that source alone, trusted as its verify_ssl says.
+    env, _ = built.pip_environment(built.route(sources, "private"))
+    assert env["PIP_INDEX_URL"] == "https://me:s3cret@private.example/simple" and "PIP_EXTRA_INDEX_URL" not in env
+    assert env["PIP_TRUSTED_HOST"] == "private.example"
+    with pytest.raises(KeyError):
+        built.route(sources, "nowhere")
+    assert netconfig.redactor(built.secrets())("https://me:s3cret@private.example") == "https://me:***@private.example"
     assert contract.referenced_names("https://${USER}:$TOKEN@x/${USER}") == ["USER", "TOKEN", "USER"]
     assert contract.expand("https://${NOPE}@x", {}) == "https://${NOPE}@x"
 

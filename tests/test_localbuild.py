@@ -60,8 +60,8 @@ def test_source_only_package_is_a_clear_error_naming_it(tmp_path):
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("lambda-kit: error:")]
     assert errors == [
-        "lambda-kit: error: pip cannot install 1 locked package(s) for python3.11 x86_64: "
-        "docopt==0.6.2 exists without a wheel for python3.11 x86_64"
+        "lambda-kit: error: cannot install 1 locked package(s) for python3.11 x86_64: "
+        "docopt==0.6.2: only a source distribution (docopt-0.6.2.tar.gz), which this builder cannot compile"
     ]
     assert "make package without BUILDER=local" in result.stderr
     assert (project / "build.zip").read_bytes() == b"previous zip"

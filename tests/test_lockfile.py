@@ -30,7 +30,8 @@ def test_sample_lock_plans_every_package_with_its_hashes():
     assert line.startswith("pydantic-core==") and line.count("--hash=sha256:") == len(pydantic_core.hashes)
     assert "pytest" not in plan.names()
     assert lockfile.develop_only(lock) == ["iniconfig", "packaging", "pluggy", "pygments", "pytest"]
-    assert plan.index_urls == ["https://pypi.org/simple"]
+    assert [s["url"] for s in plan.sources] == ["https://pypi.org/simple"]
+    assert {p.index for p in plan.index} <= {"", "pypi"}  # each entry's own source, when the lock names one
 
 
 def test_editable_path_is_local_and_false_marker_is_skipped():

@@ -167,11 +167,17 @@ def test_every_package_without_a_wheel_in_one_error_each_with_why(tmp_path):
     result = make(project, "package", "BUILDER=local")
     assert result.returncode != 0
     first = result.stderr.splitlines()[0]
-    assert first.startswith("lambda-kit: error: pip cannot install 3 locked package(s) for python3.11 x86_64: "), first
+    assert first.startswith("lambda-kit: error: cannot install 3 locked package(s) for python3.11 x86_64: "), first
     clauses = first.split("x86_64: ", 1)[1].split("; ")
-    assert clauses[0] == "docopt==0.6.2 exists without a wheel for python3.11 x86_64"
-    assert clauses[1].startswith("psycopg2-binary==2.9.3 exists without a wheel for python3.11 x86_64 (2.9.")
+    assert (
+        clauses[0]
+        == "docopt==0.6.2: only a source distribution (docopt-0.6.2.tar.gz), which this builder cannot compile"
+    )
+    assert clauses[1].startswith(
+        "psycopg2-binary==2.9.3: only a source distribution (psycopg2-binary-2.9.3.tar.gz), "
+        "which this builder cannot compile (2.9."
+    )
     assert clauses[1].endswith(" has one)")
-    assert clauses[2].startswith("six==9.9.9 does not exist on the package index (latest: 1.")
+    assert clauses[2].startswith("six==9.9.9: no such version on pypi.org (latest: 1.")
     assert "typing" not in first and "Traceback" not in result.stderr
     assert not (project / "build.zip").exists()

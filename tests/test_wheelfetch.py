@@ -21,9 +21,9 @@ from types import SimpleNamespace
 
 import pytest
 
+import faultnet
 from conftest import ROOT
-from lambda_kit import indexclient, lockfile, runtimes, wheelfetch
-from lambda_kit.errors import StepError
+from lambda_kit import fetchphase, httpget, indexclient, lockfile, netconfig, runtimes, wheelfetch
 from test_wheelinstall import make_wheel
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -45,6 +45,12 @@ class Index:
             def log_message(self, *args) -> None:
                 pass
 
+            def do_HEAD(self) -> None:  # the kit's probe of the index's root
+                index.seen.append((self.path, self.headers.get("Authorization")))
+                self.send_response(200 if self.path.rstrip("/") == "/simple" else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self) -> None:
                 index.seen.append((self.path, self.headers.get("Authorization")))
                 status, kind, body = index.answer(self.path)
@@ -65,23 +71,11 @@ class Index:
     def answer(self, path: str) -> tuple[int, str, bytes]:
         if path in self.overrides:
             return self.overrides[path]
-        parts = path.strip("/").split("/")
-        if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.pages:
-            if self.html:
-                return 200, "text/html; charset=utf-8", html_page(self.pages[parts[1]])
-            page = {"meta": {"api-version": "1.1"}, "name": parts[1], "files": self.pages[parts[1]]}
-            return 200, JSON, json.dumps(page).encode()
-        if parts[0] == "files" and len(parts) == 2 and parts[1] in self.files:
-            return 200, "application/octet-stream", self.files[parts[1]]
-        return 404, "text/plain", b"not found"
+        page = (lambda files: (200, "text/html; charset=utf-8", html_page(files))) if self.html else None
+        return faultnet.answer(self.pages, self.files, path, page)
 
     def add(self, name: str, path: Path, **extra) -> str:
-        data = path.read_bytes()
-        self.files[path.name] = data
-        digest = hashlib.sha256(data).hexdigest()
-        entry = {"filename": path.name, "url": f"../../files/{path.name}", "hashes": {"sha256": digest}}
-        self.pages.setdefault(name, []).append({**entry, **extra})
-        return "sha256:" + digest
+        return faultnet.add_file(self.pages, self.files, name, path, extra)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -144,9 +138,16 @@ def pip_choice(tmp: Path, env: dict, pins: dict[str, tuple[str, tuple]], args: l
     return chosen
 
 
-def kit_choice(tmp: Path, env: dict, pins: dict[str, tuple[str, tuple]], args: list[str]) -> wheelfetch.Result:
-    packages = [SimpleNamespace(name=n, version=f"=={v}", hashes=hs) for n, (v, hs) in pins.items()]
-    return wheelfetch.fetch(packages, args, env, Path(sys.prefix), tmp / "wheelhouse", lambda line: None)
+def net_for(index: Index, **settings: str) -> netconfig.BuildNetwork:
+    """The kit's network settings for `index` (as the settings file hands them over)."""
+    return netconfig.BuildNetwork({"INDEX_URL": index.url, "TIMEOUT": "5", **settings})
+
+
+def kit_choice(tmp: Path, network: netconfig.BuildNetwork, pins: dict[str, tuple[str, tuple]], args: list[str],
+               sources: list[dict] | None = None) -> fetchphase.Result:  # fmt: skip
+    packages = [SimpleNamespace(name=n, version=f"=={v}", hashes=hs, index="") for n, (v, hs) in pins.items()]
+    return fetchphase.fetch(packages, args, network, sources or [], tmp / "wheelhouse", lambda line: None,
+                            target_name="python3.11 x86_64")  # fmt: skip
 
 
 ODD_FILES = {
@@ -204,12 +205,12 @@ def test_the_kit_takes_the_file_pip_takes(odd_index, tmp_path, named, version, a
     args = target_args(version, arch)
     env = env_for(index)
     assert pip_choice(tmp_path, env, {"demo": ("1.0", hashes)}, args) == {expected}
-    result = kit_choice(tmp_path, env, {"demo": ("1.0", hashes)}, args)
-    assert result.left == {}
+    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", hashes)}, args)
+    assert result.left == {} and result.failed == {}
     assert result.chosen["demo"].name == expected
     assert result.chosen["demo"].read_bytes() == index.files[expected]
     assert result.downloaded == 1
-    again = kit_choice(tmp_path, env, {"demo": ("1.0", hashes)}, args)
+    again = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", hashes)}, args)
     assert (again.downloaded, again.reused) == (0, 1)  # a file already there with its hash is kept
 
 
@@ -226,48 +227,49 @@ def test_target_tags_are_pips_own_in_pips_order():
             assert [str(t) for t in wheelfetch.target_of(args).tags] == [str(t) for t in pip_target.get_sorted_tags()]
 
 
-def test_what_the_kit_leaves_to_pip(index, tmp_path):
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "status, kind, body, reason",
+    [
+        (200, "text/plain", b"demo-1.0-py3-none-any.whl", "answered text/plain for its page, not an index page"),
+        (200, "text/html; charset=no-such-codec", b"<html></html>", "page cannot be read as no-such-codec"),
+        (200, JSON, b"{not json", "page is not a valid PEP 691 page (JSONDecodeError"),
+        (200, JSON, DEEP_JSON, "page is JSON nested too deeply to read"),
+        (200, "text/html", b"<html><![foo[ odd ]]><a href='x.whl'>x</a></html>", "page is HTML the parser cannot read (AssertionError"),
+        (410, "text/plain", b"gone", "answered HTTP 410 for its page"),
+    ],
+    ids=["not-a-page", "charset", "bad-json", "deep-json", "odd-html", "http-410"],
+)  # fmt: skip
+def test_a_page_pip_cannot_use_is_the_exact_reason_never_an_internal_error(index, tmp_path, status, kind, body, reason):
     wheel = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
-    args = target_args()
-    pins = {"demo": ("1.0", (wheel,))}
-    index.overrides["/simple/demo/"] = (200, "text/plain", b"demo-1.0-py3-none-any.whl")
-    assert "not an index page" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
-    index.overrides["/simple/demo/"] = (200, "text/html; charset=no-such-codec", b"<html></html>")
-    assert "cannot be read as no-such-codec" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
-    index.overrides["/simple/demo/"] = (503, "text/plain", b"busy")
-    assert "HTTP 503" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
-    index.overrides["/simple/demo/"] = (200, JSON, b"{not json")
-    assert "not a valid PEP 691 page" in kit_choice(tmp_path, env_for(index), pins, args).left["demo"]
-    del index.overrides["/simple/demo/"]
-    assert "PIP_PRE set" in kit_choice(tmp_path, env_for(index, PIP_PRE="1"), pins, args).left["demo"]
-    plain = {**env_for(index), "PIP_TRUSTED_HOST": ""}
-    assert "pip needs it trusted" in kit_choice(tmp_path, plain, pins, args).left["demo"]
-    native = [a for a in args if a != "--only-binary=:all:"]
+    index.overrides["/simple/demo/"] = (status, kind, body)
+    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (wheel,))}, target_args())
+    assert result.left == {} and result.chosen == {}
+    clause = result.failed["demo"].clause
+    assert clause.startswith(f"demo: {index.host}") and reason in clause, clause
+
+
+def test_an_sdist_is_left_to_pip_where_pip_can_build_it(index, tmp_path):
+    wheel = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
+    native = [a for a in target_args() if a != "--only-binary=:all:"]
     sdist = tmp_path / "demo-1.0.tar.gz"
     sdist.write_bytes(b"not really an sdist")
     only = index.add("demo", sdist)
     assert (
-        "source distribution" in kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (only,))}, native).left["demo"]
+        "source distribution" in kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (only,))}, native).left["demo"]
     )
-    assert (
-        kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (only, wheel))}, native)
-        .chosen["demo"]
-        .name.endswith(".whl")
-    )
-    config = tmp_path / "pip.conf"
-    config.write_text("[global]\nindex-url = https://example.invalid/simple\n")
-    assert (
-        "pip would read" in kit_choice(tmp_path, env_for(index, PIP_CONFIG_FILE=str(config)), pins, args).left["demo"]
-    )
+    both = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (only, wheel))}, native)
+    assert both.chosen["demo"].name.endswith(".whl")
 
 
-def test_a_file_the_lock_does_not_name_is_a_hash_mismatch(index, tmp_path):
+def test_a_listed_file_whose_bytes_differ_is_a_hash_mismatch(index, tmp_path):
     pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     index.files["demo-1.0-py3-none-any.whl"] = b"PK\x03\x04 something else"  # the page says one thing, the file another
-    with pytest.raises(
-        StepError, match=r"hash mismatch: the download of demo \(demo-1.0-py3-none-any.whl\) does not match"
-    ):
-        kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args())
+    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, target_args())
+    error = fetchphase.error(result, "python3.11 x86_64", "")
+    assert str(error).startswith("hash mismatch: the download of demo (demo-1.0-py3-none-any.whl) does not match")
     assert sorted(p.name for p in (tmp_path / "wheelhouse").iterdir()) == []  # nothing kept, no partial file
 
 
@@ -275,20 +277,20 @@ def test_a_connection_that_ends_short_is_left_to_pip(index, tmp_path):
     pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     pins = {"demo": ("1.0", (pin,))}
     index.short.add("/files/demo-1.0-py3-none-any.whl")
-    left = kit_choice(tmp_path, env_for(index), pins, target_args()).left
-    assert "bytes short of its Content-Length" in left["demo"]  # not a hash mismatch: pip tries again
+    left = kit_choice(tmp_path, net_for(index), pins, target_args()).left
+    assert "bytes short" in left["demo"]  # not a hash mismatch: pip tries again
     index.short = {"/simple/demo/"}
-    assert "bytes short of its Content-Length" in kit_choice(tmp_path, env_for(index), pins, target_args()).left["demo"]
+    assert "bytes short" in kit_choice(tmp_path, net_for(index), pins, target_args()).left["demo"]
     assert [p.name for p in (tmp_path / "wheelhouse").iterdir()] == []  # no partial file kept
 
 
 def test_sizes_are_bounded(index, tmp_path, monkeypatch):
     pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     monkeypatch.setattr(wheelfetch, "MAX_FILE", 100)
-    with pytest.raises(StepError, match="is larger than 0 MiB"):
-        kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args())
+    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, target_args())
+    assert "is larger than 0 MiB" in result.failed["demo"].clause
     monkeypatch.setattr(indexclient, "MAX_PAGE", 50)
-    assert "larger than" in kit_choice(tmp_path, env_for(index), {"demo": ("1.0", (pin,))}, target_args()).left["demo"]
+    assert "larger than" in kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, target_args()).left["demo"]
 
 
 def test_names_that_leave_the_wheelhouse_are_never_candidates(index, tmp_path):
@@ -298,9 +300,10 @@ def test_names_that_leave_the_wheelhouse_are_never_candidates(index, tmp_path):
     for name in ("..%2Fdemo-1.0-py3-none-any.whl", ".demo-1.0-py3-none-any.whl"):
         index.pages["demo"] = [{"filename": "x", "url": f"../../files/{name}", "hashes": {"sha256": digest}}]
         index.files[name] = data
-        left = kit_choice(tmp_path, env_for(index), {"demo": ("1.0", ("sha256:" + digest,))}, target_args()).left
-        assert "no listed file has a hash the lock names" in left["demo"]
+        result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", ("sha256:" + digest,))}, target_args())
+        assert result.chosen == {} and "demo==1.0: no such version" in result.failed["demo"].clause
     assert not (tmp_path / "demo-1.0-py3-none-any.whl.part").exists()
+    assert [p.name for p in (tmp_path / "wheelhouse").iterdir()] == []
 
 
 def test_credentials_go_to_the_index_host_only(index, tmp_path):
@@ -310,11 +313,11 @@ def test_credentials_go_to_the_index_host_only(index, tmp_path):
         pin = other.add("demo", wheel)
         # The index's page lists the file on another host (as PyPI's CDN): no credentials go there.
         index.pages["demo"] = [{**other.pages["demo"][0], "url": f"http://{other.host}/files/{wheel.name}"}]
-        env = env_for(index, PIP_INDEX_URL=f"http://user:s%40cret@{index.host}/simple",
-                      PIP_TRUSTED_HOST=f"{index.host} {other.host}")  # fmt: skip
-        result = kit_choice(tmp_path, env, {"demo": ("1.0", (pin,))}, target_args())
+        network = net_for(index, INDEX_URL=f"http://user:s%40cret@{index.host}/simple")
+        result = kit_choice(tmp_path, network, {"demo": ("1.0", (pin,))}, target_args())
         assert result.chosen["demo"].read_bytes() == wheel.read_bytes()
-        assert index.seen == [("/simple/demo/", "Basic dXNlcjpzQGNyZXQ=")]  # user:s@cret
+        basic = "Basic dXNlcjpzQGNyZXQ="  # user:s@cret
+        assert index.seen == [("/simple", basic), ("/simple/demo/", basic)]  # the probe, then the page
         assert other.seen == [(f"/files/{wheel.name}", None)]
     finally:
         other.close()
@@ -348,9 +351,7 @@ def test_real_locks_same_choice_as_pip(tmp_path, version, arch):
     locks = [ROOT / "bench" / "projects" / s / "a" / "Pipfile.lock" for s in ("small", "large")]
     locks.append(ROOT / "Pipfile.lock")
     args = target_args(version, arch)
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
-    env.pop("PIP_FIND_LINKS", None)
-    client = wheelfetch.Client(wheelfetch.settings_of(env, Path(sys.prefix)))
+    client = httpget.Client(netconfig.BuildNetwork({}).http_settings())
     target = wheelfetch.target_of(args)
     compared = 0
     for lock in locks:
@@ -358,8 +359,8 @@ def test_real_locks_same_choice_as_pip(tmp_path, version, arch):
         expected = pip_report_choice(tmp_path, pins, args)
         for name, (pinned, hashes) in pins.items():
             try:
-                best = wheelfetch.choose(name, pinned, hashes, target, client)
-            except wheelfetch.LeaveToPip as exc:
+                best = wheelfetch.choose(name, pinned, hashes, target, client, [netconfig.PYPI])
+            except (wheelfetch.LeaveToPip, wheelfetch.Unavailable) as exc:
                 pytest.fail(f"{name}: left to pip ({exc})")
             assert best.filename == expected[wheelfetch.canonicalize_name(name)], name
             compared += 1
@@ -388,7 +389,7 @@ def test_html_and_fragment_details_as_pip_reads_them(index, tmp_path):
     index.overrides["/simple/demo/"] = (200, "text/html", page.encode())
     expected = {best_bare.name}
     assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
-    assert kit_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected
+    assert kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected
 
     shutil.rmtree(tmp_path / "wheelhouse")
     del index.overrides["/simple/demo/"]
@@ -399,7 +400,7 @@ def test_html_and_fragment_details_as_pip_reads_them(index, tmp_path):
     ]  # fmt: skip
     expected = {plain.name}
     assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
-    assert kit_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected
+    assert kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected
 
 
 def test_each_host_is_looked_up_once_per_run(index, tmp_path, monkeypatch):
@@ -412,13 +413,13 @@ def test_each_host_is_looked_up_once_per_run(index, tmp_path, monkeypatch):
         wheel = make_wheel(tmp_path / name, name, "1.0", {f"{name}/__init__.py": b""})
         pins[name] = ("1.0", (index.add(name, wheel),))
     lookups = []
-    real = indexclient.socket.getaddrinfo
+    real = httpget.socket.getaddrinfo
 
     def counted(host, *args, **kwargs):
         lookups.append(host)
         return real(host, *args, **kwargs)
 
-    monkeypatch.setattr(indexclient.socket, "getaddrinfo", counted)
-    result = kit_choice(tmp_path, env_for(index), pins, target_args())
+    monkeypatch.setattr(httpget.socket, "getaddrinfo", counted)
+    result = kit_choice(tmp_path, net_for(index), pins, target_args())
     assert sorted(result.chosen) == sorted(pins) and result.downloaded == 6
-    assert lookups == ["127.0.0.1"]  # 12 connections, one lookup
+    assert lookups == ["127.0.0.1"]  # 13 connections (the probe, 6 pages, 6 files), one lookup

@@ -205,6 +205,53 @@ def test_two_packages_writing_one_file_differently_is_an_error_and_alike_is_not(
         wheelinstall.install([wheelinstall.wheel_for(w, pins[w]) for w in (one, other)], clash, "python3.11")
 
 
+def test_another_distributions_data_folder_is_installed_as_pip_installs_it(tmp_path):
+    """pip takes every top-level `*.data` folder as a scheme folder, whatever name it carries: its
+    purelib/platlib go to the target, data and headers where pip --target puts them, scripts to
+    bin/ (which the kit drops). Before, the kit shipped such a folder as it was, a script included."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    foreign = make_wheel(
+        folder, "gamma", "1.0",
+        {
+            "gamma/__init__.py": b"",
+            "other-9.data/purelib/gamma_more.py": b"MORE = 1\n",
+            "other-9.data/platlib/gamma_native/__init__.py": b"",
+            "other-9.data/scripts/other-tool": (b"#!/bin/sh\necho tool\n", 0o755),
+            "other-9.data/data/share/other/notes.txt": b"notes\n",
+            "other-9.data/headers/other.h": b"#define OTHER 1\n",
+            "gamma-1.0.data/purelib/../purelib/gamma_dotted.py": b"D = 1\n",
+        },
+    )  # fmt: skip
+    pip_target([foreign], tmp_path / "pip", ["gamma==1.0"])
+    kit_target([foreign], tmp_path / "kit")
+    by_pip, by_kit = tree(tmp_path / "pip"), tree(tmp_path / "kit")
+    assert sorted(by_kit) == sorted(by_pip)
+    assert [name for name in by_pip if by_pip[name] != by_kit[name]] == []
+    assert "gamma_more.py" in by_kit and "gamma_dotted.py" in by_kit and "share/other/notes.txt" in by_kit
+    assert not any(name.startswith("other-9.data") or "other-tool" in name for name in by_kit)
+
+
+@pytest.mark.parametrize(
+    "first, second, message",
+    [
+        ({"pkg/x": b"a file"}, {"pkg/x/y.py": b""}, r"alpha-1.0-py3-none-any.whl and beta-1.0-py3-none-any.whl install pkg/x both as a file and as a folder"),
+        ({"pkg/x/y.py": b""}, {"pkg/x": b"a file"}, r"alpha-1.0-py3-none-any.whl and beta-1.0-py3-none-any.whl install pkg/x both as a file and as a folder"),
+        ({"pkg/..": b"x"}, {"beta.py": b""}, r"alpha-1.0-py3-none-any.whl has an entry that names the install folder itself"),
+        ({".": b"x"}, {"beta.py": b""}, r"alpha-1.0-py3-none-any.whl has an entry that names the install folder itself"),
+        ({"pkg": b"x", "pkg/a.py": b""}, {"beta.py": b""}, r"alpha-1.0-py3-none-any.whl installs pkg both as a file and as a folder"),
+    ],
+    ids=["file-then-folder", "folder-then-file", "dotdot", "dot", "one-wheel"],
+)  # fmt: skip
+def test_a_path_conflict_is_one_error_naming_the_path_and_both_wheels(tmp_path, first, second, message):
+    alpha = make_wheel(tmp_path, "alpha", "1.0", first)
+    beta = make_wheel(tmp_path, "beta", "1.0", second)
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(wheelinstall.WheelError, match=message):
+        wheelinstall.install([wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in (alpha, beta)], target, "python3.11")
+
+
 def test_malformed_wheels_are_one_line_each(tmp_path):
     future = make_wheel(tmp_path, "future", "1.0", {"future.py": b""}, wheel_version="2.0")
     with pytest.raises(wheelinstall.WheelError, match="has Wheel-Version 2.0"):

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from . import cachesign, compiling, docker, lockfile, runtimes, sources, zipwriter
-from .network import NetworkSettings, lock_source_variables
+from .network import NetworkSettings, for_lock
 from .errors import UsageError
 
 BUILDERS = ("auto", "docker", "local")
@@ -77,8 +77,9 @@ class BuildPlan:
     def build_network(self, environ: dict[str, str] | None = None) -> NetworkSettings:
         """The network settings a dependency build hands to pip: the user's, plus the values of the
         `${VAR}`s the lock's sources use (asked only when dependencies are needed)."""
-        variables = lock_source_variables(self.lock, dict(os.environ if environ is None else environ))
-        return replace(self.settings.network, lock_source_env=variables)
+        return for_lock(
+            self.settings.network, self.lock, self.settings.pipfile, os.environ if environ is None else environ
+        )
 
 
 def checkout_id(project_dir: Path) -> str:

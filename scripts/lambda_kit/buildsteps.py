@@ -10,10 +10,7 @@ Standard library plus `packaging` only.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -21,16 +18,14 @@ from pathlib import Path
 from typing import Callable
 
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
 )
 
-from . import bytecode, contract, lockfile, pipchoices, wheelcheck, wheelfetch, wheelinstall, zipwriter
+from . import bytecode, contract, fetchphase, lockfile, netconfig, pipchoices, wheelinstall, zipwriter
+from .piprun import dependency_failure, pip_failure, pip_install, run_pip, run_tool, stop_group  # noqa: F401
 from .digests import sha256_hex
 from .errors import StepError
+from .netconfig import BuildNetwork
 
 
 def say(message: str) -> None:
@@ -40,7 +35,7 @@ def say(message: str) -> None:
 @dataclass
 class Toolchain:
     python: Path  # a python with the pinned pip (scripts/container-requirements.txt)
-    pip_env: Callable[[list[str]], tuple[dict[str, str], list[Path]]]  # lock sources -> PIP_* and temp files
+    network: BuildNetwork = field(default_factory=lambda: BuildNetwork({}))  # indexes, trust, proxies (netconfig)
     environment: dict[str, str] | None = None  # marker variables of the target; None: this interpreter
     target_args: list[str] = field(default_factory=list)  # pip options for a cross-platform install
     target_name: str = ""  # e.g. "python3.12 x86_64", for messages
@@ -50,113 +45,11 @@ class Toolchain:
     echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
     python_xy: str = "python%d.%d" % sys.version_info[:2]  # the target's, for the headers folder
     fetch: str = "kit"  # who downloads the lock's files: kit (wheelfetch, pip for the rest) or pip (LAMBDA_KIT_FETCH)
+    redact: Callable[[str], str] = lambda text: text  # masks the network settings' credentials
 
-
-def pip_install(tools: Toolchain, args: list[str], target: Path, lock_sources: list[str]) -> None:
-    argv = [
-        str(tools.python), "-m", "pip", "install",
-        "--target", str(target), "--no-compile", "--no-deps", "--no-input",
-        "--no-warn-script-location", "--progress-bar", "off",
-        *tools.target_args, *args,
-    ]  # fmt: skip
-    code, lines = run_pip(tools, argv, lock_sources)
-    if code != 0:
-        raise pip_failure(code, lines, tools)
-
-
-def run_pip(tools: Toolchain, argv: list[str], lock_sources: list[str]) -> tuple[int, list[str]]:
-    """pip with the toolchain's network settings; its output is echoed line by line as it comes
-    (the build log, which the helper follows for its progress line) and returned."""
-    argv = argv + (["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"])
-    env, cleanup = tools.pip_env(lock_sources)
-    try:
-        return run_tool(argv, {**os.environ, **env}, tools.echo)
-    finally:
-        for path in cleanup:
-            path.unlink(missing_ok=True)
-
-
-def run_tool(
-    argv: list[str], env: dict[str, str], echo: Callable[[str], object] | None = None
-) -> tuple[int, list[str]]:
-    """Run a tool (pip, pipenv, strip) in its own process group, its output (stderr merged) as lines.
-    An interrupt (Ctrl-C, SIGTERM) stops the whole group at once, instead of waiting for pip."""
-    lines: list[str] = []
-    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                          start_new_session=True) as tool:  # fmt: skip
-        try:
-            for line in tool.stdout:
-                if echo is not None:
-                    echo(line)
-                lines.append(line.rstrip("\n"))
-            tool.wait()
-        except BaseException:
-            stop_group(tool)
-            raise
-    return tool.returncode, lines
-
-
-def stop_group(tool: subprocess.Popen) -> None:
-    """SIGTERM to the tool's whole process group, a moment for the tool to exit, then SIGKILL to
-    whatever of the group is left (pipenv's and pip's own children too)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(tool.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            tool.wait(3.0)
-        except subprocess.TimeoutExpired:
-            continue
-    tool.wait()
-
-
-def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
-    """One line for what pip said went wrong; the common causes get their own hint."""
-    text = "\n".join(lines)
-    if "DO NOT MATCH THE HASHES" in text:
-        start = next(i for i, line in enumerate(lines) if "DO NOT MATCH THE HASHES" in line)
-        culprits = [line.strip().split(" from ")[0].rstrip(":") for line in lines[start + 1:]
-                    if line.startswith("    ") and not line.startswith("        ")]  # fmt: skip
-        expected = next((ln.split()[-1] for ln in lines[start:] if ln.strip().startswith("Expected sha256")), "?")
-        got = next((ln.split()[-1] for ln in lines[start:] if ln.strip().startswith("Got")), "?")
-        return StepError(
-            f"hash mismatch: the download of {', '.join(culprits) or 'a package'} does not match Pipfile.lock "
-            f"(lock: sha256 {expected[:16]}..., download: {got[:16]}...)",
-            "the file differs from what `pipenv lock` recorded: re-lock only if you trust the new file",
-        )
-    errors = [line for line in lines if line.startswith("ERROR:")]
-    detail = errors[-1][len("ERROR:") :].strip() if errors else f"exit {code}"
-    error = StepError(f"pip install failed: {detail}", "pip's full output is in the build log")
-    error.not_found = wheelcheck.not_found(text)  # install_dependencies asks pip about each of them
-    return error
-
-
-def unavailable(tools: Toolchain, plan: lockfile.InstallPlan) -> StepError | None:
-    """Every locked package pip finds no file for, in one error, each with why (wheelcheck); None
-    when asked again pip finds them all."""
-    env, cleanup = tools.pip_env(plan.index_urls)
-    cache = ["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"]
-
-    def pip(args: list[str]) -> tuple[int, str]:
-        result = subprocess.run([str(tools.python), "-m", "pip", *args, "--no-input", *cache], env={**os.environ, **env},
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")  # fmt: skip
-        tools.echo(result.stdout)
-        return result.returncode, result.stdout
-
-    try:
-        pins = {p.name: p.version.lstrip("=") for p in plan.index}
-        clauses = wheelcheck.report(pip, pins, tools.target_args, tools.target_name or "this runtime")
-    finally:
-        for path in cleanup:
-            path.unlink(missing_ok=True)
-    if not clauses:
-        return None
-    where = f" for {tools.target_name}" if tools.target_name else ""
-    return StepError(
-        f"pip cannot install {len(clauses)} locked package(s){where}: " + "; ".join(clauses),
-        tools.no_wheel_hint if tools.target_args else "pin versions that exist and run `pipenv lock`",
-    )
+    def __post_init__(self) -> None:
+        echo, self.redact = self.echo, netconfig.redactor(self.network.secrets())
+        self.echo = lambda line: echo(self.redact(line))  # nothing the build logs shows a credential
 
 
 def move_into(source: Path, target: Path) -> None:
@@ -211,19 +104,16 @@ def install_dependencies(
     origins: dict[str, wheelinstall.Origin] = {}
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         if plan.index:
-            try:
-                origins = install_index_packages(tools, plan, Path(tmp), target)
-            except StepError as exc:
-                if not exc.not_found:
-                    raise
-                raise (unavailable(tools, plan) or exc) from None
+            origins = install_index_packages(tools, plan, Path(tmp), target)
         others = [local_path(p.path) for p in plan.local] + [p.url for p in plan.urls]
         if others:
-            # Not hash-checkable by pip: installed apart, as regular packages, never editable.
+            # Not hash-checkable by pip: installed apart, as regular packages, never editable; from
+            # the packages' default indexes (their build dependencies too).
             extra = Path(tmp) / "local"
+            indexes = fetchphase.default_route(tools.network, plan.sources)
             if tools.target_args:
-                others = build_wheels(tools, others, Path(tmp) / "wheels", plan.index_urls)
-            pip_install(tools, others, extra, plan.index_urls)
+                others = build_wheels(tools, others, Path(tmp) / "wheels", indexes)
+            pip_install(tools, others, extra, indexes)
             move_into(extra, target)
     drop_console_scripts(target)
     say(f"installed {len(plan.index)} hash-checked and {len(others)} local/VCS packages from [packages]")
@@ -259,7 +149,7 @@ def install_index_packages(
     if chosen:
         say(f"{len(chosen)} files chosen for this target before, in the wheelhouse (not asked again)")
     if ask:
-        chosen.update(fetch_files(tools, ask, tmp, plan.index_urls))
+        chosen.update(fetchphase.fetch_files(tools, ask, tmp, plan.sources))
     notes.save(
         {n: (p.name, p.version, p.hashes, chosen[n]) for p in plan.index if (n := canonicalize_name(p.name)) in chosen}
     )
@@ -274,75 +164,16 @@ def install_index_packages(
     origins = wheelinstall.install(wheels, target, tools.python_xy, checked)
     say(f"{len(wheels)} wheels unpacked (hash-checked against the lock)")
     if others:
-        # A source distribution (or a file pip's output did not name): pip builds and installs it.
-        subset = tmp / "requirements-pip.txt"
-        subset.write_text("".join(p.requirement_line() + "\n" for p in others), encoding="utf-8")
-        found = ["--find-links", str(tools.wheelhouse)]
+        # A source distribution (or a file pip's output did not name): pip builds and installs it,
+        # from the package's own indexes.
         built = tmp / "built"
-        pip_install(tools, ["--require-hashes", *found, "-r", str(subset)], built, plan.index_urls)
+        for n, (indexes, group) in enumerate(fetchphase.by_route(tools, others, plan.sources)):
+            subset = tmp / f"requirements-pip-{n}.txt"
+            subset.write_text("".join(p.requirement_line() + "\n" for p in group), encoding="utf-8")
+            found = ["--find-links", str(tools.wheelhouse)]
+            pip_install(tools, ["--require-hashes", *found, "-r", str(subset)], built, indexes)
         move_into(built, target)
     return origins if kept else {}
-
-
-def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[str]) -> dict[str, Path]:
-    """Each package's file into the wheelhouse, hash-checked, chosen as pip would: by the kit
-    (`wheelfetch`, all at once) where it can decide as pip does, by `pip download` for the rest.
-    Returns the file chosen for each package, by canonical name."""
-    env, cleanup = tools.pip_env(lock_sources)
-    try:
-        fetched = wheelfetch.fetch(packages, tools.target_args, {**os.environ, **env}, Path(tools.python).parent.parent,
-                                   tools.wheelhouse, tools.echo, use_pip=tools.fetch == "pip")  # fmt: skip
-    finally:
-        for path in cleanup:
-            path.unlink(missing_ok=True)
-    chosen, reused, saved = dict(fetched.chosen), fetched.reused, fetched.downloaded
-    rest = [p for p in packages if canonicalize_name(p.name) in fetched.left]
-    if rest:
-        requirements = tmp / "requirements.txt"
-        requirements.write_text("".join(p.requirement_line() + "\n" for p in rest), encoding="utf-8")
-        lines = pip_download(tools, requirements, lock_sources)
-        chosen.update(chosen_files(lines, tools.wheelhouse))
-        reused += sum("File was already downloaded" in line for line in lines)
-        saved += sum("Saved " in line for line in lines)
-    by_pip = f" ({len(rest)} by pip)" if rest else ""
-    say(f"wheelhouse: {reused} files reused, {saved} downloaded{by_pip}")
-    return chosen
-
-
-def pip_download(tools: Toolchain, requirements: Path, lock_sources: list[str]) -> list[str]:
-    """`pip download` every file of `requirements` into the wheelhouse, hash-checked. pip keeps a
-    file that is already there with a matching hash. Returns pip's output lines."""
-    tools.wheelhouse.mkdir(parents=True, exist_ok=True)
-    argv = [str(tools.python), "-m", "pip", "download", "--no-deps", "--no-input", "--progress-bar", "off",
-            "--require-hashes", "--dest", str(tools.wheelhouse), *tools.target_args, "-r", str(requirements)]  # fmt: skip
-    code, lines = run_pip(tools, argv, lock_sources)
-    if code != 0:
-        raise pip_failure(code, lines, tools)
-    return lines
-
-
-def chosen_files(lines: list[str], wheelhouse: Path) -> dict[str, Path]:
-    """The files `pip download` saved or found already downloaded, by the canonical name of the
-    project each belongs to (a file name that is neither a wheel's nor an sdist's is skipped)."""
-    chosen: dict[str, Path] = {}
-    for line in lines:
-        text = line.strip()
-        for prefix in ("Saved ", "File was already downloaded "):
-            if text.startswith(prefix):
-                file = wheelhouse / os.path.basename(text[len(prefix) :].strip())
-                name = project_of(file.name)
-                if name and file.is_file():
-                    chosen[name] = file
-    return chosen
-
-
-def project_of(filename: str) -> str | None:
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[0])
-        return str(parse_sdist_filename(filename)[0])
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
 
 
 def drop_console_scripts(target: Path) -> None:
@@ -356,7 +187,7 @@ def drop_console_scripts(target: Path) -> None:
             record.write_bytes(b"".join(kept))
 
 
-def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_sources: list[str]) -> list[str]:
+def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, indexes: list) -> list[str]:
     """For a cross-platform install: local and VCS packages become wheels first (pip installs
     only wheels with --platform). A pure-Python wheel installs anywhere; a compiled one for this
     host is refused by the target's tags, which is right."""
@@ -371,9 +202,9 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, lock_s
         str(folder),
         *requirements,
     ]
-    code, lines = run_pip(tools, argv, lock_sources)
+    code, lines = run_pip(tools, argv, indexes)
     if code != 0:
-        raise pip_failure(code, lines, tools)
+        raise dependency_failure(lines, tools) or pip_failure(code, lines, tools)
     return sorted(str(p) for p in folder.glob("*.whl"))
 
 

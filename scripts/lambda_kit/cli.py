@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import json
 
-from . import cachesign, deploy, lockfile, runtimes, sharedcache, sources, tempdirs
-from .network import NetworkSettings
+from . import cachesign, deploy, lockfile, network, runtimes, sharedcache, sources, tempdirs
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
 from .buildplan import PackageSettings, check_handler
@@ -111,13 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _network_from_environment() -> NetworkSettings:
-    ca = _env("CA_BUNDLE") or _env("PIP_CERT")
-    return NetworkSettings(
-        index_url=_env("INDEX_URL"),
-        extra_index_urls=_env("EXTRA_INDEX_URLS").split(),
-        ca_bundle=Path(ca) if ca else None,
-    )
+def _network_from_environment() -> network.NetworkSettings:
+    return network.from_environment(os.environ)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from . import contract
 from .bytecode import PROFILE_NAME
 from .digests import sha256_hex
 from .errors import UsageError
-from .network import NetworkSettings
+from .network import NetworkSettings, write_ca
 
 CONTAINER_MODULES = (
     "__init__.py",
@@ -35,15 +35,22 @@ CONTAINER_MODULES = (
     "bytecode.py",
     "contract.py",
     "digests.py",
+    "diskspace.py",
     "errors.py",
+    "fetchphase.py",
+    "httpget.py",
     "incontainer.py",
     "indexclient.py",
     "lockfile.py",
     "netconfig.py",
+    "netprobe.py",
+    "netrules.py",
     "pipchoices.py",
+    "piprun.py",
     "runtimes.py",
     "slimming.py",
     "tempdirs.py",
+    "wheelarchive.py",
     "wheelcheck.py",
     "wheelfetch.py",
     "wheelinstall.py",
@@ -78,8 +85,7 @@ def _stage_network(ctx: Path, buildkit: bool, network: NetworkSettings) -> None:
     net.mkdir()
     if not buildkit:
         # Legacy builder: the settings travel in the context (credentials were refused earlier).
-        if network.ca_bundle:
-            shutil.copyfile(network.ca_bundle, net / contract.CA_BUNDLE_ID)
+        write_ca(network, net / contract.CA_BUNDLE_ID)
         if network.settings_text():
             (net / contract.PIP_SETTINGS_ID).write_text(network.settings_text(), encoding="utf-8")
 
@@ -91,7 +97,7 @@ def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSet
     (ctx / "Dockerfile").write_text(dockerfile if buildkit else legacy_dockerfile(dockerfile), encoding="utf-8")
     (ctx / "kit").mkdir()
     shutil.copy2(kit_dir / "scripts" / "smoke-requirements.txt", ctx / "kit")
-    for module in ("contract.py", "netconfig.py", "smoke_runner.py", "zipreader.py"):
+    for module in (*contract.TOOLS_LAYER_MODULES, "smoke_runner.py", "zipreader.py"):
         shutil.copy2(kit_dir / "scripts" / "lambda_kit" / module, ctx / "kit" / module)
     _stage_network(ctx, buildkit, network)
 

@@ -43,11 +43,13 @@ WHEEL_CHOICES = ".lambda-kit-choices.json"  # in WHEELS: which file pip chose pe
 CONTEXT_FOLDERS = {"setup": ROOT, "build": ROOT}
 SETUP_HOLDS = {"net": NET, "kit": KIT}  # NET's settings, the tools' pins and TOOLS_LAYER_MODULES
 BUILD_HOLDS = {"kit": KIT, "project": PROJECT, "paths": PATHS, "out": OUT}  # the container modules, lock, paths, wheels
-TOOLS_LAYER_MODULES = ("netconfig.py", "contract.py")  # the only kit modules the tools layer sees
+# The only kit modules the tools layer sees: netconfig and what it imports.
+TOOLS_LAYER_MODULES = ("netconfig.py", "contract.py", "httpget.py", "netprobe.py", "netrules.py")
 
 # BuildKit secret ids, also the file names under NET.
 PIP_SETTINGS_ID = "lambda-kit-pip"  # the network settings file below
 CA_BUNDLE_ID = "lambda-kit-ca"  # an extra CA bundle (PEM), added to pip's own
+CLIENT_CERT_ID = "lambda-kit-client-cert"  # pip's client certificate (PEM: key and certificate); BuildKit only
 
 
 @dataclass(frozen=True)
@@ -85,19 +87,27 @@ class BuildArguments:
 
 
 # The network settings file: KEY=VALUE lines. INDEX_URL, EXTRA_INDEX_URLS (space-separated) and
-# ENV_<name> for each `${name}` the lock's source URLs use.
+# ENV_<name> for each `${name}` the lock's source URLs use; then what pip itself would read on the
+# host (its configuration files and PIP_* variables), so both builders reach the indexes alike:
 INDEX_URL = "INDEX_URL"
 EXTRA_INDEX_URLS = "EXTRA_INDEX_URLS"
+PIP_INDEX_URL = "PIP_INDEX_URL"  # pip's index-url: replaces a lock source that is the default PyPI
+PIP_INDEX_FROM = "PIP_INDEX_FROM"  # where that was set (a file, or PIP_INDEX_URL)
+SEARCH_ALL_SOURCES = "SEARCH_ALL_SOURCES"  # 1: the Pipfile's [pipenv] install_search_all_sources
+TRUSTED_HOSTS = "TRUSTED_HOSTS"  # pip's trusted-host values, space-separated
+TIMEOUT = "TIMEOUT"  # pip's timeout, seconds
+RETRIES = "RETRIES"  # pip's retries
+PROXY = "PROXY"  # pip's proxy setting (present, even empty: the environment's proxies are not used)
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")  # the environment's, as requests reads them
+FIND_LINKS = "FIND_LINKS"  # local find-links folders (the local builder's only)
+NETRC = "NETRC"  # ~/.netrc entries for the indexes' hosts: "host login password", \x1f-separated
 ENV_PREFIX = "ENV_"
 ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)")  # pipenv's `${NAME}` (and `$NAME`) in source URLs
 
 
-def settings_text(index_url: str, extra_index_urls: list[str], variables: dict[str, str]) -> str:
-    lines = []
-    if index_url:
-        lines.append(f"{INDEX_URL}={index_url}")
-    if extra_index_urls:
-        lines.append(f"{EXTRA_INDEX_URLS}=" + " ".join(extra_index_urls))
+def settings_text(values: dict[str, str], variables: dict[str, str]) -> str:
+    """The file: `values` (KEY -> value; empty values are left out, but PROXY's) and the ENV_s."""
+    lines = [f"{k}={v}" for k, v in values.items() if v or (k == PROXY and v is not None)]
     lines += [f"{ENV_PREFIX}{k}={v}" for k, v in sorted(variables.items())]
     return "".join(line + "\n" for line in lines)
 

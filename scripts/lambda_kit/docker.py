@@ -141,6 +141,7 @@ class BuildRequest:
     labels: dict[str, str]
     secrets: dict[str, Path] = field(default_factory=dict)  # BuildKit only
     platform: str | None = None
+    network: str | None = None  # "host": the build's RUN steps use the host's network (its 127.0.0.1)
 
 
 def build_command(engine: Engine, request: BuildRequest) -> tuple[list[str], dict[str, str]]:
@@ -158,6 +159,8 @@ def build_command(engine: Engine, request: BuildRequest) -> tuple[list[str], dic
         argv += ["--shm-size", SHM_SIZE]
     if request.platform:
         argv += ["--platform", request.platform]
+    if request.network:
+        argv += ["--network", request.network]
     for key, value in request.build_args.items():
         argv += ["--build-arg", f"{key}={value}"]
     for key, value in request.labels.items():

@@ -15,7 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import buildsteps, bytecode, contract, netconfig, runtimes, tempdirs
+from . import buildsteps, bytecode, contract, diskspace, netconfig, runtimes, tempdirs
 from .errors import KitError, StepError
 
 OUT = Path(contract.OUT)  # what the helper copies out: deps.zip (+ .sha256), wheels/
@@ -50,7 +50,7 @@ def container_toolchain(target: str, fetch: str = "kit") -> buildsteps.Toolchain
         **cross,
         python=Path(contract.TOOLS_BIN, "python"),
         fetch=fetch,
-        pip_env=netconfig.pip_environment,
+        network=netconfig.BuildNetwork.current(),
         wheelhouse=OUT / contract.WHEELS,  # seeded from the host's wheelhouse through the context
         # BuildKit mounts a download cache here; without one, keep downloads out of the layer.
         cache_dir=PIP_CACHE if os.path.ismount(PIP_CACHE) else None,
@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         check_interpreter(build.python_version)
         # The tree in memory (BuildKit's tmpfs mount, or /dev/shm, which the legacy builder is given
         # room in): never in the layer, and no disk file system paying for thousands of small files.
-        with tempdirs.scratch("deps-", SCRATCH_CANDIDATES) as work:
+        with diskspace.guard("building the dependencies", [OUT, *map(Path, SCRATCH_CANDIDATES)],
+                             hint="free space in Docker's storage (docker system df)"), \
+                tempdirs.scratch("deps-", SCRATCH_CANDIDATES) as work:  # fmt: skip
             tree = work / "deps"
             tools = container_toolchain(build.target_arch, build.fetch)
             profile = staged_profile(args.project) if build.compile else []

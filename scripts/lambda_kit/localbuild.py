@@ -13,25 +13,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import sys
 from pathlib import Path
-from typing import Callable
 
 from . import buildsteps, contract, netconfig, runtimes, tempdirs, wheelfetch
 from .errors import StepError
-from .network import NetworkSettings
+from .network import NetworkSettings, write_ca
 
 
-def pip_env(network: NetworkSettings) -> Callable[[list[str]], tuple[dict[str, str], list[Path]]]:
-    settings = contract.parse_settings(network.settings_text())  # what the image reads, through the same file format
-
-    def environment(lock_sources: list[str]) -> tuple[dict[str, str], list[Path]]:
-        env, cleanup = netconfig.pip_environment_for(settings, network.ca_bundle, lock_sources)
-        # As in the container: the host's pip configuration files do not change what is installed.
-        env["PIP_CONFIG_FILE"] = os.devnull
-        return env, cleanup
-
-    return environment
+def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetwork:
+    """What the image reads, through the same file format: the settings file's values, the extra
+    CA bundles as one file, pip's client certificate."""
+    settings = contract.parse_settings(network.settings_text())
+    ca = write_ca(network, folder / contract.CA_BUNDLE_ID, skip=(ssl.get_default_verify_paths().cafile,))
+    return netconfig.BuildNetwork(settings, ca, Path(network.pip.client_cert) if network.pip.client_cert else None)
 
 
 def build(
@@ -56,7 +52,7 @@ def build(
     ):
         tools = buildsteps.Toolchain(
             python=Path(sys.executable),  # the helper's environment: the pinned pip
-            pip_env=pip_env(network),
+            network=build_network(network, work),
             environment=runtimes.target_environment(runtime, arch),
             target_args=runtimes.pip_target_args(runtime, arch),
             target_name=f"{runtime.name} {arch}",

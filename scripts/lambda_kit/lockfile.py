@@ -27,6 +27,7 @@ class IndexPackage:
     name: str
     version: str  # "==1.2.3"
     hashes: tuple[str, ...]
+    index: str = ""  # the lock entry's `index`: the one source it may come from (pipenv's rule)
 
     def requirement_line(self) -> str:
         hashes = " ".join(f"--hash={h}" for h in self.hashes)
@@ -51,7 +52,7 @@ class InstallPlan:
     local: list[LocalPackage] = field(default_factory=list)
     urls: list[UrlPackage] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, marker) not for this target
-    index_urls: list[str] = field(default_factory=list)  # the lock's sources, in order
+    sources: list[dict] = field(default_factory=list)  # the lock's [[source]] entries (name, url, verify_ssl), in order
 
     def requirements_text(self) -> str:
         return "".join(p.requirement_line() + "\n" for p in self.index)
@@ -147,7 +148,7 @@ def _vcs_url(name: str, entry: dict) -> str | None:
 def plan(lock: dict, environment: dict | None = None) -> InstallPlan:
     """The install plan for the lock's [packages] on the interpreter `environment` describes
     (None: the running one)."""
-    result = InstallPlan(index_urls=[s["url"] for s in lock.get("_meta", {}).get("sources", []) if s.get("url")])
+    result = InstallPlan(sources=[s for s in lock.get("_meta", {}).get("sources", []) if s.get("url")])
     for raw_name, entry in sorted(lock.get("default", {}).items()):
         name = canonicalize_name(raw_name)
         if not isinstance(entry, dict):
@@ -179,7 +180,7 @@ def plan(lock: dict, environment: dict | None = None) -> InstallPlan:
                 f"{name}{version} has no hashes in Pipfile.lock",
                 "run `pipenv lock` again; the kit installs index packages only with their lock hashes",
             )
-        result.index.append(IndexPackage(name, version, hashes))
+        result.index.append(IndexPackage(name, version, hashes, entry.get("index", "")))
     return result
 
 

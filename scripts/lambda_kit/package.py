@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from . import assemble, compiling, contract, docker, localbuild, lockcheck, lockfile, runtimes, secretscan
+from . import assemble, compiling, contract, diskspace, docker, localbuild, lockcheck, lockfile, runtimes, secretscan
 from . import sharedcache, sources, wheelfetch, zipwriter
 from .buildplan import BuildPlan, PackageSettings, resolve
 from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
@@ -177,10 +177,20 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     # another core (stopped at once when the dependencies turn out to be cached).
     early = lockcheck.start(s.pipfile) if s.include_deps and s.builder == "local" else None
     try:
-        return _package(s, plan, run, say, started, early)
+        with diskspace.guard("building the zip", [s.state_dir, Path(tempfile.gettempdir()), s.out.parent],
+                             lambda: disk_needed(plan)):  # fmt: skip
+            return _package(s, plan, run, say, started, early)
     finally:
         if early is not None:
             early.stop()
+
+
+def disk_needed(plan: BuildPlan) -> int:
+    """About what a build writes under KIT_STATE: the wheelhouse, then deps.zip three times (the
+    build's copy, the cache's, the zip built from it)."""
+    wheels = diskspace.folder_size(plan.wheelhouse)
+    cached = [p.stat().st_size for p in (plan.settings.state_dir / "deps").glob("*.zip")]
+    return wheels + 3 * (max(cached) if cached else wheels)
 
 
 def _package(s: PackageSettings, plan: BuildPlan, run: Run, say, started: float, early) -> PackageResult:
@@ -264,6 +274,10 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
             )
     log_path = s.state_dir / "build.log"
     log_path.write_text("", encoding="utf-8")
+    if network.pip.unused:
+        say(
+            f"lambda-kit: pip's settings not used (the lock decides what is installed, and from where): {', '.join(network.pip.unused)}"
+        )
     total = package_count(plan.lock, plan.runtime, s.arch)
     with tempfile.TemporaryDirectory(prefix="lambda-kit-out-") as tmp, BuildProgress(log_path, total=total):
         outputs = Path(tmp) / "out"
@@ -357,8 +371,8 @@ def build_in_docker(
     base_image = s.base_image or runtimes.default_build_image(runtime.version, engine.arch if cross else s.arch)
     if network.has_credentials() and not engine.buildkit:
         raise UsageError(
-            "index credentials would be stored in `docker history` by the legacy builder",
-            "credentials in INDEX_URL, EXTRA_INDEX_URLS or the lock's sources",
+            "index credentials would be stored in the image's layers by the legacy builder",
+            "; ".join(network.credential_shapes()),
             hint="build with BuildKit (DOCKER_BUILDKIT=1 with a docker that has it), which passes them as secrets",
         )
     mode = f", cross-installing {s.arch} wheels on {engine.arch}" if cross else ""
@@ -392,6 +406,7 @@ def build_in_docker(
             # (one more step for the legacy builder per label, so only that one).
             labels={docker.CHECKOUT_LABEL: labels[docker.CHECKOUT_LABEL]},
             secrets=secret_files(tmp_path, network) if engine.buildkit else {},
+            network="host" if network.loopback() else None,  # an index or proxy on this machine's 127.0.0.1
         )
         argv, env = docker.build_command(engine, request)
         say(f"lambda-kit: docker build {plan.tag} (log: {log_path})")

@@ -22,16 +22,13 @@ several runtimes and both architectures, and on a local index of odd wheels serv
 HTML (tags, build tags, yanked files, Requires-Python, ties, fragment hashes).
 
 What the kit cannot decide as pip would, it leaves to pip, per package, with the reason in the build
-log: a page that is neither JSON nor HTML, an error or timeout (pip retries), no listed file with a
-lock hash, an sdist as the best candidate, or settings pip would read that the kit does not
-(a pip configuration file, a `PIP_*` variable outside the few below). pip then downloads those files
-as before. What it downloads itself the kit bounds (64 MiB for a page, 512 MiB for a file) and checks
-(the lock's hash, end to end); a file the lock does not name is a hash mismatch, never a fallback.
-
-Network settings are pip's (`indexclient`), read from the environment pip would run with:
-PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS (local folders), PIP_CERT, PIP_TRUSTED_HOST,
-PIP_TIMEOUT / PIP_DEFAULT_TIMEOUT, credentials in an index URL, `~/.netrc`, and the usual proxy
-variables.
+log: an sdist as the best candidate (pip builds it), a pin that is not `==`, a lock entry without a
+sha256. What cannot be installed at all is `Unavailable`, with the exact reason (`explain`): no such
+version, files none of which the lock names, a wheel for the target published after the lock, only
+an sdist where this builder cannot compile, files for other targets only. What the kit downloads
+itself it bounds (64 MiB for a page, 512 MiB for a file) and checks (the lock's hash, end to end): a
+listed file whose bytes differ is a hash mismatch, never a fallback. `fetchphase` runs it for every
+package at once, each on its own indexes; the requests are `httpget`'s (pip's trust and proxies).
 Standard library plus `packaging`: runs in the build image and on the host.
 """
 
@@ -43,10 +40,7 @@ import posixpath
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,13 +56,13 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .digests import sha256_hex
-from .errors import StepError, UsageError
-from .indexclient import Client, LeaveToPip, link_sha256, project_page, read, settings_of
+from .errors import UsageError
+from .httpget import Client, NetError, place
+from .indexclient import LeaveToPip, PageError, link_sha256, project_page
 
 FETCH_ENV = "LAMBDA_KIT_FETCH"  # kit (default) or pip: who chooses and downloads the lock's files
 MAX_FILE = 512 << 20  # bytes of one file: twice what Lambda unpacks at most
 CHUNK = 1 << 18
-WORKERS = 8  # downloads at once: network-bound; more only adds connections
 PART_PREFIX = ".fetch-"  # a download in progress, in the wheelhouse
 STALE_PART = 24 * 3600  # seconds after which a dead run's partial download is removed
 
@@ -189,8 +183,92 @@ def file_candidate(
     return Candidate(filename, location, version, (yank, version, pri, build), sha256 or "", local)
 
 
-def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, client: Client) -> Candidate:
-    """pip's choice for `name==version` among the indexes' files (and local find-links)."""
+class Unavailable(Exception):
+    """A package the kit knows cannot be installed, and exactly why: (clause, hint kind)."""
+
+    def __init__(self, clause: str, kind: str) -> None:
+        super().__init__(clause)
+        self.clause, self.kind = clause, kind
+
+
+def project_of(filename: str) -> str | None:
+    """The canonical project name of a wheel or sdist file name (None for anything else)."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
+def _address(page_url: str, href: str) -> tuple[str | None, str]:
+    """A link's address (resolved against its page's) and its file name; (None, "") for a link that
+    is not an address."""
+    try:
+        url = urllib.parse.urljoin(page_url, href)
+        return url, urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path))
+    except ValueError:
+        return None, ""
+
+
+def _version_of(filename: str, name: str) -> tuple[Version, bool] | None:
+    """(version, is a wheel) of a file of this project, None for anything else."""
+    try:
+        if filename.endswith(".whl"):
+            parsed = parse_wheel_filename(filename)
+            return (parsed[1], True) if parsed[0] == canonicalize_name(name) else None
+        parsed = parse_sdist_filename(filename)
+        return (parsed[1], False) if parsed[0] == canonicalize_name(name) else None
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
+def explain(name: str, pin: SpecifierSet, allowed: set[str], target: Target, listing: list[tuple[str, str, dict]],
+            hosts: str, target_name: str) -> Unavailable:  # fmt: skip
+    """Why no listed file can be taken for `name` (`listing`: (page address, sha256, item) of every
+    link of its pages): no such version; files none of which the lock names; a wheel for the target
+    that the lock does not list (published after it); only sdists, which this builder cannot
+    compile; or files for other targets only (and which version has one)."""
+    version = str(pin).lstrip("=")
+    known, fitting_versions = set(), set()
+    of_pin: list[tuple[str, str, bool, bool]] = []  # filename, sha256, wheel, fits the target
+    for page_url, sha256, item in listing:
+        filename = _address(page_url, item["url"])[1]
+        parsed = _version_of(filename, name)
+        if parsed is None:
+            continue
+        fits = file_candidate(filename, "", None, name, SpecifierSet(f"=={parsed[0]}"), target,
+                              requires_python=item.get("requires-python")) is not None  # fmt: skip
+        known.add(parsed[0])
+        if fits and parsed[1]:
+            fitting_versions.add(parsed[0])
+        if pin.contains(parsed[0], prereleases=True):
+            of_pin.append((filename, sha256, parsed[1], fits))
+    where = f"{name}=={version}"
+    if not of_pin:
+        latest = f" (latest: {max(known)})" if known else ""
+        return Unavailable(f"{where}: no such version on {hosts}{latest}", "pin")
+    listed = [f for f in of_pin if f[1] in allowed]
+    if not listed:
+        return Unavailable(f"{where}: none of the {len(of_pin)} files on {hosts} has a hash the lock names", "hash")
+    unlisted = [f for f in of_pin if f[1] not in allowed and f[2] and f[3]]
+    if unlisted:
+        return Unavailable(f"{where}: a wheel for {target_name} that the lock does not list exists ({unlisted[-1][0]}, "
+                           "published after the lock)", "relock")  # fmt: skip
+    newer = sorted(v for v in fitting_versions if v > Version(version))
+    has_one = f" ({newer[-1]} has one)" if newer else ""
+    sdists = [f[0] for f in listed if not f[2]]
+    if sdists and not target.sources_allowed:
+        return Unavailable(f"{where}: only a source distribution ({sdists[0]}), which this builder cannot compile{has_one}",
+                           "compile")  # fmt: skip
+    return Unavailable(f"{where}: files exist, none for {target_name}{has_one}", "pin")
+
+
+def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, client: Client, indexes: list[str],
+           find_links: list[Path] = (), target_name: str = "this runtime") -> Candidate:  # fmt: skip
+    """pip's choice for `name==version` among the pages of `indexes` (and local find-links
+    folders). Unavailable when no listed file can be taken (`explain` says why); a host that does
+    not answer raises NetError; a page that cannot be used counts as none, as pip skips it."""
     pin = SpecifierSet(version if version.startswith("==") else f"=={version}")
     if pin and any(s.operator != "==" for s in pin):
         raise LeaveToPip(f"pin {version}")
@@ -198,16 +276,20 @@ def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, cli
     if not allowed:
         raise LeaveToPip("the lock gives no sha256")
     candidates: list[Candidate] = []
-    for folder in client.settings.find_links:
+    for folder in find_links:
         for entry in os.scandir(folder):
             c = file_candidate(entry.name, entry.path, None, name, pin, target, local=True)
             if c is not None and entry.is_file():
                 c.sha256 = sha256_hex(Path(entry.path))
                 if c.sha256 in allowed:
                     candidates.append(c)
-    pages = 0
-    for index in client.indexes:
-        page = project_page(client, index, name)
+    pages, problems, listing = 0, [], []
+    for index in indexes:
+        try:
+            page = project_page(client, index, name)
+        except PageError as exc:
+            problems.append(str(exc))
+            continue
         if page is None:
             continue
         page_url, files = page
@@ -219,25 +301,28 @@ def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, cli
             if not isinstance(item, dict) or not isinstance(item.get("url"), str):
                 continue
             digests = item.get("hashes")
-            sha256 = link_sha256(item["url"], digests if isinstance(digests, dict) else {})
-            if sha256 is None or sha256.lower() not in allowed:
+            sha256 = (link_sha256(item["url"], digests if isinstance(digests, dict) else {}) or "").lower()
+            listing.append((page_url, sha256, item))  # judged only if nothing can be taken (explain)
+            if sha256 not in allowed:
                 continue
-            url = urllib.parse.urljoin(page_url, item["url"])
-            filename = urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path))
-            c = file_candidate(filename, url, sha256, name, pin, target,
+            url, filename = _address(page_url, item["url"])
+            c = None if url is None else file_candidate(filename, url, sha256, name, pin, target,
                                requires_python=item.get("requires-python"), yanked=item.get("yanked"))  # fmt: skip
             if c is not None:
                 candidates.append(c)
+    hosts = ", ".join(dict.fromkeys(place(i) for i in indexes)) or "no index"
     if not pages and not candidates:
-        raise LeaveToPip("no index has a page for it")
-    if not candidates:
-        raise LeaveToPip("no listed file has a hash the lock names")  # pip gives its own error
-    best = candidates[0]
+        raise Unavailable(
+            f"{name}: " + ("; ".join(problems) if problems else f"not on {hosts}"), "page" if problems else "pin"
+        )
+    best = candidates[0] if candidates else None
     for c in candidates[1:]:
         if c.rank >= best.rank:  # the last of equals: pip's resolver walks its sorted list from the end
             best = c
+    if best is None or not best.filename.endswith(".whl") and not target.sources_allowed:
+        raise explain(name, pin, allowed, target, listing, hosts, target_name)
     if not best.filename.endswith(".whl"):
-        raise LeaveToPip(f"the best file is a source distribution ({best.filename})")
+        raise LeaveToPip(f"the best file is a source distribution ({best.filename}): pip builds it")
     return best
 
 
@@ -251,31 +336,24 @@ def download(client: Client, best: Candidate, name: str, wheelhouse: Path, stop:
     try:
         digest, size = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out:
-            try:
-                response = open(best.url, "rb") if best.local else client.open(best.url)
-            except OSError as exc:
-                raise LeaveToPip(f"{best.url} could not be read ({exc})") from None
-            if response is None:
-                raise LeaveToPip(f"{best.url} answered HTTP 404")
+            response = open(best.url, "rb") if best.local else client.get(best.url)
             with response:
-                while chunk := read(response, CHUNK, best.url):
+                if getattr(response, "status", 200) != 200:
+                    raise Unavailable(f"{name}: {place(best.url)} answered HTTP {response.status} for {best.filename}",
+                                      "page")  # fmt: skip
+                while chunk := (response.read(CHUNK) if best.local else response.read1(CHUNK)):
                     if stop.is_set():
-                        raise LeaveToPip("stopped")
+                        raise NetError("stopped", place(best.url))
                     size += len(chunk)
                     if size > MAX_FILE:
-                        raise StepError(
-                            f"the download of {name} ({best.filename}) is larger than {MAX_FILE >> 20} MiB",
-                            "more than Lambda can unpack: check the index, or pin another version",
-                        )
+                        raise Unavailable(f"{name}: the download of {best.filename} is larger than {MAX_FILE >> 20} MiB "
+                                          "(more than Lambda can unpack)", "pin")  # fmt: skip
                     digest.update(chunk)
                     out.write(chunk)
         got = digest.hexdigest()
         if got != best.sha256.lower():
-            raise StepError(
-                f"hash mismatch: the download of {name} ({best.filename}) does not match Pipfile.lock "
-                f"(lock: sha256 {best.sha256[:16]}..., download: {got[:16]}...)",
-                "the file differs from what `pipenv lock` recorded: re-lock only if you trust the new file",
-            )
+            raise Unavailable(f"hash mismatch: the download of {name} ({best.filename}) does not match Pipfile.lock "
+                              f"(lock: sha256 {best.sha256[:16]}..., download: {got[:16]}...)", "hash")  # fmt: skip
         os.replace(part, dest)
         part = None
         return dest, True
@@ -293,58 +371,3 @@ def sweep(wheelhouse: Path) -> None:
                 item.unlink()
         except OSError:
             pass
-
-
-@dataclass
-class Result:
-    chosen: dict[str, Path]  # canonical name -> file in the wheelhouse
-    downloaded: int
-    reused: int
-    left: dict[str, str]  # canonical name -> why pip is asked
-
-
-def fetch(packages, target_args: list[str], env: dict[str, str], pip_prefix: Path, wheelhouse: Path,
-          log, use_pip: bool = False) -> Result:  # fmt: skip
-    """Choose and download each package's file (`packages`: objects with name, version, hashes).
-    Packages the kit leaves to pip are in `left`; a hash mismatch or an oversized file raises.
-    Each file is logged: `lambda-kit: fetched NAME (N bytes)` or `lambda-kit: kept NAME (...)`."""
-    names = [canonicalize_name(p.name) for p in packages]
-    target = target_of(target_args)
-    try:
-        if use_pip:
-            raise LeaveToPip(f"{FETCH_ENV}=pip")
-        if target is None:
-            raise LeaveToPip("pip's target options are not an explicit CPython target")
-        client = Client(settings_of(env, pip_prefix))
-    except LeaveToPip as exc:
-        return Result({}, 0, 0, dict.fromkeys(names, str(exc)))
-    wheelhouse.mkdir(parents=True, exist_ok=True)
-    sweep(wheelhouse)
-    stop = threading.Event()
-
-    def one(package) -> tuple[Path, bool]:
-        best = choose(package.name, package.version, tuple(package.hashes), target, client)
-        return download(client, best, package.name, wheelhouse, stop)
-
-    result = Result({}, 0, 0, {})
-    pool = ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(packages))), thread_name_prefix="fetch")
-    try:
-        futures = [pool.submit(one, p) for p in packages]
-        for name, future in zip(names, futures):  # noqa: B905
-            try:
-                path, fresh = future.result()
-            except LeaveToPip as exc:
-                result.left[name] = str(exc)
-                log(f"lambda-kit: {name}: left to pip ({exc})\n")
-                continue
-            result.chosen[name] = path
-            result.downloaded += fresh
-            result.reused += not fresh
-            if fresh:
-                log(f"lambda-kit: fetched {path.name} ({path.stat().st_size} bytes)\n")
-            else:
-                log(f"lambda-kit: kept {path.name} (in the wheelhouse with the lock's hash)\n")
-    finally:
-        stop.set()  # on an error or an interrupt: the other downloads stop at their next chunk
-        pool.shutdown(wait=True, cancel_futures=True)
-    return result

@@ -6,7 +6,8 @@ every wheel on disk, chosen by pip for the runtime's exact tags and hash-checked
 What is left is unpacking, and this module does it the way pip 26 lays a wheel out under
 `--target` (from a venv, as both builders run it):
 
-- files at the wheel's root and under `<name>.data/purelib|platlib/` go to the target;
+- files at the wheel's root and under `<name>.data/purelib|platlib/` go to the target (as in pip,
+  every top-level `*.data/` folder is a scheme folder, also one named for another distribution);
 - `<name>.data/data/` goes to the target's root too, except a top-level item whose name starts
   `lib/python` (pip's own lib folder) or that a package folder of the same name already holds
   (pip warns "already exists" and skips it);
@@ -20,7 +21,9 @@ What is left is unpacking, and this module does it the way pip 26 lays a wheel o
 
 Every wheel's SHA-256 is checked against the lock's hashes before it is opened (end to end: the
 file unpacked is the file the lock names), every name is checked to stay inside the target, and
-two wheels writing one path with different bytes is an error rather than a silent overwrite.
+two wheels writing one path with different bytes is an error rather than a silent overwrite, as is
+a path one wheel writes as a file and another (or the same) as a folder, or an entry that names the
+target itself (`.`, `pkg/..`): one line naming the path and the wheels.
 
 A deflated file is inflated from the wheel's raw bytes (mapped into memory, not read), and its
 stream must prove that it is exactly the file: the size and CRC the directory gives, the end of
@@ -39,15 +42,12 @@ import base64
 import csv
 import hashlib
 import io
-import mmap
 import os
 import posixpath
 import stat
-import struct
 import tempfile
 import time
 import zipfile
-import zlib
 from contextlib import closing
 from dataclasses import dataclass
 from email.parser import BytesParser
@@ -56,16 +56,10 @@ from typing import Iterator
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from .errors import StepError
+from .wheelarchive import CHUNK, Archive, Identity, WheelError, identity
 from .zipreader import escape
 
-CHUNK = 1 << 20  # bytes hashed, inflated or compared at a time
-STREAM_CHUNK = 1 << 18  # compressed bytes given to the inflater at a time
 CLOCK_WAIT = 3.0  # seconds install waits at most for the file system's clock to pass its last write
-
-
-class WheelError(StepError):
-    """A wheel the kit will not unpack: one line, as every build step's error."""
 
 
 @dataclass(frozen=True)
@@ -73,14 +67,6 @@ class Wheel:
     path: Path
     name: str  # the project's name as the lock writes it (pip names the headers folder so)
     hashes: tuple[str, ...]  # "algorithm:hexdigest" from the lock
-
-
-Identity = tuple  # (st_ino, st_size, st_mtime_ns, st_ctime_ns): a file as it was when stat'ed
-
-
-def identity(st: os.stat_result) -> Identity:
-    """What changes when a file is written, replaced or has its mode changed."""
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -149,11 +135,11 @@ def install(
             check_hash(wheel)
     written: dict[str, str] = {}  # target-relative path -> the wheel that wrote it, to catch two writers
     origins: dict[str, Origin] = {}
-    home_items: list[tuple[str, zipfile.ZipInfo, _Archive]] = []
+    home_items: list[tuple[str, zipfile.ZipInfo, Archive]] = []
     archives = []
     try:
         for wheel in sorted(wheels, key=lambda w: w.path.name):
-            archive = _Archive(wheel.path)
+            archive = Archive(wheel.path)
             archives.append(archive)
             home_items += _install_one(wheel, archive, target, python_xy, written, origins)
         # pip installs into a temporary home and then moves what its lib folder holds into the
@@ -190,7 +176,7 @@ def _wait_for_a_later_stamp(target: Path, latest_ns: int) -> None:
         os.unlink(probe)
 
 
-def _install_one(wheel: Wheel, archive: _Archive, target: Path, python_xy: str, written: dict, origins: dict):
+def _install_one(wheel: Wheel, archive: Archive, target: Path, python_xy: str, written: dict, origins: dict):
     """The wheel's packages into `target`, its dist-info finished; returns its data and headers
     files as (home-relative name, entry, archive) for `install` to place."""
     infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
@@ -200,26 +186,27 @@ def _install_one(wheel: Wheel, archive: _Archive, target: Path, python_xy: str, 
         raise WheelError(
             f"{wheel.path.name} has Wheel-Version {wheel_meta.get('Wheel-Version')}", "pin another version"
         )
-    data_folder = dist_info[: -len(".dist-info")] + ".data/"
-    root = [i for i in infos if not i.filename.startswith(data_folder)]
-    data = [i for i in infos if i.filename.startswith(data_folder)]
+    # As pip: every top-level folder named *.data is a scheme folder, whoever's name it carries.
+    root = [i for i in infos if not i.filename.split("/", 1)[0].endswith(".data")]
+    data = [i for i in infos if i.filename.split("/", 1)[0].endswith(".data")]
     installed: dict[str, str] = {}  # the wheel's name -> the RECORD path pip gives it
     for info in root:
         installed[info.filename] = _extract(archive, info, target, info.filename, written, origins)
     wrappers = _entry_point_names(archive, dist_info)
     home_items = []
     for info in data:
-        scheme, _, sub = info.filename[len(data_folder) :].partition("/")
+        parts = posixpath.normpath(info.filename).split("/", 2)  # pip splits the normalised path
+        scheme, sub = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
         if not sub:
             raise WheelError(f"{wheel.path.name} has a file outside a .data scheme folder ({info.filename})",
                              "pin another version")  # fmt: skip
         if scheme in ("purelib", "platlib"):
             installed[info.filename] = _extract(archive, info, target, sub, written, origins)
-        elif scheme == "scripts":
+        elif info.filename.split("/", 2)[1] == "scripts":
             # bin/ is dropped by the kit: not written. pip leaves a setuptools wrapper of an entry
             # point out, and its RECORD row as it was; other scripts' rows point outside.
             if not _is_wrapper(sub, wrappers):
-                installed[info.filename] = "../../bin/" + sub
+                installed[info.filename] = "../../bin/" + _safe(sub, wheel.path.name)
         elif scheme in ("headers", "data"):
             name = f"include/site/{python_xy}/{wheel.name}/{sub}" if scheme == "headers" else sub
             home_items.append((_safe(name, wheel.path.name), info, archive))
@@ -230,7 +217,7 @@ def _install_one(wheel: Wheel, archive: _Archive, target: Path, python_xy: str, 
     return home_items
 
 
-def _entry_point_names(archive: _Archive, dist_info: str) -> set[str]:
+def _entry_point_names(archive: Archive, dist_info: str) -> set[str]:
     try:
         text = archive.read(f"{dist_info}/entry_points.txt").decode("utf-8")
     except KeyError:
@@ -271,7 +258,7 @@ def _safe(name: str, wheel_name: str) -> str:
     return normal
 
 
-def _extract(archive: _Archive, info: zipfile.ZipInfo, target: Path, name: str, written: dict, origins: dict) -> str:
+def _extract(archive: Archive, info: zipfile.ZipInfo, target: Path, name: str, written: dict, origins: dict) -> str:
     relative = _safe(name, Path(archive.filename).name)
     dest = target / relative
     previous = written.get(relative)
@@ -285,9 +272,15 @@ def _extract(archive: _Archive, info: zipfile.ZipInfo, target: Path, name: str, 
                 "check the lock for packages that provide the same module",
             )
         return relative
+    _check_parents(relative, archive.filename, written)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_symlink() or dest.exists():
-        dest.unlink()
+    try:
+        if stat.S_ISDIR(os.lstat(dest).st_mode):
+            inside = next((w for p, w in sorted(written.items()) if p.startswith(relative + "/")), archive.filename)
+            raise _both_ways(relative, Path(archive.filename).name, Path(inside).name)
+        dest.unlink()  # a file (or link) of this wheel's own, written again: pip overwrites it
+    except FileNotFoundError:
+        pass
     origins.pop(relative, None)
     try:
         with open(dest, "wb") as out:
@@ -305,6 +298,27 @@ def _extract(archive: _Archive, info: zipfile.ZipInfo, target: Path, name: str, 
     return relative
 
 
+def _check_parents(relative: str, wheel: str, written: dict[str, str]) -> None:
+    """A file may be written at `relative` only under no file (every file of the tree was written
+    here: `written` knows them all); else one error naming the path and both wheels."""
+    if relative == ".":
+        raise WheelError(f"{Path(wheel).name} has an entry that names the install folder itself",
+                         "pin another version")  # fmt: skip
+    parts = relative.split("/")
+    for depth in range(1, len(parts)):
+        parent = "/".join(parts[:depth])
+        if parent in written:
+            raise _both_ways(parent, Path(wheel).name, Path(written[parent]).name)
+
+
+def _both_ways(path: str, one: str, other: str) -> WheelError:
+    who = " and ".join(sorted({one, other})) + (" install" if one != other else " installs")
+    return WheelError(
+        f"{who} {escape(path)} both as a file and as a folder",
+        "check the lock for packages that provide the same module" if one != other else "pin another version",
+    )
+
+
 def _same_stream(chunks: Iterator[bytes], old) -> bool:
     """The content `chunks` gives (of any length each) equals what the file `old` holds."""
     for chunk in chunks:
@@ -313,116 +327,7 @@ def _same_stream(chunks: Iterator[bytes], old) -> bool:
     return not old.read(1)
 
 
-class _Archive:
-    """A wheel open for unpacking: its directory read by zipfile, its bytes mapped into memory (not
-    read: the page cache holds them) from the same open file, each entry's content checked. Slices
-    of the map are copies (bytes), so no view of it outlives an error and closing always unmaps."""
-
-    def __init__(self, path: Path) -> None:
-        self.filename = str(path)
-        self._file = open(path, "rb")
-        try:
-            self.identity = identity(os.fstat(self._file.fileno()))
-            self._zip = zipfile.ZipFile(self._file)
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        except (zipfile.BadZipFile, ValueError, OSError) as exc:
-            self._file.close()
-            raise WheelError(f"{path.name} cannot be read as a zip ({exc})", "pin another version") from None
-        self.infolist = self._zip.infolist
-
-    def close(self) -> None:
-        self._map.close()
-        self._zip.close()
-        self._file.close()
-
-    def read(self, name: str) -> bytes:
-        """The content of entry `name` (KeyError when the wheel has none), checked as `content`."""
-        return b"".join(self.content(self._zip.getinfo(name)))
-
-    @staticmethod
-    def streamed(info: zipfile.ZipInfo) -> bool:
-        """Read by inflating its raw deflate stream here (the stream an `Origin` names), not by zipfile.
-        An empty file some tools store as a deflate entry without any stream goes to zipfile."""
-        return info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size > 0
-
-    def content(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
-        """The entry's bytes, at most CHUNK at a time, proven to be exactly the `file_size` bytes
-        with the CRC the directory gives; a WheelError naming the entry otherwise."""
-        if info.flag_bits & 0x1:
-            raise self._damaged(info, "is encrypted")
-        return self._inflated(info) if self.streamed(info) else self._through_zipfile(info)
-
-    def _damaged(self, info: zipfile.ZipInfo, what: str) -> WheelError:
-        name = Path(self.filename).name
-        return WheelError(f"{name} has a damaged entry: {escape(info.filename)} {what}", "pin another version")
-
-    def _stream_span(self, info: zipfile.ZipInfo) -> tuple[int, int]:
-        """Where the entry's compressed bytes start and end in the wheel (its local header checked)."""
-        start = info.header_offset
-        header = self._map[start : start + 30]
-        if len(header) < 30 or header[:4] != b"PK\x03\x04":
-            raise self._damaged(info, "has no local header where the directory points")
-        name_length, extra_length = struct.unpack_from("<HH", header, 26)
-        name = self._map[start + 30 : start + 30 + name_length]
-        if name.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace") != info.orig_filename:
-            raise self._damaged(info, "has another name in its local header")  # as zipfile refuses it
-        begin = start + 30 + name_length + extra_length
-        end = begin + info.compress_size
-        if end > len(self._map):
-            raise self._damaged(info, "is cut short: its compressed bytes run past the end of the wheel")
-        return begin, end
-
-    def _inflated(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
-        begin, end = self._stream_span(info)
-        declared = info.file_size
-        inflater = zlib.decompressobj(-15)
-        size = crc = 0
-        position = begin
-        while not inflater.eof:
-            if inflater.unconsumed_tail:
-                data = inflater.unconsumed_tail
-            elif position < end:
-                data = self._map[position : min(position + STREAM_CHUNK, end)]
-                position += len(data)
-            else:
-                data = b""
-            try:  # never more than one byte past the declared size, however much the data expands
-                out = inflater.decompress(data, min(CHUNK, declared + 1 - size))
-            except zlib.error as exc:
-                raise self._damaged(info, f"is not a valid deflate stream ({exc})") from None
-            if not out and not data:
-                break  # no input left and nothing more comes out: the stream ends early
-            size += len(out)
-            if size > declared:
-                raise self._damaged(info, f"inflates to more than the {declared:,} bytes its header declares")
-            if out:
-                crc = zlib.crc32(out, crc)
-                yield out
-        if not inflater.eof:
-            raise self._damaged(info, f"ends early: its deflate stream stops after {size:,} of {declared:,} bytes")
-        left = end - position + len(inflater.unused_data) + len(inflater.unconsumed_tail)
-        if left:
-            raise self._damaged(info, f"has {left:,} bytes after the end of its deflate stream")
-        if size != declared:
-            raise self._damaged(info, f"inflates to {size:,} bytes, not the {declared:,} its header declares")
-        if crc != info.CRC:
-            raise self._damaged(info, f"has a CRC mismatch ({crc:08x}, header {info.CRC:08x})")
-
-    def _through_zipfile(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
-        """Other methods (stored, bzip2, lzma): zipfile checks the CRC; the size is checked here."""
-        size = 0
-        try:
-            with self._zip.open(info) as stream:
-                while chunk := stream.read(CHUNK):
-                    size += len(chunk)
-                    yield chunk
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ImportError) as exc:
-            raise self._damaged(info, f"cannot be read ({exc})") from None
-        if size != info.file_size:
-            raise self._damaged(info, f"holds {size:,} bytes, not the {info.file_size:,} its header declares")
-
-
-def _finish_dist_info(archive: _Archive, target: Path, dist_info: str, installed: dict[str, str],
+def _finish_dist_info(archive: Archive, target: Path, dist_info: str, installed: dict[str, str],
                       origins: dict) -> None:  # fmt: skip
     folder = target / dist_info
     generated = {f"{dist_info}/INSTALLER": b"pip\n", f"{dist_info}/REQUESTED": b""}
