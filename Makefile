@@ -35,6 +35,7 @@ BASE_IMAGE ?=  ## build image; empty: the AWS SAM build image for PYTHON_VERSION
 RUNTIME_IMAGE ?= public.ecr.aws/lambda/python:$(PYTHON_VERSION)-$(ARCH)  ## image make smoke runs the zip in (default: the Lambda base image)
 EVENT ?=  ## JSON event file for make smoke (empty: {})
 JSON ?= 0  ## 1: make smoke prints its report as JSON (init and invocation times, memory)
+JUNIT ?=  ## for make check: also write the audit's findings here as a JUnit XML report (one test case per rule)
 PIPFILE ?= Pipfile  ## the Pipfile; Pipfile.lock sits beside it
 INDEX_URL ?=  ## private package index replacing the lock's first source (env is safer for credentials)
 EXTRA_INDEX_URLS ?=  ## space-separated extra package indexes (for packages the lock pins to no source)
@@ -54,6 +55,7 @@ SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DI
 	SOURCE_DATE_EPOCH PYTHON KIT_STATE CACHE_URL CACHE_PUSH CACHE_TRUSTED_KEYS KEY BENCH_RUNS BENCH_CASES DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
+JUNIT := $(strip $(JUNIT))  # not a build setting: changing it rebuilds nothing
 
 # ---- deploying; AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL and credentials come from the environment ----
 FUNCTION_NAME ?=  ## for make deploy: the Lambda function to update (FUNCTION_NAME_<folder> for deploy-functions)
@@ -207,7 +209,8 @@ cache-keygen:  ## write an Ed25519 key pair for signed CACHE_URL entries: KEY (p
 
 .PHONY: check
 check:  ## audit $(ZIP) for what Lambda would reject (also run by package)
-	@$(RUN_HELPER) check $(call q,$(ZIP)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --handler $(call q,$(HANDLER)) --lock $(call q,$(LOCK))
+	@$(RUN_HELPER) check $(call q,$(ZIP)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --handler $(call q,$(HANDLER)) --lock $(call q,$(LOCK)) \
+		$(if $(JUNIT),--junit $(call q,$(JUNIT)))
 
 # check and smoke take the zip as it is (never rebuilt here): `make package smoke` builds first.
 .PHONY: smoke

@@ -77,8 +77,10 @@ def build(path: Path, files: dict[str, bytes], modes: dict[str, int] | None = No
 
 @pytest.fixture
 def base_files(wheels) -> dict[str, bytes]:
-    """A good function: a handler plus a pure-Python dependency installed as pip would."""
-    return {"app.py": HANDLER_SOURCE, **wheel_members(wheels["six"])}
+    """A good function: a handler plus a pure-Python dependency installed as pip would, and the
+    metadata of typing-extensions, which pydantic-core (added by some tests) requires."""
+    typing_extensions = {"typing_extensions-4.12.2.dist-info/METADATA": b"Name: typing_extensions\nVersion: 4.12.2\n"}
+    return {"app.py": HANDLER_SOURCE, **wheel_members(wheels["six"]), **typing_extensions}
 
 
 def ids(path: Path, **options) -> list[str]:

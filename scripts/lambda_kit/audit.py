@@ -8,7 +8,8 @@ libraries: pyelftools for ELF, `packaging` for markers, versions and names; limi
 from `runtimes`.
 
 The rules live in modules by what they read: this one the zip's structure, sizes and modes;
-auditcontent the handler, leftovers and the lock; auditnative the native files. A new rule module
+auditcontent the handler, leftovers and the lock; auditdeps
+what each installed distribution requires; auditnative the native files. A new rule module
 adds its RULES table to RULES and its checks to CHECKS below.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import auditcontent, auditnative, bytecode, nativeneeds, runtimes
+from . import auditcontent, auditdeps, auditnative, bytecode, nativeneeds, runtimes
 from .auditcore import ERROR, WARNING, AuditError, Collector, Context, Finding, encrypted
 from .zipreader import EntryError, ZipReader, ZipReadError
 
@@ -50,6 +51,7 @@ STRUCTURE_RULES = {
 RULES = {
     **STRUCTURE_RULES,
     **auditcontent.RULES,
+    **auditdeps.RULES,
     **auditnative.RULES,
     **nativeneeds.RULES,
     **bytecode.RULES,
@@ -243,6 +245,7 @@ CHECKS = (
     auditcontent.check_leftovers,
     auditcontent.check_handler,
     auditcontent.check_lock,
+    auditdeps.check_closure,
     auditnative.check_native,
     nativeneeds.check_needed,
     check_bytecode,

@@ -11,7 +11,7 @@ import re
 
 from packaging.utils import canonicalize_name, canonicalize_version
 
-from . import lockfile, runtimes
+from . import lockfile, runtimes, secretowners
 from .auditcore import ERROR, WARNING, AuditError, Collector, Context, encrypted
 from .zipreader import ZipReader
 
@@ -24,6 +24,10 @@ RULES = {
     "leftover-bytecode": (WARNING, "leave out .pyo files and whatever else is in __pycache__ but .pyc"),
     "leftover-pipfile": (WARNING, "leave Pipfile and Pipfile.lock out of the zip"),
     "leftover-secret": (ERROR, "remove secrets from the zip; use environment variables or a secrets manager"),
+    "secret-in-dist": (
+        WARNING,
+        "a dependency ships these (its test keys or sample certificates): SLIM=1 drops packages' tests",
+    ),
     "handler-module": (ERROR, "put the handler's module at the zip root (or set the handler to its dotted path)"),
     "handler-function": (ERROR, "define the handler function at the module's top level, or fix the handler name"),
     "handler-unparsed": (
@@ -50,6 +54,7 @@ LEFTOVER_NAME = re.compile(
 
 
 def check_leftovers(ctx: Context, found: Collector) -> None:
+    secrets = []
     for info in [i for i in ctx.files if LEFTOVER_NAME.search(i.filename)]:
         name = info.filename
         base = posixpath.basename(name)
@@ -60,11 +65,20 @@ def check_leftovers(ctx: Context, found: Collector) -> None:
         if HARMLESS_ENV.search(name):
             continue
         if SECRET_NAMES.search(name):
-            found.add("leftover-secret", "files that look like secrets", name)
+            secrets.append(info)
         elif (base.endswith(SECRET_SUFFIXES) or base in ("credentials", "config")) and not encrypted(info):
             head = ctx.read(info, SECRET_HEAD, found, whole=False) or b""
             if PRIVATE_KEY.search(head) or AWS_SECRET.search(head):
-                found.add("leftover-secret", "files that look like secrets", name)
+                secrets.append(info)
+    owners = secretowners.owners(ctx, secrets, found) if secrets else {}
+    for info in secrets:
+        owner = owners.get(info.filename)
+        if owner:
+            found.add(
+                "secret-in-dist", "secret-looking files that installed distributions ship", f"{info.filename} ({owner})"
+            )
+        else:
+            found.add("leftover-secret", "files that look like secrets", info.filename)
 
 
 def check_handler(ctx: Context, found: Collector) -> None:

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--layer", type=Path, action="append", default=[], help="a layer zip counted toward 250 MB (repeatable)"
     )
     c.add_argument("--json", action="store_true", help="print a machine-readable report")
+    c.add_argument("--junit", type=Path, help="also write the findings as a JUnit XML report (one case per rule)")
     c.epilog = "Exit status: 0 clean or warnings only, 1 errors, 2 usage, 70 internal error (a kit bug)."
     m = sub.add_parser("smoke", help="run the handler from a zip in the Lambda runtime image, as Lambda would")
     m.add_argument("zip", type=Path)
@@ -174,7 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from . import audit
+    from . import audit, junit
 
     runtimes.lookup(args.runtime)
     if args.handler:
@@ -185,9 +187,18 @@ def run_check(args: argparse.Namespace) -> int:
             lock = lockfile.load(args.lock)
         except lockfile.LockError as exc:
             raise UsageError(str(exc), hint=exc.hint) from None  # a bad --lock is a usage error here: exit 2
-    report = audit.audit_zip(
-        args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer
-    )
+    suite = junit.names(args.zip.name, runtimes.lookup(args.runtime).name, args.arch)
+    started = time.monotonic()
+    try:
+        report = audit.audit_zip(
+            args.zip, runtime=args.runtime, arch=args.arch, handler=args.handler, lock=lock, layers=args.layer
+        )
+    except KitError as exc:
+        if args.junit:
+            junit.write_failure(args.junit, suite, exc)
+        raise
+    if args.junit:
+        junit.write(args.junit, suite, audit.RULES, report.findings, time.monotonic() - started)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
