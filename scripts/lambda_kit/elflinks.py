@@ -70,7 +70,12 @@ class ElfLinks:
 
 def read_links(stream) -> ElfLinks | None:
     """The links of an ELF file (a seekable stream), or None when it is not ELF or not readable."""
-    if stream.read(4) != b"\x7fELF":
+    header = stream.read(20)
+    if header[:4] != b"\x7fELF" or len(header) < 20:
+        return None
+    if header[4] != 2:  # not ELFCLASS64: ld.so passes over it on its header alone
+        return ElfLinks(elfclass=32 if header[4] == 1 else 0, machine="")
+    if header[5] != 1:  # big-endian: ld.so stops there, as for a file that is not ELF
         return None
     stream.seek(0)
     needed, rpath, runpath, soname = [], [], [], ""
