@@ -299,3 +299,30 @@ def test_an_extension_linked_to_the_systems_libpq_fails_both(image, tmp_path):
     files = {"pgext" + EXT: (sample / f"pgext{EXT}").read_bytes(), "app.py": b""}
     path = write_zip(tmp_path / "pgext.zip", files)
     assert loader_verdicts(image, path) == {"pgext" + EXT: ["libpq.so.5"]} == audit_verdicts(path)
+
+
+# ---- arm64: the model alone (no arm64 loader runs here) ----
+
+ARM64_WHEELS = ["Pillow==10.1.0", "pillow==11.0.0", "shapely==2.0.6", "h5py==3.12.1", "matplotlib==3.9.2",
+                "pymssql==2.3.2", "psycopg-binary==3.2.10", "numpy==1.26.4", "scipy==1.15.3"]  # fmt: skip
+
+
+@pytest.mark.network
+def test_popular_arm64_wheels_resolve_and_a_deleted_library_names_its_chain(tmp_path):
+    """The old file-by-file rule refused each of these (e.g. shapely.libs/libgeos_c needs libgeos
+    beside it, found through the extension's RPATH)."""
+    for requirement in ARM64_WHEELS:
+        (wheel,) = download([requirement], tmp_path / requirement, arch="arm64")
+        report = audit.audit_zip(zip_of_wheels([wheel], tmp_path / f"{requirement}.zip"), runtime="3.11", arch="arm64")
+        assert [f for f in report.findings if f.id.startswith("native-")] == [], requirement
+    (shapely,) = (tmp_path / "shapely==2.0.6").glob("*.whl")
+    path = zip_of_wheels([shapely], tmp_path / "no-geos.zip", drop=[r"^shapely\.libs/libgeos-"])
+    report = audit.audit_zip(path, runtime="3.11", arch="arm64")
+    (needed,) = [f for f in report.findings if f.id == "native-needed"]
+    assert needed.entries and all(
+        re.fullmatch(
+            r"shapely/\S+\.cpython-311-aarch64-linux-gnu\.so -> libgeos_c-\w+\.so\.[\d.]+ \(libgeos-\w+\.so\.[\d.]+\)",
+            e,
+        )
+        for e in needed.entries
+    ), needed.entries
