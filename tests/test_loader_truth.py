@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from loaderimage import image_libraries, importable_extensions, loader_image, loader_verdicts
 
-from lambda_kit import audit, elflinks, runtimelibs, runtimes
+from lambda_kit import audit, auditnative, elflinks, nativeneeds, runtimelibs, runtimes
 
 RUNTIME = runtimes.lookup("3.11")
 EXT = ".cpython-311-x86_64-linux-gnu.so"
@@ -326,3 +326,57 @@ def test_popular_arm64_wheels_resolve_and_a_deleted_library_names_its_chain(tmp_
         )
         for e in needed.entries
     ), needed.entries
+
+
+# ---- layers, the links cache, bounds ----
+
+
+@needs_gcc
+def test_layers_put_extension_modules_on_opt_python_and_libraries_on_opt_lib(tmp_path):
+    b = so(tmp_path, "libb.so.1", soname="libb.so.1")
+    ext = so(tmp_path, "e", needs=["libb.so.1"])
+    function = write_zip(tmp_path / "fn.zip", {"app.py": b"def handler(e, c):\n    return 1\n"})
+    full = write_zip(tmp_path / "full.zip", {"python/layered/ext" + EXT: ext, "lib/libb.so.1": b})
+    assert "native-needed" not in audit.audit_zip(function, runtime="3.11", layers=[full]).ids()
+    site = "python/lib/python3.11/site-packages/sp/ext" + EXT
+    bare = write_zip(tmp_path / "bare.zip", {"python/layered/ext" + EXT: ext, site: ext})
+    report = audit.audit_zip(function, runtime="3.11", layers=[bare])
+    (needed,) = [f for f in report.findings if f.id == "native-needed"]
+    assert sorted(needed.entries) == [f"/opt/python/layered/ext{EXT} (libb.so.1)", f"/opt/{site} (libb.so.1)"]
+    # The function's own extension module finds the library a layer puts in lib/.
+    mine = write_zip(tmp_path / "mine.zip", {"mine/ext" + EXT: ext})
+    assert "native-needed" not in audit.audit_zip(mine, runtime="3.11", layers=[full]).ids()
+    assert "native-needed" in audit.audit_zip(mine, runtime="3.11").ids()
+
+
+@needs_gcc
+def test_the_links_cache_is_read_instead_of_the_files_and_older_entries_are_read_again(tmp_path):
+    files, _ = cases(tmp_path)
+    path = write_zip(tmp_path / "cases.zip", {n: d for n, d in files.items() if n.startswith("inherited/")})
+    cache = tmp_path / "state" / "audit-native.json"
+    assert "native-needed" not in audit.audit_zip(path, runtime="3.11", native_cache=cache).ids()
+    links_file = cache.with_name(nativeneeds.NEEDED_FACTS)
+    entries = auditnative.load_facts(links_file)
+    assert len(entries) == 3 and all(len(v[0]) == 4 for v in entries.values())
+    (key,) = [k for k in entries if k.startswith("inherited/deps/libb.so.1|")]
+    entries[key] = [[["libzzz.so.9"], [], [], ["libb.so.1", "64", "x86_64"]]]
+    auditnative.save_facts(links_file, entries)  # what the cache says is what the audit believes
+    report = audit.audit_zip(path, runtime="3.11", native_cache=cache)
+    (needed,) = [f for f in report.findings if f.id == "native-needed"]
+    assert needed.entries == ["inherited/ext" + EXT + " -> liba.so.1 -> libb.so.1 (libzzz.so.9)"]
+    entries[key] = [[["libzzz.so.9"], [], []]]  # an older kit's shape: no soname, class, machine
+    auditnative.save_facts(links_file, entries)
+    assert "native-needed" not in audit.audit_zip(path, runtime="3.11", native_cache=cache).ids()
+    assert auditnative.load_facts(links_file)[key][0][0] == ["libc.so.6"]  # read again from the file
+
+
+@needs_gcc
+def test_a_search_over_the_bounds_is_one_error_and_every_file_counts_as_loaded(tmp_path, monkeypatch):
+    files, _ = cases(tmp_path)
+    path = write_zip(tmp_path / "cases.zip", files)
+    monkeypatch.setattr(elflinks, "MAX_PROBES", 40)
+    report = audit.audit_zip(path, runtime="3.11")
+    (needed,) = [f for f in report.findings if f.id == "native-needed"]
+    over = [e for e in needed.entries if e.endswith("not resolved, over the audit's bounds (40 places searched)")]
+    assert len(over) == 1 and needed.entries[-1] == over[0]  # what was found before the bound stays
+    assert "native-arch" in report.ids() and "native-unreached" not in report.ids()  # machine/arm/libb.so.1

@@ -134,6 +134,7 @@ class _Object:
     path: str
     links: ElfLinks
     loader: _Object | None
+    dirs: list[str] | None = None  # its search path, once computed
 
     def chain(self) -> tuple[str, ...]:
         obj, out = self, []
@@ -144,6 +145,11 @@ class _Object:
 
 
 RUNTIME = object()  # found among the runtime's own libraries
+MAX_PROBES = 2_000_000  # places looked at, per audit: the pandas + boto3 zip takes about 20,000
+
+
+class OverBounds(Exception):
+    """The search would look at more places than MAX_PROBES: not a zip anyone ships."""
 
 
 class Loader:
@@ -161,6 +167,7 @@ class Loader:
         runtime_dirs: tuple[str, ...] = runtimelibs.RUNTIME_DIRS,
     ) -> None:
         self.links, self.provided, self.machine = links, provided, machine
+        self.probes = MAX_PROBES  # what a hostile zip (thousands of paths, deep chains) may cost
         self.preloaded = preloaded & provided  # in Python's process before any import (libc, libm...)
         self.library_path, self.runtime_dirs = library_path, frozenset(runtime_dirs)
 
@@ -170,6 +177,8 @@ class Loader:
         return posixpath.normpath(posixpath.join(CWD, entry))
 
     def _search_dirs(self, obj: _Object) -> list[str]:
+        if obj.dirs is not None:
+            return obj.dirs
         dirs: list[str] = []
         if not obj.links.runpath:
             above: _Object | None = obj
@@ -179,7 +188,8 @@ class Loader:
                 above = above.loader
         dirs += self.library_path
         dirs += [self._expand(d, posixpath.dirname(obj.path)) for d in obj.links.runpath]
-        return dirs
+        obj.dirs = list(dict.fromkeys(dirs))  # a folder searched again finds nothing new
+        return obj.dirs
 
     def _open(self, path: str) -> ElfLinks | None | str:
         """A file's links; "absent" when there is none, "skip" when ld.so passes over it."""
@@ -211,6 +221,9 @@ class Loader:
                 else:
                     candidates = [f"{d}/{name}" for d in self._search_dirs(obj)]
                 found, reason = None, "not found"
+                self.probes -= len(candidates)
+                if self.probes < 0:
+                    raise OverBounds(f"{obj.path} ({name})")
                 for path in candidates:
                     if posixpath.dirname(path) in self.runtime_dirs:
                         if posixpath.basename(path) in self.provided:

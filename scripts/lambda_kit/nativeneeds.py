@@ -32,6 +32,7 @@ RULES = {
     ),
 }
 
+NEEDED = "extension modules needing a library the loader would not find"
 TASK, OPT = "/var/task", "/opt"
 
 
@@ -116,23 +117,33 @@ def check_needed(ctx: Context, found: Collector) -> None:
     with contextlib.ExitStack() as stack:
         files = _Files(ctx, found, cache, stack)
         loader = elflinks.Loader(files.links, runtimelibs.provided(rt), arch, runtimelibs.preloaded(rt))
-        suffixes, roots = extension_suffixes(rt, arch), import_roots(rt)
-        # Named for any architecture: a file built for another one is loaded there (native-arch's error).
-        any_arch = tuple(s for a in runtimes.ARCHITECTURES for s in extension_suffixes(rt, a))
-        reached: set[str] = set()
-        for path in sorted(p for p in files.where if importable(p, any_arch, roots)):
-            reached.add(path)
-            links = files.links(path)
-            if links is None or links.machine != arch or links.elfclass != 64 or not importable(path, suffixes, roots):
-                continue  # not ELF, another machine: auditnative's findings; ld.so loads nothing for it
-            walk = loader.load(path)
-            reached.update(walk.loaded)
-            for missing in walk.missing:
-                found.add("native-needed", "extension modules needing a library the loader would not find",
-                          missing.shown(_shown))  # fmt: skip
-        _check_unreached(files, loader, reached, found)
-    ctx.loaded = {p[len(TASK) + 1 :] for p in reached if p.startswith(f"{TASK}/")}
+        try:
+            ctx.loaded = _check_loaded(files, loader, rt, arch, found)
+        except elflinks.OverBounds as exc:
+            ctx.loaded = None  # every native file is then judged as loaded
+            found.add("native-needed", NEEDED, f"{_shown(str(exc))}: not resolved, over the audit's bounds "
+                      f"({elflinks.MAX_PROBES:,} places searched)")  # fmt: skip
     cache.save()
+
+
+def _check_loaded(files: _Files, loader: elflinks.Loader, rt: runtimes.Runtime, arch: str, found: Collector):
+    """The walks from each extension module, then from each file none of them reaches; the zip's
+    entries the extension modules load."""
+    suffixes, roots = extension_suffixes(rt, arch), import_roots(rt)
+    # Named for any architecture: a file built for another one is loaded there (native-arch's error).
+    any_arch = tuple(s for a in runtimes.ARCHITECTURES for s in extension_suffixes(rt, a))
+    reached: set[str] = set()
+    for path in sorted(p for p in files.where if importable(p, any_arch, roots)):
+        reached.add(path)
+        links = files.links(path)
+        if links is None or links.machine != arch or links.elfclass != 64 or not importable(path, suffixes, roots):
+            continue  # not ELF, another machine: auditnative's findings; ld.so loads nothing for it
+        walk = loader.load(path)
+        reached.update(walk.loaded)
+        for missing in walk.missing:
+            found.add("native-needed", NEEDED, missing.shown(_shown))
+    _check_unreached(files, loader, reached, found)
+    return {p[len(TASK) + 1 :] for p in reached if p.startswith(f"{TASK}/")}
 
 
 def _check_unreached(files: _Files, loader: elflinks.Loader, reached: set[str], found: Collector) -> None:
