@@ -145,7 +145,7 @@ class _Object:
 
 
 RUNTIME = object()  # found among the runtime's own libraries
-MAX_PROBES = 2_000_000  # places looked at, per audit: the pandas + boto3 zip takes about 20,000
+MAX_PROBES = 2_000_000  # places looked at, per audit: the pandas + boto3 zip takes 184, scipy 1.16 1,771
 
 
 class OverBounds(Exception):
