@@ -30,6 +30,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
 from conftest import BASE_IMAGE
 from lambda_kit import auditnative, runtimelibs, runtimes
 
@@ -102,9 +105,22 @@ def image_libraries(image: str) -> list[str]:
     return json.loads(_docker("run", "--rm", image, "/bin/sh", "-c", "read -r l < /kept.json; echo $l").stdout)
 
 
-def importable_extensions(names, runtime: str = "3.11", arch: str = "x86_64", roots=("",)) -> list[str]:
+def _exports_init(path: Path, stem: str) -> bool:
+    """Whether the ELF file defines PyInit_<stem> in its dynamic symbol table (pyelftools)."""
+    try:
+        with open(path, "rb") as f:
+            dynsym = ELFFile(f).get_section_by_name(".dynsym")
+            found = dynsym.get_symbol_by_name(f"PyInit_{stem}") if dynsym is not None else None
+            return bool(found) and found[0]["st_shndx"] != "SHN_UNDEF"
+    except (ELFError, OSError):
+        return False
+
+
+def importable_extensions(names, runtime="3.11", arch="x86_64", roots=("",), folder: Path | None = None) -> list[str]:
     """Entries Python's importer would load as extension modules from `roots` of the zip: every
-    folder part and the module name identifiers, the name ending in one of the runtime's suffixes."""
+    folder part and the module name identifiers, the name ending in one of the runtime's suffixes;
+    with `folder` (the unpacked zip), a plain `name.so` only if it defines PyInit_name (the
+    importer calls it; a library without one is no module, whatever its name)."""
     suffixes = auditnative.extension_suffixes(runtimes.lookup(runtime), arch)
     found = []
     for name in names:
@@ -114,9 +130,13 @@ def importable_extensions(names, runtime: str = "3.11", arch: str = "x86_64", ro
                 continue
             *folders, base = rest.split("/")
             stems = [base[: -len(s)] for s in suffixes if base.endswith(s)]
-            if all(p.isidentifier() for p in folders) and any(stem.isidentifier() for stem in stems):
-                found.append(name)
-                break
+            if not (all(p.isidentifier() for p in folders) and any(stem.isidentifier() for stem in stems)):
+                continue
+            plain = base[:-3]
+            if folder is not None and "." not in plain and not _exports_init(folder / name, plain):
+                continue
+            found.append(name)
+            break
     return sorted(found)
 
 
@@ -141,7 +161,7 @@ def loader_verdicts(image: str, zip_path: Path, members=None, layers=()) -> dict
         names = _unpack(zip_path, task)
         for layer in layers:
             _unpack(Path(layer), opt)
-        members = importable_extensions(names) if members is None else list(members)
+        members = importable_extensions(names, folder=task) if members is None else list(members)
         if not members:
             return {}
         script = (

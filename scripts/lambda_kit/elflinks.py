@@ -30,6 +30,8 @@ from typing import Callable
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.hash import GNUHashSection
+from elftools.elf.sections import SymbolTableSection
 
 from . import runtimelibs
 
@@ -48,28 +50,37 @@ class ElfLinks:
     soname: str = ""
     elfclass: int = 64
     machine: str = "x86_64"
+    init: str = ""  # the PyInit_ symbol it was asked about and exports, if any
 
     def fact(self) -> list:
-        """The cache's JSON shape: [[needed], [rpath], [runpath], [soname, class, machine]]."""
-        return [
-            list(self.needed),
-            list(self.rpath),
-            list(self.runpath),
-            [self.soname, str(self.elfclass), self.machine],
-        ]
+        """The cache's JSON shape: [[needed], [rpath], [runpath], [soname, class, machine, init]]."""
+        last = [self.soname, str(self.elfclass), self.machine, self.init]
+        return [list(self.needed), list(self.rpath), list(self.runpath), last]
 
     @classmethod
     def from_fact(cls, fact) -> ElfLinks | None:
-        """From `fact()`'s shape; None for an older cache entry (three lists): read again."""
+        """From `fact()`'s shape; None for an older cache entry: read again."""
         try:
-            needed, rpath, runpath, (soname, elfclass, machine) = fact
-            return cls(tuple(needed), tuple(rpath), tuple(runpath), soname, int(elfclass), machine)
+            needed, rpath, runpath, (soname, elfclass, machine, init) = fact
+            return cls(tuple(needed), tuple(rpath), tuple(runpath), soname, int(elfclass), machine, init)
         except (TypeError, ValueError):
             return None
 
 
-def read_links(stream) -> ElfLinks | None:
-    """The links of an ELF file (a seekable stream), or None when it is not ELF or not readable."""
+def _exports(elf: ELFFile, symbol: str) -> bool:
+    """Whether the file defines `symbol` for others (its GNU hash table, else its .dynsym)."""
+    table = elf.get_section_by_name(".gnu.hash")
+    if isinstance(table, GNUHashSection):
+        found = table.get_symbol(symbol)
+    else:
+        dynsym = elf.get_section_by_name(".dynsym")
+        found = (dynsym.get_symbol_by_name(symbol) or [None])[0] if isinstance(dynsym, SymbolTableSection) else None
+    return found is not None and found["st_shndx"] != "SHN_UNDEF"
+
+
+def read_links(stream, init: str = "") -> ElfLinks | None:
+    """The links of an ELF file (a seekable stream), or None when it is not ELF or not readable.
+    `init`: a PyInit_ symbol to look for (a plain `.so` is an extension module only if it has one)."""
     header = stream.read(20)
     if header[:4] != b"\x7fELF" or len(header) < 20:
         return None
@@ -95,11 +106,12 @@ def read_links(stream) -> ElfLinks | None:
                     elif kind == "DT_SONAME":
                         soname = tag.soname
         elfclass = elf.elfclass
+        exported = init if init and _exports(elf, init) else ""
     except (ELFError, ValueError, KeyError, EOFError, OSError, RecursionError, MemoryError):
         return None
     except Exception:  # noqa: BLE001  pyelftools on a hostile file: unreadable, as the loader would find it
         return None
-    return ElfLinks(tuple(needed), () if runpath else tuple(rpath), tuple(runpath), soname, elfclass, machine)
+    return ElfLinks(tuple(needed), () if runpath else tuple(rpath), tuple(runpath), soname, elfclass, machine, exported)
 
 
 OPAQUE = ElfLinks()  # a file that is there but not read (damaged, encrypted): found, needing nothing
