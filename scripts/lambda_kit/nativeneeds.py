@@ -6,7 +6,9 @@ What the runtime loads directly is each extension module Python's importer would
 zip root (/var/task) and from what layers put on /opt/python (and its site-packages), a name whose
 folders and module name are identifiers and whose suffix is one the runtime imports; a plain
 `name.so` only if it exports `PyInit_name` (else it is a library, e.g. one ctypes loads). A library the
-loader would not find from one of them is an error naming the chain. A native file that no
+loader would not find from one of them is an error naming the chain, or a warning
+(`native-optional`) when the package imports that module only under try/except ImportError
+(guardedimports). A native file that no
 extension module reaches (one `ctypes` may load by its full path) is walked on its own: what it
 would not find is a warning (`native-unreached`, shared with auditnative's findings for files no
 extension module loads). The ELF facts (needs, paths, soname, class, machine) are cached by name,
