@@ -3,6 +3,7 @@ exactly what `runtimelibs` says the runtime provides.
 
     image = loader_image()                       # build once (or reuse), x86_64 only
     verdicts = loader_verdicts(image, zip_path)  # {member: sorted sonames ld.so did not find}
+    assert audit_verdicts(zip_path, members=verdicts) == verdicts  # what the audit says of the same
 
 The image is the stand-in base (Debian bookworm, glibc 2.36) with every shared library removed from
 the folders ld.so searches, except ld.so itself and the sonames `runtimelibs.provided(runtime)`
@@ -34,7 +35,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from conftest import BASE_IMAGE
-from lambda_kit import auditnative, runtimelibs, runtimes
+from lambda_kit import audit, auditnative, runtimelibs, runtimes
 
 LABEL = "org.lambda-kit.test=loader"
 LD_SO = "/lib64/ld-linux-x86-64.so.2"
@@ -185,3 +186,18 @@ def loader_verdicts(image: str, zip_path: Path, members=None, layers=()) -> dict
         else:
             lines.append(line)
     return verdicts
+
+
+def audit_verdicts(zip_path: Path, members=None, runtime: str = "3.11", arch: str = "x86_64", **options):
+    """What the audit says the loader would not find, by extension module, in loader_verdicts'
+    shape: {member: sorted missing sonames}, from its native-needed errors and native-optional
+    warnings (the loader fails either way; native-optional only says the package copes). `members`
+    default: importable_extensions of the zip's names (without the PyInit check)."""
+    report = audit.audit_zip(zip_path, runtime=runtime, arch=arch, **options)
+    with zipfile.ZipFile(zip_path) as zf:
+        out = {m: set() for m in (importable_extensions(zf.namelist(), runtime, arch) if members is None else members)}
+    for finding in report.findings:
+        if finding.id in ("native-needed", "native-optional"):
+            for line in finding.entries:  # "member[ -> lib ...] (soname)" or "(soname: reason)"
+                out.setdefault(line.split(" ")[0], set()).add(re.search(r"\(([^():]+)(: [^()]*)?\)$", line).group(1))
+    return {m: sorted(v) for m, v in out.items()}

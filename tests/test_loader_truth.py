@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from loaderimage import image_libraries, importable_extensions, loader_image, loader_verdicts
+from loaderimage import audit_verdicts, image_libraries, loader_image, loader_verdicts
 
 from lambda_kit import audit, auditnative, elflinks, nativeneeds, runtimelibs, runtimes
 
@@ -135,19 +135,6 @@ def truth_of(verdicts: dict[str, list[str]]) -> dict[str, list[str]]:
     return {
         m: [UNLOADABLE] if v and v[0].startswith("<ld.so: /var/task/" + m + ":") else v for m, v in verdicts.items()
     }
-
-
-def audit_verdicts(zip_path: Path, members=None, **options) -> dict[str, list[str]]:
-    """What the audit says the loader would not find, by extension module (native-needed errors and
-    native-optional warnings: the loader fails either way): {member: sorted missing names}."""
-    report = audit.audit_zip(zip_path, runtime="3.11", arch="x86_64", **options)
-    with zipfile.ZipFile(zip_path) as zf:
-        out = {m: set() for m in (importable_extensions(zf.namelist()) if members is None else members)}
-    for finding in report.findings:
-        if finding.id in ("native-needed", "native-optional"):
-            for line in finding.entries:
-                out[line.split(" ")[0]].add(re.search(r"\(([^():]+)(: [^()]*)?\)$", line).group(1))
-    return {m: sorted(v) for m, v in out.items()}
 
 
 @needs_gcc
