@@ -151,9 +151,9 @@ def _unpack(zip_path: Path, dest: Path) -> list[str]:
     return names
 
 
-def loader_verdicts(image: str, zip_path: Path, members=None, layers=()) -> dict[str, list[str]]:
+def loader_verdicts(image: str, zip_path: Path, members=None, layers=(), runtime: str = "3.11") -> dict[str, list[str]]:
     """{member: sorted sonames ld.so reports "not found"} for each member of the zip (default: every
-    importable extension module), the zip unpacked as /var/task and `layers` (zips) as /opt.
+    importable extension module of `runtime`), the zip unpacked as /var/task and `layers` (zips) as /opt.
     A member ld.so cannot handle at all maps to ["<ld.so: first line of its answer>"]."""
     with tempfile.TemporaryDirectory(prefix="loader-task-") as tmp:
         task, opt = Path(tmp, "task"), Path(tmp, "opt")
@@ -162,7 +162,7 @@ def loader_verdicts(image: str, zip_path: Path, members=None, layers=()) -> dict
         names = _unpack(zip_path, task)
         for layer in layers:
             _unpack(Path(layer), opt)
-        members = importable_extensions(names, folder=task) if members is None else list(members)
+        members = importable_extensions(names, runtime, folder=task) if members is None else list(members)
         if not members:
             return {}
         script = (
