@@ -246,7 +246,7 @@ CHECKS = (
     auditcontent.check_handler,
     auditcontent.check_lock,
     auditdeps.check_closure,
+    nativeneeds.check_needed,  # before check_native: it leaves which native files are loaded
     auditnative.check_native,
-    nativeneeds.check_needed,
     check_bytecode,
 )

@@ -13,6 +13,21 @@ from __future__ import annotations
 
 from .runtimes import Runtime
 
+# LD_LIBRARY_PATH as Lambda sets it for the Python runtimes (AWS Lambda Developer Guide, "Defined
+# runtime environment variables"): the runtime's folders, then the function's (/var/task is the zip
+# root) and the layers' (/opt/lib). RUNTIME_DIRS hold what `provided` lists.
+LD_LIBRARY_PATH = (
+    "/var/lang/lib",
+    "/lib64",
+    "/usr/lib64",
+    "/var/runtime",
+    "/var/runtime/lib",
+    "/var/task",
+    "/var/task/lib",
+    "/opt/lib",
+)
+RUNTIME_DIRS = LD_LIBRARY_PATH[:5]
+
 GLIBC_SONAMES = frozenset(
     {
         "libc.so.6",
@@ -40,5 +55,10 @@ BY_OS = {
 
 def provided(runtime: Runtime) -> frozenset[str]:
     """Sonames a native file may need that the runtime itself loads."""
-    python = frozenset({f"libpython{runtime.version}.so.1.0"})
-    return GLIBC_SONAMES | TOOLCHAIN_SONAMES | BY_OS.get(runtime.os, frozenset()) | python
+    return preloaded(runtime) | TOOLCHAIN_SONAMES | BY_OS.get(runtime.os, frozenset())
+
+
+def preloaded(runtime: Runtime) -> frozenset[str]:
+    """Those of them the runtime's Python process has loaded before any import: glibc, libpython
+    (a library of that soname is then never searched for)."""
+    return GLIBC_SONAMES | {f"libpython{runtime.version}.so.1.0"}
