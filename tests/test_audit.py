@@ -136,6 +136,23 @@ def test_extension_for_another_python(tmp_path, base_files, wheels):
     assert ids(path) == ["native-abi"]
 
 
+def test_extension_for_another_python_beside_the_right_one_is_a_warning(tmp_path, base_files, wheels):
+    # snowflake-connector-python's cp312 wheel also ships its module's cp311 file: 3.12 imports its own.
+    stray = {n: d for n, d in wheel_members(wheels["cp310"]).items() if n.endswith(".so")}
+    path = build(tmp_path / "ok.zip", {**base_files, **wheel_members(wheels["x86_64"]), **stray})
+    report = audit.audit_zip(path, runtime="3.11")
+    assert report.ids() == ["native-abi-unused"] and report.errors == 0
+    assert report.findings[0].entries == sorted(stray)
+
+
+def test_one_file_over_lambdas_limit_is_size_unzipped_not_corrupt(tmp_path, base_files):
+    # nvidia-cufft-cu12's libcufft.so.11 alone is 291 MB: the zip cannot deploy, and it is not damaged.
+    huge = {"nvidia/lib/libhuge.so.1": bytes(262_144_001)}
+    path = build(tmp_path / "big.zip", {**base_files, **huge})
+    assert audit.audit_zip(path, runtime="3.11").ids() == ["size-unzipped"]
+    assert audit.audit_zip(path, runtime="3.11", inflate_all=False).ids() == ["size-unzipped"]
+
+
 def test_file_written_with_mode_0600(tmp_path, base_files):
     path = build(tmp_path / "bad.zip", base_files, modes={"app.py": 0o600})
     report = audit.audit_zip(path, runtime="3.11")

@@ -20,7 +20,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
 from . import runtimes
-from .auditcore import ERROR, Collector, Context, encrypted
+from .auditcore import ERROR, WARNING, Collector, Context, encrypted
 
 RULES = {
     "native-not-elf": (ERROR, "install Linux wheels: build in Docker (make package) or pip --platform manylinux..."),
@@ -33,6 +33,10 @@ RULES = {
         "install a wheel built for an older glibc (manylinux tag the runtime accepts), or use a newer runtime",
     ),
     "native-abi": (ERROR, "install wheels for the function's Python version: the importer ignores this file"),
+    "native-abi-unused": (
+        WARNING,
+        "the module is imported from its file for this Python; the other one is dead weight a package ships",
+    ),
 }
 
 EXTENSION = re.compile(r"\.(cpython|pypy|graalpy)[^/]*\.so$|\.abi3\.so$")
@@ -149,6 +153,16 @@ def _inspect_native(stream) -> list:
     return ["elf", machine, glibc[0], glibc[1]]
 
 
+def _importable_beside(ctx: Context, name: str, suffixes: tuple[str, ...]) -> bool:
+    """Whether the module a skipped extension file is named for is importable all the same: from
+    its file for this runtime, or as source (snowflake-connector-python ships cp311 and cp312
+    files of one module in its cp312 wheel)."""
+    folder, _, base = name.rpartition("/")
+    stem = f"{folder}/{base.split('.')[0]}" if folder else base.split(".")[0]
+    names = ctx.zf.by_name
+    return any(stem + suffix in names for suffix in (*suffixes, ".py")) or f"{stem}/__init__.py" in names
+
+
 def _facts(ctx: Context, info, found: Collector) -> list | None:
     with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY) as spool:
         if not ctx.copy_to(info, spool, runtimes.MAX_UNZIPPED_TOTAL, found):
@@ -164,6 +178,8 @@ def check_native(ctx: Context, found: Collector) -> None:
         base = posixpath.basename(name)
         if not (base.endswith(".so") or ".so." in base) or encrypted(info):
             continue
+        if info.file_size > runtimes.MAX_UNZIPPED_TOTAL:
+            continue  # one file over Lambda's limit: size-unzipped refuses the zip; it is not read past it
         facts = cache.get(info)
         if facts is None:
             facts = _facts(ctx, info, found)
@@ -187,7 +203,11 @@ def check_native(ctx: Context, found: Collector) -> None:
         # native-arch's finding. native-abi is for names the importer skips for any other reason.
         named_for = machine if machine in runtimes.ARCHITECTURES else arch
         if EXTENSION.search(base) and not base.endswith(extension_suffixes(rt, named_for)[:2]):
-            found.add("native-abi", f"extension modules that {rt.name} on {arch} will not import", name)
+            if _importable_beside(ctx, name, extension_suffixes(rt, arch)):
+                found.add("native-abi-unused", f"extension modules for another Python beside the module {rt.name} "
+                          "imports", name)  # fmt: skip
+            else:
+                found.add("native-abi", f"extension modules that {rt.name} on {arch} will not import", name)
         if glibc > rt.glibc:
             needs = f"GLIBC_{glibc[0]}.{glibc[1]}"
             if loaded:

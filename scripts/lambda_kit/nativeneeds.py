@@ -99,6 +99,8 @@ class _Files:
     def _read(self, lz: ZipReader | None, info) -> elflinks.ElfLinks | None:
         if encrypted(info) or (lz is None and info.filename in self.ctx.damaged):
             return elflinks.OPAQUE
+        if info.file_size > runtimes.MAX_UNZIPPED_TOTAL:
+            return elflinks.OPAQUE  # over Lambda's limit alone: size-unzipped's error, not read past it
         known = self.cache.get(info)
         if known is not None:
             if known[0] is None:
