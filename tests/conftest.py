@@ -93,6 +93,7 @@ def kit_env(**extra: str) -> dict[str, str]:
     so each sample copy does not build a new one."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env["LAMBDA_KIT_VENV"] = sys.prefix
+    env["KIT_CACHE"] = "$(KIT_STATE)"  # make's: each sample copy keeps its caches to itself (tests start cold)
     env.update(extra)
     return env
 

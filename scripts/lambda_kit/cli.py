@@ -144,6 +144,7 @@ def run_command(args: argparse.Namespace) -> int:
             cache_push=cache_push,
             cache_keys=cache_keys,
             sources=sources.rules_from_environment(src, pipfile, KIT_DIR, state_dir, out),
+            cache_dir=Path(_env("LAMBDA_KIT_CACHE")).resolve() if _env("LAMBDA_KIT_CACHE") else None,  # the launcher's
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
         if args.command == "deps":

@@ -177,7 +177,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     # another core (stopped at once when the dependencies turn out to be cached).
     early = lockcheck.start(s.pipfile) if s.include_deps and s.builder == "local" else None
     try:
-        with diskspace.guard("building the zip", [s.state_dir, Path(tempfile.gettempdir()), s.out.parent],
+        with diskspace.guard("building the zip", [s.state_dir, s.cache, Path(tempfile.gettempdir()), s.out.parent],
                              lambda: disk_needed(plan)):  # fmt: skip
             return _package(s, plan, run, say, started, early)
     finally:
@@ -189,7 +189,7 @@ def disk_needed(plan: BuildPlan) -> int:
     """About what a build writes under KIT_STATE: the wheelhouse, then deps.zip three times (the
     build's copy, the cache's, the zip built from it)."""
     wheels = diskspace.folder_size(plan.wheelhouse)
-    cached = [p.stat().st_size for p in (plan.settings.state_dir / "deps").glob("*.zip")]
+    cached = [p.stat().st_size for p in (plan.settings.cache / "deps").glob("*.zip")]
     return wheels + 3 * (max(cached) if cached else wheels)
 
 
@@ -232,7 +232,7 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     s = plan.settings
     network = plan.build_network()  # the lock's ${VAR}s must be set whenever dependencies are needed
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    cache = DependencyCache(s.state_dir, warn=lambda m: say(f"lambda-kit: warning: {m}"))
+    cache = DependencyCache(s.cache, warn=lambda m: say(f"lambda-kit: warning: {m}"))
     keys = {b: dependency_key(plan, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))}
     shared, cached = None, None
     for key in keys.values():
@@ -243,7 +243,7 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     else:
         shared = sharedcache.SharedCache.for_build(s, say, plan.native_facts)  # None without CACHE_URL
         if shared is not None and not s.fresh:
-            cached = shared.lookup(keys.values(), cache, plan.lock, s.state_dir)
+            cached = shared.lookup(keys.values(), cache, plan.lock, s.cache)
     if cached is not None:
         if early is not None:
             early.stop()  # no build: pipenv's check is not needed
@@ -287,7 +287,7 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
             warm_up_audit()
             try:
                 localbuild.build(
-                    state_dir=s.state_dir, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
+                    cache_dir=s.cache, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
                     network=network, out=outputs, wheelhouse=plan.wheelhouse, log_path=log_path, slim=s.slim,
                     no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
                 )  # fmt: skip
