@@ -49,7 +49,7 @@ CACHE_SIGNING_KEY ?=  ## private key file (make cache-keygen) signing what this 
 CACHE_TRUSTED_KEYS ?=  ## public keys, or files of them, space-separated: only CACHE_URL entries one of them signed are used
 KEY ?=  ## for make cache-keygen: the private key file to write (KEY.pub: its public key)
 BENCH_RUNS ?= 3  ## runs per case for make bench
-BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared,local cold; empty: all)
+BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared,local cold,fresh agent,new checkout; empty: all)
 DEST ?=  ## the repository make install-kit copies the kit into
 SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
 	SOURCE_DATE_EPOCH PYTHON KIT_STATE KIT_CACHE CACHE_URL CACHE_PUSH CACHE_TRUSTED_KEYS KEY BENCH_RUNS BENCH_CASES DEST
