@@ -211,6 +211,7 @@ def run_smoke(args: argparse.Namespace) -> int:
         image=args.image,
         timeout=args.timeout,
         network=_network_from_environment(),
+        cache_dir=Path(_env("LAMBDA_KIT_CACHE")).resolve() if _env("LAMBDA_KIT_CACHE") else None,  # the launcher's
     )
     logs = sys.stderr if args.json else sys.stdout
     report = smoke.smoke(settings, Runner(), say=lambda line: print(line, file=logs, flush=True))
