@@ -31,6 +31,11 @@ def test_the_dependency_cache_hands_out_only_what_verifies(tmp_path):
     for i in range(5):  # the last KEEP keys stay
         cache.put(f"{i}" * 64, packed)
     assert len(list(stored.parent.glob("*.zip"))) == depcache.DependencyCache.KEEP
+    machine = depcache.DependencyCache(tmp_path / "machine", keep=depcache.DependencyCache.MACHINE_KEEP)
+    for i in range(depcache.DependencyCache.MACHINE_KEEP + 2):  # many projects' builds on one machine
+        machine.put(f"{i:064x}", packed)
+    assert machine.get(f"{0:064x}") is None and machine.get(f"{2:064x}") is not None
+    assert len(list(machine.folder.glob("*.zip"))) == depcache.DependencyCache.MACHINE_KEEP
 
 
 @pytest.mark.network

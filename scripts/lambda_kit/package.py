@@ -232,7 +232,8 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     s = plan.settings
     network = plan.build_network()  # the lock's ${VAR}s must be set whenever dependencies are needed
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    cache = DependencyCache(s.cache, warn=lambda m: say(f"lambda-kit: warning: {m}"))
+    keep = DependencyCache.KEEP if s.cache_dir is None else DependencyCache.MACHINE_KEEP  # several projects share it
+    cache = DependencyCache(s.cache, warn=lambda m: say(f"lambda-kit: warning: {m}"), keep=keep)
     keys = {b: dependency_key(plan, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))}
     shared, cached = None, None
     for key in keys.values():
