@@ -281,10 +281,8 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
                     "building without Docker, same bytes")  # fmt: skip
         try:
             compiling.check(s, plan.runtime, builder)
-        except UsageError:
-            if unpulled is not None:
-                raise unpulled from None
-            raise
+        except UsageError as exc:  # COMPILE=1 this host cannot do: the image was needed after all
+            raise (unpulled or exc) from None
     log_path = s.state_dir / "build.log"
     log_path.write_text("", encoding="utf-8")
     if network.pip.unused:
@@ -373,8 +371,7 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
 
 
 def docker_ready(plan: BuildPlan, network: NetworkSettings, engine: docker.Engine, run: Run, say) -> str:
-    """What the engine will build with, said in one line, and its build image on it (pulled when
-    missing; ImageUnavailable when it cannot be): the image's name."""
+    """The engine's line said, its build image on it (pulled if missing, else ImageUnavailable): its name."""
     s, runtime = plan.settings, plan.runtime
     # Another architecture than the engine's: no emulation is assumed. The build image of the
     # engine's architecture installs binary wheels for the target (pip --platform ...).
