@@ -169,15 +169,19 @@ def summary(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
+def table(intro: str, *columns: str) -> list[str]:
+    """A paragraph, then a markdown table's head."""
+    return ["", intro, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def lines(fresh: dict[str, dict], new: dict[str, dict], runs: int, load: str) -> list[str]:
     out = ["# make bench: first runs (fresh agent, new checkout)", "",
            f"{runs} runs per case; seconds, median (min-max), wall clock. {load}"]  # fmt: skip
     if fresh:
-        out += ["", "`fresh agent`: new checkout, empty KIT_STATE, empty user cache; tool set-up counted on every "
-                "side (the kit: its helper environment; the uv flow: a venv with uv and pipenv; the article: pipenv "
-                "in its `docker build`). Targets: kit Docker / article at most 0.4, kit local / uv at most 0.6.", "",
-                "| set | article | uv flow | kit (Docker) | kit (local) | Docker / article | local / uv |",
-                "|---|---|---|---|---|---|---|"]  # fmt: skip
+        out += table("`fresh agent`: new checkout, empty KIT_STATE, empty user cache; tool set-up counted on every "
+                     "side (the kit: its helper environment; the uv flow: a venv with uv and pipenv; the article: "
+                     "pipenv in its `docker build`). Targets: kit Docker / article at most 0.4, kit local / uv at most 0.6.",
+                     "set", "article", "uv flow", "kit (Docker)", "kit (local)", "Docker / article", "local / uv")  # fmt: skip
         for set_name, t in fresh.items():
             m = {k: statistics.median(v) for k, v in t.items() if k != "notes"}
             out.append(f"| {set_name} | {summary(t['article'])} | {summary(t['uv'])} | {summary(t['kit (Docker)'])} | "
@@ -188,11 +192,10 @@ def lines(fresh: dict[str, dict], new: dict[str, dict], runs: int, load: str) ->
             out += ["", "The kit's Docker builds took steps from the engine's layer cache: "
                     + "; ".join(f"{s}: {n}" for s, n in notes.items())]  # fmt: skip
     if new:
-        out += ["", "`new checkout`: machine cache warm from another checkout of the same lock, new folder, empty "
-                "KIT_STATE; its first `make package` beside the warm checkout's code-only rebuild in the same runs. "
-                "Target: at most code-only + 0.5 s, no environment made, no Docker build.", "",
-                "| set | builder | new checkout | code-only | difference of medians | target met |",
-                "|---|---|---|---|---|---|"]  # fmt: skip
+        out += table("`new checkout`: machine cache warm from another checkout of the same lock, new folder, empty "
+                     "KIT_STATE; its first `make package` beside the warm checkout's code-only rebuild in the same "
+                     "runs. Target: at most code-only + 0.5 s, no environment made, no Docker build.",
+                     "set", "builder", "new checkout", "code-only", "difference of medians", "target met")  # fmt: skip
         for set_name, builders in new.items():
             for builder, t in builders.items():
                 diff = statistics.median(t["new checkout"]) - statistics.median(t["code-only"])
