@@ -42,17 +42,18 @@ EXTRA_INDEX_URLS ?=  ## space-separated extra package indexes (for packages the 
 CA_BUNDLE ?=  ## extra CA bundle (PEM) for HTTPS during the build, added to the system's; default: PIP_CERT
 SOURCE_DATE_EPOCH ?=  ## timestamp of the code's zip entries, in seconds (empty: 1980-01-01; dependencies: always 1980-01-01)
 PYTHON ?= python3  ## host Python (3.10+) that runs the helper
-KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## the kit's private state: helper environment, build log
+KIT_STATE ?= $(KIT_DIR)/.lambda-kit  ## this checkout's state: zip records, build log, a link to the helper's environment
+KIT_CACHE ?=  ## the machine's cache, shared by every checkout: helper environments, dependency zips, wheelhouse (empty: $XDG_CACHE_HOME/lambda-kit, else ~/.cache/lambda-kit; set to KIT_STATE to keep all in the checkout)
 CACHE_URL ?=  ## dependency cache shared by CI agents: s3://bucket/prefix or a folder on a shared mount (empty: none)
 CACHE_PUSH ?=  ## 1: push builds to CACHE_URL; 0: only read it; empty: push, unless CACHE_TRUSTED_KEYS is set without CACHE_SIGNING_KEY
 CACHE_SIGNING_KEY ?=  ## private key file (make cache-keygen) signing what this agent pushes to CACHE_URL; or export the key itself, never on the command line
 CACHE_TRUSTED_KEYS ?=  ## public keys, or files of them, space-separated: only CACHE_URL entries one of them signed are used
 KEY ?=  ## for make cache-keygen: the private key file to write (KEY.pub: its public key)
 BENCH_RUNS ?= 3  ## runs per case for make bench
-BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared,local cold; empty: all)
+BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared,local cold,fresh agent,new checkout; empty: all)
 DEST ?=  ## the repository make install-kit copies the kit into
 SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
-	SOURCE_DATE_EPOCH PYTHON KIT_STATE CACHE_URL CACHE_PUSH CACHE_TRUSTED_KEYS KEY BENCH_RUNS BENCH_CASES DEST
+	SOURCE_DATE_EPOCH PYTHON KIT_STATE KIT_CACHE CACHE_URL CACHE_PUSH CACHE_TRUSTED_KEYS KEY BENCH_RUNS BENCH_CASES DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 JUNIT := $(strip $(JUNIT))  # not a build setting: changing it rebuilds nothing
@@ -77,6 +78,7 @@ export LAMBDA_KIT_SIGNING_KEY_ORIGIN := $(origin CACHE_SIGNING_KEY)
 # What of SRC goes into a zip is decided by the helper alone (lambda_kit.sources), from these.
 export EXCLUDE ALLOW_OUTSIDE_LINKS DIST
 export LAMBDA_KIT_HOME := $(KIT_STATE)
+export LAMBDA_KIT_CACHE := $(KIT_CACHE)
 # An S3 cache needs boto3: the launcher installs it (scripts/aws-requirements.txt) when asked.
 LAMBDA_KIT_EXTRAS ?=
 ifneq ($(filter s3://%,$(CACHE_URL)),)

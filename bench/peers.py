@@ -59,12 +59,18 @@ def peer_tools(work: Path) -> Path:
     if stamp.is_file() and stamp.read_text() == digest.hexdigest():
         return venv / "bin"
     print("bench: installing the uv flow's tools (uv, pipenv; pinned, hash-checked)", flush=True)
+    install_tools(venv)
+    stamp.write_text(digest.hexdigest())
+    return venv / "bin"
+
+
+def install_tools(venv: Path, env: dict[str, str] | None = None) -> Path:
+    """uv and pipenv into a new venv, as a user sets them up (venv, then pip); its bin folder."""
     shutil.rmtree(venv, ignore_errors=True)
-    run([sys.executable, "-m", "venv", venv])
+    run([sys.executable, "-m", "venv", venv], env=env)
     files = [arg for path in TOOL_REQUIREMENTS for arg in ("-r", path)]
     run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
-         "--only-binary=:all:", *files])  # fmt: skip
-    stamp.write_text(digest.hexdigest())
+         "--only-binary=:all:", *files], env=env)  # fmt: skip
     return venv / "bin"
 
 

@@ -36,11 +36,13 @@ from typing import NamedTuple
 
 from lambda_kit import cachesign, runtimes
 from lambda_kit.kitfiles import copy_kit  # the launcher puts scripts/ on sys.path
-from peers import UV_VERSION, UvFlow, peer_tools, uv_platform  # bench/, this script's folder
+from firstrun import FIRST_RUN_CASES, FirstRuns  # bench/, this script's folder
+from firstrun import lines as first_run_lines
+from peers import UV_VERSION, UvFlow, peer_tools, uv_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "bench" / "projects"
-ALL_CASES = ("cold", "no-op", "code-only", "lock change", "init", "shared", "local cold")
+ALL_CASES = ("cold", "no-op", "code-only", "lock change", "init", "shared", "local cold", *FIRST_RUN_CASES)
 FLOW_CASES = ALL_CASES[:4]  # timed for all three flows, each case from the state the one before left
 TRANSFER = re.compile(r"dependencies from cache .*, no build needed \([\d,]+ bytes in ([\d.]+)s\)")
 ARTICLE_PIPENV = "2022.7.24"  # the last pipenv series with `pipenv lock -r`
@@ -514,6 +516,9 @@ def peers_note(args) -> list[str]:
             "are) against the uv flow from an empty uv cache, back to back."]  # fmt: skip
 
 
+LOAD = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -537,14 +542,19 @@ def main() -> int:
     work = ROOT / "bench" / "work"
     venv = sys.prefix  # the kit's own helper environment, shared by the kit copies
     cases = [c for c in FLOW_CASES if c in selected]
-    if cases or "shared" in selected:
+    if cases or "shared" in selected or "fresh agent" in selected:
         build_article_base(args.base_image, args.ca_bundle, work)
     tools = peer_tools(work) if cases or "local cold" in selected else None
 
-    rows, sizes, slim, init, shared = [], {}, {}, {}, {}
+    rows, sizes, slim, init, shared, fresh, new = [], {}, {}, {}, {}, {}, {}
     for set_name in args.sets.split(","):
         flows = prepare(work, set_name, args, venv, tools)
         article, kit = flows["article"], flows["kit"]
+        first = FirstRuns(work, set_name, PROJECTS, kit.settings, article, args.runtime, args.arch, args.ca_bundle)
+        if "fresh agent" in selected:
+            fresh[set_name] = first.fresh_agents(args.runs)
+        if "new checkout" in selected:
+            new[set_name] = first.new_checkouts(args.runs)
         if "init" in selected:
             init[set_name] = measure_init(kit, args.runs)
         if "shared" in selected:
@@ -571,6 +581,15 @@ def main() -> int:
                 }
             )
 
+    if fresh or new:
+        after = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        load = (f"Run on {datetime.date.today().isoformat()}: {machine_description()}; load average (1, 5, 15 min) "
+                f"before: {LOAD}, after: {after}.")  # fmt: skip
+        out = args.out.with_name("results-firstrun.md")
+        out.write_text("\n".join(first_run_lines(fresh, new, args.runs, load)) + "\n")
+        print(f"bench: wrote {out}")
+        if set(selected) <= set(FIRST_RUN_CASES):
+            return 0
     lines = [
         "# make bench: lambda-kit against the article's flow and the uv flow",
         "",

@@ -91,8 +91,9 @@ def local_lib_project(tmp_path) -> Path:
 def kit_env(**extra: str) -> dict[str, str]:
     """The environment for running the kit in tests: this test run's own helper environment,
     so each sample copy does not build a new one."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "LAMBDA_KIT_CACHE")}
     env["LAMBDA_KIT_VENV"] = sys.prefix
+    env["KIT_CACHE"] = "$(KIT_STATE)"  # make's: each sample copy keeps its caches to itself (tests start cold)
     env.update(extra)
     return env
 

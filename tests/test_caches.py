@@ -1,17 +1,13 @@
-"""Verified caches and shared environments: a cache someone changed is a warning and a rebuild,
-never a shipped zip; tool environments made by runs started together all work."""
+"""Verified caches: a cache someone changed is a warning and a rebuild, never a shipped zip (the
+helper's shared environments: test_machine_cache.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, kit_env, make
+from conftest import make
 from lambda_kit import audit, depcache
 
 
@@ -35,6 +31,11 @@ def test_the_dependency_cache_hands_out_only_what_verifies(tmp_path):
     for i in range(5):  # the last KEEP keys stay
         cache.put(f"{i}" * 64, packed)
     assert len(list(stored.parent.glob("*.zip"))) == depcache.DependencyCache.KEEP
+    machine = depcache.DependencyCache(tmp_path / "machine", keep=depcache.DependencyCache.MACHINE_KEEP)
+    for i in range(depcache.DependencyCache.MACHINE_KEEP + 2):  # many projects' builds on one machine
+        machine.put(f"{i:064x}", packed)
+    assert machine.get(f"{0:064x}") is None and machine.get(f"{2:064x}") is not None
+    assert len(list(machine.folder.glob("*.zip"))) == depcache.DependencyCache.MACHINE_KEEP
 
 
 @pytest.mark.network
@@ -58,24 +59,3 @@ def test_a_tampered_dependency_cache_is_rebuilt_not_shipped(sample):
     with zipfile.ZipFile(zip_path) as zf:
         assert zf.testzip() is None
     assert audit.audit_zip(zip_path, runtime="3.11", handler="app.handler").ids() == []
-
-
-def start_launcher(home: Path) -> subprocess.Popen:
-    env = {**kit_env(), "LAMBDA_KIT_HOME": str(home)}
-    env.pop("LAMBDA_KIT_EXTRAS", None)
-    env.pop("LAMBDA_KIT_VENV", None)  # the launcher's own environment, in LAMBDA_KIT_HOME/venv
-    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "lambda-kit"), "python", "-c", "import elftools, sh"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-
-
-@pytest.mark.network
-def test_runs_started_together_with_no_environment_all_succeed(tmp_path):
-    home = tmp_path / "home"
-    venv = home / "venv"
-    runs = [start_launcher(home) for _ in range(3)]
-    results = [(p.wait(timeout=900), p.communicate()[0]) for p in runs]
-    assert [code for code, _ in results] == [0] * 3, results
-    # One built it; the others waited for the lock and reused it.
-    assert sum("setting up the helper's environment" in out for _, out in results) == 1, results
-    assert (venv / "bin" / "python").exists()
-    assert os.path.exists(str(venv) + ".lock")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, ROOT, copy_kit, kit_env, make, path_without_docker
+from conftest import BASE_IMAGE, ROOT, copy_kit, copy_sample, kit_env, make, path_without_docker
 from lambda_kit import docker, runtimes
 from lambda_kit.buildplan import image_tag
 from lambda_kit.progress import BuildProgress
@@ -175,6 +175,59 @@ def test_an_image_that_cannot_be_pulled_is_one_plain_line(sample, no_leftover_co
     assert f"hint: `docker pull {missing}` shows docker's answer" in result.stderr
     assert "BUILDER=local" in result.stderr and "Traceback" not in result.stderr
     assert not (sample / "build.zip").exists()
+
+
+def make_with_image(project: Path, image: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", "package", "PYTHON_VERSION=3.11", f"BASE_IMAGE={image}", *args],
+        cwd=project, env=kit_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.docker
+@pytest.mark.network
+def test_an_image_that_cannot_be_pulled_builds_without_docker_when_every_package_has_a_wheel(
+    sample, tmp_path, no_leftover_containers
+):
+    missing = "lambda-kit-test/no-such-image:never"  # not on the engine; no registry answers here
+    result = make_with_image(sample, missing)  # BUILDER=auto
+    assert result.returncode == 0, result.stderr + result.stdout
+    fallback = [line for line in result.stdout.splitlines() if "building without Docker" in line]
+    assert len(fallback) == 1 and re.fullmatch(
+        r"lambda-kit: the build image cannot be pulled "
+        rf"\((no network to the registry|not found|access denied): {missing}\): building without Docker, same bytes",
+        fallback[0],
+    ), result.stdout
+    assert "lambda-kit: local build (no Docker)" in result.stdout and result.stderr == ""
+    # The same bytes as the local builder's, in another checkout with its own caches.
+    other = copy_sample(tmp_path / "other")
+    local = make(other, "package", "BUILDER=local")
+    assert local.returncode == 0, local.stderr
+    assert (sample / "build.zip").read_bytes() == (other / "build.zip").read_bytes()
+
+
+@pytest.mark.docker
+@pytest.mark.network
+def test_an_image_that_cannot_be_pulled_is_still_the_error_when_a_package_needs_docker(
+    tmp_path, no_leftover_containers
+):
+    project = tmp_path / "sdist-only"
+    shutil.copytree(ROOT / "tests" / "projects" / "sdist-only", project)
+    copy_kit(project)
+    missing = "lambda-kit-test/no-such-image:never"
+    result = make_with_image(project, missing)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lambda-kit: error:")]
+    assert len(errors) == 1 and errors[0].startswith("lambda-kit: error: cannot pull the build image: "), result.stderr
+    assert errors[0].endswith(f"({missing})")
+    hint = result.stderr.split("hint: ", 1)[1]
+    assert "BUILDER=local" not in hint and "without Docker: cannot install 1 locked package(s)" in hint, hint
+    assert "docopt==0.6.2: only a source distribution" in hint, hint
+    assert "Traceback" not in result.stderr and not (project / "build.zip").exists()
+    # A typo'd image name is said as it is, never built around.
+    typo = make_with_image(project, "Not A/Valid Name")
+    assert "cannot pull the build image: not a valid image name" in typo.stderr, typo.stderr
+    assert "building without Docker" not in typo.stdout
 
 
 @pytest.mark.docker

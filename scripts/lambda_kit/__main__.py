@@ -1,11 +1,8 @@
 import gc
-import os
 import sys
 
-# The launcher's bytecode folder is for this interpreter (sys.pycache_prefix, set at its start):
-# the tools it runs keep to their own bytecode, and write none.
-if os.environ.pop("PYTHONPYCACHEPREFIX", None) is not None:
-    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+# The launcher's bytecode folder (PYTHONPYCACHEPREFIX) stays set for the tools the helper runs from
+# its environment (pip, pipenv): installed without bytecode, they compile into it once, not each run.
 
 from .cli import main  # noqa: E402
 

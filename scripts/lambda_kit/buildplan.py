@@ -45,6 +45,13 @@ class PackageSettings:
     compile: bool = False  # COMPILE=1: hash-based .pyc for what the function imports (bytecode.py)
     compile_profile: Path | None = None  # modules a `make profile` run recorded, compiled too
     sources: sources.SourceRules | None = None  # what of src goes into the zip (None: the defaults)
+    cache_dir: Path | None = None  # the machine's cache (KIT_CACHE; None: state_dir): what is keyed by content only
+
+    @property
+    def cache(self) -> Path:
+        """Where what any checkout on the machine may reuse lives: dependency zips, the wheelhouse, pip's
+        cache, the audit's native facts (their keys are content only); state_dir keeps this checkout's."""
+        return self.cache_dir or self.state_dir
 
     def source_rules(self) -> sources.SourceRules:
         return self.sources or sources.SourceRules(
@@ -68,11 +75,11 @@ class BuildPlan:
     @property
     def native_facts(self) -> Path:
         """The audit's cache of facts about native files (shared with the shared cache)."""
-        return self.settings.state_dir / "audit-native.json"
+        return self.settings.cache / "audit-native.json"
 
     @property
     def wheelhouse(self) -> Path:
-        return self.settings.state_dir / "wheelhouse"
+        return self.settings.cache / "wheelhouse"
 
     def build_network(self, environ: dict[str, str] | None = None) -> NetworkSettings:
         """The network settings a dependency build hands to pip: the user's, plus the values of the

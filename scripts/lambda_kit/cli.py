@@ -146,6 +146,7 @@ def run_command(args: argparse.Namespace) -> int:
             cache_push=cache_push,
             cache_keys=cache_keys,
             sources=sources.rules_from_environment(src, pipfile, KIT_DIR, state_dir, out),
+            cache_dir=Path(_env("LAMBDA_KIT_CACHE")).resolve() if _env("LAMBDA_KIT_CACHE") else None,  # the launcher's
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
         if args.command == "deps":
@@ -221,6 +222,7 @@ def run_smoke(args: argparse.Namespace) -> int:
         image=args.image,
         timeout=args.timeout,
         network=_network_from_environment(),
+        cache_dir=Path(_env("LAMBDA_KIT_CACHE")).resolve() if _env("LAMBDA_KIT_CACHE") else None,  # the launcher's
     )
     logs = sys.stderr if args.json else sys.stdout
     report = smoke.smoke(settings, Runner(), say=lambda line: print(line, file=logs, flush=True))

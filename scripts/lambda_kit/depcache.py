@@ -26,13 +26,15 @@ CACHED = re.compile(r"^([0-9a-f]{64})\.([0-9a-f]{64})\.zip$")
 
 
 class DependencyCache:
-    """get(key) -> a verified deps.zip or None; put(key, path). Keeps the last few keys."""
+    """get(key) -> a verified deps.zip or None; put(key, path). Keeps the keys used last."""
 
-    KEEP = 3
+    KEEP = 3  # in one checkout's own state folder
+    MACHINE_KEEP = 24  # in the machine's cache, which every checkout and project on the machine shares
 
-    def __init__(self, state_dir: Path, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, state_dir: Path, warn: Callable[[str], None] | None = None, keep: int = KEEP) -> None:
         self.folder = state_dir / "deps"
         self.warn = warn or (lambda message: None)
+        self.keep = keep
 
     def _entries(self, key: str | None = None) -> list[tuple[Path, str, str]]:
         if not self.folder.is_dir():
@@ -90,7 +92,7 @@ class DependencyCache:
             if path != final:
                 path.unlink(missing_ok=True)
         kept = sorted(self._entries(), key=lambda e: _mtime(e[0]), reverse=True)
-        for path, _, _ in kept[self.KEEP :]:
+        for path, _, _ in kept[self.keep :]:
             path.unlink(missing_ok=True)
         return final
 

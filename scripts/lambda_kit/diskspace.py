@@ -63,5 +63,7 @@ def guard(step: str, folders: list[Path], need: Callable[[], int] | None = None,
         raise StepError(
             f"no space left on the file system of {folder} while {step} ({megabytes(left or 0)} free once the "
             f"step's temporary files were removed){needs}",
-            hint or "free space there, or set KIT_STATE (wheelhouse, caches, temporary files) to a larger file system",
+            hint
+            or "free space there, or set KIT_CACHE (wheelhouse, dependency zips) or KIT_STATE (temporary files) "
+            "to a larger file system",
         ) from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import runtimes
-from .errors import KitError
+from .errors import ImageUnavailable, KitError
 from .runner import CommandFailed, Run
 
 LABEL = "org.lambda-kit.kit"
@@ -91,8 +91,9 @@ def reference_component(text: str, fallback: str = "project", limit: int = 64) -
 
 
 # Why a pull failed, from docker's own words; the first class that matches wins.
+INVALID_NAME = "not a valid image name"
 PULL_PROBLEMS = (
-    ("not a valid image name", ("invalid reference format", "invalid tag", "repository name must")),
+    (INVALID_NAME, ("invalid reference format", "invalid tag", "repository name must")),
     ("no network to the registry", ("no such host", "dial tcp", "i/o timeout", "connection refused",
                                     "network is unreachable", "tls handshake timeout", "server misbehaving",
                                     "client.timeout", "context deadline exceeded", "connection reset")),
@@ -109,6 +110,13 @@ def pull_problem(output: str) -> str:
     return "the registry refused it"
 
 
+def pull_hint(image: str, setting: str, alternative: str = "") -> str:
+    return (
+        f"`docker pull {image}` shows docker's answer (`docker login` for a private registry); "
+        f"or set {setting} to an image the engine has{alternative}"
+    )
+
+
 def ensure_image(run: Run, image: str, what: str, setting: str, say, alternative: str = "") -> None:
     """The image on the engine before anything is built on it: present, or pulled now. A pull that
     fails is one line naming the image and why (no network, not found, access denied), not docker's
@@ -122,11 +130,12 @@ def ensure_image(run: Run, image: str, what: str, setting: str, say, alternative
     try:
         run(["docker", "pull", image], timeout=1800)
     except CommandFailed as exc:
-        raise KitError(
-            f"cannot pull the {what}: {pull_problem(exc.output)}",
+        problem = pull_problem(exc.output)
+        raise ImageUnavailable(
+            f"cannot pull the {what}: {problem}",
             image,
-            hint=f"`docker pull {image}` shows docker's answer (`docker login` for a private registry); "
-            f"or set {setting} to an image the engine has{alternative}",
+            hint=pull_hint(image, setting, alternative),
+            problem=problem,
         ) from None
 
 

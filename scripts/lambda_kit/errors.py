@@ -66,6 +66,14 @@ class StepError(KitError):
         self.not_found: list[str] = []  # packages pip found no distribution for
 
 
+class ImageUnavailable(KitError):
+    """An image the build or the smoke run needs is not on the engine and cannot be pulled."""
+
+    def __init__(self, message: str, value: str, hint: str, problem: str) -> None:
+        super().__init__(message, value, hint)
+        self.problem = problem  # why, in a few words (docker.pull_problem)
+
+
 class ZipBuildError(KitError):
     """A zip cannot be written from these files."""
 

@@ -32,7 +32,7 @@ def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetw
 
 def build(
     *,
-    state_dir: Path,
+    cache_dir: Path,
     pipfile: Path,
     runtime: runtimes.Runtime,
     arch: str,
@@ -57,7 +57,7 @@ def build(
             target_args=runtimes.pip_target_args(runtime, arch),
             target_name=f"{runtime.name} {arch}",
             python_xy=f"python{runtime.version}",
-            cache_dir=str(state_dir / "pip-cache"),
+            cache_dir=str(cache_dir / "pip-cache"),  # the machine's, as the wheelhouse
             wheelhouse=wheelhouse,
             echo=log.write,
             fetch=wheelfetch.setting(os.environ),

@@ -31,7 +31,7 @@ from .buildplan import BuildPlan, PackageSettings, resolve
 from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
 from .depcache import DependencyCache, keep_wheelhouse
 from .digests import sha256_file
-from .errors import KitError, UsageError
+from .errors import ImageUnavailable, KitError, UsageError
 from .network import NetworkSettings, secret_files
 from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
@@ -177,7 +177,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     # another core (stopped at once when the dependencies turn out to be cached).
     early = lockcheck.start(s.pipfile) if s.include_deps and s.builder == "local" else None
     try:
-        with diskspace.guard("building the zip", [s.state_dir, Path(tempfile.gettempdir()), s.out.parent],
+        with diskspace.guard("building the zip", [s.state_dir, s.cache, Path(tempfile.gettempdir()), s.out.parent],
                              lambda: disk_needed(plan)):  # fmt: skip
             return _package(s, plan, run, say, started, early)
     finally:
@@ -189,7 +189,7 @@ def disk_needed(plan: BuildPlan) -> int:
     """About what a build writes under KIT_STATE: the wheelhouse, then deps.zip three times (the
     build's copy, the cache's, the zip built from it)."""
     wheels = diskspace.folder_size(plan.wheelhouse)
-    cached = [p.stat().st_size for p in (plan.settings.state_dir / "deps").glob("*.zip")]
+    cached = [p.stat().st_size for p in (plan.settings.cache / "deps").glob("*.zip")]
     return wheels + 3 * (max(cached) if cached else wheels)
 
 
@@ -232,7 +232,8 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     s = plan.settings
     network = plan.build_network()  # the lock's ${VAR}s must be set whenever dependencies are needed
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    cache = DependencyCache(s.state_dir, warn=lambda m: say(f"lambda-kit: warning: {m}"))
+    keep = DependencyCache.KEEP if s.cache_dir is None else DependencyCache.MACHINE_KEEP  # several projects share it
+    cache = DependencyCache(s.cache, warn=lambda m: say(f"lambda-kit: warning: {m}"), keep=keep)
     keys = {b: dependency_key(plan, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))}
     shared, cached = None, None
     for key in keys.values():
@@ -243,7 +244,7 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     else:
         shared = sharedcache.SharedCache.for_build(s, say, plan.native_facts)  # None without CACHE_URL
         if shared is not None and not s.fresh:
-            cached = shared.lookup(keys.values(), cache, plan.lock, s.state_dir)
+            cached = shared.lookup(keys.values(), cache, plan.lock, s.cache)
     if cached is not None:
         if early is not None:
             early.stop()  # no build: pipenv's check is not needed
@@ -262,16 +263,26 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
 
 def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run: Run, say, check) -> Path:
     s = plan.settings
-    builder, engine, no_wheel_hint = s.builder, None, None
+    builder, engine, no_wheel_hint, unpulled, base_image = s.builder, None, None, None, None
     if builder == "auto":
         engine, why_not = docker.probe(run)
         builder = "local" if engine is None else "docker"
-        compiling.check(s, plan.runtime, builder)
         if engine is None:
             say(f"lambda-kit: no Docker engine ({why_not}): building without Docker, same bytes")
-            no_wheel_hint = (
-                "Docker is needed for such packages: start a Docker engine (or set DOCKER_HOST) and build again"
-            )
+            no_wheel_hint = NO_ENGINE_HINT
+        else:
+            try:
+                base_image = docker_ready(plan, network, engine, run, say)
+            except ImageUnavailable as exc:  # a lock with a wheel for everything builds without it
+                if exc.problem == docker.INVALID_NAME:  # a typo in BASE_IMAGE is said, not built around
+                    raise
+                builder, unpulled, no_wheel_hint = "local", exc, NO_IMAGE_HINT
+                say(f"lambda-kit: the build image cannot be pulled ({exc.problem}: {exc.value}): "
+                    "building without Docker, same bytes")  # fmt: skip
+        try:
+            compiling.check(s, plan.runtime, builder)
+        except UsageError as exc:  # COMPILE=1 this host cannot do: the image was needed after all
+            raise (unpulled or exc) from None
     log_path = s.state_dir / "build.log"
     log_path.write_text("", encoding="utf-8")
     if network.pip.unused:
@@ -287,18 +298,21 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
             warm_up_audit()
             try:
                 localbuild.build(
-                    state_dir=s.state_dir, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
+                    cache_dir=s.cache, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
                     network=network, out=outputs, wheelhouse=plan.wheelhouse, log_path=log_path, slim=s.slim,
                     no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
                 )  # fmt: skip
-            except KitError:
+            except KitError as exc:
                 check.verify(
                     plan.lock, say
                 )  # a stale lock is the cause to report (checked already unless BUILDER=local)
+                if unpulled is not None and NO_IMAGE_HINT in exc.hint:  # needs the image after all
+                    hint = f"{docker.pull_hint(unpulled.value, 'BASE_IMAGE')}; without Docker: {exc.message}"
+                    raise ImageUnavailable(unpulled.message, unpulled.value, hint, unpulled.problem) from None
                 raise
             check.verify(plan.lock, say)
         else:
-            build_in_docker(plan, network, outputs, log_path, run, say, engine)
+            build_in_docker(plan, network, outputs, log_path, run, say, engine, base_image)
             keep_wheelhouse(outputs / contract.WHEELS, plan.wheelhouse)
         packed = outputs / contract.DEPS_ZIP
         assemble.verify_copied(packed)
@@ -306,6 +320,10 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
         if shared is not None:
             shared.publish(keys[builder], packed, plan.wheelhouse, plan.lock, s.runtime, s.arch)
     return stored
+
+
+NO_ENGINE_HINT = "Docker is needed for such packages: start a Docker engine (or set DOCKER_HOST) and build again"
+NO_IMAGE_HINT = "Docker and its build image are needed for such packages"
 
 
 def package_count(lock: dict, runtime: runtimes.Runtime, arch: str) -> int | None:
@@ -352,19 +370,9 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
     return PackageResult.of(s.out, report.files, digest, started)
 
 
-def build_in_docker(
-    plan: BuildPlan,
-    network: NetworkSettings,
-    outputs: Path,
-    log_path: Path,
-    run: Run,
-    say,
-    engine: docker.Engine | None = None,
-) -> None:
-    """docker build, then create / cp the image's out/ folder to `outputs` / rm, and prune this
-    checkout's old images."""
+def docker_ready(plan: BuildPlan, network: NetworkSettings, engine: docker.Engine, run: Run, say) -> str:
+    """The engine's line said, its build image on it (pulled if missing, else ImageUnavailable): its name."""
     s, runtime = plan.settings, plan.runtime
-    engine = engine or docker.preflight(run)
     # Another architecture than the engine's: no emulation is assumed. The build image of the
     # engine's architecture installs binary wheels for the target (pip --platform ...).
     cross = s.arch != engine.arch
@@ -381,6 +389,25 @@ def build_in_docker(
     docker.ensure_image(
         run, base_image, "build image", "BASE_IMAGE", say, alternative=", or build without Docker: BUILDER=local"
     )
+    return base_image
+
+
+def build_in_docker(
+    plan: BuildPlan,
+    network: NetworkSettings,
+    outputs: Path,
+    log_path: Path,
+    run: Run,
+    say,
+    engine: docker.Engine | None = None,
+    base_image: str | None = None,
+) -> None:
+    """docker build, then create / cp the image's out/ folder to `outputs` / rm, and prune this
+    checkout's old images. `base_image`: docker_ready's answer, when the caller asked it already."""
+    s, runtime = plan.settings, plan.runtime
+    engine = engine or docker.preflight(run)
+    cross = s.arch != engine.arch
+    base_image = base_image or docker_ready(plan, network, engine, run, say)
 
     labels = {docker.LABEL: "lambda-kit", docker.CHECKOUT_LABEL: plan.checkout}
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:

@@ -146,12 +146,12 @@ class SharedCache:
         `native_facts`: the audit's cache file, which a hit from the store fills too."""
         return cls(s.cache_url, s.cache_push, say, native_facts, keys=s.cache_keys) if s.cache_url else None
 
-    def lookup(self, keys, cache, lock: dict, state_dir: Path) -> Path | None:
+    def lookup(self, keys, cache, lock: dict, cache_dir: Path) -> Path | None:
         """Before a build: deps.zip for the first of `keys` the store has, into the local `cache`
         (a DependencyCache); on a miss, the lock's files the store has into the wheelhouse."""
-        cached = self.restore(list(keys), cache.adopt, state_dir)
+        cached = self.restore(list(keys), cache.adopt, cache_dir)
         if cached is None:
-            self.fetch_wheels(lock, state_dir / "wheelhouse")
+            self.fetch_wheels(lock, cache_dir / "wheelhouse")
         return cached
 
     def _guarded(self, doing: str, action: Callable[[FolderStore | S3Store], object]) -> object:

@@ -3,7 +3,8 @@
     1. build (or reuse) the smoke image: the runtime image plus awslambdaric, pinned and hashed
     2. docker create a fresh container (root, so it can unpack; the handler runs as uid 993)
     3. docker cp the zip and the event in; docker start --attach; docker rm --force, always
-    0. audit the zip (bounded): errors stop the run before anything is unpacked
+    0. audit the zip (bounded): errors stop the run before anything is unpacked; with no engine and
+       the runtime's Python on the host, steps 1-3 run on the host instead (hostsmoke.py)
     4. copy the runner's report out of the stopped container (a root-only file, never the
        handler's stdout) and check it: the result, or Lambda's error (Runtime.ImportModuleError, ...)
 
@@ -43,6 +44,7 @@ class SmokeSettings:
     image: str = ""
     timeout: float = 60.0
     network: NetworkSettings | None = None
+    cache_dir: Path | None = None  # the machine's cache (KIT_CACHE): awslambdaric for a run on the host
 
 
 def smoke_image(s: SmokeSettings, runtime: runtimes.Runtime, engine: docker.Engine, run: Run, say) -> str:
@@ -90,7 +92,16 @@ def smoke(s: SmokeSettings, run: Run, say: Callable[[str], None]) -> dict:
             ) from None
     audit_first(s)
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    engine = docker.preflight(run)
+    engine, why_not = docker.probe(run)
+    if engine is None:
+        from . import hostsmoke
+
+        if not hostsmoke.can_run(runtime, s.arch):
+            docker.preflight(run)  # no engine, and this host cannot stand in: docker's own error
+        started = time.monotonic()
+        report = hostsmoke.smoke_on_host(s, why_not, say)
+        report["seconds"] = round(time.monotonic() - started, 1)
+        return report
     tag = smoke_image(s, runtime, engine, run, say)
 
     labels = {docker.LABEL: "lambda-kit", docker.CHECKOUT_LABEL: checkout_id(s.kit_dir)}

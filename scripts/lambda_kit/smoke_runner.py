@@ -36,10 +36,14 @@ except ImportError:
     except ImportError:
         zipreader = None  # the sandboxed child (python -I: not this folder on sys.path) does not need it
 
-WORK = "/tmp/lambda-kit-smoke"
-TASK_ROOT = "/var/task"
-RIC = "/opt/lambda-kit-smoke/ric"
-REPORT_DIR = "/var/lambda-kit-smoke-report"  # root only: the handler cannot write the report
+# In the smoke image these are fixed; `make smoke` on the host (hostsmoke.py, no Docker engine)
+# names temporary folders instead, and runs the handler as the user it is, with no runtime packages.
+HOST = {k: os.environ.get(f"LAMBDA_KIT_SMOKE_{k}", "") for k in ("WORK", "TASK_ROOT", "RIC", "REPORT_DIR")}
+ON_HOST = bool(HOST["TASK_ROOT"])
+WORK = HOST["WORK"] or "/tmp/lambda-kit-smoke"
+TASK_ROOT = HOST["TASK_ROOT"] or "/var/task"
+RIC = HOST["RIC"] or "/opt/lambda-kit-smoke/ric"
+REPORT_DIR = HOST["REPORT_DIR"] or "/var/lambda-kit-smoke-report"  # root only: the handler cannot write the report
 REPORT_FILE = REPORT_DIR + "/report.json"
 SANDBOX_UID = SANDBOX_GID = 993
 MAX_UNZIPPED = 262_144_000  # Lambda's limit on the unzipped function
@@ -104,6 +108,7 @@ def lambda_environment(handler: str, function_name: str, memory_mb: str) -> dict
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "LAMBDA_TASK_ROOT": TASK_ROOT,
+        **({f"LAMBDA_KIT_SMOKE_{k}": v for k, v in HOST.items()} if ON_HOST else {}),  # the child's folders
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
@@ -182,7 +187,8 @@ def supervise(handler: str, timeout: float) -> int:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     started = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, cwd=TASK_ROOT, preexec_fn=drop_privileges, pass_fds=(write_end,))
+    sandbox = None if ON_HOST else drop_privileges  # on the host: as the user who ran make smoke
+    child = subprocess.Popen(argv, env=env, cwd=TASK_ROOT, preexec_fn=sandbox, pass_fds=(write_end,))
     os.close(write_end)
     try:
         child.wait(timeout=timeout + 5)
@@ -235,8 +241,10 @@ def send(fd: int, line: str) -> None:
 def invoke(handler: str) -> None:
     """Sandbox side, in `python -I -S`: only the stdlib here; add the task root and the runtime."""
     sys.path[:0] = [TASK_ROOT]
+    for name in HOST:
+        os.environ.pop(f"LAMBDA_KIT_SMOKE_{name}", None)  # not in the handler's environment
     runtime_packages = sysconfig.get_paths()["purelib"]
-    if runtime_packages not in sys.path:
+    if runtime_packages not in sys.path and not ON_HOST:  # the host's own packages are not the runtime's
         sys.path.append(runtime_packages)
     before = set(sys.modules)
     sys.path.append(RIC)
