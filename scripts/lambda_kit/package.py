@@ -256,7 +256,7 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     wheelfetch.setting(os.environ)  # a bad LAMBDA_KIT_FETCH stops here, before any build
     check = early or lockcheck.start(plan.lock_choice)
     try:
-        if s.builder != "local":
+        if s.builder != "local" or plan.lock_choice.format != lockformats.PIPFILE:  # only pipenv's takes long
             check.verify(plan.lock, say)
         return build_dependencies(plan, network, cache, keys, shared, run, say, check)
     finally:

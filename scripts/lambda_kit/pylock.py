@@ -31,6 +31,8 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
     except pylock.PylockUnsupportedVersionError as exc:
         raise LockError(f"{path.name} has a lock-version the kit's packaging does not read ({exc})", HINT) from None
     except pylock.PylockValidationError as exc:
+        if "hash" in str(exc):  # PEP 751 requires hashes for every file: the unhashed lock's own line
+            raise LockError(f"{path.name} has files without hashes ({exc})", HINT) from None
         raise LockError(f"malformed {path.name}: {exc} ({path})", HINT) from None
     if selection.package:
         raise UsageError("LOCK_PACKAGE is for uv.lock workspaces", selection.package, hint="unset it for a pylock.toml")

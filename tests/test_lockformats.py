@@ -1,0 +1,196 @@
+"""Every lock format read as the kit's lock model, on fixtures the real tools wrote (tests/projects/locks:
+the sample function's dependency set locked by pipenv, uv 0.13.9, Poetry 2.5.1, `uv export` to
+pylock.toml and requirements.txt), which lock, refusals in one line, and each format's staleness check."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lambda_kit import lockcheck, lockfile, lockformats, runtimes
+from lambda_kit.errors import KitError, LockError, StepError, UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCKS = ROOT / "tests" / "projects" / "locks"
+FILES = {
+    "pipenv": "Pipfile.lock",
+    "uv": "uv.lock",
+    "poetry": "poetry.lock",
+    "poetry-classic": "poetry.lock",
+    "pylock": "pylock.toml",
+    "requirements": "requirements.txt",
+}
+DEV = ["iniconfig", "packaging", "pluggy", "pygments", "pytest"]
+
+
+def target(version: str = "3.11", arch: str = "x86_64") -> dict:
+    return runtimes.target_environment(runtimes.lookup(version), arch)
+
+
+def pins(model: dict) -> dict[str, str]:
+    return {name: entry["version"] for name, entry in model["default"].items()}
+
+
+def copy(tmp_path: Path, case: str) -> Path:
+    shutil.copytree(LOCKS / case, tmp_path / case)
+    return tmp_path / case / FILES[case]
+
+
+@pytest.mark.parametrize("version,arch", [("3.11", "x86_64"), ("3.12", "arm64"), ("3.14", "x86_64")])
+@pytest.mark.parametrize("case", [c for c in FILES if c != "pipenv"])
+def test_every_format_locks_what_pipfile_lock_locks(case, version, arch):
+    pipenv = lockfile.plan(lockfile.load(LOCKS / "pipenv" / "Pipfile.lock"), target(version, arch))
+    model = lockfile.load(LOCKS / case / FILES[case], target(version, arch))
+    plan = lockfile.plan(model, target(version, arch))
+    assert {p.name: p.version for p in plan.index} == {p.name: p.version for p in pipenv.index}
+    assert len(plan.index) == 11 and not plan.skipped and not plan.local and not plan.urls
+    core = next(p for p in plan.index if p.name == "pydantic-core")
+    wheel_for_target = {h for p in pipenv.index if p.name == "pydantic-core" for h in p.hashes}
+    assert len(core.hashes) > 50 and set(core.hashes) & wheel_for_target
+    assert [s["url"] for s in plan.sources] == ["https://pypi.org/simple"]
+    assert "pytest" not in model["default"]
+
+
+@pytest.mark.parametrize("case", ["uv", "poetry", "poetry-classic"])
+def test_dev_groups_stay_out_unless_asked(case):
+    path = LOCKS / case / FILES[case]
+    model = lockformats.read(lockformats.chosen(path), target())
+    assert sorted(model["develop"]) == DEV and lockfile.develop_only(model) == DEV
+    with_dev = lockformats.read(lockformats.chosen(path), target(), lockformats.Selection(groups=("dev",)))
+    assert set(with_dev["default"]) == set(model["default"]) | set(DEV)
+    with pytest.raises(UsageError, match="no such group or extra") as caught:
+        lockformats.read(lockformats.chosen(path), target(), lockformats.Selection(groups=("docs",)))
+    assert "dev" in caught.value.hint
+
+
+def test_poetry_extras_come_from_pyproject():
+    path = LOCKS / "poetry" / "poetry.lock"
+    assert "orjson" not in lockfile.load(path, target())["default"]
+    fast = lockfile.load(path, target(), lockformats.Selection(extras=("fast",)))
+    assert fast["default"]["orjson"]["version"].startswith("==") and len(fast["default"]["orjson"]["hashes"]) > 5
+
+
+def test_markers_are_the_targets(tmp_path):
+    """pytest's own dependencies: exceptiongroup and tomli only below 3.11 (uv's edge markers)."""
+    path = LOCKS / "uv" / "uv.lock"
+    dev = lockformats.Selection(groups=("dev",))
+    old = lockformats.read(lockformats.chosen(path), target("3.10"), dev)
+    new = lockformats.read(lockformats.chosen(path), target("3.12"), dev)
+    assert {"exceptiongroup", "tomli"} <= set(old["default"]) and not {"exceptiongroup", "tomli"} & set(new["default"])
+    assert "colorama" not in old["default"]  # sys_platform == 'win32'
+
+
+def test_the_projects_lock_is_found_and_two_are_refused(tmp_path):
+    for case, name in FILES.items():
+        folder = tmp_path / case
+        shutil.copytree(LOCKS / case, folder)
+        choice = lockformats.choose(None, None, folder)
+        assert (choice.path.name, choice.found) == (name, True)
+    both = tmp_path / "both"
+    shutil.copytree(LOCKS / "uv", both)
+    shutil.copy2(LOCKS / "poetry" / "poetry.lock", both)
+    with pytest.raises(UsageError) as caught:
+        lockformats.choose(None, None, both)
+    assert str(caught.value) == f"more than one lock in {both} (uv.lock, poetry.lock)"
+    assert caught.value.hint == "choose the one to build from: make LOCK=uv.lock"
+    assert lockformats.choose(both / "poetry.lock", None, both).format == "poetry.lock"
+    # An unhashed requirements.txt beside a lock is an export, not a second lock.
+    (both / "poetry.lock").unlink()
+    (both / "requirements.txt").write_text("requests>=2\n")
+    assert lockformats.choose(None, None, both).path.name == "uv.lock"
+    with pytest.raises(UsageError, match="not a lock file the kit reads"):
+        lockformats.choose(both / "pyproject.toml", None, both)
+
+
+def test_requirements_refused_naming_every_line_that_is_not_pinned_and_hashed(tmp_path):
+    path = tmp_path / "requirements.txt"
+    good = (LOCKS / "requirements" / "requirements.txt").read_text()
+    path.write_text(good + "six==1.17.0\nattrs>=23 --hash=sha256:" + "a" * 64 + "\n-e ./libs/common\n")
+    with pytest.raises(LockError) as caught:
+        lockfile.load(path, target())
+    lines = KitError(str(caught.value), hint=caught.value.hint).lines()
+    assert len(lines) == 2 and "Traceback" not in lines[0]
+    assert "six==1.17.0 (no --hash)" in lines[0] and "attrs>=23 (not pinned with ==)" in lines[0]
+    assert "-e (an option the kit does not apply)" in lines[0]
+    assert lines[1].startswith("hint: pin and hash every line")
+
+
+def test_requirements_indexes_are_pips(tmp_path):
+    path = tmp_path / "requirements.txt"
+    body = (LOCKS / "requirements" / "requirements.txt").read_text()
+    path.write_text(
+        "--index-url https://mirror.example/simple\n--extra-index-url=https://private.example/simple\n" + body
+    )
+    model = lockfile.load(path, target())
+    assert [s["url"] for s in model["_meta"]["sources"]] == [
+        "https://mirror.example/simple",
+        "https://private.example/simple",
+    ]
+    assert model["_meta"]["search-all-sources"] is True and len(model["default"]) == 11
+    from lambda_kit import network
+
+    settings = network.for_lock(network.NetworkSettings(), model, tmp_path / "Pipfile", {})
+    assert settings.search_all_sources and settings.lock_sources[0] == "https://mirror.example/simple"
+
+
+def test_pylock_without_hashes_is_refused_and_pipenvs_empty_environments_read(tmp_path):
+    path = copy(tmp_path, "pylock")
+    text = path.read_text().replace("requires-python", "environments = []\nrequires-python", 1)
+    path.write_text(text)
+    assert len(lockfile.load(path, target())["default"]) == 11
+    for replacement, first in [
+        ("hashes = {}", "pylock.toml has files without hashes (At least one hash must be provided in 'packages[0]"),
+        (
+            'hashes = { md5 = "' + "0" * 32 + '" }',
+            "pylock.toml has packages without sha256 hashes (annotated-types==0.8.0, ",
+        ),
+    ]:
+        path.write_text(re.sub(r'hashes = \{ sha256 = "[0-9a-f]+" \}', replacement, text))
+        with pytest.raises(LockError) as caught:
+            lockfile.load(path, target())
+        assert str(caught.value).startswith(first), str(caught.value)
+        assert caught.value.hint.startswith("lock again with hashes")
+
+
+@pytest.mark.parametrize("case", ["poetry", "poetry-classic"])
+def test_poetry_content_hash_is_poetrys(tmp_path, case):
+    path = copy(tmp_path, case)
+    said = []
+    lockcheck.start(lockformats.chosen(path)).verify({}, said.append)
+    assert said == ["lambda-kit: poetry.lock verified against pyproject.toml (Poetry's content hash)"]
+    pyproject = path.with_name("pyproject.toml")
+    pyproject.write_text(
+        pyproject.read_text().replace('"pyyaml"', '"pyyaml", "six"').replace('pyyaml = "*"', 'pyyaml = "*"\nsix = "*"')
+    )
+    with pytest.raises(StepError) as caught:
+        lockcheck.start(lockformats.chosen(path)).verify({}, said.append)
+    assert str(caught.value).startswith("poetry.lock is out of date with pyproject.toml (content-hash ")
+    assert caught.value.hint == "run `poetry lock` and commit poetry.lock"
+
+
+def test_uv_lock_check_is_uvs_own(tmp_path):
+    path = copy(tmp_path, "uv")
+    said = []
+    lockcheck.start(lockformats.chosen(path)).verify({}, said.append)
+    assert said == ["lambda-kit: uv.lock verified against pyproject.toml (uv lock --check)"]
+    pyproject = path.with_name("pyproject.toml")
+    pyproject.write_text(pyproject.read_text().replace('"pyyaml"]', '"pyyaml", "six"]'))
+    with pytest.raises(StepError) as caught:
+        lockcheck.start(lockformats.chosen(path)).verify({}, said.append)
+    assert str(caught.value) == f"uv.lock is out of date with pyproject.toml ({path})"
+    assert caught.value.hint == "run `uv lock` and commit uv.lock"
+
+
+def test_malformed_locks_are_one_line(tmp_path):
+    for name, text in [("uv.lock", "version = 1\n[[package]]\nversion = '1'\n"), ("poetry.lock", "[[package]\n"),
+                       ("pylock.toml", 'lock-version = "9.0"\ncreated-by = "x"\n[[packages]]\nname = "a"\n')]:  # fmt: skip
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '0'\n")
+        (folder / name).write_text(text)
+        with pytest.raises(LockError) as caught:
+            lockfile.load(folder / name, target())
+        assert "\n" not in str(caught.value) and name in str(caught.value), str(caught.value)
