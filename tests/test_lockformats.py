@@ -1,6 +1,6 @@
 """Every lock format read as the kit's lock model, on fixtures the real tools wrote (tests/projects/locks:
-the sample function's dependency set locked by pipenv, uv 0.13.9, Poetry 2.5.1, `uv export` to
-pylock.toml and requirements.txt), which lock, refusals in one line, and each format's staleness check."""
+the sample function's dependency set locked by pipenv, uv 0.13.9, Poetry 2.5.1 and 1.8.5, `uv export`
+to pylock.toml and requirements.txt), which lock, refusals in one line, and each format's staleness check."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ FILES = {
     "uv": "uv.lock",
     "poetry": "poetry.lock",
     "poetry-classic": "poetry.lock",
+    "poetry-1.8": "poetry.lock",  # lock-version 2.0: no groups or markers per package, walked from pyproject.toml
     "pylock": "pylock.toml",
     "requirements": "requirements.txt",
 }
@@ -54,7 +55,7 @@ def test_every_format_locks_what_pipfile_lock_locks(case, version, arch):
     assert "pytest" not in model["default"]
 
 
-@pytest.mark.parametrize("case", ["uv", "poetry", "poetry-classic"])
+@pytest.mark.parametrize("case", ["uv", "poetry", "poetry-classic", "poetry-1.8"])
 def test_dev_groups_stay_out_unless_asked(case):
     path = LOCKS / case / FILES[case]
     model = lockformats.read(lockformats.chosen(path), target())
@@ -66,8 +67,9 @@ def test_dev_groups_stay_out_unless_asked(case):
     assert "dev" in caught.value.hint
 
 
-def test_poetry_extras_come_from_pyproject():
-    path = LOCKS / "poetry" / "poetry.lock"
+@pytest.mark.parametrize("case", ["poetry", "poetry-1.8"])
+def test_poetry_extras_come_from_pyproject(case):
+    path = LOCKS / case / "poetry.lock"
     assert "orjson" not in lockfile.load(path, target())["default"]
     fast = lockfile.load(path, target(), lockformats.Selection(extras=("fast",)))
     assert fast["default"]["orjson"]["version"].startswith("==") and len(fast["default"]["orjson"]["hashes"]) > 5
@@ -155,7 +157,7 @@ def test_pylock_without_hashes_is_refused_and_pipenvs_empty_environments_read(tm
         assert caught.value.hint.startswith("lock again with hashes")
 
 
-@pytest.mark.parametrize("case", ["poetry", "poetry-classic"])
+@pytest.mark.parametrize("case", ["poetry", "poetry-classic", "poetry-1.8"])
 def test_poetry_content_hash_is_poetrys(tmp_path, case):
     path = copy(tmp_path, case)
     said = []
