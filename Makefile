@@ -160,7 +160,7 @@ $(LOCK_FILE) $(LOCK_PIPFILES): ;
 # Several functions: one dependency build (the stamp), then each zip adds its own code to it,
 # on the host, so make -j builds them in parallel safely. HANDLER_<name> overrides HANDLER.
 FUNCTION_NAMES := $(if $(filter *,$(FUNCTIONS)),$(sort $(notdir $(patsubst %/,%,$(wildcard $(SRC)/*/)))),$(FUNCTIONS))
-DEPS_STAMP := $(KIT_STATE)/deps.$(subst /,_,$(PIPFILE)).stamp
+DEPS_STAMP := $(KIT_STATE)/deps.$(subst /,_,$(PIPFILE))$(if $(LOCK),.$(subst /,_,$(LOCK))).stamp
 handler_for = $(if $(filter undefined,$(origin HANDLER_$(1))),$(HANDLER),$(HANDLER_$(1)))
 
 .PHONY: functions

@@ -196,3 +196,18 @@ def test_malformed_locks_are_one_line(tmp_path):
         with pytest.raises(LockError) as caught:
             lockfile.load(folder / name, target())
         assert "\n" not in str(caught.value) and name in str(caught.value), str(caught.value)
+
+
+def test_uv_version_the_project_requires_and_a_missing_python_are_said_so(tmp_path):
+    path = copy(tmp_path, "uv")
+    pyproject = path.with_name("pyproject.toml")
+    pyproject.write_text(pyproject.read_text().replace("[tool.uv]\n", '[tool.uv]\nrequired-version = "==0.11.*"\n'))
+    with pytest.raises(StepError) as caught:
+        lockcheck.start(lockformats.chosen(path)).verify({}, print)
+    assert str(caught.value).startswith(
+        "uv.lock cannot be checked: pyproject.toml requires uv ==0.11.*, the kit checks with uv 0."
+    )
+    assert (
+        caught.value.hint.startswith("widen [tool.uv] required-version to take 0.")
+        and '(e.g. ">=0.11")' in caught.value.hint
+    )

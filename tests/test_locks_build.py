@@ -54,6 +54,13 @@ def build_all(tmp_path: Path, *settings: str) -> dict[str, str]:
 def test_every_lock_format_builds_the_same_bytes_locally(tmp_path):
     digests = build_all(tmp_path, "BUILDER=local")
     assert len(set(digests.values())) == 1, digests
+    # Nothing changed: make runs nothing; the project file touched: the helper runs, the dependencies are cached.
+    folder = tmp_path / "uv"
+    again = make(folder, "package", "BUILDER=local")
+    assert again.returncode == 0 and "lambda-kit" not in again.stdout + again.stderr
+    (folder / "pyproject.toml").touch()
+    touched = make(folder, "package", "BUILDER=local")
+    assert "dependencies unchanged" in touched.stdout and digest(folder / "build.zip") == digests["uv"]
 
 
 @pytest.mark.docker

@@ -12,6 +12,7 @@ offline, or would write another lock); the kit says so in one line.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -240,10 +241,20 @@ class UvCheck:
         code = self.process.returncode
         if code == 1:
             raise StepError(f"uv.lock is out of date with pyproject.toml ({self.lock})", HINT)
+        required = re.search(r"Required uv version `([^`]+)` does not match the running version `([^`]+)`", output)
+        if required:
+            raise StepError(
+                f"uv.lock cannot be checked: pyproject.toml requires uv {required.group(1)}, the kit checks with uv {required.group(2)}",
+                f'widen [tool.uv] required-version to take {required.group(2)} (e.g. ">={required.group(1).strip("=<>~!*. ")}"), then `uv lock --check`',
+            )
         if code != 0:
             first = next(
                 (line.strip() for line in output.splitlines() if line.startswith("error:")), output.strip()[-200:]
             )
+            if "interpreter" in first.lower() or "python" in first.lower():
+                needs = lockformats.load_toml(self.lock, "uv lock").get("requires-python", "?")
+                raise StepError(f"uv could not check uv.lock ({first})",
+                                f"uv needs a Python for requires-python {needs} to check the lock: install one, or set UV_PYTHON to it")  # fmt: skip
             raise StepError(f"uv could not check uv.lock ({first})", "run `uv lock --check` in the project to see why")
         say("lambda-kit: uv.lock verified against pyproject.toml (uv lock --check)")
         self.verified = True
