@@ -218,13 +218,14 @@ def sha256_of(value: str) -> str | None:
     )
 
 
-def load_toml(path: Path, tool: str) -> dict:
+def load_toml(path: Path, hint: str) -> dict:
+    """The TOML file's data; one line naming the file and what is wrong otherwise (`hint`: the fix)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LockError(f"no {path.name} ({path})", f"run `{tool}` in {path.parent}") from None
+        raise LockError(f"no {path.name} ({path})", hint) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise LockError(f"cannot read {path.name} ({path}: {exc})", f"run `{tool}` again") from None
+        raise LockError(f"cannot read {path.name} ({path}: {exc})", hint) from None
     try:
         import tomllib
 
@@ -235,9 +236,9 @@ def load_toml(path: Path, tool: str) -> dict:
         try:
             return tomlkit.parse(text).unwrap()
         except Exception as exc:  # noqa: BLE001  tomlkit's parse errors have no common base
-            raise LockError(f"{path.name} is not valid TOML ({path}: {exc})", f"run `{tool}` again") from None
+            raise LockError(f"{path.name} is not valid TOML ({path}: {exc})", hint) from None
     except ValueError as exc:  # tomllib.TOMLDecodeError
-        raise LockError(f"{path.name} is not valid TOML ({path}: {exc})", f"run `{tool}` again") from None
+        raise LockError(f"{path.name} is not valid TOML ({path}: {exc})", hint) from None
 
 
 def vcs_url(kind: str, url: str, ref: str = "", subdirectory: str = "") -> str:

@@ -40,8 +40,8 @@ PROJECT_KEYS = ("requires-python", "dependencies", "optional-dependencies")
 
 
 def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
-    data = lockformats.load_toml(path, "poetry lock")
-    pyproject = lockformats.load_toml(path.with_name("pyproject.toml"), "poetry lock")
+    data = lockformats.load_toml(path, HINT)
+    pyproject = lockformats.load_toml(path.with_name("pyproject.toml"), HINT)
     if selection.package:
         raise UsageError("LOCK_PACKAGE is for uv.lock workspaces", selection.package, hint="unset it for a poetry.lock")
     packages = data.get("package", [])
@@ -304,8 +304,8 @@ class PoetryCheck:
     def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
         if self.verified:
             return
-        data = lockformats.load_toml(self.lock, "poetry lock")
-        pyproject = lockformats.load_toml(self.lock.with_name("pyproject.toml"), "poetry lock")
+        data = lockformats.load_toml(self.lock, HINT)
+        pyproject = lockformats.load_toml(self.lock.with_name("pyproject.toml"), HINT)
         recorded = data.get("metadata", {}).get("content-hash", "")
         try:
             current = content_hash(pyproject)

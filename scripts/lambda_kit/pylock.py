@@ -10,6 +10,7 @@ as pip's --require-hashes would refuse it. pipenv writes `environments = []`: re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 
 from packaging import pylock
@@ -23,7 +24,12 @@ HINT = "lock again with hashes (`uv export --format pylock.toml`, `pip lock`, `p
 
 
 def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
-    data = lockformats.load_toml(path, "lock the project again")
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    if re.search(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==\S+.*\\$", text, re.MULTILINE):
+        raise LockError(f"{path.name} is a requirements file, not a PEP 751 lock ({path})",
+                        "older uv exported requirements under any name: `uv export --format pylock.toml -o pylock.toml`, "
+                        "or build from the lock it came from (LOCK=uv.lock)")  # fmt: skip
+    data = lockformats.load_toml(path, HINT)
     if data.get("environments") == []:
         del data["environments"]
     try:

@@ -30,7 +30,7 @@ HINT = "run `uv lock` and commit uv.lock"
 
 
 def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
-    data = lockformats.load_toml(path, "uv lock")
+    data = lockformats.load_toml(path, HINT)
     if data.get("version") != 1:
         raise LockError(f"uv.lock version {data.get('version')!r} is not one the kit reads ({path})", HINT)
     packages = data.get("package", [])
@@ -252,7 +252,7 @@ class UvCheck:
                 (line.strip() for line in output.splitlines() if line.startswith("error:")), output.strip()[-200:]
             )
             if "interpreter" in first.lower() or "python" in first.lower():
-                needs = lockformats.load_toml(self.lock, "uv lock").get("requires-python", "?")
+                needs = lockformats.load_toml(self.lock, HINT).get("requires-python", "?")
                 raise StepError(f"uv could not check uv.lock ({first})",
                                 f"uv needs a Python for requires-python {needs} to check the lock: install one, or set UV_PYTHON to it")  # fmt: skip
             raise StepError(f"uv could not check uv.lock ({first})", "run `uv lock --check` in the project to see why")
@@ -263,7 +263,7 @@ class UvCheck:
 def _host_python_fits(lock: Path) -> str:
     """The helper's Python for uv when the lock's requires-python takes it; else uv finds one."""
     try:
-        data = lockformats.load_toml(lock, "uv lock")
+        data = lockformats.load_toml(lock, HINT)
         if SpecifierSet(data.get("requires-python", "")).contains("%d.%d.%d" % sys.version_info[:3]):
             return sys.executable
     except (LockError, InvalidSpecifier):
