@@ -22,6 +22,7 @@ FILES = {
     "poetry-classic": "poetry.lock",
     "poetry-1.8": "poetry.lock",  # lock-version 2.0: no groups or markers per package, walked from pyproject.toml
     "pylock": "pylock.toml",
+    "pylock-pip": "pylock.toml",  # pip 26.3's `pip lock`: one environment's files (CPython 3.11, x86_64 glibc)
     "requirements": "requirements.txt",
 }
 DEV = ["iniconfig", "packaging", "pluggy", "pygments", "pytest"]
@@ -41,7 +42,7 @@ def copy(tmp_path: Path, case: str) -> Path:
 
 
 @pytest.mark.parametrize("version,arch", [("3.11", "x86_64"), ("3.12", "arm64"), ("3.14", "x86_64")])
-@pytest.mark.parametrize("case", [c for c in FILES if c != "pipenv"])
+@pytest.mark.parametrize("case", [c for c in FILES if c not in ("pipenv", "pylock-pip")])
 def test_every_format_locks_what_pipfile_lock_locks(case, version, arch):
     pipenv = lockfile.plan(lockfile.load(LOCKS / "pipenv" / "Pipfile.lock"), target(version, arch))
     model = lockfile.load(LOCKS / case / FILES[case], target(version, arch))
@@ -210,4 +211,15 @@ def test_uv_version_the_project_requires_and_a_missing_python_are_said_so(tmp_pa
     assert (
         caught.value.hint.startswith("widen [tool.uv] required-version to take 0.")
         and '(e.g. ">=0.11")' in caught.value.hint
+    )
+
+
+def test_pip_locks_one_environments_files():
+    """pip lock lists only the files for the machine it ran on: the same packages, one file each."""
+    model = lockfile.load(LOCKS / "pylock-pip" / "pylock.toml", target("3.11"))
+    pipenv = lockfile.load(LOCKS / "pipenv" / "Pipfile.lock", target("3.11"))
+    assert pins(model) == pins(pipenv)
+    assert all(
+        len(e["hashes"]) == 1 and set(e["hashes"]) <= set(pipenv["default"][n]["hashes"])
+        for n, e in model["default"].items()
     )

@@ -18,6 +18,7 @@ LOCKS = ROOT / "tests" / "projects" / "locks"
 CASES = {
     "pipenv": "Pipfile.lock",
     "pylock": "pylock.toml",
+    "pylock-pip": "pylock.toml",
     "uv": "uv.lock",
     "poetry": "poetry.lock",
     "requirements": "requirements.txt",

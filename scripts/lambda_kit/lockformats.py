@@ -166,6 +166,18 @@ def read(choice: LockChoice, environment: dict | None, selection: Selection = Se
     return model
 
 
+RELOCK = {PYLOCK: "the lock's tool again (`uv export --format pylock.toml`, `pip lock`)", UV: "`uv lock`",
+          POETRY: "`poetry lock`", REQUIREMENTS: "`pip-compile --generate-hashes` (or `uv pip compile --generate-hashes`)"}  # fmt: skip
+
+
+def reworded(hint: str, fmt: str) -> str:
+    """A build step's hint, which names pipenv's command (the build image only knows a Pipfile.lock),
+    with the command of the format the lock really has."""
+    if fmt not in RELOCK:
+        return hint
+    return hint.replace("run `pipenv lock`", f"run {RELOCK[fmt]}").replace("`pipenv lock`", RELOCK[fmt])
+
+
 # ---- what the readers share ----
 
 

@@ -259,6 +259,9 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
         if s.builder != "local" or plan.lock_choice.format != lockformats.PIPFILE:  # only pipenv's takes long
             check.verify(plan.lock, say)
         return build_dependencies(plan, network, cache, keys, shared, run, say, check)
+    except KitError as exc:  # a step's hint names `pipenv lock`: the lock's own tool instead
+        exc.hint = lockformats.reworded(exc.hint, plan.lock_choice.format)
+        raise
     finally:
         check.stop()
 
