@@ -223,3 +223,69 @@ def test_pip_locks_one_environments_files():
         len(e["hashes"]) == 1 and set(e["hashes"]) <= set(pipenv["default"][n]["hashes"])
         for n, e in model["default"].items()
     )
+
+
+def test_uv_workspace_member_is_chosen_and_its_sibling_is_a_local_package():
+    path = LOCKS / "uv-workspace" / "uv.lock"
+    with pytest.raises(LockError) as caught:
+        lockfile.load(path, target())
+    assert "workspace members: common, orders" in str(caught.value) and "LOCK_PACKAGE" in caught.value.hint
+    model = lockfile.load(path, target(), lockformats.Selection(package="orders", extras=("http",)))
+    assert model["default"]["common"] == {"path": "libs/common"}
+    assert pins({"default": {n: e for n, e in model["default"].items() if n != "common"}}) == {
+        "certifi": "==2026.10.19.post1", "idna": "==3.20", "pyyaml": "==6.0.4"}  # fmt: skip
+    with pytest.raises(UsageError, match="LOCK_PACKAGE is not a package of uv.lock"):
+        lockfile.load(path, target(), lockformats.Selection(package="billing"))
+
+
+HOSTILE = {
+    "uv.lock": [
+        (
+            'dependencies = [\n    { name = "pydantic" },',
+            'dependencies = "pydantic"\nx = [\n    { name = "pydantic" },',
+        ),
+        ('source = { registry = "https://pypi.org/simple" }', "source = 7"),
+        ("version = 1\n", 'version = "one"\n'),
+        (
+            '{ name = "pyyaml" },\n    { name = "requests" },\n]\n\n[package.dev',
+            '{ name = "pyyaml" },\n    { name = "requests", marker = "python_version >>> \'3\'" },\n]\n\n[package.dev',
+        ),
+    ],
+    "poetry.lock": [
+        ('groups = ["main"]', 'groups = "main"'),
+        ("files = [", "files = 3\nx = ["),
+        ('[[package]]\nname = "annotated-types"', "[[package]]\nname = 5"),
+    ],
+    "pylock.toml": [
+        ('name = "annotated-types"', 'name = ["annotated-types"]'),
+        ('lock-version = "1.0"', "lock-version = 1"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_locks_are_one_line_never_a_traceback(tmp_path, name):
+    case = {"uv.lock": "uv", "poetry.lock": "poetry", "pylock.toml": "pylock"}[name]
+    path = copy(tmp_path, case)
+    original = path.read_text()
+    for old, new in HOSTILE[name]:
+        assert old in original, old
+        path.write_text(original.replace(old, new, 1))
+        with pytest.raises(LockError) as caught:
+            lockfile.load(path, target())
+        line = str(caught.value)
+        assert "\n" not in line and name in line and caught.value.hint, (old, line)
+
+
+def test_requirements_includes_cycle_and_nest_without_end(tmp_path):
+    (tmp_path / "a.txt").write_text("-r b.txt\n")
+    (tmp_path / "b.txt").write_text("-r a.txt\n--requirement=c.txt\n")
+    (tmp_path / "c.txt").write_text((LOCKS / "requirements" / "requirements.txt").read_text())
+    assert len(lockfile.load(tmp_path / "a.txt", target())["default"]) == 11
+    (tmp_path / "d.txt").write_text("-r missing.txt\n")
+    with pytest.raises(LockError, match="cannot read missing.txt"):
+        lockfile.load(tmp_path / "d.txt", target())
+    (tmp_path / "e.txt").write_text("requests==2.34.2 --hash=sha256:" + "0" * 64 + ' ; "unbalanced\n')
+    with pytest.raises(LockError) as caught:
+        lockfile.load(tmp_path / "e.txt", target())
+    assert "\n" not in str(caught.value)

@@ -159,7 +159,13 @@ def read(choice: LockChoice, environment: dict | None, selection: Selection = Se
         from . import poetrylock as reader
     else:
         from . import reqlock as reader
-    model = reader.read(choice.path, environment, selection)
+    try:
+        model = reader.read(choice.path, environment, selection)
+    except (AttributeError, TypeError, KeyError, ValueError, RecursionError) as exc:
+        # A value of another type or shape than the tool writes (a hand edit, a hostile file): one line.
+        what = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+        raise LockError(f"malformed {choice.path.name}: an entry of an unexpected shape ({what}; {choice.path})",
+                        f"lock again with {RELOCK.get(choice.format, 'its tool')}") from None  # fmt: skip
     problem = lockfile.shape_problem(model)
     if problem:  # a reader's own mistake, never the user's: said as the kit's
         raise LockError(f"the kit misread {choice.path.name}: {problem[0]} {problem[1]}", "report it to the kit")
@@ -228,6 +234,33 @@ def sha256_of(value: str) -> str | None:
         if algorithm.lower() == "sha256" and re.fullmatch(r"[0-9a-fA-F]{64}", digest)
         else None
     )
+
+
+def check_shapes(path: Path, packages, shapes: dict, hint: str) -> None:
+    """Every package a table whose keys in `shapes` hold the type given (list entries: tables, or
+    strings for `list[str]`), as the tool writes them: a value of another shape never silently drops
+    or adds a package."""
+    if not isinstance(packages, list):
+        raise LockError(f"malformed {path.name}: its packages are not a list of tables ({path})", hint)
+    for package in packages:
+        name = package.get("name") if isinstance(package, dict) else None
+        if not isinstance(name, str):
+            raise LockError(f"malformed {path.name}: a package without a name ({path})", hint)
+        for key, kind in shapes.items():
+            value = package.get(key)
+            if value is None:
+                continue
+            items = kind == "list[str]"
+            ok = (
+                isinstance(value, list) and all(isinstance(v, str if items else dict) for v in value)
+                if items or kind is list
+                else isinstance(value, kind)
+            )
+            if not ok:
+                raise LockError(
+                    f"malformed {path.name}: {name}'s {key} is {type(value).__name__}, not {getattr(kind, '__name__', kind)} ({path})",
+                    hint,
+                )
 
 
 def load_toml(path: Path, hint: str) -> dict:

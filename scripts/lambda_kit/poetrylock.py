@@ -37,6 +37,8 @@ from .errors import LockError, StepError, UsageError
 HINT = "run `poetry lock` and commit poetry.lock"
 LEGACY_KEYS = ("dependencies", "source", "extras", "dev-dependencies")
 PROJECT_KEYS = ("requires-python", "dependencies", "optional-dependencies")
+SHAPES = {"version": str, "groups": "list[str]", "markers": (str, dict), "files": list, "dependencies": dict,
+          "extras": dict, "source": dict, "python-versions": str}  # fmt: skip
 
 
 def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
@@ -45,10 +47,9 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
     if selection.package:
         raise UsageError("LOCK_PACKAGE is for uv.lock workspaces", selection.package, hint="unset it for a poetry.lock")
     packages = data.get("package", [])
-    if not isinstance(packages, list) or not all(
-        isinstance(p, dict) and "name" in p and "version" in p for p in packages
-    ):
-        raise LockError(f"malformed poetry.lock: [[package]] entries without a name or version ({path})", HINT)
+    lockformats.check_shapes(path, packages, SHAPES, HINT)
+    if not all(isinstance(p.get("version"), str) for p in packages):
+        raise LockError(f"malformed poetry.lock: [[package]] entries without a version ({path})", HINT)
     groups = {"main", *selection.groups}
     extras = {canonicalize_name(e) for e in selection.extras}
     _check_selection(pyproject, selection)
@@ -100,7 +101,9 @@ def _evaluate(marker: str, environment: dict, extras: set[str], path: Path | Non
     try:
         parsed = Marker(marker)
     except InvalidMarker as exc:
-        raise LockError(f"malformed poetry.lock: marker {marker!r} ({exc}; {path})", HINT) from None
+        raise LockError(
+            f"malformed poetry.lock: marker {marker!r} ({str(exc).splitlines()[0]}; {path})", HINT
+        ) from None
     return any(parsed.evaluate(dict(environment, extra=e)) for e in (extras | {""}))
 
 

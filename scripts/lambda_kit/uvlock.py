@@ -27,6 +27,8 @@ from . import lockformats
 from .errors import LockError, StepError, UsageError
 
 HINT = "run `uv lock` and commit uv.lock"
+SHAPES = {"version": str, "source": dict, "dependencies": list, "optional-dependencies": dict, "dev-dependencies": dict,
+          "sdist": dict, "wheels": list, "resolution-markers": "list[str]"}  # fmt: skip
 
 
 def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
@@ -34,8 +36,7 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
     if data.get("version") != 1:
         raise LockError(f"uv.lock version {data.get('version')!r} is not one the kit reads ({path})", HINT)
     packages = data.get("package", [])
-    if not isinstance(packages, list) or not all(isinstance(p, dict) and "name" in p for p in packages):
-        raise LockError(f"malformed uv.lock: [[package]] entries without a name ({path})", HINT)
+    lockformats.check_shapes(path, packages, SHAPES, HINT)
     by_name: dict[str, list[dict]] = {}
     for package in packages:
         by_name.setdefault(canonicalize_name(package["name"]), []).append(package)
@@ -124,7 +125,9 @@ def _applies(path: Path, edge: dict, environment: dict) -> bool:
     try:
         return Marker(marker).evaluate(dict(environment, extra=""))
     except InvalidMarker as exc:
-        raise LockError(f"malformed uv.lock: marker of {edge.get('name')} ({marker!r}: {exc}; {path})", HINT) from None
+        raise LockError(
+            f"malformed uv.lock: marker of {edge.get('name')} ({marker!r}: {str(exc).splitlines()[0]}; {path})", HINT
+        ) from None
 
 
 def _follow(path: Path, edge: dict, by_name: dict, environment: dict) -> tuple[dict, frozenset]:
