@@ -111,3 +111,19 @@ def test_make_check_reads_any_lock_and_a_changed_version_is_an_error(tmp_path):
     two = make(folder, "-s", "check")
     assert two.returncode != 0
     assert two.stderr.splitlines()[0].startswith(f"lambda-kit: error: more than one lock in {folder} (")
+
+
+@pytest.mark.network
+def test_functions_and_a_layer_from_a_poetry_lock_share_one_build(tmp_path):
+    folder = copy_kit(tmp_path / "poetry-functions")
+    shutil.copytree(ROOT / "tests" / "projects" / "functions" / "functions", folder / "functions")
+    for path in (LOCKS / "poetry").iterdir():
+        shutil.copy2(path, folder / path.name)
+    settings = ["SRC=functions", "FUNCTIONS=*", "HANDLER=app.handler", "HANDLER_reports=report.main", "BUILDER=local"]
+    result = make(folder, "-j3", "functions", "layer", *settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("lambda-kit: local build") == 1 and result.stdout.count("dependencies unchanged") == 4
+    layer = set(zipfile.ZipFile(folder / "dist" / "layer.zip").namelist())
+    assert "python/yaml/__init__.py" in layer and not any("pytest" in n or "orjson" in n for n in layer)
+    for function in ("orders", "billing", "reports"):
+        assert "pydantic/__init__.py" in zipfile.ZipFile(folder / "dist" / f"{function}.zip").namelist()
