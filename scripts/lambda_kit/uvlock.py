@@ -191,6 +191,7 @@ class UvCheck:
     """`uv lock --check --offline`, started at once in a process group of its own; `verify` waits."""
 
     def __init__(self, lock: Path) -> None:
+        lock = lock.resolve()
         self.lock, self.verified, self.process = lock, False, None
         try:
             import uv
