@@ -289,3 +289,34 @@ def test_requirements_includes_cycle_and_nest_without_end(tmp_path):
     with pytest.raises(LockError) as caught:
         lockfile.load(tmp_path / "e.txt", target())
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case,old,new", [
+    ("pylock", 'name = "pyyaml"\nversion = "6.0.4"\nindex = "https://pypi.org/simple"',
+     'name = "pyyaml"\nversion = "6.0.4"\nindex = "https://private.example/simple"'),
+    ("uv", 'name = "pyyaml"\nversion = "6.0.4"\nsource = { registry = "https://pypi.org/simple" }',
+     'name = "pyyaml"\nversion = "6.0.4"\nsource = { registry = "https://private.example/simple" }'),
+])  # fmt: skip
+def test_each_package_keeps_its_own_index(tmp_path, case, old, new):
+    path = copy(tmp_path, case)
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    model = lockfile.load(path, target())
+    sources = {s["name"]: s["url"] for s in model["_meta"]["sources"]}
+    assert list(sources.values()) == ["https://pypi.org/simple", "https://private.example/simple"]
+    assert sources[model["default"]["pyyaml"]["index"]] == "https://private.example/simple"
+    assert model["default"]["requests"]["index"] == "pypi"
+
+
+def test_poetry_source_of_a_package_is_its_index(tmp_path):
+    path = copy(tmp_path, "poetry")
+    text = path.read_text()
+    start = text.index('name = "pyyaml"')
+    end = text.index("[[package]]", start)
+    source = '[package.source]\ntype = "legacy"\nurl = "https://private.example/simple"\nreference = "private"\n\n'
+    path.write_text(text[:end] + source + text[end:])
+    model = lockfile.load(path, target())
+    sources = {s["name"]: s["url"] for s in model["_meta"]["sources"]}
+    assert sources[model["default"]["pyyaml"]["index"]] == "https://private.example/simple"
+    assert "index" not in model["default"]["requests"] and model["_meta"]["sources"][0]["name"] == "pypi"

@@ -209,10 +209,12 @@ def source_name(model: dict, url: str) -> str:
 
 
 def finish(model: dict) -> dict:
-    """PyPI first when it is one of the sources (the index a package without a source comes from)."""
+    """PyPI first among the sources whenever a package names no index of its own (uv, pylock and
+    Poetry take such a package from PyPI; the model's packages without `index` come from the first)."""
     sources = model["_meta"]["sources"]
-    if not sources:
-        sources.append({"name": "pypi", "url": PYPI, "verify_ssl": True})
+    unpinned = any("hashes" in e and not e.get("index") for e in model["default"].values())
+    if unpinned or not sources:
+        source_name(model, PYPI)
     sources.sort(key=lambda s: s["name"] != "pypi")
     return model
 
