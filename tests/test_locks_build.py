@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -62,6 +63,16 @@ def test_every_lock_format_builds_the_same_bytes_locally(tmp_path):
     (folder / "pyproject.toml").touch()
     touched = make(folder, "package", "BUILDER=local")
     assert "dependencies unchanged" in touched.stdout and digest(folder / "build.zip") == digests["uv"]
+    # SLIM and COMPILE (the runtime's Python compiles, so the host's: PYTHON_VERSION is the host's here).
+    host = "%d.%d" % sys.version_info[:2]
+    slim = {}
+    for case in ("pipenv", "poetry"):
+        built = make(
+            tmp_path / case, "package", "BUILDER=local", "SLIM=1", "COMPILE=1", "ZIP=slim.zip", f"PYTHON_VERSION={host}"
+        )
+        assert built.returncode == 0, built.stdout + built.stderr
+        slim[case] = digest(tmp_path / case / "slim.zip")
+    assert slim["pipenv"] == slim["poetry"] != digests["pipenv"]
 
 
 @pytest.mark.docker
