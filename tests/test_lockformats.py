@@ -124,6 +124,10 @@ def test_requirements_refused_naming_every_line_that_is_not_pinned_and_hashed(tm
 def test_requirements_indexes_are_pips(tmp_path):
     path = tmp_path / "requirements.txt"
     body = (LOCKS / "requirements" / "requirements.txt").read_text()
+    body = body.replace(
+        "certifi==2026.10.19.post1 \\\n    --hash=sha256:", "certifi==2026.10.19.post1 \\\n    --hash sha256:"
+    )
+    assert "--hash sha256:" in body  # optparse's spelling, which pip takes too
     path.write_text(
         "--index-url https://mirror.example/simple\n--extra-index-url=https://private.example/simple\n" + body
     )

@@ -94,10 +94,12 @@ def _add(line: str, environment: dict, entries: dict) -> str | None:
     """Adds the line's requirement to `entries`; what is wrong with it otherwise."""
     words = line.split()
     hashes, rest = [], []
-    for word in words:
-        if word.startswith("--hash"):
-            value = word.split("=", 1)[1] if "=" in word else ""
-            digest = lockformats.sha256_of(value)
+    while words:
+        word = words.pop(0)
+        if word == "--hash" and words:  # `--hash sha256:...`, as optparse takes it too
+            word = "--hash=" + words.pop(0)
+        if word.startswith("--hash="):
+            digest = lockformats.sha256_of(word.split("=", 1)[1])
             if digest:
                 hashes.append(digest)
         else:
