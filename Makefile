@@ -269,7 +269,7 @@ clean:  ## remove what the kit wrote: its zips (not others), its state folder an
 	@$(foreach f,$(ZIP) $(FUNCTION_NAMES:%=$(DIST)/%.zip) $(DIST)/layer.zip,$(call remove_own_zip,$(f));)
 	@rm -f $(call q,$(dir $(ZIP))).$(call q,$(notdir $(ZIP))).lambda-kit-*.tmp
 	@rm -rf $(call q,$(KIT_STATE))
-	@id=$$(printf '%s' $(call q,$(realpath $(dir $(abspath $(PIPFILE))))) | sha256sum | cut -c1-12); \
+	@id=$$(printf '%s' $(call q,$(realpath $(dir $(abspath $(firstword $(LOCK_FILE)))))) | sha256sum | cut -c1-12); \
 	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
 		ids=$$(docker images -q --filter "label=org.lambda-kit.checkout=$$id" | sort -u); \
 		[[ -z "$$ids" ]] || docker image rm --force $$ids >/dev/null; \
