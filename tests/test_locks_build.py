@@ -49,6 +49,8 @@ def build_all(tmp_path: Path, *settings: str) -> dict[str, str]:
         names = zipfile.ZipFile(folder / "build.zip").namelist()
         assert "app.py" in names and not [n for n in names if n.startswith(("pytest", "_pytest", "pluggy"))]
         digests[case] = digest(folder / "build.zip")
+        if "BUILDER=docker" in settings:  # this checkout's images go with it
+            assert make(folder, "clean").returncode == 0
     return digests
 
 
