@@ -103,6 +103,10 @@ def test_a_stale_lock_is_refused_before_any_build_and_the_zip_kept(tmp_path, cas
         (folder / ".lambda-kit" / "wheelhouse").glob("*.whl")
     )
     assert (folder / "build.zip").read_bytes() == before
+    # With Docker too: refused before Docker is asked anything.
+    docker = make(folder, "package", "BUILDER=docker")
+    assert docker.returncode != 0 and docker.stderr.splitlines()[0] == first, docker.stdout + docker.stderr
+    assert "docker" not in docker.stdout and (folder / "build.zip").read_bytes() == before
 
 
 @pytest.mark.network
