@@ -324,3 +324,21 @@ def test_poetry_source_of_a_package_is_its_index(tmp_path):
     sources = {s["name"]: s["url"] for s in model["_meta"]["sources"]}
     assert sources[model["default"]["pyyaml"]["index"]] == "https://private.example/simple"
     assert "index" not in model["default"]["requests"] and model["_meta"]["sources"][0]["name"] == "pypi"
+
+
+def test_pylock_files_elsewhere_than_an_index_are_named(tmp_path, monkeypatch):
+    """pip lock records no `index`: PyPI's files are taken from PyPI; a CDN's are refused, naming the host."""
+    path = copy(tmp_path, "pylock-pip")
+    text = path.read_text().replace("https://files.pythonhosted.org/packages/", "https://cdn.example/wheels/", 2)
+    path.write_text(text)
+    monkeypatch.delenv("INDEX_URL", raising=False)
+    monkeypatch.delenv("EXTRA_INDEX_URLS", raising=False)
+    with pytest.raises(LockError) as caught:
+        lockfile.load(path, target())
+    assert str(caught.value) == (
+        "pylock.toml names no index for files it locks elsewhere than PyPI "
+        "(annotated-types from cdn.example, certifi from cdn.example)"
+    )
+    assert "INDEX_URL" in caught.value.hint
+    monkeypatch.setenv("INDEX_URL", "https://mirror.example/simple")
+    assert len(lockfile.load(path, target())["default"]) == 11

@@ -10,8 +10,10 @@ as pip's --require-hashes would refuse it. pipenv writes `environments = []`: re
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from packaging import pylock
 from packaging.tags import Tag
@@ -49,9 +51,12 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
                                   dependency_groups=selection.groups or None))  # fmt: skip
     except pylock.PylockSelectError as exc:
         raise LockError(f"{path.name} cannot be installed for this runtime ({exc})", HINT) from None
-    unhashed = []
+    unhashed, elsewhere = [], []
     for package, _ in chosen:
         name = canonicalize_name(package.name)
+        host = _foreign_host(package)
+        if host:
+            elsewhere.append(f"{name} from {host}")
         entry = _entry(model, package)
         if entry is None:
             unhashed.append(f"{name}{'==' + str(package.version) if package.version else ''}")
@@ -59,9 +64,27 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
         model["default"][name] = entry
     if unhashed:
         raise LockError(f"{path.name} has packages without sha256 hashes ({', '.join(sorted(unhashed))})", HINT)
+    if elsewhere and not (os.environ.get("INDEX_URL") or os.environ.get("EXTRA_INDEX_URLS")):
+        raise LockError(
+            f"{path.name} names no index for files it locks elsewhere than PyPI ({', '.join(sorted(elsewhere))})",
+            "the kit takes each file from a package index, by its hash: lock with the index recorded (`index`), "
+            "or set INDEX_URL (or EXTRA_INDEX_URLS) to an index that serves them",
+        )
     if selection.groups is None or not selection.groups:
         _develop(lock, model, environment, tags)
     return lockformats.finish(model)
+
+
+def _foreign_host(package: pylock.Package) -> str:
+    """The host of a file of an index package that names no `index` and is not on PyPI's file host
+    (a CDN, a private server): the kit fetches a package's files from indexes only. Empty otherwise."""
+    if package.index or package.vcs or package.directory or package.archive:
+        return ""
+    for file in [package.sdist, *(package.wheels or ())]:
+        host = urlsplit(file.url).hostname if file is not None and file.url else None
+        if host and host != "files.pythonhosted.org":
+            return host
+    return ""
 
 
 def _all_tags(lock: pylock.Pylock) -> list[Tag]:
