@@ -342,3 +342,17 @@ def test_pylock_files_elsewhere_than_an_index_are_named(tmp_path, monkeypatch):
     assert "INDEX_URL" in caught.value.hint
     monkeypatch.setenv("INDEX_URL", "https://mirror.example/simple")
     assert len(lockfile.load(path, target())["default"]) == 11
+
+
+@pytest.mark.parametrize("case", ["pipenv", "uv", "poetry", "pylock"])
+def test_a_hashed_requirements_export_of_the_lock_is_not_a_second_lock(tmp_path, case):
+    folder = tmp_path / case
+    shutil.copytree(LOCKS / case, folder)
+    export = (LOCKS / "requirements" / "requirements.txt").read_text()  # the same 11 pins (uv export wrote it)
+    (folder / "requirements.txt").write_text(export)
+    choice = lockformats.choose(None, None, folder)
+    assert choice.path.name == FILES[case]
+    assert choice.note == f"requirements.txt pins only what {FILES[case]} locks (an export of it), not a second lock"
+    (folder / "requirements.txt").write_text(export.replace("idna==3.20", "idna==3.21"))  # pins something else
+    with pytest.raises(UsageError, match="more than one lock"):
+        lockformats.choose(None, None, folder)

@@ -157,7 +157,9 @@ def run_command(args: argparse.Namespace) -> int:
             selection=lockformats.Selection.from_environment(os.environ),
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
-        if choice.found and choice.format != lockformats.PIPFILE:
+        if choice.note:
+            say(f"lambda-kit: {choice.note}: building from {choice.path.name}")
+        elif choice.found and choice.format != lockformats.PIPFILE:
             say(f"lambda-kit: building from {choice.path.name}, the project's lock (LOCK=... chooses another)")
         if args.command == "deps":
             prepare_dependencies(settings, Runner(), say)

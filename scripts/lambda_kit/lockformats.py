@@ -60,6 +60,7 @@ class LockChoice:
     format: str  # one of FORMATS
     project: Path | None  # the file the lock was made from: the Pipfile, pyproject.toml; None for none
     found: bool = False  # the kit found it in the folder (no LOCK, no PIPFILE)
+    note: str = ""  # what the search set aside, said with the choice
 
     @property
     def folder(self) -> Path:
@@ -119,6 +120,14 @@ def choose(lock: Path | None, pipfile: Path | None, folder: Path) -> LockChoice:
         found = [
             p for p in found if p.name != REQUIREMENTS or "--hash" in p.read_text(encoding="utf-8", errors="replace")
         ]
+    note = ""
+    others = [p for p in found if p.name != REQUIREMENTS]
+    if len(found) == 2 and len(others) == 1 and _is_export(folder / REQUIREMENTS, others[0]):
+        # `pipenv requirements --hash`, `uv export`, `poetry export`: the same lock written for pip.
+        found, note = (
+            others,
+            f"{REQUIREMENTS} pins only what {others[0].name} locks (an export of it), not a second lock",
+        )
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise UsageError(
@@ -130,7 +139,41 @@ def choose(lock: Path | None, pipfile: Path | None, folder: Path) -> LockChoice:
         raise UsageError(
             "no lock file", str(folder), hint=f"lock the project (`uv lock`, `poetry lock`, ...): the kit reads {READS}"
         )
-    return chosen(found[0], found=True)
+    choice = chosen(found[0], found=True)
+    return LockChoice(choice.path, choice.format, choice.project, True, note)
+
+
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;\\]+)", re.MULTILINE)
+
+
+def _pins(path: Path) -> set[tuple[str, str]] | None:
+    """(name, version) of every package the lock pins, whatever its groups and markers; None when it
+    cannot be read (the build then says why)."""
+    from packaging.utils import canonicalize_name
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        fmt = format_of(path)
+        if fmt == REQUIREMENTS:
+            pairs = PIN.findall(text)
+        elif fmt == PIPFILE:
+            import json
+
+            data = json.loads(text)
+            pairs = [(n, e["version"].lstrip("=")) for part in ("default", "develop") for n, e in data.get(part, {}).items()
+                     if isinstance(e, dict) and isinstance(e.get("version"), str)]  # fmt: skip
+        else:
+            data = load_toml(path, "")
+            pairs = [(p["name"], p["version"]) for p in data.get("packages" if fmt == PYLOCK else "package", [])
+                     if isinstance(p, dict) and isinstance(p.get("version"), str)]  # fmt: skip
+        return {(canonicalize_name(n), v) for n, v in pairs}
+    except (OSError, ValueError, TypeError, AttributeError, LockError):
+        return None
+
+
+def _is_export(requirements: Path, lock: Path) -> bool:
+    pins, locked = _pins(requirements), _pins(lock)
+    return bool(pins) and locked is not None and pins <= locked
 
 
 def read(choice: LockChoice, environment: dict | None, selection: Selection = Selection()) -> dict:
