@@ -356,3 +356,22 @@ def test_a_hashed_requirements_export_of_the_lock_is_not_a_second_lock(tmp_path,
     (folder / "requirements.txt").write_text(export.replace("idna==3.20", "idna==3.21"))  # pins something else
     with pytest.raises(UsageError, match="more than one lock"):
         lockformats.choose(None, None, folder)
+
+
+def test_groups_and_extras_are_refused_for_locks_without_them(tmp_path):
+    for case in ("pipenv", "requirements"):
+        with pytest.raises(UsageError, match="LOCK_GROUPS, LOCK_EXTRAS and LOCK_PACKAGE") as caught:
+            lockformats.read(
+                lockformats.chosen(LOCKS / case / FILES[case]), target(), lockformats.Selection(groups=("dev",))
+            )
+        assert str(caught.value).endswith("(groups dev)")
+
+
+def test_make_help_lists_the_lock_settings(tmp_path):
+    import subprocess
+
+    out = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "help"], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert out.splitlines()[0].startswith("lambda-kit: build an AWS Lambda zip from Pipfile.lock, pylock.toml, uv.lock")
+    for setting in ("LOCK", "LOCK_GROUPS", "LOCK_EXTRAS", "LOCK_PACKAGE"):
+        assert any(line.split()[:1] == [setting] for line in out.splitlines()), setting
