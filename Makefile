@@ -1,4 +1,4 @@
-# lambda-kit: build an AWS Lambda deployment zip from Pipfile.lock, in Docker, reproducibly.
+# lambda-kit: build an AWS Lambda deployment zip from the project's lock, in Docker, reproducibly.
 # Works as the repo's Makefile, with `make -f path/to/kit/Makefile`, or `include`d from yours.
 
 SHELL := bash
@@ -37,6 +37,10 @@ EVENT ?=  ## JSON event file for make smoke (empty: {})
 JSON ?= 0  ## 1: make smoke prints its report as JSON (init and invocation times, memory)
 JUNIT ?=  ## for make check: also write the audit's findings here as a JUnit XML report (one test case per rule)
 PIPFILE ?= Pipfile  ## the Pipfile; Pipfile.lock sits beside it
+LOCK ?=  ## the lock to build from: Pipfile.lock, pylock.toml, uv.lock, poetry.lock or a hashed requirements.txt (empty: the project's one lock)
+LOCK_GROUPS ?=  ## uv.lock, poetry.lock, pylock.toml: dependency groups the zip also gets (default: production only, no dev groups)
+LOCK_EXTRAS ?=  ## uv.lock, poetry.lock, pylock.toml: the project's extras the zip gets
+LOCK_PACKAGE ?=  ## uv.lock: the workspace member whose dependencies the zip gets (default: the project at the lock's folder)
 INDEX_URL ?=  ## private package index replacing the lock's first source (env is safer for credentials)
 EXTRA_INDEX_URLS ?=  ## space-separated extra package indexes (for packages the lock pins to no source)
 CA_BUNDLE ?=  ## extra CA bundle (PEM) for HTTPS during the build, added to the system's; default: PIP_CERT
@@ -52,7 +56,7 @@ KEY ?=  ## for make cache-keygen: the private key file to write (KEY.pub: its pu
 BENCH_RUNS ?= 3  ## runs per case for make bench
 BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared,local cold,fresh agent,new checkout; empty: all)
 DEST ?=  ## the repository make install-kit copies the kit into
-SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
+SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE LOCK LOCK_GROUPS LOCK_EXTRAS LOCK_PACKAGE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
 	SOURCE_DATE_EPOCH PYTHON KIT_STATE KIT_CACHE CACHE_URL CACHE_PUSH CACHE_TRUSTED_KEYS KEY BENCH_RUNS BENCH_CASES DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
@@ -77,6 +81,8 @@ export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH CACHE_URL CACHE_PU
 export LAMBDA_KIT_SIGNING_KEY_ORIGIN := $(origin CACHE_SIGNING_KEY)
 # What of SRC goes into a zip is decided by the helper alone (lambda_kit.sources), from these.
 export EXCLUDE ALLOW_OUTSIDE_LINKS DIST
+# What of a uv.lock, poetry.lock or pylock.toml the zip gets (lambda_kit.lockformats reads them).
+export LOCK_GROUPS LOCK_EXTRAS LOCK_PACKAGE
 export LAMBDA_KIT_HOME := $(KIT_STATE)
 export LAMBDA_KIT_CACHE := $(KIT_CACHE)
 # An S3 cache needs boto3: the launcher installs it (scripts/aws-requirements.txt) when asked.
@@ -99,7 +105,16 @@ HELPER := $(PYTHON) -S $(KIT_DIR)/scripts/lambda-kit  # -S: the launcher is stdl
 # The launcher's first lines take both over (held, then handled); one sent in those milliseconds is
 # lost and the command runs to its end: the zip is then the new one, never half of one.
 RUN_HELPER := trap '' INT TERM && $(HELPER)
-LOCK := $(PIPFILE).lock
+# The lock the zip depends on: LOCK, else PIPFILE's, else the project's (the helper refuses two, and
+# says which it used); with the file it was made from (the Pipfile, or a uv/poetry pyproject.toml).
+LOCK_FILE := $(or $(LOCK),$(if $(filter-out Pipfile,$(PIPFILE)),$(PIPFILE).lock,$(or $(wildcard Pipfile.lock pylock.toml pylock.*.toml uv.lock poetry.lock requirements.txt),Pipfile.lock)))
+LOCK_PIPFILES := $(patsubst %.lock,%,$(filter-out uv.lock poetry.lock %/uv.lock %/poetry.lock,$(filter %.lock,$(LOCK_FILE))))
+LOCK_INPUTS := $(LOCK_FILE) $(LOCK_PIPFILES) $(wildcard $(addsuffix pyproject.toml,$(dir $(filter uv.lock poetry.lock %/uv.lock %/poetry.lock,$(LOCK_FILE)))))
+LOCK_ARGS = $(if $(LOCK),--lock $(call q,$(LOCK))) $(if $(filter-out Pipfile,$(PIPFILE)),--pipfile $(call q,$(PIPFILE)))
+# A uv.lock is checked by uv itself (scripts/uv-requirements.txt), installed the same way.
+ifneq ($(filter uv.lock %/uv.lock,$(LOCK_FILE)),)
+export LAMBDA_KIT_EXTRAS := $(LAMBDA_KIT_EXTRAS),uv
+endif
 KIT_FILES := $(KIT_DIR)/Dockerfile $(KIT_DIR)/scripts/lambda-kit $(KIT_DIR)/scripts/container-requirements.txt \
 	$(wildcard $(KIT_DIR)/scripts/lambda_kit/*.py)
 SETTINGS_STAMP := $(KIT_STATE)/settings.$(subst /,_,$(ZIP)).txt
@@ -120,7 +135,7 @@ sources_stamp = py=$(call q,$(KIT_VENV)/bin/python); checked=$(call q,$(3).check
 
 .PHONY: help
 help:  ## list targets and settings (the default)
-	@printf 'lambda-kit: build an AWS Lambda zip from Pipfile.lock in Docker\n\nTargets:\n'
+	@printf 'lambda-kit: build an AWS Lambda zip from Pipfile.lock, pylock.toml, uv.lock, poetry.lock or requirements.txt\n\nTargets:\n'
 	@awk -F':.*##' '/^[a-z][a-z-]*:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(KIT_MAKEFILE)
 	@printf '\nSettings (make VAR=value):\n'
 	@awk '/^[A-Z0-9_]+ \?=.*## /{name=$$1; sub(/^[^#]*## /, ""); printf "  %-18s %s\n", name, $$0}' $(KIT_MAKEFILE)
@@ -135,28 +150,28 @@ help:  ## list targets and settings (the default)
 package: $(ZIP)  ## build $(ZIP), in Docker or (no engine) on the host; nothing when no input changed
 
 # What every build command shares; --fresh when make runs with -B.
-BUILD_ARGS = --pipfile $(call q,$(PIPFILE)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --base-image $(call q,$(BASE_IMAGE)) \
+BUILD_ARGS = $(LOCK_ARGS) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --base-image $(call q,$(BASE_IMAGE)) \
 	--builder $(call q,$(BUILDER)) --state-dir $(call q,$(KIT_STATE)) $(if $(filter 1,$(SLIM)),--slim) $(if $(filter 1,$(COMPILE)),--compile --compile-profile $(call q,$(COMPILE_PROFILE))) \
 	$(if $(findstring B,$(firstword -$(MAKEFLAGS))),--fresh)
 
-# The zip is a real file: rebuilt only when the lock, Pipfile, kit, sources or settings change.
-$(ZIP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SOURCES_STAMP) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
+# The zip is a real file: rebuilt only when the lock, its project file, kit, sources or settings change.
+$(ZIP): $(LOCK_INPUTS) $(KIT_FILES) $(SOURCES_STAMP) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
 	@$(RUN_HELPER) package $(BUILD_ARGS) --src $(call q,$(SRC)) --out $(call q,$@) --handler $(call q,$(HANDLER))
 
 # A missing Pipfile or lock is not make's "No rule to make target": the helper runs and says so.
-$(PIPFILE) $(LOCK): ;
+$(LOCK_FILE) $(LOCK_PIPFILES): ;
 
 # Several functions: one dependency build (the stamp), then each zip adds its own code to it,
 # on the host, so make -j builds them in parallel safely. HANDLER_<name> overrides HANDLER.
 FUNCTION_NAMES := $(if $(filter *,$(FUNCTIONS)),$(sort $(notdir $(patsubst %/,%,$(wildcard $(SRC)/*/)))),$(FUNCTIONS))
-DEPS_STAMP := $(KIT_STATE)/deps.$(subst /,_,$(PIPFILE)).stamp
+DEPS_STAMP := $(KIT_STATE)/deps.$(subst /,_,$(PIPFILE))$(if $(LOCK),.$(subst /,_,$(LOCK))).stamp
 handler_for = $(if $(filter undefined,$(origin HANDLER_$(1))),$(HANDLER),$(HANDLER_$(1)))
 
 .PHONY: functions
 functions: $(FUNCTION_NAMES:%=$(DIST)/%.zip)  ## one zip per FUNCTIONS folder, one shared dependency build (make -j safe)
 	@[[ -n $(call q,$(FUNCTION_NAMES)) ]] || { printf 'lambda-kit: error: no functions (FUNCTIONS=%s, SRC=%s)\nhint: make functions FUNCTIONS="*" builds every folder under SRC\n' $(call q,$(FUNCTIONS)) $(call q,$(SRC)) >&2; exit 2; }
 
-$(DEPS_STAMP): $(LOCK) $(PIPFILE) $(KIT_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
+$(DEPS_STAMP): $(LOCK_INPUTS) $(KIT_FILES) $(SETTINGS_STAMP) $(if $(filter 1,$(COMPILE)),$(wildcard $(COMPILE_PROFILE)))
 	@$(RUN_HELPER) deps $(BUILD_ARGS)
 	@touch $(call q,$@)
 
@@ -182,7 +197,7 @@ $(KIT_STATE)/sources.$(subst /,_,$(DIST))_%.zip.stamp: $(SETTINGS_STAMP) FORCE
 # Rewritten only when a setting that shapes the zip changes, so its date tells make when.
 .PHONY: FORCE
 $(SETTINGS_STAMP): FORCE
-	@mkdir -p $(call q,$(@D)); new=$(call q,$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(COMPILE) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH) $(EXCLUDE) $(ALLOW_OUTSIDE_LINKS)); \
+	@mkdir -p $(call q,$(@D)); new=$(call q,$(PYTHON_VERSION) $(ARCH) $(SRC) $(HANDLER) $(INCLUDE_DEPS) $(SLIM) $(COMPILE) $(BUILDER) $(BASE_IMAGE) $(SOURCE_DATE_EPOCH) $(EXCLUDE) $(ALLOW_OUTSIDE_LINKS) $(LOCK) $(LOCK_GROUPS) $(LOCK_EXTRAS) $(LOCK_PACKAGE)); \
 	[[ -f $(call q,$@) && "$$(< $(call q,$@))" == "$$new" ]] || printf '%s\n' "$$new" > $(call q,$@)
 
 # Deploying: the zip is built by the rules above, boto3 is installed on first use (LAMBDA_KIT_EXTRAS=aws).
@@ -211,7 +226,7 @@ cache-keygen:  ## write an Ed25519 key pair for signed CACHE_URL entries: KEY (p
 
 .PHONY: check
 check:  ## audit $(ZIP) for what Lambda would reject (also run by package)
-	@$(RUN_HELPER) check $(call q,$(ZIP)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --handler $(call q,$(HANDLER)) --lock $(call q,$(LOCK)) \
+	@$(RUN_HELPER) check $(call q,$(ZIP)) --runtime $(call q,$(PYTHON_VERSION)) --arch $(call q,$(ARCH)) --handler $(call q,$(HANDLER)) --find-lock $(LOCK_ARGS) \
 		$(if $(JUNIT),--junit $(call q,$(JUNIT)))
 
 # check and smoke take the zip as it is (never rebuilt here): `make package smoke` builds first.
@@ -229,9 +244,9 @@ profile:  ## run the handler from $(ZIP) as make smoke does; record what it impo
 # ruff (pinned with the test tools) lints and checks the format of the kit's own code first.
 LINTED := $(wildcard $(KIT_DIR)/scripts $(KIT_DIR)/tests $(KIT_DIR)/bench)
 test:  ## lint (ruff), then run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
-	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python -m ruff check --quiet $(LINTED)
-	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python -m ruff format --check --quiet $(LINTED)
-	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python -m pytest $(KIT_DIR)/tests
+	@LAMBDA_KIT_EXTRAS=aws,test,uv $(HELPER) python -m ruff check --quiet $(LINTED)
+	@LAMBDA_KIT_EXTRAS=aws,test,uv $(HELPER) python -m ruff format --check --quiet $(LINTED)
+	@LAMBDA_KIT_EXTRAS=aws,test,uv $(HELPER) python -m pytest $(KIT_DIR)/tests
 
 # The benchmark lives in the kit's own repository, not in the files a user copies.
 ifneq ($(wildcard $(KIT_DIR)/bench/run.py),)
@@ -259,7 +274,7 @@ clean:  ## remove what the kit wrote: its zips (not others), its state folder an
 	@$(foreach f,$(ZIP) $(FUNCTION_NAMES:%=$(DIST)/%.zip) $(DIST)/layer.zip,$(call remove_own_zip,$(f));)
 	@rm -f $(call q,$(dir $(ZIP))).$(call q,$(notdir $(ZIP))).lambda-kit-*.tmp
 	@rm -rf $(call q,$(KIT_STATE))
-	@id=$$(printf '%s' $(call q,$(realpath $(dir $(abspath $(PIPFILE))))) | sha256sum | cut -c1-12); \
+	@id=$$(printf '%s' $(call q,$(realpath $(dir $(abspath $(firstword $(LOCK_FILE)))))) | sha256sum | cut -c1-12); \
 	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
 		ids=$$(docker images -q --filter "label=org.lambda-kit.checkout=$$id" | sort -u); \
 		[[ -z "$$ids" ]] || docker image rm --force $$ids >/dev/null; \

@@ -7,13 +7,14 @@ the runtime, the lock, the checkout's id and image tag, the files in the kit's s
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from . import cachesign, compiling, docker, lockfile, runtimes, sources, zipwriter
+from . import cachesign, compiling, docker, lockfile, lockformats, runtimes, sources, zipwriter
 from .network import NetworkSettings, for_lock
 from .errors import UsageError
 
@@ -52,6 +53,8 @@ class PackageSettings:
         """Where what any checkout on the machine may reuse lives: dependency zips, the wheelhouse, pip's
         cache, the audit's native facts (their keys are content only); state_dir keeps this checkout's."""
         return self.cache_dir or self.state_dir
+    lock: Path | None = None  # LOCK, or the lock found in the project (None: the Pipfile's lock)
+    selection: lockformats.Selection = field(default_factory=lockformats.Selection)  # LOCK_GROUPS, LOCK_EXTRAS
 
     def source_rules(self) -> sources.SourceRules:
         return self.sources or sources.SourceRules(
@@ -66,11 +69,33 @@ class BuildPlan:
     settings: PackageSettings
     runtime: runtimes.Runtime
     lock_path: Path
-    lock: dict
+    lock: dict  # the lock model (lockformats) for the target
     warnings: tuple[str, ...]
     profile: tuple[str, ...]  # COMPILE=1's recorded imports ([] without one)
     checkout: str  # checkout_id of the Pipfile's folder
     tag: str  # the build image's tag for this checkout, runtime and architecture
+    choice: lockformats.LockChoice | None = None  # which lock, of which format (None: the Pipfile's)
+
+    @property
+    def lock_choice(self) -> lockformats.LockChoice:
+        return self.choice or lockformats.chosen(self.lock_path)
+
+    @property
+    def project_dir(self) -> Path:
+        """Where the lock's local path dependencies are relative to."""
+        return self.lock_path.parent
+
+    def lock_bytes(self) -> bytes:
+        """What the build reads as project/Pipfile.lock: a Pipfile.lock as it is, another format's
+        model for the target as JSON (the build image reads only that shape)."""
+        if self.lock_choice.format == lockformats.PIPFILE:
+            return self.lock_path.read_bytes()
+        return (json.dumps(self.lock, indent=1, sort_keys=True) + "\n").encode()
+
+    def project_bytes(self) -> bytes:
+        """The file the lock was made from (the Pipfile, pyproject.toml), or nothing."""
+        project = self.lock_choice.project
+        return project.read_bytes() if project is not None and project.is_file() else b""
 
     @property
     def native_facts(self) -> Path:
@@ -133,23 +158,25 @@ def resolve(s: PackageSettings, today: date | None = None, need_handler: bool = 
     if s.arch not in runtimes.ARCHITECTURES:
         raise UsageError("unknown architecture", s.arch, hint="use x86_64 or arm64")
     check_handler(s.handler)
-    if not s.pipfile.is_file():
+    choice = lockformats.chosen(s.lock or s.pipfile.with_name(s.pipfile.name + ".lock"))
+    environment = runtimes.target_environment(runtime, s.arch)
+    if choice.format == lockformats.PIPFILE and not choice.project.is_file():
         raise UsageError(
             "no Pipfile",
-            str(s.pipfile),
+            str(choice.project),
             hint="run make in the folder that holds the Pipfile, or set PIPFILE "
             "(`pipenv lock` writes Pipfile and lock)",
         )
-    lock_path = s.pipfile.with_name(s.pipfile.name + ".lock")
-    lock = lockfile.load(lock_path)
-    lockfile.plan(lock, runtimes.target_environment(runtime, s.arch))  # unpinned or hashless: before docker
+    lock_path = choice.path
+    lock = lockformats.read(choice, environment, s.selection)
+    lockfile.plan(lock, environment)  # unpinned or hashless: before docker
     if need_handler:
         _check_handler_module(s, lock)
     if s.out.is_dir():
         raise UsageError("the output path is a folder", str(s.out), hint="set ZIP to a file name such as build.zip")
     _check_ca_bundle(s.network.ca_bundle)
     zipwriter.zip_date_time(s.source_date_epoch)  # a UsageError when SOURCE_DATE_EPOCH is not a number
-    project_dir = s.pipfile.parent
+    project_dir = lock_path.parent
     return BuildPlan(
         settings=s,
         runtime=runtime,
@@ -159,6 +186,7 @@ def resolve(s: PackageSettings, today: date | None = None, need_handler: bool = 
         profile=tuple(compiling.profile(s)),
         checkout=checkout_id(project_dir),
         tag=image_tag(project_dir, runtime, s.arch),
+        choice=choice,
     )
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import json
 
-from . import cachesign, deploy, lockfile, network, runtimes, sharedcache, sources, tempdirs
+from . import cachesign, deploy, lockfile, lockformats, network, runtimes, sharedcache, sources, tempdirs
 from .errors import Interrupted, KitError, UsageError
 from .kitfiles import install_into
 from .buildplan import PackageSettings, check_handler
@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     layer = sub.add_parser("layer", help="build a layer zip: the dependencies under python/")
     deps = sub.add_parser("deps", help="build the dependencies into the kit's cache (for several functions)")
     for q in (p, layer, deps):
-        q.add_argument("--pipfile", type=Path, default=Path("Pipfile"), help="the Pipfile; its .lock sits beside it")
+        q.add_argument(
+            "--pipfile", type=Path, help="the Pipfile; its .lock sits beside it (default: the project's lock)"
+        )
+        q.add_argument("--lock", type=Path, help=f"the lock: a {lockformats.READS} (default: the project's one lock)")
         q.add_argument(
             "--runtime", default="3.12", help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})"
         )
@@ -79,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--runtime", default="3.12", help="Lambda Python version, 3.12 or python3.12")
     c.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
     c.add_argument("--handler", help="module.function: its module must be in the zip and define it")
-    c.add_argument("--lock", type=Path, help="a Pipfile.lock: the zip must hold its [packages] at the locked versions")
+    c.add_argument("--lock", type=Path, help=f"a {lockformats.READS}: the zip must hold what it locks, at its versions")
+    c.add_argument("--find-lock", action="store_true", help="without --lock: the project's lock, as package finds it")
+    c.add_argument("--pipfile", type=Path, help="with --find-lock: the Pipfile whose lock it is")
     c.add_argument(
         "--layer", type=Path, action="append", default=[], help="a layer zip counted toward 250 MB (repeatable)"
     )
@@ -120,7 +125,11 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command in ("package", "layer", "deps"):
         cache_keys = cachesign.from_environment(os.environ, wanted=bool(_env("CACHE_URL")))
         cache_url, cache_push = sharedcache.check_settings(_env("CACHE_URL"), _env("CACHE_PUSH"), cache_keys)
-        pipfile, state_dir = args.pipfile.resolve(), args.state_dir.resolve()
+        choice = _lock_choice(args)
+        pipfile = (
+            choice.project if choice.format == lockformats.PIPFILE else args.pipfile or Path("Pipfile")
+        ).resolve()
+        state_dir = args.state_dir.resolve()
         src = getattr(args, "src", Path("lambdas")).resolve()
         out = getattr(args, "out", Path("build.zip")).resolve()
         settings = PackageSettings(
@@ -147,8 +156,14 @@ def run_command(args: argparse.Namespace) -> int:
             cache_keys=cache_keys,
             sources=sources.rules_from_environment(src, pipfile, KIT_DIR, state_dir, out),
             cache_dir=Path(_env("LAMBDA_KIT_CACHE")).resolve() if _env("LAMBDA_KIT_CACHE") else None,  # the launcher's
+            lock=choice.path.resolve(),
+            selection=lockformats.Selection.from_environment(os.environ),
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
+        if choice.note:
+            say(f"lambda-kit: {choice.note}: building from {choice.path.name}")
+        elif choice.found and choice.format != lockformats.PIPFILE:
+            say(f"lambda-kit: building from {choice.path.name}, the project's lock (LOCK=... chooses another)")
         if args.command == "deps":
             prepare_dependencies(settings, Runner(), say)
             return 0
@@ -176,6 +191,11 @@ def run_command(args: argparse.Namespace) -> int:
     raise UsageError("unknown command", args.command)
 
 
+def _lock_choice(args: argparse.Namespace) -> lockformats.LockChoice:
+    """LOCK, else PIPFILE's lock, else the one lock in the current folder (the project's)."""
+    return lockformats.choose(args.lock, args.pipfile, Path.cwd())
+
+
 def run_check(args: argparse.Namespace) -> int:
     from . import audit, junit
 
@@ -183,9 +203,11 @@ def run_check(args: argparse.Namespace) -> int:
     if args.handler:
         check_handler(args.handler)
     lock = None
-    if args.lock:
+    if args.lock or args.find_lock:
+        choice = _lock_choice(args) if args.find_lock else lockformats.chosen(args.lock)
+        environment = runtimes.target_environment(runtimes.lookup(args.runtime), args.arch)
         try:
-            lock = lockfile.load(args.lock)
+            lock = lockformats.read(choice, environment, lockformats.Selection.from_environment(os.environ))
         except lockfile.LockError as exc:
             raise UsageError(str(exc), hint=exc.hint) from None  # a bad --lock is a usage error here: exit 2
     suite = junit.names(args.zip.name, runtimes.lookup(args.runtime).name, args.arch)

@@ -116,6 +116,8 @@ def stage(
     network: NetworkSettings,
     wheelhouse: Path | None = None,
     profile: list[str] = (),
+    lock_json: bytes | None = None,
+    project_dir: Path | None = None,
 ) -> None:
     """The build context: the Dockerfile and two folders laid out as /opt/lambda-kit, each copied
     in one step (a step is a container and a commit for the legacy builder). setup/ is what the
@@ -139,8 +141,14 @@ def stage(
 
     project = build / "project"
     project.mkdir()
-    shutil.copyfile(pipfile, project / "Pipfile")
-    shutil.copyfile(pipfile.with_name(pipfile.name + ".lock"), project / "Pipfile.lock")
+    # The lock model the build reads (`lock_json`: any format's, as Pipfile.lock), else the Pipfile's lock.
+    if pipfile.is_file():
+        shutil.copyfile(pipfile, project / "Pipfile")
+    if lock_json is None:
+        shutil.copyfile(pipfile.with_name(pipfile.name + ".lock"), project / "Pipfile.lock")
+    else:
+        (project / "Pipfile.lock").write_bytes(lock_json)
+    project_dir = project_dir or pipfile.parent
     if profile:  # COMPILE=1's import profile (only then: it must not touch other builds' layers)
         (project / PROFILE_NAME).write_text("".join(n + "\n" for n in profile), encoding="utf-8")
 
@@ -150,7 +158,7 @@ def stage(
     for index, (name, entry) in enumerate(sorted(lock.get("default", {}).items())):
         if not isinstance(entry, dict) or "path" not in entry:
             continue
-        local = (pipfile.parent / entry["path"]).resolve()
+        local = (project_dir / entry["path"]).resolve()
         staged = paths / str(index)
         if local.is_dir():
             _copy_tree(local, staged)
@@ -163,7 +171,7 @@ def stage(
             raise UsageError(
                 f"local path dependency {name} does not exist",
                 entry["path"],
-                hint="fix the path in the Pipfile and run `pipenv lock`",
+                hint="fix the path in the project file and lock again",
             )
     (paths / contract.PATHS_MAP.name).write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -12,7 +12,6 @@ builders give the same bytes for the same inputs (with the same zlib).
 from __future__ import annotations
 
 import os
-import shutil
 import ssl
 import sys
 from pathlib import Path
@@ -33,7 +32,8 @@ def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetw
 def build(
     *,
     cache_dir: Path,
-    pipfile: Path,
+    lock_json: bytes,
+    project_dir: Path,
     runtime: runtimes.Runtime,
     arch: str,
     network: NetworkSettings,
@@ -64,14 +64,13 @@ def build(
         )
         if no_wheel_hint:
             tools.no_wheel_hint = no_wheel_hint
-        # The same inputs as the Docker build: a Pipfile/lock pair in a folder of their own.
+        # The same input as the Docker build: the lock model, as project/Pipfile.lock.
         project = work / "project"
         project.mkdir()
-        shutil.copyfile(pipfile, project / "Pipfile")
-        shutil.copyfile(pipfile.with_name(pipfile.name + ".lock"), project / "Pipfile.lock")
+        (project / "Pipfile.lock").write_bytes(lock_json)
 
         def local_path(lock_path: str) -> str:
-            return str((pipfile.parent / lock_path).resolve())
+            return str((project_dir / lock_path).resolve())
 
         try:
             out.mkdir(parents=True, exist_ok=True)

@@ -54,8 +54,40 @@ class PendingCheck:
         self.verified = True
 
 
-def start(pipfile: Path) -> PendingCheck:
-    return PendingCheck(pipfile)
+class NoCheck:
+    """pylock.toml and requirements.txt: the file is the lock, there is no project file it could be
+    out of date with."""
+
+    def __init__(self, choice) -> None:
+        self.choice, self.said = choice, False
+
+    def stop(self) -> None:
+        pass
+
+    def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
+        if not self.said:
+            say(f"lambda-kit: {self.choice.path.name} is the lock itself (no project file to check it against)")
+            self.said = True
+
+
+def start(choice):
+    """The check of the lock against its project file, as its own tool decides, started now: pipenv's
+    hash for a Pipfile.lock, `uv lock --check` for a uv.lock, Poetry's content hash for a poetry.lock."""
+    from . import lockformats
+
+    if isinstance(choice, Path):  # a Pipfile
+        return PendingCheck(choice)
+    if choice.format == lockformats.PIPFILE:
+        return PendingCheck(choice.project)
+    if choice.format == lockformats.UV:
+        from .uvlock import UvCheck
+
+        return UvCheck(choice.path)
+    if choice.format == lockformats.POETRY:
+        from .poetrylock import PoetryCheck
+
+        return PoetryCheck(choice.path)
+    return NoCheck(choice)
 
 
 def check_facts(lines: list[str], lock: dict, say: Callable[[str], None]) -> None:

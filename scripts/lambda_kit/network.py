@@ -111,10 +111,12 @@ def from_environment(environ) -> NetworkSettings:
 
 def for_lock(network: NetworkSettings, lock: dict, pipfile: Path, environ) -> NetworkSettings:
     """`network` with what the lock and Pipfile add: the `${VAR}` values of its sources, the sources
-    themselves, and [pipenv] install_search_all_sources."""
+    themselves, and [pipenv] install_search_all_sources (a requirements file's extra indexes: pip
+    searches every index for every package)."""
     sources = tuple(s.get("url", "") for s in lock.get("_meta", {}).get("sources", []) if isinstance(s, dict))
     return replace(network, lock_source_env=lock_source_variables(lock, environ), lock_sources=sources,
-                   search_all_sources=search_all_sources(pipfile))  # fmt: skip
+                   search_all_sources=search_all_sources(pipfile)
+                   or lock.get("_meta", {}).get("search-all-sources") is True)  # fmt: skip
 
 
 def search_all_sources(pipfile: Path) -> bool:

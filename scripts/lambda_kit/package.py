@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from . import assemble, compiling, contract, diskspace, docker, localbuild, lockcheck, lockfile, runtimes, secretscan
+from . import assemble, compiling, contract, diskspace, docker, localbuild, lockcheck, lockfile, lockformats, runtimes
+from . import secretscan
 from . import sharedcache, sources, wheelfetch, zipwriter
 from .buildplan import BuildPlan, PackageSettings, resolve
 from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
@@ -141,9 +142,11 @@ def dependency_key(plan: BuildPlan, builder: str) -> str:
         "builder",
         f"{builder} {plan.runtime.version} {s.arch} {s.base_image} slim={s.slim} compile={s.compile}".encode(),
     )
-    add("Pipfile", s.pipfile.read_bytes())
+    add("Pipfile", plan.project_bytes())
     add("profile", "\n".join(plan.profile).encode())
     add("Pipfile.lock", plan.lock_path.read_bytes())
+    if plan.lock_choice.format != lockformats.PIPFILE:  # what was read of it for this target and selection
+        add("lock model", plan.lock_bytes())
     for name in (
         "Dockerfile",
         "scripts/container-requirements.txt",
@@ -152,7 +155,7 @@ def dependency_key(plan: BuildPlan, builder: str) -> str:
         add(name, (s.kit_dir / name).read_bytes())
     default = plan.lock.get("default", {}).values()
     for entry in sorted((e["path"] for e in default if isinstance(e, dict) and "path" in e)):
-        local = (s.pipfile.parent / entry).resolve()
+        local = (plan.project_dir / entry).resolve()
         files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file() and not _ignored(p))
         for path in files:
             add(f"path:{entry}:{path.relative_to(local.parent)}", path.read_bytes())
@@ -175,7 +178,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
         say(f"lambda-kit: warning: {warning}")
     # BUILDER=local needs the lock's check only once its own build is done: pipenv starts now, on
     # another core (stopped at once when the dependencies turn out to be cached).
-    early = lockcheck.start(s.pipfile) if s.include_deps and s.builder == "local" else None
+    early = lockcheck.start(plan.lock_choice) if s.include_deps and s.builder == "local" else None
     try:
         with diskspace.guard("building the zip", [s.state_dir, s.cache, Path(tempfile.gettempdir()), s.out.parent],
                              lambda: disk_needed(plan)):  # fmt: skip
@@ -252,11 +255,14 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     # The lock is checked before any build: a stale lock never reaches Docker, nor a zip. The local
     # builder asks Docker nothing, so it downloads while pipenv computes the Pipfile's hash.
     wheelfetch.setting(os.environ)  # a bad LAMBDA_KIT_FETCH stops here, before any build
-    check = early or lockcheck.start(s.pipfile)
+    check = early or lockcheck.start(plan.lock_choice)
     try:
-        if s.builder != "local":
+        if s.builder != "local" or plan.lock_choice.format != lockformats.PIPFILE:  # only pipenv's takes long
             check.verify(plan.lock, say)
         return build_dependencies(plan, network, cache, keys, shared, run, say, check)
+    except KitError as exc:  # a step's hint names `pipenv lock`: the lock's own tool instead
+        exc.hint = lockformats.reworded(exc.hint, plan.lock_choice.format)
+        raise
     finally:
         check.stop()
 
@@ -298,7 +304,7 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
             warm_up_audit()
             try:
                 localbuild.build(
-                    cache_dir=s.cache, pipfile=s.pipfile, runtime=plan.runtime, arch=s.arch,
+                    cache_dir=s.cache, lock_json=plan.lock_bytes(), project_dir=plan.project_dir, runtime=plan.runtime, arch=s.arch,
                     network=network, out=outputs, wheelhouse=plan.wheelhouse, log_path=log_path, slim=s.slim,
                     no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
                 )  # fmt: skip
@@ -418,6 +424,8 @@ def build_in_docker(
             kit_dir=s.kit_dir,
             pipfile=s.pipfile,
             lock=plan.lock,
+            lock_json=plan.lock_bytes(),
+            project_dir=plan.project_dir,
             buildkit=engine.buildkit,
             network=network,
             wheelhouse=plan.wheelhouse,

@@ -1,7 +1,7 @@
 """What of SRC goes into the zip: the one definition, for the build and for make's change check.
 
 Left out by default, at any depth: VCS folders and files (.git, .gitignore, ...), bytecode
-(__pycache__, *.pyc), Pipfile and Pipfile.lock, and everything the kit owns: its own folder when it
+(__pycache__, *.pyc), Pipfile, Pipfile.lock and the other locks (uv.lock, poetry.lock, pylock.toml), and everything the kit owns: its own folder when it
 sits inside SRC (copied in as lambda-kit/), its files when SRC contains the folder it lives in, its
 state folder, the output zip with its temporary files, and DIST. Nothing else: a user's `build/`,
 `dist/` or `node_modules/` ships. EXCLUDE adds gitignore-style patterns (pathspec), relative to SRC.
@@ -32,7 +32,7 @@ from .zipwriter import BYTECODE_DIRS, BYTECODE_SUFFIXES
 
 VCS_DIRS = frozenset({".git", ".hg", ".svn", ".bzr"})
 VCS_FILES = frozenset({".gitignore", ".gitattributes", ".gitmodules", ".hgignore", ".hgtags"})
-LOCK_FILES = frozenset({"Pipfile", "Pipfile.lock"})
+LOCK_FILES = frozenset({"Pipfile", "Pipfile.lock", "uv.lock", "poetry.lock", "pylock.toml"})
 MAX_DEPTH = 64  # deeper than any real source tree; a guard against link chains the loop check misses
 
 
