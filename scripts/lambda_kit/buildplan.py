@@ -53,6 +53,7 @@ class PackageSettings:
         """Where what any checkout on the machine may reuse lives: dependency zips, the wheelhouse, pip's
         cache, the audit's native facts (their keys are content only); state_dir keeps this checkout's."""
         return self.cache_dir or self.state_dir
+
     lock: Path | None = None  # LOCK, or the lock found in the project (None: the Pipfile's lock)
     selection: lockformats.Selection = field(default_factory=lockformats.Selection)  # LOCK_GROUPS, LOCK_EXTRAS
 
