@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import os
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from . import assemble, compiling, contract, diskspace, docker, localbuild, lockcheck, lockfile, lockformats, runtimes
-from . import secretscan
-from . import sharedcache, sources, wheelfetch, zipwriter
+from . import secretscan, sharedcache, sources, wheelfetch, zipwriter
+from .auditstep import audit_as_built, check_zip, warm_up_audit
 from .buildplan import BuildPlan, PackageSettings, resolve
 from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
 from .depcache import DependencyCache, keep_wheelhouse
@@ -37,9 +35,6 @@ from .network import NetworkSettings, secret_files
 from .outputs import OutputRecords, out_folder, publish
 from .progress import BuildProgress
 from .runner import CommandFailed, Run
-
-if TYPE_CHECKING:
-    from . import audit
 
 __all__ = ["PackageSettings", "PackageResult", "build_layer", "package", "prepare_dependencies"]
 
@@ -81,52 +76,6 @@ def build_failure(log_path: Path, exc: CommandFailed) -> KitError:
         return KitError(found[0], hint=found[1] or "").with_log(log_path)
     tail = " | ".join(exc.tail[-3:])
     return KitError("docker build failed", tail, hint=f"the full log is in {log_path}")
-
-
-def audit_as_built(path: Path, plan: BuildPlan, say: Callable[[str], None], **checks) -> audit.Report:
-    from . import audit  # loaded when needed (a local build loads it while it downloads: warm_up)
-
-    """The audit of a zip this process just wrote from verified parts: the plan's runtime and
-    architecture, the shared facts about native files, declared sizes trusted. `checks`: what else
-    to audit against (handler, lock, layers)."""
-    s = plan.settings
-    return audit.audit_zip(
-        path,
-        runtime=s.runtime,
-        arch=s.arch,
-        native_cache=plan.native_facts,
-        inflate_all=False,
-        warn=lambda m: say(f"lambda-kit: warning: {m}"),
-        **checks,
-    )
-
-
-def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
-    """The full audit of the zip this process wrote: an error fails the build before the old zip is replaced."""
-    from . import auditcore
-
-    s = plan.settings
-    report = audit_as_built(path, plan, say, handler=s.handler, lock=plan.lock, layers=s.layers)
-    for finding in report.findings:
-        say(f"lambda-kit: audit: {finding.line()}")
-        say(f"lambda-kit: audit:         hint: {finding.hint}")
-    if report.errors:
-        first = next(f for f in report.findings if f.severity == auditcore.ERROR)
-        raise KitError(
-            f"the zip failed the audit with {report.errors} error(s), first: {first.id}",
-            first.message,
-            hint=f"{first.hint}; the previous zip is untouched",
-        )
-    say(f"lambda-kit: audit passed ({report.warnings} warnings)")
-    return report
-
-
-def warm_up_audit() -> None:
-    """The audit's modules (ELF parsing, its rule tables) loaded in a thread while the local build
-    waits on the network, so the audit after it starts at once. Imports are thread-safe: the
-    audit's own `import` waits for this one if it has not finished."""
-    threading.Thread(target=importlib.import_module, args=(f"{__package__}.audit",), name="lambda-kit-warm-up",
-                     daemon=True).start()  # fmt: skip
 
 
 def dependency_key(plan: BuildPlan, builder: str) -> str:
@@ -304,7 +253,8 @@ def build_dependencies(plan: BuildPlan, network, cache, keys: dict, shared, run:
             warm_up_audit()
             try:
                 localbuild.build(
-                    cache_dir=s.cache, lock_json=plan.lock_bytes(), project_dir=plan.project_dir, runtime=plan.runtime, arch=s.arch,
+                    cache_dir=s.cache, lock_json=plan.lock_bytes(), project_dir=plan.project_dir,
+                    runtime=plan.runtime, arch=s.arch,
                     network=network, out=outputs, wheelhouse=plan.wheelhouse, log_path=log_path, slim=s.slim,
                     no_wheel_hint=no_wheel_hint, compile_deps=s.compile, profile=list(plan.profile),
                 )  # fmt: skip
