@@ -421,3 +421,24 @@ def test_numba_runs_without_its_openmp_and_tbb_layers(image, tmp_path):
     assert all("requires numpy" in e for e in report.findings[report.ids().index("deps-missing")].entries)
     (optional,) = [f for f in report.findings if f.id == "native-optional"]
     assert optional.severity == audit.WARNING and len(optional.entries) == 2
+
+
+@needs_gcc
+def test_a_library_the_audit_cannot_read_counts_as_found_on_either_architecture(tmp_path):
+    """A damaged entry is zip-corrupt's finding; the search stops there, not with a missing library
+    (on arm64 too: found by the arm64 sweep, where tensorflow's 870 MB libtensorflow_cc.so.2, over
+    the audit's read bound, was passed over as an x86_64 file)."""
+    b = so(tmp_path, "libb.so.1", soname="libb.so.1")
+    ext = so(tmp_path, "e", needs=["libb.so.1"], rpath="$ORIGIN/deps")
+    for arch, machine, suffix in (("x86_64", 62, EXT), ("arm64", 183, ".cpython-311-aarch64-linux-gnu.so")):
+        path = write_zip(tmp_path / f"{arch}.zip", {"pkg/ext" + suffix: with_machine(ext, machine)})
+        with zipfile.ZipFile(path, "a") as zf:
+            info = zipfile.ZipInfo("pkg/deps/libb.so.1", (1980, 1, 1, 0, 0, 0))
+            info.create_system, info.external_attr = 3, 0o100755 << 16
+            zf.writestr(info, with_machine(b, machine), compress_type=zipfile.ZIP_STORED)
+        data = bytearray(path.read_bytes())
+        at = data.index(with_machine(b, machine)[:64]) + len(b) - 1
+        data[at] ^= 0xFF  # its last byte: the CRC no longer matches
+        path.write_bytes(bytes(data))
+        ids = audit.audit_zip(path, runtime="3.11", arch=arch).ids()
+        assert "zip-corrupt" in ids and "native-needed" not in ids, (arch, ids)

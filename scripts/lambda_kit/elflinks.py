@@ -209,7 +209,7 @@ class Loader:
             found = self.links(path)
         except KeyError:
             return "absent"
-        if found is not None and (found.elfclass != 64 or found.machine != self.machine):
+        if found is not None and found is not OPAQUE and (found.elfclass != 64 or found.machine != self.machine):
             return "skip"
         return found
 
