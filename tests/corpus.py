@@ -146,6 +146,19 @@ def kit_commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def run_facts(ranking: list, jobs: int, loader: bool, seconds: float = 0, source: Path = RANKING) -> dict:
+    """What the summary says of the run itself."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": kit_commit(),
+        "ranking": f"top {len(ranking)} of {source.name}",
+        "seconds": round(seconds),
+        "cpus": os.cpu_count(),
+        "jobs": jobs,
+        "loader": loader,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="corpus", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -155,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--target", required=True)
     one.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     one.add_argument("--loader", action="store_true")
+    parser.add_argument("--ranking", type=Path, default=RANKING, help="rank<TAB>name file (default: %(default)s)")
     parser.add_argument("--top", type=int, default=None, help="only the N most downloaded packages of the ranking")
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="comma-separated runtime-arch")
     parser.add_argument("--limit", type=int, default=None, help="at most N native packages per target")
@@ -174,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = [parse_target(t) for t in args.targets.split(",") if t.strip()]
     except ValueError as exc:
         parser.error(str(exc))
-    ranking = read_ranking(top=args.top)
+    ranking = read_ranking(args.ranking, args.top)
     if args.packages:
         wanted = {p.strip().lower() for p in args.packages.split(",")}
         ranking = [(r, n) for r, n in ranking if n.lower() in wanted]
@@ -182,15 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     selection = select(args.cache, ranking, targets, args.limit, say)
     records = sweep(args.cache, selection, args.jobs, args.timeout, args.loader, say)
-    run = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": kit_commit(),
-        "ranking": f"top {len(ranking)} of {RANKING.name}",
-        "seconds": round(time.monotonic() - started),
-        "cpus": os.cpu_count(),
-        "jobs": args.jobs,
-        "loader": args.loader,
-    }
+    run = run_facts(ranking, args.jobs, args.loader, time.monotonic() - started, args.ranking)
     result = {"run": run, "selection": selection, "records": records}
     corpusreport.write(result, args.json, args.md)
     print(corpusreport.counts_line(result))

@@ -137,6 +137,7 @@ def resolve(cache: Path, name: str, version: str, target: Target, timeout: float
         return found
     # PyPI alone, as a user's lock: no configuration file's extra indexes, find-links or constraints.
     env = {k: v for k, v in os.environ.items() if k not in PIP_SOURCES} | {"PIP_CONFIG_FILE": os.devnull}
+    env["PIP_CACHE_DIR"] = str(cache / "pip")  # pip's HTTP cache with the corpus's: one folder to keep or drop
     with tempfile.TemporaryDirectory(prefix="corpus-resolve-") as tmp:
         report = Path(tmp) / "report.json"
         argv = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--no-input", "--progress-bar", "off",
