@@ -13,6 +13,21 @@ from __future__ import annotations
 
 from .runtimes import Runtime
 
+# LD_LIBRARY_PATH as Lambda sets it for the Python runtimes (AWS Lambda Developer Guide, "Defined
+# runtime environment variables"): the runtime's folders, then the function's (/var/task is the zip
+# root) and the layers' (/opt/lib). RUNTIME_DIRS hold what `provided` lists.
+LD_LIBRARY_PATH = (
+    "/var/lang/lib",
+    "/lib64",
+    "/usr/lib64",
+    "/var/runtime",
+    "/var/runtime/lib",
+    "/var/task",
+    "/var/task/lib",
+    "/opt/lib",
+)
+RUNTIME_DIRS = LD_LIBRARY_PATH[:5]
+
 GLIBC_SONAMES = frozenset(
     {
         "libc.so.6",
