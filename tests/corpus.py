@@ -33,6 +33,7 @@ from corpuswork import ROOT, Target, parse_target
 RANKING = ROOT.parent / "shared" / "data" / "top-pypi-1000.tsv"
 DEFAULT_TARGETS = ("3.12-x86_64", "3.11-arm64", "3.13-x86_64", "3.14-x86_64")
 DEFAULT_CACHE = ROOT / ".lambda-kit" / "corpus"  # the kit's state folder: ignored by git, kept by CI within a run
+CHUNK = 40  # index pages asked for at a time, in ranking order, until every target has its `limit`
 PACKAGE_TIMEOUT = 600  # seconds for one package and target: resolution, downloads, zip, audit
 JOBS = 2
 
@@ -51,9 +52,11 @@ def read_ranking(path: Path = RANKING, top: int | None = None) -> list[tuple[int
 def select(cache: Path, ranking: list[tuple[int, str]], targets: list[Target], limit: int | None = None,
            say=print) -> dict[str, dict]:  # fmt: skip
     """Per target: the packages (rank order) whose file for the target is a native wheel (at most
-    `limit` of them), and the counts of the others: a pure wheel, no file for the target, no page."""
+    `limit` of them), and the counts of the others: a pure wheel, no file for the target, no page;
+    `looked-at`: how many of the ranking were looked at (with a limit, the rest is not asked about)."""
     http = corpuswork.client()
-    out = {t.key: {"native": [], "native-total": 0, "pure": 0, "no-file": 0, "no-page": []} for t in targets}
+    out = {t.key: {"native": [], "native-total": 0, "pure": 0, "no-file": 0, "no-page": [], "looked-at": 0}
+           for t in targets}  # fmt: skip
 
     def files(name: str):
         try:
@@ -62,31 +65,36 @@ def select(cache: Path, ranking: list[tuple[int, str]], targets: list[Target], l
             return exc
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        pages = dict(zip([n for _, n in ranking], pool.map(files, [n for _, n in ranking]), strict=True))
-    for rank, name in ranking:
-        for target in targets:
-            chosen = out[target.key]
-            found = pages[name]
-            if isinstance(found, Exception) or not found:
-                if name not in chosen["no-page"]:
-                    chosen["no-page"].append(name)
-                continue
-            best = corpuswork.chosen_file(found, name, target)
-            if best is None:
-                chosen["no-file"] += 1
-            elif not corpuswork.is_native(best.filename):
-                chosen["pure"] += 1
-            else:
-                chosen["native-total"] += 1
-                if limit is None or len(chosen["native"]) < limit:
-                    chosen["native"].append({"rank": rank, "package": name, "version": str(best.version)})
+        for start in range(0, len(ranking), CHUNK):
+            if limit is not None and all(len(o["native"]) >= limit for o in out.values()):
+                break  # enough for every target: the rest of the ranking is not asked about
+            chunk = ranking[start : start + CHUNK]
+            for (rank, name), found in zip(chunk, pool.map(files, [n for _, n in chunk]), strict=True):
+                for target in targets:
+                    _sort(out[target.key], rank, name, found, target, limit)
+                    out[target.key]["looked-at"] += 1
     for target in targets:
         picked = out[target.key]
         say(
-            f"corpus: {target.label}: {picked['native-total']} of {len(ranking)} packages ship native code, "
+            f"corpus: {target.label}: {picked['native-total']} of {picked['looked-at']} packages ship native code, "
             f"{len(picked['native'])} selected"
         )
     return out
+
+
+def _sort(chosen: dict, rank: int, name: str, found, target: Target, limit: int | None) -> None:
+    if isinstance(found, Exception) or not found:
+        chosen["no-page"].append(name)
+        return
+    best = corpuswork.chosen_file(found, name, target)
+    if best is None:
+        chosen["no-file"] += 1
+    elif not corpuswork.is_native(best.filename):
+        chosen["pure"] += 1
+    else:
+        chosen["native-total"] += 1
+        if limit is None or len(chosen["native"]) < limit:
+            chosen["native"].append({"rank": rank, "package": name, "version": str(best.version)})
 
 
 def sweep(cache: Path, selection: dict[str, dict], jobs: int = JOBS, timeout: float = PACKAGE_TIMEOUT,
@@ -94,6 +102,8 @@ def sweep(cache: Path, selection: dict[str, dict], jobs: int = JOBS, timeout: fl
     """Every selected package and target in a child process (`one`), `jobs` at once, each within
     `timeout` seconds; the records in selection order."""
     work = [(key, item) for key, picked in selection.items() for item in picked["native"]]
+    if loader:
+        loader_images([parse_target(key) for key in selection], say)
 
     def run(job):
         key, item = job
@@ -125,13 +135,34 @@ def sweep(cache: Path, selection: dict[str, dict], jobs: int = JOBS, timeout: fl
     return records
 
 
+def real_loader(packed: Path, target: Target) -> dict[str, list[str]] | None:
+    """The real ld.so's verdict on each importable extension module of the zip ({module: sonames
+    not found}), in an image with exactly the runtime's libraries (tests/loaderimage.py); None for
+    a target the machine cannot run (arm64)."""
+    import zipfile
+
+    import loaderimage
+
+    if target.arch != "x86_64":
+        return None
+    image = loaderimage.loader_image(target.runtime)
+    with zipfile.ZipFile(packed) as zf:
+        names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    members = loaderimage.importable_extensions(names, target.runtime, target.arch)
+    return loaderimage.loader_verdicts(image, packed, members)
+
+
+def loader_images(targets: list[Target], say=print) -> None:
+    """Build the loader's images before the sweep's children ask for them (two at once would both build)."""
+    import loaderimage
+
+    for runtime in sorted({t.runtime for t in targets if t.arch == "x86_64"}):
+        say(f"corpus: the real loader's image for python{runtime}: {loaderimage.loader_image(runtime)}")
+
+
 def run_one(args: argparse.Namespace) -> int:
     """The child: one package for one target; its record as the last line of stdout."""
-    loader = None
-    if args.loader:
-        import loaderimage  # the loader helper's ground truth (tests/loaderimage.py)
-
-        loader = loaderimage.corpus_verdicts
+    loader = real_loader if args.loader else None
     target = parse_target(args.target)
     import contextlib
 

@@ -33,6 +33,7 @@ def counts(result: dict) -> dict[str, dict]:
         compared = [r for r in records if "loader" in r]
         out[key] = {
             "listed": listed,
+            "looked-at": picked.get("looked-at", 0),
             "native": picked["native-total"],
             "selected": len(picked["native"]),
             "pure": picked["pure"],
@@ -99,14 +100,14 @@ def markdown(result: dict) -> str:
         "wheel. Its zip is what the kit builds of it and its dependencies; the audit is `check`'s. "
         "Not resolvable: pip finds no set of wheels for the target (not an audit error).",
         "",
-        "| target | native | pure wheel | no file | selected | resolvable | audited | clean | with errors "
+        "| target | looked at | native | pure wheel | no file | selected | resolvable | audited | clean | with errors "
         "| errors by rule (packages) | warnings by rule (packages) | loader: compared / mismatches |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, c in table.items():
         others = ", ".join(f"{s} {n}" for s, n in sorted(c["statuses"].items()) if s not in ("audited", "unresolvable"))
         lines.append(
-            f"| {key} | {c['native']} | {c['pure']} | {c['no-file']} | {c['selected']} | {c['resolvable']} "
+            f"| {key} | {c['looked-at']} | {c['native']} | {c['pure']} | {c['no-file']} | {c['selected']} | {c['resolvable']} "
             f"| {c['audited']}{f' ({others})' if others else ''} | {c['clean']} | {c['with-errors']} "
             f"| {_by_rule(c['errors'])} | {_by_rule(c['warnings'])} | {c['loader-compared']} / {c['loader-mismatches']} |"
         )

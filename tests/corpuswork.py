@@ -95,6 +95,7 @@ def page(cache: Path, http: httpget.Client, name: str) -> list[dict]:
     if files is None:
         found = indexclient.project_page(http, INDEX, name)
         files = [] if found is None else [_page_file(found[0], f) for f in found[1]]
+        files = [f for f in files if f["filename"].endswith(".whl")]  # wheels only are ever installed here
         _write_json(path, files)
     return files
 
@@ -238,8 +239,9 @@ def sweep_one(cache: Path, name: str, version: str, target: Target, loader=None)
             packed = build_zip(wheels, target, Path(tmp))
             report = audit.audit_zip(packed, runtime=target.runtime, arch=target.arch, lock=lock_of(resolved))
             record.update(audit_findings(report), unzipped_bytes=report.unzipped_bytes)
-            if loader is not None:
-                record["loader"] = compare_loader(report, loader(packed, target))
+            verdicts = loader(packed, target) if loader is not None else None
+            if verdicts is not None:
+                record["loader"] = compare_loader(report, verdicts)
     except (wheelfetch.Unavailable, httpget.NetError, indexclient.PageError, KitError) as exc:
         return {
             **record,
@@ -261,14 +263,17 @@ def audit_failing_modules(findings: dict) -> set[str]:
     return {entry.split(" ", 1)[0] for entry in findings.get("errors", {}).get("native-needed", [])}
 
 
-def compare_loader(report: audit.Report, verdicts: dict[str, bool]) -> dict:
-    """The audit's native verdict against the real loader's, extension module by module."""
+def compare_loader(report: audit.Report, verdicts: dict[str, list[str]]) -> dict:
+    """The audit's native verdict against the real loader's ({module: sonames it did not find}),
+    extension module by module: a module the audit names fails, any other loads."""
     failing = audit_failing_modules(audit_findings(report))
     mismatches = []
-    for module, loads in sorted(verdicts.items()):
-        if loads == (module in failing):
-            mismatches.append(f"{module}: loader {'loads it' if loads else 'fails'}, audit says "
-                              f"{'it fails' if module in failing else 'it loads'}")  # fmt: skip
+    for module, missing in sorted(verdicts.items()):
+        if not missing and module in failing:
+            mismatches.append(f"{module}: the loader loads it, the audit says it fails")
+        elif missing and module not in failing:
+            mismatches.append(f"{module}: the loader does not find {', '.join(missing)}, the audit passes it")
     for module in sorted(failing - verdicts.keys()):
-        mismatches.append(f"{module}: the audit names it, the loader was not asked")
-    return {"modules": len(verdicts), "equal": not mismatches, "mismatches": mismatches}
+        mismatches.append(f"{module}: the audit names it (not an extension module the loader was asked about)")
+    failed = sum(1 for missing in verdicts.values() if missing)
+    return {"modules": len(verdicts), "loader-failed": failed, "equal": not mismatches, "mismatches": mismatches}

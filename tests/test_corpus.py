@@ -12,6 +12,7 @@ from pathlib import Path
 import corpus
 import corpusreport
 import pytest
+from conftest import _docker_problem
 from corpuswork import parse_target
 
 pytestmark = [pytest.mark.corpus, pytest.mark.network]
@@ -34,22 +35,35 @@ def failures(records: list[dict]) -> str:
 
 
 @pytest.fixture(scope="module")
-def ranking() -> list[tuple[int, str]]:
+def swept(tmp_path_factory) -> list[dict]:
+    """The sweep, once for the module; with the real loader on x86_64 when Docker can run it."""
     assert corpus.RANKING.is_file(), f"the ranking is missing: {corpus.RANKING}"
-    return corpus.read_ranking()
-
-
-def test_the_most_downloaded_native_packages_audit_clean(ranking, tmp_path):
+    ranking = corpus.read_ranking()
     x86, arm = parse_target("3.12-x86_64"), parse_target("3.11-arm64")
     selection = corpus.select(CORPUS_CACHE, ranking, [x86], X86_PACKAGES)
-    first = {item["package"] for item in selection[x86.key]["native"][:ARM_PACKAGES]}
-    arm_selection = corpus.select(CORPUS_CACHE, [(r, n) for r, n in ranking if n in first], [arm])
-    selection.update(arm_selection)
     assert len(selection[x86.key]["native"]) == X86_PACKAGES
-    records = corpus.sweep(CORPUS_CACHE, selection)
-    corpusreport.write({"run": corpus.run_facts(ranking, 2, False), "selection": selection, "records": records},
-                       tmp_path / "corpus.json", tmp_path / "corpus.md")  # fmt: skip
-    audited = [r for r in records if r["status"] == "audited"]
-    assert len(audited) >= X86_PACKAGES * 0.9, [(r["package"], r["status"], r.get("reason")) for r in records]
-    bad = failures(records)
-    assert not bad, f"{bad.count(chr(10)) + 1} packages fail (summary: {tmp_path / 'corpus.md'}):\n{bad}"
+    first = {item["package"] for item in selection[x86.key]["native"][:ARM_PACKAGES]}
+    selection.update(corpus.select(CORPUS_CACHE, [(r, n) for r, n in ranking if n in first], [arm]))
+    loader = _docker_problem() is None
+    records = corpus.sweep(CORPUS_CACHE, selection, loader=loader)
+    folder = tmp_path_factory.mktemp("corpus")
+    result = {"run": corpus.run_facts(ranking, corpus.JOBS, loader), "selection": selection, "records": records}
+    corpusreport.write(result, folder / "corpus.json", folder / "corpus.md")
+    print(corpusreport.counts_line(result), f"(summary: {folder / 'corpus.md'})")
+    return records
+
+
+def test_the_most_downloaded_native_packages_audit_clean(swept):
+    audited = [r for r in swept if r["status"] == "audited"]
+    assert len(audited) >= X86_PACKAGES * 0.9, [(r["package"], r["status"], r.get("reason")) for r in swept]
+    bad = failures([r for r in swept if r.get("errors") or r["status"] in corpusreport.PROBLEMS])
+    assert not bad, f"{bad.count(chr(10)) + 1} packages fail:\n{bad}"
+
+
+@pytest.mark.docker
+def test_the_audit_judges_each_extension_module_as_the_real_loader(swept):
+    x86 = [r for r in swept if r["target"] == "3.12-x86_64" and r["status"] == "audited"]
+    assert x86 and all("loader" in r for r in x86)
+    assert sum(r["loader"]["modules"] for r in x86) > 1000  # extension modules the loader was asked about
+    bad = failures([r for r in x86 if not r["loader"]["equal"]])
+    assert not bad, f"{bad.count(chr(10)) + 1} packages where the audit and ld.so disagree:\n{bad}"
