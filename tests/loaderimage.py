@@ -113,8 +113,8 @@ def importable_extensions(names, runtime: str = "3.11", arch: str = "x86_64", ro
             if rest is None:
                 continue
             *folders, base = rest.split("/")
-            suffix = next((s for s in suffixes if base.endswith(s)), None)
-            if suffix and all(p.isidentifier() for p in [*folders, base[: -len(suffix)]]):
+            stems = [base[: -len(s)] for s in suffixes if base.endswith(s)]
+            if all(p.isidentifier() for p in folders) and any(stem.isidentifier() for stem in stems):
                 found.append(name)
                 break
     return sorted(found)

@@ -56,7 +56,7 @@ def test_a_layer_lib_folder_provides_the_library(tmp_path):
 def test_make_check_fails_naming_file_and_library(tmp_path):
     path = zip_folder(SAMPLE / "lambdas", tmp_path / "fn.zip")
     result = subprocess.run(
-        [sys.executable, "-m", "lambda_kit", "check", str(path), "--runtime", "3.12"],
+        [sys.executable, "-m", "lambda_kit", "check", str(path), "--runtime", "3.11"],
         capture_output=True,
         text=True,
         cwd=ROOT / "scripts",

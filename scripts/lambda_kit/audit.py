@@ -243,7 +243,7 @@ CHECKS = (
     auditcontent.check_leftovers,
     auditcontent.check_handler,
     auditcontent.check_lock,
+    nativeneeds.check_needed,  # first: it leaves which native files are loaded, for check_native
     auditnative.check_native,
-    nativeneeds.check_needed,
     check_bytecode,
 )

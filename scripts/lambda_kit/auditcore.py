@@ -80,6 +80,7 @@ class Context:
     damaged: set[str] = field(default_factory=set)
     warn: Callable[[str], None] | None = None  # a note about the kit's own state (a cache ignored)
     cache: object = None  # auditnative.NativeCache: native facts and bytecode verdicts, saved at the end
+    loaded: set[str] | None = None  # entries an extension module loads (nativeneeds); None: judge all as loaded
     infos: list = field(init=False)
     files: list = field(init=False)
 

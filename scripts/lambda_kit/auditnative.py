@@ -37,6 +37,7 @@ RULES = {
 
 EXTENSION = re.compile(r"\.(cpython|pypy|graalpy)[^/]*\.so$|\.abi3\.so$")
 ELF_MACHINE = {"EM_X86_64": "x86_64", "EM_AARCH64": "arm64"}
+UNREACHED = "native files no extension module loads, which would fail if loaded on their own"
 IN_MEMORY = 8 << 20  # a native file bigger than this is inflated to a temporary file
 
 
@@ -169,21 +170,29 @@ def check_native(ctx: Context, found: Collector) -> None:
             if facts is None:
                 continue
             cache.put(info, facts)
+        loaded = ctx.loaded is None or name in ctx.loaded
         if facts[0] != "elf":
-            found.add("native-not-elf", "native files that are not Linux ELF", f"{name} ({facts[1]})")
+            if loaded:
+                found.add("native-not-elf", "native files that are not Linux ELF", f"{name} ({facts[1]})")
+            else:
+                found.add("native-unreached", UNREACHED, f"{name} ({facts[1]})")
             continue
         machine, glibc = facts[1], (facts[2], facts[3])
         if machine != arch:
-            found.add("native-arch", f"native files not built for {arch}", f"{name} ({machine})")
+            if loaded:
+                found.add("native-arch", f"native files not built for {arch}", f"{name} ({machine})")
+            else:
+                found.add("native-unreached", UNREACHED, f"{name} ({machine})")
         # A file built for another architecture carries that architecture in its name too: that is
         # native-arch's finding. native-abi is for names the importer skips for any other reason.
         named_for = machine if machine in runtimes.ARCHITECTURES else arch
         if EXTENSION.search(base) and not base.endswith(extension_suffixes(rt, named_for)[:2]):
             found.add("native-abi", f"extension modules that {rt.name} on {arch} will not import", name)
         if glibc > rt.glibc:
-            have = ".".join(map(str, rt.glibc))
-            found.add(
-                "native-glibc",
-                f"native files needing a newer glibc than {rt.name}'s {have}",
-                f"{name} (GLIBC_{glibc[0]}.{glibc[1]})",
-            )
+            needs = f"GLIBC_{glibc[0]}.{glibc[1]}"
+            if loaded:
+                have = ".".join(map(str, rt.glibc))
+                message = f"native files needing a newer glibc than {rt.name}'s {have}"
+                found.add("native-glibc", message, f"{name} ({needs})")
+            else:
+                found.add("native-unreached", UNREACHED, f"{name} ({needs})")

@@ -1,106 +1,152 @@
-"""The `native-needed` audit rule: every shared library a native file in the zip needs must be found
-where Lambda's loader will look, or be one the runtime provides.
+"""The `native-needed` audit rule: every library an extension module pulls in must be found the way
+Lambda's loader finds it (`elflinks`: glibc's ld.so search, breadth first, with inherited RPATH,
+LD_LIBRARY_PATH, RUNPATH, `$ORIGIN`, sonames already loaded and the runtime's own libraries).
 
-Searched, in the loader's order: the file's RPATH (when it has no RUNPATH), LD_LIBRARY_PATH as
-Lambda sets it (its /var/task and /opt parts: the zip root, lib/, the layers' lib/), the file's
-RUNPATH; `$ORIGIN` is the file's own folder. What the runtime provides is `runtimelibs`. Libraries
-found in the zip are checked in turn. The ELF facts (needed, rpath, runpath) are cached by
-name, CRC and size, as the audit's other native facts.
+What the runtime loads directly is each extension module Python's importer would load: from the
+zip root (/var/task) and from what layers put on /opt/python (and its site-packages), a name whose
+folders and module name are identifiers and whose suffix is one the runtime imports. A library the
+loader would not find from one of them is an error naming the chain. A native file that no
+extension module reaches (one `ctypes` may load by its full path) is walked on its own: what it
+would not find is a warning (`native-unreached`, shared with auditnative's findings for files no
+extension module loads). The ELF facts (needs, paths, soname, class, machine) are cached by name,
+CRC and size, beside the audit's other native facts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import tempfile
-import zipfile
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-
-from . import runtimelibs, runtimes
-from .auditcore import ERROR, Collector, Context
-from .auditnative import IN_MEMORY, NativeCache
+from . import elflinks, runtimelibs, runtimes
+from .auditcore import ERROR, WARNING, Collector, Context, encrypted
+from .auditnative import IN_MEMORY, UNREACHED, NativeCache, extension_suffixes
+from .zipreader import EntryError, ZipReader
 
 NEEDED_FACTS = "audit-needed.json"  # the ELF links cache, beside the audit's native-facts file
-RULES = {"native-needed": (ERROR, "add the library to the zip (or a layer's lib/), or install a wheel that bundles it")}
+RULES = {
+    "native-needed": (ERROR, "add the library to the zip (or a layer's lib/), or install a wheel that bundles it"),
+    "native-unreached": (
+        WARNING,
+        "no extension module loads these: fine unless your code loads one itself (ctypes); then fix what it names",
+    ),
+}
 
 TASK, OPT = "/var/task", "/opt"
-LD_LIBRARY_PATH = (
-    "/var/task",
-    "/var/task/lib",
-    "/opt/lib",
-)  # the parts Lambda's LD_LIBRARY_PATH gives the zip and layers
 
 
-def elf_links(stream) -> tuple[list[str], list[str], list[str]] | None:
-    """(needed, rpath, runpath) of an ELF file (a seekable stream), or None for anything else."""
-    if stream.read(4) != b"\x7fELF":
-        return None
-    stream.seek(0)
-    needed, rpath, runpath = [], [], []
-    try:
-        for section in ELFFile(stream).iter_sections():
-            if isinstance(section, DynamicSection):
-                for tag in section.iter_tags():
-                    if tag.entry.d_tag == "DT_NEEDED":
-                        needed.append(tag.needed)
-                    elif tag.entry.d_tag == "DT_RPATH":
-                        rpath += tag.rpath.split(":")
-                    elif tag.entry.d_tag == "DT_RUNPATH":
-                        runpath += tag.runpath.split(":")
-    except ELFError:
-        return None
-    return needed, rpath, runpath
+def is_native_name(name: str) -> bool:
+    base = posixpath.basename(name)
+    return base.endswith(".so") or ".so." in base
 
 
-def _expand(entry: str, origin: str) -> str:
-    return posixpath.normpath(entry.replace("${ORIGIN}", origin).replace("$ORIGIN", origin))
+def import_roots(runtime: runtimes.Runtime) -> tuple[str, ...]:
+    """The folders on Lambda's sys.path that a zip or a layer fills, as absolute paths."""
+    return (f"{TASK}/", f"{OPT}/python/lib/python{runtime.version}/site-packages/", f"{OPT}/python/")
 
 
-def _links(ctx: Context, info, cache: NativeCache, found: Collector):
-    """The file's ELF links, from the verified facts cache or read (bounded, from a spooled copy)."""
-    known = cache.get(info)
-    if known is not None:
-        return known[0]
-    with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY) as spool:
-        if not ctx.copy_to(info, spool, runtimes.MAX_UNZIPPED_TOTAL, found):
-            return None
-        spool.seek(0)
-        links = elf_links(spool)
-    cache.put(info, [links])
-    return links
+def importable(path: str, suffixes: tuple[str, ...], roots: tuple[str, ...]) -> bool:
+    """Whether Python's importer would load `path` as an extension module from one of `roots`."""
+    for root in roots:
+        if path.startswith(root):
+            *folders, base = path[len(root) :].split("/")
+            if not all(p.isidentifier() for p in folders):
+                return False
+            return any(base.endswith(s) and base[: -len(s)].isidentifier() for s in suffixes)
+    return False
 
 
-def _layer_files(layers) -> set[str]:
-    files: set[str] = set()
-    for layer in layers:
-        with zipfile.ZipFile(layer) as lz:
-            files |= {f"{OPT}/{n}" for n in lz.namelist() if not n.endswith("/")}
-    return files
+class _Files:
+    """The function's files as the loader sees them (zip under /var/task, layers under /opt), each
+    one's ELF links read at most once: from the facts cache, else from a bounded, spooled copy."""
+
+    def __init__(self, ctx: Context, found: Collector, cache: NativeCache, stack: contextlib.ExitStack) -> None:
+        self.ctx, self.found, self.cache = ctx, found, cache
+        self.where: dict[str, tuple[ZipReader | None, object]] = {}
+        self.memo: dict[str, elflinks.ElfLinks | None] = {}
+        for layer in ctx.layers:
+            try:
+                lz = stack.enter_context(ZipReader(layer))
+            except Exception:  # noqa: BLE001  ZipReadError, OSError, zipfile's errors on hostile bytes
+                continue  # check_sizes names a layer it cannot read
+            self.where.update({f"{OPT}/{i.filename}": (lz, i) for i in lz.infos if not i.is_dir()})
+        self.where.update({f"{TASK}/{i.filename}": (None, i) for i in ctx.files})  # the zip last: it wins
+
+    def links(self, path: str) -> elflinks.ElfLinks | None:
+        if path not in self.memo:
+            self.memo[path] = self._read(*self.where[path])  # KeyError: no such file
+        return self.memo[path]
+
+    def _read(self, lz: ZipReader | None, info) -> elflinks.ElfLinks | None:
+        if encrypted(info) or (lz is None and info.filename in self.ctx.damaged):
+            return elflinks.OPAQUE
+        known = self.cache.get(info)
+        if known is not None:
+            if known[0] is None:
+                return None
+            links = elflinks.ElfLinks.from_fact(known[0])
+            if links is not None:
+                return links  # else an older kit's entry: read again
+        with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY) as spool:
+            if lz is None:
+                if not self.ctx.copy_to(info, spool, runtimes.MAX_UNZIPPED_TOTAL, self.found):
+                    return elflinks.OPAQUE
+            else:
+                try:
+                    for data in lz.chunks(info, runtimes.MAX_UNZIPPED_TOTAL, True):
+                        spool.write(data)
+                except EntryError:
+                    return elflinks.OPAQUE
+            spool.seek(0)
+            links = elflinks.read_links(spool)
+        self.cache.put(info, [links.fact() if links is not None else None])
+        return links
+
+
+def _shown(path: str) -> str:
+    return path[len(TASK) + 1 :] if path.startswith(f"{TASK}/") else path
 
 
 def check_needed(ctx: Context, found: Collector) -> None:
-    """native-needed: each library a native file needs must be in the zip, a layer's lib/ or the runtime."""
-    present = {f"{TASK}/{i.filename}" for i in ctx.files} | _layer_files(ctx.layers)
-    provided = runtimelibs.provided(ctx.runtime)
+    """native-needed, and native-unreached for what no extension module loads. Leaves in
+    `ctx.loaded` the zip's entries an extension module loads (auditnative judges the others
+    as warnings)."""
+    rt, arch = ctx.runtime, ctx.arch
     cache = NativeCache(ctx.native_cache.with_name(NEEDED_FACTS) if ctx.native_cache else None, ctx.warn)
-    for info in ctx.files:
-        base = posixpath.basename(info.filename)
-        if not (base.endswith(".so") or ".so." in base) or info.flag_bits & 0x1 or info.filename in ctx.damaged:
-            continue
-        links = _links(ctx, info, cache, found)
-        if not links:
-            continue
-        needed, rpath, runpath = links
-        origin = posixpath.dirname(f"{TASK}/{info.filename}")
-        dirs = [] if runpath else [_expand(d, origin) for d in rpath if d]
-        dirs += list(LD_LIBRARY_PATH) + [_expand(d, origin) for d in runpath if d]
-        for library in needed:
-            if library not in provided and "/" not in library and not any(f"{d}/{library}" in present for d in dirs):
-                found.add(
-                    "native-needed",
-                    "native files needing a library Lambda does not provide",
-                    f"{info.filename} ({library})",
-                )
+    with contextlib.ExitStack() as stack:
+        files = _Files(ctx, found, cache, stack)
+        loader = elflinks.Loader(files.links, runtimelibs.provided(rt), arch, runtimelibs.preloaded(rt))
+        suffixes, roots = extension_suffixes(rt, arch), import_roots(rt)
+        # Named for any architecture: a file built for another one is loaded there (native-arch's error).
+        any_arch = tuple(s for a in runtimes.ARCHITECTURES for s in extension_suffixes(rt, a))
+        reached: set[str] = set()
+        for path in sorted(p for p in files.where if importable(p, any_arch, roots)):
+            reached.add(path)
+            links = files.links(path)
+            if links is None or links.machine != arch or links.elfclass != 64 or not importable(path, suffixes, roots):
+                continue  # not ELF, another machine: auditnative's findings; ld.so loads nothing for it
+            walk = loader.load(path)
+            reached.update(walk.loaded)
+            for missing in walk.missing:
+                found.add("native-needed", "extension modules needing a library the loader would not find",
+                          missing.shown(_shown))  # fmt: skip
+        _check_unreached(files, loader, reached, found)
+    ctx.loaded = {p[len(TASK) + 1 :] for p in reached if p.startswith(f"{TASK}/")}
     cache.save()
+
+
+def _check_unreached(files: _Files, loader: elflinks.Loader, reached: set[str], found: Collector) -> None:
+    """Each native file of the zip no extension module reaches, loaded on its own (ctypes with a
+    full path); one that another such file loads is judged with that file, not alone."""
+    walks = {}
+    for path in sorted(p for p in files.where if p.startswith(f"{TASK}/") and is_native_name(p)):
+        if path in reached:
+            continue
+        links = files.links(path)
+        if links is not None and links is not elflinks.OPAQUE and links.machine == loader.machine:
+            walks[path] = loader.load(path)
+    pulled = {p for walk in walks.values() for p in walk.loaded[1:]}
+    for path, walk in walks.items():
+        if path not in pulled:
+            for missing in walk.missing:
+                found.add("native-unreached", UNREACHED, missing.shown(_shown))

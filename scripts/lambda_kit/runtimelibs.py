@@ -55,5 +55,10 @@ BY_OS = {
 
 def provided(runtime: Runtime) -> frozenset[str]:
     """Sonames a native file may need that the runtime itself loads."""
-    python = frozenset({f"libpython{runtime.version}.so.1.0"})
-    return GLIBC_SONAMES | TOOLCHAIN_SONAMES | BY_OS.get(runtime.os, frozenset()) | python
+    return preloaded(runtime) | TOOLCHAIN_SONAMES | BY_OS.get(runtime.os, frozenset())
+
+
+def preloaded(runtime: Runtime) -> frozenset[str]:
+    """Those of them the runtime's Python process has loaded before any import: glibc, libpython
+    (a library of that soname is then never searched for)."""
+    return GLIBC_SONAMES | {f"libpython{runtime.version}.so.1.0"}
