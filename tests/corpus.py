@@ -210,10 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loader", action="store_true", help="compare with the real loader (Docker, x86_64)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "corpus.json")
     parser.add_argument("--md", type=Path, default=ROOT / "bench" / "corpus.md")
+    again = sub.add_parser("report", help="write the Markdown summary again from a sweep's JSON")
+    again.add_argument("--json", type=Path, default=ROOT / "bench" / "corpus.json")
+    again.add_argument("--md", type=Path, default=ROOT / "bench" / "corpus.md")
     args = parser.parse_args(argv)
     if args.command == "one":
         return run_one(args)
     import corpusreport
+
+    if args.command == "report":
+        corpusreport.write(json.loads(args.json.read_text(encoding="utf-8")), None, args.md)
+        return 0
 
     try:
         targets = [parse_target(t) for t in args.targets.split(",") if t.strip()]

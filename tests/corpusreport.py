@@ -13,10 +13,24 @@ MAX_ENTRIES = 6  # entries shown per rule and package in the summary (the JSON h
 PROBLEMS = ("timeout", "crashed", "build-failed")  # the sweep could not audit the package: a failure too
 
 
+OVER_LIMIT = "size-unzipped"  # the zip cannot be a Lambda zip at all: the audit is right, not a false alarm
+
+
+def other_errors(record: dict) -> dict[str, list[str]]:
+    """The record's errors but size-unzipped."""
+    return {rule: entries for rule, entries in record.get("errors", {}).items() if rule != OVER_LIMIT}
+
+
+def over_limit(record: dict) -> bool:
+    """Over Lambda's unzipped limit: the wheels alone (too-large, not downloaded) or the zip (size-unzipped)."""
+    return record["status"] == "too-large" or OVER_LIMIT in record.get("errors", {})
+
+
 def failing(records: list[dict]) -> list[dict]:
-    """Records with an audit error, or that the sweep could not audit, or whose audit disagrees with the loader."""
+    """Records with an audit error (but size-unzipped alone), or that the sweep could not audit, or
+    whose audit disagrees with the real loader."""
     return [
-        r for r in records if r.get("errors") or r["status"] in PROBLEMS or not r.get("loader", {}).get("equal", True)
+        r for r in records if other_errors(r) or r["status"] in PROBLEMS or not r.get("loader", {}).get("equal", True)
     ]
 
 
@@ -43,7 +57,8 @@ def counts(result: dict) -> dict[str, dict]:
             "resolvable": len(records) - statuses["unresolvable"],
             "audited": statuses["audited"],
             "clean": sum(1 for r in records if r["status"] == "audited" and not r.get("errors")),
-            "with-errors": sum(1 for r in records if r.get("errors")),
+            "over-limit": sum(1 for r in records if over_limit(r)),
+            "with-errors": sum(1 for r in records if other_errors(r)),
             "statuses": dict(statuses),
             "errors": dict(errors),
             "warnings": dict(warnings),
@@ -58,7 +73,8 @@ def counts_line(result: dict) -> str:
     for key, c in counts(result).items():
         errors = ", ".join(f"{rule} {n}" for rule, n in sorted(c["errors"].items())) or "none"
         parts.append(f"{key}: {c['swept']} swept, {c['resolvable']} resolvable, {c['clean']} clean, "
-                     f"{c['with-errors']} with errors ({errors})")  # fmt: skip
+                     f"{c['over-limit']} over Lambda's size limit, {c['with-errors']} with other errors "
+                     f"(packages per rule: {errors}), {c['loader-mismatches']} loader mismatches")  # fmt: skip
     return "corpus: " + "; ".join(parts)
 
 
@@ -98,27 +114,35 @@ def markdown(result: dict) -> str:
         "",
         "A package is swept for a target when the file pip would install for it there is a native (manylinux) "
         "wheel. Its zip is what the kit builds of it and its dependencies; the audit is `check`'s. "
-        "Not resolvable: pip finds no set of wheels for the target (not an audit error).",
+        "Not resolvable: pip finds no set of wheels for the target (not an audit error). Over the limit: "
+        "the wheels alone (not downloaded) or the zip (`size-unzipped`) exceed Lambda's 262,144,000 bytes "
+        "unzipped, so no zip of the package can deploy: the audit is right there. With other errors: an error "
+        "from any other rule, each listed below with its entries.",
         "",
-        "| target | looked at | native | pure wheel | no file | selected | resolvable | audited | clean | with errors "
-        "| errors by rule (packages) | warnings by rule (packages) | loader: compared / mismatches |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| target | looked at | native | pure wheel | no file | selected | resolvable | audited | clean "
+        "| over the limit | with other errors | errors by rule (packages) | warnings by rule (packages) "
+        "| loader: compared / mismatches |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, c in table.items():
         others = ", ".join(f"{s} {n}" for s, n in sorted(c["statuses"].items()) if s not in ("audited", "unresolvable"))
         lines.append(
             f"| {key} | {c['looked-at']} | {c['native']} | {c['pure']} | {c['no-file']} | {c['selected']} | {c['resolvable']} "
-            f"| {c['audited']}{f' ({others})' if others else ''} | {c['clean']} | {c['with-errors']} "
+            f"| {c['audited']}{f' ({others})' if others else ''} | {c['clean']} | {c['over-limit']} | {c['with-errors']} "
             f"| {_by_rule(c['errors'])} | {_by_rule(c['warnings'])} | {c['loader-compared']} / {c['loader-mismatches']} |"
         )
     records = result["records"]
-    lines += ["", "## Packages with an audit error", ""]
-    erring = [r for r in records if r.get("errors")]
+    lines += ["", "## Packages with an audit error (but size-unzipped alone)", ""]
+    erring = [r for r in records if other_errors(r)]
     lines += [
         f"- {r['target']} **{r['package']} {r['version']}**: " + "; ".join(
             f"{rule}: {_entries(entries)}" for rule, entries in sorted(r["errors"].items()))
         for r in erring
     ] or ["None."]  # fmt: skip
+    over = [r for r in records if r["status"] == "audited" and over_limit(r) and not other_errors(r)]
+    if over:
+        lines += ["", f"## Zips over Lambda's unzipped limit, no other error ({len(over)})", ""]
+        lines += [f"- {r['target']} {r['package']} {r['version']}: {r.get('unzipped_bytes', 0):,}+ bytes" for r in over]
     lines += ["", "## Warnings", ""]
     warned = [r for r in records if r.get("warnings")]
     lines += [

@@ -64,3 +64,17 @@ def test_targets_are_runtime_and_architecture():
     for bad in ("3.12", "3.12-aarch64", "2.7-x86_64"):
         with pytest.raises(ValueError):
             parse_target(bad)
+
+
+def test_a_zip_over_lambdas_limit_is_not_a_false_alarm_but_its_other_errors_are():
+    big = record("big", errors={"size-unzipped": ["over 262,144,000 bytes"]}, unzipped_bytes=262_144_001)
+    worse = record("worse", errors={"size-unzipped": ["over"], "zip-corrupt": ["lib.so (declares 291,507,928 bytes)"]})
+    wheels = record("wheels", status="too-large", reason="3,000,146,972 bytes of wheels")
+    result = {"run": RUN, "selection": SELECTION, "records": [big, worse, wheels]}
+    assert corpusreport.failing([big, worse, wheels]) == [worse]
+    counts = corpusreport.counts(result)["3.12-x86_64"]
+    assert counts["over-limit"] == 3 and counts["with-errors"] == 1
+    assert counts["errors"] == {"size-unzipped": 2, "zip-corrupt": 1}  # every rule counted, none hidden
+    text = corpusreport.markdown(result)
+    assert "**worse 1.0**: size-unzipped: `over`; zip-corrupt: `lib.so (declares 291,507,928 bytes)`" in text
+    assert "- 3.12-x86_64 big 1.0: 262,144,001+ bytes" in text
