@@ -83,6 +83,7 @@ def _atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 is not a file for the repository
     os.replace(tmp, path)
 
 
