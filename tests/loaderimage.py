@@ -3,6 +3,7 @@ exactly what `runtimelibs` says the runtime provides.
 
     image = loader_image()                       # build once (or reuse), x86_64 only
     verdicts = loader_verdicts(image, zip_path)  # {member: sorted sonames ld.so did not find}
+    assert audit_verdicts(zip_path, members=verdicts) == verdicts  # what the audit says of the same
 
 The image is the stand-in base (Debian bookworm, glibc 2.36) with every shared library removed from
 the folders ld.so searches, except ld.so itself and the sonames `runtimelibs.provided(runtime)`
@@ -30,8 +31,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
 from conftest import BASE_IMAGE
-from lambda_kit import auditnative, runtimelibs, runtimes
+from lambda_kit import audit, auditnative, runtimelibs, runtimes
 
 LABEL = "org.lambda-kit.test=loader"
 LD_SO = "/lib64/ld-linux-x86-64.so.2"
@@ -102,9 +106,22 @@ def image_libraries(image: str) -> list[str]:
     return json.loads(_docker("run", "--rm", image, "/bin/sh", "-c", "read -r l < /kept.json; echo $l").stdout)
 
 
-def importable_extensions(names, runtime: str = "3.11", arch: str = "x86_64", roots=("",)) -> list[str]:
+def _exports_init(path: Path, stem: str) -> bool:
+    """Whether the ELF file defines PyInit_<stem> in its dynamic symbol table (pyelftools)."""
+    try:
+        with open(path, "rb") as f:
+            dynsym = ELFFile(f).get_section_by_name(".dynsym")
+            found = dynsym.get_symbol_by_name(f"PyInit_{stem}") if dynsym is not None else None
+            return bool(found) and found[0]["st_shndx"] != "SHN_UNDEF"
+    except (ELFError, OSError):
+        return False
+
+
+def importable_extensions(names, runtime="3.11", arch="x86_64", roots=("",), folder: Path | None = None) -> list[str]:
     """Entries Python's importer would load as extension modules from `roots` of the zip: every
-    folder part and the module name identifiers, the name ending in one of the runtime's suffixes."""
+    folder part and the module name identifiers, the name ending in one of the runtime's suffixes;
+    with `folder` (the unpacked zip), a plain `name.so` only if it defines PyInit_name (the
+    importer calls it; a library without one is no module, whatever its name)."""
     suffixes = auditnative.extension_suffixes(runtimes.lookup(runtime), arch)
     found = []
     for name in names:
@@ -114,9 +131,13 @@ def importable_extensions(names, runtime: str = "3.11", arch: str = "x86_64", ro
                 continue
             *folders, base = rest.split("/")
             stems = [base[: -len(s)] for s in suffixes if base.endswith(s)]
-            if all(p.isidentifier() for p in folders) and any(stem.isidentifier() for stem in stems):
-                found.append(name)
-                break
+            if not (all(p.isidentifier() for p in folders) and any(stem.isidentifier() for stem in stems)):
+                continue
+            plain = base[:-3]
+            if folder is not None and "." not in plain and not _exports_init(folder / name, plain):
+                continue
+            found.append(name)
+            break
     return sorted(found)
 
 
@@ -130,9 +151,9 @@ def _unpack(zip_path: Path, dest: Path) -> list[str]:
     return names
 
 
-def loader_verdicts(image: str, zip_path: Path, members=None, layers=()) -> dict[str, list[str]]:
+def loader_verdicts(image: str, zip_path: Path, members=None, layers=(), runtime: str = "3.11") -> dict[str, list[str]]:
     """{member: sorted sonames ld.so reports "not found"} for each member of the zip (default: every
-    importable extension module), the zip unpacked as /var/task and `layers` (zips) as /opt.
+    importable extension module of `runtime`), the zip unpacked as /var/task and `layers` (zips) as /opt.
     A member ld.so cannot handle at all maps to ["<ld.so: first line of its answer>"]."""
     with tempfile.TemporaryDirectory(prefix="loader-task-") as tmp:
         task, opt = Path(tmp, "task"), Path(tmp, "opt")
@@ -141,17 +162,20 @@ def loader_verdicts(image: str, zip_path: Path, members=None, layers=()) -> dict
         names = _unpack(zip_path, task)
         for layer in layers:
             _unpack(Path(layer), opt)
-        members = importable_extensions(names) if members is None else list(members)
+        members = importable_extensions(names, runtime, folder=task) if members is None else list(members)
         if not members:
             return {}
         script = (
             f'for f do echo "=== $f"; LD_TRACE_LOADED_OBJECTS=1 {LD_SO} "/var/task/$f" 2>&1; echo "=== exit $?"; done'
         )
-        out = subprocess.run(
+        run = subprocess.run(
             ["docker", "run", "--rm", "--network", "none", "-v", f"{task}:/var/task:ro", "-v", f"{opt}:/opt:ro",
              "-w", "/var/task", image, "/bin/sh", "-c", script, "sh", *members],
             capture_output=True, text=True, timeout=600,
-        ).stdout  # fmt: skip
+        )  # fmt: skip
+    if run.returncode != 0 or run.stdout.count("=== exit ") != len(members):
+        raise RuntimeError(f"docker run of {image} failed ({run.returncode}): {run.stderr.strip()[-500:]}")
+    out = run.stdout
     verdicts: dict[str, list[str]] = {}
     member, lines = None, []
     for line in out.splitlines():
@@ -165,3 +189,18 @@ def loader_verdicts(image: str, zip_path: Path, members=None, layers=()) -> dict
         else:
             lines.append(line)
     return verdicts
+
+
+def audit_verdicts(zip_path: Path, members=None, runtime: str = "3.11", arch: str = "x86_64", **options):
+    """What the audit says the loader would not find, by extension module, in loader_verdicts'
+    shape: {member: sorted missing sonames}, from its native-needed errors and native-optional
+    warnings (the loader fails either way; native-optional only says the package copes). `members`
+    default: importable_extensions of the zip's names (without the PyInit check)."""
+    report = audit.audit_zip(zip_path, runtime=runtime, arch=arch, **options)
+    with zipfile.ZipFile(zip_path) as zf:
+        out = {m: set() for m in (importable_extensions(zf.namelist(), runtime, arch) if members is None else members)}
+    for finding in report.findings:
+        if finding.id in ("native-needed", "native-optional"):
+            for line in finding.entries:  # "member[ -> lib ...] (soname)" or "(soname: reason)"
+                out.setdefault(line.split(" ")[0], set()).add(re.search(r"\(([^():]+)(: [^()]*)?\)$", line).group(1))
+    return {m: sorted(v) for m, v in out.items()}

@@ -18,9 +18,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from loaderimage import image_libraries, importable_extensions, loader_image, loader_verdicts
+from loaderimage import audit_verdicts, image_libraries, loader_image, loader_verdicts
 
-from lambda_kit import audit, elflinks, runtimelibs, runtimes
+from lambda_kit import audit, auditnative, elflinks, nativeneeds, runtimelibs, runtimes
 
 RUNTIME = runtimes.lookup("3.11")
 EXT = ".cpython-311-x86_64-linux-gnu.so"
@@ -135,18 +135,6 @@ def truth_of(verdicts: dict[str, list[str]]) -> dict[str, list[str]]:
     return {
         m: [UNLOADABLE] if v and v[0].startswith("<ld.so: /var/task/" + m + ":") else v for m, v in verdicts.items()
     }
-
-
-def audit_verdicts(zip_path: Path, **options) -> dict[str, list[str]]:
-    """The audit's native-needed errors by extension module: {member: sorted missing names}."""
-    report = audit.audit_zip(zip_path, runtime="3.11", arch="x86_64", **options)
-    with zipfile.ZipFile(zip_path) as zf:
-        out = {m: set() for m in importable_extensions(zf.namelist())}
-    for finding in report.findings:
-        if finding.id == "native-needed":
-            for line in finding.entries:
-                out[line.split(" ")[0]].add(re.search(r"\(([^():]+)(: [^()]*)?\)$", line).group(1))
-    return {m: sorted(v) for m, v in out.items()}
 
 
 @needs_gcc
@@ -268,7 +256,7 @@ def test_popular_wheels_have_no_missing_library(real_zips):
 def test_popular_wheels_equal_the_real_loader_file_by_file(image, real_zips):
     for key, path in real_zips.items():
         truth = loader_verdicts(image, path)
-        assert truth and audit_verdicts(path) == truth, key
+        assert truth and audit_verdicts(path, members=truth) == truth, key
         with zipfile.ZipFile(path) as zf:
             natives = [n for n in zf.namelist() if re.search(r"\.so(\.|$)", n) and n not in truth]
         assert model_verdicts(path, natives) == truth_of(loader_verdicts(image, path, members=natives)), key
@@ -326,3 +314,108 @@ def test_popular_arm64_wheels_resolve_and_a_deleted_library_names_its_chain(tmp_
         )
         for e in needed.entries
     ), needed.entries
+
+
+# ---- layers, the links cache, bounds ----
+
+
+@needs_gcc
+def test_layers_put_extension_modules_on_opt_python_and_libraries_on_opt_lib(tmp_path):
+    b = so(tmp_path, "libb.so.1", soname="libb.so.1")
+    ext = so(tmp_path, "e", needs=["libb.so.1"])
+    function = write_zip(tmp_path / "fn.zip", {"app.py": b"def handler(e, c):\n    return 1\n"})
+    full = write_zip(tmp_path / "full.zip", {"python/layered/ext" + EXT: ext, "lib/libb.so.1": b})
+    assert "native-needed" not in audit.audit_zip(function, runtime="3.11", layers=[full]).ids()
+    site = "python/lib/python3.11/site-packages/sp/ext" + EXT
+    bare = write_zip(tmp_path / "bare.zip", {"python/layered/ext" + EXT: ext, site: ext})
+    report = audit.audit_zip(function, runtime="3.11", layers=[bare])
+    (needed,) = [f for f in report.findings if f.id == "native-needed"]
+    assert sorted(needed.entries) == [f"/opt/python/layered/ext{EXT} (libb.so.1)", f"/opt/{site} (libb.so.1)"]
+    # The function's own extension module finds the library a layer puts in lib/.
+    mine = write_zip(tmp_path / "mine.zip", {"mine/ext" + EXT: ext})
+    assert "native-needed" not in audit.audit_zip(mine, runtime="3.11", layers=[full]).ids()
+    assert "native-needed" in audit.audit_zip(mine, runtime="3.11").ids()
+
+
+@needs_gcc
+def test_the_links_cache_is_read_instead_of_the_files_and_older_entries_are_read_again(tmp_path):
+    files, _ = cases(tmp_path)
+    path = write_zip(tmp_path / "cases.zip", {n: d for n, d in files.items() if n.startswith("inherited/")})
+    cache = tmp_path / "state" / "audit-native.json"
+    assert "native-needed" not in audit.audit_zip(path, runtime="3.11", native_cache=cache).ids()
+    links_file = cache.with_name(nativeneeds.NEEDED_FACTS)
+    entries = auditnative.load_facts(links_file)
+    assert len(entries) == 3 and all(len(v[0]) == 4 for v in entries.values())
+    (key,) = [k for k in entries if k.startswith("inherited/deps/libb.so.1|")]
+    entries[key] = [[["libzzz.so.9"], [], [], ["libb.so.1", "64", "x86_64", ""]]]
+    auditnative.save_facts(links_file, entries)  # what the cache says is what the audit believes
+    report = audit.audit_zip(path, runtime="3.11", native_cache=cache)
+    (needed,) = [f for f in report.findings if f.id == "native-needed"]
+    assert needed.entries == ["inherited/ext" + EXT + " -> liba.so.1 -> libb.so.1 (libzzz.so.9)"]
+    entries[key] = [[["libzzz.so.9"], [], []]]  # an older kit's shape: no soname, class, machine
+    auditnative.save_facts(links_file, entries)
+    assert "native-needed" not in audit.audit_zip(path, runtime="3.11", native_cache=cache).ids()
+    assert auditnative.load_facts(links_file)[key][0][0] == ["libc.so.6"]  # read again from the file
+
+
+@needs_gcc
+def test_a_search_over_the_bounds_is_one_error_and_every_file_counts_as_loaded(tmp_path, monkeypatch):
+    files, _ = cases(tmp_path)
+    path = write_zip(tmp_path / "cases.zip", files)
+    monkeypatch.setattr(elflinks, "MAX_PROBES", 40)
+    report = audit.audit_zip(path, runtime="3.11")
+    (needed,) = [f for f in report.findings if f.id == "native-needed"]
+    over = [e for e in needed.entries if e.endswith("not resolved, over the audit's bounds (40 places searched)")]
+    assert len(over) == 1 and needed.entries[-1] == over[0]  # what was found before the bound stays
+    assert "native-arch" in report.ids() and "native-unreached" not in report.ids()  # machine/arm/libb.so.1
+
+
+# ---- extension modules their package can do without ----
+
+
+@needs_gcc
+def test_an_extension_module_imported_only_under_try_except_importerror_is_a_warning(tmp_path):
+    so(tmp_path, "libb.so.1", soname="libb.so.1")  # linked against, not shipped
+    ext = so(tmp_path, "e", needs=["libb.so.1"])
+    guarded = {
+        "absolute": "try:\n    from pkg import _opt\nexcept ImportError:\n    _opt = None\n",
+        "relative": "try:\n    from ._opt import f\nexcept (OSError, ImportError):\n    f = None\n",
+        "importlib": "import importlib\ntry:\n    importlib.import_module('pkg._opt')\nexcept Exception:\n    pass\n",
+    }
+    for label, source in guarded.items():
+        files = {
+            "pkg/__init__.py": source.encode(),
+            "pkg/_opt" + EXT: ext,
+            "pkg/tests/test_x.py": b"from pkg import _opt\n",
+        }
+        report = audit.audit_zip(write_zip(tmp_path / f"{label}.zip", files), runtime="3.11")
+        assert report.ids() == ["native-optional"], label
+        assert report.findings[0].entries == ["pkg/_opt" + EXT + " (libb.so.1)"] and report.warnings == 1
+    unguarded = {
+        "plain": "from pkg import _opt\n",
+        "else branch": "try:\n    pass\nexcept ImportError:\n    pass\nelse:\n    from . import _opt\n",
+        "other exception": "try:\n    from . import _opt\nexcept KeyError:\n    pass\n",
+        "subclass only": "try:\n    from . import _opt\nexcept ModuleNotFoundError:\n    pass\n",
+        "nowhere": "",  # imported by whoever uses it
+        "unparsable": "try:\n    from . import _opt\nexcept ImportError:\n    pass\ndef (\n",
+    }
+    for label, source in unguarded.items():
+        files = {"pkg/__init__.py": source.encode(), "pkg/_opt" + EXT: ext}
+        report = audit.audit_zip(write_zip(tmp_path / f"{label}.zip", files), runtime="3.11")
+        assert "native-needed" in report.ids() and "native-optional" not in report.ids(), label
+
+
+@pytest.mark.network
+@pytest.mark.docker
+def test_numba_runs_without_its_openmp_and_tbb_layers(image, tmp_path):
+    """numba imports omppool and tbbpool inside try/except ImportError: the loader fails on them
+    (no libgomp, no libtbb on Lambda), numba does not."""
+    path = zip_of_wheels(download(["numba==0.60.0", "llvmlite==0.43.0"], tmp_path / "w"), tmp_path / "numba.zip")
+    truth = loader_verdicts(image, path)
+    failing = {m for m, v in truth.items() if v}
+    assert failing == {f"numba/np/ufunc/{n}{EXT}" for n in ("omppool", "tbbpool")}, truth
+    assert audit_verdicts(path, members=truth) == truth
+    report = audit.audit_zip(path, runtime="3.11")
+    assert "native-needed" not in report.ids() and report.errors == 0
+    (optional,) = [f for f in report.findings if f.id == "native-optional"]
+    assert optional.severity == audit.WARNING and len(optional.entries) == 2

@@ -26,8 +26,8 @@ def is_native_entry(key: str, value: object) -> bool:
 
 def is_links_entry(key: str, value: object) -> bool:
     """An entry of the native-needed rule's cache: [None] (not an ELF file) or
-    [[needed], [rpath], [runpath], [soname, class, machine]], all strings (an older kit's entries
-    lack the last list: taken, and read again when used)."""
+    [[needed], [rpath], [runpath], [soname, class, machine, init]], all strings (an older kit's
+    entries lack the last list: taken, and read again when used)."""
     if not isinstance(value, list) or len(value) != 1:
         return False
     links = value[0]
@@ -35,7 +35,7 @@ def is_links_entry(key: str, value: object) -> bool:
         isinstance(links, list)
         and len(links) in (3, 4)
         and all(isinstance(part, list) and all(isinstance(v, str) for v in part) for part in links)
-        and (len(links) == 3 or len(links[3]) == 3)
+        and (len(links) == 3 or len(links[3]) == 4)
     )
 
 

@@ -30,6 +30,8 @@ from typing import Callable
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.hash import GNUHashSection
+from elftools.elf.sections import SymbolTableSection
 
 from . import runtimelibs
 
@@ -48,28 +50,37 @@ class ElfLinks:
     soname: str = ""
     elfclass: int = 64
     machine: str = "x86_64"
+    init: str = ""  # the PyInit_ symbol it was asked about and exports, if any
 
     def fact(self) -> list:
-        """The cache's JSON shape: [[needed], [rpath], [runpath], [soname, class, machine]]."""
-        return [
-            list(self.needed),
-            list(self.rpath),
-            list(self.runpath),
-            [self.soname, str(self.elfclass), self.machine],
-        ]
+        """The cache's JSON shape: [[needed], [rpath], [runpath], [soname, class, machine, init]]."""
+        last = [self.soname, str(self.elfclass), self.machine, self.init]
+        return [list(self.needed), list(self.rpath), list(self.runpath), last]
 
     @classmethod
     def from_fact(cls, fact) -> ElfLinks | None:
-        """From `fact()`'s shape; None for an older cache entry (three lists): read again."""
+        """From `fact()`'s shape; None for an older cache entry: read again."""
         try:
-            needed, rpath, runpath, (soname, elfclass, machine) = fact
-            return cls(tuple(needed), tuple(rpath), tuple(runpath), soname, int(elfclass), machine)
+            needed, rpath, runpath, (soname, elfclass, machine, init) = fact
+            return cls(tuple(needed), tuple(rpath), tuple(runpath), soname, int(elfclass), machine, init)
         except (TypeError, ValueError):
             return None
 
 
-def read_links(stream) -> ElfLinks | None:
-    """The links of an ELF file (a seekable stream), or None when it is not ELF or not readable."""
+def _exports(elf: ELFFile, symbol: str) -> bool:
+    """Whether the file defines `symbol` for others (its GNU hash table, else its .dynsym)."""
+    table = elf.get_section_by_name(".gnu.hash")
+    if isinstance(table, GNUHashSection):
+        found = table.get_symbol(symbol)
+    else:
+        dynsym = elf.get_section_by_name(".dynsym")
+        found = (dynsym.get_symbol_by_name(symbol) or [None])[0] if isinstance(dynsym, SymbolTableSection) else None
+    return found is not None and found["st_shndx"] != "SHN_UNDEF"
+
+
+def read_links(stream, init: str = "") -> ElfLinks | None:
+    """The links of an ELF file (a seekable stream), or None when it is not ELF or not readable.
+    `init`: a PyInit_ symbol to look for (a plain `.so` is an extension module only if it has one)."""
     header = stream.read(20)
     if header[:4] != b"\x7fELF" or len(header) < 20:
         return None
@@ -95,11 +106,12 @@ def read_links(stream) -> ElfLinks | None:
                     elif kind == "DT_SONAME":
                         soname = tag.soname
         elfclass = elf.elfclass
+        exported = init if init and _exports(elf, init) else ""
     except (ELFError, ValueError, KeyError, EOFError, OSError, RecursionError, MemoryError):
         return None
     except Exception:  # noqa: BLE001  pyelftools on a hostile file: unreadable, as the loader would find it
         return None
-    return ElfLinks(tuple(needed), () if runpath else tuple(rpath), tuple(runpath), soname, elfclass, machine)
+    return ElfLinks(tuple(needed), () if runpath else tuple(rpath), tuple(runpath), soname, elfclass, machine, exported)
 
 
 OPAQUE = ElfLinks()  # a file that is there but not read (damaged, encrypted): found, needing nothing
@@ -134,6 +146,7 @@ class _Object:
     path: str
     links: ElfLinks
     loader: _Object | None
+    dirs: list[str] | None = None  # its search path, once computed
 
     def chain(self) -> tuple[str, ...]:
         obj, out = self, []
@@ -144,6 +157,11 @@ class _Object:
 
 
 RUNTIME = object()  # found among the runtime's own libraries
+MAX_PROBES = 2_000_000  # places looked at, per audit: the pandas + boto3 zip takes 184, scipy 1.16 1,771
+
+
+class OverBounds(Exception):
+    """The search would look at more places than MAX_PROBES: not a zip anyone ships."""
 
 
 class Loader:
@@ -161,6 +179,7 @@ class Loader:
         runtime_dirs: tuple[str, ...] = runtimelibs.RUNTIME_DIRS,
     ) -> None:
         self.links, self.provided, self.machine = links, provided, machine
+        self.probes = MAX_PROBES  # what a hostile zip (thousands of paths, deep chains) may cost
         self.preloaded = preloaded & provided  # in Python's process before any import (libc, libm...)
         self.library_path, self.runtime_dirs = library_path, frozenset(runtime_dirs)
 
@@ -170,6 +189,8 @@ class Loader:
         return posixpath.normpath(posixpath.join(CWD, entry))
 
     def _search_dirs(self, obj: _Object) -> list[str]:
+        if obj.dirs is not None:
+            return obj.dirs
         dirs: list[str] = []
         if not obj.links.runpath:
             above: _Object | None = obj
@@ -179,7 +200,8 @@ class Loader:
                 above = above.loader
         dirs += self.library_path
         dirs += [self._expand(d, posixpath.dirname(obj.path)) for d in obj.links.runpath]
-        return dirs
+        obj.dirs = list(dict.fromkeys(dirs))  # a folder searched again finds nothing new
+        return obj.dirs
 
     def _open(self, path: str) -> ElfLinks | None | str:
         """A file's links; "absent" when there is none, "skip" when ld.so passes over it."""
@@ -211,6 +233,9 @@ class Loader:
                 else:
                     candidates = [f"{d}/{name}" for d in self._search_dirs(obj)]
                 found, reason = None, "not found"
+                self.probes -= len(candidates)
+                if self.probes < 0:
+                    raise OverBounds(f"{obj.path} ({name})")
                 for path in candidates:
                     if posixpath.dirname(path) in self.runtime_dirs:
                         if posixpath.basename(path) in self.provided:

@@ -4,8 +4,11 @@ LD_LIBRARY_PATH, RUNPATH, `$ORIGIN`, sonames already loaded and the runtime's ow
 
 What the runtime loads directly is each extension module Python's importer would load: from the
 zip root (/var/task) and from what layers put on /opt/python (and its site-packages), a name whose
-folders and module name are identifiers and whose suffix is one the runtime imports. A library the
-loader would not find from one of them is an error naming the chain. A native file that no
+folders and module name are identifiers and whose suffix is one the runtime imports; a plain
+`name.so` only if it exports `PyInit_name` (else it is a library, e.g. one ctypes loads). A library the
+loader would not find from one of them is an error naming the chain, or a warning
+(`native-optional`) when the package imports that module only under try/except ImportError
+(guardedimports). A native file that no
 extension module reaches (one `ctypes` may load by its full path) is walked on its own: what it
 would not find is a warning (`native-unreached`, shared with auditnative's findings for files no
 extension module loads). The ELF facts (needs, paths, soname, class, machine) are cached by name,
@@ -18,7 +21,7 @@ import contextlib
 import posixpath
 import tempfile
 
-from . import elflinks, runtimelibs, runtimes
+from . import elflinks, guardedimports, runtimelibs, runtimes
 from .auditcore import ERROR, WARNING, Collector, Context, encrypted
 from .auditnative import IN_MEMORY, UNREACHED, NativeCache, extension_suffixes
 from .zipreader import EntryError, ZipReader
@@ -26,12 +29,18 @@ from .zipreader import EntryError, ZipReader
 NEEDED_FACTS = "audit-needed.json"  # the ELF links cache, beside the audit's native-facts file
 RULES = {
     "native-needed": (ERROR, "add the library to the zip (or a layer's lib/), or install a wheel that bundles it"),
+    "native-optional": (
+        WARNING,
+        "its package runs without it (the import is guarded); add the library only if you need that part",
+    ),
     "native-unreached": (
         WARNING,
         "no extension module loads these: fine unless your code loads one itself (ctypes); then fix what it names",
     ),
 }
 
+NEEDED = "extension modules needing a library the loader would not find"
+OPTIONAL = "extension modules their package imports only inside try/except ImportError, needing a library the loader would not find"
 TASK, OPT = "/var/task", "/opt"
 
 
@@ -54,6 +63,16 @@ def importable(path: str, suffixes: tuple[str, ...], roots: tuple[str, ...]) -> 
                 return False
             return any(base.endswith(s) and base[: -len(s)].isidentifier() for s in suffixes)
     return False
+
+
+def init_symbol(path: str) -> str:
+    """For a plain `.so` (no interpreter tag), the PyInit_ function it must export to be an extension
+    module; "" for other names. (libfoo.so in an importable folder is a library ctypes loads.)"""
+    base = posixpath.basename(path)
+    stem = base[:-3]
+    if not base.endswith(".so") or "." in stem or not stem.isidentifier():
+        return ""
+    return f"PyInit_{stem}"
 
 
 class _Files:
@@ -98,7 +117,7 @@ class _Files:
                 except EntryError:
                     return elflinks.OPAQUE
             spool.seek(0)
-            links = elflinks.read_links(spool)
+            links = elflinks.read_links(spool, init_symbol(info.filename))
         self.cache.put(info, [links.fact() if links is not None else None])
         return links
 
@@ -116,23 +135,57 @@ def check_needed(ctx: Context, found: Collector) -> None:
     with contextlib.ExitStack() as stack:
         files = _Files(ctx, found, cache, stack)
         loader = elflinks.Loader(files.links, runtimelibs.provided(rt), arch, runtimelibs.preloaded(rt))
-        suffixes, roots = extension_suffixes(rt, arch), import_roots(rt)
-        # Named for any architecture: a file built for another one is loaded there (native-arch's error).
-        any_arch = tuple(s for a in runtimes.ARCHITECTURES for s in extension_suffixes(rt, a))
-        reached: set[str] = set()
-        for path in sorted(p for p in files.where if importable(p, any_arch, roots)):
-            reached.add(path)
-            links = files.links(path)
-            if links is None or links.machine != arch or links.elfclass != 64 or not importable(path, suffixes, roots):
-                continue  # not ELF, another machine: auditnative's findings; ld.so loads nothing for it
-            walk = loader.load(path)
-            reached.update(walk.loaded)
-            for missing in walk.missing:
-                found.add("native-needed", "extension modules needing a library the loader would not find",
-                          missing.shown(_shown))  # fmt: skip
-        _check_unreached(files, loader, reached, found)
-    ctx.loaded = {p[len(TASK) + 1 :] for p in reached if p.startswith(f"{TASK}/")}
+        try:
+            optional = _optional_check(ctx, found)
+            ctx.loaded = _check_loaded(files, loader, rt, arch, found, optional)
+        except elflinks.OverBounds as exc:
+            ctx.loaded = None  # every native file is then judged as loaded
+            found.add("native-needed", NEEDED, f"{_shown(str(exc))}: not resolved, over the audit's bounds "
+                      f"({elflinks.MAX_PROBES:,} places searched)")  # fmt: skip
     cache.save()
+
+
+def _optional_check(ctx: Context, found: Collector):
+    """A function: whether the zip's own Python files import an extension module (a path under
+    /var/task) only inside try/except ImportError (guardedimports)."""
+    infos = {i.filename: i for i in ctx.files}
+
+    def read(name: str) -> bytes | None:
+        info = infos[name]
+        return ctx.read(info, guardedimports.MAX_SOURCE, found) if info.file_size <= guardedimports.MAX_SOURCE else None
+
+    def optional(path: str) -> bool:
+        if not path.startswith(f"{TASK}/"):
+            return False
+        *folders, base = path[len(TASK) + 1 :].split("/")
+        module = ".".join([*folders, base.split(".")[0]])
+        names = guardedimports.source_files(module, infos)
+        return guardedimports.is_optional(module, ((n, read(n)) for n in names))
+
+    return optional
+
+
+def _check_loaded(files: _Files, loader: elflinks.Loader, rt: runtimes.Runtime, arch: str, found: Collector, optional):
+    """The walks from each extension module, then from each file none of them reaches; the zip's
+    entries the extension modules load."""
+    suffixes, roots = extension_suffixes(rt, arch), import_roots(rt)
+    # Named for any architecture: a file built for another one is loaded there (native-arch's error).
+    any_arch = tuple(s for a in runtimes.ARCHITECTURES for s in extension_suffixes(rt, a))
+    reached: set[str] = set()
+    for path in sorted(p for p in files.where if importable(p, any_arch, roots)):
+        links = files.links(path)
+        if init_symbol(path) and links is not None and links.init != init_symbol(path):
+            continue  # a library in a package folder, not an extension module
+        reached.add(path)
+        if links is None or links.machine != arch or links.elfclass != 64 or not importable(path, suffixes, roots):
+            continue  # not ELF, another machine: auditnative's findings; ld.so loads nothing for it
+        walk = loader.load(path)
+        reached.update(walk.loaded)
+        rule, message = ("native-optional", OPTIONAL) if walk.missing and optional(path) else ("native-needed", NEEDED)
+        for missing in walk.missing:
+            found.add(rule, message, missing.shown(_shown))
+    _check_unreached(files, loader, reached, found)
+    return {p[len(TASK) + 1 :] for p in reached if p.startswith(f"{TASK}/")}
 
 
 def _check_unreached(files: _Files, loader: elflinks.Loader, reached: set[str], found: Collector) -> None:
