@@ -259,8 +259,12 @@ def _since(started: float) -> float:
 
 
 def audit_failing_modules(findings: dict) -> set[str]:
-    """The files the audit says the loader cannot load (native-needed's entries, named first)."""
-    return {entry.split(" ", 1)[0] for entry in findings.get("errors", {}).get("native-needed", [])}
+    """The files the audit says the loader cannot load, named first in each entry of native-needed
+    (an error) and native-optional (a warning: the loader fails, the package copes)."""
+    entries = findings.get("errors", {}).get("native-needed", []) + findings.get("warnings", {}).get(
+        "native-optional", []
+    )
+    return {entry.split(" ", 1)[0] for entry in entries}
 
 
 def compare_loader(report: audit.Report, verdicts: dict[str, list[str]]) -> dict:

@@ -51,6 +51,10 @@ def test_the_loader_comparison_catches_both_disagreements():
         "a/y.so: the loader does not find libC.so, the audit passes it",
     ]
     assert not compare_loader(report, {})["equal"]  # the audit names a file the loader was not asked about
+    optional = Finding("native-optional", audit.WARNING, "m", ["a/z.so (libgomp.so.1)"])  # fails; the package copes
+    report = audit.Report("z.zip", "python3.12", "x86_64", 1, 1, 1, [needed, optional])
+    assert compare_loader(report, {"a/x.so": ["libB.so"], "a/z.so": ["libgomp.so.1"]})["equal"]
+    assert not compare_loader(report, {"a/x.so": ["libB.so"], "a/z.so": []})["equal"]
 
 
 def test_targets_are_runtime_and_architecture():
