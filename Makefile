@@ -55,9 +55,12 @@ CACHE_TRUSTED_KEYS ?=  ## public keys, or files of them, space-separated: only C
 KEY ?=  ## for make cache-keygen: the private key file to write (KEY.pub: its public key)
 BENCH_RUNS ?= 3  ## runs per case for make bench
 BENCH_CASES ?=  ## make bench runs only these (comma-separated: cold,no-op,code-only,lock change,init,shared,local cold,fresh agent,new checkout; empty: all)
+CORPUS_TARGETS ?= 3.12-x86_64,3.11-arm64,3.13-x86_64,3.14-x86_64  ## make corpus: the runtime-arch targets swept
+CORPUS_TOP ?= 1000  ## make corpus: the N most downloaded packages looked at (../shared/data/top-pypi-1000.tsv)
+CORPUS_LOADER ?= 0  ## 1: make corpus also asks the real loader (Docker) about each x86_64 zip
 DEST ?=  ## the repository make install-kit copies the kit into
 SETTINGS := PYTHON_VERSION ARCH SRC EXCLUDE ALLOW_OUTSIDE_LINKS ZIP FUNCTIONS DIST INCLUDE_DEPS HANDLER SLIM COMPILE COMPILE_PROFILE BUILDER BASE_IMAGE RUNTIME_IMAGE EVENT JSON PIPFILE LOCK LOCK_GROUPS LOCK_EXTRAS LOCK_PACKAGE INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE \
-	SOURCE_DATE_EPOCH PYTHON KIT_STATE KIT_CACHE CACHE_URL CACHE_PUSH CACHE_TRUSTED_KEYS KEY BENCH_RUNS BENCH_CASES DEST
+	CORPUS_TARGETS CORPUS_TOP CORPUS_LOADER SOURCE_DATE_EPOCH PYTHON KIT_STATE KIT_CACHE CACHE_URL CACHE_PUSH CACHE_TRUSTED_KEYS KEY BENCH_RUNS BENCH_CASES DEST
 # make keeps the spaces before a `##` comment in a value: trim every setting once.
 $(foreach v,$(SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 JUNIT := $(strip $(JUNIT))  # not a build setting: changing it rebuilds nothing
@@ -257,6 +260,14 @@ bench:  ## time the kit against the article's flow and the uv flow (kit repo onl
 .PHONY: bench-profile
 bench-profile:  ## where a cold build's time goes, phase by phase, both bench sets and builders (kit repo only)
 	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python $(KIT_DIR)/bench/profile.py
+endif
+
+# The corpus sweep, like the benchmark, lives in the kit's own repository only.
+ifneq ($(wildcard $(KIT_DIR)/tests/corpus.py),)
+.PHONY: corpus
+corpus:  ## audit the zip of every popular package that ships native code, per target (kit repo only; writes bench/corpus.md)
+	@LAMBDA_KIT_EXTRAS=aws,test $(HELPER) python $(KIT_DIR)/tests/corpus.py --targets $(call q,$(CORPUS_TARGETS)) \
+		--top $(call q,$(CORPUS_TOP)) $(if $(filter 1,$(CORPUS_LOADER)),--loader)
 endif
 
 .PHONY: install-kit
