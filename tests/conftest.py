@@ -177,3 +177,21 @@ def no_leftover_containers(tmp_path):
     """Asserts after the test that no container of a checkout in its folder survived it."""
     yield
     assert kit_containers(tmp_path) == []
+
+
+def download_wheels(folder: Path, wanted: dict[str, tuple[str, str, str]]) -> dict[str, Path]:
+    """key -> the real wheel pip downloads for (requirement, pip platform or "any", python version
+    as "311"), from the index only (no config file's indexes or find-links)."""
+    found = {}
+    for key, (requirement, platform, python) in wanted.items():
+        dest = folder / key
+        implementation = "cp" if platform != "any" else "py"
+        target = ["--platform", platform, "--python-version", python, "--implementation", implementation]
+        download = [sys.executable, *"-m pip download --quiet --no-deps --only-binary=:all:".split(), *target]
+        subprocess.run(
+            [*download, "--dest", str(dest), requirement],
+            check=True,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
+        )
+        (found[key],) = dest.glob("*.whl")
+    return found

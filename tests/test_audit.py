@@ -8,8 +8,6 @@ import json
 import os
 import stat
 import struct
-import subprocess
-import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -17,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from lambda_kit import audit, cli, zipreader
+
+from conftest import download_wheels
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_SOURCE = b"import six\n\n\ndef handler(event, context):\n    return {'ok': six.PY3}\n"
@@ -35,20 +35,7 @@ WHEELS = {
 
 @pytest.fixture(scope="session")
 def wheels(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("wheels")
-    found = {}
-    for key, (requirement, platform, python) in WHEELS.items():
-        dest = folder / key
-        implementation = "cp" if platform != "any" else "py"
-        target = ["--platform", platform, "--python-version", python, "--implementation", implementation]
-        download = [sys.executable, *"-m pip download --quiet --no-deps --only-binary=:all:".split(), *target]
-        subprocess.run(
-            [*download, "--dest", str(dest), requirement],
-            check=True,
-            env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
-        )
-        (found[key],) = dest.glob("*.whl")
-    return found
+    return download_wheels(tmp_path_factory.mktemp("wheels"), WHEELS)
 
 
 def entry(name: str, mode: int = 0o644) -> zipfile.ZipInfo:

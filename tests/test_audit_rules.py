@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import stat
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from lambda_kit import audit, cli
 
-from conftest import ROOT, kit_env
+from conftest import ROOT, download_wheels, kit_env
 
 pytestmark = pytest.mark.network
 
@@ -42,19 +40,7 @@ KEY = b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END 
 
 @pytest.fixture(scope="module")
 def whl(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("rule-wheels")
-    found = {}
-    for key, (requirement, platform, python) in WANTED.items():
-        dest = folder / key
-        implementation = "cp" if platform != "any" else "py"
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-             "--platform", platform, "--python-version", python, "--implementation", implementation,
-             "--dest", str(dest), requirement],
-            check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""},
-        )  # fmt: skip
-        (found[key],) = dest.glob("*.whl")
-    return found
+    return download_wheels(tmp_path_factory.mktemp("rule-wheels"), WANTED)
 
 
 def members(*wheels: Path) -> dict[str, bytes]:

@@ -43,15 +43,21 @@ class PendingCheck:
         Once it has passed, asking again is free and silent."""
         if self.verified:
             return
-        try:
-            output = self.process.communicate()[0]
-        except BaseException:
-            self.stop()
-            raise
-        if log is not None:
-            log(output)
-        check_facts(output.splitlines(), lock, say)
+        check_facts(collect(self, log).splitlines(), lock, say)
         self.verified = True
+
+
+def collect(check, log: Callable[[str], object] | None) -> str:
+    """A started check's whole output, once its process ends (stopped, with its group, when the wait
+    is interrupted), also given to `log`."""
+    try:
+        output = check.process.communicate()[0]
+    except BaseException:
+        check.stop()
+        raise
+    if log is not None:
+        log(output)
+    return output
 
 
 class NoCheck:

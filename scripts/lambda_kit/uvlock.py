@@ -235,13 +235,9 @@ class UvCheck:
                 f"the helper's environment has no uv to check uv.lock ({sys.executable}: {self.missing})",
                 "build through the kit's Makefile (it installs scripts/uv-requirements.txt for a uv.lock), or add them to LAMBDA_KIT_VENV",
             )
-        try:
-            output = self.process.communicate()[0]
-        except BaseException:
-            self.stop()
-            raise
-        if log is not None:
-            log(output)
+        from .lockcheck import collect
+
+        output = collect(self, log)
         code = self.process.returncode
         if code == 1:
             raise StepError(f"uv.lock is out of date with pyproject.toml ({self.lock})", HINT)
