@@ -121,6 +121,9 @@ def test_extras_the_lock_asks_for_are_required(tmp_path, whl):
     assert found["deps-missing"] == [
         "requests 2.32.3 requires PySocks!=1.5.7,>=1.5.6: not in the zip; not in Pipfile.lock"
     ]
+    lock["_meta"]["lock-format"] = "uv.lock"  # the model of another lock names its file
+    found = by_id(audit.audit_zip(path, runtime="3.12", lock=lock))
+    assert found["deps-missing"] == ["requests 2.32.3 requires PySocks!=1.5.7,>=1.5.6: not in the zip; not in uv.lock"]
     socks = build(tmp_path / "s.zip", {**base, **members(whl["pysocks"])})
     assert "deps-missing" not in by_id(audit.audit_zip(socks, runtime="3.12", lock=lock))
 

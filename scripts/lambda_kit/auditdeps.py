@@ -173,27 +173,29 @@ def _lock_reasons(ctx: Context, environment: dict) -> dict:
     if ctx.lock is None:
         return {}
     python = f"python{ctx.runtime.version}"
+    meta = ctx.lock.get("_meta")
+    name = (meta.get("lock-format") if isinstance(meta, dict) else None) or "Pipfile.lock"  # the file the model is of
     try:
         plan = lockfile.plan(ctx.lock, environment)
     except lockfile.LockError:
         return {}  # check_lock reports an unreadable lock
     reasons: dict[str, str] = {}
-    for name in lockfile.develop_only(ctx.lock):
-        reasons[canonicalize_name(name)] = "Pipfile.lock has it only in [dev-packages]"
-    for name, marker in plan.skipped:
-        reasons[canonicalize_name(name)] = f"Pipfile.lock skips it for {python} by its marker ({marker})"
+    for dev in lockfile.develop_only(ctx.lock):
+        reasons[canonicalize_name(dev)] = f"{name} has it only in its development dependencies"
+    for skipped, marker in plan.skipped:
+        reasons[canonicalize_name(skipped)] = f"{name} skips it for {python} by its marker ({marker})"
     listed = {canonicalize_name(n) for n in (ctx.lock.get("default") or {})} | set(reasons)
-    return _NotListed(reasons, listed)
+    return _NotListed(reasons, listed, f"not in {name}")
 
 
 class _NotListed(dict):
-    """reasons, and 'not in Pipfile.lock' for any other name the lock does not list."""
+    """reasons, and `absent` ('not in uv.lock') for any other name the lock does not list."""
 
-    def __init__(self, reasons: dict[str, str], listed: set[str]) -> None:
+    def __init__(self, reasons: dict[str, str], listed: set[str], absent: str) -> None:
         super().__init__(reasons)
-        self.listed = listed
+        self.listed, self.absent = listed, absent
 
     def get(self, key, default=""):
         if key in self:
             return self[key]
-        return default if key in self.listed else "not in Pipfile.lock"
+        return default if key in self.listed else self.absent
