@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from typing import Callable
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.metadata import parse_email
@@ -61,7 +62,7 @@ def check_closure(ctx: Context, found: Collector) -> None:
         return
     provided = {**_layer_versions(ctx), **{key: d.version for key, d in dists.items()}}
     environment = runtimes.target_environment(ctx.runtime, ctx.arch)
-    why_absent = _lock_reasons(ctx, environment)
+    why_absent = _lock_reasons(ctx, environment)  # name -> why the lock leaves it out ("" when it lists it)
     # (distribution, extra) pairs to judge: every distribution without extras, and those the lock names
     todo = deque([(key, "") for key in dists] + [(k, e) for k, e in _lock_extras(ctx) if k in dists])
     done: set[tuple[str, str]] = set()
@@ -80,7 +81,7 @@ def check_closure(ctx: Context, found: Collector) -> None:
             _judge(dist, req, wanted, provided, why_absent, found)
 
 
-def _judge(dist: Dist, req: Requirement, wanted: str, provided: dict, why_absent: dict, found: Collector) -> None:
+def _judge(dist: Dist, req: Requirement, wanted: str, provided: dict, why_absent, found: Collector) -> None:
     have = provided.get(wanted)
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
     needs = f"{dist.label()} requires {req.name}{extras}{req.specifier}"
@@ -88,7 +89,7 @@ def _judge(dist: Dist, req: Requirement, wanted: str, provided: dict, why_absent
         if wanted in RUNTIME_PACKAGES:
             found.add("deps-runtime", "requirements only the Lambda runtime's own copy would meet", needs)
             return
-        reason = why_absent.get(wanted, "")
+        reason = why_absent(wanted)
         found.add("deps-missing", "installed distributions need packages the zip does not hold",
                   f"{needs}: not in the zip{'; ' + reason if reason else ''}")  # fmt: skip
         return
@@ -145,15 +146,9 @@ def _read_dists(ctx: Context, found: Collector) -> dict[str, Dist]:
 
 
 def _layer_versions(ctx: Context) -> dict[str, str]:
-    from .auditcontent import layer_infos  # one reader of layer directories
+    from .auditcontent import LAYER_ROOTS, _installed, layer_infos  # one reader of installed distributions
 
-    versions: dict[str, str] = {}
-    for layer in ctx.layers:
-        for info in layer_infos(layer):
-            match = DIST_INFO.match(info.filename)
-            if match:
-                versions.setdefault(canonicalize_name(match.group(1)), match.group(2))
-    return versions
+    return _installed([info for layer in ctx.layers for info in layer_infos(layer)], LAYER_ROOTS)
 
 
 def _lock_extras(ctx: Context) -> list[tuple[str, str]]:
@@ -168,34 +163,21 @@ def _lock_extras(ctx: Context) -> list[tuple[str, str]]:
     ]
 
 
-def _lock_reasons(ctx: Context, environment: dict) -> dict:
-    """Why the lock leaves a package out, for the names it does."""
+def _lock_reasons(ctx: Context, environment: dict) -> Callable[[str], str]:
+    """Why the lock leaves a package out: by a marker, only in its development dependencies, or not
+    listed at all ('' when it lists it, or when there is no lock to ask)."""
     if ctx.lock is None:
-        return {}
+        return lambda name: ""
     python = f"python{ctx.runtime.version}"
     meta = ctx.lock.get("_meta")
-    name = (meta.get("lock-format") if isinstance(meta, dict) else None) or "Pipfile.lock"  # the file the model is of
+    lock_name = (meta.get("lock-format") if isinstance(meta, dict) else None) or "Pipfile.lock"  # the file read
     try:
         plan = lockfile.plan(ctx.lock, environment)
     except lockfile.LockError:
-        return {}  # check_lock reports an unreadable lock
-    reasons: dict[str, str] = {}
+        return lambda name: ""  # check_lock reports an unreadable lock
+    reasons = {canonicalize_name(n): "" for n in (ctx.lock.get("default") or {})}
     for dev in lockfile.develop_only(ctx.lock):
-        reasons[canonicalize_name(dev)] = f"{name} has it only in its development dependencies"
+        reasons[canonicalize_name(dev)] = f"{lock_name} has it only in its development dependencies"
     for skipped, marker in plan.skipped:
-        reasons[canonicalize_name(skipped)] = f"{name} skips it for {python} by its marker ({marker})"
-    listed = {canonicalize_name(n) for n in (ctx.lock.get("default") or {})} | set(reasons)
-    return _NotListed(reasons, listed, f"not in {name}")
-
-
-class _NotListed(dict):
-    """reasons, and `absent` ('not in uv.lock') for any other name the lock does not list."""
-
-    def __init__(self, reasons: dict[str, str], listed: set[str], absent: str) -> None:
-        super().__init__(reasons)
-        self.listed, self.absent = listed, absent
-
-    def get(self, key, default=""):
-        if key in self:
-            return self[key]
-        return default if key in self.listed else self.absent
+        reasons[canonicalize_name(skipped)] = f"{lock_name} skips it for {python} by its marker ({marker})"
+    return lambda name: reasons.get(name, f"not in {lock_name}")

@@ -1,7 +1,9 @@
-"""SHA-256 of a file: the kit's one helper for it. Standard library only (it runs in the build image)."""
+"""SHA-256 of a file, and of bytes as a RECORD writes it: the kit's one helper for each. Standard library
+only (it runs in the build image)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import mmap
 from pathlib import Path
@@ -18,3 +20,8 @@ def sha256_file(path: Path) -> bytes:
 
 def sha256_hex(path: Path) -> str:
     return sha256_file(path).hex()
+
+
+def record_digest(data: bytes) -> str:
+    """The SHA-256 of `data` as a wheel's RECORD writes it: urlsafe base64, no padding (after `sha256=`)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")

@@ -10,13 +10,12 @@ larger one is not a distribution's test key and stays an error).
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import re
 
 from .auditcore import Collector, Context, encrypted
+from .digests import record_digest
 
 RECORD_CAP = 16 << 20  # botocore's RECORD: about 0.3 MB
 SECRET_CAP = 1 << 20
@@ -43,10 +42,6 @@ def owners(ctx: Context, candidates: list, found: Collector) -> dict[str, str]:
         if wanted[name].file_size > SECRET_CAP:
             continue
         data = ctx.read(wanted[name], SECRET_CAP, found)  # a size that lies is zip-corrupt's finding
-        if data is not None and digest == _record_digest(data):
+        if data is not None and digest == record_digest(data):
             result[name] = owner
     return result
-
-
-def _record_digest(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")

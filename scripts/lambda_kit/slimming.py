@@ -5,9 +5,7 @@ and before the dependencies are packed. Standard library only.
 
 from __future__ import annotations
 
-import base64
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +14,7 @@ import zlib
 from pathlib import Path
 
 from .buildsteps import run_tool, say
+from .digests import record_digest
 from .errors import StepError
 
 DEV_ONLY_SUFFIXES = (".pyi", ".h", ".hpp", ".a", ".pxd", ".pyx", ".pxi", ".c", ".cpp")
@@ -123,7 +122,7 @@ def rewrite_records(target: Path, removed: set[str], changed: set[str]) -> None:
                 continue
             if name in changed:
                 data = (target / name).read_bytes()
-                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                digest = record_digest(data)
                 line = f"{name},sha256={digest},{len(data)}" + ("\r\n" if line.endswith("\r\n") else "\n")
             out.append(line)
         record.write_bytes("".join(out).encode("utf-8"))

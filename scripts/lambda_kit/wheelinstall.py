@@ -38,7 +38,6 @@ Standard library plus `packaging`: runs in the build image and on the host.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -56,6 +55,7 @@ from typing import Iterator
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from .digests import record_digest
 from .wheelarchive import CHUNK, Archive, Identity, WheelError, identity
 from .zipreader import escape
 
@@ -347,7 +347,7 @@ def _finish_dist_info(archive: Archive, target: Path, dist_info: str, installed:
         path = remaining.pop(row[0], row[0])
         rows.append((path, row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else ""))
     for name, data in generated.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+        digest = record_digest(data)
         rows.append((name, f"sha256={digest}", str(len(data))))
     rows += [(path, "", "") for path in remaining.values()]
     out = io.StringIO(newline="")
