@@ -15,7 +15,7 @@
 # Written for BuildKit (secret and cache mounts). For the legacy builder the helper drops the
 # `--mount=` options; the steps then read the same settings from the build context instead.
 # Network: the host reads its settings and pip's (configuration files, PIP_* and proxy variables)
-# once and hands them in (lambda_kit/netconfig.py); pip here reads no configuration file of its own
+# once and hands them in (lambda_kit/net/netconfig.py); pip here reads no configuration file of its own
 # (PIP_CONFIG_FILE=/dev/null), so both builders reach the indexes alike. Every index is probed
 # before pip or the kit asks it anything (netprobe.py).
 ARG BASE_IMAGE=public.ecr.aws/sam/build-python3.12:latest-x86_64
@@ -44,14 +44,14 @@ RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     if python3 -m venv --without-pip tools && python3 -m pip --python tools/bin/python --version >/dev/null 2>&1; \
     then installer="python3 -m pip --python tools/bin/python"; \
     else rm -rf tools && python3 -m venv tools && installer="tools/bin/python -m pip"; fi \
- && python3 kit/lambda_kit/netconfig.py $installer install --quiet --no-cache-dir --no-deps \
+ && python3 -m lambda_kit.net.netconfig $installer install --quiet --no-cache-dir --no-deps \
         --require-hashes --only-binary=:all: --no-compile -r kit/container-requirements.txt \
  && env -u PYTHONDONTWRITEBYTECODE tools/bin/python -m pip download --help >/dev/null \
  && tools/bin/python -m pip --version
 
 # 2. The kit's modules, the lock files, local path dependencies and the wheelhouse the helper kept
 #    from the last build: pip downloads what the lock changed (hash-checked, the runtime's exact
-#    tags), the kit unpacks the wheels (lambda_kit.wheelinstall) into a tmpfs (BuildKit's mount, or
+#    tags), the kit unpacks the wheels (lambda_kit.steps.wheelinstall) into a tmpfs (BuildKit's mount, or
 #    /dev/shm, which the helper gives room with --shm-size for the legacy builder), then packs
 #    out/deps.zip (+ .sha256), which the helper keeps and adds the code to. The tree never enters a layer.
 COPY build/ ./
@@ -60,4 +60,4 @@ RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=secret,id=lambda-kit-client-cert \
     --mount=type=cache,id=lambda-kit-pip-cache,target=/root/.cache/pip \
     --mount=type=tmpfs,target=/opt/lambda-kit/scratch \
-    tools/bin/python -m lambda_kit.incontainer deps
+    tools/bin/python -m lambda_kit.steps.incontainer deps

@@ -82,9 +82,9 @@ $(foreach v,$(DEPLOY_SETTINGS),$(eval $(v) := $(strip $(value $(v)))))
 # a key itself given on make's command line (its origin tells), and drops it from its environment.
 export INDEX_URL EXTRA_INDEX_URLS CA_BUNDLE SOURCE_DATE_EPOCH CACHE_URL CACHE_PUSH CACHE_SIGNING_KEY CACHE_TRUSTED_KEYS
 export LAMBDA_KIT_SIGNING_KEY_ORIGIN := $(origin CACHE_SIGNING_KEY)
-# What of SRC goes into a zip is decided by the helper alone (lambda_kit.sources), from these.
+# What of SRC goes into a zip is decided by the helper alone (lambda_kit.code.sources), from these.
 export EXCLUDE ALLOW_OUTSIDE_LINKS DIST
-# What of a uv.lock, poetry.lock or pylock.toml the zip gets (lambda_kit.lockformats reads them).
+# What of a uv.lock, poetry.lock or pylock.toml the zip gets (lambda_kit.lock.lockformats reads them).
 export LOCK_GROUPS LOCK_EXTRAS LOCK_PACKAGE
 export LAMBDA_KIT_HOME := $(KIT_STATE)
 export LAMBDA_KIT_CACHE := $(KIT_CACHE)
@@ -119,12 +119,12 @@ ifneq ($(filter uv.lock %/uv.lock,$(LOCK_FILE)),)
 export LAMBDA_KIT_EXTRAS := $(LAMBDA_KIT_EXTRAS),uv
 endif
 KIT_FILES := $(KIT_DIR)/Dockerfile $(KIT_DIR)/scripts/lambda-kit $(KIT_DIR)/scripts/container-requirements.txt \
-	$(wildcard $(KIT_DIR)/scripts/lambda_kit/*.py)
+	$(wildcard $(KIT_DIR)/scripts/lambda_kit/*.py $(KIT_DIR)/scripts/lambda_kit/*/*.py)
 SETTINGS_STAMP := $(KIT_STATE)/settings.$(subst /,_,$(ZIP)).txt
 SOURCES_STAMP := $(KIT_STATE)/sources.$(subst /,_,$(ZIP)).stamp
 KIT_VENV := $(if $(filter undefined,$(origin LAMBDA_KIT_VENV)),$(KIT_STATE)/venv,$(LAMBDA_KIT_VENV))
 # The sources' stamp (SRC, the zip, the stamp): its content is the digest of what the zip takes from SRC
-# (lambda_kit.sources decides), rewritten only when that changes, so no file name passes through make.
+# (lambda_kit.code.sources decides), rewritten only when that changes, so no file name passes through make.
 # The helper is asked again only when something under SRC (the kit's state aside), or a setting, has
 # changed since it was last asked (find: nothing is listed, one match answers); its environment runs
 # it directly once it exists, before that the launcher creates it.
@@ -133,8 +133,8 @@ sources_stamp = py=$(call q,$(KIT_VENV)/bin/python); checked=$(call q,$(3).check
 		found=$$(find -L $(call q,$(1)) -samefile $(call q,$(KIT_STATE)) -prune -o -cnewer "$$checked" -print -quit 2>/dev/null) && [[ -z "$$found" ]]; \
 	then exit 0; fi; \
 	trap '' INT TERM; : > "$$checked"; args=(--src $(call q,$(1)) --pipfile $(call q,$(PIPFILE)) --state-dir $(call q,$(KIT_STATE)) --out $(call q,$(2)) --stamp $(call q,$(3))); \
-	if [[ -x "$$py" ]]; then bc=$(call q,$(KIT_VENV)/lambda-kit-bytecode); [[ $$bc == /* ]] || bc="$$PWD/$$bc"; PYTHONPATH=$(call q,$(KIT_DIR)/scripts) PYTHONPYCACHEPREFIX="$$bc" PYTHONDONTWRITEBYTECODE= "$$py" -m lambda_kit.sources "$${args[@]}"; \
-	else $(HELPER) python -m lambda_kit.sources "$${args[@]}"; fi || { rm -f "$$checked"; exit 1; }
+	if [[ -x "$$py" ]]; then bc=$(call q,$(KIT_VENV)/lambda-kit-bytecode); [[ $$bc == /* ]] || bc="$$PWD/$$bc"; PYTHONPATH=$(call q,$(KIT_DIR)/scripts) PYTHONPYCACHEPREFIX="$$bc" PYTHONDONTWRITEBYTECODE= "$$py" -m lambda_kit.code.sources "$${args[@]}"; \
+	else $(HELPER) python -m lambda_kit.code.sources "$${args[@]}"; fi || { rm -f "$$checked"; exit 1; }
 
 .PHONY: help
 help:  ## list targets and settings (the default)

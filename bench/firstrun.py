@@ -22,7 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lambda_kit.kitfiles import copy_kit
+from lambda_kit.code.kitfiles import copy_kit
 from peers import UvFlow, install_tools
 
 FIRST_RUN_CASES = ("fresh agent", "new checkout")

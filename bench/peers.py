@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lambda_kit import runtimes  # read only: the runtime's glibc
+from lambda_kit.common import runtimes  # read only: the runtime's glibc
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -9,18 +9,19 @@ FROM ${RUNTIME_IMAGE}
 
 LABEL org.lambda-kit.kit="lambda-kit"
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
-    PIP_ROOT_USER_ACTION=ignore
+    PIP_ROOT_USER_ACTION=ignore PYTHONPATH=/opt/lambda-kit-smoke
+# setup/: the pins and the kit's common/ and net/ (netconfig); run/: lambda_kit/invoke and zips.
+# The handler's own interpreter runs `-I`: it sees neither PYTHONPATH nor these folders.
 COPY net/ /opt/lambda-kit/net/
-COPY kit/smoke-requirements.txt kit/netconfig.py kit/contract.py kit/httpget.py kit/netprobe.py \
-     kit/netrules.py /opt/lambda-kit-smoke/
+COPY setup/ /opt/lambda-kit-smoke/
 RUN --mount=type=secret,id=lambda-kit-pip --mount=type=secret,id=lambda-kit-ca \
     --mount=type=secret,id=lambda-kit-client-cert \
-    python3 /opt/lambda-kit-smoke/netconfig.py python3 -m pip install --quiet --no-cache-dir --no-deps \
+    python3 -m lambda_kit.net.netconfig python3 -m pip install --quiet --no-cache-dir --no-deps \
         --require-hashes --only-binary=:all: --no-compile --target /opt/lambda-kit-smoke/ric \
         -r /opt/lambda-kit-smoke/smoke-requirements.txt \
  && rm -rf /opt/lambda-kit-smoke/ric/bin \
  && mkdir -p /var/task /tmp/lambda-kit-smoke
-COPY kit/smoke_runner.py kit/zipreader.py /opt/lambda-kit-smoke/
+COPY run/ /opt/lambda-kit-smoke/
 WORKDIR /var/task
 ENTRYPOINT []
-CMD ["python3", "/opt/lambda-kit-smoke/smoke_runner.py"]
+CMD ["python3", "/opt/lambda-kit-smoke/lambda_kit/invoke/smoke_runner.py"]

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from lambda_kit import kitfiles  # noqa: E402  (needs scripts/ on sys.path)
+from lambda_kit.code import kitfiles  # noqa: E402  (needs scripts/ on sys.path)
 from awsfake import _moto_server, local_aws  # noqa: E402,F401  (a local AWS API for any test)
 
 SAMPLE_FILES = ("lambdas", "events", "Pipfile", "Pipfile.lock")
@@ -146,7 +146,7 @@ def record_as_kit_output(project: Path, zip_path: Path) -> None:
     """Make `zip_path` count as written by the kit (as an earlier build would have), so a test can
     use any bytes as "the previous zip"."""
     from lambda_kit.outputs import OutputRecords
-    from lambda_kit.digests import sha256_file
+    from lambda_kit.common.digests import sha256_file
 
     OutputRecords(project / ".lambda-kit").record(zip_path.resolve(), sha256_file(zip_path).hex())
 

@@ -289,7 +289,7 @@ def closed_port() -> int:
 
 
 def pipfile_hash(pipfile: Path) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "lambda_kit" / "lockhash.py"), str(pipfile)],
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "lambda_kit" / "lock" / "lockhash.py"), str(pipfile)],
                           capture_output=True, text=True, check=True)  # fmt: skip
     return json.loads(done.stdout)["current"]
 

@@ -35,7 +35,8 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from conftest import BASE_IMAGE
-from lambda_kit import audit, auditnative, runtimelibs, runtimes
+from lambda_kit.audit import audit, auditnative, runtimelibs
+from lambda_kit.common import runtimes
 
 LABEL = "org.lambda-kit.test=loader"
 LD_SO = "/lib64/ld-linux-x86-64.so.2"

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import audit, cli, zipreader
+from lambda_kit.audit import audit
+from lambda_kit import cli
+from lambda_kit.zips import zipreader
 
 from conftest import download_wheels
 

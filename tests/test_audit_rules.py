@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import audit, cli
+from lambda_kit.audit import audit
+from lambda_kit import cli
 
 from conftest import ROOT, download_wheels, kit_env
 

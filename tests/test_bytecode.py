@@ -15,9 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from lambda_kit import audit, bytecode, zipwriter
-from lambda_kit.errors import UsageError
-from lambda_kit.buildplan import PackageSettings, resolve
+from lambda_kit.audit import audit
+from lambda_kit.steps import bytecode
+from lambda_kit.zips import zipwriter
+from lambda_kit.common.errors import UsageError
+from lambda_kit.plan.buildplan import PackageSettings, resolve
 
 HOST = "{}.{}".format(*sys.version_info[:2])
 OTHER = "3.12" if HOST != "3.12" else "3.11"

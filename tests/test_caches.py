@@ -8,7 +8,8 @@ import zipfile
 import pytest
 
 from conftest import make
-from lambda_kit import audit, depcache
+from lambda_kit.audit import audit
+from lambda_kit.dependencies import depcache
 
 
 def test_the_dependency_cache_hands_out_only_what_verifies(tmp_path):

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from conftest import make
-from lambda_kit import __version__, cachesign
-from lambda_kit.errors import UsageError
+from lambda_kit import __version__
+from lambda_kit.dependencies import cachesign
+from lambda_kit.common.errors import UsageError
 
 KEY = "a" * 64
 OBJECTS = {f"deps/{KEY}.zip": (1234, "b" * 64), f"deps/{KEY}.natives.json": (10, "c" * 64)}

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 from conftest import BASE_IMAGE, KIT_LABEL, RUNTIME, make
-from lambda_kit import bytecode
+from lambda_kit.steps import bytecode
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
 

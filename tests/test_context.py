@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import context, contract
-from lambda_kit.network import NetworkSettings, lock_source_variables, secret_files
-from lambda_kit.errors import UsageError
+from lambda_kit.builders import context
+from lambda_kit.common import contract
+from lambda_kit.net.network import NetworkSettings, lock_source_variables, secret_files
+from lambda_kit.common.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,12 +34,15 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     # setup/: what the tools layer needs; build/: the rest, laid out as in the image. No code: the host adds it.
     assert sorted(p.name for p in (ctx / "setup").iterdir()) == ["kit", "net"]
     assert sorted(p.name for p in (ctx / "setup" / "kit" / "lambda_kit").iterdir()) == sorted(
-        contract.TOOLS_LAYER_MODULES
+        ["__init__.py", *contract.TOOLS_PACKAGES]
     )
     build = ctx / "build"
     assert sorted(p.name for p in build.iterdir()) == ["kit", "out", "paths", "project"]
     assert sorted(p.name for p in (build / "project").iterdir()) == ["Pipfile", "Pipfile.lock"]
-    assert sorted(p.name for p in (build / "kit" / "lambda_kit").iterdir()) == sorted(context.CONTAINER_MODULES)
+    assert sorted(p.name for p in (build / "kit" / "lambda_kit").iterdir()) == ["lock", "steps", "zips"]
+    staged = sorted(str(p.relative_to(ctx / "build" / "kit")) for p in (build / "kit").rglob("*.py"))
+    staged += [str(p.relative_to(ctx / "setup" / "kit")) for p in (ctx / "setup" / "kit").rglob("*.py")]
+    assert sorted(f"scripts/{p}" for p in staged) == context.image_modules(ROOT)  # what the dependency key reads
     mapping = json.loads((build / "paths" / "map.json").read_text())
     assert set(mapping) == {"./libs/orders-common"}
     staged = build / "paths" / mapping["./libs/orders-common"].rsplit("/", 1)[1]

@@ -1,4 +1,4 @@
-"""The container contract (scripts/lambda_kit/contract.py) against the Dockerfiles' literals, the
+"""The container contract (scripts/lambda_kit/common/contract.py) against the Dockerfiles' literals, the
 staged build context, and the two sides that write and read its files and lines."""
 
 import json
@@ -10,9 +10,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from lambda_kit import context, contract, netconfig
-from lambda_kit.network import NetworkSettings
-from lambda_kit.errors import KitError, StepError, UsageError
+from lambda_kit.builders import context
+from lambda_kit.common import contract
+from lambda_kit.net import netconfig
+from lambda_kit.net.network import NetworkSettings
+from lambda_kit.common.errors import KitError, StepError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
@@ -66,41 +68,39 @@ def test_paths_in_the_image_are_the_contracts():
             if top in contract.CONTEXT_FOLDERS:
                 landed[top] = contract.ROOT / dest
     assert landed == contract.CONTEXT_FOLDERS
-    assert f"{contract.TOOLS_BIN.relative_to(contract.ROOT)}/python -m lambda_kit.incontainer deps" in DOCKERFILE
+    assert f"{contract.TOOLS_BIN.relative_to(contract.ROOT)}/python -m lambda_kit.steps.incontainer deps" in DOCKERFILE
     assert f"{contract.OUT}/{contract.DEPS_ZIP}" in DOCKERFILE  # the header says what the build leaves
     assert f"COPY net/ {contract.NET}/" in SMOKE_DOCKERFILE
 
 
-def test_the_tools_layer_copies_netconfig_and_the_contract_only(tmp_path):
-    """Step 1 must not be invalidated by other kit changes: it copies the context's setup/ folder,
-    which holds of the kit's modules netconfig and what it imports, and netconfig runs from them
-    alone (run as a script, with no package around it)."""
+def test_the_tools_layer_copies_the_common_and_net_folders_only(tmp_path):
+    """Step 1 must not be invalidated by changes elsewhere in the kit: it copies the context's setup/
+    folder, which holds of the kit the folders netconfig imports from (contract.TOOLS_PACKAGES)."""
     step_one = DOCKERFILE[: DOCKERFILE.index("\n# 2.")]
     assert [s for sources, _ in copies(step_one) for s in sources] == ["setup/"]
     context.stage(tmp_path / "ctx", kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=False,
                   network=NetworkSettings())  # fmt: skip
-    modules = sorted(p.name for p in (tmp_path / "ctx" / "setup" / "kit" / "lambda_kit").iterdir())
-    assert modules == sorted(contract.TOOLS_LAYER_MODULES)
-    assert modules == ["contract.py", "httpget.py", "netconfig.py", "netprobe.py", "netrules.py"]
-    smoke_modules = [s for sources, _ in copies(SMOKE_DOCKERFILE) for s in sources if s.endswith(".py")]
-    assert {f"kit/{m}" for m in contract.TOOLS_LAYER_MODULES} <= set(smoke_modules)
+    staged = sorted(p.name for p in (tmp_path / "ctx" / "setup" / "kit" / "lambda_kit").iterdir())
+    assert staged == ["__init__.py", "common", "net"] == ["__init__.py", *contract.TOOLS_PACKAGES]
+    context.stage_smoke(tmp_path / "smoke", kit_dir=ROOT, buildkit=False, network=NetworkSettings())
+    assert [s for sources, _ in copies(SMOKE_DOCKERFILE) for s in sources] == ["net/", "setup/", "run/"]
+    assert sorted(p.name for p in (tmp_path / "smoke" / "setup" / "lambda_kit").iterdir()) == staged
+    assert sorted(p.name for p in (tmp_path / "smoke" / "run" / "lambda_kit").iterdir()) == ["invoke", "zips"]
 
 
-def test_netconfig_runs_as_a_script_beside_the_tools_layer_modules_alone(tmp_path, monkeypatch):
+def test_netconfig_runs_from_the_tools_layer_folders_alone(tmp_path, monkeypatch):
     """As in the tools layer: the default index is probed first (PyPI here: no settings handed in
     on this machine), then the command runs with it; a dead index is one line, before the command."""
-    for module in contract.TOOLS_LAYER_MODULES:
-        (tmp_path / module).write_bytes((ROOT / "scripts" / "lambda_kit" / module).read_bytes())
+    context.copy_packages(ROOT, tmp_path, contract.TOOLS_PACKAGES)
     probe = "import os; print(os.environ.get('PIP_INDEX_URL', 'unset'))"
     settings = tmp_path / "net" / contract.PIP_SETTINGS_ID
     settings.parent.mkdir()
     settings.write_text("INDEX_URL=http://127.0.0.1:9/simple\nTIMEOUT=3\n")
-    net = f"contract.NET = contract.PurePosixPath({str(tmp_path / 'net')!r})"  # where the legacy builder puts it
-    script = (
-        (tmp_path / "netconfig.py").read_text().replace("    import netprobe\n", f"    import netprobe\n    {net}\n", 1)
-    )
-    (tmp_path / "netconfig.py").write_text(script)
-    done = subprocess.run([sys.executable, "-E", "-s", str(tmp_path / "netconfig.py"), sys.executable, "-c", probe],
+    staged = tmp_path / "lambda_kit" / "common" / "contract.py"  # where the legacy builder puts the settings
+    text = staged.read_text()
+    assert '\nNET = ROOT / "net"' in text
+    staged.write_text(text.replace('\nNET = ROOT / "net"', f"\nNET = PurePosixPath({str(tmp_path / 'net')!r})", 1))
+    done = subprocess.run([sys.executable, "-E", "-s", "-m", "lambda_kit.net.netconfig", sys.executable, "-c", probe],
                           capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.splitlines() == [

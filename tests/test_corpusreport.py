@@ -6,8 +6,8 @@ from __future__ import annotations
 import corpusreport
 import pytest
 from corpuswork import compare_loader, parse_target
-from lambda_kit import audit
-from lambda_kit.auditcore import Finding
+from lambda_kit.audit import audit
+from lambda_kit.audit.auditcore import Finding
 
 RUN = {"date": "d", "commit": "c", "ranking": "top 5 of t.tsv", "seconds": 1, "cpus": 2, "jobs": 2, "loader": True}
 SELECTION = {

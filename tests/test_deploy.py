@@ -18,8 +18,9 @@ from botocore.exceptions import ClientError
 
 from awsfake import ACCOUNT
 from conftest import ROOT, RUNTIME, copy_kit, kit_env, make
-from lambda_kit import awsapi, deploy, runtimes
-from lambda_kit.errors import KitError
+from lambda_kit.deploy import awsapi, deploy
+from lambda_kit.common import runtimes
+from lambda_kit.common.errors import KitError
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-kit-test"
 CODE_PATH = "/2015-03-31/functions/{}/code"

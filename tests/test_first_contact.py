@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import BASE_IMAGE, ROOT, copy_kit, copy_sample, kit_env, make, path_without_docker
-from lambda_kit import docker, runtimes
-from lambda_kit.buildplan import image_tag
-from lambda_kit.progress import BuildProgress
+from lambda_kit.builders import docker
+from lambda_kit.common import runtimes
+from lambda_kit.plan.buildplan import image_tag
+from lambda_kit.builders.progress import BuildProgress
 
 # Docker's reference grammar (distribution/reference): path components of lower-case letters and
 # digits joined by one separator (`.`, `_`, `__` or a run of `-`); a tag of up to 128 word characters.
@@ -71,7 +72,7 @@ def test_progress_counts_what_both_builders_logs_say():
     ticks = iter(range(0, 1000, 7))
     progress = BuildProgress(total=3, out=io.StringIO(), live=False, every=10, clock=lambda: next(ticks))
     for line in [
-        "Step 5/11 : RUN --mount=... tools/bin/python -m lambda_kit.incontainer deps",  # legacy builder
+        "Step 5/11 : RUN --mount=... tools/bin/python -m lambda_kit.steps.incontainer deps",  # legacy builder
         "lambda-kit: lock verified against Pipfile (pipenv verify)",
         "#9 3.21 Downloading idna-3.10-py3-none-any.whl (70 kB)",  # BuildKit's prefix
         "#9 3.40 Saved /opt/lambda-kit/out/wheels/idna-3.10-py3-none-any.whl",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import audit
+from lambda_kit.audit import audit
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_LIMIT_MB = 300
@@ -208,7 +208,7 @@ def test_a_hundred_thousand_entries_are_judged_in_bounded_memory(corpus):
 
 
 def test_over_the_entry_bound_is_one_error_line(tmp_path, monkeypatch):
-    monkeypatch.setattr("lambda_kit.zipreader.MAX_ENTRIES", 3)
+    monkeypatch.setattr("lambda_kit.zips.zipreader.MAX_ENTRIES", 3)
     path = raw_zip(tmp_path / "many.zip", [text_entry(f"m{i}.py", b"x") for i in range(4)])
     with pytest.raises(audit.AuditError, match="over the kit's bounds"):
         audit.audit_zip(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BASE_IMAGE, RUNTIME, kit_env, make
-from lambda_kit import pipchoices
+from lambda_kit.steps import pipchoices
 
 pytestmark = pytest.mark.network
 

@@ -11,7 +11,7 @@ import pytest
 from loaderimage import loader_image, loader_verdicts
 
 from conftest import ROOT, RUNTIME, copy_kit, make
-from lambda_kit import audit
+from lambda_kit.audit import audit
 
 PROJECTS = ROOT / "tests" / "projects"
 BUNDLED = {"psycopg2-binary": "psycopg2_binary.libs/", "pillow-numpy": "Pillow.libs/"}

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from loaderimage import audit_verdicts, image_libraries, loader_image, loader_verdicts
 
-from lambda_kit import audit, auditnative, elflinks, nativeneeds, runtimelibs, runtimes
+from lambda_kit.audit import audit, auditnative, elflinks, nativeneeds, runtimelibs
+from lambda_kit.common import runtimes
 
 RUNTIME = runtimes.lookup("3.11")
 EXT = ".cpython-311-x86_64-linux-gnu.so"

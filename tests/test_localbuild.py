@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, copy_kit, kit_env, make, path_without_docker, record_as_kit_output
-from lambda_kit import audit, runtimes
+from lambda_kit.audit import audit
+from lambda_kit.common import runtimes
 
 
 def local_make(project: Path, *args: str):
@@ -46,7 +47,7 @@ def test_arm64_zip_from_an_x86_64_host_without_docker(sample, tmp_path):
     # The helper's bytecode went with its environment, none into the checkout's scripts/.
     assert not list((sample / "scripts").rglob("__pycache__"))
     mirrored = Path(sys.prefix, "lambda-kit-bytecode", *(sample / "scripts" / "lambda_kit").resolve().parts[1:])
-    assert (mirrored / f"wheelfetch.{sys.implementation.cache_tag}.pyc").is_file()
+    assert (mirrored / "steps" / f"wheelfetch.{sys.implementation.cache_tag}.pyc").is_file()
 
 
 @pytest.mark.network

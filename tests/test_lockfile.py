@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import lockfile
+from lambda_kit.lock import lockfile
 
 ROOT = Path(__file__).resolve().parent.parent
 PY311 = {

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import lockcheck, lockfile, lockformats, runtimes
-from lambda_kit.errors import KitError, LockError, StepError, UsageError
+from lambda_kit.lock import lockcheck, lockfile, lockformats
+from lambda_kit.common import runtimes
+from lambda_kit.common.errors import KitError, LockError, StepError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "tests" / "projects" / "locks"
@@ -137,7 +138,7 @@ def test_requirements_indexes_are_pips(tmp_path):
         "https://private.example/simple",
     ]
     assert model["_meta"]["search-all-sources"] is True and len(model["default"]) == 11
-    from lambda_kit import network
+    from lambda_kit.net import network
 
     settings = network.for_lock(network.NetworkSettings(), model, tmp_path / "Pipfile", {})
     assert settings.search_all_sources and settings.lock_sources[0] == "https://mirror.example/simple"

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from lambda_kit import httpget, pipview
+from lambda_kit.net import httpget, pipview
 
 PIP_OPTIONS = """
 import json

@@ -291,8 +291,9 @@ TOKEN = "pl4nted7Tok3nLambdaKit9x"  # a credential of every shape below; it must
 def token_everywhere(folder: Path, result, env: dict[str, str]) -> list[str]:
     """Where the planted token shows: the logs, the build context as the kit stages it for these
     settings, and (for a Docker build) every layer of the checkout's images (`docker save`)."""
-    from lambda_kit import context, network
-    from lambda_kit.buildplan import checkout_id
+    from lambda_kit.builders import context
+    from lambda_kit.net import network
+    from lambda_kit.plan.buildplan import checkout_id
 
     found = ["the logs"] if TOKEN in logs(folder, result) else []
     lock = json.loads((folder / "Pipfile.lock").read_text())
@@ -497,7 +498,7 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_what_the_build_needs(tmp_
     (folder / "lambdas" / "app.py").write_text("def handler(event, context):\n    return 1\n")
     (folder / "build.zip").write_bytes(b"the previous zip")
     state = small_file_system / "state"
-    from lambda_kit.digests import sha256_file
+    from lambda_kit.common.digests import sha256_file
     from lambda_kit.outputs import OutputRecords
 
     OutputRecords(state).record((folder / "build.zip").resolve(), sha256_file(folder / "build.zip").hex())

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import cli, docker
-from lambda_kit.network import NetworkSettings
-from lambda_kit.errors import KitError, UsageError
+from lambda_kit import cli
+from lambda_kit.builders import docker
+from lambda_kit.net.network import NetworkSettings
+from lambda_kit.common.errors import KitError, UsageError
 from lambda_kit.outputs import OutputRecords
 from lambda_kit.package import PackageSettings, package
-from lambda_kit.runner import CommandFailed
+from lambda_kit.builders.runner import CommandFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_VERSIONS = {n: e["version"][2:] for n, e in json.loads((ROOT / "Pipfile.lock").read_text())["default"].items()}
@@ -163,10 +164,10 @@ def test_ctrl_c_during_copy_removes_the_container(settings, fake_path):
 
 def test_build_failure_reports_the_kits_own_error_line(settings, fake_path):
     log = (
-        "Step 12/18 : RUN tools/bin/python -m lambda_kit.incontainer deps\n"
+        "Step 12/18 : RUN tools/bin/python -m lambda_kit.steps.incontainer deps\n"
         "lambda-kit: error: Pipfile.lock is out of date: its hash no longer matches the Pipfile (pipenv verify)\n"
         "hint: run `pipenv lock` and commit the new Pipfile.lock\n"
-        "The command '/bin/sh -c tools/bin/python -m lambda_kit.incontainer deps' returned a non-zero code: 1\n"
+        "The command '/bin/sh -c tools/bin/python -m lambda_kit.steps.incontainer deps' returned a non-zero code: 1\n"
     )
     fake = FakeDocker(fail_on="build", build_log=log)
     with pytest.raises(KitError) as info:

@@ -10,7 +10,8 @@ import shutil
 import pytest
 
 from conftest import ROOT, copy_kit, make
-from lambda_kit import pipchoices, runtimes
+from lambda_kit.steps import pipchoices
+from lambda_kit.common import runtimes
 
 TARGET = runtimes.pip_target_args(runtimes.lookup("3.11"), "x86_64")
 HASHES = ("sha256:" + "a" * 64,)

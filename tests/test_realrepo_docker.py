@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from conftest import ROOT, RUNTIME, copy_kit, make
-from lambda_kit import audit
+from lambda_kit.audit import audit
 
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 PROJECTS = ROOT / "tests" / "projects"

@@ -9,7 +9,8 @@ import zipfile
 from pathlib import Path
 
 from conftest import ROOT
-from lambda_kit import audit, runtimelibs, runtimes
+from lambda_kit.audit import audit, runtimelibs
+from lambda_kit.common import runtimes
 
 SAMPLE = ROOT / "tests" / "projects" / "native-needs"
 

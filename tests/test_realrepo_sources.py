@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, copy_kit, kit_env, make
-from lambda_kit import sources
-from lambda_kit.errors import KitError
+from lambda_kit.code import sources
+from lambda_kit.common.errors import KitError
 
 PROJECTS = ROOT / "tests" / "projects"
 ODD_NAMES = ("with space.py", "colon:name.txt", "new\nline.txt", "café_ünï.py")
@@ -194,7 +194,7 @@ def test_src_dot_with_the_kit_copied_in_odd_names_and_a_spaced_repo_path(tmp_pat
 
 
 def test_audit_flags_a_pipfile_at_any_depth(tmp_path):
-    from lambda_kit import audit
+    from lambda_kit.audit import audit
 
     path = tmp_path / "x.zip"
     with zipfile.ZipFile(path, "w") as zf:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_kit import slimming
+from lambda_kit.steps import slimming
 
 # The versions of the benchmark's large set (bench/projects/large/a/Pipfile.lock), wheels only.
 WHEELS = """\

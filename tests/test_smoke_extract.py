@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from lambda_kit import smoke_runner
+from lambda_kit.invoke import smoke_runner
 from test_hostile_zips import raw_zip, text_entry, zeros_deflated
 
 

@@ -23,7 +23,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from lambda_kit import buildsteps, lockfile, runtimes, wheelinstall, zipwriter
+from lambda_kit.steps import buildsteps, wheelinstall
+from lambda_kit.lock import lockfile
+from lambda_kit.common import runtimes
+from lambda_kit.zips import zipwriter
 
 
 def pinned_pip_version() -> str:

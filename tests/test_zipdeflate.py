@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from lambda_kit import zipdeflate, zipreader, zipwriter
+from lambda_kit.zips import zipdeflate, zipreader, zipwriter
 
 DATE_TIME = zipwriter.zip_date_time(None)
 

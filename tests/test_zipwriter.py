@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from lambda_kit import zipreader, zipwriter
+from lambda_kit.zips import zipreader, zipwriter
 
 
 def make_tree(root, files):

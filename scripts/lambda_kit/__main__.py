@@ -4,7 +4,7 @@ import sys
 # The launcher's bytecode folder (PYTHONPYCACHEPREFIX) stays set for the tools the helper runs from
 # its environment (pip, pipenv): installed without bytecode, they compile into it once, not each run.
 
-from .cli import main  # noqa: E402
+from lambda_kit.cli import main  # noqa: E402
 
 code = main()
 # The run is over: what is left is freed by the interpreter's exit, whose collections would walk

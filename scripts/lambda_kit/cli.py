@@ -15,16 +15,21 @@ from typing import TYPE_CHECKING
 
 import json
 
-from . import cachesign, deploy, lockfile, lockformats, network, runtimes, sharedcache, sources, tempdirs
-from .errors import Interrupted, KitError, UsageError
-from .kitfiles import install_into
-from .buildplan import PackageSettings, check_handler
-from .package import build_layer, package, prepare_dependencies
-from .runner import Runner, install_signal_handlers, interruption
-from .zipreader import escape
+from lambda_kit.dependencies import cachesign, sharedcache
+from lambda_kit.deploy import deploy
+from lambda_kit.lock import lockfile, lockformats
+from lambda_kit.net import network
+from lambda_kit.common import runtimes, tempdirs
+from lambda_kit.code import sources
+from lambda_kit.common.errors import Interrupted, KitError, UsageError
+from lambda_kit.code.kitfiles import install_into
+from lambda_kit.plan.buildplan import PackageSettings, check_handler
+from lambda_kit.package import build_layer, package, prepare_dependencies
+from lambda_kit.builders.runner import Runner, install_signal_handlers, interruption
+from lambda_kit.zips.zipreader import escape
 
 if TYPE_CHECKING:
-    from . import audit
+    from lambda_kit.audit import audit
 
 KIT_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -197,7 +202,7 @@ def _lock_choice(args: argparse.Namespace) -> lockformats.LockChoice:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from . import audit, junit
+    from lambda_kit.audit import audit, junit
 
     runtimes.lookup(args.runtime)
     if args.handler:
@@ -231,7 +236,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_smoke(args: argparse.Namespace) -> int:
-    from . import smoke  # only this command needs it (and what it imports)
+    from lambda_kit.smoke import smoke  # only this command needs it (and what it imports)
 
     settings = smoke.SmokeSettings(
         kit_dir=KIT_DIR,

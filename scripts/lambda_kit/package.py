@@ -23,18 +23,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import assemble, compiling, contract, diskspace, docker, localbuild, lockcheck, lockfile, lockformats, runtimes
-from . import secretscan, sharedcache, sources, wheelfetch, zipwriter
-from .auditstep import audit_as_built, check_zip, warm_up_audit
-from .buildplan import BuildPlan, PackageSettings, resolve
-from .context import CONTAINER_MODULES, PATH_DEPENDENCY_SKIPPED_PARTS, stage
-from .depcache import DependencyCache, keep_wheelhouse
-from .digests import sha256_file
-from .errors import ImageUnavailable, KitError, UsageError
-from .network import NetworkSettings, secret_files
-from .outputs import OutputRecords, out_folder, publish
-from .progress import BuildProgress
-from .runner import CommandFailed, Run
+from lambda_kit.steps import assemble
+from lambda_kit.plan import compiling
+from lambda_kit.common import contract, diskspace, runtimes
+from lambda_kit.builders import docker, localbuild
+from lambda_kit.lock import lockcheck, lockfile, lockformats
+from lambda_kit.code import secretscan, sources
+from lambda_kit.dependencies import sharedcache
+from lambda_kit.steps import wheelfetch
+from lambda_kit.zips import zipwriter
+from lambda_kit.audit.auditstep import audit_as_built, check_zip, warm_up_audit
+from lambda_kit.plan.buildplan import BuildPlan, PackageSettings, resolve
+from lambda_kit.builders.context import PATH_DEPENDENCY_SKIPPED_PARTS, image_modules, stage
+from lambda_kit.dependencies.depcache import DependencyCache, keep_wheelhouse
+from lambda_kit.common.digests import sha256_file
+from lambda_kit.common.errors import ImageUnavailable, KitError, UsageError
+from lambda_kit.net.network import NetworkSettings, secret_files
+from lambda_kit.outputs import OutputRecords, out_folder, publish
+from lambda_kit.builders.progress import BuildProgress
+from lambda_kit.builders.runner import CommandFailed, Run
 
 __all__ = ["PackageSettings", "PackageResult", "build_layer", "package", "prepare_dependencies"]
 
@@ -99,7 +106,7 @@ def dependency_key(plan: BuildPlan, builder: str) -> str:
     for name in (
         "Dockerfile",
         "scripts/container-requirements.txt",
-        *(f"scripts/lambda_kit/{m}" for m in CONTAINER_MODULES),
+        *image_modules(s.kit_dir),
     ):
         add(name, (s.kit_dir / name).read_bytes())
     default = plan.lock.get("default", {}).values()

@@ -1,0 +1,63 @@
+"""The audit step of a build: the zip this process just wrote, audited before it replaces the old
+one (an error keeps the previous zip), and the audit's modules loaded early while a local build
+waits on the network."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import TYPE_CHECKING, Callable
+
+from lambda_kit.common.errors import KitError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from lambda_kit.audit import audit
+    from lambda_kit.plan.buildplan import BuildPlan
+
+
+def audit_as_built(path: Path, plan: BuildPlan, say: Callable[[str], None], **checks) -> audit.Report:
+    """The audit of a zip this process just wrote from verified parts: the plan's runtime and
+    architecture, the shared facts about native files, declared sizes trusted. `checks`: what else
+    to audit against (handler, lock, layers)."""
+    from lambda_kit.audit import audit  # loaded when needed (a local build loads it while it downloads: warm_up)
+
+    s = plan.settings
+    return audit.audit_zip(
+        path,
+        runtime=s.runtime,
+        arch=s.arch,
+        native_cache=plan.native_facts,
+        inflate_all=False,
+        warn=lambda m: say(f"lambda-kit: warning: {m}"),
+        **checks,
+    )
+
+
+def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
+    """The full audit of the zip this process wrote: an error fails the build before the old zip is replaced."""
+    from lambda_kit.audit import auditcore
+
+    s = plan.settings
+    report = audit_as_built(path, plan, say, handler=s.handler, lock=plan.lock, layers=s.layers)
+    for finding in report.findings:
+        say(f"lambda-kit: audit: {finding.line()}")
+        say(f"lambda-kit: audit:         hint: {finding.hint}")
+    if report.errors:
+        first = next(f for f in report.findings if f.severity == auditcore.ERROR)
+        raise KitError(
+            f"the zip failed the audit with {report.errors} error(s), first: {first.id}",
+            first.message,
+            hint=f"{first.hint}; the previous zip is untouched",
+        )
+    say(f"lambda-kit: audit passed ({report.warnings} warnings)")
+    return report
+
+
+def warm_up_audit() -> None:
+    """The audit's modules (ELF parsing, its rule tables) loaded in a thread while the local build
+    waits on the network, so the audit after it starts at once. Imports are thread-safe: the
+    audit's own `import` waits for this one if it has not finished."""
+    threading.Thread(target=importlib.import_module, args=(f"{__package__}.audit",), name="lambda-kit-warm-up",
+                     daemon=True).start()  # fmt: skip

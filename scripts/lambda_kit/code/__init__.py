@@ -1,0 +1,1 @@
+"""What of the function's own folder goes into the zip, and secrets in it."""

@@ -1,0 +1,1 @@
+"""What runs inside the Lambda runtime image for make smoke (standard library, the zip reader)."""

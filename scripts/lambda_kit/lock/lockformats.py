@@ -1,0 +1,336 @@
+"""Which lock a project has, and its reading as the kit's lock model, whatever tool wrote it.
+
+The lock model is the shape every stage already reads: Pipfile.lock's (`lockfile.load` returns it):
+
+    _meta.sources   [{name, url, verify_ssl}], the first one the default index
+    default         {name: {version "==X", hashes ["sha256:..."], index, extras, markers} or
+                           {path} or {git, ref} or {file}}: what the function needs
+    develop         names the project's development groups add (they must never reach the zip)
+
+A Pipfile.lock is read as it is; the other formats are read for one target (the Lambda runtime and
+architecture: markers, groups and extras applied by the format's own rules), so their model has
+no markers left. Readers: pylock.py (PEP 751), uvlock.py, poetrylock.py, reqlock.py. Each refuses
+what its tool would not install hash-checked, in one line that names what is wrong.
+
+With neither LOCK nor a PIPFILE of its own, the kit looks in the project folder for one of
+CANDIDATES and says which it used; two of them are refused unless LOCK chooses one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambda_kit.common.errors import LockError, UsageError
+
+PIPFILE, PYLOCK, UV, POETRY, REQUIREMENTS = "Pipfile.lock", "pylock.toml", "uv.lock", "poetry.lock", "requirements.txt"
+FORMATS = (PIPFILE, PYLOCK, UV, POETRY, REQUIREMENTS)
+PYLOCK_NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")  # PEP 751: pylock.toml or pylock.<name>.toml
+PYPI = "https://pypi.org/simple"
+READS = "Pipfile.lock, pylock.toml, uv.lock, poetry.lock or a hash-pinned requirements.txt"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What of a lock the zip gets beyond the production dependencies (LOCK_GROUPS, LOCK_EXTRAS), and
+    which workspace member (LOCK_PACKAGE, uv.lock only)."""
+
+    groups: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+    package: str = ""
+
+    @classmethod
+    def from_environment(cls, environ) -> Selection:
+        def words(name: str) -> tuple[str, ...]:
+            return tuple(w for w in re.split(r"[\s,]+", environ.get(name, "")) if w)
+
+        return cls(words("LOCK_GROUPS"), words("LOCK_EXTRAS"), environ.get("LOCK_PACKAGE", "").strip())
+
+    def describe(self) -> str:
+        parts = [f"groups {','.join(self.groups)}" if self.groups else "", f"extras {','.join(self.extras)}" if self.extras else "",
+                 f"member {self.package}" if self.package else ""]  # fmt: skip
+        return "; ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class LockChoice:
+    path: Path  # the lock file
+    format: str  # one of FORMATS
+    project: Path | None  # the file the lock was made from: the Pipfile, pyproject.toml; None for none
+    found: bool = False  # the kit found it in the folder (no LOCK, no PIPFILE)
+    note: str = ""  # what the search set aside, said with the choice
+
+    @property
+    def folder(self) -> Path:
+        """Where the lock's relative paths (local path dependencies) start."""
+        return self.path.parent
+
+    def describe(self) -> str:
+        return f"{self.path.name} ({self.format})" if self.path.name != self.format else self.path.name
+
+
+def format_of(path: Path) -> str | None:
+    name = path.name
+    if name in (UV, POETRY):
+        return name
+    if PYLOCK_NAME.match(name):
+        return PYLOCK
+    if name.endswith(".txt"):
+        return REQUIREMENTS
+    if name.endswith(".lock"):
+        return PIPFILE  # Pipfile.lock, or the lock of a Pipfile named otherwise (PIPFILE)
+    return None
+
+
+def project_of(path: Path, fmt: str) -> Path | None:
+    if fmt == PIPFILE:
+        return path.with_name(path.name[: -len(".lock")])
+    if fmt in (UV, POETRY):
+        return path.with_name("pyproject.toml")
+    return None
+
+
+def chosen(path: Path, found: bool = False) -> LockChoice:
+    fmt = format_of(path)
+    if fmt is None:
+        raise UsageError("not a lock file the kit reads", str(path), hint=f"LOCK names a {READS}")
+    return LockChoice(path, fmt, project_of(path, fmt), found)
+
+
+def candidates(folder: Path) -> list[Path]:
+    """The lock files in `folder`, in the order of FORMATS."""
+    found = [folder / PIPFILE] + sorted(p for p in folder.glob("pylock*.toml") if PYLOCK_NAME.match(p.name))
+    found += [folder / UV, folder / POETRY, folder / REQUIREMENTS]
+    return [p for p in found if p.is_file()]
+
+
+def choose(lock: Path | None, pipfile: Path | None, folder: Path) -> LockChoice:
+    """LOCK when set; else PIPFILE's lock when PIPFILE was set; else the one lock in `folder`."""
+    if lock is not None:
+        if not lock.is_file():
+            raise UsageError("no such lock file", str(lock), hint=f"set LOCK to a {READS}")
+        return chosen(lock)
+    if pipfile is not None:
+        return chosen(pipfile.with_name(pipfile.name + ".lock"))
+    found = candidates(folder)
+    if len(found) > 1:
+        # A requirements.txt without hashes beside a real lock is an export or a leftover, not a lock.
+        found = [
+            p for p in found if p.name != REQUIREMENTS or "--hash" in p.read_text(encoding="utf-8", errors="replace")
+        ]
+    note = ""
+    others = [p for p in found if p.name != REQUIREMENTS]
+    if len(found) == 2 and len(others) == 1 and _is_export(folder / REQUIREMENTS, others[0]):
+        # `pipenv requirements --hash`, `uv export`, `poetry export`: the same lock written for pip.
+        found, note = (
+            others,
+            f"{REQUIREMENTS} pins only what {others[0].name} locks (an export of it), not a second lock",
+        )
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise UsageError(
+            f"more than one lock in {folder}", names, hint=f"choose the one to build from: make LOCK={found[0].name}"
+        )
+    if not found:
+        if (folder / "Pipfile").is_file() or not (folder / "pyproject.toml").is_file():
+            return chosen(folder / PIPFILE, found=True)  # the Pipfile's flow says what is missing
+        raise UsageError(
+            "no lock file", str(folder), hint=f"lock the project (`uv lock`, `poetry lock`, ...): the kit reads {READS}"
+        )
+    choice = chosen(found[0], found=True)
+    return LockChoice(choice.path, choice.format, choice.project, True, note)
+
+
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;\\]+)", re.MULTILINE)
+
+
+def _pins(path: Path) -> set[tuple[str, str]] | None:
+    """(name, version) of every package the lock pins, whatever its groups and markers; None when it
+    cannot be read (the build then says why)."""
+    from packaging.utils import canonicalize_name
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        fmt = format_of(path)
+        if fmt == REQUIREMENTS:
+            pairs = PIN.findall(text)
+        elif fmt == PIPFILE:
+            import json
+
+            data = json.loads(text)
+            pairs = [(n, e["version"].lstrip("=")) for part in ("default", "develop") for n, e in data.get(part, {}).items()
+                     if isinstance(e, dict) and isinstance(e.get("version"), str)]  # fmt: skip
+        else:
+            data = load_toml(path, "")
+            pairs = [(p["name"], p["version"]) for p in data.get("packages" if fmt == PYLOCK else "package", [])
+                     if isinstance(p, dict) and isinstance(p.get("version"), str)]  # fmt: skip
+        return {(canonicalize_name(n), v) for n, v in pairs}
+    except (OSError, ValueError, TypeError, AttributeError, LockError):
+        return None
+
+
+def _is_export(requirements: Path, lock: Path) -> bool:
+    pins, locked = _pins(requirements), _pins(lock)
+    return bool(pins) and locked is not None and pins <= locked
+
+
+def read(choice: LockChoice, environment: dict | None, selection: Selection = Selection()) -> dict:
+    """The lock model of `choice` for the target `environment` (None: the running interpreter)."""
+    from lambda_kit.lock import lockfile
+
+    if choice.format == PIPFILE:
+        if selection.groups or selection.extras or selection.package:
+            raise UsageError(
+                "LOCK_GROUPS, LOCK_EXTRAS and LOCK_PACKAGE are for pylock, uv and poetry locks",
+                selection.describe(),
+                hint="Pipfile.lock's [packages] is what the zip gets; unset them",
+            )
+        return lockfile.load_pipfile_lock(choice.path)
+    if not choice.path.is_file():
+        raise LockError(f"no lock file ({choice.path})", f"the kit reads {READS}")
+    if environment is None:
+        from packaging.markers import default_environment
+
+        environment = default_environment()
+    if choice.format == PYLOCK:
+        from lambda_kit.lock import pylock as reader
+    elif choice.format == UV:
+        from lambda_kit.lock import uvlock as reader
+    elif choice.format == POETRY:
+        from lambda_kit.lock import poetrylock as reader
+    else:
+        from lambda_kit.lock import reqlock as reader
+    try:
+        model = reader.read(choice.path, environment, selection)
+    except (AttributeError, TypeError, KeyError, ValueError, RecursionError) as exc:
+        # A value of another type or shape than the tool writes (a hand edit, a hostile file): one line.
+        what = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+        raise LockError(f"malformed {choice.path.name}: an entry of an unexpected shape ({what}; {choice.path})",
+                        f"lock again with {RELOCK.get(choice.format, 'its tool')}") from None  # fmt: skip
+    problem = lockfile.shape_problem(model)
+    if problem:  # a reader's own mistake, never the user's: said as the kit's
+        raise LockError(f"the kit misread {choice.path.name}: {problem[0]} {problem[1]}", "report it to the kit")
+    return model
+
+
+RELOCK = {PYLOCK: "the lock's tool again (`uv export --format pylock.toml`, `pip lock`)", UV: "`uv lock`",
+          POETRY: "`poetry lock`", REQUIREMENTS: "`pip-compile --generate-hashes` (or `uv pip compile --generate-hashes`)"}  # fmt: skip
+
+
+def reworded(hint: str, fmt: str) -> str:
+    """A build step's hint, which names pipenv's command (the build image only knows a Pipfile.lock),
+    with the command of the format the lock really has."""
+    if fmt not in RELOCK:
+        return hint
+    return hint.replace("run `pipenv lock`", f"run {RELOCK[fmt]}").replace("`pipenv lock`", RELOCK[fmt])
+
+
+# ---- what the readers share ----
+
+
+def new_model(path: Path, fmt: str) -> dict:
+    data = path.read_bytes()
+    return {
+        "_meta": {"hash": {"sha256": hashlib.sha256(data).hexdigest()}, "sources": [], "lock-format": fmt},
+        "default": {},
+        "develop": {},
+    }
+
+
+def source_name(model: dict, url: str) -> str:
+    """The name of the model's source for index `url`, added when new (pypi first of all when used)."""
+    url = url.rstrip("/")
+    sources = model["_meta"]["sources"]
+    for source in sources:
+        if source["url"].rstrip("/") == url:
+            return source["name"]
+    name = "pypi" if url == PYPI else f"index-{len(sources) + 1}"
+    sources.append({"name": name, "url": url, "verify_ssl": True})
+    return name
+
+
+def finish(model: dict) -> dict:
+    """PyPI first among the sources whenever a package names no index of its own (uv, pylock and
+    Poetry take such a package from PyPI; the model's packages without `index` come from the first)."""
+    sources = model["_meta"]["sources"]
+    unpinned = any("hashes" in e and not e.get("index") for e in model["default"].values())
+    if unpinned or not sources:
+        source_name(model, PYPI)
+    sources.sort(key=lambda s: s["name"] != "pypi")
+    return model
+
+
+def index_entry(version: str, hashes, index: str = "", extras=()) -> dict:
+    entry = {"version": f"=={version}", "hashes": sorted(set(hashes))}
+    if index:
+        entry["index"] = index
+    if extras:
+        entry["extras"] = sorted(set(extras))
+    return entry
+
+
+def sha256_of(value: str) -> str | None:
+    """`sha256:hex` from `sha256:hex` or `sha256=hex` (as the formats write them); None for another algorithm."""
+    algorithm, _, digest = value.replace("=", ":", 1).partition(":")
+    return (
+        f"sha256:{digest.lower()}"
+        if algorithm.lower() == "sha256" and re.fullmatch(r"[0-9a-fA-F]{64}", digest)
+        else None
+    )
+
+
+def check_shapes(path: Path, packages, shapes: dict, hint: str) -> None:
+    """Every package a table whose keys in `shapes` hold the type given (list entries: tables, or
+    strings for `list[str]`), as the tool writes them: a value of another shape never silently drops
+    or adds a package."""
+    if not isinstance(packages, list):
+        raise LockError(f"malformed {path.name}: its packages are not a list of tables ({path})", hint)
+    for package in packages:
+        name = package.get("name") if isinstance(package, dict) else None
+        if not isinstance(name, str):
+            raise LockError(f"malformed {path.name}: a package without a name ({path})", hint)
+        for key, kind in shapes.items():
+            value = package.get(key)
+            if value is None:
+                continue
+            items = kind == "list[str]"
+            ok = (
+                isinstance(value, list) and all(isinstance(v, str if items else dict) for v in value)
+                if items or kind is list
+                else isinstance(value, kind)
+            )
+            if not ok:
+                raise LockError(
+                    f"malformed {path.name}: {name}'s {key} is {type(value).__name__}, not {getattr(kind, '__name__', kind)} ({path})",
+                    hint,
+                )
+
+
+def load_toml(path: Path, hint: str) -> dict:
+    """The TOML file's data; one line naming the file and what is wrong otherwise (`hint`: the fix)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockError(f"no {path.name} ({path})", hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockError(f"cannot read {path.name} ({path}: {exc})", hint) from None
+    try:
+        import tomllib
+
+        return tomllib.loads(text)
+    except ImportError:  # Python 3.10: the TOML reader pipenv vendors (the helper's environment has it)
+        from pipenv.vendor import tomlkit
+
+        try:
+            return tomlkit.parse(text).unwrap()
+        except Exception as exc:  # noqa: BLE001  tomlkit's parse errors have no common base
+            raise LockError(f"{path.name} is not valid TOML ({path}: {exc})", hint) from None
+    except ValueError as exc:  # tomllib.TOMLDecodeError
+        raise LockError(f"{path.name} is not valid TOML ({path}: {exc})", hint) from None
+
+
+def vcs_url(kind: str, url: str, ref: str = "", subdirectory: str = "") -> str:
+    url = url if url.startswith(f"{kind}+") else f"{kind}+{url}"
+    return url + (f"@{ref}" if ref else "") + (f"#subdirectory={subdirectory}" if subdirectory else "")

@@ -1,0 +1,1 @@
+"""make smoke: the zip run as Lambda runs it, in the runtime image (or on the host)."""
