@@ -20,7 +20,7 @@ PY311 = {
 
 
 def test_sample_lock_plans_every_package_with_its_hashes():
-    lock = lockfile.load(ROOT / "Pipfile.lock")
+    lock = lockfile.load_pipfile_lock(ROOT / "Pipfile.lock")
     plan = lockfile.plan(lock, PY311)
     assert {p.name for p in plan.index} == set(lock["default"])
     pydantic_core = next(p for p in plan.index if p.name == "pydantic-core")
@@ -35,7 +35,7 @@ def test_sample_lock_plans_every_package_with_its_hashes():
 
 
 def test_editable_path_is_local_and_false_marker_is_skipped():
-    lock = lockfile.load(ROOT / "tests" / "projects" / "local-lib" / "Pipfile.lock")
+    lock = lockfile.load_pipfile_lock(ROOT / "tests" / "projects" / "local-lib" / "Pipfile.lock")
     plan = lockfile.plan(lock, PY311)
     assert plan.local == [lockfile.LocalPackage("orders-common", "./libs/orders-common")]
     assert [p.name for p in plan.index] == ["six"]
@@ -62,9 +62,9 @@ def test_broken_lock_file_is_one_clear_error(tmp_path):
     path = tmp_path / "Pipfile.lock"
     path.write_text("{ not json")
     with pytest.raises(lockfile.LockError, match="not valid JSON"):
-        lockfile.load(path)
+        lockfile.load_pipfile_lock(path)
     with pytest.raises(lockfile.LockError, match="no lock file"):
-        lockfile.load(tmp_path / "missing.lock")
+        lockfile.load_pipfile_lock(tmp_path / "missing.lock")
 
 
 def test_markers_are_evaluated_for_the_target_not_the_host():

@@ -45,8 +45,8 @@ def copy(tmp_path: Path, case: str) -> Path:
 @pytest.mark.parametrize("version,arch", [("3.11", "x86_64"), ("3.12", "arm64"), ("3.14", "x86_64")])
 @pytest.mark.parametrize("case", [c for c in FILES if c not in ("pipenv", "pylock-pip")])
 def test_every_format_locks_what_pipfile_lock_locks(case, version, arch):
-    pipenv = lockfile.plan(lockfile.load(LOCKS / "pipenv" / "Pipfile.lock"), target(version, arch))
-    model = lockfile.load(LOCKS / case / FILES[case], target(version, arch))
+    pipenv = lockfile.plan(lockformats.load(LOCKS / "pipenv" / "Pipfile.lock"), target(version, arch))
+    model = lockformats.load(LOCKS / case / FILES[case], target(version, arch))
     plan = lockfile.plan(model, target(version, arch))
     assert {p.name: p.version for p in plan.index} == {p.name: p.version for p in pipenv.index}
     assert len(plan.index) == 11 and not plan.skipped and not plan.local and not plan.urls
@@ -72,8 +72,8 @@ def test_dev_groups_stay_out_unless_asked(case):
 @pytest.mark.parametrize("case", ["poetry", "poetry-1.8"])
 def test_poetry_extras_come_from_pyproject(case):
     path = LOCKS / case / "poetry.lock"
-    assert "orjson" not in lockfile.load(path, target())["default"]
-    fast = lockfile.load(path, target(), lockformats.Selection(extras=("fast",)))
+    assert "orjson" not in lockformats.load(path, target())["default"]
+    fast = lockformats.load(path, target(), lockformats.Selection(extras=("fast",)))
     assert fast["default"]["orjson"]["version"].startswith("==") and len(fast["default"]["orjson"]["hashes"]) > 5
 
 
@@ -114,7 +114,7 @@ def test_requirements_refused_naming_every_line_that_is_not_pinned_and_hashed(tm
     good = (LOCKS / "requirements" / "requirements.txt").read_text()
     path.write_text(good + "six==1.17.0\nattrs>=23 --hash=sha256:" + "a" * 64 + "\n-e ./libs/common\n")
     with pytest.raises(LockError) as caught:
-        lockfile.load(path, target())
+        lockformats.load(path, target())
     lines = KitError(str(caught.value), hint=caught.value.hint).lines()
     assert len(lines) == 2 and "Traceback" not in lines[0]
     assert "six==1.17.0 (no --hash)" in lines[0] and "attrs>=23 (not pinned with ==)" in lines[0]
@@ -132,7 +132,7 @@ def test_requirements_indexes_are_pips(tmp_path):
     path.write_text(
         "--index-url https://mirror.example/simple\n--extra-index-url=https://private.example/simple\n" + body
     )
-    model = lockfile.load(path, target())
+    model = lockformats.load(path, target())
     assert [s["url"] for s in model["_meta"]["sources"]] == [
         "https://mirror.example/simple",
         "https://private.example/simple",
@@ -148,7 +148,7 @@ def test_pylock_without_hashes_is_refused_and_pipenvs_empty_environments_read(tm
     path = copy(tmp_path, "pylock")
     text = path.read_text().replace("requires-python", "environments = []\nrequires-python", 1)
     path.write_text(text)
-    assert len(lockfile.load(path, target())["default"]) == 11
+    assert len(lockformats.load(path, target())["default"]) == 11
     for replacement, first in [
         ("hashes = {}", "pylock.toml has files without hashes (At least one hash must be provided in 'packages[0]"),
         (
@@ -158,7 +158,7 @@ def test_pylock_without_hashes_is_refused_and_pipenvs_empty_environments_read(tm
     ]:
         path.write_text(re.sub(r'hashes = \{ sha256 = "[0-9a-f]+" \}', replacement, text))
         with pytest.raises(LockError) as caught:
-            lockfile.load(path, target())
+            lockformats.load(path, target())
         assert str(caught.value).startswith(first), str(caught.value)
         assert caught.value.hint.startswith("lock again with hashes")
 
@@ -200,7 +200,7 @@ def test_malformed_locks_are_one_line(tmp_path):
         (folder / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '0'\n")
         (folder / name).write_text(text)
         with pytest.raises(LockError) as caught:
-            lockfile.load(folder / name, target())
+            lockformats.load(folder / name, target())
         assert "\n" not in str(caught.value) and name in str(caught.value), str(caught.value)
 
 
@@ -221,8 +221,8 @@ def test_uv_version_the_project_requires_and_a_missing_python_are_said_so(tmp_pa
 
 def test_pip_locks_one_environments_files():
     """pip lock lists only the files for the machine it ran on: the same packages, one file each."""
-    model = lockfile.load(LOCKS / "pylock-pip" / "pylock.toml", target("3.11"))
-    pipenv = lockfile.load(LOCKS / "pipenv" / "Pipfile.lock", target("3.11"))
+    model = lockformats.load(LOCKS / "pylock-pip" / "pylock.toml", target("3.11"))
+    pipenv = lockformats.load(LOCKS / "pipenv" / "Pipfile.lock", target("3.11"))
     assert pins(model) == pins(pipenv)
     assert all(
         len(e["hashes"]) == 1 and set(e["hashes"]) <= set(pipenv["default"][n]["hashes"])
@@ -233,14 +233,14 @@ def test_pip_locks_one_environments_files():
 def test_uv_workspace_member_is_chosen_and_its_sibling_is_a_local_package():
     path = LOCKS / "uv-workspace" / "uv.lock"
     with pytest.raises(LockError) as caught:
-        lockfile.load(path, target())
+        lockformats.load(path, target())
     assert "workspace members: common, orders" in str(caught.value) and "LOCK_PACKAGE" in caught.value.hint
-    model = lockfile.load(path, target(), lockformats.Selection(package="orders", extras=("http",)))
+    model = lockformats.load(path, target(), lockformats.Selection(package="orders", extras=("http",)))
     assert model["default"]["common"] == {"path": "libs/common"}
     assert pins({"default": {n: e for n, e in model["default"].items() if n != "common"}}) == {
         "certifi": "==2026.10.19.post1", "idna": "==3.20", "pyyaml": "==6.0.4"}  # fmt: skip
     with pytest.raises(UsageError, match="LOCK_PACKAGE is not a package of uv.lock"):
-        lockfile.load(path, target(), lockformats.Selection(package="billing"))
+        lockformats.load(path, target(), lockformats.Selection(package="billing"))
 
 
 HOSTILE = {
@@ -277,7 +277,7 @@ def test_hostile_locks_are_one_line_never_a_traceback(tmp_path, name):
         assert old in original, old
         path.write_text(original.replace(old, new, 1))
         with pytest.raises(LockError) as caught:
-            lockfile.load(path, target())
+            lockformats.load(path, target())
         line = str(caught.value)
         assert "\n" not in line and name in line and caught.value.hint, (old, line)
 
@@ -286,13 +286,13 @@ def test_requirements_includes_cycle_and_nest_without_end(tmp_path):
     (tmp_path / "a.txt").write_text("-r b.txt\n")
     (tmp_path / "b.txt").write_text("-r a.txt\n--requirement=c.txt\n")
     (tmp_path / "c.txt").write_text((LOCKS / "requirements" / "requirements.txt").read_text())
-    assert len(lockfile.load(tmp_path / "a.txt", target())["default"]) == 11
+    assert len(lockformats.load(tmp_path / "a.txt", target())["default"]) == 11
     (tmp_path / "d.txt").write_text("-r missing.txt\n")
     with pytest.raises(LockError, match="cannot read missing.txt"):
-        lockfile.load(tmp_path / "d.txt", target())
+        lockformats.load(tmp_path / "d.txt", target())
     (tmp_path / "e.txt").write_text("requests==2.34.2 --hash=sha256:" + "0" * 64 + ' ; "unbalanced\n')
     with pytest.raises(LockError) as caught:
-        lockfile.load(tmp_path / "e.txt", target())
+        lockformats.load(tmp_path / "e.txt", target())
     assert "\n" not in str(caught.value)
 
 
@@ -307,7 +307,7 @@ def test_each_package_keeps_its_own_index(tmp_path, case, old, new):
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-    model = lockfile.load(path, target())
+    model = lockformats.load(path, target())
     sources = {s["name"]: s["url"] for s in model["_meta"]["sources"]}
     assert list(sources.values()) == ["https://pypi.org/simple", "https://private.example/simple"]
     assert sources[model["default"]["pyyaml"]["index"]] == "https://private.example/simple"
@@ -321,7 +321,7 @@ def test_poetry_source_of_a_package_is_its_index(tmp_path):
     end = text.index("[[package]]", start)
     source = '[package.source]\ntype = "legacy"\nurl = "https://private.example/simple"\nreference = "private"\n\n'
     path.write_text(text[:end] + source + text[end:])
-    model = lockfile.load(path, target())
+    model = lockformats.load(path, target())
     sources = {s["name"]: s["url"] for s in model["_meta"]["sources"]}
     assert sources[model["default"]["pyyaml"]["index"]] == "https://private.example/simple"
     assert "index" not in model["default"]["requests"] and model["_meta"]["sources"][0]["name"] == "pypi"
@@ -335,14 +335,14 @@ def test_pylock_files_elsewhere_than_an_index_are_named(tmp_path, monkeypatch):
     monkeypatch.delenv("INDEX_URL", raising=False)
     monkeypatch.delenv("EXTRA_INDEX_URLS", raising=False)
     with pytest.raises(LockError) as caught:
-        lockfile.load(path, target())
+        lockformats.load(path, target())
     assert str(caught.value) == (
         "pylock.toml names no index for files it locks elsewhere than PyPI "
         "(annotated-types from cdn.example, certifi from cdn.example)"
     )
     assert "INDEX_URL" in caught.value.hint
     monkeypatch.setenv("INDEX_URL", "https://mirror.example/simple")
-    assert len(lockfile.load(path, target())["default"]) == 11
+    assert len(lockformats.load(path, target())["default"]) == 11
 
 
 @pytest.mark.parametrize("case", ["pipenv", "uv", "poetry", "pylock"])

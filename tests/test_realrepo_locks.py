@@ -57,7 +57,7 @@ def test_each_malformed_shape_names_the_file_and_key(tmp_path, case):
     path = tmp_path / "Pipfile.lock"
     path.write_text(json.dumps(_with(change)))
     with pytest.raises(lockfile.LockError) as caught:
-        lockfile.load(path)
+        lockfile.load_pipfile_lock(path)
     assert str(caught.value) == f"malformed lock: {expected}" + str(caught.value).split(expected, 1)[1]
     assert str(caught.value).endswith(f"({path})") and "\n" not in str(caught.value)
 

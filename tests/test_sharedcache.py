@@ -22,7 +22,7 @@ from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, make_at_on
 from lambda_kit.audit import auditnative
 from lambda_kit.dependencies import cachefacts, cachesign, sharedcache
 from lambda_kit.plan.buildplan import PackageSettings, resolve
-from lambda_kit.package import dependency_key
+from lambda_kit.dependencies.key import dependency_key
 
 
 def without_docker(tmp_path: Path) -> str:

@@ -143,7 +143,7 @@ def test_the_kit_installs_what_pip_installs_byte_for_byte(tmp_path):
 def test_real_wheels_from_pypi_install_as_pip_installs_them(tmp_path):
     """The small bench set's lock (pydantic-core, pyyaml, requests...): the files pip chose for
     python3.11 x86_64, installed by pip and by the kit."""
-    lock = lockfile.load(ROOT / "bench" / "projects" / "small" / "a" / "Pipfile.lock")
+    lock = lockfile.load_pipfile_lock(ROOT / "bench" / "projects" / "small" / "a" / "Pipfile.lock")
     runtime = runtimes.lookup("3.11")
     plan = lockfile.plan(lock, runtimes.target_environment(runtime, "x86_64"))
     requirements = tmp_path / "requirements.txt"

@@ -67,6 +67,11 @@ class OutputRecords:
             "make check and make smoke use a zip as it is",
         )
 
+    def commit(self, fresh: Path, out: Path, digest: bytes) -> None:
+        """The last step of every build: the new zip replaces the old one (publish), then is recorded."""
+        publish(fresh, out)
+        self.record(out, digest.hex())  # never raises
+
     def record(self, zip_path: Path, hex_digest: str) -> None:
         """After the zip is in place. Never raises: the zip is already written, and a lost record
         only means the next build asks before replacing it."""

@@ -55,6 +55,16 @@ def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.
     return report
 
 
+def check_layer(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
+    """The audit of a layer zip this process wrote: an error fails the build before the old one is replaced."""
+    report = audit_as_built(path, plan, say)
+    for finding in report.findings:
+        say(f"lambda-kit: audit: {finding.line()}")
+    if report.errors:
+        raise KitError("the layer failed the audit", report.findings[0].message, hint=report.findings[0].hint)
+    return report
+
+
 def warm_up_audit() -> None:
     """The audit's modules (ELF parsing, its rule tables) loaded in a thread while the local build
     waits on the network, so the audit after it starts at once. Imports are thread-safe: the

@@ -21,6 +21,7 @@ from lambda_kit.common import contract, runtimes, tempdirs
 from lambda_kit.net import netconfig
 from lambda_kit.common.errors import StepError
 from lambda_kit.net.network import NetworkSettings, write_ca
+from lambda_kit.plan.buildplan import BuildPlan
 
 
 def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetwork:
@@ -31,23 +32,9 @@ def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetw
     return netconfig.BuildNetwork(settings, ca, Path(network.pip.client_cert) if network.pip.client_cert else None)
 
 
-def build(
-    *,
-    cache_dir: Path,
-    lock_json: bytes,
-    project_dir: Path,
-    runtime: runtimes.Runtime,
-    arch: str,
-    network: NetworkSettings,
-    out: Path,
-    wheelhouse: Path,
-    log_path: Path,
-    slim: bool = False,
-    no_wheel_hint: str | None = None,
-    compile_deps: bool = False,
-    profile: list[str] = (),
-) -> None:
+def build(plan: BuildPlan, network: NetworkSettings, out: Path, log_path: Path, no_wheel_hint: str | None = None) -> None:
     """Writes what the Docker build leaves in its out/ folder: deps.zip (+ .sha256)."""
+    s, runtime, arch = plan.settings, plan.runtime, plan.settings.arch
     with (
         open(log_path, "a", encoding="utf-8", buffering=1) as log,
         tempdirs.scratch(prefix="lambda-kit-local-") as work,
@@ -59,8 +46,8 @@ def build(
             target_args=runtimes.pip_target_args(runtime, arch),
             target_name=f"{runtime.name} {arch}",
             python_xy=f"python{runtime.version}",
-            cache_dir=str(cache_dir / "pip-cache"),  # the machine's, as the wheelhouse
-            wheelhouse=wheelhouse,
+            cache_dir=str(s.cache / "pip-cache"),  # the machine's, as the wheelhouse
+            wheelhouse=plan.wheelhouse,
             echo=log.write,
             fetch=wheelfetch.setting(os.environ),
         )
@@ -69,15 +56,15 @@ def build(
         # The same input as the Docker build: the lock model, as project/Pipfile.lock.
         project = work / "project"
         project.mkdir()
-        (project / "Pipfile.lock").write_bytes(lock_json)
+        (project / "Pipfile.lock").write_bytes(plan.lock_bytes())
 
         def local_path(lock_path: str) -> str:
-            return str((project_dir / lock_path).resolve())
+            return str((plan.project_dir / lock_path).resolve())
 
         try:
             out.mkdir(parents=True, exist_ok=True)
             # COMPILE=1: the host runs the runtime's Python (compiling.check)
             buildsteps.build_dependencies(tools, project, work / "deps", local_path, out / contract.DEPS_ZIP,
-                                          slim=slim, compile_deps=compile_deps, profile=profile)  # fmt: skip
+                                          slim=s.slim, compile_deps=s.compile, profile=list(plan.profile))  # fmt: skip
         except StepError as exc:
             raise exc.with_log(log_path) from None

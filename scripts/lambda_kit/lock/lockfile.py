@@ -61,18 +61,6 @@ class InstallPlan:
         return sorted([p.name for p in self.index] + [p.name for p in self.local] + [p.name for p in self.urls])
 
 
-def load(path: Path, environment: dict | None = None, selection=None) -> dict:
-    """The lock model of any lock the kit reads, chosen by its file name (lockformats): a Pipfile.lock
-    as it is; pylock.toml, uv.lock, poetry.lock or requirements.txt read for `environment` (the
-    target's marker variables; None: the running interpreter) and `selection` (groups, extras)."""
-    path = Path(path)
-    if path.name.endswith(".lock") and path.name not in ("uv.lock", "poetry.lock"):
-        return load_pipfile_lock(path)
-    from lambda_kit.lock import lockformats  # the host's readers (the build image only ever reads a Pipfile.lock)
-
-    return lockformats.read(lockformats.chosen(path), environment, selection or lockformats.Selection())
-
-
 def load_pipfile_lock(path: Path) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

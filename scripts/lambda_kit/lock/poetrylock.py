@@ -31,7 +31,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lambda_kit.lock import lockformats
+from lambda_kit.lock import lockmodel
 from lambda_kit.common.errors import LockError, StepError, UsageError
 
 HINT = "run `poetry lock` and commit poetry.lock"
@@ -41,20 +41,20 @@ SHAPES = {"version": str, "groups": "list[str]", "markers": (str, dict), "files"
           "extras": dict, "source": dict, "python-versions": str}  # fmt: skip
 
 
-def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
-    data = lockformats.load_toml(path, HINT)
-    pyproject = lockformats.load_toml(path.with_name("pyproject.toml"), HINT)
+def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
+    data = lockmodel.load_toml(path, HINT)
+    pyproject = lockmodel.load_toml(path.with_name("pyproject.toml"), HINT)
     if selection.package:
         raise UsageError("LOCK_PACKAGE is for uv.lock workspaces", selection.package, hint="unset it for a poetry.lock")
     packages = data.get("package", [])
-    lockformats.check_shapes(path, packages, SHAPES, HINT)
+    lockmodel.check_shapes(path, packages, SHAPES, HINT)
     if not all(isinstance(p.get("version"), str) for p in packages):
         raise LockError(f"malformed poetry.lock: [[package]] entries without a version ({path})", HINT)
     groups = {"main", *selection.groups}
     extras = {canonicalize_name(e) for e in selection.extras}
     _check_selection(pyproject, selection)
     files = data.get("metadata", {}).get("files", {})  # lock-version 1.x keeps them there
-    model = lockformats.new_model(path, lockformats.POETRY)
+    model = lockmodel.new_model(path, lockmodel.POETRY)
     if all("groups" in p for p in packages):
         chosen = {id(p): (p, set()) for p in packages if _in_groups(p, groups, extras, environment)}
         dev = {
@@ -74,7 +74,7 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
         name = canonicalize_name(package["name"])
         if name not in model["default"]:
             model["develop"][name] = {"version": f"=={package['version']}"}
-    return lockformats.finish(model)
+    return lockmodel.finish(model)
 
 
 def _group_names(pyproject: dict) -> list[str]:
@@ -88,7 +88,7 @@ def _declared_extras(pyproject: dict) -> set[str]:
                                            *pyproject.get("tool", {}).get("poetry", {}).get("extras", {}))}  # fmt: skip
 
 
-def _check_selection(pyproject: dict, selection: lockformats.Selection) -> None:
+def _check_selection(pyproject: dict, selection: lockmodel.Selection) -> None:
     known_groups, known_extras = _group_names(pyproject), _declared_extras(pyproject)
     unknown = [g for g in selection.groups if g not in known_groups]
     unknown += [e for e in selection.extras if canonicalize_name(e) not in known_extras]
@@ -260,17 +260,17 @@ def _entry(path: Path, model: dict, package: dict, extras: set, files: dict) -> 
     kind = source.get("type", "")
     if kind == "git":
         ref = source.get("resolved_reference") or source.get("reference", "")
-        return {"file": lockformats.vcs_url("git", source["url"], ref, source.get("subdirectory") or "")}
+        return {"file": lockmodel.vcs_url("git", source["url"], ref, source.get("subdirectory") or "")}
     if kind in ("directory", "file"):
         return {"path": source["url"]}
     listed = package.get("files") or files.get(package["name"]) or files.get(canonicalize_name(name)) or []
-    hashes = [h for f in listed if isinstance(f, dict) and (h := lockformats.sha256_of(f.get("hash", "")))]
+    hashes = [h for f in listed if isinstance(f, dict) and (h := lockmodel.sha256_of(f.get("hash", "")))]
     if kind == "url":
         return {"file": source["url"] + (f"#sha256={hashes[0].split(':', 1)[1]}" if hashes else "")}
     if not hashes:
         raise LockError(f"{name}=={package['version']} has no sha256 hashes in poetry.lock ({path})", HINT)
-    index = lockformats.source_name(model, source["url"]) if kind == "legacy" and source.get("url") else ""
-    return lockformats.index_entry(package["version"], hashes, index, extras)
+    index = lockmodel.source_name(model, source["url"]) if kind == "legacy" and source.get("url") else ""
+    return lockmodel.index_entry(package["version"], hashes, index, extras)
 
 
 # ---- staleness: the content hash ----
@@ -307,8 +307,8 @@ class PoetryCheck:
     def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
         if self.verified:
             return
-        data = lockformats.load_toml(self.lock, HINT)
-        pyproject = lockformats.load_toml(self.lock.with_name("pyproject.toml"), HINT)
+        data = lockmodel.load_toml(self.lock, HINT)
+        pyproject = lockmodel.load_toml(self.lock.with_name("pyproject.toml"), HINT)
         recorded = data.get("metadata", {}).get("content-hash", "")
         try:
             current = content_hash(pyproject)

@@ -19,19 +19,19 @@ from packaging import pylock
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from lambda_kit.lock import lockformats
+from lambda_kit.lock import lockmodel
 from lambda_kit.common.errors import LockError, UsageError
 
 HINT = "lock again with hashes (`uv export --format pylock.toml`, `pip lock`, `pdm export -f pylock`)"
 
 
-def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
+def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
     if re.search(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==\S+.*\\$", text, re.MULTILINE):
         raise LockError(f"{path.name} is a requirements file, not a PEP 751 lock ({path})",
                         "older uv exported requirements under any name: `uv export --format pylock.toml -o pylock.toml`, "
                         "or build from the lock it came from (LOCK=uv.lock)")  # fmt: skip
-    data = lockformats.load_toml(path, HINT)
+    data = lockmodel.load_toml(path, HINT)
     if data.get("environments") == []:
         del data["environments"]
     try:
@@ -44,7 +44,7 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
         raise LockError(f"malformed {path.name}: {exc} ({path})", HINT) from None
     if selection.package:
         raise UsageError("LOCK_PACKAGE is for uv.lock workspaces", selection.package, hint="unset it for a pylock.toml")
-    model = lockformats.new_model(path, lockformats.PYLOCK)
+    model = lockmodel.new_model(path, lockmodel.PYLOCK)
     tags = _all_tags(lock)
     try:
         chosen = list(lock.select(environment=environment, tags=tags, extras=selection.extras or None,
@@ -72,7 +72,7 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
         )
     if selection.groups is None or not selection.groups:
         _develop(lock, model, environment, tags)
-    return lockformats.finish(model)
+    return lockmodel.finish(model)
 
 
 def _foreign_host(package: pylock.Package) -> str:
@@ -110,7 +110,7 @@ def _entry(model: dict, package: pylock.Package) -> dict | None:
         vcs = package.vcs
         if not vcs.url:
             return {"path": vcs.path}
-        return {"file": lockformats.vcs_url(vcs.type, vcs.url, vcs.commit_id, vcs.subdirectory or "")}
+        return {"file": lockmodel.vcs_url(vcs.type, vcs.url, vcs.commit_id, vcs.subdirectory or "")}
     if package.directory is not None:
         return {"path": package.directory.path}
     files = [package.archive, package.sdist, *(package.wheels or ())]
@@ -125,8 +125,8 @@ def _entry(model: dict, package: pylock.Package) -> dict | None:
         archive = package.archive
         where = archive.url or archive.path
         return {"file": f"{where}#sha256={archive.hashes['sha256']}"} if archive.url else {"path": archive.path}
-    index = lockformats.source_name(model, package.index) if package.index else ""
-    return lockformats.index_entry(str(package.version), hashes, index)
+    index = lockmodel.source_name(model, package.index) if package.index else ""
+    return lockmodel.index_entry(str(package.version), hashes, index)
 
 
 def _develop(lock: pylock.Pylock, model: dict, environment: dict, tags: list[Tag]) -> None:

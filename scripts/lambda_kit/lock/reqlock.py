@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from lambda_kit.lock import lockformats
+from lambda_kit.lock import lockmodel
 from lambda_kit.common.errors import LockError, UsageError
 
 HINT = "pin and hash every line: `pip-compile --generate-hashes`, `uv pip compile --generate-hashes` or `uv export`"
@@ -27,11 +27,11 @@ WITH_VALUE = {"-i": "index", "--index-url": "index", "--extra-index-url": "extra
               "--requirement": "include"}  # fmt: skip
 
 
-def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
+def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
     if selection.groups or selection.extras or selection.package:
         raise UsageError("LOCK_GROUPS, LOCK_EXTRAS and LOCK_PACKAGE do not apply to a requirements file",
                          selection.describe(), hint="the file is what the zip gets; unset them")  # fmt: skip
-    model = lockformats.new_model(path, lockformats.REQUIREMENTS)
+    model = lockmodel.new_model(path, lockmodel.REQUIREMENTS)
     indexes: dict[str, list[str]] = {"index": [], "extra": []}
     bad: list[str] = []
     entries: dict[str, dict] = {}
@@ -42,11 +42,11 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
     if bad:
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise LockError(f"{path.name} is not a hash-pinned lock ({shown})", HINT)
-    first = indexes["index"][-1] if indexes["index"] else lockformats.PYPI
-    lockformats.source_name(model, first)
+    first = indexes["index"][-1] if indexes["index"] else lockmodel.PYPI
+    lockmodel.source_name(model, first)
     model["_meta"]["sources"][0]["name"] = "index"  # the file's default index (not always PyPI)
     for url in indexes["extra"]:
-        lockformats.source_name(model, url)
+        lockmodel.source_name(model, url)
     model["_meta"]["search-all-sources"] = bool(indexes["extra"])  # pip asks every index for every package
     model["default"] = dict(sorted(entries.items()))
     return model
@@ -99,7 +99,7 @@ def _add(line: str, environment: dict, entries: dict) -> str | None:
         if word == "--hash" and words:  # `--hash sha256:...`, as optparse takes it too
             word = "--hash=" + words.pop(0)
         if word.startswith("--hash="):
-            digest = lockformats.sha256_of(word.split("=", 1)[1])
+            digest = lockmodel.sha256_of(word.split("=", 1)[1])
             if digest:
                 hashes.append(digest)
         else:
@@ -120,5 +120,5 @@ def _add(line: str, environment: dict, entries: dict) -> str | None:
     specifiers = list(requirement.specifier)
     if len(specifiers) != 1 or specifiers[0].operator not in ("==", "===") or "*" in specifiers[0].version:
         return f"{text[:60]} (not pinned with ==)"
-    entries[name] = lockformats.index_entry(specifiers[0].version, hashes, extras=requirement.extras)
+    entries[name] = lockmodel.index_entry(specifiers[0].version, hashes, extras=requirement.extras)
     return None

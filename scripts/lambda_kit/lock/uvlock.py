@@ -23,7 +23,7 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from lambda_kit.lock import lockformats
+from lambda_kit.lock import lockmodel
 from lambda_kit.common.errors import LockError, StepError, UsageError
 from lambda_kit.common.processes import output_of, stop_group
 
@@ -32,18 +32,18 @@ SHAPES = {"version": str, "source": dict, "dependencies": list, "optional-depend
           "sdist": dict, "wheels": list, "resolution-markers": "list[str]"}  # fmt: skip
 
 
-def read(path: Path, environment: dict, selection: lockformats.Selection) -> dict:
-    data = lockformats.load_toml(path, HINT)
+def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
+    data = lockmodel.load_toml(path, HINT)
     if data.get("version") != 1:
         raise LockError(f"uv.lock version {data.get('version')!r} is not one the kit reads ({path})", HINT)
     packages = data.get("package", [])
-    lockformats.check_shapes(path, packages, SHAPES, HINT)
+    lockmodel.check_shapes(path, packages, SHAPES, HINT)
     by_name: dict[str, list[dict]] = {}
     for package in packages:
         by_name.setdefault(canonicalize_name(package["name"]), []).append(package)
     root = _root(path, data, by_name, selection)
     _check_selection(root, selection)
-    model = lockformats.new_model(path, lockformats.UV)
+    model = lockmodel.new_model(path, lockmodel.UV)
 
     def walk(starts: list[tuple[dict, frozenset]]) -> dict[int, tuple[dict, set]]:
         """Packages reached from `starts` (package, extras asked of it), with every extra asked of each."""
@@ -82,10 +82,10 @@ def read(path: Path, environment: dict, selection: lockformats.Selection) -> dic
         name = canonicalize_name(package["name"])
         if name not in model["default"] and package is not root:
             model["develop"][name] = {"version": f"=={package.get('version', '')}"}
-    return lockformats.finish(model)
+    return lockmodel.finish(model)
 
 
-def _root(path: Path, data: dict, by_name: dict, selection: lockformats.Selection) -> dict:
+def _root(path: Path, data: dict, by_name: dict, selection: lockmodel.Selection) -> dict:
     """The package whose production dependencies the zip gets: LOCK_PACKAGE's member, else the
     project at the lock's folder."""
     if selection.package:
@@ -109,7 +109,7 @@ def _members(data: dict) -> list[str]:
     return sorted(data.get("manifest", {}).get("members", []))
 
 
-def _check_selection(root: dict, selection: lockformats.Selection) -> None:
+def _check_selection(root: dict, selection: lockmodel.Selection) -> None:
     groups, extras = root.get("dev-dependencies", {}), root.get("optional-dependencies", {})
     unknown = [g for g in selection.groups if g not in groups] + [
         e for e in selection.extras if canonicalize_name(e) not in extras
@@ -160,21 +160,21 @@ def _entry(path: Path, model: dict, package: dict, extras: set) -> dict | None:
     name, source = package["name"], package.get("source", {})
     if "registry" in source:
         files = [package.get("sdist")] + list(package.get("wheels", []))
-        hashes = [h for f in files if isinstance(f, dict) and (h := lockformats.sha256_of(f.get("hash", "")))]
+        hashes = [h for f in files if isinstance(f, dict) and (h := lockmodel.sha256_of(f.get("hash", "")))]
         if not hashes:
             raise LockError(f"{name}=={package.get('version')} has no sha256 hashes in uv.lock ({path})", HINT)
         registry = source["registry"]
-        index = lockformats.source_name(model, registry) if "://" in registry else ""
-        return lockformats.index_entry(package["version"], hashes, index, extras)
+        index = lockmodel.source_name(model, registry) if "://" in registry else ""
+        return lockmodel.index_entry(package["version"], hashes, index, extras)
     if "git" in source:
         parts = urlsplit(source["git"])
         query = parse_qs(parts.query)
         base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        return {"file": lockformats.vcs_url("git", base, parts.fragment, query.get("subdirectory", [""])[0])}
+        return {"file": lockmodel.vcs_url("git", base, parts.fragment, query.get("subdirectory", [""])[0])}
     if "url" in source:
         files = [package.get("sdist")] + list(package.get("wheels", []))
         digest = next(
-            (h for f in files if isinstance(f, dict) and (h := lockformats.sha256_of(f.get("hash", "")))), None
+            (h for f in files if isinstance(f, dict) and (h := lockmodel.sha256_of(f.get("hash", "")))), None
         )
         return {"file": source["url"] + (f"#sha256={digest.split(':', 1)[1]}" if digest else "")}
     for kind in ("path", "directory", "editable"):
@@ -249,7 +249,7 @@ class UvCheck:
                 (line.strip() for line in output.splitlines() if line.startswith("error:")), output.strip()[-200:]
             )
             if "interpreter" in first.lower() or "python" in first.lower():
-                needs = lockformats.load_toml(self.lock, HINT).get("requires-python", "?")
+                needs = lockmodel.load_toml(self.lock, HINT).get("requires-python", "?")
                 raise StepError(f"uv could not check uv.lock ({first})",
                                 f"uv needs a Python for requires-python {needs} to check the lock: install one, or set UV_PYTHON to it")  # fmt: skip
             raise StepError(f"uv could not check uv.lock ({first})", "run `uv lock --check` in the project to see why")
@@ -260,7 +260,7 @@ class UvCheck:
 def _host_python_fits(lock: Path) -> str:
     """The helper's Python for uv when the lock's requires-python takes it; else uv finds one."""
     try:
-        data = lockformats.load_toml(lock, HINT)
+        data = lockmodel.load_toml(lock, HINT)
         if SpecifierSet(data.get("requires-python", "")).contains("%d.%d.%d" % sys.version_info[:3]):
             return sys.executable
     except (LockError, InvalidSpecifier):

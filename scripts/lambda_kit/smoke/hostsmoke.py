@@ -7,7 +7,7 @@
        zip unpacked with the same bounds into a temporary task folder, then the handler loaded by
        awslambdaric's own code in a separate `python -I -S` with only that folder on its path (no
        site-packages of the host, no runtime packages), its result on a pipe, the report in a file
-    3. the report checked as smoke.read_report checks the image's
+    3. the report checked as report.read_report checks the image's
 
 What it cannot be: the Lambda image (its glibc, its /var/runtime packages) or its sandbox user: the
 handler runs as the user who ran make, which the line before the result says.
@@ -31,6 +31,7 @@ from lambda_kit.plan import compiling
 from lambda_kit.common import runtimes
 from lambda_kit.invoke import smoke_runner
 from lambda_kit.common.errors import KitError
+from lambda_kit.smoke.report import read_report
 
 RUNNER = Path(smoke_runner.__file__)
 SCRIPTS = Path(__file__).resolve().parents[2]  # scripts/: the kit's package and its pins
@@ -85,8 +86,6 @@ def runtime_interface(cache: Path) -> Path:
 
 def smoke_on_host(s, why_not: str, say: Callable[[str], None]) -> dict:
     """The zip run on the host (see the module's steps); the runner's report, checked."""
-    from lambda_kit.smoke.smoke import read_report
-
     runtime = runtimes.lookup(s.runtime)
     ric = runtime_interface(s.cache_dir or s.state_dir)
     say(f"lambda-kit: no Docker engine ({why_not}): running the handler on the host ({runtime.name}, as "

@@ -28,7 +28,8 @@ from lambda_kit.builders.context import stage_smoke
 from lambda_kit.net.network import NetworkSettings, secret_files
 from lambda_kit.common.errors import KitError, UsageError
 from lambda_kit.plan.buildplan import checkout_id
-from lambda_kit.package import build_failure
+from lambda_kit.builders.dockerbuild import failure as build_failure
+from lambda_kit.smoke.report import read_report
 from lambda_kit.builders.runner import CommandFailed, Run
 
 RUNNER = "/opt/lambda-kit-smoke/lambda_kit/invoke/smoke_runner.py"  # the image sets PYTHONPATH
@@ -145,19 +146,3 @@ def audit_first(s: SmokeSettings) -> None:
             first.line().split(None, 2)[2],
             hint=f"{first.hint} (make check lists them all); nothing was run",
         )
-
-
-def read_report(path: Path) -> dict:
-    """The runner's report, checked field by field: anything else is a clear failure."""
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        wrong = smoke_runner.problem(report)
-        if wrong is None and not (
-            isinstance(report.get("entries"), int) and isinstance(report.get("peak_memory_mb"), (int, float))
-        ):
-            wrong = "no entries or peak memory"
-    except (OSError, ValueError) as exc:
-        wrong = str(exc)[:200]
-    if wrong:
-        raise KitError("the smoke run's report is malformed", wrong, hint="report this as a kit bug")
-    return report

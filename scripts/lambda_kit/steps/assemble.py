@@ -47,6 +47,14 @@ def build_zip(
     return sha256_file(dest)
 
 
+def build_layer_zip(packed_deps: Path, dest: Path, source_date_epoch: str | None) -> None:
+    """A layer's zip: deps.zip's entries under python/, their compressed bytes copied as they are."""
+    entries = [zipwriter.Entry("python/", None, 0o755)] + [
+        zipwriter.Entry(f"python/{e.name}", e.source, e.mode, e.packed) for e in zipwriter.collect_zip(packed_deps).values()
+    ]
+    zipwriter.write_zip(sorted(entries, key=lambda e: e.name), dest, zipwriter.zip_date_time(source_date_epoch))
+
+
 def verify_copied(packed: Path) -> None:
     """deps.zip copied out of a build must be the bytes the build wrote (its SHA-256 beside it)."""
     expected = packed.with_name(packed.name + contract.DIGEST_SUFFIX)

@@ -98,7 +98,7 @@ def install_dependencies(
     """[packages] of project/Pipfile.lock into a fresh `target`. `local_path` maps a lock `path`
     entry to where it can be read. Returns the wheel installer's origins of the files it unpacked
     (none for what pip installed: source distributions, local and VCS packages)."""
-    lock = lockfile.load(project / "Pipfile.lock")
+    lock = lockfile.load_pipfile_lock(project / "Pipfile.lock")
     plan = lockfile.plan(lock, tools.environment)
     if target.exists():
         shutil.rmtree(target)

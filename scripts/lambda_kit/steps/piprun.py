@@ -6,8 +6,6 @@ types are buildsteps').
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
