@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import json
 
-from lambda_kit.dependencies import cachesign, sharedcache
+from lambda_kit.dependencies import cachesettings, cachesign
 from lambda_kit.deploy import deploy
 from lambda_kit.lock import lockfile, lockformats
 from lambda_kit.net import network
@@ -129,7 +129,7 @@ def _network_from_environment() -> network.NetworkSettings:
 def run_command(args: argparse.Namespace) -> int:
     if args.command in ("package", "layer", "deps"):
         cache_keys = cachesign.from_environment(os.environ, wanted=bool(_env("CACHE_URL")))
-        cache_url, cache_push = sharedcache.check_settings(_env("CACHE_URL"), _env("CACHE_PUSH"), cache_keys)
+        cache_url, cache_push = cachesettings.check_settings(_env("CACHE_URL"), _env("CACHE_PUSH"), cache_keys)
         choice = _lock_choice(args)
         pipfile = (
             choice.project if choice.format == lockformats.PIPFILE else args.pipfile or Path("Pipfile")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable
 
 from lambda_kit.common import runtimes
-from lambda_kit.common.errors import KitError
 from lambda_kit.zips.zipreader import EntryError, ZipReader, escape
 
 ERROR, WARNING = "error", "warning"
@@ -34,13 +33,6 @@ class Finding:
         more = f" (+{len(self.entries) - MAX_LISTED} more)" if len(self.entries) > MAX_LISTED else ""
         names = f": {shown}{more}" if shown else ""
         return f"{self.severity:<7} {self.id:<17} {escape(self.message)}{names}"
-
-
-class AuditError(KitError):
-    """The zip cannot be audited at all (missing, not a zip, over the bounds)."""
-
-    def __init__(self, message: str, value: str, hint: str = "") -> None:
-        super().__init__(message, escape(value), hint)
 
 
 class Collector:

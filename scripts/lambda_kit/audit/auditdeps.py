@@ -147,7 +147,11 @@ def _read_dists(ctx: Context, found: Collector) -> dict[str, Dist]:
 
 
 def _layer_versions(ctx: Context) -> dict[str, str]:
-    from lambda_kit.audit.auditcontent import LAYER_ROOTS, _installed, layer_infos  # one reader of installed distributions
+    from lambda_kit.audit.auditcontent import (
+        LAYER_ROOTS,
+        _installed,
+        layer_infos,
+    )  # one reader of installed distributions
 
     return _installed([info for layer in ctx.layers for info in layer_infos(layer)], LAYER_ROOTS)
 

@@ -68,7 +68,9 @@ def copy_packages(kit_dir: Path, dest: Path, packages: tuple[str, ...]) -> None:
     (dest / "lambda_kit").mkdir(parents=True, exist_ok=True)
     shutil.copy2(package / "__init__.py", dest / "lambda_kit" / "__init__.py")
     for name in packages:
-        shutil.copytree(package / name, dest / "lambda_kit" / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            package / name, dest / "lambda_kit" / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
 
 
 def image_modules(kit_dir: Path) -> list[str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from lambda_kit.common import runtimes
 from lambda_kit.common.errors import ImageUnavailable, KitError
-from lambda_kit.builders.runner import CommandFailed, Run
+from lambda_kit.builders.runner import Run
+from lambda_kit.common.errors import CommandFailed
 
 LABEL = "org.lambda-kit.kit"
 CHECKOUT_LABEL = "org.lambda-kit.checkout"

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from lambda_kit.builders import context, docker
-from lambda_kit.builders.runner import CommandFailed, Run
+from lambda_kit.builders.runner import Run
+from lambda_kit.common.errors import CommandFailed
 from lambda_kit.common import contract, runtimes
 from lambda_kit.common.errors import KitError, UsageError
 from lambda_kit.net.network import NetworkSettings

@@ -32,7 +32,9 @@ def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetw
     return netconfig.BuildNetwork(settings, ca, Path(network.pip.client_cert) if network.pip.client_cert else None)
 
 
-def build(plan: BuildPlan, network: NetworkSettings, out: Path, log_path: Path, no_wheel_hint: str | None = None) -> None:
+def build(
+    plan: BuildPlan, network: NetworkSettings, out: Path, log_path: Path, no_wheel_hint: str | None = None
+) -> None:
     """Writes what the Docker build leaves in its out/ folder: deps.zip (+ .sha256)."""
     s, runtime, arch = plan.settings, plan.runtime, plan.settings.arch
     with (

@@ -16,22 +16,10 @@ import signal
 from pathlib import Path
 from typing import Mapping, Protocol
 
-from lambda_kit.common.errors import Interrupted, KitError
+from lambda_kit.common.errors import CommandFailed, Interrupted
 
 log = logging.getLogger("lambda_kit")
 logging.getLogger("sh").setLevel(logging.WARNING)
-
-TAIL_LINES = 12
-
-
-class CommandFailed(KitError):
-    def __init__(self, argv: list[str], exit_code: int | None, output: str, hint: str = "") -> None:
-        self.argv = list(argv)
-        self.exit_code = exit_code
-        self.output = output
-        self.tail = [line for line in output.splitlines() if line.strip()][-TAIL_LINES:]
-        what = "timed out" if exit_code is None else f"exit {exit_code}"
-        super().__init__(f"`{' '.join(argv[:2])}` failed", what, hint)
 
 
 class Run(Protocol):

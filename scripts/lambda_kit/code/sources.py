@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambda_kit.common.errors import KitError
+from lambda_kit.common.errors import KitError, SourceError
 from lambda_kit.code.kitfiles import KIT_FILES
 from lambda_kit.zips.zipwriter import BYTECODE_DIRS, BYTECODE_SUFFIXES
 
@@ -34,10 +34,6 @@ VCS_DIRS = frozenset({".git", ".hg", ".svn", ".bzr"})
 VCS_FILES = frozenset({".gitignore", ".gitattributes", ".gitmodules", ".hgignore", ".hgtags"})
 LOCK_FILES = frozenset({"Pipfile", "Pipfile.lock", "uv.lock", "poetry.lock", "pylock.toml"})
 MAX_DEPTH = 64  # deeper than any real source tree; a guard against link chains the loop check misses
-
-
-class SourceError(KitError):
-    """A file under SRC the kit will not pack as it stands."""
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,18 @@ translates one kind into another on the way. Standard library only: it runs in t
 
     KitError              exit 1
       UsageError          exit 2: bad arguments or settings
-      LockError           the lock cannot be installed as it stands (lockfile)
-      StepError           a build step failed, in the image or on the host (buildsteps)
-      ZipBuildError       a zip cannot be written from these files (zipwriter)
-      AuditError          a zip cannot be audited at all (auditcore)
-      SourceError         a file under SRC the kit will not pack (sources)
-      CommandFailed       an external command failed (runner)
-      CacheUnavailable    the shared cache cannot be used: a warning (cachestores)
+      LockError           the lock cannot be installed as it stands (lock/)
+      StepError           a build step failed, in the image or on the host (steps/)
+        WheelError        a wheel the kit will not unpack (steps/wheelarchive)
+      ImageUnavailable    an image the build or smoke run needs cannot be had (builders/docker)
+      ZipBuildError       a zip cannot be written from these files (zips/zipwriter)
+      AuditError          a zip cannot be audited at all (audit/)
+      SourceError         a file under SRC the kit will not pack (code/sources)
+      CommandFailed       an external command failed (builders/runner)
+      CacheUnavailable    the shared cache cannot be used: a warning (dependencies/cachestores)
+
+The modules' own exceptions that are not KitErrors (NetError, ZipReadError, Unavailable, ...) are
+signals between a module and its caller, which turns them into one of these.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lambda_kit.common import contract
+
+COMMAND_TAIL_LINES = 12  # of a failed command's output, kept for its message
 
 
 class KitError(Exception):
@@ -66,6 +73,10 @@ class StepError(KitError):
         self.not_found: list[str] = []  # packages pip found no distribution for
 
 
+class WheelError(StepError):
+    """A wheel the kit will not unpack: one line, as every build step's error."""
+
+
 class ImageUnavailable(KitError):
     """An image the build or the smoke run needs is not on the engine and cannot be pulled."""
 
@@ -81,5 +92,46 @@ class ZipBuildError(KitError):
         super().__init__(message, hint=hint)
 
 
+class SourceError(KitError):
+    """A file under SRC the kit will not pack as it stands."""
+
+
+class AuditError(KitError):
+    """The zip cannot be audited at all (missing, not a zip, over the bounds)."""
+
+    def __init__(self, message: str, value: str, hint: str = "") -> None:
+        super().__init__(message, printable(value), hint)
+
+
+class CommandFailed(KitError):
+    def __init__(self, argv: list[str], exit_code: int | None, output: str, hint: str = "") -> None:
+        self.argv = list(argv)
+        self.exit_code = exit_code
+        self.output = output
+        self.tail = [line for line in output.splitlines() if line.strip()][-COMMAND_TAIL_LINES:]
+        what = "timed out" if exit_code is None else f"exit {exit_code}"
+        super().__init__(f"`{' '.join(argv[:2])}` failed", what, hint)
+
+
+class CacheUnavailable(KitError):
+    """The store cannot be reached or read: a warning, and the build goes on without it."""
+
+
 class Interrupted(BaseException):
     """SIGTERM (a Jenkins abort) turned into an exception, so every cleanup path runs as on Ctrl-C."""
+
+
+def printable(text: str) -> str:
+    """A name from a zip or a file, safe to print: control and other unprintable characters as \\x.., \\u...."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def hash_mismatch(what: str, got: str, expected: str = "", algorithm: str = "sha256") -> str:
+    """The one wording of a file whose hash is not the lock's: what, the lock's hash when there is
+    one, and the file's."""
+    if expected:
+        return (f"hash mismatch: {what} does not match Pipfile.lock "
+                f"(lock: {algorithm} {expected[:16]}..., download: {got[:16]}...)")  # fmt: skip
+    return f"hash mismatch: {what} does not match Pipfile.lock ({algorithm} {got[:16]}...)"

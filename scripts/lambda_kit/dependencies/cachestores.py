@@ -19,13 +19,9 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from lambda_kit.common.errors import KitError
+from lambda_kit.common.errors import CacheUnavailable
 
 CHUNK = 1 << 20
-
-
-class CacheUnavailable(KitError):
-    """The store cannot be reached or read: a warning, and the build goes on without it."""
 
 
 def copy_bounded(read: Callable[[int], bytes], dest: Path, limit: int) -> tuple[int, str]:

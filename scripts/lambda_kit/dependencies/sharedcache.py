@@ -28,7 +28,6 @@ writing it; the verified deps.zip is renamed into the local cache, not copied.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import tempfile
@@ -38,54 +37,15 @@ from pathlib import Path
 from typing import Callable
 
 from lambda_kit.dependencies import cachefacts, cachesign
-from lambda_kit.dependencies.cachestores import CacheUnavailable, FolderStore, S3Store, open_store
+from lambda_kit.common.errors import CacheUnavailable
+from lambda_kit.dependencies.cachestores import FolderStore, S3Store, open_store
 from lambda_kit.common.digests import sha256_hex as file_sha256
-from lambda_kit.common.errors import UsageError
 
 MAX_OBJECT_BYTES = 1 << 30  # deps.zip is bounded by Lambda's 250 MB unzipped; a larger object is refused
 MAX_DIGEST_BYTES = 100
 MAX_FACTS_BYTES = 16 << 20
 DIGEST = re.compile(r"[0-9a-f]{64}")
-BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a wheelhouse file named by the store: no path parts
-
-
-def check_settings(url: str, push: str, keys: cachesign.Keys | None = None) -> tuple[str, bool]:
-    """CACHE_URL and CACHE_PUSH (with the keys cachesign read), checked once at the edge. A folder
-    becomes absolute. CACHE_PUSH empty: push, unless trusted keys are set without a signing key."""
-    if push not in ("0", "1", ""):
-        raise UsageError("CACHE_PUSH must be 0 or 1", push, hint="CACHE_PUSH=0 makes this agent read-only")
-    if not url:
-        return "", False
-    if keys is not None and keys.reads_only and push == "1":
-        raise UsageError(
-            "CACHE_PUSH=1 needs CACHE_SIGNING_KEY: with CACHE_TRUSTED_KEYS set, an agent without a signing key only reads",
-            hint="set CACHE_SIGNING_KEY on the agents that may write the store (main-branch builds), or CACHE_PUSH=0",
-        )
-    if keys is not None and importlib.util.find_spec("cryptography") is None:
-        raise UsageError(
-            "CACHE_SIGNING_KEY or CACHE_TRUSTED_KEYS is set but cryptography is not installed in the helper's environment",
-            hint="run through make (it adds cryptography when either is set), or set LAMBDA_KIT_EXTRAS=sign",
-        )
-    pushes = push == "1" or (push == "" and not (keys is not None and keys.reads_only))
-    if url.startswith("s3://"):
-        bucket, _, prefix = url[len("s3://") :].partition("/")
-        if not BUCKET.fullmatch(bucket) or ".." in prefix.split("/"):
-            raise UsageError("CACHE_URL names no valid S3 bucket", url, hint="CACHE_URL=s3://bucket/prefix")
-        if importlib.util.find_spec("botocore") is None:  # the store's client (boto3 brings it)
-            raise UsageError(
-                "CACHE_URL is an S3 URL but boto3 is not installed in the helper's environment",
-                url,
-                hint="run through make (it adds boto3 when CACHE_URL starts with s3://), or set LAMBDA_KIT_EXTRAS=aws",
-            )
-        return f"s3://{bucket}/{prefix.strip('/')}".rstrip("/"), pushes
-    if "://" in url:
-        raise UsageError(
-            "CACHE_URL is neither s3:// nor a folder",
-            url,
-            hint="use s3://bucket/prefix or a folder path (a shared mount)",
-        )
-    return str(Path(url).expanduser().absolute()), pushes
 
 
 def lock_files(lock: dict) -> dict[str, tuple[str, str]]:
@@ -362,7 +322,9 @@ class SharedCache:
     def _facts_files(self) -> dict[str, tuple[Path, Callable[[str, object], bool]]]:
         """The audit's facts a deps.zip travels with, by object suffix: the audit's local cache
         file each goes into, and the shape of one of its entries."""
-        from lambda_kit.audit.nativeneeds import NEEDED_FACTS  # here: it loads the ELF reader, which only the audit needs
+        from lambda_kit.audit.nativeneeds import (
+            NEEDED_FACTS,
+        )  # here: it loads the ELF reader, which only the audit needs
 
         if self.native_facts is None:
             return {}

@@ -33,6 +33,7 @@ from lambda_kit.lock.lockmodel import (  # noqa: F401  (the formats and the sele
     load_toml,
 )
 
+
 @dataclass(frozen=True)
 class LockChoice:
     path: Path  # the lock file

@@ -173,9 +173,7 @@ def _entry(path: Path, model: dict, package: dict, extras: set) -> dict | None:
         return {"file": lockmodel.vcs_url("git", base, parts.fragment, query.get("subdirectory", [""])[0])}
     if "url" in source:
         files = [package.get("sdist")] + list(package.get("wheels", []))
-        digest = next(
-            (h for f in files if isinstance(f, dict) and (h := lockmodel.sha256_of(f.get("hash", "")))), None
-        )
+        digest = next((h for f in files if isinstance(f, dict) and (h := lockmodel.sha256_of(f.get("hash", "")))), None)
         return {"file": source["url"] + (f"#sha256={digest.split(':', 1)[1]}" if digest else "")}
     for kind in ("path", "directory", "editable"):
         if kind in source:

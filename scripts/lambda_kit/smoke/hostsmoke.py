@@ -96,10 +96,15 @@ def smoke_on_host(s, why_not: str, say: Callable[[str], None]) -> dict:
         task.mkdir()
         shutil.copyfile(s.zip, work / "function.zip")
         (work / "event.json").write_bytes(s.event.read_bytes() if s.event else b"{}")
-        env = {"PATH": os.environ.get("PATH", ""), "LAMBDA_KIT_FUNCTION_NAME": s.zip.stem,
-               "LAMBDA_KIT_SMOKE_WORK": str(work), "LAMBDA_KIT_SMOKE_TASK_ROOT": str(task.resolve()),
-               "LAMBDA_KIT_SMOKE_RIC": str(ric), "LAMBDA_KIT_SMOKE_REPORT_DIR": str(report_dir),
-               "PYTHONPATH": str(SCRIPTS)}  # fmt: skip  (the supervisor's zip reader; the handler's child runs -I)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "LAMBDA_KIT_FUNCTION_NAME": s.zip.stem,
+            "LAMBDA_KIT_SMOKE_WORK": str(work),
+            "LAMBDA_KIT_SMOKE_TASK_ROOT": str(task.resolve()),
+            "LAMBDA_KIT_SMOKE_RIC": str(ric),
+            "LAMBDA_KIT_SMOKE_REPORT_DIR": str(report_dir),
+            "PYTHONPATH": str(SCRIPTS),
+        }  # fmt: skip  (the supervisor's zip reader; the handler's child runs -I)
         try:
             done = subprocess.run([base_python(), "-S", str(RUNNER), s.handler, str(s.timeout)], env=env, cwd=tmp,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",

@@ -30,7 +30,8 @@ from lambda_kit.common.errors import KitError, UsageError
 from lambda_kit.plan.buildplan import checkout_id
 from lambda_kit.builders.dockerbuild import failure as build_failure
 from lambda_kit.smoke.report import read_report
-from lambda_kit.builders.runner import CommandFailed, Run
+from lambda_kit.builders.runner import Run
+from lambda_kit.common.errors import CommandFailed
 
 RUNNER = "/opt/lambda-kit-smoke/lambda_kit/invoke/smoke_runner.py"  # the image sets PYTHONPATH
 REPORT_FILE = smoke_runner.REPORT_FILE  # root only in the container

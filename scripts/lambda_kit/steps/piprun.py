@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from lambda_kit.steps import wheelcheck
-from lambda_kit.common.errors import StepError
+from lambda_kit.common.errors import StepError, hash_mismatch
 from lambda_kit.common.processes import stop_group
 
 if TYPE_CHECKING:
@@ -73,8 +73,7 @@ def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
         expected = next((ln.split()[-1] for ln in lines[start:] if ln.strip().startswith("Expected sha256")), "?")
         got = next((ln.split()[-1] for ln in lines[start:] if ln.strip().startswith("Got")), "?")
         return StepError(
-            f"hash mismatch: the download of {', '.join(culprits) or 'a package'} does not match Pipfile.lock "
-            f"(lock: sha256 {expected[:16]}..., download: {got[:16]}...)",
+            hash_mismatch(f"the download of {', '.join(culprits) or 'a package'}", got, expected),
             "the file differs from what `pipenv lock` recorded: re-lock only if you trust the new file",
         )
     errors = [line for line in lines if line.startswith("ERROR:")]

@@ -15,15 +15,11 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-from lambda_kit.common.errors import StepError
+from lambda_kit.common.errors import WheelError
 from lambda_kit.zips.zipreader import escape
 
 CHUNK = 1 << 20  # bytes hashed, inflated or compared at a time
 STREAM_CHUNK = 1 << 18  # compressed bytes given to the inflater at a time
-
-
-class WheelError(StepError):
-    """A wheel the kit will not unpack: one line, as every build step's error."""
 
 
 Identity = tuple  # (st_ino, st_size, st_mtime_ns, st_ctime_ns): a file as it was when stat'ed

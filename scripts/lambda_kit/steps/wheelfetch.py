@@ -56,7 +56,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from lambda_kit.common.digests import sha256_hex
-from lambda_kit.common.errors import UsageError
+from lambda_kit.common.errors import UsageError, hash_mismatch
 from lambda_kit.net.httpget import Client, NetError, place
 from lambda_kit.net.indexclient import LeaveToPip, PageError, link_sha256, project_page
 
@@ -352,8 +352,7 @@ def download(client: Client, best: Candidate, name: str, wheelhouse: Path, stop:
                     out.write(chunk)
         got = digest.hexdigest()
         if got != best.sha256.lower():
-            raise Unavailable(f"hash mismatch: the download of {name} ({best.filename}) does not match Pipfile.lock "
-                              f"(lock: sha256 {best.sha256[:16]}..., download: {got[:16]}...)", "hash")  # fmt: skip
+            raise Unavailable(hash_mismatch(f"the download of {name} ({best.filename})", got, best.sha256), "hash")
         os.replace(part, dest)
         part = None
         return dest, True

@@ -56,7 +56,8 @@ from typing import Iterator
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lambda_kit.common.digests import record_digest
-from lambda_kit.steps.wheelarchive import CHUNK, Archive, Identity, WheelError, identity
+from lambda_kit.common.errors import WheelError, hash_mismatch
+from lambda_kit.steps.wheelarchive import CHUNK, Archive, Identity, identity
 from lambda_kit.zips.zipreader import escape
 
 CLOCK_WAIT = 3.0  # seconds install waits at most for the file system's clock to pass its last write
@@ -118,7 +119,7 @@ def check_hash(wheel: Wheel) -> None:
     if not any(digests[a].hexdigest() in by_algorithm[a] for a in usable):
         got = digests[usable[0]].hexdigest()
         raise WheelError(
-            f"hash mismatch: {wheel.path.name} does not match Pipfile.lock ({usable[0]} {got[:16]}...)",
+            hash_mismatch(wheel.path.name, got, algorithm=usable[0]),
             "the file differs from what `pipenv lock` recorded: delete .lambda-kit/wheelhouse and build again",
         )
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator, NamedTuple
 
+from lambda_kit.common.errors import printable as escape  # a zip's names, safe to print
+
 CHUNK = 1 << 16  # bytes inflated at a time
 MAX_ENTRIES = 200_000  # a zip with more entries is refused before its directory is read
 
@@ -31,13 +33,6 @@ MAX_ENTRIES = 200_000  # a zip with more entries is refused before its directory
 def attributes(is_dir: bool, mode: int) -> int:
     """external_attr: Unix type and mode above, and for folders the MS-DOS folder bit (0x10)."""
     return ((stat.S_IFDIR | 0o755) << 16) | 0x10 if is_dir else (stat.S_IFREG | mode) << 16
-
-
-def escape(text: str) -> str:
-    """A name from a zip, safe to print: control and other unprintable characters as \\x.., \\u...."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class ZipReadError(Exception):
