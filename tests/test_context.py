@@ -29,7 +29,7 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
     network = NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")
-    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
+    context.stage_build(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
     assert sorted(p.name for p in ctx.iterdir()) == ["Dockerfile", "build", "setup"]
     # setup/: what the tools layer needs; build/: the rest, laid out as in the image. No code: the host adds it.
     assert sorted(p.name for p in (ctx / "setup").iterdir()) == ["kit", "net"]
@@ -55,7 +55,7 @@ def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     network = NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
     ctx = tmp_path / "ctx"
-    context.stage(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=True, network=network)
+    context.stage_build(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=True, network=network)
     assert list((ctx / "setup" / "net").iterdir()) == []
     files = secret_files(tmp_path, network)
     assert files["lambda-kit-ca"].read_bytes() == ca.read_bytes()  # CA_BUNDLE and pip's extra bundles, one file

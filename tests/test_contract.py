@@ -78,7 +78,7 @@ def test_the_tools_layer_copies_the_common_and_net_folders_only(tmp_path):
     folder, which holds of the kit the folders netconfig imports from (contract.TOOLS_PACKAGES)."""
     step_one = DOCKERFILE[: DOCKERFILE.index("\n# 2.")]
     assert [s for sources, _ in copies(step_one) for s in sources] == ["setup/"]
-    context.stage(tmp_path / "ctx", kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=False,
+    context.stage_build(tmp_path / "ctx", kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=False,
                   network=NetworkSettings())  # fmt: skip
     staged = sorted(p.name for p in (tmp_path / "ctx" / "setup" / "kit" / "lambda_kit").iterdir())
     assert staged == ["__init__.py", "common", "net"] == ["__init__.py", *contract.TOOLS_PACKAGES]
@@ -114,7 +114,7 @@ def test_the_staged_context_is_what_the_dockerfile_copies(tmp_path):
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
     network = NetworkSettings(index_url="https://mirror.example/simple")
-    context.stage(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
+    context.stage_build(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
     for sources, _ in copies(DOCKERFILE):
         for source in sources:
             assert (ctx / source).exists(), source

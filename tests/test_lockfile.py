@@ -21,7 +21,7 @@ PY311 = {
 
 def test_sample_lock_plans_every_package_with_its_hashes():
     lock = lockfile.load_pipfile_lock(ROOT / "Pipfile.lock")
-    plan = lockfile.plan(lock, PY311)
+    plan = lockfile.install_plan(lock, PY311)
     assert {p.name for p in plan.index} == set(lock["default"])
     pydantic_core = next(p for p in plan.index if p.name == "pydantic-core")
     assert pydantic_core.version == lock["default"]["pydantic-core"]["version"]
@@ -36,18 +36,18 @@ def test_sample_lock_plans_every_package_with_its_hashes():
 
 def test_editable_path_is_local_and_false_marker_is_skipped():
     lock = lockfile.load_pipfile_lock(ROOT / "tests" / "projects" / "local-lib" / "Pipfile.lock")
-    plan = lockfile.plan(lock, PY311)
+    plan = lockfile.install_plan(lock, PY311)
     assert plan.local == [lockfile.LocalPackage("orders-common", "./libs/orders-common")]
     assert [p.name for p in plan.index] == ["six"]
     assert plan.skipped == [("tomli", "python_version < '3.11'")]
     # On Python 3.10 the marker holds, and tomli has no pinned version: refused, not guessed.
     with pytest.raises(lockfile.LockError, match="tomli is not pinned"):
-        lockfile.plan(lock, {**PY311, "python_version": "3.10", "python_full_version": "3.10.13"})
+        lockfile.install_plan(lock, {**PY311, "python_version": "3.10", "python_full_version": "3.10.13"})
 
 
 def test_vcs_entry_becomes_a_pinned_url():
     lock = {"default": {"Lib": {"git": "https://example.invalid/lib.git", "ref": "0123abc"}}}
-    assert lockfile.plan(lock, PY311).urls == [
+    assert lockfile.install_plan(lock, PY311).urls == [
         lockfile.UrlPackage("lib", "lib @ git+https://example.invalid/lib.git@0123abc")
     ]
 
@@ -55,7 +55,7 @@ def test_vcs_entry_becomes_a_pinned_url():
 def test_index_package_without_hashes_is_refused():
     lock = {"default": {"six": {"version": "==1.17.0"}}}
     with pytest.raises(lockfile.LockError, match=r"six==1.17.0 has no hashes"):
-        lockfile.plan(lock, PY311)
+        lockfile.install_plan(lock, PY311)
 
 
 def test_broken_lock_file_is_one_clear_error(tmp_path):
@@ -69,5 +69,5 @@ def test_broken_lock_file_is_one_clear_error(tmp_path):
 
 def test_markers_are_evaluated_for_the_target_not_the_host():
     lock = {"default": {"x": {"version": "==1", "hashes": ["sha256:00"], "markers": "platform_machine == 'aarch64'"}}}
-    assert lockfile.plan(lock, PY311).skipped == [("x", "platform_machine == 'aarch64'")]
-    assert [p.name for p in lockfile.plan(lock, {**PY311, "platform_machine": "aarch64"}).index] == ["x"]
+    assert lockfile.install_plan(lock, PY311).skipped == [("x", "platform_machine == 'aarch64'")]
+    assert [p.name for p in lockfile.install_plan(lock, {**PY311, "platform_machine": "aarch64"}).index] == ["x"]

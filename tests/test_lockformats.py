@@ -45,9 +45,9 @@ def copy(tmp_path: Path, case: str) -> Path:
 @pytest.mark.parametrize("version,arch", [("3.11", "x86_64"), ("3.12", "arm64"), ("3.14", "x86_64")])
 @pytest.mark.parametrize("case", [c for c in FILES if c not in ("pipenv", "pylock-pip")])
 def test_every_format_locks_what_pipfile_lock_locks(case, version, arch):
-    pipenv = lockfile.plan(lockformats.load(LOCKS / "pipenv" / "Pipfile.lock"), target(version, arch))
+    pipenv = lockfile.install_plan(lockformats.load(LOCKS / "pipenv" / "Pipfile.lock"), target(version, arch))
     model = lockformats.load(LOCKS / case / FILES[case], target(version, arch))
-    plan = lockfile.plan(model, target(version, arch))
+    plan = lockfile.install_plan(model, target(version, arch))
     assert {p.name: p.version for p in plan.index} == {p.name: p.version for p in pipenv.index}
     assert len(plan.index) == 11 and not plan.skipped and not plan.local and not plan.urls
     core = next(p for p in plan.index if p.name == "pydantic-core")

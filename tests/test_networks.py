@@ -300,7 +300,7 @@ def token_everywhere(folder: Path, result, env: dict[str, str]) -> list[str]:
     settings = network.for_lock(network.from_environment(env), lock, folder / "Pipfile", env)
     for buildkit in (True, False):
         staged = folder.parent / f"context-{buildkit}"
-        context.stage(
+        context.stage_build(
             staged, kit_dir=folder, pipfile=folder / "Pipfile", lock=lock, buildkit=buildkit, network=settings
         )
         if buildkit and any(TOKEN.encode() in p.read_bytes() for p in staged.rglob("*") if p.is_file()):

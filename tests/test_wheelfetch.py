@@ -327,7 +327,7 @@ def test_credentials_go_to_the_index_host_only(index, tmp_path):
 
 
 def lock_pins(lock_path: Path, version: str, arch: str) -> dict[str, tuple[str, tuple]]:
-    plan = lockfile.plan(lockfile.load_pipfile_lock(lock_path), runtimes.target_environment(runtimes.lookup(version), arch))
+    plan = lockfile.install_plan(lockfile.load_pipfile_lock(lock_path), runtimes.target_environment(runtimes.lookup(version), arch))
     return {p.name: (p.version.lstrip("="), tuple(p.hashes)) for p in plan.index}
 
 

@@ -145,7 +145,7 @@ def test_real_wheels_from_pypi_install_as_pip_installs_them(tmp_path):
     python3.11 x86_64, installed by pip and by the kit."""
     lock = lockfile.load_pipfile_lock(ROOT / "bench" / "projects" / "small" / "a" / "Pipfile.lock")
     runtime = runtimes.lookup("3.11")
-    plan = lockfile.plan(lock, runtimes.target_environment(runtime, "x86_64"))
+    plan = lockfile.install_plan(lock, runtimes.target_environment(runtime, "x86_64"))
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(plan.requirements_text())
     wheels = tmp_path / "wheels"

@@ -23,7 +23,7 @@ from lambda_kit.common import runtimes, tempdirs
 from lambda_kit.code import sources
 from lambda_kit.common.errors import Interrupted, KitError, UsageError
 from lambda_kit.code.kitfiles import install_into
-from lambda_kit.plan.buildplan import PackageSettings, check_handler
+from lambda_kit.plan.buildplan import PackageSettings, validate_handler
 from lambda_kit.package import build_layer, package, prepare_dependencies
 from lambda_kit.builders.runner import Runner, install_signal_handlers, interruption
 from lambda_kit.zips.zipreader import escape
@@ -206,7 +206,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     runtimes.lookup(args.runtime)
     if args.handler:
-        check_handler(args.handler)
+        validate_handler(args.handler)
     lock = None
     if args.lock or args.find_lock:
         choice = _lock_choice(args) if args.find_lock else lockformats.chosen(args.lock)

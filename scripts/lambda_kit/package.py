@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lambda_kit.audit.auditstep import check_layer, check_zip
+from lambda_kit.audit.auditstep import audit_layer_zip, audit_function_zip
 from lambda_kit.builders.runner import Run
 from lambda_kit.code import secretscan, sources
 from lambda_kit.common import diskspace
@@ -83,13 +83,13 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
             out_folder(s.out)
             with staging_folder("package-") as staging:
                 code = staging / "code"
-                selection = sources.stage(s.source_rules(), code)  # what of SRC ships, before any build
+                selection = sources.stage_code(s.source_rules(), code)  # what of SRC ships, before any build
                 secretscan.refuse_secrets([(name, code / name) for name, _, _ in selection.files])
                 packed = dependencies(plan, run, say, early)
                 fresh = staging / s.out.name
                 digest = assemble.build_zip(packed, code, staging, fresh, s.source_date_epoch,
                                             compile_handler=compiling.code_handler(s, say), profile=list(plan.profile))  # fmt: skip
-                report = check_zip(fresh, plan, say)
+                report = audit_function_zip(fresh, plan, say)
                 records.commit(fresh, s.out, digest)
     finally:
         if early is not None:
@@ -108,7 +108,7 @@ def build_layer(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Pac
     with staging_folder("layer-") as staging:
         fresh = staging / s.out.name
         assemble.build_layer_zip(packed, fresh, s.source_date_epoch)
-        report = check_layer(fresh, plan, say)
+        report = audit_layer_zip(fresh, plan, say)
         digest = sha256_file(fresh)
         records.commit(fresh, s.out, digest)
     return PackageResult.of(s.out, report.files, digest, started)

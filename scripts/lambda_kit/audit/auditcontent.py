@@ -182,7 +182,7 @@ def check_lock(ctx: Context, found: Collector) -> None:
     from_layers = [i for layer in ctx.layers for i in layer_infos(layer)]
     installed = {**_installed(from_layers, LAYER_ROOTS), **_installed(ctx.infos)}
     try:
-        plan = lockfile.plan(ctx.lock, runtimes.target_environment(ctx.runtime, ctx.arch))
+        plan = lockfile.install_plan(ctx.lock, runtimes.target_environment(ctx.runtime, ctx.arch))
     except lockfile.LockError as exc:
         raise AuditError("the lock cannot be read", str(exc), exc.hint) from None
     wanted = {p.name: p.version[2:] for p in plan.index}

@@ -177,7 +177,7 @@ def _lock_reasons(ctx: Context, environment: dict) -> Callable[[str], str]:
     meta = ctx.lock.get("_meta")
     lock_name = (meta.get("lock-format") if isinstance(meta, dict) else None) or "Pipfile.lock"  # the file read
     try:
-        plan = lockfile.plan(ctx.lock, environment)
+        plan = lockfile.install_plan(ctx.lock, environment)
     except lockfile.LockError:
         return lambda name: ""  # check_lock reports an unreadable lock
     reasons = {canonicalize_name(n): "" for n in (ctx.lock.get("default") or {})}

@@ -35,7 +35,7 @@ def audit_as_built(path: Path, plan: BuildPlan, say: Callable[[str], None], **ch
     )
 
 
-def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
+def audit_function_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
     """The full audit of the zip this process wrote: an error fails the build before the old zip is replaced."""
     from lambda_kit.audit import auditcore
 
@@ -55,7 +55,7 @@ def check_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.
     return report
 
 
-def check_layer(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
+def audit_layer_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> audit.Report:
     """The audit of a layer zip this process wrote: an error fails the build before the old one is replaced."""
     report = audit_as_built(path, plan, say)
     for finding in report.findings:

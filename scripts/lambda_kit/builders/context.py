@@ -100,7 +100,7 @@ def _copy_tree(source: Path, dest: Path) -> None:
     shutil.copytree(source, dest, ignore=PATH_DEPENDENCY_SKIPPED, symlinks=False)
 
 
-def stage(
+def stage_build(
     ctx: Path,
     *,
     kit_dir: Path,

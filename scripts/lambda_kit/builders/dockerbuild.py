@@ -73,7 +73,7 @@ def build(
     with tempfile.TemporaryDirectory(prefix="lambda-kit-") as tmp:
         tmp_path = Path(tmp)
         ctx = tmp_path / "context"
-        context.stage(
+        context.stage_build(
             ctx,
             kit_dir=s.kit_dir,
             pipfile=s.pipfile,

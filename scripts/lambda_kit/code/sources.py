@@ -192,7 +192,7 @@ def select(rules: SourceRules) -> Selection:
     return selection
 
 
-def stage(rules: SourceRules, dest: Path) -> Selection:
+def stage_code(rules: SourceRules, dest: Path) -> Selection:
     """Copy the selection to `dest` (links resolved, modes kept): what the zip writer reads."""
     selection = select(rules)
     dest.mkdir(parents=True, exist_ok=True)

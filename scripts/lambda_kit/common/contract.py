@@ -37,7 +37,7 @@ DIGEST_SUFFIX = ".sha256"  # deps.zip.sha256: the hex SHA-256 of deps.zip and a 
 WHEELS = "wheels"  # downloads, kept by the host as its wheelhouse and staged back in
 WHEEL_CHOICES = ".lambda-kit-choices.json"  # in WHEELS: which file pip chose per package and target (pipchoices)
 
-# Folders of the build context (context.stage) and where the Dockerfile copies them.
+# Folders of the build context (context.stage_build) and where the Dockerfile copies them.
 # The build context: two folders, each laid out as ROOT and copied there in one step (a step is a
 # container and a commit for the legacy builder). setup/ for the tools layer, build/ for the rest.
 CONTEXT_FOLDERS = {"setup": ROOT, "build": ROOT}

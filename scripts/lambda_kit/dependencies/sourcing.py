@@ -135,7 +135,7 @@ NO_IMAGE_HINT = "Docker and its build image are needed for such packages"
 def package_count(lock: dict, runtime: runtimes.Runtime, arch: str) -> int | None:
     """How many packages the build installs for the target (for the progress line)."""
     try:
-        planned = lockfile.plan(lock, runtimes.target_environment(runtime, arch))
+        planned = lockfile.install_plan(lock, runtimes.target_environment(runtime, arch))
     except lockfile.LockError:
         return None
     return len(planned.index) + len(planned.local) + len(planned.urls)

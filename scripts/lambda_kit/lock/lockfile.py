@@ -145,7 +145,7 @@ def _vcs_url(name: str, entry: dict) -> str | None:
     return None
 
 
-def plan(lock: dict, environment: dict | None = None) -> InstallPlan:
+def install_plan(lock: dict, environment: dict | None = None) -> InstallPlan:
     """The install plan for the lock's [packages] on the interpreter `environment` describes
     (None: the running one)."""
     result = InstallPlan(sources=[s for s in lock.get("_meta", {}).get("sources", []) if s.get("url")])

@@ -138,7 +138,7 @@ def handler_module_paths(handler: str) -> list[str]:
     return [f"{module}.py", f"{module}/__init__.py"]
 
 
-def check_handler(handler: str) -> None:
+def validate_handler(handler: str) -> None:
     if not HANDLER_PATTERN.match(handler):
         raise UsageError(
             "the handler is not of the form module.function", handler, hint="e.g. app.handler or pkg.api.handler"
@@ -164,7 +164,7 @@ def resolve(s: PackageSettings, today: date | None = None, need_handler: bool = 
     compiling.check(s, runtime)
     if s.arch not in runtimes.ARCHITECTURES:
         raise UsageError("unknown architecture", s.arch, hint="use x86_64 or arm64")
-    check_handler(s.handler)
+    validate_handler(s.handler)
     choice = lockformats.chosen(s.lock or s.pipfile.with_name(s.pipfile.name + ".lock"))
     environment = runtimes.target_environment(runtime, s.arch)
     if choice.format == lockformats.PIPFILE and not choice.project.is_file():
@@ -176,7 +176,7 @@ def resolve(s: PackageSettings, today: date | None = None, need_handler: bool = 
         )
     lock_path = choice.path
     lock = lockformats.read(choice, environment, s.selection)
-    lockfile.plan(lock, environment)  # unpinned or hashless: before docker
+    lockfile.install_plan(lock, environment)  # unpinned or hashless: before docker
     if need_handler:
         _check_handler_module(s, lock)
     if s.out.is_dir():

@@ -99,7 +99,7 @@ def install_dependencies(
     entry to where it can be read. Returns the wheel installer's origins of the files it unpacked
     (none for what pip installed: source distributions, local and VCS packages)."""
     lock = lockfile.load_pipfile_lock(project / "Pipfile.lock")
-    plan = lockfile.plan(lock, tools.environment)
+    plan = lockfile.install_plan(lock, tools.environment)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
