@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument("--lock", type=Path, help=f"the lock: a {lockformats.READS} (default: the project's one lock)")
         q.add_argument(
-            "--runtime", default="3.12", help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})"
+            "--runtime", default=runtimes.DEFAULT_RUNTIME, help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})"
         )
-        q.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
+        q.add_argument("--arch", default=runtimes.DEFAULT_ARCH, choices=sorted(runtimes.ARCHITECTURES))
         q.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
         q.add_argument("--slim", action="store_true", help="drop packages' tests, stubs and C sources, debug sections")
         q.add_argument("--compile", action="store_true", help="ship hash-based .pyc for what the function imports")
@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("repo", type=Path)
     c = sub.add_parser("check", help="audit a Lambda zip (any zip) for what Lambda would reject")
     c.add_argument("zip", type=Path)
-    c.add_argument("--runtime", default="3.12", help="Lambda Python version, 3.12 or python3.12")
-    c.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
+    c.add_argument("--runtime", default=runtimes.DEFAULT_RUNTIME, help="Lambda Python version, 3.12 or python3.12")
+    c.add_argument("--arch", default=runtimes.DEFAULT_ARCH, choices=sorted(runtimes.ARCHITECTURES))
     c.add_argument("--handler", help="module.function: its module must be in the zip and define it")
     c.add_argument("--lock", type=Path, help=f"a {lockformats.READS}: the zip must hold what it locks, at its versions")
     c.add_argument("--find-lock", action="store_true", help="without --lock: the project's lock, as package finds it")
@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("zip", type=Path)
     m.add_argument("--handler", default="app.handler", help="module.function")
     m.add_argument("--event", type=Path, help="a JSON event file (default: {})")
-    m.add_argument("--runtime", default="3.12")
-    m.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
+    m.add_argument("--runtime", default=runtimes.DEFAULT_RUNTIME)
+    m.add_argument("--arch", default=runtimes.DEFAULT_ARCH, choices=sorted(runtimes.ARCHITECTURES))
     m.add_argument("--image", default="", help="runtime image (default: public.ecr.aws/lambda/python:3.X-ARCH)")
     m.add_argument("--timeout", type=float, default=60.0, help="seconds before the invocation times out")
     m.add_argument("--state-dir", type=Path, default=KIT_DIR / ".lambda-kit")
@@ -163,6 +163,7 @@ def run_command(args: argparse.Namespace) -> int:
             cache_dir=Path(_env("LAMBDA_KIT_CACHE")).resolve() if _env("LAMBDA_KIT_CACHE") else None,  # the launcher's
             lock=choice.path.resolve(),
             selection=lockformats.Selection.from_environment(os.environ),
+            fetch=_env("LAMBDA_KIT_FETCH"),
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
         if choice.note:

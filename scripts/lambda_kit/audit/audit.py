@@ -91,8 +91,8 @@ class Report:
 def audit_zip(
     path: Path,
     *,
-    runtime: str = "3.12",
-    arch: str = "x86_64",
+    runtime: str = runtimes.DEFAULT_RUNTIME,
+    arch: str = runtimes.DEFAULT_ARCH,
     handler: str | None = None,
     lock: dict | None = None,
     layers: list[Path] = (),

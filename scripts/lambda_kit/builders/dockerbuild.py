@@ -4,7 +4,6 @@ images pruned. A failed build is said as the kit's own error line from the build
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,6 @@ from lambda_kit.common.errors import KitError, UsageError
 from lambda_kit.net.network import NetworkSettings
 from lambda_kit.net.network import secret_files as network_secrets
 from lambda_kit.plan.buildplan import BuildPlan
-from lambda_kit.steps import wheelfetch
 
 
 def failure(log_path: Path, exc: CommandFailed) -> KitError:
@@ -86,7 +84,7 @@ def build(
             profile=list(plan.profile),
         )
         build_args = contract.BuildArguments(base_image, runtime.version, s.slim, s.compile, s.arch if cross else "",
-                                             wheelfetch.setting(os.environ))  # fmt: skip
+                                             s.fetch_mode())  # fmt: skip
         request = docker.BuildRequest(
             context=ctx,
             tag=plan.tag,

@@ -11,12 +11,11 @@ builders give the same bytes for the same inputs (with the same zlib).
 
 from __future__ import annotations
 
-import os
 import ssl
 import sys
 from pathlib import Path
 
-from lambda_kit.steps import buildsteps, wheelfetch
+from lambda_kit.steps import buildsteps
 from lambda_kit.common import contract, runtimes, tempdirs
 from lambda_kit.net import netconfig
 from lambda_kit.common.errors import StepError
@@ -51,7 +50,7 @@ def build(
             cache_dir=str(s.cache / "pip-cache"),  # the machine's, as the wheelhouse
             wheelhouse=plan.wheelhouse,
             echo=log.write,
-            fetch=wheelfetch.setting(os.environ),
+            fetch=s.fetch_mode(),
         )
         if no_wheel_hint:
             tools.no_wheel_hint = no_wheel_hint

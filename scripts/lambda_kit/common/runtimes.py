@@ -17,6 +17,10 @@ MAX_ZIPPED_DIRECT_UPLOAD = 50 * 1024 * 1024
 MAX_UNZIPPED_TOTAL = 262_144_000
 MAX_LAYERS = 5
 
+# What a build, an audit, a smoke run or a deploy targets when not told (the Makefile's defaults).
+DEFAULT_RUNTIME = "3.12"
+DEFAULT_ARCH = "x86_64"
+
 ARCHITECTURES = {
     # Lambda's name -> (ELF e_machine, machine name in wheel tags, docker platform)
     "x86_64": (62, "x86_64", "linux/amd64"),

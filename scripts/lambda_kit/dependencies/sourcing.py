@@ -5,7 +5,6 @@ else without, with the same bytes."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from lambda_kit.dependencies.depcache import DependencyCache, keep_wheelhouse
 from lambda_kit.lock import lockcheck, lockfile, lockformats, lockmodel
 from lambda_kit.plan import compiling
 from lambda_kit.plan.buildplan import BuildPlan
-from lambda_kit.steps import assemble, wheelfetch
+from lambda_kit.steps import assemble
 
 
 def disk_needed(plan: BuildPlan) -> int:
@@ -58,7 +57,7 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
         return cached
     # The lock is checked before any build: a stale lock never reaches Docker, nor a zip. The local
     # builder asks Docker nothing, so it downloads while pipenv computes the Pipfile's hash.
-    wheelfetch.setting(os.environ)  # a bad LAMBDA_KIT_FETCH stops here, before any build
+    s.fetch_mode()  # a bad LAMBDA_KIT_FETCH stops here, before any build
     check = early or lockcheck.start(plan.lock_choice)
     try:
         if s.builder != "local" or plan.lock_choice.format != lockformats.PIPFILE:  # only pipenv's takes long

@@ -273,8 +273,8 @@ def add_parsers(sub: Any) -> None:
     layer = sub.add_parser("deploy-layer", help="publish a layer zip unless its latest version has the same CodeSha256")
     for q in (fn, layer):
         q.add_argument("zip", type=Path)
-        q.add_argument("--runtime", default="3.12", help="Lambda Python version of the zip")
-        q.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES))
+        q.add_argument("--runtime", default=runtimes.DEFAULT_RUNTIME, help="Lambda Python version of the zip")
+        q.add_argument("--arch", default=runtimes.DEFAULT_ARCH, choices=sorted(runtimes.ARCHITECTURES))
         q.add_argument(
             "--s3-bucket", default="", help="upload through this bucket (needed above the direct-upload limit)"
         )

@@ -20,6 +20,7 @@ from lambda_kit.builders import docker
 from lambda_kit.lock import lockfile, lockformats
 from lambda_kit.common import runtimes
 from lambda_kit.code import sources
+from lambda_kit.steps import wheelfetch
 from lambda_kit.zips import zipwriter
 from lambda_kit.net.network import NetworkSettings, for_lock
 from lambda_kit.common.errors import UsageError
@@ -35,8 +36,8 @@ class PackageSettings:
     src: Path
     out: Path
     state_dir: Path
-    runtime: str = "3.12"
-    arch: str = "x86_64"
+    runtime: str = runtimes.DEFAULT_RUNTIME
+    arch: str = runtimes.DEFAULT_ARCH
     handler: str = "app.handler"
     base_image: str = ""
     network: NetworkSettings = field(default_factory=NetworkSettings)
@@ -62,6 +63,11 @@ class PackageSettings:
 
     lock: Path | None = None  # LOCK, or the lock found in the project (None: the Pipfile's lock)
     selection: lockformats.Selection = field(default_factory=lockformats.Selection)  # LOCK_GROUPS, LOCK_EXTRAS
+    fetch: str = ""  # LAMBDA_KIT_FETCH as given (read once, by the CLI): empty or kit, or pip
+
+    def fetch_mode(self) -> str:
+        """Who downloads the lock's files: `kit` or `pip` (a bad LAMBDA_KIT_FETCH is a UsageError)."""
+        return wheelfetch.setting({wheelfetch.FETCH_ENV: self.fetch})
 
     def source_rules(self) -> sources.SourceRules:
         return self.sources or sources.SourceRules(

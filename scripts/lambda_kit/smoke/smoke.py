@@ -44,8 +44,8 @@ class SmokeSettings:
     handler: str
     state_dir: Path
     event: Path | None = None
-    runtime: str = "3.12"
-    arch: str = "x86_64"
+    runtime: str = runtimes.DEFAULT_RUNTIME
+    arch: str = runtimes.DEFAULT_ARCH
     image: str = ""
     timeout: float = 60.0
     network: NetworkSettings | None = None
