@@ -3,7 +3,6 @@ import sys
 
 # The launcher's bytecode folder (PYTHONPYCACHEPREFIX) stays set for the tools the helper runs from
 # its environment (pip, pipenv): installed without bytecode, they compile into it once, not each run.
-
 from lambda_kit.cli import main  # noqa: E402
 
 code = main()

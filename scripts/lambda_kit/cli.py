@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -13,19 +14,17 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import json
-
+from lambda_kit.builders.runner import Runner, install_signal_handlers, interruption
+from lambda_kit.code import sources
+from lambda_kit.code.kitfiles import install_into
+from lambda_kit.common import reporter, runtimes, tempdirs
+from lambda_kit.common.errors import Interrupted, KitError, UsageError
 from lambda_kit.dependencies import cachesettings, cachesign
 from lambda_kit.deploy import deploy
 from lambda_kit.lock import lockfile, lockformats
 from lambda_kit.net import network
-from lambda_kit.common import runtimes, tempdirs
-from lambda_kit.code import sources
-from lambda_kit.common.errors import Interrupted, KitError, UsageError
-from lambda_kit.code.kitfiles import install_into
-from lambda_kit.plan.buildplan import PackageSettings, validate_handler
 from lambda_kit.package import build_layer, package, prepare_dependencies
-from lambda_kit.builders.runner import Runner, install_signal_handlers, interruption
+from lambda_kit.plan.buildplan import PackageSettings, validate_handler
 from lambda_kit.zips.zipreader import escape
 
 if TYPE_CHECKING:
@@ -55,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument("--lock", type=Path, help=f"the lock: a {lockformats.READS} (default: the project's one lock)")
         q.add_argument(
-            "--runtime", default=runtimes.DEFAULT_RUNTIME, help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})"
+            "--runtime",
+            default=runtimes.DEFAULT_RUNTIME,
+            help=f"Lambda Python version ({', '.join(sorted(runtimes.RUNTIMES))})",
         )
         q.add_argument("--arch", default=runtimes.DEFAULT_ARCH, choices=sorted(runtimes.ARCHITECTURES))
         q.add_argument("--base-image", default="", help="build image (default: the AWS SAM build image)")
@@ -167,9 +168,9 @@ def run_command(args: argparse.Namespace) -> int:
         )
         say = lambda line: print(line, flush=True)  # noqa: E731
         if choice.note:
-            say(f"lambda-kit: {choice.note}: building from {choice.path.name}")
+            say(reporter.line(f"{choice.note}: building from {choice.path.name}"))
         elif choice.found and choice.format != lockformats.PIPFILE:
-            say(f"lambda-kit: building from {choice.path.name}, the project's lock (LOCK=... chooses another)")
+            say(reporter.line(f"building from {choice.path.name}, the project's lock (LOCK=... chooses another)"))
         if args.command == "deps":
             prepare_dependencies(settings, Runner(), say)
             return 0
@@ -181,7 +182,7 @@ def run_command(args: argparse.Namespace) -> int:
         if not args.repo.is_dir():
             raise UsageError("no such folder", str(args.repo), hint="make install-kit DEST=path/to/your/repo")
         installed = install_into(KIT_DIR, args.repo)
-        print(f"lambda-kit: installed in {installed}")
+        print(reporter.line(f"installed in {installed}"))
         print("  use it: make -f lambda-kit/Makefile package SRC=... HANDLER=...")
         print("  or add `include lambda-kit/Makefile` to your Makefile, after your own default target")
         return 0
@@ -262,7 +263,7 @@ def run_smoke(args: argparse.Namespace) -> int:
         tmp.write_text("".join(name + "\n" for name in imported), encoding="utf-8")
         tmp.replace(args.record_imports)
         print(
-            f"lambda-kit: recorded {len(imported)} imported modules in {args.record_imports}", file=logs, flush=True
+            reporter.line(f"recorded {len(imported)} imported modules in {args.record_imports}"), file=logs, flush=True
         )  # one line, the last on stdout
     if not report["ok"]:
         error = report["error"]
@@ -275,9 +276,11 @@ def run_smoke(args: argparse.Namespace) -> int:
     compiled = len(report["compiled_at_init"])
     print(report["result"], file=logs, flush=True)
     print(
-        f"lambda-kit: smoke passed: {args.handler} returned in {report['duration_ms']} ms after an init of "
-        f"{report['init_ms']} ms, peak memory {report['peak_memory_mb']} MB ({report['entries']} zip entries "
-        f"unpacked; {compiled} modules of the zip compiled from source at init)",
+        reporter.line(
+            f"smoke passed: {args.handler} returned in {report['duration_ms']} ms after an init of "
+            f"{report['init_ms']} ms, peak memory {report['peak_memory_mb']} MB ({report['entries']} zip entries "
+            f"unpacked; {compiled} modules of the zip compiled from source at init)"
+        ),
         file=logs,
         flush=True,
     )
@@ -286,12 +289,14 @@ def run_smoke(args: argparse.Namespace) -> int:
 
 def report_lines(report: audit.Report) -> list[str]:
     lines = [
-        f"lambda-kit: audit of {report.zip} for {report.runtime} {report.arch}: {report.files} files, "
-        f"{report.zipped_bytes:,} bytes zipped, {report.unzipped_bytes:,} unzipped"
+        reporter.line(
+            f"audit of {report.zip} for {report.runtime} {report.arch}: {report.files} files, "
+            f"{report.zipped_bytes:,} bytes zipped, {report.unzipped_bytes:,} unzipped"
+        )
     ]
     for finding in report.findings:
         lines += [finding.line(), f"{'':8}hint: {finding.hint}"]
-    lines.append(f"lambda-kit: audit: {report.errors} errors, {report.warnings} warnings")
+    lines.append(reporter.line(f"audit: {report.errors} errors, {report.warnings} warnings"))
     return lines
 
 
@@ -300,7 +305,7 @@ INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: a kit bug, not the user's input
 
 def main(argv: list[str] | None = None) -> int:
     debug = _env("LAMBDA_KIT_DEBUG") == "1"
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="lambda-kit: debug: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format=reporter.line("debug: %(message)s"))
     install_signal_handlers()
     interruption.committed, interruption.signal_name = False, None
     try:
@@ -314,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 code = run_command(args)
         if interruption.committed and interruption.signal_name:
             print(
-                f"lambda-kit: {interruption.signal_name} arrived after the zip was replaced: the new zip is complete",
+                reporter.line(f"{interruption.signal_name} arrived after the zip was replaced: the new zip is complete"),
                 file=sys.stderr,
                 flush=True,
             )
@@ -326,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (KeyboardInterrupt, Interrupted) as exc:
         name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)
-        print(f"lambda-kit: error: interrupted ({name}); the previous zip is untouched", file=sys.stderr, flush=True)
+        print(reporter.line(f"error: interrupted ({name}); the previous zip is untouched"), file=sys.stderr, flush=True)
         return 130 if name == "SIGINT" else 143
     except Exception as exc:  # noqa: BLE001  a kit bug or an unforeseen input: one line, never a traceback
         return internal_error(exc, debug)
@@ -338,7 +343,7 @@ def internal_error(exc: BaseException, debug: bool) -> int:
     where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     place = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
     detail = escape(str(exc).splitlines()[0] if str(exc) else "")
-    print(f"lambda-kit: internal error: {type(exc).__name__}{place}: {detail}", file=sys.stderr, flush=True)
+    print(reporter.line(f"internal error: {type(exc).__name__}{place}: {detail}"), file=sys.stderr, flush=True)
     zip_state = "the new zip is in place" if interruption.committed else "the previous zip is untouched"
     print(
         f"hint: rerun with LAMBDA_KIT_DEBUG=1 for the traceback, and report it; {zip_state}",

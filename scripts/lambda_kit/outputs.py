@@ -19,9 +19,9 @@ import os
 import shutil
 from pathlib import Path
 
+from lambda_kit.builders.runner import committing
 from lambda_kit.common.digests import sha256_file
 from lambda_kit.common.errors import KitError, UsageError
-from lambda_kit.builders.runner import committing
 
 
 def _sha256sum_line(hex_digest: str, path: Path) -> str:

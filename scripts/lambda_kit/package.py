@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lambda_kit.audit.auditstep import audit_layer_zip, audit_function_zip
+from lambda_kit.audit.auditstep import audit_function_zip, audit_layer_zip
 from lambda_kit.builders.runner import Run
 from lambda_kit.code import secretscan, sources
-from lambda_kit.common import diskspace
+from lambda_kit.common import diskspace, reporter
 from lambda_kit.common.digests import sha256_file
 from lambda_kit.dependencies import sourcing
 from lambda_kit.lock import lockcheck
@@ -60,7 +60,7 @@ class PackageResult:
 
     def summary_lines(self) -> list[str]:
         return [
-            f"lambda-kit: wrote {self.path} ({self.size:,} bytes, {self.files} files) in {self.seconds:.1f}s",
+            reporter.line(f"wrote {self.path} ({self.size:,} bytes, {self.files} files) in {self.seconds:.1f}s"),
             f"  sha256      {self.sha256}",
             f"  CodeSha256  {self.code_sha256}",
         ]
@@ -71,7 +71,7 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     started = time.monotonic()
     plan = resolve(s)
     for warning in plan.warnings:
-        say(f"lambda-kit: warning: {warning}")
+        say(reporter.warning(warning))
     records = OutputRecords(s.state_dir)
     # BUILDER=local needs the lock's check only once its own build is done: pipenv starts now, on
     # another core (stopped at once when the dependencies turn out to be cached).
@@ -122,7 +122,7 @@ def prepare_dependencies(s: PackageSettings, run: Run, say: Callable[[str], None
 
 def dependencies(plan: BuildPlan, run: Run, say, early) -> Path | None:
     if not plan.settings.include_deps:
-        say("lambda-kit: the code only (its dependencies come from a layer), no build needed")
+        say(reporter.line("the code only (its dependencies come from a layer), no build needed"))
         return None
     return sourcing.dependencies(plan, run, say, early)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Callable
 
 from lambda_kit.audit import auditcontent, auditdeps, auditnative, nativeneeds
-from lambda_kit.steps import bytecode
-from lambda_kit.common import runtimes
 from lambda_kit.audit.auditcore import ERROR, WARNING, Collector, Context, Finding, encrypted
+from lambda_kit.common import runtimes
 from lambda_kit.common.errors import AuditError
+from lambda_kit.steps import bytecode
 from lambda_kit.zips.zipreader import EntryError, ZipReader, ZipReadError
 
 __all__ = ["ERROR", "WARNING", "AuditError", "Finding", "Report", "RULES", "audit_zip"]

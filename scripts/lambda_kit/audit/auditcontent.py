@@ -11,11 +11,11 @@ import re
 
 from packaging.utils import canonicalize_name, canonicalize_version
 
-from lambda_kit.lock import lockfile
-from lambda_kit.common import runtimes
 from lambda_kit.audit import secretowners
 from lambda_kit.audit.auditcore import ERROR, WARNING, Collector, Context, encrypted
+from lambda_kit.common import runtimes
 from lambda_kit.common.errors import AuditError
+from lambda_kit.lock import lockfile
 from lambda_kit.zips.zipreader import ZipReader
 
 # ast.parse needs a few hundred times the source's size in memory for repetitive code (measured:

@@ -24,9 +24,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lambda_kit.lock import lockfile
-from lambda_kit.common import runtimes
 from lambda_kit.audit.auditcore import ERROR, WARNING, Collector, Context, encrypted
+from lambda_kit.common import runtimes
+from lambda_kit.lock import lockfile
 
 METADATA_CAP = 1 << 20  # far above any real METADATA (botocore's: 4 KB; the largest seen: ~200 KB of README)
 # Shipped by every Python runtime outside the zip (FACTS.md): boto3, botocore and what they need.

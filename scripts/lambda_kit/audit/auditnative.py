@@ -19,8 +19,8 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-from lambda_kit.common import runtimes
 from lambda_kit.audit.auditcore import ERROR, WARNING, Collector, Context, encrypted
+from lambda_kit.common import runtimes
 
 RULES = {
     "native-not-elf": (ERROR, "install Linux wheels: build in Docker (make package) or pip --platform manylinux..."),

@@ -8,6 +8,7 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Callable
 
+from lambda_kit.common import reporter
 from lambda_kit.common.errors import KitError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def audit_as_built(path: Path, plan: BuildPlan, say: Callable[[str], None], **ch
         arch=s.arch,
         native_cache=plan.native_facts,
         inflate_all=False,
-        warn=lambda m: say(f"lambda-kit: warning: {m}"),
+        warn=lambda m: say(reporter.warning(m)),
         **checks,
     )
 
@@ -42,8 +43,8 @@ def audit_function_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) 
     s = plan.settings
     report = audit_as_built(path, plan, say, handler=s.handler, lock=plan.lock, layers=s.layers)
     for finding in report.findings:
-        say(f"lambda-kit: audit: {finding.line()}")
-        say(f"lambda-kit: audit:         hint: {finding.hint}")
+        say(reporter.line(f"audit: {finding.line()}"))
+        say(reporter.line(f"audit:         hint: {finding.hint}"))
     if report.errors:
         first = next(f for f in report.findings if f.severity == auditcore.ERROR)
         raise KitError(
@@ -51,7 +52,7 @@ def audit_function_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) 
             first.message,
             hint=f"{first.hint}; the previous zip is untouched",
         )
-    say(f"lambda-kit: audit passed ({report.warnings} warnings)")
+    say(reporter.line(f"audit passed ({report.warnings} warnings)"))
     return report
 
 
@@ -59,7 +60,7 @@ def audit_layer_zip(path: Path, plan: BuildPlan, say: Callable[[str], None]) -> 
     """The audit of a layer zip this process wrote: an error fails the build before the old one is replaced."""
     report = audit_as_built(path, plan, say)
     for finding in report.findings:
-        say(f"lambda-kit: audit: {finding.line()}")
+        say(reporter.line(f"audit: {finding.line()}"))
     if report.errors:
         raise KitError("the layer failed the audit", report.findings[0].message, hint=report.findings[0].hint)
     return report

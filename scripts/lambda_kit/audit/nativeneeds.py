@@ -22,9 +22,9 @@ import posixpath
 import tempfile
 
 from lambda_kit.audit import elflinks, guardedimports, runtimelibs
-from lambda_kit.common import runtimes
 from lambda_kit.audit.auditcore import ERROR, WARNING, Collector, Context, encrypted
 from lambda_kit.audit.auditnative import IN_MEMORY, UNREACHED, NativeCache, extension_suffixes
+from lambda_kit.common import runtimes
 from lambda_kit.zips.zipreader import EntryError, ZipReader
 
 NEEDED_FACTS = "audit-needed.json"  # the ELF links cache, beside the audit's native-facts file

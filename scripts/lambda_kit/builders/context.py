@@ -25,10 +25,10 @@ import shutil
 from pathlib import Path
 
 from lambda_kit.common import contract
-from lambda_kit.steps.bytecode import PROFILE_NAME
 from lambda_kit.common.digests import sha256_hex
 from lambda_kit.common.errors import UsageError
 from lambda_kit.net.network import NetworkSettings, write_ca
+from lambda_kit.steps.bytecode import PROFILE_NAME
 
 # What a local path dependency's folder leaves out of the build context (its build outputs and tool
 # caches: pip builds the package from its sources). Never applied to the function's own code.

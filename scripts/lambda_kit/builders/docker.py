@@ -14,10 +14,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambda_kit.common import runtimes
-from lambda_kit.common.errors import ImageUnavailable, KitError
 from lambda_kit.builders.runner import Run
-from lambda_kit.common.errors import CommandFailed
+from lambda_kit.common import reporter, runtimes
+from lambda_kit.common.errors import CommandFailed, ImageUnavailable, KitError
 
 LABEL = "org.lambda-kit.kit"
 CHECKOUT_LABEL = "org.lambda-kit.checkout"
@@ -127,7 +126,7 @@ def ensure_image(run: Run, image: str, what: str, setting: str, say, alternative
         return
     except CommandFailed:
         pass
-    say(f"lambda-kit: pulling the {what} {image} (once per engine)")
+    say(reporter.line(f"pulling the {what} {image} (once per engine)"))
     try:
         run(["docker", "pull", image], timeout=1800)
     except CommandFailed as exc:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from lambda_kit.builders import context, docker
 from lambda_kit.builders.runner import Run
-from lambda_kit.common.errors import CommandFailed
-from lambda_kit.common import contract, runtimes
-from lambda_kit.common.errors import KitError, UsageError
+from lambda_kit.common import contract, reporter, runtimes
+from lambda_kit.common.errors import CommandFailed, KitError, UsageError
 from lambda_kit.net.network import NetworkSettings
 from lambda_kit.net.network import secret_files as network_secrets
 from lambda_kit.plan.buildplan import BuildPlan
@@ -43,7 +42,7 @@ def ready(plan: BuildPlan, network: NetworkSettings, engine: docker.Engine, run:
         )
     mode = f", cross-installing {s.arch} wheels on {engine.arch}" if cross else ""
     engine_line = f"docker {engine.server_version} ({engine.builder_name}), {runtime.name} {s.arch}, base {base_image}"
-    say(f"lambda-kit: {engine_line}{mode}")
+    say(reporter.line(f"{engine_line}{mode}"))
     docker.ensure_image(
         run, base_image, "build image", "BASE_IMAGE", say, alternative=", or build without Docker: BUILDER=local"
     )
@@ -96,15 +95,15 @@ def build(
             network="host" if network.loopback() else None,  # an index or proxy on this machine's 127.0.0.1
         )
         argv, env = docker.build_command(engine, request)
-        say(f"lambda-kit: docker build {plan.tag} (log: {log_path})")
+        say(reporter.line(f"docker build {plan.tag} (log: {log_path})"))
         step = time.monotonic()
         try:
             run(argv, log_file=log_path, env=env)
         except CommandFailed as exc:
             raise failure(log_path, exc) from None
-        say(f"lambda-kit: image built in {time.monotonic() - step:.1f}s")
+        say(reporter.line(f"image built in {time.monotonic() - step:.1f}s"))
 
     with docker.ContainerSession(run, plan.tag, labels) as container:
         container.copy_out(f"{contract.OUT}/.", outputs)
-    say(f"lambda-kit: build output copied out of container {container.name}, container removed")
+    say(reporter.line(f"build output copied out of container {container.name}, container removed"))
     docker.prune_superseded_images(run, plan.checkout)

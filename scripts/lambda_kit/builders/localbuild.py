@@ -15,12 +15,12 @@ import ssl
 import sys
 from pathlib import Path
 
-from lambda_kit.steps import buildsteps
 from lambda_kit.common import contract, runtimes, tempdirs
-from lambda_kit.net import netconfig
 from lambda_kit.common.errors import StepError
+from lambda_kit.net import netconfig
 from lambda_kit.net.network import NetworkSettings, write_ca
 from lambda_kit.plan.buildplan import BuildPlan
+from lambda_kit.steps import buildsteps
 
 
 def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetwork:

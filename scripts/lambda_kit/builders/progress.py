@@ -18,16 +18,19 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
+from lambda_kit.common import reporter
+
 EVERY_SECONDS = 10.0  # plain lines without a terminal; LAMBDA_KIT_PROGRESS_SECONDS overrides
 LIVE_SECONDS = 0.5  # the live line's refresh on a terminal
 
+KIT = re.escape(reporter.PREFIX)  # the kit's lines in a log
 IMAGE_STEP = re.compile(r"Step (\d+)/(\d+) :|^#\d+ \[(?:[\w.-]+ )?(\d+)/(\d+)\]")
 DOWNLOADING = re.compile(r"Downloading \S+ \(([\d.,]+) ([kMG]?B)\)")
-KIT_LINE = re.compile(r"lambda-kit: (.+)$")
-CHOSEN_BEFORE = re.compile(r"lambda-kit: (\d+) files? chosen for this target before")  # buildsteps
-WHEELS_UNPACKED = re.compile(r"lambda-kit: (\d+) wheels? unpacked")  # buildsteps: the kit's own installer
-FETCHED = re.compile(r"lambda-kit: fetched \S+ \((\d+) bytes\)")  # wheelfetch: a file downloaded
-KEPT = re.compile(r"lambda-kit: kept \S+ \(")  # wheelfetch: a file already in the wheelhouse
+KIT_LINE = re.compile(KIT + r"(.+)$")
+CHOSEN_BEFORE = re.compile(KIT + r"(\d+) files? chosen for this target before")  # buildsteps
+WHEELS_UNPACKED = re.compile(KIT + r"(\d+) wheels? unpacked")  # buildsteps: the kit's own installer
+FETCHED = re.compile(KIT + r"fetched \S+ \((\d+) bytes\)")  # wheelfetch: a file downloaded
+KEPT = re.compile(KIT + r"kept \S+ \(")  # wheelfetch: a file already in the wheelhouse
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
 
@@ -106,7 +109,7 @@ class BuildProgress:
                 f"{self.reused} reused), {self.installed}{of} installed"
             )
         parts.append(f"now: {self.doing}")
-        return "lambda-kit: ... " + "; ".join(parts)
+        return reporter.line("... ") + "; ".join(parts)
 
     # ---- following the log ----
 

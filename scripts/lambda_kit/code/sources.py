@@ -20,14 +20,15 @@ import argparse
 import hashlib
 import os
 import shutil
-import stat
 import signal
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambda_kit.common.errors import KitError, SourceError
 from lambda_kit.code.kitfiles import KIT_FILES
+from lambda_kit.common import reporter
+from lambda_kit.common.errors import KitError, SourceError
 from lambda_kit.zips.zipwriter import BYTECODE_DIRS, BYTECODE_SUFFIXES
 
 VCS_DIRS = frozenset({".git", ".hg", ".svn", ".bzr"})
@@ -236,7 +237,7 @@ def rules_from_environment(src: Path, pipfile: Path, kit_dir: Path, state_dir: P
 def _interrupted(signum, frame) -> None:
     """The stamp is written by rename, so stopping anywhere loses nothing: one line, no traceback."""
     print(
-        f"lambda-kit: error: interrupted ({signal.Signals(signum).name}) while looking at the sources", file=sys.stderr
+        reporter.line(f"error: interrupted ({signal.Signals(signum).name}) while looking at the sources"), file=sys.stderr
     )
     os._exit(130 if signum == signal.SIGINT else 143)
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Mapping
 
+from lambda_kit.common import reporter
+
 # Paths in the image (WORKDIR is ROOT).
 ROOT = PurePosixPath("/opt/lambda-kit")
 TOOLS_BIN = ROOT / "tools" / "bin"  # the pinned pip and packaging (Dockerfile step 1)
@@ -142,10 +144,11 @@ def expand(url: str, variables: dict[str, str]) -> str:
 
 # The error lines: what every entry point prints for a KitError, and what the host reads back from
 # the build log (the legacy builder colours the lines, BuildKit prefixes them with the step).
-ERROR_PREFIX = "lambda-kit: error: "
-INTERNAL_ERROR_PREFIX = "lambda-kit: internal error: "
+_KIT_LINE = re.escape(reporter.PREFIX)  # the kit's lines in a log
+ERROR_PREFIX = reporter.line("error: ")
+INTERNAL_ERROR_PREFIX = reporter.line("internal error: ")
 HINT_PREFIX = "hint: "
-_ERROR_LINE = re.compile(r"lambda-kit: ((?:internal )?error: .*)$")
+_ERROR_LINE = re.compile(_KIT_LINE + r"((?:internal )?error: .*)$")
 _HINT_LINE = re.compile(r"(?:^|\s)hint: (.*)$")
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 

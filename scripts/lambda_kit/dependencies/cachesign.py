@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lambda_kit import __version__
+from lambda_kit.common import reporter
 from lambda_kit.common.errors import UsageError
 
 FORMAT = "lambda-kit cache entry 1"
@@ -258,7 +259,9 @@ def keygen(path: Path, say) -> None:
             target.unlink(missing_ok=True)
         raise UsageError(f"cannot write the key ({exc.strerror})", str(exc.filename or path)) from None
     say(
-        f"lambda-kit: wrote the private key {path} (mode 0600) and the public key {public_path} (key id {key_id(public)})"
+        reporter.line(
+            f"wrote the private key {path} (mode 0600) and the public key {public_path} (key id {key_id(public)})"
+        )
     )
     say(f"  public key       {public_line(public)}")
     say(f"  writers          CACHE_SIGNING_KEY={path} (a CI secret: main-branch builds only, never in git)")

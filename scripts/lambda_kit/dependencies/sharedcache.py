@@ -36,10 +36,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from lambda_kit.dependencies import cachefacts, cachesign
-from lambda_kit.common.errors import CacheUnavailable
-from lambda_kit.dependencies.cachestores import FolderStore, S3Store, open_store
+from lambda_kit.common import reporter
 from lambda_kit.common.digests import sha256_hex as file_sha256
+from lambda_kit.common.errors import CacheUnavailable
+from lambda_kit.dependencies import cachefacts, cachesign
+from lambda_kit.dependencies.cachestores import FolderStore, S3Store, open_store
 
 MAX_OBJECT_BYTES = 1 << 30  # deps.zip is bounded by Lambda's 250 MB unzipped; a larger object is refused
 MAX_DIGEST_BYTES = 100
@@ -65,8 +66,13 @@ def lock_digests(lock: dict) -> set[str]:
 
 def names_package(file: str, name: str, version: str) -> bool | None:
     """Whether a wheel's or sdist's file name gives this package and version (None: not such a name)."""
-    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, canonicalize_name, parse_sdist_filename
-    from packaging.utils import parse_wheel_filename
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        canonicalize_name,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
     from packaging.version import InvalidVersion, Version
 
     try:
@@ -129,21 +135,21 @@ class SharedCache:
 
     def _trust_line(self) -> str:
         if self.verifier is None:
-            return (f"lambda-kit: warning: cache {self.url}: entries are unsigned, so anyone who can write to it "
+            return (reporter.warning(f"cache {self.url}: entries are unsigned, so anyone who can write to it "
                     "can change what the builds that read it ship (make cache-keygen: CACHE_SIGNING_KEY, "
-                    "CACHE_TRUSTED_KEYS)")  # fmt: skip
+                    "CACHE_TRUSTED_KEYS)"))  # fmt: skip
         role = f"signs what it pushes with key {self.signer.id}" if self.signer and self.push else "only reads"
-        return (f"lambda-kit: cache {self.url}: signed entries only (trusted keys {', '.join(self.verifier.trusted)}); "
-                f"this agent {role}")  # fmt: skip
+        return (reporter.line(f"cache {self.url}: signed entries only (trusted keys {', '.join(self.verifier.trusted)}); "
+                f"this agent {role}"))  # fmt: skip
 
     def _unavailable(self, doing: str, exc: CacheUnavailable) -> None:
         self.off = True
-        self.say(f"lambda-kit: warning: cache {self.url} unreachable while {doing} ({exc}); going on without it")
+        self.say(reporter.warning(f"cache {self.url} unreachable while {doing} ({exc}); going on without it"))
 
     def _refuse(self, name: str, why: str, key: str = "") -> bool:
         self.refused.add(name)
         about = f" (key {key[:12]})" if key else ""
-        self.say(f"lambda-kit: warning: cache {self.url}: {name}{about} {why}: ignored")
+        self.say(reporter.warning(f"cache {self.url}: {name}{about} {why}: ignored"))
         return False
 
     def _verified(
@@ -270,12 +276,14 @@ class SharedCache:
                 if digest:
                     size = (work / "deps.zip").stat().st_size
                     packed = put(key, work / "deps.zip", digest)
-                    self.say(f"lambda-kit: dependencies from cache {self.url} (key {key[:12]}), no build needed "
-                             f"({size:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
+                    self.say(reporter.line(f"dependencies from cache {self.url} (key {key[:12]}), no build needed "
+                             f"({size:,} bytes in {time.monotonic() - started:.1f}s)"))  # fmt: skip
                     return packed
         if not self.off and not self.refused:  # a refusal has said why already
             self.say(
-                f"lambda-kit: dependencies not in cache {self.url} (key {' or '.join(k[:12] for k in keys)}): building them"
+                reporter.line(
+                    f"dependencies not in cache {self.url} (key {' or '.join(k[:12] for k in keys)}): building them"
+                )
             )
         return None
 
@@ -316,8 +324,8 @@ class SharedCache:
 
         got = self._guarded("fetching the wheelhouse", fetch)
         if got and got[0]:
-            self.say(f"lambda-kit: {got[0]} of the lock's files from cache {self.url} into the wheelhouse "
-                     f"({got[1]:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
+            self.say(reporter.line(f"{got[0]} of the lock's files from cache {self.url} into the wheelhouse "
+                     f"({got[1]:,} bytes in {time.monotonic() - started:.1f}s)"))  # fmt: skip
 
     def _facts_files(self) -> dict[str, tuple[Path, Callable[[str, object], bool]]]:
         """The audit's facts a deps.zip travels with, by object suffix: the audit's local cache
@@ -389,5 +397,5 @@ class SharedCache:
         pushed = self._guarded("pushing the build", push)
         if pushed:
             signed = f", signed with key {self.signer.id}" if self.signer else ""
-            self.say(f"lambda-kit: pushed to cache {self.url} (key {key[:12]}{signed}): deps.zip and {pushed[0]} "
-                     f"wheelhouse files ({pushed[1]:,} bytes in {time.monotonic() - started:.1f}s)")  # fmt: skip
+            self.say(reporter.line(f"pushed to cache {self.url} (key {key[:12]}{signed}): deps.zip and {pushed[0]} "
+                     f"wheelhouse files ({pushed[1]:,} bytes in {time.monotonic() - started:.1f}s)"))  # fmt: skip

@@ -12,11 +12,11 @@ from lambda_kit.audit.auditstep import warm_up_audit
 from lambda_kit.builders import docker, dockerbuild, localbuild
 from lambda_kit.builders.progress import BuildProgress
 from lambda_kit.builders.runner import Run
-from lambda_kit.common import contract, diskspace, runtimes
+from lambda_kit.common import contract, diskspace, reporter, runtimes
 from lambda_kit.common.errors import ImageUnavailable, KitError, UsageError
 from lambda_kit.dependencies import sharedcache
-from lambda_kit.dependencies.key import dependency_key
 from lambda_kit.dependencies.depcache import DependencyCache, keep_wheelhouse
+from lambda_kit.dependencies.key import dependency_key
 from lambda_kit.lock import lockcheck, lockfile, lockformats, lockmodel
 from lambda_kit.plan import compiling
 from lambda_kit.plan.buildplan import BuildPlan
@@ -39,13 +39,13 @@ def dependencies(plan: BuildPlan, run: Run, say, early: lockcheck.PendingCheck |
     network = plan.build_network()  # the lock's ${VAR}s must be set whenever dependencies are needed
     s.state_dir.mkdir(parents=True, exist_ok=True)
     keep = DependencyCache.KEEP if s.cache_dir is None else DependencyCache.MACHINE_KEEP  # several projects share it
-    cache = DependencyCache(s.cache, warn=lambda m: say(f"lambda-kit: warning: {m}"), keep=keep)
+    cache = DependencyCache(s.cache, warn=lambda m: say(reporter.warning(m)), keep=keep)
     keys = {b: dependency_key(plan, b) for b in (("docker", "local") if s.builder == "auto" else (s.builder,))}
     shared, cached = None, None
     for key in keys.values():
         cached = None if s.fresh else cache.get(key)
         if cached is not None:
-            say(f"lambda-kit: dependencies unchanged (key {key[:12]}): adding the code to them, no build needed")
+            say(reporter.line(f"dependencies unchanged (key {key[:12]}): adding the code to them, no build needed"))
             break
     else:
         shared = sharedcache.SharedCache.for_build(s, say, plan.native_facts)  # None without CACHE_URL
@@ -77,7 +77,7 @@ def build(plan: BuildPlan, network, cache, keys: dict, shared, run: Run, say, ch
         engine, why_not = docker.probe(run)
         builder = "local" if engine is None else "docker"
         if engine is None:
-            say(f"lambda-kit: no Docker engine ({why_not}): building without Docker, same bytes")
+            say(reporter.line(f"no Docker engine ({why_not}): building without Docker, same bytes"))
             no_wheel_hint = NO_ENGINE_HINT
         else:
             try:
@@ -86,8 +86,8 @@ def build(plan: BuildPlan, network, cache, keys: dict, shared, run: Run, say, ch
                 if exc.problem == docker.INVALID_NAME:  # a typo in BASE_IMAGE is said, not built around
                     raise
                 builder, unpulled, no_wheel_hint = "local", exc, NO_IMAGE_HINT
-                say(f"lambda-kit: the build image cannot be pulled ({exc.problem}: {exc.value}): "
-                    "building without Docker, same bytes")  # fmt: skip
+                say(reporter.line(f"the build image cannot be pulled ({exc.problem}: {exc.value}): "
+                    "building without Docker, same bytes"))  # fmt: skip
         try:
             compiling.check(s, plan.runtime, builder)
         except UsageError as exc:  # COMPILE=1 this host cannot do: the image was needed after all
@@ -96,14 +96,16 @@ def build(plan: BuildPlan, network, cache, keys: dict, shared, run: Run, say, ch
     log_path.write_text("", encoding="utf-8")
     if network.pip.unused:
         say(
-            f"lambda-kit: pip's settings not used (the lock decides what is installed, and from where): {', '.join(network.pip.unused)}"
+            reporter.line(
+                f"pip's settings not used (the lock decides what is installed, and from where): {', '.join(network.pip.unused)}"
+            )
         )
     total = package_count(plan.lock, plan.runtime, s.arch)
     with tempfile.TemporaryDirectory(prefix="lambda-kit-out-") as tmp, BuildProgress(log_path, total=total):
         outputs = Path(tmp) / "out"
         if builder == "local":
             target = f"{plan.runtime.name} {s.arch}"
-            say(f"lambda-kit: local build (no Docker), {target}, binary wheels only (log: {log_path})")
+            say(reporter.line(f"local build (no Docker), {target}, binary wheels only (log: {log_path})"))
             warm_up_audit()
             try:
                 localbuild.build(plan, network, outputs, log_path, no_wheel_hint)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lambda_kit.common import runtimes
+from lambda_kit.common import reporter, runtimes
 from lambda_kit.common.digests import sha256_file
 from lambda_kit.common.errors import KitError, UsageError
 from lambda_kit.deploy.awsapi import AwsSession, aws_errors, is_not_found
@@ -90,14 +90,14 @@ def code_location(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: S
     # Only S3's own checksum vouches for the bytes: anyone who can upload sets an object's metadata.
     if head and head.get("ChecksumSHA256") == artifact.code_sha256 and head.get("ContentLength") == artifact.size:
         version = head.get("VersionId")
-        say(f"lambda-kit: {url} already holds this zip (S3's SHA-256 checksum){pinned(version)}, no upload")
+        say(reporter.line(f"{url} already holds this zip (S3's SHA-256 checksum){pinned(version)}, no upload"))
     elif s.dry_run:
-        say(f"lambda-kit: dry run: would upload {artifact.size:,} bytes to {url}")
+        say(reporter.line(f"dry run: would upload {artifact.size:,} bytes to {url}"))
         version = None
     else:
         if head:
             theirs = head.get("ChecksumSHA256") or "no SHA-256 checksum"
-            say(f"lambda-kit: {url} holds other bytes than this zip ({theirs}): uploading it again")
+            say(reporter.line(f"{url} holds other bytes than this zip ({theirs}): uploading it again"))
         started = time.monotonic()
         with aws_errors(f"PutObject {url}"), open(artifact.path, "rb") as body:
             # S3 checks the body against ChecksumSHA256 and keeps it as the object's checksum: a zip
@@ -116,7 +116,9 @@ def code_location(aws: AwsSession, s: DeploySettings, artifact: Artifact, say: S
             )
         version = put.get("VersionId")
         say(
-            f"lambda-kit: uploaded {artifact.size:,} bytes to {url}{pinned(version)} in {time.monotonic() - started:.1f}s"
+            reporter.line(
+                f"uploaded {artifact.size:,} bytes to {url}{pinned(version)} in {time.monotonic() - started:.1f}s"
+            )
         )
     location = {"S3Bucket": s.s3_bucket, "S3Key": key}
     if version and version != "null":  # "null": a bucket whose versioning was suspended

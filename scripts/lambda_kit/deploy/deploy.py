@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lambda_kit.common import runtimes
-from lambda_kit.deploy.awsapi import AwsSession, aws_errors, error_code, is_not_found, waiter
+from lambda_kit.common import reporter, runtimes
 from lambda_kit.common.errors import KitError, UsageError
 from lambda_kit.deploy.artifact import Artifact, DeploySettings, Say, code_location, where
+from lambda_kit.deploy.awsapi import AwsSession, aws_errors, error_code, is_not_found, waiter
 
 
 def get_function(lam: Any, name: str) -> dict[str, Any] | None:
@@ -50,7 +50,7 @@ def check_function(config: dict[str, Any], s: DeploySettings, say: Say) -> None:
         )
     if s.handler and config.get("Handler") != s.handler:
         theirs = config.get("Handler")
-        say(f"lambda-kit: warning: the function's handler is {theirs!r}, HANDLER is {s.handler!r} (not changed)")
+        say(reporter.warning(f"the function's handler is {theirs!r}, HANDLER is {s.handler!r} (not changed)"))
 
 
 def settle(lam: Any, config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def create_function(aws: AwsSession, s: DeploySettings, artifact: Artifact, say:
     location = code_location(aws, s, artifact, say)
     what = f"function {name} ({s.runtime.name} {s.arch}, handler {s.handler}, role {s.role})"
     if s.dry_run:
-        say(f"lambda-kit: dry run: would create {what}")
+        say(reporter.line(f"dry run: would create {what}"))
         return {"FunctionName": name, "FunctionArn": f"(new function {name})", "CodeSha256": artifact.code_sha256}
     with aws_errors(f"CreateFunction {name}"):
         lam.create_function(
@@ -90,7 +90,7 @@ def create_function(aws: AwsSession, s: DeploySettings, artifact: Artifact, say:
             PackageType="Zip",
         )
     waiter(lam, "function_active_v2", f"the new function {name} to become active", FunctionName=name)
-    say(f"lambda-kit: created {what}")
+    say(reporter.line(f"created {what}"))
     return verified(lam, name, artifact)
 
 
@@ -112,29 +112,29 @@ def update_code(
     name = s.function_name
     lam = aws.client("lambda")
     if config.get("CodeSha256") == artifact.code_sha256:
-        say(f"lambda-kit: code unchanged (the function runs CodeSha256 {artifact.code_sha256}), no upload")
+        say(reporter.line(f"code unchanged (the function runs CodeSha256 {artifact.code_sha256}), no upload"))
         return config
     location = code_location(aws, s, artifact, say)
     if s.dry_run:
-        say(f"lambda-kit: dry run: would call UpdateFunctionCode on {name} with {where(location)}")
+        say(reporter.line(f"dry run: would call UpdateFunctionCode on {name} with {where(location)}"))
         return config
     started = time.monotonic()
     params: dict[str, Any] = {"FunctionName": name, **location}
     if config.get("RevisionId"):  # refused if the function changed since we read it
         params["RevisionId"] = config["RevisionId"]
     if "ZipFile" in location:
-        say(f"lambda-kit: uploading {artifact.size:,} bytes directly")
+        say(reporter.line(f"uploading {artifact.size:,} bytes directly"))
     with aws_errors(f"UpdateFunctionCode {name}"):
         lam.update_function_code(**params)
     waiter(lam, "function_updated_v2", f"the code update of {name}", FunctionName=name)
-    say(f"lambda-kit: code updated and the update finished in {time.monotonic() - started:.1f}s")
+    say(reporter.line(f"code updated and the update finished in {time.monotonic() - started:.1f}s"))
     return verified(lam, name, artifact)
 
 
 def publish_version(lam: Any, s: DeploySettings, artifact: Artifact, say: Say) -> str:
     name = s.function_name
     if s.dry_run:
-        say(f"lambda-kit: dry run: would publish a version of {name} (CodeSha256 {artifact.code_sha256})")
+        say(reporter.line(f"dry run: would publish a version of {name} (CodeSha256 {artifact.code_sha256})"))
         return "(new version)"
     with aws_errors(f"PublishVersion {name}"):
         try:
@@ -154,7 +154,7 @@ def publish_version(lam: Any, s: DeploySettings, artifact: Artifact, say: Say) -
         FunctionName=name,
         Qualifier=version,
     )
-    say(f"lambda-kit: published version {version} of {name}")
+    say(reporter.line(f"published version {version} of {name}"))
     return version
 
 
@@ -168,16 +168,16 @@ def point_alias(lam: Any, s: DeploySettings, version: str, say: Say) -> None:
                 raise
             current = None
     if current == version:
-        say(f"lambda-kit: alias {alias} already points at version {version}")
+        say(reporter.line(f"alias {alias} already points at version {version}"))
         return
     verb = "create" if current is None else "update"
     if s.dry_run:
-        say(f"lambda-kit: dry run: would {verb} alias {alias} -> version {version}")
+        say(reporter.line(f"dry run: would {verb} alias {alias} -> version {version}"))
         return
     with aws_errors(f"{verb.title()}Alias {name}:{alias}"):
         call = lam.create_alias if current is None else lam.update_alias
         call(FunctionName=name, Name=alias, FunctionVersion=version)
-    say(f"lambda-kit: alias {alias} -> version {version} ({verb}d{'' if current is None else f', was {current}'})")
+    say(reporter.line(f"alias {alias} -> version {version} ({verb}d{'' if current is None else f', was {current}'})"))
 
 
 def deploy_function(s: DeploySettings, say: Say) -> list[str]:
@@ -188,8 +188,10 @@ def deploy_function(s: DeploySettings, say: Say) -> list[str]:
     lam, region = aws.client("lambda"), aws.region
     note = " (dry run: nothing changes)" if s.dry_run else ""
     say(
-        f"lambda-kit: deploy {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
-        f"to function {s.function_name} in {region}{note}"
+        reporter.line(
+            f"deploy {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
+            f"to function {s.function_name} in {region}{note}"
+        )
     )
     config = get_function(lam, s.function_name)
     if config is None:
@@ -210,7 +212,7 @@ def deploy_function(s: DeploySettings, say: Say) -> list[str]:
     elapsed = time.monotonic() - started
     done = "dry run done, nothing changed" if s.dry_run else f"deployed {s.zip.name} in {elapsed:.1f}s"
     return [
-        f"lambda-kit: {done}",
+        reporter.line(done),
         f"  function    {config.get('FunctionArn', s.function_name)}",
         f"  version     {version}",
         f"  CodeSha256  {config.get('CodeSha256', artifact.code_sha256) if s.dry_run else artifact.code_sha256}",
@@ -225,8 +227,10 @@ def deploy_layer(s: DeploySettings, say: Say) -> list[str]:
     name = s.layer_name
     note = " (dry run: nothing changes)" if s.dry_run else ""
     say(
-        f"lambda-kit: deploy layer {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
-        f"as {name} in {region}{note}"
+        reporter.line(
+            f"deploy layer {s.zip.name} ({artifact.size:,} bytes, CodeSha256 {artifact.code_sha256}) "
+            f"as {name} in {region}{note}"
+        )
     )
     with aws_errors(f"ListLayerVersions {name}"):
         listed = lam.list_layer_versions(LayerName=name, MaxItems=1).get("LayerVersions", [])
@@ -239,11 +243,11 @@ def deploy_layer(s: DeploySettings, say: Say) -> list[str]:
         )
         if same_code and fits:
             version = f"version {latest['Version']} has CodeSha256 {artifact.code_sha256}"
-            say(f"lambda-kit: layer unchanged ({version}), nothing published")
+            say(reporter.line(f"layer unchanged ({version}), nothing published"))
             return layer_summary(latest["LayerVersionArn"], artifact)
     location = code_location(aws, s, artifact, say)
     if s.dry_run:
-        say(f"lambda-kit: dry run: would publish a version of layer {name} for {s.runtime.name} {s.arch}")
+        say(reporter.line(f"dry run: would publish a version of layer {name} for {s.runtime.name} {s.arch}"))
         return layer_summary("(new version)", artifact)
     with aws_errors(f"PublishLayerVersion {name}"):
         made = lam.publish_layer_version(
@@ -259,12 +263,12 @@ def deploy_layer(s: DeploySettings, say: Say) -> list[str]:
             made["LayerVersionArn"],
             hint="the S3 object changed during the deploy: deploy again",
         )
-    say(f"lambda-kit: published layer version {made['Version']} of {name}")
+    say(reporter.line(f"published layer version {made['Version']} of {name}"))
     return layer_summary(made["LayerVersionArn"], artifact)
 
 
 def layer_summary(arn: str, artifact: Artifact) -> list[str]:
-    return [f"lambda-kit: layer version {arn}", f"  CodeSha256  {artifact.code_sha256}"]
+    return [reporter.line(f"layer version {arn}"), f"  CodeSha256  {artifact.code_sha256}"]
 
 
 def add_parsers(sub: Any) -> None:

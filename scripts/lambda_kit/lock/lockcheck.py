@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from lambda_kit.lock import lockfile
-from lambda_kit.common.processes import output_of, stop_group
+from lambda_kit.common import reporter
 from lambda_kit.common.errors import StepError
+from lambda_kit.common.processes import output_of, stop_group
+from lambda_kit.lock import lockfile
 
 
 class PendingCheck:
@@ -59,7 +60,7 @@ class NoCheck:
 
     def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
         if not self.said:
-            say(f"lambda-kit: {self.choice.path.name} is the lock itself (no project file to check it against)")
+            say(reporter.line(f"{self.choice.path.name} is the lock itself (no project file to check it against)"))
             self.said = True
 
 
@@ -98,12 +99,14 @@ def check_facts(lines: list[str], lock: dict, say: Callable[[str], None]) -> Non
         raise StepError(f"pipenv cannot read the Pipfile ({facts['error']})", "fix the Pipfile, then run `pipenv lock`")
     recorded = lock["_meta"]["hash"]["sha256"]
     if recorded == facts["current"]:
-        say("lambda-kit: lock verified against Pipfile (pipenv's hash)")
+        say(reporter.line("lock verified against Pipfile (pipenv's hash)"))
     elif recorded == facts["older"]:
-        say("lambda-kit: lock verified against Pipfile (the hash older pipenv wrote, before names were normalised)")
+        say(reporter.line("lock verified against Pipfile (the hash older pipenv wrote, before names were normalised)"))
     else:
         say(
-            f"lambda-kit: lock hash {recorded}, Pipfile hash {facts['current']} (pipenv now), {facts['older']} (older pipenv)"
+            reporter.line(
+                f"lock hash {recorded}, Pipfile hash {facts['current']} (pipenv now), {facts['older']} (older pipenv)"
+            )
         )
         raise StepError(
             f"Pipfile.lock is out of date: its hash {recorded[:12]}... matches neither the Pipfile's "

@@ -31,8 +31,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lambda_kit.lock import lockmodel
+from lambda_kit.common import reporter
 from lambda_kit.common.errors import LockError, StepError, UsageError
+from lambda_kit.lock import lockmodel
 
 HINT = "run `poetry lock` and commit poetry.lock"
 LEGACY_KEYS = ("dependencies", "source", "extras", "dev-dependencies")
@@ -320,9 +321,9 @@ class PoetryCheck:
         written_by = re.search(r"Poetry ([0-9][^ ]*)", self.lock.read_text(encoding="utf-8").split("\n", 1)[0])
         older = written_by is None or _older_than(written_by.group(1), "2.3.0")
         if recorded == current:
-            say("lambda-kit: poetry.lock verified against pyproject.toml (Poetry's content hash)")
+            say(reporter.line("poetry.lock verified against pyproject.toml (Poetry's content hash)"))
         elif older and recorded == before_groups:
-            say("lambda-kit: poetry.lock verified against pyproject.toml (the content hash Poetry wrote before 2.3)")
+            say(reporter.line("poetry.lock verified against pyproject.toml (the content hash Poetry wrote before 2.3)"))
         else:
             if log is not None:
                 log(f"poetry.lock content-hash {recorded}, pyproject.toml {current}\n")

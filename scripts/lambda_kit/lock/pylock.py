@@ -19,8 +19,8 @@ from packaging import pylock
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from lambda_kit.lock import lockmodel
 from lambda_kit.common.errors import LockError, UsageError
+from lambda_kit.lock import lockmodel
 
 HINT = "lock again with hashes (`uv export --format pylock.toml`, `pip lock`, `pdm export -f pylock`)"
 

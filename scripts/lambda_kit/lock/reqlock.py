@@ -18,8 +18,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from lambda_kit.lock import lockmodel
 from lambda_kit.common.errors import LockError, UsageError
+from lambda_kit.lock import lockmodel
 
 HINT = "pin and hash every line: `pip-compile --generate-hashes`, `uv pip compile --generate-hashes` or `uv export`"
 IGNORED = {"--require-hashes", "--prefer-binary", "--pre"}  # what the kit does anyway, or nothing for a pinned lock

@@ -23,9 +23,10 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from lambda_kit.lock import lockmodel
+from lambda_kit.common import reporter
 from lambda_kit.common.errors import LockError, StepError, UsageError
 from lambda_kit.common.processes import output_of, stop_group
+from lambda_kit.lock import lockmodel
 
 HINT = "run `uv lock` and commit uv.lock"
 SHAPES = {"version": str, "source": dict, "dependencies": list, "optional-dependencies": dict, "dev-dependencies": dict,
@@ -251,7 +252,7 @@ class UvCheck:
                 raise StepError(f"uv could not check uv.lock ({first})",
                                 f"uv needs a Python for requires-python {needs} to check the lock: install one, or set UV_PYTHON to it")  # fmt: skip
             raise StepError(f"uv could not check uv.lock ({first})", "run `uv lock --check` in the project to see why")
-        say("lambda-kit: uv.lock verified against pyproject.toml (uv lock --check)")
+        say(reporter.line("uv.lock verified against pyproject.toml (uv lock --check)"))
         self.verified = True
 
 

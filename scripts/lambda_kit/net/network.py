@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lambda_kit.common import contract
+from lambda_kit.common.errors import UsageError
 from lambda_kit.net import pipview
 from lambda_kit.net.netconfig import secret_parts
 from lambda_kit.net.netrules import host_of
-from lambda_kit.common.errors import UsageError
 
 HASHED_NAME = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]+$")  # a CA folder's certificates (c_rehash links)
 

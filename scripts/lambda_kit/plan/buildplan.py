@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from lambda_kit.dependencies import cachesign
-from lambda_kit.plan import compiling
 from lambda_kit.builders import docker
-from lambda_kit.lock import lockfile, lockformats
-from lambda_kit.common import runtimes
 from lambda_kit.code import sources
+from lambda_kit.common import runtimes
+from lambda_kit.common.errors import UsageError
+from lambda_kit.dependencies import cachesign
+from lambda_kit.lock import lockfile, lockformats
+from lambda_kit.net.network import NetworkSettings, for_lock
+from lambda_kit.plan import compiling
 from lambda_kit.steps import wheelfetch
 from lambda_kit.zips import zipwriter
-from lambda_kit.net.network import NetworkSettings, for_lock
-from lambda_kit.common.errors import UsageError
 
 BUILDERS = ("auto", "docker", "local")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*$")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from lambda_kit.steps import bytecode
-from lambda_kit.common import runtimes
+from lambda_kit.common import reporter, runtimes
 from lambda_kit.common.errors import UsageError
+from lambda_kit.steps import bytecode
 
 
 def host_version() -> str:
@@ -54,7 +54,9 @@ def code_handler(s, say: Callable[[str], None]) -> str | None:
     if host_runs(s.runtime):
         return s.handler
     say(
-        f"lambda-kit: COMPILE=1: this host runs Python {host_version()}, not {s.runtime}: your code ships without "
-        f"bytecode (the dependencies' was compiled in the build); make PYTHON=python{s.runtime} compiles it too"
+        reporter.line(
+            f"COMPILE=1: this host runs Python {host_version()}, not {s.runtime}: your code ships without "
+            f"bytecode (the dependencies' was compiled in the build); make PYTHON=python{s.runtime} compiles it too"
+        )
     )
     return None

@@ -27,10 +27,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from lambda_kit.plan import compiling
-from lambda_kit.common import runtimes
-from lambda_kit.invoke import smoke_runner
+from lambda_kit.common import reporter, runtimes
 from lambda_kit.common.errors import KitError
+from lambda_kit.invoke import smoke_runner
+from lambda_kit.plan import compiling
 from lambda_kit.smoke.report import read_report
 
 RUNNER = Path(smoke_runner.__file__)
@@ -88,8 +88,8 @@ def smoke_on_host(s, why_not: str, say: Callable[[str], None]) -> dict:
     """The zip run on the host (see the module's steps); the runner's report, checked."""
     runtime = runtimes.lookup(s.runtime)
     ric = runtime_interface(s.cache_dir or s.state_dir)
-    say(f"lambda-kit: no Docker engine ({why_not}): running the handler on the host ({runtime.name}, as "
-        f"{getpass.getuser()}), not in the Lambda image; only the zip on its path")  # fmt: skip
+    say(reporter.line(f"no Docker engine ({why_not}): running the handler on the host ({runtime.name}, as "
+        f"{getpass.getuser()}), not in the Lambda image; only the zip on its path"))  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="smoke-host-") as tmp:
         work, task, report_dir = Path(tmp, "work"), Path(tmp, "task"), Path(tmp, "report")
         work.mkdir()

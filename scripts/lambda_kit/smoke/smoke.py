@@ -22,16 +22,15 @@ from typing import Callable
 
 from lambda_kit.audit import audit
 from lambda_kit.builders import docker
-from lambda_kit.common import runtimes
-from lambda_kit.invoke import smoke_runner
 from lambda_kit.builders.context import stage_smoke
-from lambda_kit.net.network import NetworkSettings, secret_files
-from lambda_kit.common.errors import KitError, UsageError
-from lambda_kit.plan.buildplan import checkout_id
 from lambda_kit.builders.dockerbuild import failure as build_failure
-from lambda_kit.smoke.report import read_report
 from lambda_kit.builders.runner import Run
-from lambda_kit.common.errors import CommandFailed
+from lambda_kit.common import reporter, runtimes
+from lambda_kit.common.errors import CommandFailed, KitError, UsageError
+from lambda_kit.invoke import smoke_runner
+from lambda_kit.net.network import NetworkSettings, secret_files
+from lambda_kit.plan.buildplan import checkout_id
+from lambda_kit.smoke.report import read_report
 
 RUNNER = "/opt/lambda-kit-smoke/lambda_kit/invoke/smoke_runner.py"  # the image sets PYTHONPATH
 REPORT_FILE = smoke_runner.REPORT_FILE  # root only in the container
@@ -76,7 +75,7 @@ def smoke_image(s: SmokeSettings, runtime: runtimes.Runtime, engine: docker.Engi
             run(argv, log_file=log_path, env=env)
         except CommandFailed as exc:
             raise build_failure(log_path, exc) from None
-    say(f"lambda-kit: smoke image {tag} on {image}")
+    say(reporter.line(f"smoke image {tag} on {image}"))
     return tag
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from lambda_kit.steps import buildsteps
 from lambda_kit.common import contract
-from lambda_kit.zips import zipwriter
 from lambda_kit.common.digests import sha256_file
 from lambda_kit.common.errors import KitError
+from lambda_kit.steps import buildsteps
+from lambda_kit.zips import zipwriter
 
 DEPS_PART, CODE_PART = "the dependencies", "the source folder"
 

@@ -21,19 +21,19 @@ from packaging.utils import (
     canonicalize_name,
 )
 
-from lambda_kit.steps import bytecode, fetchphase, pipchoices, wheelinstall
-from lambda_kit.common import contract
-from lambda_kit.lock import lockfile
-from lambda_kit.net import netconfig
-from lambda_kit.zips import zipwriter
-from lambda_kit.steps.piprun import dependency_failure, pip_failure, pip_install, run_pip, run_tool  # noqa: F401
+from lambda_kit.common import contract, reporter
 from lambda_kit.common.digests import sha256_hex
 from lambda_kit.common.errors import StepError
+from lambda_kit.lock import lockfile
+from lambda_kit.net import netconfig
 from lambda_kit.net.netconfig import BuildNetwork
+from lambda_kit.steps import bytecode, fetchphase, pipchoices, wheelinstall
+from lambda_kit.steps.piprun import dependency_failure, pip_failure, pip_install, run_pip, run_tool  # noqa: F401
+from lambda_kit.zips import zipwriter
 
 
 def say(message: str) -> None:
-    print(f"lambda-kit: {message}", flush=True)
+    print(reporter.line(message), flush=True)
 
 
 @dataclass

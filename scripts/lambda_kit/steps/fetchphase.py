@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from lambda_kit.net import netprobe
-from lambda_kit.steps import wheelcheck
+from lambda_kit.common import reporter
 from lambda_kit.common.errors import StepError
+from lambda_kit.net import netprobe
 from lambda_kit.net.httpget import Client, NetError
 from lambda_kit.net.indexclient import LeaveToPip
 from lambda_kit.net.netconfig import BuildNetwork, Index
+from lambda_kit.steps import wheelcheck
 from lambda_kit.steps.piprun import pip_failure, run_pip
 from lambda_kit.steps.wheelfetch import FETCH_ENV, Unavailable, choose, download, project_of, sweep, target_of
 
@@ -108,7 +109,7 @@ def fetch(packages, target_args: list[str], network: BuildNetwork, lock_sources:
     if not asked:
         return result
     if why := network.unsupported():  # what pip does and the kit does not: pip does it all, no probe
-        log(f"lambda-kit: {why}: pip downloads every file\n")
+        log(reporter.line(f"{why}: pip downloads every file\n"))
         result.left = {canonicalize_name(p.name): why for p in asked}
         return result
     client = client_for(network)
@@ -182,24 +183,24 @@ def _record(result: Result, name: str, kind: str, value, log) -> None:
         raise value
     if kind == "LeaveToPip":
         result.left[name] = str(value)
-        log(f"lambda-kit: {name}: left to pip ({value})\n")
+        log(reporter.line(f"{name}: left to pip ({value})\n"))
     elif kind == "Unavailable":
         result.failed[name] = value
-        log(f"lambda-kit: {name}: cannot be installed: {value.clause}\n")
+        log(reporter.line(f"{name}: cannot be installed: {value.clause}\n"))
     elif kind == "NetError":
         route = result.routes[name]
         index = next((i for i in route if i.host == value.where), None)
         index = index or Index(f"https://{value.where}/", f"files of {route[0].host}", route[0].fix)
         entry = result.hosts.setdefault(value.where, (index, value, []))
         entry[2].append(name)
-        log(f"lambda-kit: {name}: {value}\n")
+        log(reporter.line(f"{name}: {value}\n"))
     else:
         path, fresh = value
         result.chosen[name] = path
         result.downloaded += fresh
         result.reused += not fresh
-        log(f"lambda-kit: fetched {path.name} ({path.stat().st_size} bytes)\n" if fresh else
-            f"lambda-kit: kept {path.name} (in the wheelhouse with the lock's hash)\n")  # fmt: skip
+        log(reporter.line(f"fetched {path.name} ({path.stat().st_size} bytes)\n") if fresh else
+            reporter.line(f"kept {path.name} (in the wheelhouse with the lock's hash)\n"))  # fmt: skip
 
 
 def error(
@@ -269,7 +270,7 @@ def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[
     if failure is not None:
         raise failure
     by_pip = f" ({len(rest)} by pip)" if rest else ""
-    print(f"lambda-kit: wheelhouse: {reused} files reused, {saved} downloaded{by_pip}", flush=True)
+    print(reporter.line(f"wheelhouse: {reused} files reused, {saved} downloaded{by_pip}"), flush=True)
     return chosen
 
 

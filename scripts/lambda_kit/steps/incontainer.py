@@ -15,10 +15,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from lambda_kit.steps import buildsteps, bytecode
 from lambda_kit.common import contract, diskspace, runtimes, tempdirs
-from lambda_kit.net import netconfig
 from lambda_kit.common.errors import KitError, StepError
+from lambda_kit.net import netconfig
+from lambda_kit.steps import buildsteps, bytecode
 
 OUT = Path(contract.OUT)  # what the helper copies out: deps.zip (+ .sha256), wheels/
 PIP_CACHE = "/root/.cache/pip"

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from lambda_kit.steps import wheelcheck
 from lambda_kit.common.errors import StepError, hash_mismatch
 from lambda_kit.common.processes import stop_group
+from lambda_kit.steps import wheelcheck
 
 if TYPE_CHECKING:
     from lambda_kit.steps.buildsteps import Toolchain

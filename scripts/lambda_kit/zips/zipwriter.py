@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from lambda_kit.zips import zipdeflate
 from lambda_kit.common.errors import UsageError, ZipBuildError
+from lambda_kit.zips import zipdeflate
 from lambda_kit.zips.zipdeflate import COMPRESS_LEVEL  # noqa: F401 (the writer's level, named here too)
 from lambda_kit.zips.zipreader import END, END_SIG, read_directory
 from lambda_kit.zips.zipreader import attributes as _attributes
