@@ -319,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                 code = run_command(args)
         if interruption.committed and interruption.signal_name:
             print(
-                reporter.line(f"{interruption.signal_name} arrived after the zip was replaced: the new zip is complete"),
+                reporter.line(
+                    f"{interruption.signal_name} arrived after the zip was replaced: the new zip is complete"
+                ),
                 file=sys.stderr,
                 flush=True,
             )

@@ -16,11 +16,10 @@ import base64
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.audit.auditstep import audit_function_zip, audit_layer_zip
 from lambda_kit.builders.runner import Run
@@ -77,8 +76,11 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
     # another core (stopped at once when the dependencies turn out to be cached).
     early = lockcheck.start(plan.lock_choice) if s.include_deps and s.builder == "local" else None
     try:
-        with diskspace.guard("building the zip", [s.state_dir, s.cache, Path(tempfile.gettempdir()), s.out.parent],
-                             lambda: sourcing.disk_needed(plan)):  # fmt: skip
+        with diskspace.guard(
+            "building the zip",
+            [s.state_dir, s.cache, Path(tempfile.gettempdir()), s.out.parent],
+            lambda: sourcing.disk_needed(plan),
+        ):
             records.check_replaceable(s.out)
             out_folder(s.out)
             with staging_folder("package-") as staging:
@@ -87,8 +89,15 @@ def package(s: PackageSettings, run: Run, say: Callable[[str], None]) -> Package
                 secretscan.refuse_secrets([(name, code / name) for name, _, _ in selection.files])
                 packed = dependencies(plan, run, say, early)
                 fresh = staging / s.out.name
-                digest = assemble.build_zip(packed, code, staging, fresh, s.source_date_epoch,
-                                            compile_handler=compiling.code_handler(s, say), profile=list(plan.profile))  # fmt: skip
+                digest = assemble.build_zip(
+                    packed,
+                    code,
+                    staging,
+                    fresh,
+                    s.source_date_epoch,
+                    compile_handler=compiling.code_handler(s, say),
+                    profile=list(plan.profile),
+                )
                 report = audit_function_zip(fresh, plan, say)
                 records.commit(fresh, s.out, digest)
     finally:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 import stat
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.audit import auditcontent, auditdeps, auditnative, nativeneeds
 from lambda_kit.audit.auditcore import ERROR, WARNING, Collector, Context, Finding, encrypted

@@ -9,9 +9,9 @@ the tables (the report lists findings in that order).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.common import runtimes
 from lambda_kit.zips.zipreader import EntryError, ZipReader, escape

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.metadata import parse_email
@@ -91,8 +91,11 @@ def _judge(dist: Dist, req: Requirement, wanted: str, provided: dict, why_absent
             found.add("deps-runtime", "requirements only the Lambda runtime's own copy would meet", needs)
             return
         reason = why_absent(wanted)
-        found.add("deps-missing", "installed distributions need packages the zip does not hold",
-                  f"{needs}: not in the zip{'; ' + reason if reason else ''}")  # fmt: skip
+        found.add(
+            "deps-missing",
+            "installed distributions need packages the zip does not hold",
+            f"{needs}: not in the zip{'; ' + reason if reason else ''}",
+        )
         return
     if not req.specifier:
         return
@@ -102,8 +105,11 @@ def _judge(dist: Dist, req: Requirement, wanted: str, provided: dict, why_absent
         found.add("deps-unread", "distributions whose metadata cannot be read", f"{wanted} (version {have!r})")
         return
     if not req.specifier.contains(version, prereleases=True):
-        found.add("deps-version", "installed distributions need another version of a package in the zip",
-                  f"{needs}: the zip holds {wanted} {have}")  # fmt: skip
+        found.add(
+            "deps-version",
+            "installed distributions need another version of a package in the zip",
+            f"{needs}: the zip holds {wanted} {have}",
+        )
 
 
 def _requirement(text: str, dist: Dist, found: Collector) -> Requirement | None:

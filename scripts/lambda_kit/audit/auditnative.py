@@ -204,8 +204,11 @@ def check_native(ctx: Context, found: Collector) -> None:
         named_for = machine if machine in runtimes.ARCHITECTURES else arch
         if EXTENSION.search(base) and not base.endswith(extension_suffixes(rt, named_for)[:2]):
             if _importable_beside(ctx, name, extension_suffixes(rt, arch)):
-                found.add("native-abi-unused", f"extension modules for another Python beside the module {rt.name} "
-                          "imports", name)  # fmt: skip
+                found.add(
+                    "native-abi-unused",
+                    f"extension modules for another Python beside the module {rt.name} imports",
+                    name,
+                )
             else:
                 found.add("native-abi", f"extension modules that {rt.name} on {arch} will not import", name)
         if glibc > rt.glibc:

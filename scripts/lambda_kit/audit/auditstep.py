@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from lambda_kit.common import reporter
 from lambda_kit.common.errors import KitError
@@ -70,5 +71,6 @@ def warm_up_audit() -> None:
     """The audit's modules (ELF parsing, its rule tables) loaded in a thread while the local build
     waits on the network, so the audit after it starts at once. Imports are thread-safe: the
     audit's own `import` waits for this one if it has not finished."""
-    threading.Thread(target=importlib.import_module, args=(f"{__package__}.audit",), name="lambda-kit-warm-up",
-                     daemon=True).start()  # fmt: skip
+    threading.Thread(
+        target=importlib.import_module, args=(f"{__package__}.audit",), name="lambda-kit-warm-up", daemon=True
+    ).start()

@@ -24,8 +24,8 @@ dl-deps.c), as this model follows them:
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection

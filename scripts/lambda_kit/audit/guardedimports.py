@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import posixpath
-from typing import Iterable
+from collections.abc import Iterable
 
 # A library the loader cannot find raises ImportError itself: ModuleNotFoundError (its subclass) misses it.
 CATCHING = {"ImportError", "Exception", "BaseException"}

@@ -32,8 +32,16 @@ def write(path: Path, suite: tuple[str, str], rules: dict, findings: list[Findin
     by_rule = {f.id: f for f in findings}
     root = ET.Element("testsuites")
     failures = sum(f.severity == ERROR for f in findings)
-    element = ET.SubElement(root, "testsuite", name=suite[0], tests=str(len(rules)), failures=str(failures),
-                            errors="0", skipped="0", time=f"{seconds:.3f}")  # fmt: skip
+    element = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite[0],
+        tests=str(len(rules)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+        time=f"{seconds:.3f}",
+    )
     for rule in rules:
         case = ET.SubElement(element, "testcase", classname=suite[1], name=rule, time="0")
         finding = by_rule.get(rule)

@@ -41,7 +41,10 @@ RULES = {
 }
 
 NEEDED = "extension modules needing a library the loader would not find"
-OPTIONAL = "extension modules their package imports only inside try/except ImportError, needing a library the loader would not find"
+OPTIONAL = (
+    "extension modules their package imports only inside try/except ImportError, "
+    "needing a library the loader would not find"
+)
 TASK, OPT = "/var/task", "/opt"
 
 
@@ -143,8 +146,11 @@ def check_needed(ctx: Context, found: Collector) -> None:
             ctx.loaded = _check_loaded(files, loader, rt, arch, found, optional)
         except elflinks.OverBounds as exc:
             ctx.loaded = None  # every native file is then judged as loaded
-            found.add("native-needed", NEEDED, f"{_shown(str(exc))}: not resolved, over the audit's bounds "
-                      f"({elflinks.MAX_PROBES:,} places searched)")  # fmt: skip
+            found.add(
+                "native-needed",
+                NEEDED,
+                f"{_shown(str(exc))}: not resolved, over the audit's bounds ({elflinks.MAX_PROBES:,} places searched)",
+            )
     cache.save()
 
 

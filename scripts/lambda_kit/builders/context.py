@@ -32,8 +32,19 @@ from lambda_kit.steps.bytecode import PROFILE_NAME
 
 # What a local path dependency's folder leaves out of the build context (its build outputs and tool
 # caches: pip builds the package from its sources). Never applied to the function's own code.
-PATH_DEPENDENCY_SKIPPED_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", ".tox", ".mypy_cache", ".pytest_cache",
-                                 "build", "dist", "node_modules"}  # fmt: skip
+PATH_DEPENDENCY_SKIPPED_PARTS = {
+    "__pycache__",
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    "build",
+    "dist",
+    "node_modules",
+}
 PATH_DEPENDENCY_SKIPPED = shutil.ignore_patterns(*PATH_DEPENDENCY_SKIPPED_PARTS, "*.pyc", "*.pyo", "*.egg-info")
 MOUNT_OPTION = re.compile(r"--mount=\S+\s*")
 

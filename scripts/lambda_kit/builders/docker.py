@@ -94,12 +94,24 @@ def reference_component(text: str, fallback: str = "project", limit: int = 64) -
 INVALID_NAME = "not a valid image name"
 PULL_PROBLEMS = (
     (INVALID_NAME, ("invalid reference format", "invalid tag", "repository name must")),
-    ("no network to the registry", ("no such host", "dial tcp", "i/o timeout", "connection refused",
-                                    "network is unreachable", "tls handshake timeout", "server misbehaving",
-                                    "client.timeout", "context deadline exceeded", "connection reset")),
+    (
+        "no network to the registry",
+        (
+            "no such host",
+            "dial tcp",
+            "i/o timeout",
+            "connection refused",
+            "network is unreachable",
+            "tls handshake timeout",
+            "server misbehaving",
+            "client.timeout",
+            "context deadline exceeded",
+            "connection reset",
+        ),
+    ),
     ("not found", ("manifest unknown", "not found", "does not exist")),
     ("access denied", ("unauthorized", "denied", "authentication required", "forbidden", "no basic auth")),
-)  # fmt: skip
+)
 
 
 def pull_problem(output: str) -> str:
@@ -200,7 +212,7 @@ class ContainerSession:
         self.options = options
         self.created = False
 
-    def __enter__(self) -> "ContainerSession":
+    def __enter__(self) -> ContainerSession:
         argv = ["docker", "create", "--name", self.name]
         for key, value in self.labels.items():
             argv += ["--label", f"{key}={value}"]
@@ -241,9 +253,17 @@ def prune_superseded_images(run: Run, checkout_id: str) -> None:
     """Remove this checkout's untagged images (earlier builds under the same tag). Best effort."""
     try:
         run(
-            ["docker", "image", "prune", "--force", "--filter", "dangling=true",
-             "--filter", f"label={CHECKOUT_LABEL}={checkout_id}"],
+            [
+                "docker",
+                "image",
+                "prune",
+                "--force",
+                "--filter",
+                "dangling=true",
+                "--filter",
+                f"label={CHECKOUT_LABEL}={checkout_id}",
+            ],
             timeout=120,
-        )  # fmt: skip
+        )
     except CommandFailed:
         pass

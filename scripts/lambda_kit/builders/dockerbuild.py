@@ -82,8 +82,9 @@ def build(
             wheelhouse=plan.wheelhouse,
             profile=list(plan.profile),
         )
-        build_args = contract.BuildArguments(base_image, runtime.version, s.slim, s.compile, s.arch if cross else "",
-                                             s.fetch_mode())  # fmt: skip
+        build_args = contract.BuildArguments(
+            base_image, runtime.version, s.slim, s.compile, s.arch if cross else "", s.fetch_mode()
+        )
         request = docker.BuildRequest(
             context=ctx,
             tag=plan.tag,

@@ -65,7 +65,15 @@ def build(
         try:
             out.mkdir(parents=True, exist_ok=True)
             # COMPILE=1: the host runs the runtime's Python (compiling.check)
-            buildsteps.build_dependencies(tools, project, work / "deps", local_path, out / contract.DEPS_ZIP,
-                                          slim=s.slim, compile_deps=s.compile, profile=list(plan.profile))  # fmt: skip
+            buildsteps.build_dependencies(
+                tools,
+                project,
+                work / "deps",
+                local_path,
+                out / contract.DEPS_ZIP,
+                slim=s.slim,
+                compile_deps=s.compile,
+                profile=list(plan.profile),
+            )
         except StepError as exc:
             raise exc.with_log(log_path) from None

@@ -15,8 +15,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from lambda_kit.common import reporter
 
@@ -113,7 +114,7 @@ class BuildProgress:
 
     # ---- following the log ----
 
-    def __enter__(self) -> "BuildProgress":
+    def __enter__(self) -> BuildProgress:
         if self.log_path is not None and self.every > 0:
             self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             self._thread = threading.Thread(target=self._follow, name="lambda-kit-progress", daemon=True)

@@ -13,8 +13,9 @@ import logging
 import os
 import shlex
 import signal
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Protocol
 
 from lambda_kit.common.errors import CommandFailed, Interrupted
 

@@ -1,9 +1,10 @@
 """What of SRC goes into the zip: the one definition, for the build and for make's change check.
 
 Left out by default, at any depth: VCS folders and files (.git, .gitignore, ...), bytecode
-(__pycache__, *.pyc), Pipfile, Pipfile.lock and the other locks (uv.lock, poetry.lock, pylock.toml), and everything the kit owns: its own folder when it
-sits inside SRC (copied in as lambda-kit/), its files when SRC contains the folder it lives in, its
-state folder, the output zip with its temporary files, and DIST. Nothing else: a user's `build/`,
+(__pycache__, *.pyc), Pipfile, Pipfile.lock and the other locks (uv.lock, poetry.lock, pylock.toml),
+and everything the kit owns: its own folder when it sits inside SRC (copied in as lambda-kit/), its
+files when SRC contains the folder it lives in, its state folder, the output zip with its temporary
+files, and DIST. Nothing else: a user's `build/`,
 `dist/` or `node_modules/` ships. EXCLUDE adds gitignore-style patterns (pathspec), relative to SRC.
 
 Symlinks: a link whose target is inside the repository is packed as what it points to; a link
@@ -237,7 +238,8 @@ def rules_from_environment(src: Path, pipfile: Path, kit_dir: Path, state_dir: P
 def _interrupted(signum, frame) -> None:
     """The stamp is written by rename, so stopping anywhere loses nothing: one line, no traceback."""
     print(
-        reporter.line(f"error: interrupted ({signal.Signals(signum).name}) while looking at the sources"), file=sys.stderr
+        reporter.line(f"error: interrupted ({signal.Signals(signum).name}) while looking at the sources"),
+        file=sys.stderr,
     )
     os._exit(130 if signum == signal.SIGINT else 143)
 

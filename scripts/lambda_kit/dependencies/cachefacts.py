@@ -3,8 +3,8 @@ then merged into this agent's audit caches, so a fresh agent's audit parses no n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def _is_fact(value: object) -> bool:

@@ -21,12 +21,14 @@ def check_settings(url: str, push: str, keys: cachesign.Keys | None = None) -> t
         return "", False
     if keys is not None and keys.reads_only and push == "1":
         raise UsageError(
-            "CACHE_PUSH=1 needs CACHE_SIGNING_KEY: with CACHE_TRUSTED_KEYS set, an agent without a signing key only reads",
+            "CACHE_PUSH=1 needs CACHE_SIGNING_KEY: with CACHE_TRUSTED_KEYS set, an agent without a signing key only "
+            "reads",
             hint="set CACHE_SIGNING_KEY on the agents that may write the store (main-branch builds), or CACHE_PUSH=0",
         )
     if keys is not None and importlib.util.find_spec("cryptography") is None:
         raise UsageError(
-            "CACHE_SIGNING_KEY or CACHE_TRUSTED_KEYS is set but cryptography is not installed in the helper's environment",
+            "CACHE_SIGNING_KEY or CACHE_TRUSTED_KEYS is set but cryptography is not installed in the helper's "
+            "environment",
             hint="run through make (it adds cryptography when either is set), or set LAMBDA_KIT_EXTRAS=sign",
         )
     pushes = push == "1" or (push == "" and not (keys is not None and keys.reads_only))

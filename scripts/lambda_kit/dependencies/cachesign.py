@@ -120,7 +120,8 @@ def _trusted(value: str) -> tuple[tuple[str, bytes], ...]:
                 raise UsageError(
                     "CACHE_TRUSTED_KEYS holds something that is not a lambda-kit public key",
                     item if line == item else f"in {item}",
-                    hint="each is lambda-kit-ed25519:<base64>, or a file holding such lines (make cache-keygen writes KEY.pub)",
+                    hint="each is lambda-kit-ed25519:<base64>, or a file holding such lines (make cache-keygen writes "
+                    "KEY.pub)",
                 )
             found[key_id(raw)] = raw
     return tuple(sorted(found.items()))
@@ -141,7 +142,8 @@ def from_environment(environ, wanted: bool = True) -> Keys | None:
             raise UsageError(
                 "CACHE_SIGNING_KEY holds a key on make's command line, where every process list shows it",
                 "the key itself is not printed",
-                hint="export CACHE_SIGNING_KEY in the environment (in Jenkins: withCredentials), or make it name the key's file",
+                hint="export CACHE_SIGNING_KEY in the environment (in Jenkins: withCredentials), or make it name the "
+                "key's file",
             )
         pem, where = _signing_pem(signing, "CACHE_SIGNING_KEY from the environment"), "the environment"
     elif signing:
@@ -172,10 +174,15 @@ class Signer:
     def envelope(self, key: str, objects: dict[str, tuple[int, str]]) -> bytes:
         """The signed manifest of an entry: `objects` by name, (size, sha256 hex)."""
         text = json.dumps(
-            {"format": FORMAT, "key": key, "kit": __version__,
-             "objects": {name: {"sha256": digest, "size": size} for name, (size, digest) in objects.items()}},
-            sort_keys=True, separators=(",", ":"),
-        )  # fmt: skip
+            {
+                "format": FORMAT,
+                "key": key,
+                "kit": __version__,
+                "objects": {name: {"sha256": digest, "size": size} for name, (size, digest) in objects.items()},
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         signature = base64.b64encode(self._key.sign(text.encode())).decode()
         return json.dumps({"manifest": text, "key": self.id, "signature": signature}, indent=1).encode() + b"\n"
 

@@ -16,8 +16,8 @@ import os
 import shutil
 import stat
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.common.errors import CacheUnavailable
 

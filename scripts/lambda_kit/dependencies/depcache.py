@@ -49,8 +49,10 @@ class DependencyCache:
             except (OSError, ValueError):  # gone meanwhile (another run's cleanup), or empty
                 continue
             if actual != digest:
-                self.warn(f"the dependency cache {path.name} was changed since it was written "
-                          f"(sha256 {actual[:12]}...): it is removed and the dependencies rebuilt")  # fmt: skip
+                self.warn(
+                    f"the dependency cache {path.name} was changed since it was written "
+                    f"(sha256 {actual[:12]}...): it is removed and the dependencies rebuilt"
+                )
                 path.unlink(missing_ok=True)
                 continue
             try:

@@ -32,9 +32,9 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.common import reporter
 from lambda_kit.common.digests import sha256_hex as file_sha256
@@ -135,12 +135,16 @@ class SharedCache:
 
     def _trust_line(self) -> str:
         if self.verifier is None:
-            return (reporter.warning(f"cache {self.url}: entries are unsigned, so anyone who can write to it "
-                    "can change what the builds that read it ship (make cache-keygen: CACHE_SIGNING_KEY, "
-                    "CACHE_TRUSTED_KEYS)"))  # fmt: skip
+            return reporter.warning(
+                f"cache {self.url}: entries are unsigned, so anyone who can write to it "
+                "can change what the builds that read it ship (make cache-keygen: CACHE_SIGNING_KEY, "
+                "CACHE_TRUSTED_KEYS)"
+            )
         role = f"signs what it pushes with key {self.signer.id}" if self.signer and self.push else "only reads"
-        return (reporter.line(f"cache {self.url}: signed entries only (trusted keys {', '.join(self.verifier.trusted)}); "
-                f"this agent {role}"))  # fmt: skip
+        return reporter.line(
+            f"cache {self.url}: signed entries only (trusted keys {', '.join(self.verifier.trusted)}); "
+            f"this agent {role}"
+        )
 
     def _unavailable(self, doing: str, exc: CacheUnavailable) -> None:
         self.off = True
@@ -200,8 +204,10 @@ class SharedCache:
                 digest, verify = self._start_signed(pool, store, key, work, facts)
             else:
                 packed = self._start_beside(pool, store, f"deps/{key}.zip", work / "deps.zip", MAX_OBJECT_BYTES)
-                started = {part: self._start_beside(pool, store, f"deps/{key}.{part}", work / part, MAX_FACTS_BYTES)
-                           for part in facts}  # fmt: skip
+                started = {
+                    part: self._start_beside(pool, store, f"deps/{key}.{part}", work / part, MAX_FACTS_BYTES)
+                    for part in facts
+                }
                 digest = self._verify_beside(f"deps/{key}.zip", work / "deps.zip", packed, key, MAX_OBJECT_BYTES)
 
                 def verify(part: str) -> str | bool | None:
@@ -251,8 +257,11 @@ class SharedCache:
         got = envelope.result()
         if got is None:
             unsigned = packed.result() is not None
-            return (self._refuse(name, "is not signed (trusted keys are set: nothing unsigned is used)", key)
-                    if unsigned else None), facts_check  # fmt: skip
+            return (
+                self._refuse(name, "is not signed (trusted keys are set: nothing unsigned is used)", key)
+                if unsigned
+                else None
+            ), facts_check
         try:
             if got[0] > cachesign.MAX_ENVELOPE:
                 raise cachesign.Rejected(f"has a manifest larger than {cachesign.MAX_ENVELOPE:,} bytes")
@@ -271,13 +280,18 @@ class SharedCache:
         for key in keys:
             with tempfile.TemporaryDirectory(prefix="shared-", dir=scratch) as tmp:
                 work = Path(tmp)
-                digest = self._guarded("looking up the dependencies",
-                                       lambda store, key=key, work=work: self._restore_key(store, key, work))  # fmt: skip
+                digest = self._guarded(
+                    "looking up the dependencies", lambda store, key=key, work=work: self._restore_key(store, key, work)
+                )
                 if digest:
                     size = (work / "deps.zip").stat().st_size
                     packed = put(key, work / "deps.zip", digest)
-                    self.say(reporter.line(f"dependencies from cache {self.url} (key {key[:12]}), no build needed "
-                             f"({size:,} bytes in {time.monotonic() - started:.1f}s)"))  # fmt: skip
+                    self.say(
+                        reporter.line(
+                            f"dependencies from cache {self.url} (key {key[:12]}), no build needed "
+                            f"({size:,} bytes in {time.monotonic() - started:.1f}s)"
+                        )
+                    )
                     return packed
         if not self.off and not self.refused:  # a refusal has said why already
             self.say(
@@ -324,8 +338,12 @@ class SharedCache:
 
         got = self._guarded("fetching the wheelhouse", fetch)
         if got and got[0]:
-            self.say(reporter.line(f"{got[0]} of the lock's files from cache {self.url} into the wheelhouse "
-                     f"({got[1]:,} bytes in {time.monotonic() - started:.1f}s)"))  # fmt: skip
+            self.say(
+                reporter.line(
+                    f"{got[0]} of the lock's files from cache {self.url} into the wheelhouse "
+                    f"({got[1]:,} bytes in {time.monotonic() - started:.1f}s)"
+                )
+            )
 
     def _facts_files(self) -> dict[str, tuple[Path, Callable[[str, object], bool]]]:
         """The audit's facts a deps.zip travels with, by object suffix: the audit's local cache
@@ -336,8 +354,10 @@ class SharedCache:
 
         if self.native_facts is None:
             return {}
-        return {"natives.json": (self.native_facts, cachefacts.is_native_entry),
-                "needed.json": (self.native_facts.with_name(NEEDED_FACTS), cachefacts.is_links_entry)}  # fmt: skip
+        return {
+            "natives.json": (self.native_facts, cachefacts.is_native_entry),
+            "needed.json": (self.native_facts.with_name(NEEDED_FACTS), cachefacts.is_links_entry),
+        }
 
     def _facts_of(self, packed: Path, work: Path, runtime: str, arch: str) -> list[tuple[str, Path]]:
         """The audit's facts about deps.zip's native files (what each is, the libraries it needs),
@@ -397,5 +417,9 @@ class SharedCache:
         pushed = self._guarded("pushing the build", push)
         if pushed:
             signed = f", signed with key {self.signer.id}" if self.signer else ""
-            self.say(reporter.line(f"pushed to cache {self.url} (key {key[:12]}{signed}): deps.zip and {pushed[0]} "
-                     f"wheelhouse files ({pushed[1]:,} bytes in {time.monotonic() - started:.1f}s)"))  # fmt: skip
+            self.say(
+                reporter.line(
+                    f"pushed to cache {self.url} (key {key[:12]}{signed}): deps.zip and {pushed[0]} "
+                    f"wheelhouse files ({pushed[1]:,} bytes in {time.monotonic() - started:.1f}s)"
+                )
+            )

@@ -86,8 +86,12 @@ def build(plan: BuildPlan, network, cache, keys: dict, shared, run: Run, say, ch
                 if exc.problem == docker.INVALID_NAME:  # a typo in BASE_IMAGE is said, not built around
                     raise
                 builder, unpulled, no_wheel_hint = "local", exc, NO_IMAGE_HINT
-                say(reporter.line(f"the build image cannot be pulled ({exc.problem}: {exc.value}): "
-                    "building without Docker, same bytes"))  # fmt: skip
+                say(
+                    reporter.line(
+                        f"the build image cannot be pulled ({exc.problem}: {exc.value}): "
+                        "building without Docker, same bytes"
+                    )
+                )
         try:
             compiling.check(s, plan.runtime, builder)
         except UsageError as exc:  # COMPILE=1 this host cannot do: the image was needed after all
@@ -97,7 +101,8 @@ def build(plan: BuildPlan, network, cache, keys: dict, shared, run: Run, say, ch
     if network.pip.unused:
         say(
             reporter.line(
-                f"pip's settings not used (the lock decides what is installed, and from where): {', '.join(network.pip.unused)}"
+                "pip's settings not used (the lock decides what is installed, and from where): "
+                f"{', '.join(network.pip.unused)}"
             )
         )
     total = package_count(plan.lock, plan.runtime, s.arch)

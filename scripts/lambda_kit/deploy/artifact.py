@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lambda_kit.common import reporter, runtimes
 from lambda_kit.common.digests import sha256_file

@@ -94,7 +94,7 @@ def extract(zip_path: str, root: str, max_bytes: int = MAX_UNZIPPED) -> int:
 
 
 def lambda_environment(handler: str, function_name: str, memory_mb: str) -> dict:
-    version = "%d.%d" % sys.version_info[:2]
+    version = ".".join(map(str, sys.version_info[:2]))
     return {
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}",
         "AWS_LAMBDA_FUNCTION_NAME": function_name,

@@ -13,8 +13,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.common import reporter
 from lambda_kit.common.errors import StepError
@@ -31,8 +31,15 @@ class PendingCheck:
         env = {**os.environ, "PIPENV_IGNORE_VIRTUALENVS": "1", "PIPENV_NOSPIN": "1", "PIPENV_YES": "1", "NO_COLOR": "1"}
         script = Path(__file__).with_name("lockhash.py")
         self.verified = False
-        self.process = subprocess.Popen([sys.executable, str(script), str(pipfile)], env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, str(script), str(pipfile)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -140,12 +140,19 @@ def _pins(path: Path) -> set[tuple[str, str]] | None:
             import json
 
             data = json.loads(text)
-            pairs = [(n, e["version"].lstrip("=")) for part in ("default", "develop") for n, e in data.get(part, {}).items()
-                     if isinstance(e, dict) and isinstance(e.get("version"), str)]  # fmt: skip
+            pairs = [
+                (n, e["version"].lstrip("="))
+                for part in ("default", "develop")
+                for n, e in data.get(part, {}).items()
+                if isinstance(e, dict) and isinstance(e.get("version"), str)
+            ]
         else:
             data = load_toml(path, "")
-            pairs = [(p["name"], p["version"]) for p in data.get("packages" if fmt == PYLOCK else "package", [])
-                     if isinstance(p, dict) and isinstance(p.get("version"), str)]  # fmt: skip
+            pairs = [
+                (p["name"], p["version"])
+                for p in data.get("packages" if fmt == PYLOCK else "package", [])
+                if isinstance(p, dict) and isinstance(p.get("version"), str)
+            ]
         return {(canonicalize_name(n), v) for n, v in pairs}
     except (OSError, ValueError, TypeError, AttributeError, LockError):
         return None
@@ -186,8 +193,10 @@ def read(choice: LockChoice, environment: dict | None, selection: Selection | No
     except (AttributeError, TypeError, KeyError, ValueError, RecursionError) as exc:
         # A value of another type or shape than the tool writes (a hand edit, a hostile file): one line.
         what = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
-        raise LockError(f"malformed {choice.path.name}: an entry of an unexpected shape ({what}; {choice.path})",
-                        f"lock again with {RELOCK.get(choice.format, 'its tool')}") from None  # fmt: skip
+        raise LockError(
+            f"malformed {choice.path.name}: an entry of an unexpected shape ({what}; {choice.path})",
+            f"lock again with {RELOCK.get(choice.format, 'its tool')}",
+        ) from None
     problem = lockfile.shape_problem(model)
     if problem:  # a reader's own mistake, never the user's: said as the kit's
         raise LockError(f"the kit misread {choice.path.name}: {problem[0]} {problem[1]}", "report it to the kit")

@@ -42,13 +42,20 @@ class Selection:
         return cls(words("LOCK_GROUPS"), words("LOCK_EXTRAS"), environ.get("LOCK_PACKAGE", "").strip())
 
     def describe(self) -> str:
-        parts = [f"groups {','.join(self.groups)}" if self.groups else "", f"extras {','.join(self.extras)}" if self.extras else "",
-                 f"member {self.package}" if self.package else ""]  # fmt: skip
+        parts = [
+            f"groups {','.join(self.groups)}" if self.groups else "",
+            f"extras {','.join(self.extras)}" if self.extras else "",
+            f"member {self.package}" if self.package else "",
+        ]
         return "; ".join(p for p in parts if p)
 
 
-RELOCK = {PYLOCK: "the lock's tool again (`uv export --format pylock.toml`, `pip lock`)", UV: "`uv lock`",
-          POETRY: "`poetry lock`", REQUIREMENTS: "`pip-compile --generate-hashes` (or `uv pip compile --generate-hashes`)"}  # fmt: skip
+RELOCK = {
+    PYLOCK: "the lock's tool again (`uv export --format pylock.toml`, `pip lock`)",
+    UV: "`uv lock`",
+    POETRY: "`poetry lock`",
+    REQUIREMENTS: "`pip-compile --generate-hashes` (or `uv pip compile --generate-hashes`)",
+}
 
 
 def reworded(hint: str, fmt: str) -> str:
@@ -135,7 +142,8 @@ def check_shapes(path: Path, packages, shapes: dict, hint: str) -> None:
             )
             if not ok:
                 raise LockError(
-                    f"malformed {path.name}: {name}'s {key} is {type(value).__name__}, not {getattr(kind, '__name__', kind)} ({path})",
+                    f"malformed {path.name}: {name}'s {key} is {type(value).__name__}, not "
+                    f"{getattr(kind, '__name__', kind)} ({path})",
                     hint,
                 )
 

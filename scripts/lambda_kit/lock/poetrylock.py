@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -38,8 +38,16 @@ from lambda_kit.lock import lockmodel
 HINT = "run `poetry lock` and commit poetry.lock"
 LEGACY_KEYS = ("dependencies", "source", "extras", "dev-dependencies")
 PROJECT_KEYS = ("requires-python", "dependencies", "optional-dependencies")
-SHAPES = {"version": str, "groups": "list[str]", "markers": (str, dict), "files": list, "dependencies": dict,
-          "extras": dict, "source": dict, "python-versions": str}  # fmt: skip
+SHAPES = {
+    "version": str,
+    "groups": "list[str]",
+    "markers": (str, dict),
+    "files": list,
+    "dependencies": dict,
+    "extras": dict,
+    "source": dict,
+    "python-versions": str,
+}
 
 
 def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
@@ -85,8 +93,13 @@ def _group_names(pyproject: dict) -> list[str]:
 
 
 def _declared_extras(pyproject: dict) -> set[str]:
-    return {canonicalize_name(e) for e in (*pyproject.get("project", {}).get("optional-dependencies", {}),
-                                           *pyproject.get("tool", {}).get("poetry", {}).get("extras", {}))}  # fmt: skip
+    return {
+        canonicalize_name(e)
+        for e in (
+            *pyproject.get("project", {}).get("optional-dependencies", {}),
+            *pyproject.get("tool", {}).get("poetry", {}).get("extras", {}),
+        )
+    }
 
 
 def _check_selection(pyproject: dict, selection: lockmodel.Selection) -> None:
@@ -94,8 +107,11 @@ def _check_selection(pyproject: dict, selection: lockmodel.Selection) -> None:
     unknown = [g for g in selection.groups if g not in known_groups]
     unknown += [e for e in selection.extras if canonicalize_name(e) not in known_extras]
     if unknown:
-        raise UsageError("pyproject.toml declares no such group or extra", ", ".join(unknown),
-                         hint=f"groups: {', '.join(known_groups)}; extras: {', '.join(sorted(known_extras)) or '(none)'}")  # fmt: skip
+        raise UsageError(
+            "pyproject.toml declares no such group or extra",
+            ", ".join(unknown),
+            hint=f"groups: {', '.join(known_groups)}; extras: {', '.join(sorted(known_extras)) or '(none)'}",
+        )
 
 
 def _evaluate(marker: str, environment: dict, extras: set[str], path: Path | None = None) -> bool:
@@ -132,8 +148,12 @@ def _roots(pyproject: dict, groups: set[str], extras: set[str], environment: dic
                 if canonicalize_name(extra) in extras:
                     roots += [_pep508(r) for r in requirements]
         else:
-            activated = {canonicalize_name(n) for e, names in poetry.get("extras", {}).items()
-                         if canonicalize_name(e) in extras for n in names}  # fmt: skip
+            activated = {
+                canonicalize_name(n)
+                for e, names in poetry.get("extras", {}).items()
+                if canonicalize_name(e) in extras
+                for n in names
+            }
             for name, spec in poetry.get("dependencies", {}).items():
                 if name != "python":
                     roots += [
@@ -211,8 +231,12 @@ class _Walk:
                 continue
             asked = (seen[1] if seen else set()) | extras
             reached[id(package)] = (package, asked)
-            activated = {canonicalize_name(re.split(r"[\s(\[;<>=!~]", n, maxsplit=1)[0]) for e, names in package.get("extras", {}).items()
-                         if canonicalize_name(e) in asked for n in names}  # fmt: skip
+            activated = {
+                canonicalize_name(re.split(r"[\s(\[;<>=!~]", n, maxsplit=1)[0])
+                for e, names in package.get("extras", {}).items()
+                if canonicalize_name(e) in asked
+                for n in names
+            }
             for dep_name, dep_spec in package.get("dependencies", {}).items():
                 for candidate in _specs(dep_spec):
                     if candidate.get("optional") and canonicalize_name(dep_name) not in activated:

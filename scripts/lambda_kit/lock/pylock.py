@@ -28,9 +28,11 @@ HINT = "lock again with hashes (`uv export --format pylock.toml`, `pip lock`, `p
 def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
     if re.search(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?==\S+.*\\$", text, re.MULTILINE):
-        raise LockError(f"{path.name} is a requirements file, not a PEP 751 lock ({path})",
-                        "older uv exported requirements under any name: `uv export --format pylock.toml -o pylock.toml`, "
-                        "or build from the lock it came from (LOCK=uv.lock)")  # fmt: skip
+        raise LockError(
+            f"{path.name} is a requirements file, not a PEP 751 lock ({path})",
+            "older uv exported requirements under any name: `uv export --format pylock.toml -o pylock.toml`, "
+            "or build from the lock it came from (LOCK=uv.lock)",
+        )
     data = lockmodel.load_toml(path, HINT)
     if data.get("environments") == []:
         del data["environments"]
@@ -47,8 +49,14 @@ def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
     model = lockmodel.new_model(path, lockmodel.PYLOCK)
     tags = _all_tags(lock)
     try:
-        chosen = list(lock.select(environment=environment, tags=tags, extras=selection.extras or None,
-                                  dependency_groups=selection.groups or None))  # fmt: skip
+        chosen = list(
+            lock.select(
+                environment=environment,
+                tags=tags,
+                extras=selection.extras or None,
+                dependency_groups=selection.groups or None,
+            )
+        )
     except pylock.PylockSelectError as exc:
         raise LockError(f"{path.name} cannot be installed for this runtime ({exc})", HINT) from None
     unhashed, elsewhere = [], []
@@ -135,8 +143,10 @@ def _develop(lock: pylock.Pylock, model: dict, environment: dict, tags: list[Tag
     if not groups:
         return
     try:
-        every = {canonicalize_name(p.name): p for p, _ in lock.select(environment=environment, tags=tags,
-                                                                       dependency_groups=groups)}  # fmt: skip
+        every = {
+            canonicalize_name(p.name): p
+            for p, _ in lock.select(environment=environment, tags=tags, dependency_groups=groups)
+        }
     except pylock.PylockSelectError:
         return
     for name, package in sorted(every.items()):

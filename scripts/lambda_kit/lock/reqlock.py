@@ -23,14 +23,22 @@ from lambda_kit.lock import lockmodel
 
 HINT = "pin and hash every line: `pip-compile --generate-hashes`, `uv pip compile --generate-hashes` or `uv export`"
 IGNORED = {"--require-hashes", "--prefer-binary", "--pre"}  # what the kit does anyway, or nothing for a pinned lock
-WITH_VALUE = {"-i": "index", "--index-url": "index", "--extra-index-url": "extra", "-r": "include",
-              "--requirement": "include"}  # fmt: skip
+WITH_VALUE = {
+    "-i": "index",
+    "--index-url": "index",
+    "--extra-index-url": "extra",
+    "-r": "include",
+    "--requirement": "include",
+}
 
 
 def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
     if selection.groups or selection.extras or selection.package:
-        raise UsageError("LOCK_GROUPS, LOCK_EXTRAS and LOCK_PACKAGE do not apply to a requirements file",
-                         selection.describe(), hint="the file is what the zip gets; unset them")  # fmt: skip
+        raise UsageError(
+            "LOCK_GROUPS, LOCK_EXTRAS and LOCK_PACKAGE do not apply to a requirements file",
+            selection.describe(),
+            hint="the file is what the zip gets; unset them",
+        )
     model = lockmodel.new_model(path, lockmodel.REQUIREMENTS)
     indexes: dict[str, list[str]] = {"index": [], "extra": []}
     bad: list[str] = []

@@ -15,8 +15,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from packaging.markers import InvalidMarker, Marker
@@ -29,8 +29,16 @@ from lambda_kit.common.processes import output_of, stop_group
 from lambda_kit.lock import lockmodel
 
 HINT = "run `uv lock` and commit uv.lock"
-SHAPES = {"version": str, "source": dict, "dependencies": list, "optional-dependencies": dict, "dev-dependencies": dict,
-          "sdist": dict, "wheels": list, "resolution-markers": "list[str]"}  # fmt: skip
+SHAPES = {
+    "version": str,
+    "source": dict,
+    "dependencies": list,
+    "optional-dependencies": dict,
+    "dev-dependencies": dict,
+    "sdist": dict,
+    "wheels": list,
+    "resolution-markers": "list[str]",
+}
 
 
 def read(path: Path, environment: dict, selection: lockmodel.Selection) -> dict:
@@ -92,8 +100,11 @@ def _root(path: Path, data: dict, by_name: dict, selection: lockmodel.Selection)
     if selection.package:
         found = by_name.get(canonicalize_name(selection.package))
         if not found:
-            raise UsageError("LOCK_PACKAGE is not a package of uv.lock", selection.package,
-                             hint=f"members: {', '.join(_members(data)) or '(none)'}")  # fmt: skip
+            raise UsageError(
+                "LOCK_PACKAGE is not a package of uv.lock",
+                selection.package,
+                hint=f"members: {', '.join(_members(data)) or '(none)'}",
+            )
         return found[0]
     for package in data.get("package", []):
         source = package.get("source", {})
@@ -116,8 +127,11 @@ def _check_selection(root: dict, selection: lockmodel.Selection) -> None:
         e for e in selection.extras if canonicalize_name(e) not in extras
     ]
     if unknown:
-        raise UsageError(f"uv.lock's {root['name']} has no such group or extra", ", ".join(unknown),
-                         hint=f"groups: {', '.join(groups) or '(none)'}; extras: {', '.join(extras) or '(none)'}")  # fmt: skip
+        raise UsageError(
+            f"uv.lock's {root['name']} has no such group or extra",
+            ", ".join(unknown),
+            hint=f"groups: {', '.join(groups) or '(none)'}; extras: {', '.join(extras) or '(none)'}",
+        )
 
 
 def _applies(path: Path, edge: dict, environment: dict) -> bool:
@@ -137,8 +151,12 @@ def _follow(path: Path, edge: dict, by_name: dict, environment: dict) -> tuple[d
     name = canonicalize_name(edge.get("name", ""))
     found = by_name.get(name, [])
     if len(found) > 1:
-        found = [p for p in found if ("version" not in edge or p.get("version") == edge["version"])
-                 and ("source" not in edge or p.get("source") == edge["source"])]  # fmt: skip
+        found = [
+            p
+            for p in found
+            if ("version" not in edge or p.get("version") == edge["version"])
+            and ("source" not in edge or p.get("source") == edge["source"])
+        ]
     if len(found) > 1:  # forked resolution: the one whose Python range takes the target
         python = environment.get("python_full_version", "")
         found = [p for p in found if _python_ok(p, python)] or found
@@ -216,8 +234,16 @@ class UvCheck:
         if python:
             argv += ["--python", python]
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
-        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        errors="replace", start_new_session=True, cwd=lock.parent)  # fmt: skip
+        self.process = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            cwd=lock.parent,
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -231,7 +257,8 @@ class UvCheck:
         if self.process is None:
             raise StepError(
                 f"the helper's environment has no uv to check uv.lock ({sys.executable}: {self.missing})",
-                "build through the kit's Makefile (it installs scripts/uv-requirements.txt for a uv.lock), or add them to LAMBDA_KIT_VENV",
+                "build through the kit's Makefile (it installs scripts/uv-requirements.txt for a uv.lock), or add "
+                "them to LAMBDA_KIT_VENV",
             )
         output = output_of(self, log)
         code = self.process.returncode
@@ -240,8 +267,10 @@ class UvCheck:
         required = re.search(r"Required uv version `([^`]+)` does not match the running version `([^`]+)`", output)
         if required:
             raise StepError(
-                f"uv.lock cannot be checked: pyproject.toml requires uv {required.group(1)}, the kit checks with uv {required.group(2)}",
-                f'widen [tool.uv] required-version to take {required.group(2)} (e.g. ">={required.group(1).strip("=<>~!*. ")}"), then `uv lock --check`',
+                f"uv.lock cannot be checked: pyproject.toml requires uv {required.group(1)}, the kit checks with uv "
+                f"{required.group(2)}",
+                f"widen [tool.uv] required-version to take {required.group(2)} (e.g. "
+                f'">={required.group(1).strip("=<>~!*. ")}"), then `uv lock --check`',
             )
         if code != 0:
             first = next(
@@ -249,8 +278,11 @@ class UvCheck:
             )
             if "interpreter" in first.lower() or "python" in first.lower():
                 needs = lockmodel.load_toml(self.lock, HINT).get("requires-python", "?")
-                raise StepError(f"uv could not check uv.lock ({first})",
-                                f"uv needs a Python for requires-python {needs} to check the lock: install one, or set UV_PYTHON to it")  # fmt: skip
+                raise StepError(
+                    f"uv could not check uv.lock ({first})",
+                    f"uv needs a Python for requires-python {needs} to check the lock: install one, or set UV_PYTHON "
+                    "to it",
+                )
             raise StepError(f"uv could not check uv.lock ({first})", "run `uv lock --check` in the project to see why")
         say(reporter.line("uv.lock verified against pyproject.toml (uv lock --check)"))
         self.verified = True
@@ -260,7 +292,7 @@ def _host_python_fits(lock: Path) -> str:
     """The helper's Python for uv when the lock's requires-python takes it; else uv finds one."""
     try:
         data = lockmodel.load_toml(lock, HINT)
-        if SpecifierSet(data.get("requires-python", "")).contains("%d.%d.%d" % sys.version_info[:3]):
+        if SpecifierSet(data.get("requires-python", "")).contains(".".join(map(str, sys.version_info[:3]))):
             return sys.executable
     except (LockError, InvalidSpecifier):
         pass

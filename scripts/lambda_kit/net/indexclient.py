@@ -129,8 +129,14 @@ def html_files(body: bytes, charset: str, page_url: str) -> list[dict]:
             url = urllib.parse.urljoin(base, href)
         except ValueError:
             continue  # a link pip could not follow either
-        files.append({"url": url, "hashes": {}, "requires-python": anchor.get("data-requires-python"),
-                      "yanked": anchor.get("data-yanked") is not None})  # fmt: skip
+        files.append(
+            {
+                "url": url,
+                "hashes": {},
+                "requires-python": anchor.get("data-requires-python"),
+                "yanked": anchor.get("data-yanked") is not None,
+            }
+        )
     return files
 
 

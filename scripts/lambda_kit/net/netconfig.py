@@ -16,7 +16,8 @@ PyPI (a mirror). A name pinned to one source is never asked of another.
 
 Standard library only: it runs with the base image's python before the kit's tools exist (the
 tools layer, the smoke image), which get the kit's common/ and net/ folders.
-Usage: python3 -m lambda_kit.net.netconfig COMMAND [ARG...]   probes the default index, then runs COMMAND with PIP_* set.
+Usage: python3 -m lambda_kit.net.netconfig COMMAND [ARG...]
+    probes the default index, then runs COMMAND with PIP_* set.
 """
 
 from __future__ import annotations
@@ -36,8 +37,19 @@ from lambda_kit.net import httpget, netprobe
 PYPI = "https://pypi.org/simple"
 # What pip reads from the environment about the network or the files it takes: the build's pip gets
 # these from the settings only, so both builders (and the kit's own fetch) see the same.
-PIP_ENV_DROPPED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
-                   "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NETRC")  # fmt: skip
+PIP_ENV_DROPPED = (
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "NETRC",
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +121,10 @@ class BuildNetwork:
     @classmethod
     def current(cls) -> BuildNetwork:
         """What the host handed into the build (secret mounts first, then the context's net/)."""
-        found = {name: _first_existing(name) for name in (contract.PIP_SETTINGS_ID, contract.CA_BUNDLE_ID,
-                                                          contract.CLIENT_CERT_ID)}  # fmt: skip
+        found = {
+            name: _first_existing(name)
+            for name in (contract.PIP_SETTINGS_ID, contract.CA_BUNDLE_ID, contract.CLIENT_CERT_ID)
+        }
         text = found[contract.PIP_SETTINGS_ID].read_text(encoding="utf-8") if found[contract.PIP_SETTINGS_ID] else ""
         return cls(contract.parse_settings(text), found[contract.CA_BUNDLE_ID], found[contract.CLIENT_CERT_ID])
 
@@ -124,8 +138,12 @@ class BuildNetwork:
             name, written = str(source.get("name") or f"source {n + 1}"), str(source["url"])
             names = contract.referenced_names(written)
             fix = f"the lock's source {name!r}" + (f" (${{{names[-1]}}})" if names else "")
-            index = Index(contract.expand(written, self.variables), f'the lock\'s source "{name}"', fix,
-                          source.get("verify_ssl") is False)  # fmt: skip
+            index = Index(
+                contract.expand(written, self.variables),
+                f'the lock\'s source "{name}"',
+                fix,
+                source.get("verify_ssl") is False,
+            )
             if n == 0 and self.settings.get(contract.INDEX_URL):
                 index = Index(self.settings[contract.INDEX_URL], "INDEX_URL", "INDEX_URL")
             elif _is_pypi(index.url) and self.settings.get(contract.PIP_INDEX_URL):
@@ -137,8 +155,13 @@ class BuildNetwork:
     def secrets(self) -> list[str]:
         """Every credential in these settings, as it may appear in pip's output or a message."""
         s = self.settings
-        urls = [s.get(contract.INDEX_URL, ""), s.get(contract.PIP_INDEX_URL, ""), s.get(contract.PROXY, ""),
-                *s.get(contract.EXTRA_INDEX_URLS, "").split(), *(s.get(k, "") for k in contract.PROXY_VARIABLES)]  # fmt: skip
+        urls = [
+            s.get(contract.INDEX_URL, ""),
+            s.get(contract.PIP_INDEX_URL, ""),
+            s.get(contract.PROXY, ""),
+            *s.get(contract.EXTRA_INDEX_URLS, "").split(),
+            *(s.get(k, "") for k in contract.PROXY_VARIABLES),
+        ]
         found = [p for u in urls if u for p in secret_parts(u)] + [v for v in self.variables.values() if v]
         found += [e.split(" ", 2)[2] for e in s.get(contract.NETRC, "").split("\x1f") if e.count(" ") >= 2]
         return found
@@ -174,10 +197,14 @@ class BuildNetwork:
                 login, _, password = rest.partition(" ")
                 netrc[host] = (login, password)
         return httpget.HttpSettings(
-            timeout=self.timeout(), cafiles=[str(self.extra_ca)] if self.extra_ca else [],
-            client_cert=str(self.client_cert) if self.client_cert else None, trusted=s.get(contract.TRUSTED_HOSTS, "").split(),
-            proxy=s.get(contract.PROXY) if contract.PROXY in s else None, env_proxies=proxies, netrc=netrc,
-        )  # fmt: skip
+            timeout=self.timeout(),
+            cafiles=[str(self.extra_ca)] if self.extra_ca else [],
+            client_cert=str(self.client_cert) if self.client_cert else None,
+            trusted=s.get(contract.TRUSTED_HOSTS, "").split(),
+            proxy=s.get(contract.PROXY) if contract.PROXY in s else None,
+            env_proxies=proxies,
+            netrc=netrc,
+        )
 
     def unsupported(self) -> str | None:
         """Why the kit cannot reach the indexes as pip would (pip then does it all), or None."""
@@ -198,16 +225,22 @@ class BuildNetwork:
         """The whole environment pip runs with for `indexes`: `base` (default os.environ) without
         its own PIP_*, CA and proxy variables, plus the settings. The second item lists temporary
         files to remove when pip is done."""
-        env = {k: v for k, v in (os.environ if base is None else base).items()
-               if not k.startswith("PIP_") and k not in PIP_ENV_DROPPED}  # fmt: skip
+        env = {
+            k: v
+            for k, v in (os.environ if base is None else base).items()
+            if not k.startswith("PIP_") and k not in PIP_ENV_DROPPED
+        }
         env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
         if indexes:
             env["PIP_INDEX_URL"] = indexes[0].url
         if indexes[1:]:
             env["PIP_EXTRA_INDEX_URL"] = " ".join(i.url for i in indexes[1:])
         s = self.settings
-        for key, variable in ((contract.TIMEOUT, "PIP_TIMEOUT"), (contract.RETRIES, "PIP_RETRIES"),
-                              (contract.FIND_LINKS, "PIP_FIND_LINKS")):  # fmt: skip
+        for key, variable in (
+            (contract.TIMEOUT, "PIP_TIMEOUT"),
+            (contract.RETRIES, "PIP_RETRIES"),
+            (contract.FIND_LINKS, "PIP_FIND_LINKS"),
+        ):
             if s.get(key):
                 env[variable] = s[key]
         if trusted := self.trusted_hosts(indexes):

@@ -72,12 +72,16 @@ def probe(client: httpget.Client, targets: list[Target]) -> list[tuple[Target, h
 def hint(target: Target, error: httpget.NetError) -> str:
     fix = target.index.fix
     if error.kind == "tls" and "client certificate" in error.detail:
-        return "give pip's client certificate: client-cert in pip.conf, or PIP_CLIENT_CERT (a PEM with key and certificate)"
+        return (
+            "give pip's client certificate: client-cert in pip.conf, or PIP_CLIENT_CERT "
+            "(a PEM with key and certificate)"
+        )
     return {
         "dns": f"check the host name in {fix} (and this machine's DNS)",
         "refused": f"check the address and port in {fix}, and that the index is up",
         "timeout": f"check {fix} and the proxy variables (HTTPS_PROXY, NO_PROXY); PIP_TIMEOUT sets the timeout",
-        "tls": f"set CA_BUNDLE to the CA bundle (PEM) that signs its certificate, or trust the host (PIP_TRUSTED_HOST={error.where})",
+        "tls": "set CA_BUNDLE to the CA bundle (PEM) that signs its certificate, "
+        f"or trust the host (PIP_TRUSTED_HOST={error.where})",
         "auth": f"check the credentials in {fix}, or give some (https://user:token@host/..., ~/.netrc)",
         "proxy": "check the proxy settings: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or pip's proxy setting)",
         "server": f"the index is failing: build again later, or check {fix}",

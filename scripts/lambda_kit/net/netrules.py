@@ -46,7 +46,7 @@ CA_FILE_CANDIDATES = (
     "/etc/pki/tls/cert.pem",
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/ssl/ca-bundle.pem",
-)  # fmt: skip  truststore's
+)  # truststore's
 
 
 def netloc(host: str, port: int | None) -> str:

@@ -71,9 +71,13 @@ class NetworkSettings:
     def credential_shapes(self) -> list[str]:
         """Why these settings must not travel in a build context (the legacy builder): each shape found."""
         shapes = []
-        named = [("INDEX_URL", self.index_url), *(("EXTRA_INDEX_URLS", u) for u in self.extra_index_urls),
-                 (f"pip's index-url ({self.pip.index_from})", self.pip.index_url),
-                 ("the proxy settings", self.pip.proxy or ""), *(("the proxy variables", u) for u in self.pip.env_proxies.values())]  # fmt: skip
+        named = [
+            ("INDEX_URL", self.index_url),
+            *(("EXTRA_INDEX_URLS", u) for u in self.extra_index_urls),
+            (f"pip's index-url ({self.pip.index_from})", self.pip.index_url),
+            ("the proxy settings", self.pip.proxy or ""),
+            *(("the proxy variables", u) for u in self.pip.env_proxies.values()),
+        ]
         for what, url in named:
             if url and secret_parts(url):
                 shapes.append(f"a credential in {what}")
@@ -90,8 +94,14 @@ class NetworkSettings:
 
     def loopback(self) -> bool:
         """An index or proxy on this machine's loopback: a Docker build needs the host's network."""
-        urls = [self.index_url, *self.extra_index_urls, self.pip.index_url, self.pip.proxy or "",
-                *self.pip.env_proxies.values(), *(contract.expand(u, self.lock_source_env) for u in self.lock_sources)]  # fmt: skip
+        urls = [
+            self.index_url,
+            *self.extra_index_urls,
+            self.pip.index_url,
+            self.pip.proxy or "",
+            *self.pip.env_proxies.values(),
+            *(contract.expand(u, self.lock_source_env) for u in self.lock_sources),
+        ]
         for url in urls:
             host = host_of(url)
             if host == "localhost" or host.startswith("127.") or host == "::1":
@@ -115,9 +125,12 @@ def for_lock(network: NetworkSettings, lock: dict, pipfile: Path, environ) -> Ne
     themselves, and [pipenv] install_search_all_sources (a requirements file's extra indexes: pip
     searches every index for every package)."""
     sources = tuple(s.get("url", "") for s in lock.get("_meta", {}).get("sources", []) if isinstance(s, dict))
-    return replace(network, lock_source_env=lock_source_variables(lock, environ), lock_sources=sources,
-                   search_all_sources=search_all_sources(pipfile)
-                   or lock.get("_meta", {}).get("search-all-sources") is True)  # fmt: skip
+    return replace(
+        network,
+        lock_source_env=lock_source_variables(lock, environ),
+        lock_sources=sources,
+        search_all_sources=search_all_sources(pipfile) or lock.get("_meta", {}).get("search-all-sources") is True,
+    )
 
 
 def search_all_sources(pipfile: Path) -> bool:
@@ -169,8 +182,11 @@ def write_ca(network: NetworkSettings, dest: Path, skip: tuple[str, ...] = ()) -
                 for part in parts:
                     out.write(part.read_bytes().rstrip(b"\n") + b"\n")
             except OSError as exc:
-                raise UsageError(f"a CA bundle pip would use cannot be read ({exc.strerror})", name,
-                                 hint="fix CA_BUNDLE, PIP_CERT, REQUESTS_CA_BUNDLE or pip's cert setting") from None  # fmt: skip
+                raise UsageError(
+                    f"a CA bundle pip would use cannot be read ({exc.strerror})",
+                    name,
+                    hint="fix CA_BUNDLE, PIP_CERT, REQUESTS_CA_BUNDLE or pip's cert setting",
+                ) from None
     return dest
 
 

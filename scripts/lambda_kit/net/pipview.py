@@ -34,10 +34,30 @@ from lambda_kit.common.errors import UsageError
 
 ALIASES = {"default-timeout": "timeout", "pypi-url": "index-url"}
 USED = {"cert", "client-cert", "proxy", "no-proxy-env", "trusted-host", "timeout", "retries", "index-url", "find-links"}
-HARMLESS = {"disable-pip-version-check", "no-input", "progress-bar", "cache-dir", "no-cache-dir", "root-user-action",
-            "no-color", "require-virtualenv", "no-warn-script-location", "quiet", "verbose", "break-system-packages",
-            "no-python-version-warning", "config-file", "default-timeout", "exists-action", "log", "src",
-            "no-compile", "compile", "user-agent-user-data", "isolated"}  # fmt: skip
+HARMLESS = {
+    "disable-pip-version-check",
+    "no-input",
+    "progress-bar",
+    "cache-dir",
+    "no-cache-dir",
+    "root-user-action",
+    "no-color",
+    "require-virtualenv",
+    "no-warn-script-location",
+    "quiet",
+    "verbose",
+    "break-system-packages",
+    "no-python-version-warning",
+    "config-file",
+    "default-timeout",
+    "exists-action",
+    "log",
+    "src",
+    "no-compile",
+    "compile",
+    "user-agent-user-data",
+    "isolated",
+}
 PYPI_SIMPLE = "https://pypi.org/simple"
 FALSE = ("0", "false", "no", "off", "")
 
@@ -91,8 +111,11 @@ def settings(environ) -> dict[str, tuple[str, str]]:
         try:
             parser.read(path, encoding="utf-8")
         except (configparser.Error, UnicodeDecodeError, OSError) as exc:
-            raise UsageError(f"pip's configuration file cannot be read ({exc})".replace("\n", " "), path,
-                             hint="fix it (pip refuses it too), or set PIP_CONFIG_FILE=/dev/null") from None  # fmt: skip
+            raise UsageError(
+                f"pip's configuration file cannot be read ({exc})".replace("\n", " "),
+                path,
+                hint="fix it (pip refuses it too), or set PIP_CONFIG_FILE=/dev/null",
+            ) from None
         for section in parser.sections():
             for key, value in parser.items(section):
                 sections.setdefault(section, {})[_normal(key)] = (value, path)
@@ -165,9 +188,17 @@ def read(environ) -> PipView:
             unused.append(f"find-links {item} ({values['find-links'][1]})")
     unused += [f"{k} ({origin})" for k, (_, origin) in values.items() if k not in USED and k not in HARMLESS]
     return PipView(
-        index_url=index, index_from=values["index-url"][1] if index else "", cafiles=(extra,) if extra else (),
-        client_cert=value.get("client-cert", ""), proxy=proxy, proxy_from=values["proxy"][1] if "proxy" in values else "",
-        env_proxies=environment_proxies(environ) if trust_env else {}, trusted_hosts=tuple(value.get("trusted-host", "").split()),
-        timeout=value.get("timeout", ""), retries=value.get("retries", ""), find_links=tuple(folders),
-        netrc=netrc_logins(environ), unused=tuple(unused),
-    )  # fmt: skip
+        index_url=index,
+        index_from=values["index-url"][1] if index else "",
+        cafiles=(extra,) if extra else (),
+        client_cert=value.get("client-cert", ""),
+        proxy=proxy,
+        proxy_from=values["proxy"][1] if "proxy" in values else "",
+        env_proxies=environment_proxies(environ) if trust_env else {},
+        trusted_hosts=tuple(value.get("trusted-host", "").split()),
+        timeout=value.get("timeout", ""),
+        retries=value.get("retries", ""),
+        find_links=tuple(folders),
+        netrc=netrc_logins(environ),
+        unused=tuple(unused),
+    )

@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.common import reporter, runtimes
 from lambda_kit.common.errors import KitError
@@ -65,10 +65,25 @@ def runtime_interface(cache: Path) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             installed = subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                 "--require-hashes", "--only-binary=:all:", "--no-compile", "--target", str(tmp), "-r", str(REQUIREMENTS)],
-                capture_output=True, text=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "--require-hashes",
+                    "--only-binary=:all:",
+                    "--no-compile",
+                    "--target",
+                    str(tmp),
+                    "-r",
+                    str(REQUIREMENTS),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if installed.returncode != 0:
                 tail = " / ".join((installed.stdout + installed.stderr).strip().splitlines()[-2:])
                 raise KitError(
@@ -88,8 +103,12 @@ def smoke_on_host(s, why_not: str, say: Callable[[str], None]) -> dict:
     """The zip run on the host (see the module's steps); the runner's report, checked."""
     runtime = runtimes.lookup(s.runtime)
     ric = runtime_interface(s.cache_dir or s.state_dir)
-    say(reporter.line(f"no Docker engine ({why_not}): running the handler on the host ({runtime.name}, as "
-        f"{getpass.getuser()}), not in the Lambda image; only the zip on its path"))  # fmt: skip
+    say(
+        reporter.line(
+            f"no Docker engine ({why_not}): running the handler on the host ({runtime.name}, as "
+            f"{getpass.getuser()}), not in the Lambda image; only the zip on its path"
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="smoke-host-") as tmp:
         work, task, report_dir = Path(tmp, "work"), Path(tmp, "task"), Path(tmp, "report")
         work.mkdir()
@@ -104,11 +123,18 @@ def smoke_on_host(s, why_not: str, say: Callable[[str], None]) -> dict:
             "LAMBDA_KIT_SMOKE_RIC": str(ric),
             "LAMBDA_KIT_SMOKE_REPORT_DIR": str(report_dir),
             "PYTHONPATH": str(SCRIPTS),
-        }  # fmt: skip  (the supervisor's zip reader; the handler's child runs -I)
+        }  # the supervisor's zip reader; the handler's child runs -I
         try:
-            done = subprocess.run([base_python(), "-S", str(RUNNER), s.handler, str(s.timeout)], env=env, cwd=tmp,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                                  timeout=s.timeout + 120)  # fmt: skip
+            done = subprocess.run(
+                [base_python(), "-S", str(RUNNER), s.handler, str(s.timeout)],
+                env=env,
+                cwd=tmp,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                timeout=s.timeout + 120,
+            )
         except subprocess.TimeoutExpired:
             raise KitError("the smoke run on the host did not end", f"{s.timeout + 120:.0f}s") from None
         for line in done.stdout.splitlines():

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.audit import audit
 from lambda_kit.builders import docker
