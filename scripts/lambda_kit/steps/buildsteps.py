@@ -1,19 +1,14 @@
 """The build steps, shared by the Docker build (run in the container by `incontainer`) and the
 local builder (run on the host by `localbuild`): install [packages] (the host checked the lock
-against the Pipfile before, `lockcheck`), slim, compile, pack.
-
-A `Toolchain` says which pinned pip to use, how pip reaches the network, for which
-interpreter markers are evaluated and, for a cross-platform install, which wheel tags pip may take.
-Standard library plus `packaging` only.
+against the Pipfile before, `lockcheck`), slim, compile, pack; each with the `Toolchain` it is
+handed (`toolchain`). Standard library plus `packaging` only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,39 +16,14 @@ from packaging.utils import (
     canonicalize_name,
 )
 
-from lambda_kit.steps import bytecode, fetchphase, pipchoices, wheelinstall
+from lambda_kit.steps import bytecode, fetchphase, pipchoices, slimming, wheelinstall
 from lambda_kit.common import contract
 from lambda_kit.lock import lockfile
-from lambda_kit.net import netconfig
 from lambda_kit.zips import zipwriter
-from lambda_kit.steps.piprun import dependency_failure, pip_failure, pip_install, run_pip, run_tool  # noqa: F401
+from lambda_kit.steps.piprun import dependency_failure, pip_failure, pip_install, run_pip
 from lambda_kit.common.digests import sha256_hex
 from lambda_kit.common.errors import StepError
-from lambda_kit.net.netconfig import BuildNetwork
-
-
-def say(message: str) -> None:
-    print(f"lambda-kit: {message}", flush=True)
-
-
-@dataclass
-class Toolchain:
-    python: Path  # a python with the pinned pip (scripts/container-requirements.txt)
-    network: BuildNetwork = field(default_factory=lambda: BuildNetwork({}))  # indexes, trust, proxies (netconfig)
-    environment: dict[str, str] | None = None  # marker variables of the target; None: this interpreter
-    target_args: list[str] = field(default_factory=list)  # pip options for a cross-platform install
-    target_name: str = ""  # e.g. "python3.12 x86_64", for messages
-    no_wheel_hint: str = "build with Docker (make package without BUILDER=local), which can compile it"
-    cache_dir: str | None = None  # pip's download cache; None: --no-cache-dir
-    wheelhouse: Path | None = None  # downloaded files, kept between builds: a lock change fetches only what changed
-    echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
-    python_xy: str = "python%d.%d" % sys.version_info[:2]  # the target's, for the headers folder
-    fetch: str = "kit"  # who downloads the lock's files: kit (wheelfetch, pip for the rest) or pip (LAMBDA_KIT_FETCH)
-    redact: Callable[[str], str] = lambda text: text  # masks the network settings' credentials
-
-    def __post_init__(self) -> None:
-        echo, self.redact = self.echo, netconfig.redactor(self.network.secrets())
-        self.echo = lambda line: echo(self.redact(line))  # nothing the build logs shows a credential
+from lambda_kit.steps.toolchain import Toolchain, say
 
 
 def move_into(source: Path, target: Path) -> None:
@@ -82,8 +52,6 @@ def build_dependencies(
     """The one order of the dependency steps, for both builders: install [packages] into `tree`,
     slim it (SLIM=1), compile it (COMPILE=1), pack it into `packed` (+ its SHA-256). Where each
     unpacked file came from goes from the install to the pack in memory (wheelinstall.Origin)."""
-    from lambda_kit.steps import slimming  # slimming uses this module's tool runner
-
     origins = install_dependencies(tools, project, tree, local_path)
     if slim:
         slimming.slim(tree, shutil.which("strip"))

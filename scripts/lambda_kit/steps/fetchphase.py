@@ -41,7 +41,7 @@ from lambda_kit.steps.piprun import pip_failure, run_pip
 from lambda_kit.steps.wheelfetch import FETCH_ENV, Unavailable, choose, download, project_of, sweep, target_of
 
 if TYPE_CHECKING:
-    from lambda_kit.steps.buildsteps import Toolchain
+    from lambda_kit.steps.toolchain import Toolchain
 
 WORKERS = 8  # packages at once: network-bound; more only adds connections
 FETCH_DEADLINE = 40  # the phase's deadline, in timeouts (10 minutes at pip's default 15 s)

@@ -15,7 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from lambda_kit.steps import buildsteps, bytecode
+from lambda_kit.steps import buildsteps, bytecode, toolchain
 from lambda_kit.common import contract, diskspace, runtimes, tempdirs
 from lambda_kit.net import netconfig
 from lambda_kit.common.errors import KitError, StepError
@@ -34,7 +34,7 @@ def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
     return args + ["--platform", f"linux_{runtimes.ARCHITECTURES[arch][1]}"]
 
 
-def container_toolchain(target: str, fetch: str = "kit") -> buildsteps.Toolchain:
+def container_toolchain(target: str, fetch: str = "kit") -> toolchain.Toolchain:
     here = runtimes.arch_of_machine(os.uname().machine)
     runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
     if target and target != here:
@@ -48,7 +48,7 @@ def container_toolchain(target: str, fetch: str = "kit") -> buildsteps.Toolchain
     else:
         cross = dict(target_args=native_target_args(runtime, here), target_name=f"{runtime.name} {here}",
                      no_wheel_hint="pin versions that exist for this runtime and run `pipenv lock`")  # fmt: skip
-    return buildsteps.Toolchain(
+    return toolchain.Toolchain(
         **cross,
         python=Path(contract.TOOLS_BIN, "python"),
         fetch=fetch,

@@ -1,13 +1,11 @@
 """pip and the other tools the build steps run (pip, pipenv, strip): each in its own process group,
 its output echoed to the build log as it comes with credentials masked, an interrupt stopping the
-whole group at once; and pip's failures as one line each. Standard library only (the toolchain's
-types are buildsteps').
+whole group at once; and pip's failures as one line each. Standard library only (the Toolchain
+they run with is `toolchain`'s).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -17,7 +15,7 @@ from lambda_kit.common.errors import StepError
 from lambda_kit.common.processes import stop_group
 
 if TYPE_CHECKING:
-    from lambda_kit.steps.buildsteps import Toolchain
+    from lambda_kit.steps.toolchain import Toolchain
 
 
 def pip_install(tools: Toolchain, args: list[str], target: Path, indexes: list) -> None:

@@ -13,7 +13,8 @@ import struct
 import zlib
 from pathlib import Path
 
-from lambda_kit.steps.buildsteps import run_tool, say
+from lambda_kit.steps.piprun import run_tool
+from lambda_kit.steps.toolchain import say
 from lambda_kit.common.digests import record_digest
 from lambda_kit.common.errors import StepError
 
