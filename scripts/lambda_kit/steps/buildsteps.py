@@ -19,7 +19,7 @@ from packaging.utils import (
 from lambda_kit.steps import bytecode, fetchphase, pipchoices, slimming, wheelinstall
 from lambda_kit.common import contract
 from lambda_kit.lock import lockfile
-from lambda_kit.zips import zipwriter
+from lambda_kit.zips import zipcopy, zipwriter
 from lambda_kit.steps.piprun import dependency_failure, pip_failure, pip_install, run_pip
 from lambda_kit.common.digests import sha256_hex
 from lambda_kit.common.errors import StepError
@@ -232,6 +232,6 @@ def use_wheel_streams(entries: dict[str, zipwriter.Entry], origins: dict[str, wh
     for name, origin in origins.items():
         entry = entries.get(name)
         if entry is not None and entry.source is not None and origin.unchanged(entry.source, wheels):
-            entries[name] = dataclasses.replace(entry, packed=zipwriter.Packed(origin.wheel, origin.info, own=False))
+            entries[name] = dataclasses.replace(entry, packed=zipcopy.Packed(origin.wheel, origin.info, own=False))
             count += 1
     return count
