@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from lambda_kit.common.errors import ZipBuildError
-from lambda_kit.zips.zipheaders import end_entry, start_entry
+from lambda_kit.zips.zipheaders import end_entry, output, start_entry
 
 COPY_CHUNK = 1 << 20  # compressed bytes copied from a packed zip at a time
 
@@ -82,8 +82,9 @@ def copy_run(zf: zipfile.ZipFile, run: list[tuple[str, Packed]], sources: Source
     start = first.info.header_offset
     if archive[start : start + 4] != b"PK\x03\x04":
         raise ZipBuildError(f"bad local header for {run[0][0]} in a packed zip", "rebuild without the cache (make -B)")
-    zf.fp.seek(zf.start_dir)
-    base = zf.fp.tell()
+    fp = output(zf)
+    fp.seek(zf.start_dir)
+    base = fp.tell()
     _copy_bytes(zf, archive, start, _local_end(archive, last.info), run[-1][0])
     for name, packed in run:
         source = packed.info
@@ -97,15 +98,16 @@ def copy_run(zf: zipfile.ZipFile, run: list[tuple[str, Packed]], sources: Source
         info.header_offset = base + (source.header_offset - start)
         zf.filelist.append(info)
         zf.NameToInfo[info.filename] = info
-    zf.start_dir = zf.fp.tell()
-    zf._didModify = True
+    zf.start_dir = fp.tell()
+    zf._didModify = True  # type: ignore[attr-defined]  # as writestr: close() writes the directory; private
 
 
 def _copy_bytes(zf: zipfile.ZipFile, archive: mmap.mmap, start: int, end: int, name: str) -> None:
     if end > len(archive):
         raise ZipBuildError(f"{name} is cut short in a packed zip", "rebuild without the cache (make -B)")
+    fp = output(zf)
     for at in range(start, end, COPY_CHUNK):
-        zf.fp.write(archive[at : min(at + COPY_CHUNK, end)])
+        fp.write(archive[at : min(at + COPY_CHUNK, end)])
 
 
 def _compressed_span(archive: mmap.mmap, info: zipfile.ZipInfo) -> tuple[int, int]:

@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import IO
 
 from lambda_kit.common.errors import ZipBuildError
 from lambda_kit.zips import zipdeflate
+
+
+def output(zf: zipfile.ZipFile) -> IO[bytes]:
+    """The zip's file, which a ZipFile holds until it is closed."""
+    if zf.fp is None:
+        raise ValueError("the zip is closed")
+    return zf.fp
 
 
 def start_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int, crc: int, compress_size: int) -> bool:
@@ -21,16 +29,17 @@ def start_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int, crc:
     info.file_size, info.compress_size, info.CRC = file_size, compress_size, crc
     info.flag_bits = 0
     zip64 = info.file_size * 1.05 > zipfile.ZIP64_LIMIT  # writestr's own rule
-    zf.fp.seek(zf.start_dir)
-    info.header_offset = zf.fp.tell()
-    zf._writecheck(info)
-    zf._didModify = True
-    zf.fp.write(info.FileHeader(zip64))
+    fp = output(zf)
+    fp.seek(zf.start_dir)
+    info.header_offset = fp.tell()
+    zf._writecheck(info)  # type: ignore[attr-defined]  # writestr's own check (names, zip64); private, not in the stubs
+    zf._didModify = True  # type: ignore[attr-defined]  # as writestr: close() writes the directory; private
+    fp.write(info.FileHeader(zip64))
     return zip64
 
 
 def end_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    zf.start_dir = zf.fp.tell()
+    zf.start_dir = output(zf).tell()
     zf.filelist.append(info)
     zf.NameToInfo[info.filename] = info
 
@@ -38,7 +47,7 @@ def end_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
 def write_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int, crc: int, data: bytes) -> None:
     """What ZipFile.writestr does for a seekable file, with the data already compressed."""
     start_entry(zf, info, file_size, crc, len(data))
-    zf.fp.write(data)
+    output(zf).write(data)
     end_entry(zf, info)
 
 
@@ -46,12 +55,13 @@ def write_streamed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: Path) -> 
     """A big file deflated into the zip as it is read; its header rewritten with the CRC and sizes
     at the end, as ZipFile.writestr does (the header's length does not change)."""
     zip64 = start_entry(zf, info, source.stat().st_size, 0, 0)
-    crc, size, compressed = zipdeflate.deflate_stream(source, zf.fp.write)
+    fp = output(zf)
+    crc, size, compressed = zipdeflate.deflate_stream(source, fp.write)
     if not zip64 and max(size, compressed) > zipfile.ZIP64_LIMIT:
         raise ZipBuildError(f"{source} grew past 4 GiB while it was zipped", "build again once nothing writes to it")
     info.file_size, info.compress_size, info.CRC = size, compressed, crc
-    end = zf.fp.tell()
-    zf.fp.seek(info.header_offset)
-    zf.fp.write(info.FileHeader(zip64))
-    zf.fp.seek(end)
+    end = fp.tell()
+    fp.seek(info.header_offset)
+    fp.write(info.FileHeader(zip64))
+    fp.seek(end)
     end_entry(zf, info)

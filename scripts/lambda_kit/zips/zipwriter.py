@@ -39,6 +39,7 @@ from lambda_kit.zips.zipreader import END, END_SIG, read_directory
 from lambda_kit.zips.zipreader import attributes as _attributes
 
 DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
+DateTime = tuple[int, int, int, int, int, int]  # a zip entry's (year, month, day, hour, minute, second)
 
 # Never shipped unless COMPILE=1 compiled it for the runtime (collect's `bytecode`).
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
@@ -57,7 +58,7 @@ class Entry:
         return self.name.endswith("/")
 
 
-def zip_date_time(source_date_epoch: str | None = None) -> tuple[int, int, int, int, int, int]:
+def zip_date_time(source_date_epoch: str | None = None) -> DateTime:
     """The fixed timestamp for every entry, from SOURCE_DATE_EPOCH or the zip epoch."""
     epoch = DOS_EPOCH
     if source_date_epoch not in (None, ""):
@@ -150,7 +151,7 @@ def shadowing(name: str, first: str, second: str) -> ZipBuildError:
     )
 
 
-def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) -> None:
+def write_zip(entries: Iterable[Entry], dest: Path, date_time: DateTime) -> None:
     """Write `entries` (in the order given, see merge) to `dest`, normalised as described in the
     module doc. Entries of a packed zip (`Packed.own`) keep the timestamp they were packed with;
     the others get `date_time`."""
@@ -158,8 +159,8 @@ def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) 
         _write_entries(zf, list(entries), date_time)
 
 
-def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...]) -> None:
-    files = [e.source for e in entries if e.packed is None and not e.is_dir]
+def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: DateTime) -> None:
+    files = [_file_source(e) for e in entries if e.packed is None and not e.is_dir]
     deflated = zipdeflate.deflated(files, _workers())
     sources = Sources(e.packed for e in entries)
     try:
@@ -167,6 +168,13 @@ def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[i
     finally:
         deflated.close()  # on an error: stops the threads' work that has not started
         sources.close()
+
+
+def _file_source(entry: Entry) -> Path:
+    """The file an entry deflated here is read from (every file `collect` finds has one)."""
+    if entry.source is None:
+        raise ZipBuildError(f"{entry.name} has no file to read it from", "report this as a kit bug")
+    return entry.source
 
 
 def _workers() -> int:
@@ -179,7 +187,7 @@ def _workers() -> int:
         ) from None
 
 
-def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...], sources: Sources,
+def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: DateTime, sources: Sources,
                 deflated: Iterator[zipdeflate.Deflated | None]) -> None:  # fmt: skip
     i = 0
     while i < len(entries):
@@ -199,23 +207,25 @@ def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int,
             sources.done(i)
             continue
         i += 1
-        kept = entry.packed is not None and entry.packed.own  # a packed zip's entry keeps its time
-        info = zipfile.ZipInfo(entry.name, date_time=entry.packed.info.date_time if kept else date_time)
+        packed = entry.packed
+        # A packed zip's entry keeps its time.
+        stamp = packed.info.date_time if packed is not None and packed.own else date_time
+        info = zipfile.ZipInfo(entry.name, date_time=stamp)
         info.create_system = 3
         info.extra = b""
         info.external_attr = _attributes(entry.is_dir, entry.mode)
         if entry.is_dir:
             info.compress_type = zipfile.ZIP_STORED
             zf.writestr(info, b"")
-        elif entry.packed is not None:
-            info.compress_type = entry.packed.info.compress_type
-            copy_compressed(zf, info, entry.packed, sources)
+        elif packed is not None:
+            info.compress_type = packed.info.compress_type
+            copy_compressed(zf, info, packed, sources)
             sources.done(i)
         else:
             info.compress_type = zipfile.ZIP_DEFLATED
             done = next(deflated)
             if done is None:
-                write_streamed(zf, info, entry.source)
+                write_streamed(zf, info, _file_source(entry))
             else:
                 write_compressed(zf, info, done.size, done.crc, done.data)
 
@@ -240,7 +250,7 @@ def _verbatim(entry: Entry) -> Packed | None:
 
 
 def extend_zip(base: Path, base_name: str, entries: dict[str, Entry], part_name: str, dest: Path,
-               date_time: tuple[int, ...]) -> bool:  # fmt: skip
+               date_time: DateTime) -> bool:  # fmt: skip
     """Write to `dest` what write_zip(merge((base_name, collect_zip(base)), (part_name, entries)))
     writes, byte for byte, without handling the base's entries one by one: its bytes up to the
     central directory are copied in one go, the new entries written after them, and the base's
