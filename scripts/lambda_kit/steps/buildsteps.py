@@ -10,7 +10,7 @@ import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from packaging.utils import (
     canonicalize_name,
@@ -47,7 +47,7 @@ def build_dependencies(
     *,
     slim: bool = False,
     compile_deps: bool = False,
-    profile: list[str] = (),
+    profile: Sequence[str] = (),
 ) -> None:
     """The one order of the dependency steps, for both builders: install [packages] into `tree`,
     slim it (SLIM=1), compile it (COMPILE=1), pack it into `packed` (+ its SHA-256). Where each
@@ -100,12 +100,14 @@ def install_index_packages(
     hashes); the wheels are then unpacked by `wheelinstall` (the same files as pip --target, without
     a pip process), and any source distribution is built and installed by pip. Returns the installer's origins: none when
     the wheelhouse is temporary (its wheels are gone before the tree is packed)."""
-    kept = tools.wheelhouse is not None
-    if not kept:
-        tools = dataclasses.replace(tools, wheelhouse=tmp / "wheelhouse")
+    wheelhouse = tools.wheelhouse
+    kept = wheelhouse is not None
+    if wheelhouse is None:
+        wheelhouse = tmp / "wheelhouse"
+        tools = dataclasses.replace(tools, wheelhouse=wheelhouse)
     # Only packages whose file was not chosen for this target before are looked up.
-    notes = pipchoices.Choices(tools.wheelhouse, tools.target_args)
-    chosen = {}
+    notes = pipchoices.Choices(wheelhouse, tools.target_args)
+    chosen: dict[str, Path] = {}
     for p in plan.index:
         if (known := notes.known(p.name, p.version, p.hashes)) is not None:
             try:  # a note is used only for a file the lock names; the installer need not hash it again
@@ -123,7 +125,11 @@ def install_index_packages(
     if ask:
         chosen.update(fetchphase.fetch_files(tools, ask, tmp, plan.sources))
     notes.save(
-        {n: (p.name, p.version, p.hashes, chosen[n]) for p in plan.index if (n := canonicalize_name(p.name)) in chosen}
+        {
+            key: (p.name, p.version, p.hashes, chosen[key])
+            for p in plan.index
+            if (key := canonicalize_name(p.name)) in chosen
+        }
     )
     wheels, others = [], []
     for package in plan.index:
@@ -142,7 +148,7 @@ def install_index_packages(
         for n, (indexes, group) in enumerate(fetchphase.by_route(tools, others, plan.sources)):
             subset = tmp / f"requirements-pip-{n}.txt"
             subset.write_text("".join(p.requirement_line() + "\n" for p in group), encoding="utf-8")
-            found = ["--find-links", str(tools.wheelhouse)]
+            found = ["--find-links", str(wheelhouse)]
             pip_install(tools, ["--require-hashes", *found, "-r", str(subset)], built, indexes)
         move_into(built, target)
     return origins if kept else {}
@@ -180,7 +186,7 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, indexe
     return sorted(str(p) for p in folder.glob("*.whl"))
 
 
-def compile_dependencies(deps: Path, profile: list[str] = ()) -> None:
+def compile_dependencies(deps: Path, profile: Sequence[str] = ()) -> None:
     """COMPILE=1, dependency side: what importing each installed top-level package runs (the
     code is not known here, and deps.zip must not depend on it), plus the profile's modules and
     what they import, compiled by this interpreter."""
@@ -192,7 +198,7 @@ def compile_dependencies(deps: Path, profile: list[str] = ()) -> None:
         "what importing each top-level package runs")  # fmt: skip
 
 
-def compile_code(src: Path, handler: str, profile: list[str] = ()) -> list[str]:
+def compile_code(src: Path, handler: str, profile: Sequence[str] = ()) -> list[str]:
     """COMPILE=1, code side: the handler's module, the profile's modules of the code, and what they
     import, compiled (checked-hash) by this interpreter."""
     index = bytecode.module_index(src)

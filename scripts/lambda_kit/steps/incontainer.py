@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from lambda_kit.steps import buildsteps, bytecode, toolchain
 from lambda_kit.common import contract, diskspace, runtimes, tempdirs
@@ -35,8 +36,10 @@ def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
 
 
 def container_toolchain(target: str, fetch: str = "kit") -> toolchain.Toolchain:
-    here = runtimes.arch_of_machine(os.uname().machine)
+    machine = os.uname().machine
+    here = runtimes.arch_of_machine(machine)
     runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
+    cross: dict[str, Any]  # the Toolchain's settings for this target
     if target and target != here:
         # No emulation: this image's Python installs binary wheels for the target architecture.
         cross = dict(
@@ -46,6 +49,9 @@ def container_toolchain(target: str, fetch: str = "kit") -> toolchain.Toolchain:
             no_wheel_hint=f"pin a version with a {target} wheel, or build on an {target} Docker engine, which can compile it",
         )
     else:
+        if here is None:
+            raise StepError(f"the build image runs on {machine}, not on an architecture Lambda has",
+                            "build on an x86_64 or arm64 Docker engine")  # fmt: skip
         cross = dict(target_args=native_target_args(runtime, here), target_name=f"{runtime.name} {here}",
                      no_wheel_hint="pin versions that exist for this runtime and run `pipenv lock`")  # fmt: skip
     return toolchain.Toolchain(

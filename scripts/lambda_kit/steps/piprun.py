@@ -51,6 +51,7 @@ def run_tool(
     lines: list[str] = []
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                           start_new_session=True) as tool:  # fmt: skip
+        assert tool.stdout is not None  # stdout=PIPE
         try:
             for line in tool.stdout:
                 if echo is not None:
