@@ -244,11 +244,13 @@ profile:  ## run the handler from $(ZIP) as make smoke does; record what it impo
 		--image $(call q,$(RUNTIME_IMAGE)) $(if $(EVENT),--event $(call q,$(EVENT))) --record-imports $(call q,$(COMPILE_PROFILE)) --state-dir $(call q,$(KIT_STATE))
 
 .PHONY: test
-# ruff (pinned with the test tools) lints and checks the format of the kit's own code first.
+# ruff (pinned with the test tools) lints and checks the format of the kit's own code first; then
+# mypy (pinned too) checks the types of the folders mypy.ini lists, its cache in the checkout's state.
 LINTED := $(wildcard $(KIT_DIR)/scripts $(KIT_DIR)/tests $(KIT_DIR)/bench)
-test:  ## lint (ruff), then run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
+test:  ## lint (ruff), type-check (mypy), then run the kit's tests (Docker tests need a running engine; with CI set they must not skip)
 	@LAMBDA_KIT_EXTRAS=aws,test,uv $(HELPER) python -m ruff check --quiet $(LINTED)
 	@LAMBDA_KIT_EXTRAS=aws,test,uv $(HELPER) python -m ruff format --check --quiet $(LINTED)
+	@LAMBDA_KIT_EXTRAS=aws,test,uv $(HELPER) python -m mypy --config-file $(call q,$(KIT_DIR)/mypy.ini) --cache-dir $(call q,$(KIT_STATE)/mypy-cache)
 	@LAMBDA_KIT_EXTRAS=aws,test,uv $(HELPER) python -m pytest $(KIT_DIR)/tests
 
 # The benchmark lives in the kit's own repository, not in the files a user copies.

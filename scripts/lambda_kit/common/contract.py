@@ -160,7 +160,7 @@ def error_lines(message: str, hint: str = "") -> list[str]:
 def parse_error(log_text: str) -> tuple[str, str | None] | None:
     """The last error line in a build log and the hint that follows it: (message, hint or None).
     An internal error keeps its `internal error: ` prefix. None: no error line."""
-    found = None
+    found: tuple[str, str | None] | None = None
     for line in _ANSI_CODE.sub("", log_text).splitlines():
         error = _ERROR_LINE.search(line)
         if error:

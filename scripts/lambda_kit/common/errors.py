@@ -104,12 +104,15 @@ class AuditError(KitError):
 
 
 class CommandFailed(KitError):
-    def __init__(self, argv: list[str], exit_code: int | None, output: str, hint: str = "") -> None:
+    """An external command failed: its argv, its exit status (None: timed out) and its output's last
+    lines. The kit itself then exits 1, as for any KitError, not with the command's status."""
+
+    def __init__(self, argv: list[str], returncode: int | None, output: str, hint: str = "") -> None:
         self.argv = list(argv)
-        self.exit_code = exit_code
+        self.returncode = returncode
         self.output = output
         self.tail = [line for line in output.splitlines() if line.strip()][-COMMAND_TAIL_LINES:]
-        what = "timed out" if exit_code is None else f"exit {exit_code}"
+        what = "timed out" if returncode is None else f"exit {returncode}"
         super().__init__(f"`{' '.join(argv[:2])}` failed", what, hint)
 
 

@@ -39,47 +39,13 @@ from pathlib import Path
 from lambda_kit.common import reporter
 from lambda_kit.common.digests import sha256_hex as file_sha256
 from lambda_kit.common.errors import CacheUnavailable
-from lambda_kit.dependencies import cachefacts, cachesign
+from lambda_kit.dependencies import cachefacts, cachesign, lockedfiles
 from lambda_kit.dependencies.cachestores import FolderStore, S3Store, open_store
 
 MAX_OBJECT_BYTES = 1 << 30  # deps.zip is bounded by Lambda's 250 MB unzipped; a larger object is refused
 MAX_DIGEST_BYTES = 100
 MAX_FACTS_BYTES = 16 << 20
 DIGEST = re.compile(r"[0-9a-f]{64}")
-FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a wheelhouse file named by the store: no path parts
-
-
-def lock_files(lock: dict) -> dict[str, tuple[str, str]]:
-    """The SHA-256 of every file the lock's [packages] name: its package's name and version."""
-    return {
-        h.split(":", 1)[1]: (name, str(e.get("version", "")).lstrip("="))
-        for name, e in lock.get("default", {}).items()
-        if isinstance(e, dict) and isinstance(e.get("hashes"), list)
-        for h in e["hashes"]
-        if isinstance(h, str) and h.startswith("sha256:")
-    }
-
-
-def lock_digests(lock: dict) -> set[str]:
-    return set(lock_files(lock))
-
-
-def names_package(file: str, name: str, version: str) -> bool | None:
-    """Whether a wheel's or sdist's file name gives this package and version (None: not such a name)."""
-    from packaging.utils import (
-        InvalidSdistFilename,
-        InvalidWheelFilename,
-        canonicalize_name,
-        parse_sdist_filename,
-        parse_wheel_filename,
-    )
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        parsed = parse_wheel_filename(file)[:2] if file.endswith(".whl") else parse_sdist_filename(file)
-        return parsed[0] == canonicalize_name(name) and parsed[1] == Version(version)
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
 
 
 class SharedCache:
@@ -305,23 +271,14 @@ class SharedCache:
         """Before a build: the lock's files the wheelhouse lacks, from the store, each verified
         against the lock's hash of it."""
         started = time.monotonic()
-        files = lock_files(lock)
+        files = lockedfiles.lock_files(lock)
         wanted = set(files)
         if wheelhouse.is_dir():
             wanted -= {file_sha256(p) for p in wheelhouse.iterdir() if p.is_file()}
 
         def fetch(store) -> tuple[int, int]:
             count = total = 0
-            chosen = {}
-            for name in sorted(store.names("wheels/")):
-                parts = name.split("/")
-                if len(parts) != 3 or parts[1] not in wanted or not FILE_NAME.fullmatch(parts[2]):
-                    continue
-                # The lock's hash fixes the bytes, the package's own file name must name them.
-                if names_package(parts[2], *files[parts[1]]) is False:
-                    self._refuse(name, "has a file name for another package or version than the lock's for its hash")
-                elif parts[1] not in chosen:
-                    chosen[parts[1]] = name
+            chosen = lockedfiles.stored_files(store.names("wheels/"), files, wanted, self._refuse)
             if not chosen:
                 return 0, 0
             wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -389,11 +346,11 @@ class SharedCache:
         name = f"deps/{key}.zip"
 
         def push(store) -> tuple[int, int]:
-            wanted = lock_digests(lock)
+            wanted = lockedfiles.lock_digests(lock)
             present = store.names("wheels/") - self.refused
             uploads = []
             for path in sorted(wheelhouse.iterdir()) if wheelhouse.is_dir() else []:
-                digest = file_sha256(path) if path.is_file() and FILE_NAME.fullmatch(path.name) else ""
+                digest = file_sha256(path) if path.is_file() and lockedfiles.FILE_NAME.fullmatch(path.name) else ""
                 if digest in wanted and f"wheels/{digest}/{path.name}" not in present:
                     uploads.append((f"wheels/{digest}/{path.name}", path))
             with tempfile.TemporaryDirectory(prefix="lambda-kit-push-") as tmp:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 from lambda_kit.common import contract
 from lambda_kit.common.digests import sha256_file
@@ -27,7 +28,7 @@ def build_zip(
     dest: Path,
     source_date_epoch: str | None,
     compile_handler: str | None = None,
-    profile: list[str] = (),
+    profile: Sequence[str] = (),
 ) -> bytes:
     """`dest` = `packed_deps` (None: no dependencies, they come from a layer) extended with the code
     staged in `src` (what `sources` selected); with `compile_handler` (COMPILE=1, this host runs the

@@ -1,59 +1,29 @@
 """The build steps, shared by the Docker build (run in the container by `incontainer`) and the
 local builder (run on the host by `localbuild`): install [packages] (the host checked the lock
-against the Pipfile before, `lockcheck`), slim, compile, pack.
-
-A `Toolchain` says which pinned pip to use, how pip reaches the network, for which
-interpreter markers are evaluated and, for a cross-platform install, which wheel tags pip may take.
-Standard library plus `packaging` only.
+against the Pipfile before, `lockcheck`), slim, compile, pack; each with the `Toolchain` it is
+handed (`toolchain`). Standard library plus `packaging` only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from packaging.utils import (
     canonicalize_name,
 )
 
-from lambda_kit.common import contract, reporter
+from lambda_kit.common import contract
 from lambda_kit.common.digests import sha256_hex
 from lambda_kit.common.errors import StepError
 from lambda_kit.lock import lockfile
-from lambda_kit.net import netconfig
-from lambda_kit.net.netconfig import BuildNetwork
-from lambda_kit.steps import bytecode, fetchphase, pipchoices, wheelinstall
-from lambda_kit.steps.piprun import dependency_failure, pip_failure, pip_install, run_pip, run_tool  # noqa: F401
-from lambda_kit.zips import zipwriter
-
-
-def say(message: str) -> None:
-    print(reporter.line(message), flush=True)
-
-
-@dataclass
-class Toolchain:
-    python: Path  # a python with the pinned pip (scripts/container-requirements.txt)
-    network: BuildNetwork = field(default_factory=lambda: BuildNetwork({}))  # indexes, trust, proxies (netconfig)
-    environment: dict[str, str] | None = None  # marker variables of the target; None: this interpreter
-    target_args: list[str] = field(default_factory=list)  # pip options for a cross-platform install
-    target_name: str = ""  # e.g. "python3.12 x86_64", for messages
-    no_wheel_hint: str = "build with Docker (make package without BUILDER=local), which can compile it"
-    cache_dir: str | None = None  # pip's download cache; None: --no-cache-dir
-    wheelhouse: Path | None = None  # downloaded files, kept between builds: a lock change fetches only what changed
-    echo: Callable[[str], None] = lambda line: print(line, end="", flush=True)
-    python_xy: str = "python%d.%d" % sys.version_info[:2]  # the target's, for the headers folder
-    fetch: str = "kit"  # who downloads the lock's files: kit (wheelfetch, pip for the rest) or pip (LAMBDA_KIT_FETCH)
-    redact: Callable[[str], str] = lambda text: text  # masks the network settings' credentials
-
-    def __post_init__(self) -> None:
-        echo, self.redact = self.echo, netconfig.redactor(self.network.secrets())
-        self.echo = lambda line: echo(self.redact(line))  # nothing the build logs shows a credential
+from lambda_kit.steps import bytecode, fetchphase, pipchoices, slimming, wheelinstall
+from lambda_kit.steps.piprun import dependency_failure, pip_failure, pip_install, run_pip
+from lambda_kit.steps.toolchain import Toolchain, say
+from lambda_kit.zips import zipcopy, zipwriter
 
 
 def move_into(source: Path, target: Path) -> None:
@@ -77,13 +47,11 @@ def build_dependencies(
     *,
     slim: bool = False,
     compile_deps: bool = False,
-    profile: list[str] = (),
+    profile: Sequence[str] = (),
 ) -> None:
     """The one order of the dependency steps, for both builders: install [packages] into `tree`,
     slim it (SLIM=1), compile it (COMPILE=1), pack it into `packed` (+ its SHA-256). Where each
     unpacked file came from goes from the install to the pack in memory (wheelinstall.Origin)."""
-    from lambda_kit.steps import slimming  # slimming uses this module's tool runner
-
     origins = install_dependencies(tools, project, tree, local_path)
     if slim:
         slimming.slim(tree, shutil.which("strip"))
@@ -132,12 +100,14 @@ def install_index_packages(
     hashes); the wheels are then unpacked by `wheelinstall` (the same files as pip --target, without
     a pip process), and any source distribution is built and installed by pip. Returns the installer's origins: none when
     the wheelhouse is temporary (its wheels are gone before the tree is packed)."""
-    kept = tools.wheelhouse is not None
-    if not kept:
-        tools = dataclasses.replace(tools, wheelhouse=tmp / "wheelhouse")
+    wheelhouse = tools.wheelhouse
+    kept = wheelhouse is not None
+    if wheelhouse is None:
+        wheelhouse = tmp / "wheelhouse"
+        tools = dataclasses.replace(tools, wheelhouse=wheelhouse)
     # Only packages whose file was not chosen for this target before are looked up.
-    notes = pipchoices.Choices(tools.wheelhouse, tools.target_args)
-    chosen = {}
+    notes = pipchoices.Choices(wheelhouse, tools.target_args)
+    chosen: dict[str, Path] = {}
     for p in plan.index:
         if (known := notes.known(p.name, p.version, p.hashes)) is not None:
             try:  # a note is used only for a file the lock names; the installer need not hash it again
@@ -155,7 +125,11 @@ def install_index_packages(
     if ask:
         chosen.update(fetchphase.fetch_files(tools, ask, tmp, plan.sources))
     notes.save(
-        {n: (p.name, p.version, p.hashes, chosen[n]) for p in plan.index if (n := canonicalize_name(p.name)) in chosen}
+        {
+            key: (p.name, p.version, p.hashes, chosen[key])
+            for p in plan.index
+            if (key := canonicalize_name(p.name)) in chosen
+        }
     )
     wheels, others = [], []
     for package in plan.index:
@@ -174,7 +148,7 @@ def install_index_packages(
         for n, (indexes, group) in enumerate(fetchphase.by_route(tools, others, plan.sources)):
             subset = tmp / f"requirements-pip-{n}.txt"
             subset.write_text("".join(p.requirement_line() + "\n" for p in group), encoding="utf-8")
-            found = ["--find-links", str(tools.wheelhouse)]
+            found = ["--find-links", str(wheelhouse)]
             pip_install(tools, ["--require-hashes", *found, "-r", str(subset)], built, indexes)
         move_into(built, target)
     return origins if kept else {}
@@ -212,7 +186,7 @@ def build_wheels(tools: Toolchain, requirements: list[str], folder: Path, indexe
     return sorted(str(p) for p in folder.glob("*.whl"))
 
 
-def compile_dependencies(deps: Path, profile: list[str] = ()) -> None:
+def compile_dependencies(deps: Path, profile: Sequence[str] = ()) -> None:
     """COMPILE=1, dependency side: what importing each installed top-level package runs (the
     code is not known here, and deps.zip must not depend on it), plus the profile's modules and
     what they import, compiled by this interpreter."""
@@ -224,7 +198,7 @@ def compile_dependencies(deps: Path, profile: list[str] = ()) -> None:
         "what importing each top-level package runs")  # fmt: skip
 
 
-def compile_code(src: Path, handler: str, profile: list[str] = ()) -> list[str]:
+def compile_code(src: Path, handler: str, profile: Sequence[str] = ()) -> list[str]:
     """COMPILE=1, code side: the handler's module, the profile's modules of the code, and what they
     import, compiled (checked-hash) by this interpreter."""
     index = bytecode.module_index(src)
@@ -264,6 +238,6 @@ def use_wheel_streams(entries: dict[str, zipwriter.Entry], origins: dict[str, wh
     for name, origin in origins.items():
         entry = entries.get(name)
         if entry is not None and entry.source is not None and origin.unchanged(entry.source, wheels):
-            entries[name] = dataclasses.replace(entry, packed=zipwriter.Packed(origin.wheel, origin.info, own=False))
+            entries[name] = dataclasses.replace(entry, packed=zipcopy.Packed(origin.wheel, origin.info, own=False))
             count += 1
     return count

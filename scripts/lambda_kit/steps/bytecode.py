@@ -90,6 +90,13 @@ def module_index(root: Path) -> dict[str, str]:
     return index
 
 
+# The statements with try's blocks: `try`, and from 3.11 `try ... except*`.
+if sys.version_info >= (3, 11):
+    TRY_NODES = (ast.Try, ast.TryStar)
+else:
+    TRY_NODES = (ast.Try,)
+
+
 def _type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
@@ -120,7 +127,7 @@ def imported_names(tree: ast.Module, module: str, is_package: bool) -> set[str]:
         elif isinstance(node, ast.If):
             if not _type_checking(node.test):
                 pending += node.body + node.orelse
-        elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+        elif isinstance(node, TRY_NODES):
             pending += node.body + node.orelse + node.finalbody + [s for h in node.handlers for s in h.body]
         elif isinstance(node, (ast.With, ast.For, ast.While, ast.ClassDef)):
             pending += node.body + getattr(node, "orelse", [])

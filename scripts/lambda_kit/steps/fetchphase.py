@@ -42,7 +42,7 @@ from lambda_kit.steps.piprun import pip_failure, run_pip
 from lambda_kit.steps.wheelfetch import FETCH_ENV, Unavailable, choose, download, project_of, sweep, target_of
 
 if TYPE_CHECKING:
-    from lambda_kit.steps.buildsteps import Toolchain
+    from lambda_kit.steps.toolchain import Toolchain
 
 WORKERS = 8  # packages at once: network-bound; more only adds connections
 FETCH_DEADLINE = 40  # the phase's deadline, in timeouts (10 minutes at pip's default 15 s)
@@ -115,10 +115,8 @@ def fetch(packages, target_args: list[str], network: BuildNetwork, lock_sources:
     client = client_for(network)
     reachable(client, routes)
     target = target_of(target_args)
-    why = (
-        f"{FETCH_ENV}=pip" if use_pip else None if target else "pip's target options are not an explicit CPython target"
-    )
-    if why:
+    if use_pip or target is None:
+        why = f"{FETCH_ENV}=pip" if use_pip else "pip's target options are not an explicit CPython target"
         result.left = {canonicalize_name(p.name): why for p in asked}
         return result
     client.settings.deadline = time.monotonic() + FETCH_DEADLINE * client.settings.timeout
@@ -244,18 +242,22 @@ def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[
     at once) where it can decide as pip does, by `pip download` (once per route) for the rest.
     Returns the file chosen for each package, by canonical name; raises one StepError for all
     that cannot be installed."""
+    wheelhouse = tools.wheelhouse
+    if wheelhouse is None:  # install_index_packages gives it one, kept or for this build only
+        raise ValueError("fetch_files needs the toolchain's wheelhouse")
     target_name = tools.target_name or "this runtime"
-    result = fetch(packages, tools.target_args, tools.network, lock_sources, tools.wheelhouse, tools.echo,
+    result = fetch(packages, tools.target_args, tools.network, lock_sources, wheelhouse, tools.echo,
                    target_name=target_name, use_pip=tools.fetch == "pip")  # fmt: skip
-    if result.hosts:
-        raise error(result, target_name, tools.no_wheel_hint)
+    host_failure = error(result, target_name, tools.no_wheel_hint) if result.hosts else None
+    if host_failure is not None:
+        raise host_failure
     chosen, reused, saved, more = dict(result.chosen), result.reused, result.downloaded, {}
     rest = [p for p in packages if canonicalize_name(p.name) in result.left]
     for n, (indexes, group) in enumerate(by_route(tools, rest, lock_sources)):
         requirements = tmp / f"requirements-{n}.txt"
         requirements.write_text("".join(p.requirement_line() + "\n" for p in group), encoding="utf-8")
         try:
-            lines = pip_download(tools, requirements, indexes)
+            lines = pip_download(tools, requirements, indexes, wheelhouse)
         except StepError as exc:
             if not getattr(exc, "not_found", None):
                 raise
@@ -263,7 +265,7 @@ def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[
                 explain_pip(tools, group, indexes) or {canonicalize_name(group[0].name): Unavailable(str(exc), "pin")}
             )
             continue
-        chosen.update(chosen_files(lines, tools.wheelhouse))
+        chosen.update(chosen_files(lines, wheelhouse))
         reused += sum("File was already downloaded" in line for line in lines)
         saved += sum("Saved " in line for line in lines)
     failure = error(result, target_name, tools.no_wheel_hint, more)
@@ -295,12 +297,12 @@ def explain_pip(tools: Toolchain, packages, indexes: list[Index]) -> dict[str, U
     return {canonicalize_name(c.split("=")[0].split(" ")[0]): Unavailable(c, kind) for c in clauses}
 
 
-def pip_download(tools: Toolchain, requirements: Path, indexes: list[Index]) -> list[str]:
+def pip_download(tools: Toolchain, requirements: Path, indexes: list[Index], wheelhouse: Path) -> list[str]:
     """`pip download` every file of `requirements` into the wheelhouse, hash-checked. pip keeps a
     file that is already there with a matching hash. Returns pip's output lines."""
-    tools.wheelhouse.mkdir(parents=True, exist_ok=True)
+    wheelhouse.mkdir(parents=True, exist_ok=True)
     argv = [str(tools.python), "-m", "pip", "download", "--no-deps", "--no-input", "--progress-bar", "off",
-            "--require-hashes", "--dest", str(tools.wheelhouse), *tools.target_args, "-r", str(requirements)]  # fmt: skip
+            "--require-hashes", "--dest", str(wheelhouse), *tools.target_args, "-r", str(requirements)]  # fmt: skip
     code, lines = run_pip(tools, argv, indexes)
     if code != 0:
         raise pip_failure(code, lines, tools)

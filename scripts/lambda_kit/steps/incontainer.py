@@ -14,11 +14,12 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from lambda_kit.common import contract, diskspace, runtimes, tempdirs
 from lambda_kit.common.errors import KitError, StepError
 from lambda_kit.net import netconfig
-from lambda_kit.steps import buildsteps, bytecode
+from lambda_kit.steps import buildsteps, bytecode, toolchain
 
 OUT = Path(contract.OUT)  # what the helper copies out: deps.zip (+ .sha256), wheels/
 PIP_CACHE = "/root/.cache/pip"
@@ -34,9 +35,11 @@ def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
     return args + ["--platform", f"linux_{runtimes.ARCHITECTURES[arch][1]}"]
 
 
-def container_toolchain(target: str, fetch: str = "kit") -> buildsteps.Toolchain:
-    here = runtimes.arch_of_machine(os.uname().machine)
+def container_toolchain(target: str, fetch: str = "kit") -> toolchain.Toolchain:
+    machine = os.uname().machine
+    here = runtimes.arch_of_machine(machine)
     runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
+    cross: dict[str, Any]  # the Toolchain's settings for this target
     if target and target != here:
         # No emulation: this image's Python installs binary wheels for the target architecture.
         cross = dict(
@@ -46,9 +49,12 @@ def container_toolchain(target: str, fetch: str = "kit") -> buildsteps.Toolchain
             no_wheel_hint=f"pin a version with a {target} wheel, or build on an {target} Docker engine, which can compile it",
         )
     else:
+        if here is None:
+            raise StepError(f"the build image runs on {machine}, not on an architecture Lambda has",
+                            "build on an x86_64 or arm64 Docker engine")  # fmt: skip
         cross = dict(target_args=native_target_args(runtime, here), target_name=f"{runtime.name} {here}",
                      no_wheel_hint="pin versions that exist for this runtime and run `pipenv lock`")  # fmt: skip
-    return buildsteps.Toolchain(
+    return toolchain.Toolchain(
         **cross,
         python=Path(contract.TOOLS_BIN, "python"),
         fetch=fetch,

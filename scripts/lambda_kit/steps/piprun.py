@@ -1,7 +1,7 @@
 """pip and the other tools the build steps run (pip, pipenv, strip): each in its own process group,
 its output echoed to the build log as it comes with credentials masked, an interrupt stopping the
-whole group at once; and pip's failures as one line each. Standard library only (the toolchain's
-types are buildsteps').
+whole group at once; and pip's failures as one line each. Standard library only (the Toolchain
+they run with is `toolchain`'s).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from lambda_kit.common.processes import stop_group
 from lambda_kit.steps import wheelcheck
 
 if TYPE_CHECKING:
-    from lambda_kit.steps.buildsteps import Toolchain
+    from lambda_kit.steps.toolchain import Toolchain
 
 
 def pip_install(tools: Toolchain, args: list[str], target: Path, indexes: list) -> None:
@@ -51,6 +51,7 @@ def run_tool(
     lines: list[str] = []
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                           start_new_session=True) as tool:  # fmt: skip
+        assert tool.stdout is not None  # stdout=PIPE
         try:
             for line in tool.stdout:
                 if echo is not None:

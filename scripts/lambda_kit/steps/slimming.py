@@ -15,7 +15,8 @@ from pathlib import Path
 
 from lambda_kit.common.digests import record_digest
 from lambda_kit.common.errors import StepError
-from lambda_kit.steps.buildsteps import run_tool, say
+from lambda_kit.steps.piprun import run_tool
+from lambda_kit.steps.toolchain import say
 
 DEV_ONLY_SUFFIXES = (".pyi", ".h", ".hpp", ".a", ".pxd", ".pyx", ".pxi", ".c", ".cpp")
 

@@ -13,7 +13,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Generator
 
 from lambda_kit.common.errors import WheelError
 from lambda_kit.zips.zipreader import escape
@@ -62,7 +62,7 @@ class Archive:
         An empty file some tools store as a deflate entry without any stream goes to zipfile."""
         return info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size > 0
 
-    def content(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    def content(self, info: zipfile.ZipInfo) -> Generator[bytes, None, None]:
         """The entry's bytes, at most CHUNK at a time, proven to be exactly the `file_size` bytes
         with the CRC the directory gives; a WheelError naming the entry otherwise."""
         if info.flag_bits & 0x1:
@@ -89,7 +89,7 @@ class Archive:
             raise self._damaged(info, "is cut short: its compressed bytes run past the end of the wheel")
         return begin, end
 
-    def _inflated(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    def _inflated(self, info: zipfile.ZipInfo) -> Generator[bytes, None, None]:
         begin, end = self._stream_span(info)
         declared = info.file_size
         inflater = zlib.decompressobj(-15)
@@ -125,7 +125,7 @@ class Archive:
         if crc != info.CRC:
             raise self._damaged(info, f"has a CRC mismatch ({crc:08x}, header {info.CRC:08x})")
 
-    def _through_zipfile(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    def _through_zipfile(self, info: zipfile.ZipInfo) -> Generator[bytes, None, None]:
         """Other methods (stored, bzip2, lzma): zipfile checks the CRC; the size is checked here."""
         size = 0
         try:

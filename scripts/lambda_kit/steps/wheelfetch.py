@@ -43,6 +43,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -215,10 +216,10 @@ def _version_of(filename: str, name: str) -> tuple[Version, bool] | None:
     """(version, is a wheel) of a file of this project, None for anything else."""
     try:
         if filename.endswith(".whl"):
-            parsed = parse_wheel_filename(filename)
-            return (parsed[1], True) if parsed[0] == canonicalize_name(name) else None
-        parsed = parse_sdist_filename(filename)
-        return (parsed[1], False) if parsed[0] == canonicalize_name(name) else None
+            wheel = parse_wheel_filename(filename)
+            return (wheel[1], True) if wheel[0] == canonicalize_name(name) else None
+        sdist = parse_sdist_filename(filename)
+        return (sdist[1], False) if sdist[0] == canonicalize_name(name) else None
     except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
         return None
 
@@ -265,7 +266,7 @@ def explain(name: str, pin: SpecifierSet, allowed: set[str], target: Target, lis
 
 
 def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, client: Client, indexes: list[str],
-           find_links: list[Path] = (), target_name: str = "this runtime") -> Candidate:  # fmt: skip
+           find_links: Sequence[Path] = (), target_name: str = "this runtime") -> Candidate:  # fmt: skip
     """pip's choice for `name==version` among the pages of `indexes` (and local find-links
     folders). Unavailable when no listed file can be taken (`explain` says why); a host that does
     not answer raises NetError; a page that cannot be used counts as none, as pip skips it."""
@@ -315,9 +316,9 @@ def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, cli
         raise Unavailable(
             f"{name}: " + ("; ".join(problems) if problems else f"not on {hosts}"), "page" if problems else "pin"
         )
-    best = candidates[0] if candidates else None
-    for c in candidates[1:]:
-        if c.rank >= best.rank:  # the last of equals: pip's resolver walks its sorted list from the end
+    best: Candidate | None = None
+    for c in candidates:
+        if best is None or c.rank >= best.rank:  # the last of equals: pip's resolver walks its sorted list from the end
             best = c
     if best is None or not best.filename.endswith(".whl") and not target.sources_allowed:
         raise explain(name, pin, allowed, target, listing, hosts, target_name)
@@ -332,14 +333,16 @@ def download(client: Client, best: Candidate, name: str, wheelhouse: Path, stop:
     dest = wheelhouse / best.filename
     if dest.is_file() and sha256_hex(dest) == best.sha256.lower():
         return dest, False  # as pip: a file already there with a matching hash is kept
+    part: str | None
     fd, part = tempfile.mkstemp(prefix=PART_PREFIX, suffix=".part", dir=wheelhouse)
     try:
         digest, size = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out:
             response = open(best.url, "rb") if best.local else client.get(best.url)
             with response:
-                if getattr(response, "status", 200) != 200:
-                    raise Unavailable(f"{name}: {place(best.url)} answered HTTP {response.status} for {best.filename}",
+                status = getattr(response, "status", 200)  # a local file has none
+                if status != 200:
+                    raise Unavailable(f"{name}: {place(best.url)} answered HTTP {status} for {best.filename}",
                                       "page")  # fmt: skip
                 while chunk := (response.read(CHUNK) if best.local else response.read1(CHUNK)):
                     if stop.is_set():

@@ -114,8 +114,8 @@ def check_hash(wheel: Wheel) -> None:
     digests = {a: hashlib.new(a) for a in usable}
     with open(wheel.path, "rb") as f:
         while chunk := f.read(CHUNK):
-            for digest in digests.values():
-                digest.update(chunk)
+            for hasher in digests.values():
+                hasher.update(chunk)
     if not any(digests[a].hexdigest() in by_algorithm[a] for a in usable):
         got = digests[usable[0]].hexdigest()
         raise WheelError(

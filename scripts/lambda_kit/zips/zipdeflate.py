@@ -24,7 +24,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Generator, Sequence
 
 COMPRESS_LEVEL = 6  # zlib's default, the level `zip -r` uses too
 
@@ -83,6 +83,7 @@ def worker_count(value: str | None = None) -> int:
         if count < 1:
             raise ValueError(value)
         return count
+    cpus: int | None
     if hasattr(os, "process_cpu_count"):  # 3.13: affinity (docker --cpuset-cpus, taskset)
         cpus = os.process_cpu_count()
     elif hasattr(os, "sched_getaffinity"):
@@ -92,7 +93,7 @@ def worker_count(value: str | None = None) -> int:
     return max(1, min(cpus or 1, MAX_WORKERS))
 
 
-def deflated(paths: Sequence[Path], workers: int) -> Iterator[Deflated | None]:
+def deflated(paths: Sequence[Path], workers: int) -> Generator[Deflated | None, None, None]:
     """Each file of `paths` deflated, in their order; None for a file above STREAM_ABOVE (the caller
     streams it with `deflate_stream`, in its own thread). With `workers` > 1 threads compress up to
     WINDOW bytes ahead of the caller."""

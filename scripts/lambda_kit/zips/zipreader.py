@@ -142,10 +142,10 @@ def read_directory(path: Path) -> Directory | None:
 def _zipfile_entry_count(path: Path) -> int:
     """The entry count the end record (zip64's too) declares, before zipfile builds its objects."""
     with open(path, "rb") as f:
-        end = zipfile._EndRecData(f)  # noqa: SLF001 (zipfile's own end-record reader, zip64 included)
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # noqa: SLF001 (zipfile's own end-record reader, zip64 included; private, so not in its stubs)
     if end is None:
         raise zipfile.BadZipFile("File is not a zip file")
-    return end[zipfile._ECD_ENTRIES_TOTAL]  # noqa: SLF001
+    return end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]  # noqa: SLF001 (the same reader's field; private)
 
 
 class ZipReader:
@@ -154,6 +154,7 @@ class ZipReader:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._zf: zipfile.ZipFile | None = None
+        self.infos: list[zipfile.ZipInfo] | list[Record]  # zipfile's, or the plain zip's own records
         directory = read_directory(self.path)
         if directory is None:
             count = _zipfile_entry_count(self.path)
@@ -219,7 +220,7 @@ class ZipReader:
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             self._zf = self._zf or zipfile.ZipFile(self.path)
             with self._zf.open(info.filename if isinstance(info, Record) else info) as stream:
-                stream._expected_crc = None  # noqa: SLF001  (checked here, whatever the declared size)
+                stream._expected_crc = None  # type: ignore[attr-defined]  # noqa: SLF001  (checked here, whatever the declared size; ZipExtFile's private field)
                 while data := stream.read(CHUNK):
                     yield data
             return

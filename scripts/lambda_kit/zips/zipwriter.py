@@ -13,16 +13,18 @@ When it is packed, a file the wheel installer unpacked and nothing changed since
 again: its wheel's deflate stream, proven to inflate to exactly the file (wheelinstall.Origin), is
 copied under this zip's own headers. Those bytes depend on the wheel, not on this zlib.
 
+This module decides what goes into a zip and in which order (`collect`, `collect_zip`, `merge`) and
+writes it (`write_zip`, `extend_zip`); an entry's headers are written by hand in `zipheaders`, and
+entries of zips already written are copied by `zipcopy`.
+
 Standard library only: this module runs inside the build container and on the host.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import shutil
 import stat
-import struct
 import time
 import zipfile
 from dataclasses import dataclass
@@ -31,29 +33,17 @@ from typing import Callable, Iterable, Iterator
 
 from lambda_kit.common.errors import UsageError, ZipBuildError
 from lambda_kit.zips import zipdeflate
-from lambda_kit.zips.zipdeflate import COMPRESS_LEVEL  # noqa: F401 (the writer's level, named here too)
+from lambda_kit.zips.zipcopy import Packed, Sources, adjacent, copy_compressed, copy_run
+from lambda_kit.zips.zipheaders import write_compressed, write_streamed
 from lambda_kit.zips.zipreader import END, END_SIG, read_directory
 from lambda_kit.zips.zipreader import attributes as _attributes
 
 DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
-COPY_CHUNK = 1 << 20  # compressed bytes copied from a packed zip at a time
+DateTime = tuple[int, int, int, int, int, int]  # a zip entry's (year, month, day, hour, minute, second)
 
 # Never shipped unless COMPILE=1 compiled it for the runtime (collect's `bytecode`).
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
 BYTECODE_DIRS = ("__pycache__",)
-
-
-@dataclass(frozen=True)
-class Packed:
-    """An entry already compressed in another zip: its compressed bytes copied, not recompressed.
-    `own`: an entry `write_zip` wrote, whose local header is the one it would write now (its
-    timestamp is kept, and runs of them are copied with their headers as one block). Not `own`: a
-    wheel's deflate stream (wheelinstall.Origin): only the stream, its CRC and sizes are taken; the
-    headers, and their timestamp, are this zip's as for a file deflated here."""
-
-    archive: str  # the zip's path (a str: it is a dict key for thousands of entries)
-    info: zipfile.ZipInfo
-    own: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,7 +58,7 @@ class Entry:
         return self.name.endswith("/")
 
 
-def zip_date_time(source_date_epoch: str | None = None) -> tuple[int, int, int, int, int, int]:
+def zip_date_time(source_date_epoch: str | None = None) -> DateTime:
     """The fixed timestamp for every entry, from SOURCE_DATE_EPOCH or the zip epoch."""
     epoch = DOS_EPOCH
     if source_date_epoch not in (None, ""):
@@ -161,7 +151,7 @@ def shadowing(name: str, first: str, second: str) -> ZipBuildError:
     )
 
 
-def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) -> None:
+def write_zip(entries: Iterable[Entry], dest: Path, date_time: DateTime) -> None:
     """Write `entries` (in the order given, see merge) to `dest`, normalised as described in the
     module doc. Entries of a packed zip (`Packed.own`) keep the timestamp they were packed with;
     the others get `date_time`."""
@@ -169,15 +159,22 @@ def write_zip(entries: Iterable[Entry], dest: Path, date_time: tuple[int, ...]) 
         _write_entries(zf, list(entries), date_time)
 
 
-def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...]) -> None:
-    files = [e.source for e in entries if e.packed is None and not e.is_dir]
+def _write_entries(zf: zipfile.ZipFile, entries: list[Entry], date_time: DateTime) -> None:
+    files = [_file_source(e) for e in entries if e.packed is None and not e.is_dir]
     deflated = zipdeflate.deflated(files, _workers())
-    sources = _Sources(entries)
+    sources = Sources(e.packed for e in entries)
     try:
         _write_each(zf, entries, date_time, sources, deflated)
     finally:
         deflated.close()  # on an error: stops the threads' work that has not started
         sources.close()
+
+
+def _file_source(entry: Entry) -> Path:
+    """The file an entry deflated here is read from (every file `collect` finds has one)."""
+    if entry.source is None:
+        raise ZipBuildError(f"{entry.name} has no file to read it from", "report this as a kit bug")
+    return entry.source
 
 
 def _workers() -> int:
@@ -190,198 +187,70 @@ def _workers() -> int:
         ) from None
 
 
-def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: tuple[int, ...], sources: _Sources,
+def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: DateTime, sources: Sources,
                 deflated: Iterator[zipdeflate.Deflated | None]) -> None:  # fmt: skip
     i = 0
     while i < len(entries):
         entry = entries[i]
-        if _verbatim(entry):
+        first = _verbatim(entry)
+        if first is not None:
             # A run of packed entries that follow each other in their zip, with their final
             # headers already: one copy for the whole run, new central directory records only.
-            j = i + 1
-            while j < len(entries) and _verbatim(entries[j]) and _adjacent(entries[j - 1], entries[j], sources):
-                j += 1
-            _copy_run(zf, entries[i:j], sources)
-            sources.done(j)
-            i = j
+            run = [(entry.name, first)]
+            for following in entries[i + 1 :]:
+                packed = _verbatim(following)
+                if packed is None or not adjacent(run[-1][1], packed, sources):
+                    break
+                run.append((following.name, packed))
+            copy_run(zf, run, sources)
+            i += len(run)
+            sources.done(i)
             continue
         i += 1
-        kept = entry.packed is not None and entry.packed.own  # a packed zip's entry keeps its time
-        info = zipfile.ZipInfo(entry.name, date_time=entry.packed.info.date_time if kept else date_time)
+        packed = entry.packed
+        # A packed zip's entry keeps its time.
+        stamp = packed.info.date_time if packed is not None and packed.own else date_time
+        info = zipfile.ZipInfo(entry.name, date_time=stamp)
         info.create_system = 3
         info.extra = b""
         info.external_attr = _attributes(entry.is_dir, entry.mode)
         if entry.is_dir:
             info.compress_type = zipfile.ZIP_STORED
             zf.writestr(info, b"")
-        elif entry.packed is not None:
-            info.compress_type = entry.packed.info.compress_type
-            _copy_compressed(zf, info, entry.packed, sources)
+        elif packed is not None:
+            info.compress_type = packed.info.compress_type
+            copy_compressed(zf, info, packed, sources)
             sources.done(i)
         else:
             info.compress_type = zipfile.ZIP_DEFLATED
             done = next(deflated)
             if done is None:
-                _write_streamed(zf, info, entry.source)
+                write_streamed(zf, info, _file_source(entry))
             else:
-                _write_compressed(zf, info, done.size, done.crc, done.data)
+                write_compressed(zf, info, done.size, done.crc, done.data)
 
 
-def _verbatim(entry: Entry) -> bool:
-    """A packed entry whose local header in its zip is exactly the one write_zip would write now (never
-    a wheel's: its headers carry the wheel's time, extra fields and versions)."""
+def _verbatim(entry: Entry) -> Packed | None:
+    """The entry's packed form when its local header in its zip is exactly the one write_zip would
+    write now (never a wheel's: its headers carry the wheel's time, extra fields and versions), else None."""
     packed = entry.packed
     if packed is None or not packed.own:
-        return False
+        return None
     info = packed.info
-    return (
+    verbatim = (
         info.filename == entry.name
         and info.external_attr == _attributes(entry.is_dir, entry.mode)
         and info.flag_bits & ~0x800 == 0
         and info.file_size * 1.05 <= zipfile.ZIP64_LIMIT
     )
-
-
-class _Sources:
-    """The zips packed entries are copied from, each mapped into memory once (the page cache holds
-    it, not this process: tens of MB, not thousands of reads) and unmapped after its last entry.
-    Slices of a map are copies (bytes), taken COPY_CHUNK at most at a time."""
-
-    def __init__(self, entries: list[Entry]) -> None:
-        self._last = {e.packed.archive: i for i, e in enumerate(entries) if e.packed is not None}
-        self._maps: dict[str, mmap.mmap] = {}
-
-    def get(self, archive: str) -> mmap.mmap:
-        found = self._maps.get(archive)
-        if found is None:
-            with open(archive, "rb") as f:
-                found = self._maps[archive] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        return found
-
-    def done(self, written: int) -> None:
-        """Entries before index `written` are in the zip: unmap each zip none of the others needs."""
-        for archive in [a for a in self._maps if self._last[a] < written]:
-            self._maps.pop(archive).close()
-
-    def close(self) -> None:
-        for found in self._maps.values():
-            found.close()
-        self._maps.clear()
-
-
-def _local_end(archive: mmap.mmap, info: zipfile.ZipInfo) -> int:
-    name_length, extra_length = struct.unpack_from("<HH", archive, info.header_offset + 26)
-    return info.header_offset + 30 + name_length + extra_length + info.compress_size
-
-
-def _adjacent(a: Entry, b: Entry, sources: _Sources) -> bool:
-    return (
-        a.packed.archive == b.packed.archive
-        and _local_end(sources.get(a.packed.archive), a.packed.info) == b.packed.info.header_offset
-    )
-
-
-def _copy_run(zf: zipfile.ZipFile, run: list[Entry], sources: _Sources) -> None:
-    archive = sources.get(run[0].packed.archive)
-    start = run[0].packed.info.header_offset
-    if archive[start : start + 4] != b"PK\x03\x04":
-        raise ZipBuildError(
-            f"bad local header for {run[0].name} in a packed zip", "rebuild without the cache (make -B)"
-        )
-    zf.fp.seek(zf.start_dir)
-    base = zf.fp.tell()
-    _copy_bytes(zf, archive, start, _local_end(archive, run[-1].packed.info), run[-1].name)
-    for entry in run:
-        source = entry.packed.info
-        info = zipfile.ZipInfo(entry.name, date_time=source.date_time)
-        info.create_system = 3
-        info.extra = b""
-        info.external_attr = source.external_attr
-        info.compress_type = source.compress_type
-        info.file_size, info.compress_size, info.CRC = source.file_size, source.compress_size, source.CRC
-        info.flag_bits = 0  # as writestr leaves it; the UTF-8 name flag is derived when written
-        info.header_offset = base + (source.header_offset - start)
-        zf.filelist.append(info)
-        zf.NameToInfo[info.filename] = info
-    zf.start_dir = zf.fp.tell()
-    zf._didModify = True
-
-
-def _copy_bytes(zf: zipfile.ZipFile, archive: mmap.mmap, start: int, end: int, name: str) -> None:
-    if end > len(archive):
-        raise ZipBuildError(f"{name} is cut short in a packed zip", "rebuild without the cache (make -B)")
-    for at in range(start, end, COPY_CHUNK):
-        zf.fp.write(archive[at : min(at + COPY_CHUNK, end)])
-
-
-def _compressed_span(archive: mmap.mmap, info: zipfile.ZipInfo) -> tuple[int, int]:
-    start = info.header_offset
-    if archive[start : start + 4] != b"PK\x03\x04":
-        raise ZipBuildError(
-            f"bad local header for {info.filename} in a packed zip", "rebuild without the cache (make -B)"
-        )
-    name_length, extra_length = struct.unpack_from("<HH", archive, start + 26)
-    data_start = start + 30 + name_length + extra_length
-    if data_start + info.compress_size > len(archive):
-        raise ZipBuildError(f"{info.filename} is cut short in a packed zip", "rebuild without the cache (make -B)")
-    return data_start, data_start + info.compress_size
-
-
-def _copy_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, packed: Packed, sources: _Sources) -> None:
-    """What ZipFile.writestr does for a seekable file, with the data already compressed in another zip."""
-    archive = sources.get(packed.archive)
-    start, end = _compressed_span(archive, packed.info)
-    _start_entry(zf, info, packed.info.file_size, packed.info.CRC, end - start)
-    _copy_bytes(zf, archive, start, end, info.filename)
-    _end_entry(zf, info)
-
-
-def _start_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int, crc: int, compress_size: int) -> bool:
-    """The local header, as ZipFile.writestr writes it on a seekable file. Returns zip64."""
-    info.file_size, info.compress_size, info.CRC = file_size, compress_size, crc
-    info.flag_bits = 0
-    zip64 = info.file_size * 1.05 > zipfile.ZIP64_LIMIT  # writestr's own rule
-    zf.fp.seek(zf.start_dir)
-    info.header_offset = zf.fp.tell()
-    zf._writecheck(info)
-    zf._didModify = True
-    zf.fp.write(info.FileHeader(zip64))
-    return zip64
-
-
-def _end_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    zf.start_dir = zf.fp.tell()
-    zf.filelist.append(info)
-    zf.NameToInfo[info.filename] = info
-
-
-def _write_compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int, crc: int, data: bytes) -> None:
-    """What ZipFile.writestr does for a seekable file, with the data already compressed."""
-    _start_entry(zf, info, file_size, crc, len(data))
-    zf.fp.write(data)
-    _end_entry(zf, info)
-
-
-def _write_streamed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: Path) -> None:
-    """A big file deflated into the zip as it is read; its header rewritten with the CRC and sizes
-    at the end, as ZipFile.writestr does (the header's length does not change)."""
-    zip64 = _start_entry(zf, info, source.stat().st_size, 0, 0)
-    crc, size, compressed = zipdeflate.deflate_stream(source, zf.fp.write)
-    if not zip64 and max(size, compressed) > zipfile.ZIP64_LIMIT:
-        raise ZipBuildError(f"{source} grew past 4 GiB while it was zipped", "build again once nothing writes to it")
-    info.file_size, info.compress_size, info.CRC = size, compressed, crc
-    end = zf.fp.tell()
-    zf.fp.seek(info.header_offset)
-    zf.fp.write(info.FileHeader(zip64))
-    zf.fp.seek(end)
-    _end_entry(zf, info)
+    return packed if verbatim else None
 
 
 # Reading zips (the directory of a plain zip, content with caps) is zipreader's.
 
 
 def extend_zip(base: Path, base_name: str, entries: dict[str, Entry], part_name: str, dest: Path,
-               date_time: tuple[int, ...]) -> bool:  # fmt: skip
+               date_time: DateTime) -> bool:  # fmt: skip
     """Write to `dest` what write_zip(merge((base_name, collect_zip(base)), (part_name, entries)))
     writes, byte for byte, without handling the base's entries one by one: its bytes up to the
     central directory are copied in one go, the new entries written after them, and the base's
