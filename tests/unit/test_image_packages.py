@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from lambda_kit.common import contract
+from helpers import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "scripts" / "lambda_kit"
+PACKAGE = ROOT / "scripts" / "lambda_kit"
 # Per image: its folders, the modules it runs, and what of outside the standard library they may import
 SETS = {
     "tools": (contract.TOOLS_PACKAGES, ["lambda_kit.net.netconfig"], ()),

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, kit_env, make
+from helpers import ROOT, kit_env, make
 from lambda_kit import cli
 
 

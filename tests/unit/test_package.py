@@ -18,8 +18,8 @@ from lambda_kit.common.errors import KitError, UsageError
 from lambda_kit.outputs import OutputRecords
 from lambda_kit.package import PackageSettings, package
 from lambda_kit.builders.runner import CommandFailed
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_VERSIONS = {n: e["version"][2:] for n, e in json.loads((ROOT / "Pipfile.lock").read_text())["default"].items()}
 
 

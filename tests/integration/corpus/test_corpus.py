@@ -12,7 +12,7 @@ from pathlib import Path
 import corpus
 import corpusreport
 import pytest
-from conftest import _docker_problem
+from helpers import docker_problem
 from corpuswork import parse_target
 
 pytestmark = [pytest.mark.corpus, pytest.mark.network]
@@ -44,7 +44,7 @@ def swept(tmp_path_factory) -> list[dict]:
     assert len(selection[x86.key]["native"]) == X86_PACKAGES
     first = {item["package"] for item in selection[x86.key]["native"][:ARM_PACKAGES]}
     selection.update(corpus.select(CORPUS_CACHE, [(r, n) for r, n in ranking if n in first], [arm]))
-    loader = _docker_problem() is None
+    loader = docker_problem() is None
     records = corpus.sweep(CORPUS_CACHE, selection, loader=loader)
     folder = tmp_path_factory.mktemp("corpus")
     result = {"run": corpus.run_facts(ranking, corpus.JOBS, loader), "selection": selection, "records": records}

@@ -7,7 +7,7 @@ import subprocess
 import zipfile
 
 import pytest
-from conftest import BASE_IMAGE, KIT_LABEL, RUNTIME, make
+from helpers import BASE_IMAGE, KIT_LABEL, RUNTIME, make
 from lambda_kit.steps import bytecode
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]

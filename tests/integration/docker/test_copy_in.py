@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from conftest import BASE_IMAGE, ROOT, RUNTIME, copy_kit, kit_env
+from helpers import BASE_IMAGE, PROJECTS, RUNTIME, copy_kit, kit_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 SETTINGS = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "SRC=src", "HANDLER=myapp.handlers.api.handler"]
@@ -24,7 +24,7 @@ def make_in(folder, *args):
 
 def test_install_into_an_existing_repo_then_package_via_include_and_via_f(tmp_path):
     repo = tmp_path / "existing-repo"
-    shutil.copytree(ROOT / "tests" / "projects" / "existing-repo", repo)
+    shutil.copytree(PROJECTS / "existing-repo", repo)
     own_makefile = (repo / "Makefile").read_bytes()
     kit = copy_kit(tmp_path / "kit-checkout")
 

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, RUNTIME, copy_kit, kit_env, make
+from helpers import PROJECTS, RUNTIME, copy_kit, kit_env, make
 
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 SETTINGS = ["SRC=functions", "FUNCTIONS=*", "HANDLER=app.handler", "HANDLER_reports=report.main"]
@@ -19,7 +19,7 @@ SETTINGS = ["SRC=functions", "FUNCTIONS=*", "HANDLER=app.handler", "HANDLER_repo
 @pytest.fixture
 def project(tmp_path):
     folder = tmp_path / "functions-repo"
-    shutil.copytree(ROOT / "tests" / "projects" / "functions", folder)
+    shutil.copytree(PROJECTS / "functions", folder)
     return copy_kit(folder)
 
 

@@ -22,6 +22,7 @@ from loaderimage import audit_verdicts, image_libraries, loader_image, loader_ve
 
 from lambda_kit.audit import audit, auditnative, elflinks, nativeneeds, runtimelibs
 from lambda_kit.common import runtimes
+from helpers import PROJECTS
 
 RUNTIME = runtimes.lookup("3.11")
 EXT = ".cpython-311-x86_64-linux-gnu.so"
@@ -284,7 +285,7 @@ def test_psycopg2_without_its_bundled_krb5_fails_both_naming_the_chain(image, re
 @pytest.mark.docker
 def test_an_extension_linked_to_the_systems_libpq_fails_both(image, tmp_path):
     """A psycopg2 built from source links the system's libpq.so.5, which no runtime provides."""
-    sample = Path(__file__).parent / "projects" / "native-needs" / "lambdas"
+    sample = PROJECTS / "native-needs" / "lambdas"
     files = {"pgext" + EXT: (sample / f"pgext{EXT}").read_bytes(), "app.py": b""}
     path = write_zip(tmp_path / "pgext.zip", files)
     assert loader_verdicts(image, path) == {"pgext" + EXT: ["libpq.so.5"]} == audit_verdicts(path)

@@ -16,7 +16,17 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from conftest import BASE_IMAGE, KIT_LABEL, RUNTIME, kit_containers, kit_env, lock_versions, make, make_at_once
+from helpers import (
+    BASE_IMAGE,
+    KIT_LABEL,
+    RUNTIME,
+    buildkit_env,
+    kit_containers,
+    kit_env,
+    lock_versions,
+    make,
+    make_at_once,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 
@@ -39,26 +49,6 @@ def invoke(zip_path: Path, handler: str, event: dict) -> dict:
         input=zip_path.read_bytes(), capture_output=True, check=True, timeout=120,
     )  # fmt: skip
     return json.loads(result.stdout.decode().strip().splitlines()[-1])
-
-
-def buildkit_env() -> dict[str, str] | None:
-    """Settings that make `docker build` use BuildKit: a client with buildx, or one with it built in."""
-    for folder in ("", "/usr/bin"):
-        docker_bin = os.path.join(folder, "docker") if folder else "docker"
-        try:
-            subprocess.run([docker_bin, "buildx", "version"], capture_output=True, check=True)
-            return {"DOCKER_BUILDKIT": "1", "PATH": f"{folder}:{os.environ['PATH']}" if folder else os.environ["PATH"]}
-        except (subprocess.CalledProcessError, FileNotFoundError):
-            pass
-        try:
-            version = subprocess.run(
-                [docker_bin, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True, check=True
-            ).stdout
-        except (subprocess.CalledProcessError, FileNotFoundError):
-            continue
-        if int(version.split(".")[0]) < 23:  # before 23, BuildKit was built into the client
-            return {"DOCKER_BUILDKIT": "1", "PATH": f"{folder}:{os.environ['PATH']}" if folder else os.environ["PATH"]}
-    return None
 
 
 def remove_kit_images_and_build_cache() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, RUNTIME, kit_env, make
+from helpers import BASE_IMAGE, RUNTIME, kit_env, make
 
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 

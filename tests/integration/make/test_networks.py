@@ -21,10 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, ROOT, copy_kit, kit_containers, kit_env, make, record_as_kit_output
+from helpers import (
+    BASE_IMAGE,
+    ROOT,
+    buildkit_env,
+    copy_kit,
+    kit_containers,
+    kit_env,
+    make,
+    make_wheel,
+    record_as_kit_output,
+)
 from faultnet import Certs, FaultIndex, Proxy, closed_port, project
-from test_package_docker import buildkit_env
-from test_wheelinstall import make_wheel
+
 
 BUILDERS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
 # The fault tests plant a token in the lock's source (as userinfo, through ${FAULT_TOKEN}) where the

@@ -18,9 +18,8 @@ from lambda_kit.audit import audit
 from lambda_kit import cli
 from lambda_kit.zips import zipreader
 
-from conftest import download_wheels
+from helpers import download_wheels
 
-ROOT = Path(__file__).resolve().parent.parent
 HANDLER_SOURCE = b"import six\n\n\ndef handler(event, context):\n    return {'ok': six.PY3}\n"
 
 # (requirement, pip platform, python version) -> a real wheel for that target

@@ -16,7 +16,7 @@ import pytest
 from lambda_kit.audit import audit
 from lambda_kit import cli
 
-from conftest import ROOT, download_wheels, kit_env
+from helpers import ROOT, download_wheels, kit_env
 
 pytestmark = pytest.mark.network
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, RUNTIME, kit_env, make
+from helpers import BASE_IMAGE, RUNTIME, kit_env, make
 from lambda_kit.steps import pipchoices
 
 pytestmark = pytest.mark.network

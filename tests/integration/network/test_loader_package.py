@@ -10,10 +10,9 @@ import zipfile
 import pytest
 from loaderimage import loader_image, loader_verdicts
 
-from conftest import ROOT, RUNTIME, copy_kit, make
+from helpers import PROJECTS, RUNTIME, copy_kit, make
 from lambda_kit.audit import audit
 
-PROJECTS = ROOT / "tests" / "projects"
 BUNDLED = {"psycopg2-binary": "psycopg2_binary.libs/", "pillow-numpy": "Pillow.libs/"}
 
 

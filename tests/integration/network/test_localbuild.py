@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_kit, kit_env, make, path_without_docker, record_as_kit_output
+from helpers import PROJECTS, copy_kit, kit_env, make, path_without_docker, record_as_kit_output
 from lambda_kit.audit import audit
 from lambda_kit.common import runtimes
 
@@ -53,7 +53,7 @@ def test_arm64_zip_from_an_x86_64_host_without_docker(sample, tmp_path):
 @pytest.mark.network
 def test_source_only_package_is_a_clear_error_naming_it(tmp_path):
     project = tmp_path / "sdist-only"
-    shutil.copytree(ROOT / "tests" / "projects" / "sdist-only", project)
+    shutil.copytree(PROJECTS / "sdist-only", project)
     copy_kit(project)
     (project / "build.zip").write_bytes(b"previous zip")
     record_as_kit_output(project, project / "build.zip")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_kit, make
+from helpers import PROJECTS, ROOT, copy_kit, make
 
-LOCKS = ROOT / "tests" / "projects" / "locks"
+LOCKS = PROJECTS / "locks"
 CASES = {
     "pipenv": "Pipfile.lock",
     "pylock": "pylock.toml",
@@ -133,7 +133,7 @@ def test_make_check_reads_any_lock_and_a_changed_version_is_an_error(tmp_path):
 @pytest.mark.network
 def test_functions_and_a_layer_from_a_poetry_lock_share_one_build(tmp_path):
     folder = copy_kit(tmp_path / "poetry-functions")
-    shutil.copytree(ROOT / "tests" / "projects" / "functions" / "functions", folder / "functions")
+    shutil.copytree(PROJECTS / "functions" / "functions", folder / "functions")
     for path in (LOCKS / "poetry").iterdir():
         shutil.copy2(path, folder / path.name)
     settings = ["SRC=functions", "FUNCTIONS=*", "HANDLER=app.handler", "HANDLER_reports=report.main", "BUILDER=local"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_sample, kit_env, make, make_at_once
+from helpers import ROOT, copy_sample, kit_env, make, make_at_once
 
 LAUNCHER = ROOT / "scripts" / "lambda-kit"
 SETTING_UP = "lambda-kit: setting up the helper's environment in "

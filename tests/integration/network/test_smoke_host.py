@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RUNTIME, kit_env, make, path_without_docker
+from helpers import RUNTIME, kit_env, make, path_without_docker
 
 HOST_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 pytestmark = [

@@ -7,52 +7,19 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import pytest
 
 from lambda_kit.audit import audit
+from helpers import ROOT, raw_zip, text_entry, zeros_deflated
 
-ROOT = Path(__file__).resolve().parent.parent
 MEMORY_LIMIT_MB = 300
 GIB = 1 << 30
 HANDLER = b"def handler(event, context):\n    return 1\n"
-
-
-def zeros_deflated(size: int) -> bytes:
-    """Raw deflate data that inflates to `size` zero bytes (a whole number of MiB), made from one
-    compressed MiB repeated: after a full flush each copy stands alone."""
-    c = zlib.compressobj(9, zlib.DEFLATED, -15)
-    block = c.compress(b"\0" * (1 << 20)) + c.flush(zlib.Z_FULL_FLUSH)
-    return block * (size >> 20) + c.flush()
-
-
-def raw_zip(path: Path, entries: list[dict]) -> Path:
-    """A zip written by hand, so headers can say anything: each entry has name (bytes or str),
-    data (as stored), and optionally method, crc, size (declared inflated size), mode."""
-    out, central = bytearray(), bytearray()
-    for e in entries:
-        name = e["name"].encode() if isinstance(e["name"], str) else e["name"]
-        data, method = e["data"], e.get("method", 8)
-        size = e.get("size", len(data))
-        crc = e.get("crc", 0)
-        attr = (0o100000 | e.get("mode", 0o644)) << 16
-        fields = (20, 0x800, method, 0, 0x21, crc, len(data), size, len(name))
-        offset = len(out)
-        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", *fields, 0) + name + data
-        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 0x031E, *fields, 0, 0, 0, 0, attr, offset) + name
-    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central), len(out), 0)
-    path.write_bytes(bytes(out + central + end))
-    return path
-
-
-def text_entry(name, data: bytes, **overrides) -> dict:
-    return {"name": name, "data": zlib.compress(data, 9)[2:-4], "crc": zlib.crc32(data), "size": len(data), **overrides}
 
 
 def peak_of(argv: list[str]) -> tuple[subprocess.CompletedProcess, float]:

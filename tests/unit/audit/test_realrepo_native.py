@@ -8,11 +8,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import PROJECTS, ROOT
 from lambda_kit.audit import audit, runtimelibs
 from lambda_kit.common import runtimes
 
-SAMPLE = ROOT / "tests" / "projects" / "native-needs"
+SAMPLE = PROJECTS / "native-needs"
 
 
 def zip_folder(folder: Path, dest: Path, prefix: str = "") -> Path:

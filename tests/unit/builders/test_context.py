@@ -1,7 +1,6 @@
 """The staged build context and the network settings that travel with it."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -9,8 +8,7 @@ from lambda_kit.builders import context
 from lambda_kit.common import contract
 from lambda_kit.net.network import NetworkSettings, lock_source_variables, secret_files
 from lambda_kit.common.errors import UsageError
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import PROJECTS, ROOT
 
 
 def test_legacy_dockerfile_has_no_buildkit_syntax_and_keeps_every_step():
@@ -25,7 +23,7 @@ def test_legacy_dockerfile_has_no_buildkit_syntax_and_keeps_every_step():
 
 
 def test_stage_sends_only_what_the_build_needs(tmp_path):
-    project = ROOT / "tests" / "projects" / "local-lib"
+    project = PROJECTS / "local-lib"
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
     network = NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, ROOT, copy_kit, copy_sample, kit_env, make, path_without_docker
+from helpers import BASE_IMAGE, PROJECTS, ROOT, copy_kit, copy_sample, kit_env, make, path_without_docker
 from lambda_kit.builders import docker
 from lambda_kit.common import runtimes
 from lambda_kit.plan.buildplan import image_tag
@@ -143,7 +143,7 @@ def test_without_docker_the_default_builder_falls_back_to_local_and_says_so(samp
 @pytest.mark.network
 def test_a_lock_that_needs_docker_without_an_engine_names_the_package(tmp_path):
     project = tmp_path / "sdist-only"
-    shutil.copytree(ROOT / "tests" / "projects" / "sdist-only", project)
+    shutil.copytree(PROJECTS / "sdist-only", project)
     copy_kit(project)
     result = make(project, "package", env=no_docker_env(tmp_path))
     assert result.returncode != 0
@@ -213,7 +213,7 @@ def test_an_image_that_cannot_be_pulled_is_still_the_error_when_a_package_needs_
     tmp_path, no_leftover_containers
 ):
     project = tmp_path / "sdist-only"
-    shutil.copytree(ROOT / "tests" / "projects" / "sdist-only", project)
+    shutil.copytree(PROJECTS / "sdist-only", project)
     copy_kit(project)
     missing = "lambda-kit-test/no-such-image:never"
     result = make_with_image(project, missing)

@@ -9,11 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_kit, kit_env, make
+from helpers import PROJECTS, copy_kit, kit_env, make
 from lambda_kit.code import sources
 from lambda_kit.common.errors import KitError
 
-PROJECTS = ROOT / "tests" / "projects"
 ODD_NAMES = ("with space.py", "colon:name.txt", "new\nline.txt", "café_ünï.py")
 
 

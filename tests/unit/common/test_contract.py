@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -15,8 +15,8 @@ from lambda_kit.common import contract
 from lambda_kit.net import netconfig
 from lambda_kit.net.network import NetworkSettings
 from lambda_kit.common.errors import KitError, StepError, UsageError
+from helpers import PROJECTS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 SMOKE_DOCKERFILE = (ROOT / "scripts" / "smoke.Dockerfile").read_text(encoding="utf-8")
 
@@ -110,7 +110,7 @@ def test_netconfig_runs_from_the_tools_layer_folders_alone(tmp_path, monkeypatch
 
 
 def test_the_staged_context_is_what_the_dockerfile_copies(tmp_path):
-    project = ROOT / "tests" / "projects" / "local-lib"
+    project = PROJECTS / "local-lib"
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
     network = NetworkSettings(index_url="https://mirror.example/simple")

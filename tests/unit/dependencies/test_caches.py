@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from conftest import make
+from helpers import make
 from lambda_kit.audit import audit
 from lambda_kit.dependencies import depcache
 

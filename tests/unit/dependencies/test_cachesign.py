@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from conftest import make
+from helpers import make
 from lambda_kit import __version__
 from lambda_kit.dependencies import cachesign
 from lambda_kit.common.errors import UsageError

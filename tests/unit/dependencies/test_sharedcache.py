@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, make_at_once, path_without_docker
+from helpers import BASE_IMAGE, RUNTIME, copy_sample, kit_env, make, make_at_once, path_without_docker
 from lambda_kit.audit import auditnative
 from lambda_kit.dependencies import cachefacts, cachesign, sharedcache
 from lambda_kit.plan.buildplan import PackageSettings, resolve

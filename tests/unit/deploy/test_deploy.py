@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from awsfake import ACCOUNT
-from conftest import ROOT, RUNTIME, copy_kit, kit_env, make
+from helpers import PROJECTS, ROOT, RUNTIME, copy_kit, kit_env, make
 from lambda_kit.deploy import awsapi, deploy
 from lambda_kit.common import runtimes
 from lambda_kit.common.errors import KitError
@@ -169,7 +169,7 @@ def test_layer_published_once_per_content_and_again_after_a_lock_change(tmp_path
 @pytest.mark.network
 def test_deploy_functions_creates_each_with_its_name_and_handler(tmp_path, kit_state, local_aws):
     project = tmp_path / "functions-repo"
-    shutil.copytree(ROOT / "tests" / "projects" / "functions", project)
+    shutil.copytree(PROJECTS / "functions", project)
     copy_kit(project)
     make_role(local_aws)
     result = make_local(

@@ -1,12 +1,10 @@
 """Pipfile.lock -> install plan: hashes, markers, local paths and VCS entries."""
 
-from pathlib import Path
-
 import pytest
 
 from lambda_kit.lock import lockfile
+from helpers import PROJECTS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PY311 = {
     "python_version": "3.11",
     "python_full_version": "3.11.2",
@@ -35,7 +33,7 @@ def test_sample_lock_plans_every_package_with_its_hashes():
 
 
 def test_editable_path_is_local_and_false_marker_is_skipped():
-    lock = lockfile.load(ROOT / "tests" / "projects" / "local-lib" / "Pipfile.lock")
+    lock = lockfile.load(PROJECTS / "local-lib" / "Pipfile.lock")
     plan = lockfile.plan(lock, PY311)
     assert plan.local == [lockfile.LocalPackage("orders-common", "./libs/orders-common")]
     assert [p.name for p in plan.index] == ["six"]

@@ -13,9 +13,9 @@ import pytest
 from lambda_kit.lock import lockcheck, lockfile, lockformats
 from lambda_kit.common import runtimes
 from lambda_kit.common.errors import KitError, LockError, StepError, UsageError
+from helpers import PROJECTS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-LOCKS = ROOT / "tests" / "projects" / "locks"
+LOCKS = PROJECTS / "locks"
 FILES = {
     "pipenv": "Pipfile.lock",
     "uv": "uv.lock",

@@ -8,10 +8,9 @@ import shutil
 import zipfile
 
 import pytest
-from conftest import ROOT, copy_kit, kit_env, make
+from helpers import PROJECTS, copy_kit, kit_env, make
 from lambda_kit.lock import lockfile
 
-PROJECTS = ROOT / "tests" / "projects"
 GOOD = json.loads((PROJECTS / "older-pipenv" / "Pipfile.lock").read_text())
 
 

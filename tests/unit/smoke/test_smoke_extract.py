@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from lambda_kit.invoke import smoke_runner
-from test_hostile_zips import raw_zip, text_entry, zeros_deflated
+from helpers import raw_zip, text_entry, zeros_deflated
 
 
 def test_modes_are_kept_less_setuid_setgid_and_sticky(tmp_path):

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, copy_kit, make
+from helpers import ROOT, copy_kit, make
 from lambda_kit.steps import pipchoices
 from lambda_kit.common import runtimes
 

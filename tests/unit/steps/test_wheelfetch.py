@@ -22,12 +22,12 @@ from types import SimpleNamespace
 import pytest
 
 import faultnet
-from conftest import ROOT
+from helpers import ROOT, make_wheel
 from lambda_kit.steps import fetchphase, wheelfetch
 from lambda_kit.net import httpget, indexclient, netconfig
 from lambda_kit.lock import lockfile
 from lambda_kit.common import runtimes
-from test_wheelinstall import make_wheel
+
 
 JSON = "application/vnd.pypi.simple.v1+json"
 

@@ -6,10 +6,7 @@ and deps.zip packed with the wheels' own deflate streams for the files still as 
 
 from __future__ import annotations
 
-import base64
-import csv
 import hashlib
-import io
 import os
 import struct
 import subprocess
@@ -22,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT, make_wheel
 from lambda_kit.steps import buildsteps, wheelinstall
 from lambda_kit.lock import lockfile
 from lambda_kit.common import runtimes
@@ -32,39 +29,6 @@ from lambda_kit.zips import zipwriter
 def pinned_pip_version() -> str:
     text = (ROOT / "scripts" / "container-requirements.txt").read_text()
     return next(line.split("==")[1].split()[0] for line in text.splitlines() if line.startswith("pip=="))
-
-
-def record_line(name: str, data: bytes) -> list[str]:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return [name, f"sha256={digest}", str(len(data))]
-
-
-def make_wheel(folder: Path, name: str, version: str, files: dict, unlisted: dict | None = None, tag="py3-none-any",
-               entry_points: str = "", wheel_version: str = "1.0", stored: tuple = (), level: int = 6) -> Path:  # fmt: skip
-    """A wheel with `files` ({name: bytes or (bytes, mode)}) listed in its RECORD, `unlisted` not;
-    each deflated at `level`, but the `stored` ones."""
-    dist_info = f"{name}-{version}.dist-info"
-    meta = {
-        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist_info}/WHEEL": f"Wheel-Version: {wheel_version}\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
-    }  # fmt: skip
-    if entry_points:
-        meta[f"{dist_info}/entry_points.txt"] = entry_points.encode()
-    path = folder / f"{name}-{version}-{tag}.whl"
-    rows = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for member, content in {**files, **meta, **(unlisted or {})}.items():
-            data, mode = content if isinstance(content, tuple) else (content, 0o644)
-            info = zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0))
-            info.external_attr = (0o100000 | mode) << 16
-            info.compress_type = zipfile.ZIP_STORED if member in stored else zipfile.ZIP_DEFLATED
-            zf.writestr(info, data, compresslevel=level)
-            if not unlisted or member not in unlisted:
-                rows.append(record_line(member, data))
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows([*rows, [f"{dist_info}/RECORD", "", ""]])
-        zf.writestr(f"{dist_info}/RECORD", out.getvalue())
-    return path
 
 
 def tree(root: Path) -> dict[str, tuple[bytes, bool]]:
