@@ -24,7 +24,7 @@ import pytest
 from helpers import PROJECTS, TESTS, copy_kit, copy_sample, docker_problem, kit_containers
 from awsfake import _moto_server, local_aws  # noqa: F401  (a local AWS API for any test)
 
-FOLDER_MARKERS: dict[str, tuple[str, ...]] = {}  # the folders' markers come with the split of mixed files
+FOLDER_MARKERS = {"docker": ("docker",), "network": ("network",), "corpus": ("corpus", "network")}
 NETWORK_FIXTURES = {"wheels"}  # fixtures that download real wheels from the index
 
 

@@ -15,7 +15,6 @@ import pytest
 from helpers import docker_problem
 from corpuswork import parse_target
 
-pytestmark = [pytest.mark.corpus, pytest.mark.network]
 
 X86_PACKAGES = 100
 ARM_PACKAGES = 10

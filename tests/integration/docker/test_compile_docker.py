@@ -10,7 +10,7 @@ import pytest
 from helpers import BASE_IMAGE, KIT_LABEL, RUNTIME, make
 from lambda_kit.steps import bytecode
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = pytest.mark.usefixtures("no_leftover_containers")
 
 
 def remove_compiled_images() -> None:

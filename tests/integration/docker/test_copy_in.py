@@ -12,7 +12,7 @@ import pytest
 
 from helpers import BASE_IMAGE, PROJECTS, RUNTIME, copy_kit, kit_env
 
-pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 SETTINGS = [f"PYTHON_VERSION={RUNTIME}", f"BASE_IMAGE={BASE_IMAGE}", "SRC=src", "HANDLER=myapp.handlers.api.handler"]
 
 

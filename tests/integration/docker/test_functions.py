@@ -12,7 +12,7 @@ import pytest
 
 from helpers import PROJECTS, RUNTIME, copy_kit, kit_env, make
 
-pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 SETTINGS = ["SRC=functions", "FUNCTIONS=*", "HANDLER=app.handler", "HANDLER_reports=report.main"]
 
 

@@ -28,7 +28,7 @@ from helpers import (
     make_at_once,
 )
 
-pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 
 # Run a handler from a zip the way Lambda lays it out: unpacked into /var/task, nothing else added.
 INVOKE = r"""

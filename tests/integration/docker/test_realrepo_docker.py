@@ -11,7 +11,7 @@ import pytest
 from helpers import PROJECTS, RUNTIME, copy_kit, make
 from lambda_kit.audit import audit
 
-pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 
 
 def test_debian_image_builds_with_the_runtimes_wheels_not_its_own_glibcs(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 from helpers import BASE_IMAGE, RUNTIME, kit_env, make
 
-pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("no_leftover_containers")]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from lambda_kit.audit import audit
 from lambda_kit import cli
 from lambda_kit.zips import zipreader
 
-from helpers import download_wheels
+from helpers import download_wheels, wheel_members, write_zip, zip_entry
 
 HANDLER_SOURCE = b"import six\n\n\ndef handler(event, context):\n    return {'ok': six.PY3}\n"
 
@@ -39,30 +39,6 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     return download_wheels(tmp_path_factory.mktemp("wheels"), WHEELS)
 
 
-def entry(name: str, mode: int = 0o644) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.create_system = 3
-    is_dir = name.endswith("/")
-    info.external_attr = ((stat.S_IFDIR if is_dir else stat.S_IFREG) | mode) << 16 | (0x10 if is_dir else 0)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    return info
-
-
-def wheel_members(wheel: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(wheel) as zf:
-        return {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
-
-
-def build(path: Path, files: dict[str, bytes], modes: dict[str, int] | None = None, extra_infos=()) -> Path:
-    """A zip of `files` (mode 0644 unless `modes` says otherwise), plus raw ZipInfo entries."""
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(entry(name, (modes or {}).get(name, 0o644)), data)
-        for info, data in extra_infos:
-            zf.writestr(info, data)
-    return path
-
-
 @pytest.fixture
 def base_files(wheels) -> dict[str, bytes]:
     """A good function: a handler plus a pure-Python dependency installed as pip would, and the
@@ -80,12 +56,12 @@ def ids(path: Path, **options) -> list[str]:
 
 
 def test_pure_python_zip_is_clean(tmp_path, base_files, wheels):
-    path = build(tmp_path / "good.zip", {**base_files, **wheel_members(wheels["idna"])})
+    path = write_zip(tmp_path / "good.zip", {**base_files, **wheel_members(wheels["idna"])})
     assert ids(path, handler="app.handler") == []
 
 
 def test_linux_wheel_for_the_target_is_clean(tmp_path, base_files, wheels):
-    path = build(tmp_path / "good.zip", {**base_files, **wheel_members(wheels["x86_64"])})
+    path = write_zip(tmp_path / "good.zip", {**base_files, **wheel_members(wheels["x86_64"])})
     assert ids(path, handler="app.handler") == []
 
 
@@ -93,7 +69,7 @@ def test_linux_wheel_for_the_target_is_clean(tmp_path, base_files, wheels):
 
 
 def test_wrong_architecture(tmp_path, base_files, wheels):
-    path = build(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["aarch64"])})
+    path = write_zip(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["aarch64"])})
     report = audit.audit_zip(path, runtime="3.11", arch="x86_64")
     assert report.ids() == ["native-arch"]
     assert report.findings[0].entries == ["markupsafe/_speedups.cpython-311-aarch64-linux-gnu.so (arm64)"]
@@ -106,13 +82,13 @@ def test_macos_binary(tmp_path, base_files, wheels):
     (mac_name,) = [n for n in members if n.endswith(".so")]
     # Under the Linux file name, so only the file's format is wrong.
     members["markupsafe/_speedups.cpython-311-x86_64-linux-gnu.so"] = members.pop(mac_name)
-    report = audit.audit_zip(build(tmp_path / "bad.zip", {**base_files, **members}), runtime="3.11")
+    report = audit.audit_zip(write_zip(tmp_path / "bad.zip", {**base_files, **members}), runtime="3.11")
     assert report.ids() == ["native-not-elf"]
     assert report.findings[0].entries[0].endswith("(Mach-O)")
 
 
 def test_glibc_newer_than_the_runtime(tmp_path, base_files, wheels):
-    path = build(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["glibc-2.34"])})
+    path = write_zip(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["glibc-2.34"])})
     report = audit.audit_zip(path, runtime="3.11")
     assert report.ids() == ["native-glibc"]
     assert report.findings[0].entries == ["pydantic_core/_pydantic_core.cpython-311-x86_64-linux-gnu.so (GLIBC_2.34)"]
@@ -120,14 +96,14 @@ def test_glibc_newer_than_the_runtime(tmp_path, base_files, wheels):
 
 
 def test_extension_for_another_python(tmp_path, base_files, wheels):
-    path = build(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["cp310"])})
+    path = write_zip(tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["cp310"])})
     assert ids(path) == ["native-abi"]
 
 
 def test_extension_for_another_python_beside_the_right_one_is_a_warning(tmp_path, base_files, wheels):
     # snowflake-connector-python's cp312 wheel also ships its module's cp311 file: 3.12 imports its own.
     stray = {n: d for n, d in wheel_members(wheels["cp310"]).items() if n.endswith(".so")}
-    path = build(tmp_path / "ok.zip", {**base_files, **wheel_members(wheels["x86_64"]), **stray})
+    path = write_zip(tmp_path / "ok.zip", {**base_files, **wheel_members(wheels["x86_64"]), **stray})
     report = audit.audit_zip(path, runtime="3.11")
     assert report.ids() == ["native-abi-unused"] and report.errors == 0
     assert report.findings[0].entries == sorted(stray)
@@ -136,20 +112,20 @@ def test_extension_for_another_python_beside_the_right_one_is_a_warning(tmp_path
 def test_one_file_over_lambdas_limit_is_size_unzipped_not_corrupt(tmp_path, base_files):
     # nvidia-cufft-cu12's libcufft.so.11 alone is 291 MB: the zip cannot deploy, and it is not damaged.
     huge = {"nvidia/lib/libhuge.so.1": bytes(262_144_001)}
-    path = build(tmp_path / "big.zip", {**base_files, **huge})
+    path = write_zip(tmp_path / "big.zip", {**base_files, **huge})
     assert audit.audit_zip(path, runtime="3.11").ids() == ["size-unzipped"]
     assert audit.audit_zip(path, runtime="3.11", inflate_all=False).ids() == ["size-unzipped"]
 
 
 def test_file_written_with_mode_0600(tmp_path, base_files):
-    path = build(tmp_path / "bad.zip", base_files, modes={"app.py": 0o600})
+    path = write_zip(tmp_path / "bad.zip", base_files, modes={"app.py": 0o600})
     report = audit.audit_zip(path, runtime="3.11")
     assert report.ids() == ["perm-file"]
     assert report.findings[0].entries == ["app.py (0600)"]
 
 
 def test_folder_others_cannot_enter(tmp_path, base_files):
-    path = build(tmp_path / "bad.zip", base_files, extra_infos=[(entry("lib/", 0o700), b"")])
+    path = write_zip(tmp_path / "bad.zip", base_files, extra_infos=[(zip_entry("lib/", 0o700), b"")])
     assert ids(path) == ["perm-dir"]
 
 
@@ -158,21 +134,23 @@ def test_folder_others_cannot_enter(tmp_path, base_files):
     [("../evil.py", "zip-dotdot"), ("/etc/evil.py", "zip-absolute"), ("lib\\evil.py", "zip-backslash")],
 )
 def test_zip_slip_names(tmp_path, base_files, name, rule):
-    path = build(tmp_path / "bad.zip", {**base_files, name: b"x = 1\n"})
+    path = write_zip(tmp_path / "bad.zip", {**base_files, name: b"x = 1\n"})
     assert ids(path) == [rule]
 
 
 def test_symlink_entry(tmp_path, base_files):
-    link = entry("current.py")
+    link = zip_entry("current.py")
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
-    path = build(tmp_path / "bad.zip", base_files, extra_infos=[(link, b"app.py")])
+    path = write_zip(tmp_path / "bad.zip", base_files, extra_infos=[(link, b"app.py")])
     assert ids(path) == ["zip-symlink"]
 
 
 def test_duplicate_entry(tmp_path, base_files):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # zipfile warns "Duplicate name"; that is the point
-        path = build(tmp_path / "bad.zip", base_files, extra_infos=[(entry("app.py"), b"def handler(e, c): pass\n")])
+        path = write_zip(
+            tmp_path / "bad.zip", base_files, extra_infos=[(zip_entry("app.py"), b"def handler(e, c): pass\n")]
+        )
     report = audit.audit_zip(path, runtime="3.11")
     assert report.ids() == ["zip-duplicate"]
     assert report.findings[0].entries == ["app.py"]
@@ -194,13 +172,13 @@ def mark_encrypted(path: Path, name: str) -> None:
 
 
 def test_encrypted_entry(tmp_path, base_files):
-    path = build(tmp_path / "bad.zip", {**base_files, "vault.py": b"\x00" * 32})
+    path = write_zip(tmp_path / "bad.zip", {**base_files, "vault.py": b"\x00" * 32})
     mark_encrypted(path, "vault.py")
     assert ids(path) == ["zip-encrypted"]
 
 
 def test_missing_handler_module_and_missing_function(tmp_path, base_files):
-    path = build(tmp_path / "bad.zip", base_files)
+    path = write_zip(tmp_path / "bad.zip", base_files)
     assert ids(path, handler="main.handler") == ["handler-module"]
     assert ids(path, handler="app.lambda_handler") == ["handler-function"]
     assert ids(path, handler="app.handler") == []
@@ -213,13 +191,13 @@ def test_handler_inside_a_package(tmp_path, base_files):
         "myapp/handlers/__init__.py": b"",
         "myapp/handlers/api.py": b"from .impl import handle as handler\n",
     }
-    assert ids(build(tmp_path / "ok.zip", files), handler="myapp.handlers.api.handler") == []
+    assert ids(write_zip(tmp_path / "ok.zip", files), handler="myapp.handlers.api.handler") == []
 
 
 def test_oversized_unzipped_payload_counting_layers(tmp_path, base_files):
     big = b"\0" * (140 * 1024 * 1024)
-    function = build(tmp_path / "function.zip", {**base_files, "data/model.bin": big})
-    layer = build(tmp_path / "layer.zip", {"python/weights.bin": big})
+    function = write_zip(tmp_path / "function.zip", {**base_files, "data/model.bin": big})
+    layer = write_zip(tmp_path / "layer.zip", {"python/weights.bin": big})
     assert ids(function) == []
     report = audit.audit_zip(function, runtime="3.11", layers=[layer])
     assert report.ids() == ["size-unzipped"]
@@ -227,7 +205,7 @@ def test_oversized_unzipped_payload_counting_layers(tmp_path, base_files):
 
 
 def test_over_50_mb_zipped_is_a_warning(tmp_path, base_files):
-    path = build(tmp_path / "big.zip", {**base_files, "data/noise.bin": os.urandom(51 * 1024 * 1024)})
+    path = write_zip(tmp_path / "big.zip", {**base_files, "data/noise.bin": os.urandom(51 * 1024 * 1024)})
     report = audit.audit_zip(path, runtime="3.11")
     assert report.ids() == ["size-zipped"] and report.errors == 0 and report.warnings == 1
 
@@ -245,7 +223,7 @@ def test_over_50_mb_zipped_is_a_warning(tmp_path, base_files):
     ],
 )
 def test_leftovers(tmp_path, base_files, name, data, rule):
-    assert ids(build(tmp_path / "bad.zip", {**base_files, name: data})) == [rule]
+    assert ids(write_zip(tmp_path / "bad.zip", {**base_files, name: data})) == [rule]
 
 
 def test_certificates_and_env_examples_are_not_secrets(tmp_path, base_files):
@@ -254,7 +232,7 @@ def test_certificates_and_env_examples_are_not_secrets(tmp_path, base_files):
         "certifi/cacert.pem": b"-----BEGIN CERTIFICATE-----\nMII\n",
         ".env.example": b"DB_PASSWORD=\n",
     }
-    assert ids(build(tmp_path / "ok.zip", files)) == []
+    assert ids(write_zip(tmp_path / "ok.zip", files)) == []
 
 
 def test_lock_against_zip(tmp_path, base_files):
@@ -267,7 +245,7 @@ def test_lock_against_zip(tmp_path, base_files):
         },
         "develop": {"iniconfig": {"version": "==2.0.0", "hashes": ["sha256:00"]}},
     }
-    path = build(tmp_path / "z.zip", base_files)
+    path = write_zip(tmp_path / "z.zip", base_files)
     report = audit.audit_zip(path, runtime="3.11", lock=lock)
     assert report.ids() == ["lock-missing"]
     assert report.findings[0].entries == ["idna==3.10"]  # tomli's marker is false on 3.11
@@ -275,7 +253,7 @@ def test_lock_against_zip(tmp_path, base_files):
     lock["default"]["six"]["version"] = "==1.16.0"
     lock["default"].pop("idna")
     dev = {**base_files, "iniconfig-2.0.0.dist-info/METADATA": b"Name: iniconfig\n"}
-    report = audit.audit_zip(build(tmp_path / "d.zip", dev), runtime="3.11", lock=lock)
+    report = audit.audit_zip(write_zip(tmp_path / "d.zip", dev), runtime="3.11", lock=lock)
     assert report.ids() == ["lock-version", "lock-dev"]
     assert report.findings[0].entries == ["six 1.17.0 (lock: 1.16.0)"]
 
@@ -284,8 +262,8 @@ def test_lock_against_zip(tmp_path, base_files):
 
 
 def test_cli_exit_codes_and_json(tmp_path, base_files, capsys):
-    good = build(tmp_path / "good.zip", base_files)
-    bad = build(tmp_path / "bad.zip", base_files, modes={"app.py": 0o600})
+    good = write_zip(tmp_path / "good.zip", base_files)
+    bad = write_zip(tmp_path / "bad.zip", base_files, modes={"app.py": 0o600})
     assert cli.main(["check", str(good), "--runtime", "python3.11", "--handler", "app.handler"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "lambda-kit: audit: 0 errors, 0 warnings"
     assert cli.main(["check", str(bad), "--runtime", "3.11", "--json"]) == 1
@@ -301,7 +279,7 @@ def test_cli_exit_codes_and_json(tmp_path, base_files, capsys):
 
 
 def test_native_cache_gives_the_same_findings_without_reading_again(tmp_path, base_files, wheels):
-    path = build(
+    path = write_zip(
         tmp_path / "bad.zip", {**base_files, **wheel_members(wheels["aarch64"]), **wheel_members(wheels["glibc-2.34"])}
     )
     cache = tmp_path / "native.json"
@@ -332,10 +310,10 @@ def test_native_cache_gives_the_same_findings_without_reading_again(tmp_path, ba
 def test_plain_zips_and_others_are_audited_alike(tmp_path, base_files, wheels):
     """A plain zip's central directory is read with struct; one with an archive comment (or zip64
     records) goes through zipfile. The same entries give the same report either way."""
-    link = entry("current.py")
+    link = zip_entry("current.py")
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
     files = {**base_files, **wheel_members(wheels["aarch64"]), "../evil.py": b"x", ".env": b"A=1\n", "Pipfile": b""}
-    plain = build(tmp_path / "plain.zip", files, modes={"app.py": 0o600}, extra_infos=[(link, b"app.py")])
+    plain = write_zip(tmp_path / "plain.zip", files, modes={"app.py": 0o600}, extra_infos=[(link, b"app.py")])
     commented = tmp_path / "commented.zip"
     commented.write_bytes(plain.read_bytes())
     with zipfile.ZipFile(commented, "a") as zf:

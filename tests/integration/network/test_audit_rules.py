@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import stat
 import subprocess
 import xml.etree.ElementTree as ET
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,9 +14,8 @@ import pytest
 from lambda_kit.audit import audit
 from lambda_kit import cli
 
-from helpers import ROOT, download_wheels, kit_env
+from helpers import ROOT, download_wheels, kit_env, wheel_members, write_zip
 
-pytestmark = pytest.mark.network
 
 # key -> (requirement, pip platform, python version)
 WANTED = {
@@ -44,24 +41,6 @@ def whl(tmp_path_factory) -> dict[str, Path]:
     return download_wheels(tmp_path_factory.mktemp("rule-wheels"), WANTED)
 
 
-def members(*wheels: Path) -> dict[str, bytes]:
-    files = {}
-    for wheel in wheels:
-        with zipfile.ZipFile(wheel) as zf:
-            files.update({n: zf.read(n) for n in zf.namelist() if not n.endswith("/")})
-    return files
-
-
-def build(path: Path, files: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.create_system, info.external_attr = 3, (stat.S_IFREG | 0o644) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data)
-    return path
-
-
 def by_id(report: audit.Report) -> dict[str, list[str]]:
     return {f.id: f.entries for f in report.findings}
 
@@ -82,7 +61,7 @@ def test_a_package_the_lock_skips_by_marker_is_an_error_naming_both(tmp_path, wh
         **{"python-dateutil": {"version": "==2.9.0.post0", "hashes": ["sha256:00"]}},
         six={"version": "==1.17.0", "hashes": ["sha256:00"]},
     )
-    path = build(tmp_path / "f.zip", members(whl["pandas"], whl["pytz"], whl["dateutil"], whl["six"]))
+    path = write_zip(tmp_path / "f.zip", wheel_members(whl["pandas"], whl["pytz"], whl["dateutil"], whl["six"]))
     report = audit.audit_zip(path, runtime="3.10", lock=lock)
     assert by_id(report) == {
         "deps-missing": [
@@ -93,18 +72,20 @@ def test_a_package_the_lock_skips_by_marker_is_an_error_naming_both(tmp_path, wh
     assert report.errors == 1
     # Without the lock the rule still holds; with numpy from a layer it is met.
     assert by_id(audit.audit_zip(path, runtime="3.10")) == {"deps-missing": ["pandas 1.3.4 requires numpy>=1.21.0: not in the zip"]}  # fmt: skip
-    layer = build(tmp_path / "layer.zip", {"python/numpy-1.26.4.dist-info/METADATA": b"Name: numpy\nVersion: 1.26.4\n"})
+    layer = write_zip(
+        tmp_path / "layer.zip", {"python/numpy-1.26.4.dist-info/METADATA": b"Name: numpy\nVersion: 1.26.4\n"}
+    )
     assert by_id(audit.audit_zip(path, runtime="3.10", layers=[layer])) == {}
 
 
 def test_a_version_outside_the_specifier_is_an_error(tmp_path, whl):
-    files = members(whl["requests"], whl["idna-old"], whl["certifi"], whl["charset"], whl["urllib3"])
-    report = audit.audit_zip(build(tmp_path / "v.zip", files), runtime="3.12")
+    files = wheel_members(whl["requests"], whl["idna-old"], whl["certifi"], whl["charset"], whl["urllib3"])
+    report = audit.audit_zip(write_zip(tmp_path / "v.zip", files), runtime="3.12")
     assert by_id(report) == {"deps-version": ["requests 2.32.3 requires idna<4,>=2.5: the zip holds idna 2.4"]}
 
 
 def test_what_only_the_runtime_ships_is_a_warning(tmp_path, whl):
-    report = audit.audit_zip(build(tmp_path / "b.zip", members(whl["boto3"])), runtime="3.12")
+    report = audit.audit_zip(write_zip(tmp_path / "b.zip", wheel_members(whl["boto3"])), runtime="3.12")
     assert report.errors == 0
     assert sorted(by_id(report)["deps-runtime"]) == [
         "boto3 1.35.0 requires botocore<1.36.0,>=1.35.0",
@@ -114,8 +95,8 @@ def test_what_only_the_runtime_ships_is_a_warning(tmp_path, whl):
 
 
 def test_extras_the_lock_asks_for_are_required(tmp_path, whl):
-    base = members(whl["requests"], whl["idna"], whl["certifi"], whl["charset"], whl["urllib3"])
-    path = build(tmp_path / "x.zip", base)
+    base = wheel_members(whl["requests"], whl["idna"], whl["certifi"], whl["charset"], whl["urllib3"])
+    path = write_zip(tmp_path / "x.zip", base)
     lock = lock_of(requests={"version": "==2.32.3", "hashes": ["sha256:00"], "extras": ["socks"]})
     assert by_id(audit.audit_zip(path, runtime="3.12")) == {}
     found = by_id(audit.audit_zip(path, runtime="3.12", lock=lock))
@@ -125,7 +106,7 @@ def test_extras_the_lock_asks_for_are_required(tmp_path, whl):
     lock["_meta"]["lock-format"] = "uv.lock"  # the model of another lock names its file
     found = by_id(audit.audit_zip(path, runtime="3.12", lock=lock))
     assert found["deps-missing"] == ["requests 2.32.3 requires PySocks!=1.5.7,>=1.5.6: not in the zip; not in uv.lock"]
-    socks = build(tmp_path / "s.zip", {**base, **members(whl["pysocks"])})
+    socks = write_zip(tmp_path / "s.zip", {**base, **wheel_members(whl["pysocks"])})
     assert "deps-missing" not in by_id(audit.audit_zip(socks, runtime="3.12", lock=lock))
 
 
@@ -137,7 +118,7 @@ def test_damaged_or_hostile_metadata_is_a_warning_and_bounded(tmp_path):
         "big-1.0.dist-info/METADATA": b"Name: big\nVersion: 1.0\nRequires-Dist: six\n\n" + b"x" * (5 << 20),
         "six-1.17.0.dist-info/METADATA": b"Name: six\nVersion: 1.17.0\n",
     }
-    report = audit.audit_zip(build(tmp_path / "h.zip", files), runtime="3.12")
+    report = audit.audit_zip(write_zip(tmp_path / "h.zip", files), runtime="3.12")
     assert report.errors == 0
     assert [e.split(":")[0] for e in by_id(report)["deps-unread"]] == ["a 1.0", "d 1.0"]
 
@@ -146,16 +127,16 @@ def test_damaged_or_hostile_metadata_is_a_warning_and_bounded(tmp_path):
 
 
 def test_test_keys_a_distribution_ships_are_warnings_a_users_are_errors(tmp_path, whl):
-    files = members(whl["gevent"])
+    files = wheel_members(whl["gevent"])
     shipped = sorted(n for n in files if n.endswith((".pem", ".key")) and b"PRIVATE KEY-----" in files[n])
     assert len(shipped) >= 5
-    report = audit.audit_zip(build(tmp_path / "g.zip", files), runtime="3.12")
+    report = audit.audit_zip(write_zip(tmp_path / "g.zip", files), runtime="3.12")
     found = by_id(report)
     assert "leftover-secret" not in found
     assert sorted(found["secret-in-dist"]) == sorted(f"{n} (gevent 25.9.1)" for n in shipped)
     # A key of the user's put among them (no RECORD lists it), and a listed file whose bytes changed: errors.
     changed = {**files, "gevent/tests/deploy.pem": KEY, shipped[0]: files[shipped[0]] + KEY}
-    found = by_id(audit.audit_zip(build(tmp_path / "u.zip", changed), runtime="3.12"))
+    found = by_id(audit.audit_zip(write_zip(tmp_path / "u.zip", changed), runtime="3.12"))
     assert sorted(found["leftover-secret"]) == sorted(["gevent/tests/deploy.pem", shipped[0]])
     assert len(found["secret-in-dist"]) == len(shipped) - 1
 
@@ -167,19 +148,19 @@ def test_a_record_that_claims_a_users_file_must_match_its_bytes(tmp_path):
         "evil-1.0.dist-info/METADATA": b"Name: evil\nVersion: 1.0\n",
         "evil-1.0.dist-info/RECORD": b".env,sha256=" + digest + b",6\n",
     }
-    assert by_id(audit.audit_zip(build(tmp_path / "e.zip", files), runtime="3.12")) == {"leftover-secret": [".env"]}
+    assert by_id(audit.audit_zip(write_zip(tmp_path / "e.zip", files), runtime="3.12")) == {"leftover-secret": [".env"]}
     own = base64.urlsafe_b64encode(hashlib.sha256(files[".env"]).digest()).rstrip(b"=")
     files["evil-1.0.dist-info/RECORD"] = b".env,sha256=" + own + b",20\n"
-    assert by_id(audit.audit_zip(build(tmp_path / "o.zip", files), runtime="3.12")) == {"secret-in-dist": [".env (evil 1.0)"]}  # fmt: skip
+    assert by_id(audit.audit_zip(write_zip(tmp_path / "o.zip", files), runtime="3.12")) == {"secret-in-dist": [".env (evil 1.0)"]}  # fmt: skip
 
 
 # ---- the JUnit report ----
 
 
 def test_junit_report_one_case_per_rule(tmp_path, whl, capsys):
-    files = {**members(whl["pandas"], whl["pytz"], whl["dateutil"], whl["six"], whl["gevent"])}
+    files = {**wheel_members(whl["pandas"], whl["pytz"], whl["dateutil"], whl["six"], whl["gevent"])}
     files["odd\x01name/.env"] = b"A=1\n"
-    path = build(tmp_path / "j.zip", files)
+    path = write_zip(tmp_path / "j.zip", files)
     report_path = tmp_path / "report.xml"
     assert cli.main(["check", str(path), "--runtime", "3.10", "--junit", str(report_path)]) == 1
     suite = ET.parse(report_path).getroot().find("testsuite")
@@ -214,7 +195,10 @@ def test_make_check_junit(tmp_path, whl):
     (project / "Pipfile.lock").write_text(
         '{"_meta": {"hash": {"sha256": "0"}, "sources": []}, "default": {}, "develop": {}}'
     )
-    build(project / "build.zip", {"app.py": b"def handler(event, context):\n    return 1\n", **members(whl["boto3"])})
+    write_zip(
+        project / "build.zip",
+        {"app.py": b"def handler(event, context):\n    return 1\n", **wheel_members(whl["boto3"])},
+    )
     done = subprocess.run(
         ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "check", "JUNIT=out/audit.xml"],
         cwd=project, env=kit_env(), capture_output=True, text=True, timeout=300,

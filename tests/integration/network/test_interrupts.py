@@ -16,8 +16,6 @@ import pytest
 from helpers import BASE_IMAGE, RUNTIME, kit_env, make
 from lambda_kit.steps import pipchoices
 
-pytestmark = pytest.mark.network
-
 
 def start(project: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     argv = [

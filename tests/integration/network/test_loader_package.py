@@ -34,7 +34,6 @@ def built_and_loadable(project, name: str, *args: str) -> None:
     return zip_path
 
 
-@pytest.mark.network
 @pytest.mark.docker
 @pytest.mark.usefixtures("no_leftover_containers")
 @pytest.mark.parametrize("name", sorted(BUNDLED))
@@ -45,7 +44,6 @@ def test_make_package_with_docker(tmp_path, name):
     assert verdicts and all(missing == [] for missing in verdicts.values()), verdicts
 
 
-@pytest.mark.network
 @pytest.mark.parametrize("name", sorted(BUNDLED))
 def test_make_package_with_the_local_builder(tmp_path, name):
     built_and_loadable(project_copy(tmp_path, name), name, "BUILDER=local")

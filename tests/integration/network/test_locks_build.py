@@ -54,7 +54,6 @@ def build_all(tmp_path: Path, *settings: str) -> dict[str, str]:
     return digests
 
 
-@pytest.mark.network
 def test_every_lock_format_builds_the_same_bytes_locally(tmp_path):
     digests = build_all(tmp_path, "BUILDER=local")
     assert len(set(digests.values())) == 1, digests
@@ -78,13 +77,11 @@ def test_every_lock_format_builds_the_same_bytes_locally(tmp_path):
 
 
 @pytest.mark.docker
-@pytest.mark.network
 def test_every_lock_format_builds_the_same_bytes_in_docker(tmp_path):
     digests = build_all(tmp_path, "BUILDER=docker")
     assert len(set(digests.values())) == 1, digests
 
 
-@pytest.mark.network
 @pytest.mark.parametrize("case", ["uv", "poetry"])
 def test_a_stale_lock_is_refused_before_any_build_and_the_zip_kept(tmp_path, case):
     folder = project(tmp_path, case)
@@ -109,7 +106,6 @@ def test_a_stale_lock_is_refused_before_any_build_and_the_zip_kept(tmp_path, cas
     assert "docker" not in docker.stdout and (folder / "build.zip").read_bytes() == before
 
 
-@pytest.mark.network
 def test_make_check_reads_any_lock_and_a_changed_version_is_an_error(tmp_path):
     folder = project(tmp_path, "uv")
     assert make(folder, "package", "BUILDER=local").returncode == 0
@@ -130,7 +126,6 @@ def test_make_check_reads_any_lock_and_a_changed_version_is_an_error(tmp_path):
     assert two.stderr.splitlines()[0].startswith(f"lambda-kit: error: more than one lock in {folder} (")
 
 
-@pytest.mark.network
 def test_functions_and_a_layer_from_a_poetry_lock_share_one_build(tmp_path):
     folder = copy_kit(tmp_path / "poetry-functions")
     shutil.copytree(PROJECTS / "functions" / "functions", folder / "functions")

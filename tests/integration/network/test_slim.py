@@ -37,9 +37,6 @@ urllib3==2.8.0 \
 """
 
 
-pytestmark = pytest.mark.network  # real wheels downloaded from the index
-
-
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("wheels")

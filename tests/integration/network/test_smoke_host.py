@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from helpers import RUNTIME, kit_env, make, path_without_docker
+from helpers import HOST_PYTHON, RUNTIME, kit_env, make, path_without_docker
 
-HOST_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
-pytestmark = [
-    pytest.mark.network,  # awslambdaric from the index, once per machine cache
-    pytest.mark.skipif(
-        HOST_PYTHON != RUNTIME or platform.machine() != "x86_64",
-        reason=f"the host runs python{HOST_PYTHON} on {platform.machine()}, the tests' zips are for {RUNTIME} x86_64",
-    ),  # fmt: skip
-]
+# In network/: awslambdaric comes from the index, once per machine cache.
+pytestmark = pytest.mark.skipif(
+    HOST_PYTHON != RUNTIME or platform.machine() != "x86_64",
+    reason=f"the host runs python{HOST_PYTHON} on {platform.machine()}, the tests' zips are for {RUNTIME} x86_64",
+)  # fmt: skip
 ON_HOST = "running the handler on the host"
 
 

@@ -1,6 +1,6 @@
 """Signed CACHE_URL entries, the parts: key files and settings, the signature envelope and the
 reader's check (cryptography's Ed25519, as the kit's environment installs it). The whole flow on a
-folder store and on S3 is in test_sharedcache.py."""
+folder store and on S3 is in integration/network/test_sharedcache_network.py."""
 
 from __future__ import annotations
 
@@ -14,21 +14,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from helpers import make
+from helpers import new_key
 from lambda_kit import __version__
 from lambda_kit.dependencies import cachesign
 from lambda_kit.common.errors import UsageError
 
 KEY = "a" * 64
 OBJECTS = {f"deps/{KEY}.zip": (1234, "b" * 64), f"deps/{KEY}.natives.json": (10, "c" * 64)}
-
-
-def new_key(folder, name="cache.key") -> tuple[str, str, str]:
-    """make cache-keygen's files: (private key path, public key path, public key line)."""
-    said = []
-    cachesign.keygen(folder / name, said.append)
-    public = (folder / f"{name}.pub").read_text().strip()
-    return str(folder / name), str(folder / f"{name}.pub"), public
 
 
 def keys(signing: str = "", trusted: str = "", **env: str) -> cachesign.Keys:
@@ -175,23 +167,3 @@ def test_a_signed_manifest_is_used_only_from_a_trusted_key_for_this_key_and_this
     assert rejected(json.dumps({"manifest": resigned, "key": signer.id, "signature": signature}).encode()) == (
         f"has a manifest signed by key {signer.id} for another kit version"
     )
-
-
-def test_make_refuses_a_key_on_its_command_line_and_a_reader_that_would_push(sample, tmp_path):
-    private, _, public = new_key(tmp_path)
-    pem = Path(private).read_text()
-    body = "".join(pem.splitlines()[1:-1])
-    (sample / "build.zip").write_bytes(b"previous zip")
-    store = tmp_path / "store"
-    store.mkdir()
-    on_command_line = make(sample, "package", f"CACHE_URL={store}", f"CACHE_SIGNING_KEY={pem}")
-    assert on_command_line.returncode == 2
-    assert on_command_line.stderr.splitlines()[0] == (
-        "lambda-kit: error: CACHE_SIGNING_KEY holds a key on make's command line, where every process list shows it "
-        "(the key itself is not printed)"
-    )
-    assert body not in on_command_line.stdout + on_command_line.stderr
-    reader_pushing = make(sample, "package", f"CACHE_URL={store}", f"CACHE_TRUSTED_KEYS={public}", "CACHE_PUSH=1")
-    assert reader_pushing.returncode == 2
-    assert reader_pushing.stderr.startswith("lambda-kit: error: CACHE_PUSH=1 needs CACHE_SIGNING_KEY: ")
-    assert (sample / "build.zip").read_bytes() == b"previous zip" and list(store.iterdir()) == []

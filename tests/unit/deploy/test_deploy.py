@@ -1,13 +1,13 @@
-"""make deploy / deploy-layer / deploy-functions against a real AWS API implementation on this
-machine: moto in server mode (tests/awsfake.py), the kit pointed at it with AWS_ENDPOINT_URL."""
+"""The deploy helper against a real AWS API implementation on this machine: moto in server mode
+(tests/awsfake.py), the kit pointed at it with AWS_ENDPOINT_URL, on small zips (no build needed);
+and AWS's errors as one line. make deploy with zips the kit builds:
+integration/network/test_deploy_network.py."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,18 +16,22 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from awsfake import ACCOUNT
-from helpers import PROJECTS, ROOT, RUNTIME, copy_kit, kit_env, make
+from helpers import (
+    CODE_PATH,
+    ROLE,
+    ROOT,
+    RUNTIME,
+    aws_writes,
+    code_sha256,
+    error_lines,
+    function_config,
+    kit_env,
+    make_function,
+    make_role,
+)
 from lambda_kit.deploy import awsapi, deploy
 from lambda_kit.common import runtimes
 from lambda_kit.common.errors import KitError
-
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-kit-test"
-CODE_PATH = "/2015-03-31/functions/{}/code"
-
-
-def code_sha256(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 def small_zip(path: Path, text: str = "def handler(event, context):\n    return 1\n") -> bytes:
@@ -36,28 +40,6 @@ def small_zip(path: Path, text: str = "def handler(event, context):\n    return 
         zf.writestr(zipfile.ZipInfo("app.py", (1980, 1, 1, 0, 0, 0)), text)
     path.write_bytes(buffer.getvalue())
     return buffer.getvalue()
-
-
-def make_role(local_aws) -> None:
-    iam = local_aws.client("iam")
-    if not iam.list_roles()["Roles"]:
-        iam.create_role(RoleName="lambda-kit-test", AssumeRolePolicyDocument="{}")
-
-
-def make_function(local_aws, name="orders", runtime="python3.11", arch="x86_64", handler="app.handler") -> dict:
-    make_role(local_aws)
-    return local_aws.client("lambda").create_function(
-        FunctionName=name,
-        Runtime=runtime,
-        Role=ROLE,
-        Handler=handler,
-        Architectures=[arch],
-        Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},  # an empty zip: other code than any test's
-    )
-
-
-def function(local_aws, name="orders") -> dict:
-    return local_aws.client("lambda").get_function(FunctionName=name)["Configuration"]
 
 
 def helper(local_aws, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -69,125 +51,6 @@ def helper(local_aws, *args: str, env: dict | None = None) -> subprocess.Complet
         text=True,
         timeout=300,
     )
-
-
-def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("lambda-kit: error:")]
-
-
-def writes(local_aws) -> list[tuple[str, str]]:
-    return [(r.method, r.path) for r in local_aws.requests if r.method not in ("GET", "HEAD")]
-
-
-@pytest.fixture(scope="module")
-def kit_state(tmp_path_factory) -> Path:
-    """One kit state for this module's builds: the local builder's tools and downloads are reused."""
-    return tmp_path_factory.mktemp("kit-state")
-
-
-def make_local(project: Path, kit_state: Path, *args: str, env=None):
-    return make(project, *args, "BUILDER=local", f"KIT_STATE={kit_state}", env=env)
-
-
-# ---- through make, with zips the kit builds (BUILDER=local: real PyPI downloads) ----
-
-
-@pytest.mark.network
-def test_deploy_uploads_only_what_changed(sample, kit_state, local_aws):
-    make_function(local_aws)
-    env = local_aws.env(kit_env())
-    first = make_local(sample, kit_state, "deploy", "FUNCTION_NAME=orders", env=env)
-    assert first.returncode == 0, first.stderr + first.stdout
-    zip_bytes = (sample / "build.zip").read_bytes()
-    printed = [line.split()[-1] for line in first.stdout.splitlines() if line.startswith("  CodeSha256")]
-    assert printed == [code_sha256(zip_bytes)] * 2  # package's summary, then deploy's
-    deployed = function(local_aws)
-    assert deployed["CodeSha256"] == code_sha256(zip_bytes) and deployed["CodeSize"] == len(zip_bytes)
-    assert ("PUT", CODE_PATH.format("orders")) in writes(local_aws)
-    assert f"function    arn:aws:lambda:us-east-1:{ACCOUNT}:function:orders" in first.stdout
-
-    local_aws.log.seen.clear()
-    second = make_local(sample, kit_state, "deploy", "FUNCTION_NAME=orders", env=env)
-    assert second.returncode == 0, second.stderr
-    assert "code unchanged" in second.stdout and "no upload" in second.stdout
-    assert "wrote build.zip" not in second.stdout  # make's no-op rule: nothing rebuilt
-    assert writes(local_aws) == []  # no UpdateFunctionCode, no upload of any kind
-    assert function(local_aws)["LastModified"] == deployed["LastModified"]
-
-    app = sample / "lambdas" / "app.py"
-    app.write_text(app.read_text() + "\n# a code change\n")
-    third = make_local(sample, kit_state, "deploy", "FUNCTION_NAME=orders", env=env)
-    assert third.returncode == 0, third.stderr
-    new_bytes = (sample / "build.zip").read_bytes()
-    assert new_bytes != zip_bytes and "code updated" in third.stdout
-    assert function(local_aws)["CodeSha256"] == code_sha256(new_bytes)
-
-    # No credentials anywhere: one line, no traceback, nothing called.
-    bare = {k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    denied = make_local(sample, kit_state, "deploy", "FUNCTION_NAME=orders", env=bare)
-    assert denied.returncode != 0
-    assert error_lines(denied) == ["lambda-kit: error: no AWS credentials found (Unable to locate credentials)"]
-    assert "Traceback" not in denied.stderr and "hint: set AWS_PROFILE" in denied.stderr
-
-
-@pytest.mark.network
-def test_layer_published_once_per_content_and_again_after_a_lock_change(tmp_path, kit_state, local_aws):
-    project = copy_kit(tmp_path / "layered")
-    shutil.copytree(ROOT / "lambdas", project / "lambdas")
-    for name in ("Pipfile", "Pipfile.lock"):
-        shutil.copy2(ROOT / "bench" / "projects" / "small" / "a" / name, project / name)
-    env = local_aws.env(kit_env())
-    lam = local_aws.client("lambda")
-
-    first = make_local(project, kit_state, "deploy-layer", "LAYER_NAME=deps", env=env)
-    assert first.returncode == 0, first.stderr + first.stdout
-    versions = lam.list_layer_versions(LayerName="deps")["LayerVersions"]
-    assert [v["Version"] for v in versions] == [1]
-    assert versions[0]["CompatibleRuntimes"] == [f"python{RUNTIME}"] and versions[0]["CompatibleArchitectures"] == [
-        "x86_64"
-    ]
-    layer_bytes = (project / "dist" / "layer.zip").read_bytes()
-    assert lam.get_layer_version(LayerName="deps", VersionNumber=1)["Content"]["CodeSha256"] == code_sha256(layer_bytes)
-    assert f"layer version arn:aws:lambda:us-east-1:{ACCOUNT}:layer:deps:1" in first.stdout
-
-    again = make_local(project, kit_state, "deploy-layer", "LAYER_NAME=deps", env=env)
-    assert again.returncode == 0 and "layer unchanged" in again.stdout, again.stderr
-    assert [v["Version"] for v in lam.list_layer_versions(LayerName="deps")["LayerVersions"]] == [1]
-
-    for name in ("Pipfile", "Pipfile.lock"):  # six 1.17.0 -> 1.16.0, the files dated now as a checkout would be
-        shutil.copy(ROOT / "bench" / "projects" / "small" / "b" / name, project / name)
-    changed = make_local(project, kit_state, "deploy-layer", "LAYER_NAME=deps", env=env)
-    assert changed.returncode == 0, changed.stderr + changed.stdout
-    assert "wrote " in changed.stdout and [
-        v["Version"] for v in lam.list_layer_versions(LayerName="deps")["LayerVersions"]
-    ] == [2, 1]
-    assert lam.get_layer_version(LayerName="deps", VersionNumber=2)["Content"]["CodeSha256"] == code_sha256(
-        (project / "dist" / "layer.zip").read_bytes()
-    )
-
-
-@pytest.mark.network
-def test_deploy_functions_creates_each_with_its_name_and_handler(tmp_path, kit_state, local_aws):
-    project = tmp_path / "functions-repo"
-    shutil.copytree(PROJECTS / "functions", project)
-    copy_kit(project)
-    make_role(local_aws)
-    result = make_local(
-        project,
-        kit_state,
-        "deploy-functions",
-        "SRC=functions",
-        "FUNCTIONS=orders reports",
-        "HANDLER_reports=report.main",
-        "FUNCTION_NAME_reports=reports-prod",
-        f"ROLE={ROLE}",
-        env=local_aws.env(kit_env()),
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    for name, folder, handler in (("orders", "orders", "app.handler"), ("reports-prod", "reports", "report.main")):
-        config = function(local_aws, name)
-        assert config["Handler"] == handler and config["Runtime"] == f"python{RUNTIME}"
-        assert config["CodeSha256"] == code_sha256((project / "dist" / f"{folder}.zip").read_bytes())
 
 
 # ---- the helper on small zips (no build needed) ----
@@ -209,7 +72,7 @@ def test_publish_and_alias_follow_the_code(tmp_path, local_aws):
     local_aws.log.seen.clear()
     same = helper(local_aws, *args)
     assert same.returncode == 0 and "code unchanged" in same.stdout, same.stderr
-    assert ("PUT", CODE_PATH.format("orders")) not in writes(local_aws)
+    assert ("PUT", CODE_PATH.format("orders")) not in aws_writes(local_aws)
     # PublishVersion with unchanged code returns the existing version on AWS; moto 5.2.5 may add one
     # after a first publish, so only the code the alias runs is compared here.
     aliased = lam.get_alias(FunctionName="orders", Name="live")["FunctionVersion"]
@@ -251,7 +114,7 @@ def test_runtime_or_architecture_mismatch_is_refused_before_upload(tmp_path, loc
         "lambda-kit: error: the function's runtime or architecture differs from the zip's "
         f"({named} (PYTHON_VERSION, ARCH))"
     ]
-    assert writes(local_aws) == [] and function(local_aws)["CodeSha256"] == before["CodeSha256"]
+    assert aws_writes(local_aws) == [] and function_config(local_aws)["CodeSha256"] == before["CodeSha256"]
 
 
 def test_handler_mismatch_is_a_warning(tmp_path, local_aws):
@@ -263,7 +126,7 @@ def test_handler_mismatch_is_a_warning(tmp_path, local_aws):
         "lambda-kit: warning: the function's handler is 'main.run', HANDLER is 'app.handler' (not changed)"
         in result.stdout
     )
-    assert function(local_aws)["CodeSha256"] == code_sha256(data)
+    assert function_config(local_aws)["CodeSha256"] == code_sha256(data)
 
 
 def test_missing_function_is_an_error_unless_a_role_creates_it(tmp_path, local_aws):
@@ -271,7 +134,7 @@ def test_missing_function_is_an_error_unless_a_role_creates_it(tmp_path, local_a
     missing = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "billing")
     assert missing.returncode == 1
     assert error_lines(missing) == ["lambda-kit: error: no such function (billing in us-east-1)"]
-    assert "hint: create it first, or set ROLE=" in missing.stderr and writes(local_aws) == []
+    assert "hint: create it first, or set ROLE=" in missing.stderr and aws_writes(local_aws) == []
 
     make_role(local_aws)
     created = helper(
@@ -288,7 +151,7 @@ def test_missing_function_is_an_error_unless_a_role_creates_it(tmp_path, local_a
         "app.handler",
     )
     assert created.returncode == 0, created.stderr
-    config = function(local_aws, "billing")
+    config = function_config(local_aws, "billing")
     assert (config["Runtime"], config["Architectures"], config["Handler"], config["Role"]) == (
         f"python{RUNTIME}",
         ["arm64"],
@@ -315,7 +178,7 @@ def test_zip_over_the_direct_limit_goes_through_s3_once(tmp_path, local_aws):
         f"{runtimes.MAX_ZIPPED_DIRECT_UPLOAD:,} bytes "
         f"({big.stat().st_size:,} bytes)"
     ]
-    assert writes(local_aws) == []
+    assert aws_writes(local_aws) == []
 
     local_aws.client("s3").create_bucket(Bucket="deploy-artifacts")
     sha = hashlib.sha256(big.read_bytes()).hexdigest()
@@ -332,10 +195,10 @@ def test_zip_over_the_direct_limit_goes_through_s3_once(tmp_path, local_aws):
         "lambda/",
     )
     assert through_s3.returncode == 0, through_s3.stderr
-    assert ("PUT", f"/deploy-artifacts/{key}") in writes(local_aws)
+    assert ("PUT", f"/deploy-artifacts/{key}") in aws_writes(local_aws)
     update = [r for r in local_aws.requests if (r.method, r.path) == ("PUT", CODE_PATH.format("orders"))]
     assert [(r.json()["S3Bucket"], r.json()["S3Key"]) for r in update] == [("deploy-artifacts", key)]
-    assert function(local_aws)["CodeSha256"] == code_sha256(big.read_bytes())
+    assert function_config(local_aws)["CodeSha256"] == code_sha256(big.read_bytes())
 
     local_aws.log.seen.clear()  # the same zip for another function: the object is reused, not uploaded again
     reuse = helper(
@@ -354,8 +217,8 @@ def test_zip_over_the_direct_limit_goes_through_s3_once(tmp_path, local_aws):
         f"s3://deploy-artifacts/{key} already holds this zip (S3's SHA-256 checksum) (the bucket keeps no versions"
         in (reuse.stdout)
     )
-    assert writes(local_aws) == [("PUT", CODE_PATH.format("orders-eu"))]
-    assert function(local_aws, "orders-eu")["CodeSha256"] == code_sha256(big.read_bytes())
+    assert aws_writes(local_aws) == [("PUT", CODE_PATH.format("orders-eu"))]
+    assert function_config(local_aws, "orders-eu")["CodeSha256"] == code_sha256(big.read_bytes())
 
 
 def test_s3_object_with_other_content_is_uploaded_again(tmp_path, local_aws):
@@ -370,7 +233,7 @@ def test_s3_object_with_other_content_is_uploaded_again(tmp_path, local_aws):
     )
     assert result.returncode == 0, result.stderr
     assert s3.get_object(Bucket="deploy-artifacts", Key=key)["Body"].read() == data
-    assert function(local_aws)["CodeSha256"] == code_sha256(data)
+    assert function_config(local_aws)["CodeSha256"] == code_sha256(data)
 
 
 @pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
@@ -397,7 +260,7 @@ def test_an_object_with_forged_codesha256_metadata_is_never_what_lambda_runs(tmp
     assert f"s3://deploy-artifacts/{key} holds other bytes than this zip (no SHA-256 checksum): uploading it again" in (
         result.stdout
     )
-    calls = writes(local_aws)
+    calls = aws_writes(local_aws)
     update = ("PUT", CODE_PATH.format("orders"))
     assert calls.count(update) == 1 and calls.index(("PUT", f"/deploy-artifacts/{key}")) < calls.index(update)
     assert s3.get_object(Bucket="deploy-artifacts", Key=key)["Body"].read() == data
@@ -405,7 +268,7 @@ def test_an_object_with_forged_codesha256_metadata_is_never_what_lambda_runs(tmp
     assert head["ChecksumSHA256"] == code_sha256(data)  # S3's own checksum, which the next deploy trusts
     (sent,) = [r.json() for r in local_aws.requests if (r.method, r.path) == update]
     assert sent.get("S3ObjectVersion") == head.get("VersionId")  # None: an unversioned bucket
-    assert function(local_aws)["CodeSha256"] == code_sha256(data)
+    assert function_config(local_aws)["CodeSha256"] == code_sha256(data)
     if not versioned:
         return
     versions = s3.list_object_versions(Bucket="deploy-artifacts", Prefix=key)["Versions"]
@@ -421,12 +284,12 @@ def test_an_object_with_forged_codesha256_metadata_is_never_what_lambda_runs(tmp
     layer = helper(local_aws, "deploy-layer", str(tmp_path / "fn.zip"), "--layer-name", "deps",
                    "--s3-bucket", "deploy-artifacts")  # fmt: skip
     assert created.returncode == 0 and layer.returncode == 0, created.stderr + layer.stderr
-    assert ("PUT", f"/deploy-artifacts/{key}") not in writes(local_aws)
+    assert ("PUT", f"/deploy-artifacts/{key}") not in aws_writes(local_aws)
     codes = [
         r.json() for r in local_aws.requests if r.method == "POST" and r.path.endswith(("/functions", "/versions"))
     ]
     assert [c.get("Code", c.get("Content"))["S3ObjectVersion"] for c in codes] == [sent["S3ObjectVersion"]] * 2
-    assert function(local_aws, "billing")["CodeSha256"] == code_sha256(data)
+    assert function_config(local_aws, "billing")["CodeSha256"] == code_sha256(data)
 
 
 def test_dry_run_changes_nothing(tmp_path, local_aws):
@@ -459,8 +322,8 @@ def test_dry_run_changes_nothing(tmp_path, local_aws):
     assert layer.returncode == 0 and "dry run: would publish a version of layer deps" in layer.stdout, layer.stderr
     missing = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "new", "--role", ROLE, "--dry-run")
     assert missing.returncode == 0 and "dry run: would create function new" in missing.stdout, missing.stderr
-    assert writes(local_aws) == []  # reads only
-    assert function(local_aws)["CodeSha256"] == before["CodeSha256"]
+    assert aws_writes(local_aws) == []  # reads only
+    assert function_config(local_aws)["CodeSha256"] == before["CodeSha256"]
     assert local_aws.client("s3").list_objects_v2(Bucket="deploy-artifacts").get("KeyCount") == 0
 
 
@@ -563,4 +426,4 @@ def test_two_deploys_at_once_end_with_one_of_the_zips_and_no_traceback(tmp_path,
                 code == 1 and len([line for line in stderr.splitlines() if line.startswith("lambda-kit: error:")]) == 1
             )
     assert any(code == 0 for code, _, _ in outcomes)
-    assert function(local_aws)["CodeSha256"] in {sha for _, sha in zips}
+    assert function_config(local_aws)["CodeSha256"] in {sha for _, sha in zips}

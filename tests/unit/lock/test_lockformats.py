@@ -13,7 +13,7 @@ import pytest
 from lambda_kit.lock import lockcheck, lockfile, lockformats
 from lambda_kit.common import runtimes
 from lambda_kit.common.errors import KitError, LockError, StepError, UsageError
-from helpers import PROJECTS, ROOT
+from helpers import PROJECTS
 
 LOCKS = PROJECTS / "locks"
 FILES = {
@@ -366,13 +366,3 @@ def test_groups_and_extras_are_refused_for_locks_without_them(tmp_path):
                 lockformats.chosen(LOCKS / case / FILES[case]), target(), lockformats.Selection(groups=("dev",))
             )
         assert str(caught.value).endswith("(groups dev)")
-
-
-def test_make_help_lists_the_lock_settings(tmp_path):
-    import subprocess
-
-    out = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "help"], cwd=tmp_path, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
-    assert out.splitlines()[0].startswith("lambda-kit: build an AWS Lambda zip from Pipfile.lock, pylock.toml, uv.lock")
-    for setting in ("LOCK", "LOCK_GROUPS", "LOCK_EXTRAS", "LOCK_PACKAGE"):
-        assert any(line.split()[:1] == [setting] for line in out.splitlines()), setting

@@ -1,15 +1,14 @@
 """The kit's file chooser against pip itself: for the same index, lock hashes and target, `wheelfetch`
-takes the file the pinned pip's `download` takes. First on a local index (a PEP 691 server on
-127.0.0.1) of odd wheels made here: tag priorities, build tags, yanked files, Requires-Python, ties
-and files the lock does not name; then (network) on real locks from PyPI for several runtimes and
-architectures. And what it does with an index that misbehaves: lies about a file, sends too much,
-answers HTML or an error, points outside, or would receive credentials meant for another host."""
+takes the file the pinned pip's `download` takes, on a local index (a PEP 691 server on 127.0.0.1)
+of odd wheels made here: tag priorities, build tags, yanked files, Requires-Python, ties and files
+the lock does not name (real locks from PyPI: integration/network/test_wheelfetch_network.py). And
+what it does with an index that misbehaves: lies about a file, sends too much, answers HTML or an
+error, points outside, or would receive credentials meant for another host."""
 
 from __future__ import annotations
 
 import hashlib
 import html
-import json
 import os
 import shutil
 import subprocess
@@ -22,11 +21,9 @@ from types import SimpleNamespace
 import pytest
 
 import faultnet
-from helpers import ROOT, make_wheel
+from helpers import make_wheel, target_args
 from lambda_kit.steps import fetchphase, wheelfetch
 from lambda_kit.net import httpget, indexclient, netconfig
-from lambda_kit.lock import lockfile
-from lambda_kit.common import runtimes
 
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -118,10 +115,6 @@ def demo_wheel(folder: Path, filename: str) -> Path:
 def env_for(index: Index, **extra: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     return {**keep, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index.url, "PIP_TRUSTED_HOST": index.host, **extra}
-
-
-def target_args(version: str = "3.11", arch: str = "x86_64") -> list[str]:
-    return runtimes.pip_target_args(runtimes.lookup(version), arch)
 
 
 def pip_choice(tmp: Path, env: dict, pins: dict[str, tuple[str, tuple]], args: list[str]) -> set[str]:
@@ -324,50 +317,6 @@ def test_credentials_go_to_the_index_host_only(index, tmp_path):
         assert other.seen == [(f"/files/{wheel.name}", None)]
     finally:
         other.close()
-
-
-def lock_pins(lock_path: Path, version: str, arch: str) -> dict[str, tuple[str, tuple]]:
-    plan = lockfile.plan(lockfile.load(lock_path), runtimes.target_environment(runtimes.lookup(version), arch))
-    return {p.name: (p.version.lstrip("="), tuple(p.hashes)) for p in plan.index}
-
-
-def pip_report_choice(tmp: Path, pins: dict, args: list[str]) -> dict[str, str]:
-    """pip's choice for real locks without downloading every wheel: a dry run's report."""
-    requirements = tmp / "requirements.txt"
-    requirements.write_text("".join(f"{n}=={v} " + " ".join(f"--hash={h}" for h in hs) + "\n"
-                                    for n, (v, hs) in pins.items()))  # fmt: skip
-    report = tmp / "report.json"
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
-    env.pop("PIP_FIND_LINKS", None)
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
-                             "--require-hashes", "--target", str(tmp / "t"), "--report", str(report), "--quiet",
-                             *args, "-r", str(requirements)], env=env, capture_output=True, text=True)  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    items = json.loads(report.read_text())["install"]
-    return {item["metadata"]["name"].lower().replace("_", "-"): item["download_info"]["url"].rsplit("/", 1)[1]
-            for item in items}  # fmt: skip
-
-
-@pytest.mark.network
-@pytest.mark.parametrize("version, arch", [("3.11", "x86_64"), ("3.12", "arm64"), ("3.13", "x86_64")])
-def test_real_locks_same_choice_as_pip(tmp_path, version, arch):
-    locks = [ROOT / "bench" / "projects" / s / "a" / "Pipfile.lock" for s in ("small", "large")]
-    locks.append(ROOT / "Pipfile.lock")
-    args = target_args(version, arch)
-    client = httpget.Client(netconfig.BuildNetwork({}).http_settings())
-    target = wheelfetch.target_of(args)
-    compared = 0
-    for lock in locks:
-        pins = lock_pins(lock, version, arch)
-        expected = pip_report_choice(tmp_path, pins, args)
-        for name, (pinned, hashes) in pins.items():
-            try:
-                best = wheelfetch.choose(name, pinned, hashes, target, client, [netconfig.PYPI])
-            except (wheelfetch.LeaveToPip, wheelfetch.Unavailable) as exc:
-                pytest.fail(f"{name}: left to pip ({exc})")
-            assert best.filename == expected[wheelfetch.canonicalize_name(name)], name
-            compared += 1
-    assert compared >= 20
 
 
 def test_html_and_fragment_details_as_pip_reads_them(index, tmp_path):

@@ -1,16 +1,14 @@
 """The kit's wheel installer against pip itself: the same files, byte for byte, as the pinned pip's
-`install --target` (after the kit drops bin/), for odd wheels made here and for real ones from PyPI;
-what pip would not refuse but the kit does (paths outside the target, a file the lock does not
-name, two packages writing one file differently, a deflate stream that is not exactly its file);
-and deps.zip packed with the wheels' own deflate streams for the files still as unpacked."""
+`install --target` (after the kit drops bin/), for odd wheels made here (real ones from PyPI:
+integration/network/test_wheelinstall_network.py); what pip would not refuse but the kit does
+(paths outside the target, a file the lock does not name, two packages writing one file
+differently, a deflate stream that is not exactly its file); and deps.zip packed with the wheels'
+own deflate streams for the files still as unpacked."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
-import subprocess
-import sys
 import time
 import tracemalloc
 import zipfile
@@ -19,48 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, make_wheel
+from helpers import kit_target, make_wheel, pip_target, sha256_pin, tree_files
 from lambda_kit.steps import buildsteps, wheelinstall
-from lambda_kit.lock import lockfile
-from lambda_kit.common import runtimes
 from lambda_kit.zips import zipwriter
-
-
-def pinned_pip_version() -> str:
-    text = (ROOT / "scripts" / "container-requirements.txt").read_text()
-    return next(line.split("==")[1].split()[0] for line in text.splitlines() if line.startswith("pip=="))
-
-
-def tree(root: Path) -> dict[str, tuple[bytes, bool]]:
-    found = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = Path(folder, name)
-            found[path.relative_to(root).as_posix()] = (path.read_bytes(), bool(path.stat().st_mode & 0o111))
-    return found
-
-
-def sha256_pin(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def pip_target(wheels: list[Path], target: Path, requirements: list[str]) -> None:
-    """The pinned pip as the builds ran it before: --target, from a folder of files, by requirement."""
-    assert subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True,
-                          check=True).stdout.split()[1] == pinned_pip_version()  # fmt: skip
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--no-compile", "--no-deps",
-         "--no-index", "--find-links", str(wheels[0].parent), "--disable-pip-version-check", *requirements],
-        check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-    )  # fmt: skip
-    buildsteps.drop_console_scripts(target)
-
-
-def kit_target(wheels: list[Path], target: Path) -> dict:
-    target.mkdir()
-    origins = wheelinstall.install([wheelinstall.wheel_for(w, (sha256_pin(w),)) for w in wheels], target, "python3.11")
-    buildsteps.drop_console_scripts(target)
-    return origins
 
 
 def odd_wheels(folder: Path) -> list[Path]:
@@ -91,7 +50,7 @@ def test_the_kit_installs_what_pip_installs_byte_for_byte(tmp_path):
     wheels = odd_wheels(tmp_path / "wheels")
     pip_target(wheels, tmp_path / "pip", ["alpha==1.0", "beta==2.0"])
     kit_target(wheels, tmp_path / "kit")
-    by_pip, by_kit = tree(tmp_path / "pip"), tree(tmp_path / "kit")
+    by_pip, by_kit = tree_files(tmp_path / "pip"), tree_files(tmp_path / "kit")
     assert sorted(by_kit) == sorted(by_pip)
     assert [name for name in by_pip if by_pip[name] != by_kit[name]] == []
     # What this proves is not empty: data, headers, exec bits, an unlisted file, pip's own RECORD.
@@ -101,41 +60,6 @@ def test_the_kit_installs_what_pip_installs_byte_for_byte(tmp_path):
     record = by_kit["alpha-1.0.dist-info/RECORD"][0].decode()
     assert "alpha/unlisted.py,," in record and "alpha-1.0.dist-info/INSTALLER,sha256=" in record
     assert record.endswith("\r\n") and "../" not in record
-
-
-@pytest.mark.network
-def test_real_wheels_from_pypi_install_as_pip_installs_them(tmp_path):
-    """The small bench set's lock (pydantic-core, pyyaml, requests...): the files pip chose for
-    python3.11 x86_64, installed by pip and by the kit."""
-    lock = lockfile.load(ROOT / "bench" / "projects" / "small" / "a" / "Pipfile.lock")
-    runtime = runtimes.lookup("3.11")
-    plan = lockfile.plan(lock, runtimes.target_environment(runtime, "x86_64"))
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text(plan.requirements_text())
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--dest", str(wheels),
-         *runtimes.pip_target_args(runtime, "x86_64"), "-r", str(requirements)],
-        check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-    )  # fmt: skip
-    files = sorted(wheels.glob("*.whl"))
-    assert len(files) == len(plan.index)
-    pip_target(files, tmp_path / "pip", [f"{p.name}{p.version}" for p in plan.index])
-    origins = kit_target(files, tmp_path / "kit")
-    by_pip, by_kit = tree(tmp_path / "pip"), tree(tmp_path / "kit")
-    assert len(by_kit) > 300 and sorted(by_kit) == sorted(by_pip)
-    assert [name for name in by_pip if by_pip[name] != by_kit[name]] == []
-    # Every file a wheel holds has its stream (maturin's wheels and setuptools' alike): only the
-    # installer's own files have none. Packed with those streams, deps.zip reads back as the tree.
-    generated = {n for n in by_kit if n.endswith(("/INSTALLER", "/REQUESTED", "/RECORD"))}
-    assert sorted(set(by_kit) - set(origins)) == sorted(generated)
-    packed = tmp_path / "deps.zip"
-    buildsteps.pack_dependencies(tmp_path / "kit", packed, False, origins)
-    with zipfile.ZipFile(packed) as zf:
-        assert zf.testzip() is None
-        assert {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()} == {
-            n: d for n, (d, _) in by_kit.items()
-        }
 
 
 def test_a_wheel_the_lock_does_not_name_is_refused_before_anything_is_written(tmp_path):
@@ -192,7 +116,7 @@ def test_another_distributions_data_folder_is_installed_as_pip_installs_it(tmp_p
     )  # fmt: skip
     pip_target([foreign], tmp_path / "pip", ["gamma==1.0"])
     kit_target([foreign], tmp_path / "kit")
-    by_pip, by_kit = tree(tmp_path / "pip"), tree(tmp_path / "kit")
+    by_pip, by_kit = tree_files(tmp_path / "pip"), tree_files(tmp_path / "kit")
     assert sorted(by_kit) == sorted(by_pip)
     assert [name for name in by_pip if by_pip[name] != by_kit[name]] == []
     assert "gamma_more.py" in by_kit and "gamma_dotted.py" in by_kit and "share/other/notes.txt" in by_kit
@@ -375,7 +299,7 @@ def test_deps_zip_carries_the_wheels_streams_for_files_still_as_unpacked(tmp_pat
     first = pack(target, tmp_path / "first.zip", origins)
     assert "(9 as their wheel's deflate stream)" in capsys.readouterr().out
     assert pack(target, tmp_path / "second.zip", origins).read_bytes() == first.read_bytes()
-    files = {name: data for name, (data, _) in tree(target).items()}
+    files = {name: data for name, (data, _) in tree_files(target).items()}
     with zipfile.ZipFile(first) as zf:
         assert zf.testzip() is None
         infos = [i for i in zf.infolist() if not i.is_dir()]
