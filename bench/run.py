@@ -34,11 +34,11 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
-from lambda_kit.dependencies import cachesign
-from lambda_kit.common import runtimes
-from lambda_kit.code.kitfiles import copy_kit  # the launcher puts scripts/ on sys.path
 from firstrun import FIRST_RUN_CASES, FirstRuns  # bench/, this script's folder
 from firstrun import lines as first_run_lines
+from lambda_kit.code.kitfiles import copy_kit  # the launcher puts scripts/ on sys.path
+from lambda_kit.common import runtimes
+from lambda_kit.dependencies import cachesign
 from peers import UV_VERSION, UvFlow, peer_tools, uv_platform
 
 ROOT = Path(__file__).resolve().parent.parent

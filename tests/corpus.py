@@ -1,6 +1,6 @@
 """The corpus: the most downloaded packages on PyPI that ship native code, each zipped as the kit
 zips it and audited for each Lambda target (issue 23). `make corpus` runs the full sweep; CI runs a
-bounded part (tests/test_corpus.py).
+bounded part (tests/integration/corpus/test_corpus.py).
 
     python tests/corpus.py [--top 1000] [--targets 3.12-x86_64,3.11-arm64,...] [--limit N] ...
 

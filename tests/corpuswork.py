@@ -28,11 +28,11 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from lambda_kit.audit import audit  # noqa: E402
-from lambda_kit.steps import buildsteps, wheelfetch, wheelinstall  # noqa: E402
-from lambda_kit.net import httpget, indexclient  # noqa: E402
+from lambda_kit.audit import audit  # noqa: E402  (needs scripts/ on sys.path)
 from lambda_kit.common import runtimes  # noqa: E402
 from lambda_kit.common.errors import KitError  # noqa: E402
+from lambda_kit.net import httpget, indexclient  # noqa: E402
+from lambda_kit.steps import buildsteps, wheelfetch, wheelinstall  # noqa: E402
 
 INDEX = "https://pypi.org/simple"
 PAGE_TTL = 24 * 3600  # seconds an index page is reused from the cache

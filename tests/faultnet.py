@@ -23,7 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from conftest import ROOT, copy_kit
+from helpers import ROOT, copy_kit
 
 JSON = "application/vnd.pypi.simple.v1+json"
 

@@ -33,8 +33,7 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
-
-from conftest import BASE_IMAGE
+from helpers import BASE_IMAGE
 from lambda_kit.audit import audit, auditnative, runtimelibs
 from lambda_kit.common import runtimes
 
