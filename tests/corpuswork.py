@@ -5,7 +5,7 @@ Everything the kit itself does is the kit's code: index pages and downloads go t
 `indexclient` and `wheelfetch` (pip's trust, pip's choice of file), wheels are unpacked by
 `wheelinstall`, console scripts dropped and the tree packed by `buildsteps`, the zip audited by
 `audit.audit_zip` (what `check` runs). Only the dependency resolution is pip's own: `pip install
---dry-run --report` with the target's options (`runtimes.pip_target_args`), which reads each
+--dry-run --report` with the target's options (`Target.pip_args`), which reads each
 dependency's metadata from the index without downloading its wheel.
 """
 
@@ -33,6 +33,7 @@ from lambda_kit.common import runtimes  # noqa: E402
 from lambda_kit.common.errors import KitError  # noqa: E402
 from lambda_kit.net import httpget, indexclient  # noqa: E402
 from lambda_kit.steps import buildsteps, wheelfetch, wheelinstall  # noqa: E402
+from lambda_kit.steps.target import Target as KitTarget  # noqa: E402
 
 INDEX = "https://pypi.org/simple"
 PAGE_TTL = 24 * 3600  # seconds an index page is reused from the cache
@@ -56,7 +57,11 @@ class Target:
 
     @property
     def pip_args(self) -> list[str]:
-        return runtimes.pip_target_args(runtimes.lookup(self.runtime), self.arch)
+        return self.kit_target.pip_args()
+
+    @property
+    def kit_target(self) -> KitTarget:
+        return KitTarget(runtimes.lookup(self.runtime), self.arch)
 
 
 def parse_target(text: str) -> Target:
@@ -117,7 +122,7 @@ def _page_file(page_url: str, entry: dict) -> dict:
 
 def chosen_file(files: list[dict], name: str, target: Target) -> wheelfetch.Candidate | None:
     """The file pip would install for `name` (newest final release) with the target's options, or None."""
-    tags = wheelfetch.target_of(target.pip_args)
+    tags = target.kit_target
     best = None
     for f in files:
         found = wheelfetch.file_candidate(f["filename"], f["url"], f["sha256"], name, SpecifierSet(), tags,

@@ -34,6 +34,7 @@ from lambda_kit.code import kitfiles, sources  # noqa: E402  (needs scripts/ on 
 from lambda_kit.common import runtimes  # noqa: E402
 from lambda_kit.dependencies import cachesign  # noqa: E402
 from lambda_kit.steps import buildsteps, wheelinstall  # noqa: E402
+from lambda_kit.steps.target import Target  # noqa: E402
 
 HOST_PYTHON = "{}.{}".format(*sys.version_info[:2])  # this interpreter, as a runtime's version
 SAMPLE_FILES = ("lambdas", "events", "Pipfile", "Pipfile.lock")
@@ -440,7 +441,7 @@ def loader_cases(folder: Path) -> tuple[dict[str, bytes], dict[str, list[str]]]:
 def pip_download(requirements, dest: Path, arch: str = "x86_64") -> list[Path]:
     """The wheels pip downloads for python3.11 on `arch` (no dependencies), from the index only."""
     dest.mkdir(parents=True, exist_ok=True)
-    args = runtimes.pip_target_args(runtimes.lookup("3.11"), arch)
+    args = runtime_target("3.11", arch).pip_args()
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *args, "--dest", str(dest), *requirements],
         check=True,
@@ -580,8 +581,13 @@ class Fleet:
 # ---- the kit's wheel fetcher ----
 
 
+def runtime_target(version: str = "3.11", arch: str = "x86_64", sources_allowed: bool = False) -> Target:
+    return Target(runtimes.lookup(version), arch, sources_allowed)
+
+
 def target_args(version: str = "3.11", arch: str = "x86_64") -> list[str]:
-    return runtimes.pip_target_args(runtimes.lookup(version), arch)
+    """pip's options for a cross install for the runtime (what the local builder gives pip)."""
+    return runtime_target(version, arch).pip_args()
 
 
 # ---- the kit's wheel installer against pip ----

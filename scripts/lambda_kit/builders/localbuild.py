@@ -15,12 +15,14 @@ import ssl
 import sys
 from pathlib import Path
 
-from lambda_kit.common import contract, runtimes, tempdirs
+from lambda_kit.common import contract, tempdirs
 from lambda_kit.common.errors import StepError
 from lambda_kit.net import netconfig
 from lambda_kit.net.network import NetworkSettings, write_ca
 from lambda_kit.plan.buildplan import BuildPlan
 from lambda_kit.steps import buildsteps
+from lambda_kit.steps.target import Target
+from lambda_kit.steps.toolchain import Toolchain
 
 
 def build_network(network: NetworkSettings, folder: Path) -> netconfig.BuildNetwork:
@@ -40,13 +42,10 @@ def build(
         open(log_path, "a", encoding="utf-8", buffering=1) as log,
         tempdirs.scratch(prefix="lambda-kit-local-") as work,
     ):
-        tools = buildsteps.Toolchain(
+        tools = Toolchain(
             python=Path(sys.executable),  # the helper's environment: the pinned pip
             network=build_network(network, work),
-            environment=runtimes.target_environment(runtime, arch),
-            target_args=runtimes.pip_target_args(runtime, arch),
-            target_name=f"{runtime.name} {arch}",
-            python_xy=f"python{runtime.version}",
+            target=Target(runtime, arch),  # binary wheels only: nothing is compiled on the host
             cache_dir=str(s.cache / "pip-cache"),  # the machine's, as the wheelhouse
             wheelhouse=plan.wheelhouse,
             echo=log.write,

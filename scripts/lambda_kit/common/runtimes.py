@@ -102,7 +102,8 @@ def target_environment(runtime: Runtime, arch: str) -> dict[str, str]:
 
 def manylinux_tags(runtime: Runtime, arch: str) -> list[str]:
     """Every manylinux platform tag the runtime's glibc accepts, newest first. pip does not expand
-    a manylinux_2_X tag to older ones, so a cross-platform install passes each of these."""
+    a manylinux_2_X tag to older ones, so an install for the runtime passes each of these
+    (steps/target.py: the Target's --platform values)."""
     machine = ARCHITECTURES[arch][1]
     major, minor = runtime.glibc
     tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, 16, -1)]  # down to 2_17
@@ -115,17 +116,6 @@ def manylinux_tags(runtime: Runtime, arch: str) -> list[str]:
             f"manylinux1_{machine}",
         ]
     return tags
-
-
-def pip_target_args(runtime: Runtime, arch: str) -> list[str]:
-    """pip options that install wheels for the runtime on another machine: the Python version,
-    CPython and its ABIs, one --platform per accepted manylinux tag, wheels only."""
-    args = ["--only-binary=:all:", "--python-version", runtime.version, "--implementation", "cp"]
-    for abi in (runtime.cpython_tag, "abi3", "none"):
-        args += ["--abi", abi]
-    for tag in manylinux_tags(runtime, arch):
-        args += ["--platform", tag]
-    return args
 
 
 def arch_of_machine(machine: str) -> str | None:

@@ -106,7 +106,7 @@ def install_index_packages(
         wheelhouse = tmp / "wheelhouse"
         tools = dataclasses.replace(tools, wheelhouse=wheelhouse)
     # Only packages whose file was not chosen for this target before are looked up.
-    notes = pipchoices.Choices(wheelhouse, tools.target_args)
+    notes = pipchoices.Choices(wheelhouse, tools.target)
     chosen: dict[str, Path] = {}
     for p in plan.index:
         if (known := notes.known(p.name, p.version, p.hashes)) is not None:

@@ -39,9 +39,10 @@ from lambda_kit.net.indexclient import LeaveToPip
 from lambda_kit.net.netconfig import BuildNetwork, Index
 from lambda_kit.steps import wheelcheck
 from lambda_kit.steps.piprun import pip_failure, run_pip
-from lambda_kit.steps.wheelfetch import FETCH_ENV, Unavailable, choose, download, project_of, sweep, target_of
+from lambda_kit.steps.wheelfetch import FETCH_ENV, Unavailable, choose, download, project_of, sweep
 
 if TYPE_CHECKING:
+    from lambda_kit.steps.target import Target
     from lambda_kit.steps.toolchain import Toolchain
 
 WORKERS = 8  # packages at once: network-bound; more only adds connections
@@ -100,7 +101,7 @@ def client_for(network: BuildNetwork) -> Client:
                         "check CA_BUNDLE, PIP_CERT and pip's client-cert setting") from None  # fmt: skip
 
 
-def fetch(packages, target_args: list[str], network: BuildNetwork, lock_sources: list[dict], wheelhouse: Path, log,
+def fetch(packages, target: Target | None, network: BuildNetwork, lock_sources: list[dict], wheelhouse: Path, log,
           *, target_name: str = "this runtime", use_pip: bool = False) -> Result:  # fmt: skip
     """Choose and download each package's file (`packages`: name, version, hashes, index)."""
     routes, failed = routes_of(packages, network, lock_sources)
@@ -114,9 +115,8 @@ def fetch(packages, target_args: list[str], network: BuildNetwork, lock_sources:
         return result
     client = client_for(network)
     reachable(client, routes)
-    target = target_of(target_args)
     if use_pip or target is None:
-        why = f"{FETCH_ENV}=pip" if use_pip else "pip's target options are not an explicit CPython target"
+        why = f"{FETCH_ENV}=pip" if use_pip else "no explicit target: pip judges this interpreter"
         result.left = {canonicalize_name(p.name): why for p in asked}
         return result
     client.settings.deadline = time.monotonic() + FETCH_DEADLINE * client.settings.timeout
@@ -245,8 +245,8 @@ def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[
     wheelhouse = tools.wheelhouse
     if wheelhouse is None:  # install_index_packages gives it one, kept or for this build only
         raise ValueError("fetch_files needs the toolchain's wheelhouse")
-    target_name = tools.target_name or "this runtime"
-    result = fetch(packages, tools.target_args, tools.network, lock_sources, wheelhouse, tools.echo,
+    target_name = tools.target_name
+    result = fetch(packages, tools.target, tools.network, lock_sources, wheelhouse, tools.echo,
                    target_name=target_name, use_pip=tools.fetch == "pip")  # fmt: skip
     host_failure = error(result, target_name, tools.no_wheel_hint) if result.hosts else None
     if host_failure is not None:
@@ -289,11 +289,11 @@ def explain_pip(tools: Toolchain, packages, indexes: list[Index]) -> dict[str, U
 
     try:
         pins = {p.name: p.version.lstrip("=") for p in packages}
-        clauses = wheelcheck.report(pip, pins, tools.target_args, tools.target_name or "this runtime")
+        clauses = wheelcheck.report(pip, pins, tools.target_args, tools.target_name)
     finally:
         for path in cleanup:
             path.unlink(missing_ok=True)
-    kind = "compile" if tools.target_args and "--only-binary=:all:" in tools.target_args else "pin"
+    kind = "compile" if tools.target and not tools.target.sources_allowed else "pin"
     return {canonicalize_name(c.split("=")[0].split(" ")[0]): Unavailable(c, kind) for c in clauses}
 
 

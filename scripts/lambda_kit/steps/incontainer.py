@@ -20,19 +20,11 @@ from lambda_kit.common import contract, diskspace, runtimes, tempdirs
 from lambda_kit.common.errors import KitError, StepError
 from lambda_kit.net import netconfig
 from lambda_kit.steps import buildsteps, bytecode, toolchain
+from lambda_kit.steps.target import Target
 
 OUT = Path(contract.OUT)  # what the helper copies out: deps.zip (+ .sha256), wheels/
 PIP_CACHE = "/root/.cache/pip"
 SCRATCH_CANDIDATES = (str(contract.SCRATCH), "/dev/shm")  # the Dockerfile's tmpfs mount; docker build --shm-size
-
-
-def native_target_args(runtime: runtimes.Runtime, arch: str) -> list[str]:
-    """pip options for a build on the target's own architecture: the runtime's manylinux tags, not
-    this image's glibc (a Debian image would take manylinux_2_28 wheels a 2.26 runtime cannot load),
-    and source distributions still allowed: pip builds them here, as wheels tagged linux_<machine>,
-    which the last --platform lets it install."""
-    args = [a for a in runtimes.pip_target_args(runtime, arch) if a != "--only-binary=:all:"]
-    return args + ["--platform", f"linux_{runtimes.ARCHITECTURES[arch][1]}"]
 
 
 def container_toolchain(target: str, fetch: str = "kit") -> toolchain.Toolchain:
@@ -43,16 +35,16 @@ def container_toolchain(target: str, fetch: str = "kit") -> toolchain.Toolchain:
     if target and target != here:
         # No emulation: this image's Python installs binary wheels for the target architecture.
         cross = dict(
-            environment=runtimes.target_environment(runtime, target),
-            target_args=runtimes.pip_target_args(runtime, target),
-            target_name=f"{runtime.name} {target}",
+            target=Target(runtime, target),
             no_wheel_hint=f"pin a version with a {target} wheel, or build on an {target} Docker engine, which can compile it",
         )
     else:
         if here is None:
             raise StepError(f"the build image runs on {machine}, not on an architecture Lambda has",
                             "build on an x86_64 or arm64 Docker engine")  # fmt: skip
-        cross = dict(target_args=native_target_args(runtime, here), target_name=f"{runtime.name} {here}",
+        # The target's own machine: the runtime's manylinux tags, not this image's glibc (a Debian
+        # image would take manylinux_2_28 wheels a 2.26 runtime cannot load); pip builds sdists here.
+        cross = dict(target=Target(runtime, here, sources_allowed=True),
                      no_wheel_hint="pin versions that exist for this runtime and run `pipenv lock`")  # fmt: skip
     return toolchain.Toolchain(
         **cross,

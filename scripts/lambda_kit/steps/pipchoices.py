@@ -22,16 +22,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lambda_kit.common import contract
+from lambda_kit.steps.target import Target
 
 FILE = contract.WHEEL_CHOICES  # in the wheelhouse; staged into the build context with it
-
-
-def target_key(target_args: list[str]) -> str:
-    return hashlib.sha256(json.dumps(target_args).encode()).hexdigest()[:16]
 
 
 def package_key(name: str, version: str, hashes) -> str:
@@ -39,28 +35,12 @@ def package_key(name: str, version: str, hashes) -> str:
     return f"{canonicalize_name(name)}{version} {pins}"
 
 
-def accepted_tags(target_args: list[str]) -> set[Tag]:
-    """The wheel tags pip accepts with these target options (--python-version, --abi, --platform)."""
-    values: dict[str, list[str]] = {}
-    for option, value in zip(target_args, target_args[1:], strict=False):
-        if option in ("--python-version", "--abi", "--platform"):
-            values.setdefault(option, []).append(value)
-    if "--python-version" not in values or "--platform" not in values:
-        return set()
-    major, minor = (int(part) for part in values["--python-version"][0].split(".")[:2])
-    platforms = values["--platform"]
-    abis = [abi for abi in values.get("--abi", []) if abi not in ("abi3", "none")]
-    return set(cpython_tags((major, minor), abis, platforms)) | set(
-        compatible_tags((major, minor), f"cp{major}{minor}", platforms)
-    )
-
-
 class Choices:
-    def __init__(self, wheelhouse: Path, target_args: list[str]) -> None:
+    def __init__(self, wheelhouse: Path, target: Target | None) -> None:
         self.path = wheelhouse / FILE
         self.wheelhouse = wheelhouse
-        self.target = target_key(target_args)
-        self.accepted = accepted_tags(target_args)
+        self.target = target.key() if target else ""
+        self.accepted = set(target.tags) if target else set()
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -60,6 +59,7 @@ from lambda_kit.common.digests import sha256_hex
 from lambda_kit.common.errors import UsageError, hash_mismatch
 from lambda_kit.net.httpget import Client, NetError, place
 from lambda_kit.net.indexclient import LeaveToPip, PageError, link_sha256, project_page
+from lambda_kit.steps.target import Target
 
 FETCH_ENV = "LAMBDA_KIT_FETCH"  # kit (default) or pip: who chooses and downloads the lock's files
 MAX_FILE = 512 << 20  # bytes of one file: twice what Lambda unpacks at most
@@ -78,57 +78,6 @@ def setting(environ) -> str:
             hint="unset it (the kit chooses files as pip would, and leaves the rest to pip), or set pip",
         )
     return value
-
-
-@dataclass(frozen=True)
-class Target:
-    """What pip's target options (--python-version, --implementation, --abi, --platform,
-    --only-binary=:all:) make it accept, with the tags in pip's order of preference."""
-
-    python: Version  # e.g. 3.11.0: what Requires-Python is checked against
-    tags: tuple[Tag, ...]
-    sources_allowed: bool
-
-    @property
-    def priority(self) -> dict[Tag, int]:
-        return {tag: i for i, tag in enumerate(self.tags)}  # as pip builds it: the last index of a repeated tag
-
-
-def _expand_platforms(platforms: list[str]) -> list[str]:
-    """pip's expansion of explicit --platform values: manylinux2014 brings manylinux2010 and
-    manylinux1 (x86 only), manylinux2010 brings manylinux1; each platform once, first place kept."""
-    result: list[str] = []
-    for platform in platforms:
-        prefix, _, machine = platform.partition("_")
-        more = [platform]
-        if prefix == "manylinux2014" and machine in ("i686", "x86_64"):
-            more += [f"manylinux2010_{machine}", f"manylinux1_{machine}"]
-        elif prefix == "manylinux2010":
-            more += [f"manylinux1_{machine}"]
-        result += [p for p in more if p not in result]
-    return result
-
-
-def target_of(target_args: list[str]) -> Target | None:
-    """The Target of pip's options; None when they are not a CPython version with explicit
-    platforms (pip then judges this machine's own tags: the kit leaves that to pip)."""
-    values: dict[str, list[str]] = {}
-    for option, value in zip(target_args, target_args[1:]):  # noqa: B905 (the image may run 3.9)
-        if option in ("--python-version", "--implementation", "--abi", "--platform"):
-            values.setdefault(option, []).append(value)
-    version, platforms = values.get("--python-version", []), values.get("--platform", [])
-    if len(version) != 1 or not platforms or values.get("--implementation", ["cp"]) != ["cp"]:
-        return None
-    if any(p.startswith(("macosx", "ios", "android")) for p in platforms):
-        return None  # pip expands these in ways the kit does not need
-    parts = version[0].split(".")
-    if len(parts) != 2 or not all(part.isdigit() for part in parts):
-        return None
-    python = (int(parts[0]), int(parts[1]))
-    expanded = _expand_platforms(platforms)
-    abis = values.get("--abi")
-    tags = [*cpython_tags(python, abis, expanded), *compatible_tags(python, f"cp{python[0]}{python[1]}", expanded)]
-    return Target(Version(f"{python[0]}.{python[1]}.0"), tuple(tags), "--only-binary=:all:" not in target_args)
 
 
 @dataclass

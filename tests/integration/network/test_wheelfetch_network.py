@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, target_args
+from helpers import ROOT, runtime_target, target_args
 from lambda_kit.common import runtimes
 from lambda_kit.lock import lockfile
 from lambda_kit.net import httpget, netconfig
@@ -45,7 +45,7 @@ def test_real_locks_same_choice_as_pip(tmp_path, version, arch):
     locks.append(ROOT / "Pipfile.lock")
     args = target_args(version, arch)
     client = httpget.Client(netconfig.BuildNetwork({}).http_settings())
-    target = wheelfetch.target_of(args)
+    target = runtime_target(version, arch)
     compared = 0
     for lock in locks:
         pins = lock_pins(lock, version, arch)

@@ -12,6 +12,7 @@ from helpers import ROOT, kit_target, pip_target, tree_files
 from lambda_kit.common import runtimes
 from lambda_kit.lock import lockfile
 from lambda_kit.steps import buildsteps
+from lambda_kit.steps.target import Target
 
 
 def test_real_wheels_from_pypi_install_as_pip_installs_them(tmp_path):
@@ -25,7 +26,7 @@ def test_real_wheels_from_pypi_install_as_pip_installs_them(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--dest", str(wheels),
-         *runtimes.pip_target_args(runtime, "x86_64"), "-r", str(requirements)],
+         *Target(runtime, "x86_64").pip_args(), "-r", str(requirements)],
         check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
     )  # fmt: skip
     files = sorted(wheels.glob("*.whl"))

@@ -1,5 +1,4 @@
-"""The runtimes as pip's target: manylinux tags follow each runtime's glibc, and the arguments
-pip downloads with for a runtime and architecture."""
+"""The runtimes as pip's target: manylinux tags follow each runtime's glibc."""
 
 from __future__ import annotations
 
@@ -13,9 +12,3 @@ def test_manylinux_tags_follow_the_runtimes_glibc():
     assert {"manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux1_x86_64"} <= set(py311)
     assert py312[0] == "manylinux_2_34_aarch64" and py312[-1] == "manylinux2014_aarch64"
     assert not any("manylinux1" in t or "x86_64" in t for t in py312)
-    args = runtimes.pip_target_args(runtimes.lookup("3.13"), "arm64")
-    assert args[:5] == ["--only-binary=:all:", "--python-version", "3.13", "--implementation", "cp"]
-    assert [args[i + 1] for i, a in enumerate(args) if a == "--abi"] == ["cp313", "abi3", "none"]
-    assert [args[i + 1] for i, a in enumerate(args) if a == "--platform"] == runtimes.manylinux_tags(
-        runtimes.lookup("3.13"), "arm64"
-    )

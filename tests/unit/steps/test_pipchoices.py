@@ -9,13 +9,14 @@ import json
 import pytest
 from lambda_kit.common import runtimes
 from lambda_kit.steps import pipchoices
+from lambda_kit.steps.target import Target
 
-TARGET = runtimes.pip_target_args(runtimes.lookup("3.11"), "x86_64")
+TARGET = Target(runtimes.lookup("3.11"), "x86_64")
 HASHES = ("sha256:" + "a" * 64,)
 
 
 def note(wheelhouse, entries: dict) -> None:
-    data = {pipchoices.target_key(TARGET): {pipchoices.package_key(n, v, HASHES): f for (n, v), f in entries.items()}}
+    data = {TARGET.key(): {pipchoices.package_key(n, v, HASHES): f for (n, v), f in entries.items()}}
     (wheelhouse / pipchoices.FILE).write_text(json.dumps(data))
 
 
@@ -35,7 +36,7 @@ def test_a_note_is_used_only_for_a_wheel_the_target_accepts_that_is_in_the_wheel
     for version in ("==2.2.7", "==2.2.8", "==2.2.9", "==3.0", "==3.1", "==3.2"):
         assert notes.known("numpy", version, HASHES) is None, version
     assert (
-        pipchoices.Choices(tmp_path, [*TARGET, "--platform", "linux_x86_64"]).known("numpy", "==2.2.6", HASHES) is None
+        pipchoices.Choices(tmp_path, Target(TARGET.runtime, TARGET.arch, sources_allowed=True)).known("numpy", "==2.2.6", HASHES) is None
     )
 
 

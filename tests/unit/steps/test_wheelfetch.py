@@ -20,9 +20,10 @@ from types import SimpleNamespace
 
 import faultnet
 import pytest
-from helpers import make_wheel, target_args
+from helpers import make_wheel, runtime_target, target_args
 from lambda_kit.net import httpget, indexclient, netconfig
 from lambda_kit.steps import fetchphase, wheelfetch
+from lambda_kit.steps.target import Target
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -137,10 +138,10 @@ def net_for(index: Index, **settings: str) -> netconfig.BuildNetwork:
     return netconfig.BuildNetwork({"INDEX_URL": index.url, "TIMEOUT": "5", **settings})
 
 
-def kit_choice(tmp: Path, network: netconfig.BuildNetwork, pins: dict[str, tuple[str, tuple]], args: list[str],
+def kit_choice(tmp: Path, network: netconfig.BuildNetwork, pins: dict[str, tuple[str, tuple]], target: Target,
                sources: list[dict] | None = None) -> fetchphase.Result:  # fmt: skip
     packages = [SimpleNamespace(name=n, version=f"=={v}", hashes=hs, index="") for n, (v, hs) in pins.items()]
-    return fetchphase.fetch(packages, args, network, sources or [], tmp / "wheelhouse", lambda line: None,
+    return fetchphase.fetch(packages, target, network, sources or [], tmp / "wheelhouse", lambda line: None,
                             target_name="python3.11 x86_64")  # fmt: skip
 
 
@@ -199,26 +200,13 @@ def test_the_kit_takes_the_file_pip_takes(odd_index, tmp_path, named, version, a
     args = target_args(version, arch)
     env = env_for(index)
     assert pip_choice(tmp_path, env, {"demo": ("1.0", hashes)}, args) == {expected}
-    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", hashes)}, args)
+    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", hashes)}, runtime_target(version, arch))
     assert result.left == {} and result.failed == {}
     assert result.chosen["demo"].name == expected
     assert result.chosen["demo"].read_bytes() == index.files[expected]
     assert result.downloaded == 1
-    again = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", hashes)}, args)
+    again = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", hashes)}, runtime_target(version, arch))
     assert (again.downloaded, again.reused) == (0, 1)  # a file already there with its hash is kept
-
-
-def test_target_tags_are_pips_own_in_pips_order():
-    from pip._internal.models.target_python import TargetPython
-
-    for version in ("3.10", "3.11", "3.12", "3.13"):
-        for arch in ("x86_64", "arm64"):
-            args = target_args(version, arch)
-            platforms = [v for o, v in zip(args, args[1:]) if o == "--platform"]  # noqa: B905
-            abis = [v for o, v in zip(args, args[1:]) if o == "--abi"]  # noqa: B905
-            pip_target = TargetPython(platforms=platforms, py_version_info=tuple(int(p) for p in version.split(".")),
-                                      abis=abis, implementation="cp")  # fmt: skip
-            assert [str(t) for t in wheelfetch.target_of(args).tags] == [str(t) for t in pip_target.get_sorted_tags()]
 
 
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
@@ -239,7 +227,7 @@ DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 def test_a_page_pip_cannot_use_is_the_exact_reason_never_an_internal_error(index, tmp_path, status, kind, body, reason):
     wheel = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     index.overrides["/simple/demo/"] = (status, kind, body)
-    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (wheel,))}, target_args())
+    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (wheel,))}, runtime_target())
     assert result.left == {} and result.chosen == {}
     clause = result.failed["demo"].clause
     assert clause.startswith(f"demo: {index.host}") and reason in clause, clause
@@ -247,7 +235,7 @@ def test_a_page_pip_cannot_use_is_the_exact_reason_never_an_internal_error(index
 
 def test_an_sdist_is_left_to_pip_where_pip_can_build_it(index, tmp_path):
     wheel = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
-    native = [a for a in target_args() if a != "--only-binary=:all:"]
+    native = runtime_target(sources_allowed=True)
     sdist = tmp_path / "demo-1.0.tar.gz"
     sdist.write_bytes(b"not really an sdist")
     only = index.add("demo", sdist)
@@ -261,7 +249,7 @@ def test_an_sdist_is_left_to_pip_where_pip_can_build_it(index, tmp_path):
 def test_a_listed_file_whose_bytes_differ_is_a_hash_mismatch(index, tmp_path):
     pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     index.files["demo-1.0-py3-none-any.whl"] = b"PK\x03\x04 something else"  # the page says one thing, the file another
-    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, target_args())
+    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, runtime_target())
     error = fetchphase.error(result, "python3.11 x86_64", "")
     assert str(error).startswith("hash mismatch: the download of demo (demo-1.0-py3-none-any.whl) does not match")
     assert sorted(p.name for p in (tmp_path / "wheelhouse").iterdir()) == []  # nothing kept, no partial file
@@ -271,20 +259,20 @@ def test_a_connection_that_ends_short_is_left_to_pip(index, tmp_path):
     pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     pins = {"demo": ("1.0", (pin,))}
     index.short.add("/files/demo-1.0-py3-none-any.whl")
-    left = kit_choice(tmp_path, net_for(index), pins, target_args()).left
+    left = kit_choice(tmp_path, net_for(index), pins, runtime_target()).left
     assert "bytes short" in left["demo"]  # not a hash mismatch: pip tries again
     index.short = {"/simple/demo/"}
-    assert "bytes short" in kit_choice(tmp_path, net_for(index), pins, target_args()).left["demo"]
+    assert "bytes short" in kit_choice(tmp_path, net_for(index), pins, runtime_target()).left["demo"]
     assert [p.name for p in (tmp_path / "wheelhouse").iterdir()] == []  # no partial file kept
 
 
 def test_sizes_are_bounded(index, tmp_path, monkeypatch):
     pin = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     monkeypatch.setattr(wheelfetch, "MAX_FILE", 100)
-    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, target_args())
+    result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, runtime_target())
     assert "is larger than 0 MiB" in result.failed["demo"].clause
     monkeypatch.setattr(indexclient, "MAX_PAGE", 50)
-    assert "larger than" in kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, target_args()).left["demo"]
+    assert "larger than" in kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, runtime_target()).left["demo"]
 
 
 def test_names_that_leave_the_wheelhouse_are_never_candidates(index, tmp_path):
@@ -294,7 +282,7 @@ def test_names_that_leave_the_wheelhouse_are_never_candidates(index, tmp_path):
     for name in ("..%2Fdemo-1.0-py3-none-any.whl", ".demo-1.0-py3-none-any.whl"):
         index.pages["demo"] = [{"filename": "x", "url": f"../../files/{name}", "hashes": {"sha256": digest}}]
         index.files[name] = data
-        result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", ("sha256:" + digest,))}, target_args())
+        result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", ("sha256:" + digest,))}, runtime_target())
         assert result.chosen == {} and "demo==1.0: no such version" in result.failed["demo"].clause
     assert not (tmp_path / "demo-1.0-py3-none-any.whl.part").exists()
     assert [p.name for p in (tmp_path / "wheelhouse").iterdir()] == []
@@ -308,7 +296,7 @@ def test_credentials_go_to_the_index_host_only(index, tmp_path):
         # The index's page lists the file on another host (as PyPI's CDN): no credentials go there.
         index.pages["demo"] = [{**other.pages["demo"][0], "url": f"http://{other.host}/files/{wheel.name}"}]
         network = net_for(index, INDEX_URL=f"http://user:s%40cret@{index.host}/simple")
-        result = kit_choice(tmp_path, network, {"demo": ("1.0", (pin,))}, target_args())
+        result = kit_choice(tmp_path, network, {"demo": ("1.0", (pin,))}, runtime_target())
         assert result.chosen["demo"].read_bytes() == wheel.read_bytes()
         basic = "Basic dXNlcjpzQGNyZXQ="  # user:s@cret
         assert index.seen == [("/simple", basic), ("/simple/demo/", basic)]  # the probe, then the page
@@ -339,7 +327,7 @@ def test_html_and_fragment_details_as_pip_reads_them(index, tmp_path):
     index.overrides["/simple/demo/"] = (200, "text/html", page.encode())
     expected = {best_bare.name}
     assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
-    assert kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected
+    assert kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, runtime_target()).chosen["demo"].name in expected
 
     shutil.rmtree(tmp_path / "wheelhouse")
     del index.overrides["/simple/demo/"]
@@ -350,7 +338,7 @@ def test_html_and_fragment_details_as_pip_reads_them(index, tmp_path):
     ]  # fmt: skip
     expected = {plain.name}
     assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
-    assert kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, args).chosen["demo"].name in expected
+    assert kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, runtime_target()).chosen["demo"].name in expected
 
 
 def test_each_host_is_looked_up_once_per_run(index, tmp_path, monkeypatch):
@@ -370,6 +358,6 @@ def test_each_host_is_looked_up_once_per_run(index, tmp_path, monkeypatch):
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(httpget.socket, "getaddrinfo", counted)
-    result = kit_choice(tmp_path, net_for(index), pins, target_args())
+    result = kit_choice(tmp_path, net_for(index), pins, runtime_target())
     assert sorted(result.chosen) == sorted(pins) and result.downloaded == 6
     assert lookups == ["127.0.0.1"]  # 13 connections (the probe, 6 pages, 6 files), one lookup
