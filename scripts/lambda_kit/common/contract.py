@@ -15,9 +15,9 @@ with it. Standard library only: it runs with the base image's python before the 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Mapping
 
 from lambda_kit.common import reporter
 

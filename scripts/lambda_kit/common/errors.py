@@ -135,6 +135,8 @@ def hash_mismatch(what: str, got: str, expected: str = "", algorithm: str = "sha
     """The one wording of a file whose hash is not the lock's: what, the lock's hash when there is
     one, and the file's."""
     if expected:
-        return (f"hash mismatch: {what} does not match Pipfile.lock "
-                f"(lock: {algorithm} {expected[:16]}..., download: {got[:16]}...)")  # fmt: skip
+        return (
+            f"hash mismatch: {what} does not match Pipfile.lock "
+            f"(lock: {algorithm} {expected[:16]}..., download: {got[:16]}...)"
+        )
     return f"hash mismatch: {what} does not match Pipfile.lock ({algorithm} {got[:16]}...)"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 
 def stop_group(tool: subprocess.Popen) -> None:

@@ -9,8 +9,8 @@ deployment zip, so there is no second path whose bytes must be kept equal to thi
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from lambda_kit.common import contract
 from lambda_kit.common.digests import sha256_file
@@ -51,7 +51,8 @@ def build_zip(
 def build_layer_zip(packed_deps: Path, dest: Path, source_date_epoch: str | None) -> None:
     """A layer's zip: deps.zip's entries under python/, their compressed bytes copied as they are."""
     entries = [zipwriter.Entry("python/", None, 0o755)] + [
-        zipwriter.Entry(f"python/{e.name}", e.source, e.mode, e.packed) for e in zipwriter.collect_zip(packed_deps).values()
+        zipwriter.Entry(f"python/{e.name}", e.source, e.mode, e.packed)
+        for e in zipwriter.collect_zip(packed_deps).values()
     ]
     zipwriter.write_zip(sorted(entries, key=lambda e: e.name), dest, zipwriter.zip_date_time(source_date_epoch))
 

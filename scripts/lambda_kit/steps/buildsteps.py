@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from packaging.utils import (
     canonicalize_name,
@@ -98,8 +98,8 @@ def install_index_packages(
     """The lock's index packages, hash-checked, into `target`: every file is chosen as pip would
     choose it and fetched into the wheelhouse (`fetch_files`: the runtime's exact tags, the lock's
     hashes); the wheels are then unpacked by `wheelinstall` (the same files as pip --target, without
-    a pip process), and any source distribution is built and installed by pip. Returns the installer's origins: none when
-    the wheelhouse is temporary (its wheels are gone before the tree is packed)."""
+    a pip process), and any source distribution is built and installed by pip. Returns the
+    installer's origins: none when the wheelhouse is temporary (its wheels are gone before the tree is packed)."""
     wheelhouse = tools.wheelhouse
     kept = wheelhouse is not None
     if wheelhouse is None:
@@ -114,7 +114,8 @@ def install_index_packages(
                 wheelinstall.check_hash(wheelinstall.wheel_for(known, p.hashes, p.name))
             except wheelinstall.WheelError:
                 say(
-                    f"warning: the wheelhouse's note for {p.name} names {known.name}, which the lock does not: asking pip"
+                    f"warning: the wheelhouse's note for {p.name} names {known.name}, "
+                    "which the lock does not: asking pip"
                 )
                 continue
             chosen[canonicalize_name(p.name)] = known
@@ -194,8 +195,10 @@ def compile_dependencies(deps: Path, profile: Sequence[str] = ()) -> None:
     roots = bytecode.top_level_modules(deps, index) + bytecode.profile_modules(list(profile), index)
     names = bytecode.import_closure(deps, roots, index)
     written = compile_modules(deps, names, bytecode.DEPENDENCY_MODE)
-    say(f"bytecode: {len(written)} of {len(index)} dependency modules compiled ({bytecode.DEPENDENCY_MODE}): "
-        "what importing each top-level package runs")  # fmt: skip
+    say(
+        f"bytecode: {len(written)} of {len(index)} dependency modules compiled ({bytecode.DEPENDENCY_MODE}): "
+        "what importing each top-level package runs"
+    )
 
 
 def compile_code(src: Path, handler: str, profile: Sequence[str] = ()) -> list[str]:

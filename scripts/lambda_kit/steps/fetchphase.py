@@ -97,12 +97,22 @@ def client_for(network: BuildNetwork) -> Client:
     try:
         return Client(network.http_settings())
     except (OSError, ValueError, ssl.SSLError) as exc:
-        raise StepError(f"the network settings cannot be used ({exc})",
-                        "check CA_BUNDLE, PIP_CERT and pip's client-cert setting") from None  # fmt: skip
+        raise StepError(
+            f"the network settings cannot be used ({exc})", "check CA_BUNDLE, PIP_CERT and pip's client-cert setting"
+        ) from None
 
 
-def fetch(packages, target: Target | None, network: BuildNetwork, lock_sources: list[dict], wheelhouse: Path, log,
-          *, target_name: str = "this runtime", use_pip: bool = False) -> Result:  # fmt: skip
+def fetch(
+    packages,
+    target: Target | None,
+    network: BuildNetwork,
+    lock_sources: list[dict],
+    wheelhouse: Path,
+    log,
+    *,
+    target_name: str = "this runtime",
+    use_pip: bool = False,
+) -> Result:
     """Choose and download each package's file (`packages`: name, version, hashes, index)."""
     routes, failed = routes_of(packages, network, lock_sources)
     result = Result(failed=failed, routes=routes)
@@ -137,8 +147,16 @@ def fetch(packages, target: Target | None, network: BuildNetwork, lock_sources: 
                 return
             name = canonicalize_name(p.name)
             try:
-                best = choose(p.name, p.version, tuple(p.hashes), target, client, [i.url for i in routes[name]],
-                              find_links, target_name)  # fmt: skip
+                best = choose(
+                    p.name,
+                    p.version,
+                    tuple(p.hashes),
+                    target,
+                    client,
+                    [i.url for i in routes[name]],
+                    find_links,
+                    target_name,
+                )
                 done.put((name, "ok", download(client, best, p.name, wheelhouse, stop)))
             except NetError as exc:  # a connection that broke midway: pip tries again (and resumes)
                 done.put((name, "LeaveToPip", exc) if exc.kind == "broken" else (name, "NetError", exc))
@@ -172,8 +190,11 @@ def _next(done: queue.Queue, client: Client):
         except queue.Empty:
             if client.settings.deadline is not None and time.monotonic() > client.settings.deadline + 2:
                 timeout = client.settings.timeout
-                raise StepError(f"the downloads did not finish within {FETCH_DEADLINE * timeout:g} s "
-                                f"({FETCH_DEADLINE} x the timeout of {timeout:g} s)", "check the network, or raise PIP_TIMEOUT") from None  # fmt: skip
+                raise StepError(
+                    f"the downloads did not finish within {FETCH_DEADLINE * timeout:g} s "
+                    f"({FETCH_DEADLINE} x the timeout of {timeout:g} s)",
+                    "check the network, or raise PIP_TIMEOUT",
+                ) from None
 
 
 def _record(result: Result, name: str, kind: str, value, log) -> None:
@@ -197,8 +218,11 @@ def _record(result: Result, name: str, kind: str, value, log) -> None:
         result.chosen[name] = path
         result.downloaded += fresh
         result.reused += not fresh
-        log(reporter.line(f"fetched {path.name} ({path.stat().st_size} bytes)\n") if fresh else
-            reporter.line(f"kept {path.name} (in the wheelhouse with the lock's hash)\n"))  # fmt: skip
+        log(
+            reporter.line(f"fetched {path.name} ({path.stat().st_size} bytes)\n")
+            if fresh
+            else reporter.line(f"kept {path.name} (in the wheelhouse with the lock's hash)\n")
+        )
 
 
 def error(
@@ -216,8 +240,10 @@ def error(
     hints = [HINTS.get(k, compile_hint) for k in dict.fromkeys(c.kind for c in clauses)]
     if len(clauses) == 1 and clauses[0].kind == "hash":
         return StepError(clauses[0].clause, hints[0])
-    return StepError(f"cannot install {len(clauses)} locked package(s) for {target_name}: "
-                     + "; ".join(c.clause for c in clauses), "; ".join(hints))  # fmt: skip
+    return StepError(
+        f"cannot install {len(clauses)} locked package(s) for {target_name}: " + "; ".join(c.clause for c in clauses),
+        "; ".join(hints),
+    )
 
 
 def default_route(network: BuildNetwork, lock_sources: list[dict]) -> list[Index]:
@@ -246,8 +272,16 @@ def fetch_files(tools: Toolchain, packages: list, tmp: Path, lock_sources: list[
     if wheelhouse is None:  # install_index_packages gives it one, kept or for this build only
         raise ValueError("fetch_files needs the toolchain's wheelhouse")
     target_name = tools.target_name
-    result = fetch(packages, tools.target, tools.network, lock_sources, wheelhouse, tools.echo,
-                   target_name=target_name, use_pip=tools.fetch == "pip")  # fmt: skip
+    result = fetch(
+        packages,
+        tools.target,
+        tools.network,
+        lock_sources,
+        wheelhouse,
+        tools.echo,
+        target_name=target_name,
+        use_pip=tools.fetch == "pip",
+    )
     host_failure = error(result, target_name, tools.no_wheel_hint) if result.hosts else None
     if host_failure is not None:
         raise host_failure
@@ -282,8 +316,14 @@ def explain_pip(tools: Toolchain, packages, indexes: list[Index]) -> dict[str, U
     cache = ["--cache-dir", tools.cache_dir] if tools.cache_dir else ["--no-cache-dir"]
 
     def pip(args: list[str]) -> tuple[int, str]:
-        done = subprocess.run([str(tools.python), "-m", "pip", *args, "--no-input", *cache], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")  # fmt: skip
+        done = subprocess.run(
+            [str(tools.python), "-m", "pip", *args, "--no-input", *cache],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
         tools.echo(done.stdout)
         return done.returncode, done.stdout
 
@@ -301,8 +341,22 @@ def pip_download(tools: Toolchain, requirements: Path, indexes: list[Index], whe
     """`pip download` every file of `requirements` into the wheelhouse, hash-checked. pip keeps a
     file that is already there with a matching hash. Returns pip's output lines."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    argv = [str(tools.python), "-m", "pip", "download", "--no-deps", "--no-input", "--progress-bar", "off",
-            "--require-hashes", "--dest", str(wheelhouse), *tools.target_args, "-r", str(requirements)]  # fmt: skip
+    argv = [
+        str(tools.python),
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--require-hashes",
+        "--dest",
+        str(wheelhouse),
+        *tools.target_args,
+        "-r",
+        str(requirements),
+    ]
     code, lines = run_pip(tools, argv, indexes)
     if code != 0:
         raise pip_failure(code, lines, tools)

@@ -30,22 +30,27 @@ SCRATCH_CANDIDATES = (str(contract.SCRATCH), "/dev/shm")  # the Dockerfile's tmp
 def container_toolchain(target: str, fetch: str = "kit") -> toolchain.Toolchain:
     machine = os.uname().machine
     here = runtimes.arch_of_machine(machine)
-    runtime = runtimes.lookup("%d.%d" % sys.version_info[:2])
+    runtime = runtimes.lookup("{}.{}".format(*sys.version_info[:2]))
     cross: dict[str, Any]  # the Toolchain's settings for this target
     if target and target != here:
         # No emulation: this image's Python installs binary wheels for the target architecture.
         cross = dict(
             target=Target(runtime, target),
-            no_wheel_hint=f"pin a version with a {target} wheel, or build on an {target} Docker engine, which can compile it",
+            no_wheel_hint=f"pin a version with a {target} wheel, "
+            f"or build on an {target} Docker engine, which can compile it",
         )
     else:
         if here is None:
-            raise StepError(f"the build image runs on {machine}, not on an architecture Lambda has",
-                            "build on an x86_64 or arm64 Docker engine")  # fmt: skip
+            raise StepError(
+                f"the build image runs on {machine}, not on an architecture Lambda has",
+                "build on an x86_64 or arm64 Docker engine",
+            )
         # The target's own machine: the runtime's manylinux tags, not this image's glibc (a Debian
         # image would take manylinux_2_28 wheels a 2.26 runtime cannot load); pip builds sdists here.
-        cross = dict(target=Target(runtime, here, sources_allowed=True),
-                     no_wheel_hint="pin versions that exist for this runtime and run `pipenv lock`")  # fmt: skip
+        cross = dict(
+            target=Target(runtime, here, sources_allowed=True),
+            no_wheel_hint="pin versions that exist for this runtime and run `pipenv lock`",
+        )
     return toolchain.Toolchain(
         **cross,
         python=Path(contract.TOOLS_BIN, "python"),
@@ -59,7 +64,7 @@ def container_toolchain(target: str, fetch: str = "kit") -> toolchain.Toolchain:
 
 def check_interpreter(expected: str) -> None:
     """The base image must run the runtime's Python: markers and wheels are chosen for it."""
-    running = "%d.%d" % sys.version_info[:2]
+    running = "{}.{}".format(*sys.version_info[:2])
     if expected and running != expected:
         raise StepError(
             f"the base image runs Python {running}, but the runtime is python{expected}",
@@ -100,14 +105,27 @@ def main(argv: list[str] | None = None) -> int:
         check_interpreter(build.python_version)
         # The tree in memory (BuildKit's tmpfs mount, or /dev/shm, which the legacy builder is given
         # room in): never in the layer, and no disk file system paying for thousands of small files.
-        with diskspace.guard("building the dependencies", [OUT, *map(Path, SCRATCH_CANDIDATES)],
-                             hint="free space in Docker's storage (docker system df)"), \
-                tempdirs.scratch("deps-", SCRATCH_CANDIDATES) as work:  # fmt: skip
+        with (
+            diskspace.guard(
+                "building the dependencies",
+                [OUT, *map(Path, SCRATCH_CANDIDATES)],
+                hint="free space in Docker's storage (docker system df)",
+            ),
+            tempdirs.scratch("deps-", SCRATCH_CANDIDATES) as work,
+        ):
             tree = work / "deps"
             tools = container_toolchain(build.target_arch, build.fetch)
             profile = staged_profile(args.project) if build.compile else []
-            buildsteps.build_dependencies(tools, args.project, tree, staged_paths(args.paths_map), args.packed,
-                                          slim=build.slim, compile_deps=build.compile, profile=profile)  # fmt: skip
+            buildsteps.build_dependencies(
+                tools,
+                args.project,
+                tree,
+                staged_paths(args.paths_map),
+                args.packed,
+                slim=build.slim,
+                compile_deps=build.compile,
+                profile=profile,
+            )
     except KitError as exc:
         print("\n".join(exc.lines()), file=sys.stderr, flush=True)
         return 1

@@ -7,8 +7,9 @@ they run with is `toolchain`'s).
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from lambda_kit.common.errors import StepError, hash_mismatch
 from lambda_kit.common.processes import stop_group
@@ -20,11 +21,21 @@ if TYPE_CHECKING:
 
 def pip_install(tools: Toolchain, args: list[str], target: Path, indexes: list) -> None:
     argv = [
-        str(tools.python), "-m", "pip", "install",
-        "--target", str(target), "--no-compile", "--no-deps", "--no-input",
-        "--no-warn-script-location", "--progress-bar", "off",
-        *tools.target_args, *args,
-    ]  # fmt: skip
+        str(tools.python),
+        "-m",
+        "pip",
+        "install",
+        "--target",
+        str(target),
+        "--no-compile",
+        "--no-deps",
+        "--no-input",
+        "--no-warn-script-location",
+        "--progress-bar",
+        "off",
+        *tools.target_args,
+        *args,
+    ]
     code, lines = run_pip(tools, argv, indexes)
     if code != 0:
         raise pip_failure(code, lines, tools)
@@ -49,8 +60,15 @@ def run_tool(
     """Run a tool (pip, pipenv, strip) in its own process group, its output (stderr merged) as lines.
     An interrupt (Ctrl-C, SIGTERM) stops the whole group at once, instead of waiting for pip."""
     lines: list[str] = []
-    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                          start_new_session=True) as tool:  # fmt: skip
+    with subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as tool:
         assert tool.stdout is not None  # stdout=PIPE
         try:
             for line in tool.stdout:
@@ -69,8 +87,11 @@ def pip_failure(code: int, lines: list[str], tools: Toolchain) -> StepError:
     text = "\n".join(lines)
     if "DO NOT MATCH THE HASHES" in text:
         start = next(i for i, line in enumerate(lines) if "DO NOT MATCH THE HASHES" in line)
-        culprits = [line.strip().split(" from ")[0].rstrip(":") for line in lines[start + 1:]
-                    if line.startswith("    ") and not line.startswith("        ")]  # fmt: skip
+        culprits = [
+            line.strip().split(" from ")[0].rstrip(":")
+            for line in lines[start + 1 :]
+            if line.startswith("    ") and not line.startswith("        ")
+        ]
         expected = next((ln.split()[-1] for ln in lines[start:] if ln.strip().startswith("Expected sha256")), "?")
         got = next((ln.split()[-1] for ln in lines[start:] if ln.strip().startswith("Got")), "?")
         return StepError(
@@ -99,5 +120,7 @@ def dependency_failure(lines: list[str], tools: Toolchain) -> StepError | None:
     if first is None:
         return None
     name, detail = first
-    return StepError(tools.redact(f"cannot install the local/VCS dependency {name or '(unnamed)'}: {detail}"),
-                     "check the dependency's URL, ref or path (git's full output is in the build log)")  # fmt: skip
+    return StepError(
+        tools.redact(f"cannot install the local/VCS dependency {name or '(unnamed)'}: {detail}"),
+        "check the dependency's URL, ref or path (git's full output is in the build log)",
+    )

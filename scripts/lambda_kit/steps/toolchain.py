@@ -1,15 +1,15 @@
 """What every build step is handed: the `Toolchain` (which pinned pip to run, how pip reaches the
-network, and the Target: the interpreter it installs for), and `say`, the steps' one line to the build log. The steps' own modules import
-this one and never each other for it, so no step depends on the one that orders them (buildsteps).
-Standard library plus the kit's netconfig only.
+network, and the Target: the interpreter it installs for), and `say`, the steps' one line to the
+build log. The steps' own modules import this one and never each other for it, so no step
+depends on the one that orders them (buildsteps).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from lambda_kit.common import reporter
 from lambda_kit.net import netconfig

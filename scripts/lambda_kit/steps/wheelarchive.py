@@ -12,8 +12,8 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Generator
 from pathlib import Path
-from typing import Generator
 
 from lambda_kit.common.errors import WheelError
 from lambda_kit.zips.zipreader import escape

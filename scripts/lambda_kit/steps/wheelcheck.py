@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -41,8 +41,19 @@ def all_missing(pip: Pip, pins: dict[str, str], target_args: list[str]) -> list[
         for _ in range(len(pins) + 1):
             if not remaining:
                 break
-            code, output = pip(["install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet", "--target", tmp,
-                                *target_args, *(f"{n}=={v}" for n, v in sorted(remaining.items()))])  # fmt: skip
+            code, output = pip(
+                [
+                    "install",
+                    "--dry-run",
+                    "--no-deps",
+                    "--ignore-installed",
+                    "--quiet",
+                    "--target",
+                    tmp,
+                    *target_args,
+                    *(f"{n}=={v}" for n, v in sorted(remaining.items())),
+                ]
+            )
             named = [n for n in not_found(output) if n in remaining]
             if code == 0 or not named:
                 break

@@ -41,9 +41,9 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
@@ -91,9 +91,17 @@ class Candidate:
 
 
 def file_candidate(
-    filename: str, location: str, sha256: str | None, name: str, pin: SpecifierSet, target: Target, *,
-    requires_python=None, yanked=None, local: bool = False,
-) -> Candidate | None:  # fmt: skip
+    filename: str,
+    location: str,
+    sha256: str | None,
+    name: str,
+    pin: SpecifierSet,
+    target: Target,
+    *,
+    requires_python=None,
+    yanked=None,
+    local: bool = False,
+) -> Candidate | None:
     """The candidate pip would make of one file, or None when pip would not consider it."""
     if not filename or filename != os.path.basename(filename) or filename.startswith(".") or "\0" in filename:
         return None
@@ -173,8 +181,15 @@ def _version_of(filename: str, name: str) -> tuple[Version, bool] | None:
         return None
 
 
-def explain(name: str, pin: SpecifierSet, allowed: set[str], target: Target, listing: list[tuple[str, str, dict]],
-            hosts: str, target_name: str) -> Unavailable:  # fmt: skip
+def explain(
+    name: str,
+    pin: SpecifierSet,
+    allowed: set[str],
+    target: Target,
+    listing: list[tuple[str, str, dict]],
+    hosts: str,
+    target_name: str,
+) -> Unavailable:
     """Why no listed file can be taken for `name` (`listing`: (page address, sha256, item) of every
     link of its pages): no such version; files none of which the lock names; a wheel for the target
     that the lock does not list (published after it); only sdists, which this builder cannot
@@ -187,8 +202,18 @@ def explain(name: str, pin: SpecifierSet, allowed: set[str], target: Target, lis
         parsed = _version_of(filename, name)
         if parsed is None:
             continue
-        fits = file_candidate(filename, "", None, name, SpecifierSet(f"=={parsed[0]}"), target,
-                              requires_python=item.get("requires-python")) is not None  # fmt: skip
+        fits = (
+            file_candidate(
+                filename,
+                "",
+                None,
+                name,
+                SpecifierSet(f"=={parsed[0]}"),
+                target,
+                requires_python=item.get("requires-python"),
+            )
+            is not None
+        )
         known.add(parsed[0])
         if fits and parsed[1]:
             fitting_versions.add(parsed[0])
@@ -203,19 +228,31 @@ def explain(name: str, pin: SpecifierSet, allowed: set[str], target: Target, lis
         return Unavailable(f"{where}: none of the {len(of_pin)} files on {hosts} has a hash the lock names", "hash")
     unlisted = [f for f in of_pin if f[1] not in allowed and f[2] and f[3]]
     if unlisted:
-        return Unavailable(f"{where}: a wheel for {target_name} that the lock does not list exists ({unlisted[-1][0]}, "
-                           "published after the lock)", "relock")  # fmt: skip
+        return Unavailable(
+            f"{where}: a wheel for {target_name} that the lock does not list exists ({unlisted[-1][0]}, "
+            "published after the lock)",
+            "relock",
+        )
     newer = sorted(v for v in fitting_versions if v > Version(version))
     has_one = f" ({newer[-1]} has one)" if newer else ""
     sdists = [f[0] for f in listed if not f[2]]
     if sdists and not target.sources_allowed:
-        return Unavailable(f"{where}: only a source distribution ({sdists[0]}), which this builder cannot compile{has_one}",
-                           "compile")  # fmt: skip
+        return Unavailable(
+            f"{where}: only a source distribution ({sdists[0]}), which this builder cannot compile{has_one}", "compile"
+        )
     return Unavailable(f"{where}: files exist, none for {target_name}{has_one}", "pin")
 
 
-def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, client: Client, indexes: list[str],
-           find_links: Sequence[Path] = (), target_name: str = "this runtime") -> Candidate:  # fmt: skip
+def choose(
+    name: str,
+    version: str,
+    hashes: tuple[str, ...],
+    target: Target,
+    client: Client,
+    indexes: list[str],
+    find_links: Sequence[Path] = (),
+    target_name: str = "this runtime",
+) -> Candidate:
     """pip's choice for `name==version` among the pages of `indexes` (and local find-links
     folders). Unavailable when no listed file can be taken (`explain` says why); a host that does
     not answer raises NetError; a page that cannot be used counts as none, as pip skips it."""
@@ -256,8 +293,20 @@ def choose(name: str, version: str, hashes: tuple[str, ...], target: Target, cli
             if sha256 not in allowed:
                 continue
             url, filename = _address(page_url, item["url"])
-            c = None if url is None else file_candidate(filename, url, sha256, name, pin, target,
-                               requires_python=item.get("requires-python"), yanked=item.get("yanked"))  # fmt: skip
+            c = (
+                None
+                if url is None
+                else file_candidate(
+                    filename,
+                    url,
+                    sha256,
+                    name,
+                    pin,
+                    target,
+                    requires_python=item.get("requires-python"),
+                    yanked=item.get("yanked"),
+                )
+            )
             if c is not None:
                 candidates.append(c)
     hosts = ", ".join(dict.fromkeys(place(i) for i in indexes)) or "no index"
@@ -291,15 +340,17 @@ def download(client: Client, best: Candidate, name: str, wheelhouse: Path, stop:
             with response:
                 status = getattr(response, "status", 200)  # a local file has none
                 if status != 200:
-                    raise Unavailable(f"{name}: {place(best.url)} answered HTTP {status} for {best.filename}",
-                                      "page")  # fmt: skip
+                    raise Unavailable(f"{name}: {place(best.url)} answered HTTP {status} for {best.filename}", "page")
                 while chunk := (response.read(CHUNK) if best.local else response.read1(CHUNK)):
                     if stop.is_set():
                         raise NetError("stopped", place(best.url))
                     size += len(chunk)
                     if size > MAX_FILE:
-                        raise Unavailable(f"{name}: the download of {best.filename} is larger than {MAX_FILE >> 20} MiB "
-                                          "(more than Lambda can unpack)", "pin")  # fmt: skip
+                        raise Unavailable(
+                            f"{name}: the download of {best.filename} is larger than {MAX_FILE >> 20} MiB "
+                            "(more than Lambda can unpack)",
+                            "pin",
+                        )
                     digest.update(chunk)
                     out.write(chunk)
         got = digest.hexdigest()

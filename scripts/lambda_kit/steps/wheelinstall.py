@@ -47,11 +47,11 @@ import stat
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Iterator
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
@@ -199,8 +199,9 @@ def _install_one(wheel: Wheel, archive: Archive, target: Path, python_xy: str, w
         parts = posixpath.normpath(info.filename).split("/", 2)  # pip splits the normalised path
         scheme, sub = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
         if not sub:
-            raise WheelError(f"{wheel.path.name} has a file outside a .data scheme folder ({info.filename})",
-                             "pin another version")  # fmt: skip
+            raise WheelError(
+                f"{wheel.path.name} has a file outside a .data scheme folder ({info.filename})", "pin another version"
+            )
         if scheme in ("purelib", "platlib"):
             installed[info.filename] = _extract(archive, info, target, sub, written, origins)
         elif info.filename.split("/", 2)[1] == "scripts":
@@ -303,8 +304,7 @@ def _check_parents(relative: str, wheel: str, written: dict[str, str]) -> None:
     """A file may be written at `relative` only under no file (every file of the tree was written
     here: `written` knows them all); else one error naming the path and both wheels."""
     if relative == ".":
-        raise WheelError(f"{Path(wheel).name} has an entry that names the install folder itself",
-                         "pin another version")  # fmt: skip
+        raise WheelError(f"{Path(wheel).name} has an entry that names the install folder itself", "pin another version")
     parts = relative.split("/")
     for depth in range(1, len(parts)):
         parent = "/".join(parts[:depth])
@@ -328,8 +328,7 @@ def _same_stream(chunks: Iterator[bytes], old) -> bool:
     return not old.read(1)
 
 
-def _finish_dist_info(archive: Archive, target: Path, dist_info: str, installed: dict[str, str],
-                      origins: dict) -> None:  # fmt: skip
+def _finish_dist_info(archive: Archive, target: Path, dist_info: str, installed: dict[str, str], origins: dict) -> None:
     folder = target / dist_info
     generated = {f"{dist_info}/INSTALLER": b"pip\n", f"{dist_info}/REQUESTED": b""}
     for name in (*generated, f"{dist_info}/RECORD"):

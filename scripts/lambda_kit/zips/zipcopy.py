@@ -14,8 +14,8 @@ from __future__ import annotations
 import mmap
 import struct
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from lambda_kit.common.errors import ZipBuildError
 from lambda_kit.zips.zipheaders import end_entry, output, start_entry

@@ -21,10 +21,10 @@ from __future__ import annotations
 import os
 import zlib
 from collections import deque
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generator, Sequence
 
 COMPRESS_LEVEL = 6  # zlib's default, the level `zip -r` uses too
 

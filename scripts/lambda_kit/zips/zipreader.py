@@ -20,9 +20,10 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, NamedTuple
+from typing import IO, NamedTuple
 
 from lambda_kit.common.errors import printable as escape  # a zip's names, safe to print
 
@@ -116,19 +117,54 @@ def read_directory(path: Path) -> Directory | None:
     unpack = CENTRAL.unpack_from
     try:
         for _ in range(count - len(records)):
-            (sig, made_by, _extract, flags, method, dos_time, dos_date, crc, csize, usize,
-             name_len, extra_len, comment_len, _disk, _internal, external, offset) = unpack(raw, pos)  # fmt: skip
+            (
+                sig,
+                made_by,
+                _extract,
+                flags,
+                method,
+                dos_time,
+                dos_date,
+                crc,
+                csize,
+                usize,
+                name_len,
+                extra_len,
+                comment_len,
+                _disk,
+                _internal,
+                external,
+                offset,
+            ) = unpack(raw, pos)
             if sig != CENTRAL_SIG or csize == 0xFFFFFFFF or usize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
                 return None
             start = pos + 46
             name = raw[start : start + name_len].decode("utf-8" if flags & 0x800 else "cp437")
-            records.append(Record(name.partition("\0")[0] if "\0" in name else name, name, made_by >> 8, flags, method,
-                                  dos_time, dos_date, crc, csize, usize, external, offset))  # fmt: skip
+            records.append(
+                Record(
+                    name.partition("\0")[0] if "\0" in name else name,
+                    name,
+                    made_by >> 8,
+                    flags,
+                    method,
+                    dos_time,
+                    dos_date,
+                    crc,
+                    csize,
+                    usize,
+                    external,
+                    offset,
+                )
+            )
             pos = start + name_len + extra_len + comment_len
             if reusable and (
-                extra_len or comment_len or made_by >> 8 != 3 or flags & ~0x800 or usize * 1.05 > zipfile.ZIP64_LIMIT
+                extra_len
+                or comment_len
+                or made_by >> 8 != 3
+                or flags & ~0x800
+                or usize * 1.05 > zipfile.ZIP64_LIMIT
                 or (external != DIR_ATTR if name.endswith("/") else external not in FILE_ATTRS)
-            ):  # fmt: skip
+            ):
                 reusable = False
     except (struct.error, UnicodeDecodeError):
         return None
@@ -167,7 +203,7 @@ class ZipReader:
         self._f: IO[bytes] = open(self.path, "rb")  # stored and deflated entries: read here, either way
         self.by_name = {i.filename: i for i in self.infos}
 
-    def __enter__(self) -> "ZipReader":
+    def __enter__(self) -> ZipReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -186,8 +222,16 @@ class ZipReader:
             yield from self._checked(info, cap, whole)
         except EntryError:
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError,
-                struct.error) as exc:  # fmt: skip
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            OSError,
+            NotImplementedError,
+            RuntimeError,
+            ValueError,
+            struct.error,
+        ) as exc:
             raise EntryError(info.filename, f"cannot be read ({exc})") from None
         except (ImportError, LookupError) as exc:  # a compression method this Python lacks (bz2, lzma)
             raise EntryError(info.filename, f"cannot be read ({exc})") from None

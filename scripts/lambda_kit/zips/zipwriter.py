@@ -27,9 +27,9 @@ import shutil
 import stat
 import time
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from lambda_kit.common.errors import UsageError, ZipBuildError
 from lambda_kit.zips import zipdeflate
@@ -80,7 +80,8 @@ def normalised_mode(st_mode: int) -> int:
 def collect(root: Path, skip: Callable[[str], bool] = lambda name: False, bytecode: bool = False) -> dict[str, Entry]:
     """Every file and folder under `root`, keyed by zip name. Bytecode is left out (with `bytecode`,
     for COMPILE=1, only what is not a .pyc in __pycache__); `skip(name)` leaves out more (a
-    folder's name ends with "/", and skipping it skips its contents). Symbolic links are followed: a zip for Lambda carries their targets."""
+    folder's name ends with "/", and skipping it skips its contents). Symbolic links are followed:
+    a zip for Lambda carries their targets."""
     root = Path(root)
     entries: dict[str, Entry] = {}
     for folder, dirnames, filenames in os.walk(root, followlinks=True):
@@ -187,8 +188,13 @@ def _workers() -> int:
         ) from None
 
 
-def _write_each(zf: zipfile.ZipFile, entries: list[Entry], date_time: DateTime, sources: Sources,
-                deflated: Iterator[zipdeflate.Deflated | None]) -> None:  # fmt: skip
+def _write_each(
+    zf: zipfile.ZipFile,
+    entries: list[Entry],
+    date_time: DateTime,
+    sources: Sources,
+    deflated: Iterator[zipdeflate.Deflated | None],
+) -> None:
     i = 0
     while i < len(entries):
         entry = entries[i]
@@ -249,8 +255,9 @@ def _verbatim(entry: Entry) -> Packed | None:
 # Reading zips (the directory of a plain zip, content with caps) is zipreader's.
 
 
-def extend_zip(base: Path, base_name: str, entries: dict[str, Entry], part_name: str, dest: Path,
-               date_time: DateTime) -> bool:  # fmt: skip
+def extend_zip(
+    base: Path, base_name: str, entries: dict[str, Entry], part_name: str, dest: Path, date_time: DateTime
+) -> bool:
     """Write to `dest` what write_zip(merge((base_name, collect_zip(base)), (part_name, entries)))
     writes, byte for byte, without handling the base's entries one by one: its bytes up to the
     central directory are copied in one go, the new entries written after them, and the base's
