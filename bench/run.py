@@ -1,12 +1,13 @@
-"""make bench: lambda-kit against its peers, the article's flow and the uv flow, side by side, on one machine in one run.
+"""make bench: lambda-kit against its peers, the article's flow and the uv flow, on one machine in one run.
 
 For two dependency sets (small: requests, pydantic, pyyaml; large: pandas, boto3) and four cases
 (cold build cache, no-op, code-only change, lock change), each flow is timed RUNS times and the
 medians, min-max and the ratios kit/article and kit/uv are written to bench/results.md with the
 machine's description. The `local cold` case times `make package BUILDER=local` from an empty
-KIT_STATE (no pip cache, no local tools) against the uv flow from an empty uv cache, back to back. The `init` case builds the kit's zip as default, COMPILE=1 and SLIM=1 COMPILE=1 and
-runs each RUNS times with `make smoke` in the base image: init time (the handler's import) and zip
-size. `--cases` runs some of them. A benchmark, not a test: nothing here asserts.
+KIT_STATE (no pip cache, no local tools) against the uv flow from an empty uv cache, back to back.
+The `init` case builds the kit's zip as default, COMPILE=1 and SLIM=1 COMPILE=1 and runs each RUNS
+times with `make smoke` in the base image: init time (the handler's import) and zip size. `--cases`
+runs some of them. A benchmark, not a test: nothing here asserts.
 
 The article's flow is its Dockerfile as published and its four docker commands, adapted only in the
 base image (the same stand-in image the kit uses, plus a venv on PATH, the proxy's CA bundle and
@@ -397,7 +398,8 @@ def init_lines(init: dict) -> list[str]:
         "",
         title,
         "",
-        "| set | zip | zipped bytes | vs default | init | vs default | init CPU | vs default | modules compiled at init |",
+        "| set | zip | zipped bytes | vs default | init | vs default | init CPU | vs default "
+        "| modules compiled at init |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for set_name, rows in init.items():
@@ -706,15 +708,18 @@ def main() -> int:
     if slim:
         lines += [
             "",
-            "SLIM=1 (same lock as the default zip above; the handler run from the slim zip with `make smoke` in the base image):",
+            "SLIM=1 (same lock as the default zip above; the handler run from the slim zip with `make smoke` "
+            "in the base image):",
             "",
-            "| set | SLIM=1 zip (zipped / unzipped bytes) | smaller than the default by (zipped / unzipped) | handler result |",
+            "| set | SLIM=1 zip (zipped / unzipped bytes) | smaller than the default by (zipped / unzipped) "
+            "| handler result |",
             "|---|---|---|---|",
         ]
         for set_name, ((sz, su), result) in slim.items():
             kz, ku, _ = sizes[set_name]["kit"]
             lines.append(
-                f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% | `{result}` |"
+                f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% "
+                f"| `{result}` |"
             )
     code = {row.set: statistics.median(row.kit) for row in rows if row.case == "code-only"}
     if {"small", "large"} <= set(code):

@@ -130,9 +130,10 @@ def markdown(result: dict) -> str:
     for key, c in table.items():
         others = ", ".join(f"{s} {n}" for s, n in sorted(c["statuses"].items()) if s not in ("audited", "unresolvable"))
         lines.append(
-            f"| {key} | {c['looked-at']} | {c['native']} | {c['pure']} | {c['no-file']} | {c['selected']} | {c['resolvable']} "
-            f"| {c['audited']}{f' ({others})' if others else ''} | {c['clean']} | {c['over-limit']} | {c['with-errors']} "
-            f"| {_by_rule(c['errors'])} | {_by_rule(c['warnings'])} | {c['loader-compared']} / {c['loader-mismatches']} |"
+            f"| {key} | {c['looked-at']} | {c['native']} | {c['pure']} | {c['no-file']} | {c['selected']} "
+            f"| {c['resolvable']} | {c['audited']}{f' ({others})' if others else ''} | {c['clean']} "
+            f"| {c['over-limit']} | {c['with-errors']} | {_by_rule(c['errors'])} | {_by_rule(c['warnings'])} "
+            f"| {c['loader-compared']} / {c['loader-mismatches']} |"
         )
     records = result["records"]
     lines += ["", "## Packages with an audit error (but size-unzipped alone)", ""]

@@ -285,7 +285,9 @@ def make_wheel(
     dist_info = f"{name}-{version}.dist-info"
     meta = {
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist_info}/WHEEL": f"Wheel-Version: {wheel_version}\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
+        f"{dist_info}/WHEEL": (
+            f"Wheel-Version: {wheel_version}\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"
+        ).encode(),
     }
     if entry_points:
         meta[f"{dist_info}/entry_points.txt"] = entry_points.encode()

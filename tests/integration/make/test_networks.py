@@ -158,7 +158,10 @@ def test_an_index_that_cannot_be_used_is_one_line_before_any_package(tmp_path, s
     assert TOKEN not in logs(folder, result)
     expected = {
         "unknown-host": where(host)
-        + r": the name does not resolve \((Name or service not known|Temporary failure in name resolution|No address associated with hostname)\)",
+        + (
+            r": the name does not resolve \((Name or service not known|Temporary failure in name resolution"
+            r"|No address associated with hostname)\)"
+        ),
         "refused": where(host) + ": connection refused",
         "untrusted-tls": where(host) + r": TLS verification failed \(unable to get local issuer certificate\)",
         "401": where(host) + r": credentials refused \(HTTP 401\)",
@@ -529,12 +532,17 @@ def test_a_proxy_or_certificate_that_fails_is_one_line(tmp_path, served, builder
         where(index.host).replace("demo", "demo")
         + {
             "proxy-407": re.escape(
-                f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: 407 Proxy Authentication Required)"
+                f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: "
+                "407 Proxy Authentication Required)"
             ),
             "proxy-stalled": re.escape(
-                f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: no answer within the timeout, 5 s)"
+                f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: "
+                "no answer within the timeout, 5 s)"
             ),
-            "no-client-cert": r": TLS verification failed \((the server asks for a client certificate|the server ended the handshake: does it ask for a client certificate\?)\)",
+            "no-client-cert": (
+                r": TLS verification failed \((the server asks for a client certificate"
+                r"|the server ended the handshake: does it ask for a client certificate\?)\)"
+            ),
         }[case]
     )
     assert_failed_cleanly(folder, result, seconds, "package index " + expected)
@@ -598,10 +606,12 @@ def test_a_git_dependency_that_cannot_be_cloned_is_named_with_gits_first_error_l
     record_as_kit_output(folder, folder / "build.zip")
     result, seconds = build(folder, builder, net_env())
     git = (
-        rf"fatal: unable to access 'http://127\.0\.0\.1:{port}/demo\.git/': Failed to connect to 127\.0\.0\.1 port {port}"
+        rf"fatal: unable to access 'http://127\.0\.0\.1:{port}/demo\.git/': "
+        rf"Failed to connect to 127\.0\.0\.1 port {port}"
         r"( after \d+ ms)?: (Couldn't connect to server|Connection refused)"
     )
-    no_git = r"Error \[Errno 2\] No such file or directory: 'git' while executing command git version"  # the test image has none
+    # The test image has no git.
+    no_git = r"Error \[Errno 2\] No such file or directory: 'git' while executing command git version"
     expected = rf"cannot install the local/VCS dependency demo: ({git}|{no_git})"
     assert_failed_cleanly(folder, result, seconds, expected)
 
@@ -611,12 +621,14 @@ def test_a_git_dependency_that_cannot_be_cloned_is_named_with_gits_first_error_l
     [
         (
             "http://127.0.0.1:80x/simple",
-            r"127\.0\.0\.1:\? \(INDEX_URL, needed by demo\): not a valid address \(Port could not be cast to integer value as '80x'\)",
+            r"127\.0\.0\.1:\? \(INDEX_URL, needed by demo\): not a valid address "
+            r"\(Port could not be cast to integer value as '80x'\)",
         ),
         ("http://[::1/simple", r"\? \(INDEX_URL, needed by demo\): not a valid address \(Invalid IPv6 URL\)"),
         (
             "127.0.0.1:8080/simple",
-            r"127\.0\.0\.1:8080 \(INDEX_URL, needed by demo\): not a valid address \(not an http:// or https:// address with a host\)",
+            r"127\.0\.0\.1:8080 \(INDEX_URL, needed by demo\): not a valid address "
+            r"\(not an http:// or https:// address with a host\)",
         ),
     ],
     ids=["port", "ipv6", "no-scheme"],
@@ -657,7 +669,7 @@ def test_an_index_that_stalls_after_the_probe_costs_one_timeout_not_one_per_pack
     expected = (
         re.escape(f'package index {index.host} (the lock\'s source "faulty", needed by ')
         + r"(pkg\d\d, ){6}\d+ more\)"
-        + (re.escape(": no answer within the timeout (3 s)"))
+        + re.escape(": no answer within the timeout (3 s)")
     )
     assert_failed_cleanly(folder, result, seconds, expected, bound=2 * 3 + 4)
     assert len(index.asked()) <= 8 + 1  # the first round of requests; none after the host was found dead

@@ -174,6 +174,7 @@ def test_a_signed_entry_round_trips_in_process_and_a_manifest_past_its_bound_is_
     monkeypatch.setattr(cachesign, "MAX_ENVELOPE", 100)
     got, said = restore()
     assert got is None and said[1] == (
-        f"lambda-kit: warning: cache {store}: deps/{key}.zip (key {key[:12]}) has a manifest larger than 100 bytes: ignored"
+        f"lambda-kit: warning: cache {store}: deps/{key}.zip (key {key[:12]}) "
+        "has a manifest larger than 100 bytes: ignored"
     )
     assert list(work.iterdir()) == []  # nothing of the refused entry is left behind
