@@ -27,8 +27,21 @@ from peers import UvFlow, install_tools
 
 FIRST_RUN_CASES = ("fresh agent", "new checkout")
 # What the bench's own run (make bench, inside the kit's environment) set for itself, not for a new agent.
-INHERITED = ("LAMBDA_KIT_VENV", "LAMBDA_KIT_EXTRAS", "LAMBDA_KIT_HOME", "LAMBDA_KIT_CACHE", "KIT_CACHE", "KIT_STATE",
-             "PYTHONPYCACHEPREFIX", "PYTHONPATH", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PIP_CACHE_DIR", "UV_CACHE_DIR")  # fmt: skip
+INHERITED = (
+    "LAMBDA_KIT_VENV",
+    "LAMBDA_KIT_EXTRAS",
+    "LAMBDA_KIT_HOME",
+    "LAMBDA_KIT_CACHE",
+    "KIT_CACHE",
+    "KIT_STATE",
+    "PYTHONPYCACHEPREFIX",
+    "PYTHONPATH",
+    "MAKEFLAGS",
+    "MAKELEVEL",
+    "MFLAGS",
+    "PIP_CACHE_DIR",
+    "UV_CACHE_DIR",
+)
 SETTING_UP = "lambda-kit: setting up the helper's environment"
 
 
@@ -48,8 +61,17 @@ def make(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
 
 
 class FirstRuns:
-    def __init__(self, work: Path, set_name: str, projects: Path, settings: list[str], article, runtime: str,
-                 arch: str, ca_bundle: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        work: Path,
+        set_name: str,
+        projects: Path,
+        settings: list[str],
+        article,
+        runtime: str,
+        arch: str,
+        ca_bundle: str,
+    ) -> None:
         self.work = work / set_name / "first-runs"
         self.set_name, self.projects, self.settings = set_name, projects, settings
         self.article, self.runtime, self.arch, self.ca_bundle = article, runtime, arch, ca_bundle
@@ -92,8 +114,13 @@ class FirstRuns:
     def unique_base(self) -> str:
         base = next(s.split("=", 1)[1] for s in self.settings if s.startswith("BASE_IMAGE="))
         tag = f"lambda-kit-bench/fresh-base:{os.getpid()}-{time.time_ns()}"
-        built = subprocess.run(["docker", "build", "-t", tag, "-"], input=f"FROM {base}\nLABEL lambda-kit-bench.run={tag}\n",
-                               capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
+        built = subprocess.run(
+            ["docker", "build", "-t", tag, "-"],
+            input=f"FROM {base}\nLABEL lambda-kit-bench.run={tag}\n",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
         if built.returncode != 0:
             raise SystemExit(f"bench: cannot make a base image of its own:\n{built.stderr}")
         return tag
@@ -109,8 +136,11 @@ class FirstRuns:
     def article_flow(self) -> float:
         # The bench's article images (both sets share their first layers), never the base: its
         # pipenv step and everything after run again.
-        tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "lambda-kit-bench/article-*"],
-                              capture_output=True, text=True).stdout.split()  # fmt: skip
+        tags = subprocess.run(
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "lambda-kit-bench/article-*"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         tags = [t for t in tags if not t.startswith("lambda-kit-bench/article-base:")]
         if tags:
             subprocess.run(["docker", "image", "rm", "--force", *tags], capture_output=True)
@@ -119,8 +149,12 @@ class FirstRuns:
         return time.perf_counter() - started
 
     def fresh_agents(self, runs: int) -> dict[str, list]:
-        flows = {"article": self.article_flow, "uv": self.uv, "kit (Docker)": lambda: self.kit("docker"),
-                 "kit (local)": lambda: self.kit("local")}  # fmt: skip
+        flows = {
+            "article": self.article_flow,
+            "uv": self.uv,
+            "kit (Docker)": lambda: self.kit("docker"),
+            "kit (local)": lambda: self.kit("local"),
+        }
         times: dict[str, list] = {name: [] for name in flows}
         notes: list[str] = []
         order = list(flows)
@@ -131,8 +165,11 @@ class FirstRuns:
                     value, note = value
                     notes += [note] if note else []
                 times[name].append(value)
-            print(f"bench: {self.set_name} fresh agent run {n + 1}/{runs}: "
-                  + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)  # fmt: skip
+            print(
+                f"bench: {self.set_name} fresh agent run {n + 1}/{runs}: "
+                + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+                flush=True,
+            )
         times["notes"] = notes
         return times
 
@@ -160,8 +197,11 @@ class FirstRuns:
                     )
             make(warm, env, "clean", *self.settings)
             out[builder] = times
-            print(f"bench: {self.set_name} new checkout ({builder}): {summary(times['new checkout'])}, "
-                  f"code-only {summary(times['code-only'])}", flush=True)  # fmt: skip
+            print(
+                f"bench: {self.set_name} new checkout ({builder}): {summary(times['new checkout'])}, "
+                f"code-only {summary(times['code-only'])}",
+                flush=True,
+            )
         return out
 
 
@@ -175,30 +215,55 @@ def table(intro: str, *columns: str) -> list[str]:
 
 
 def lines(fresh: dict[str, dict], new: dict[str, dict], runs: int, load: str) -> list[str]:
-    out = ["# make bench: first runs (fresh agent, new checkout)", "",
-           f"{runs} runs per case; seconds, median (min-max), wall clock. {load}"]  # fmt: skip
+    out = [
+        "# make bench: first runs (fresh agent, new checkout)",
+        "",
+        f"{runs} runs per case; seconds, median (min-max), wall clock. {load}",
+    ]
     if fresh:
-        out += table("`fresh agent`: new checkout, empty KIT_STATE, empty user cache; tool set-up counted on every "
-                     "side (the kit: its helper environment; the uv flow: a venv with uv and pipenv; the article: "
-                     "pipenv in its `docker build`). Targets: kit Docker / article at most 0.4, kit local / uv at most 0.6.",
-                     "set", "article", "uv flow", "kit (Docker)", "kit (local)", "Docker / article", "local / uv")  # fmt: skip
+        out += table(
+            "`fresh agent`: new checkout, empty KIT_STATE, empty user cache; tool set-up counted on every "
+            "side (the kit: its helper environment; the uv flow: a venv with uv and pipenv; the article: "
+            "pipenv in its `docker build`). Targets: kit Docker / article at most 0.4, kit local / uv at most 0.6.",
+            "set",
+            "article",
+            "uv flow",
+            "kit (Docker)",
+            "kit (local)",
+            "Docker / article",
+            "local / uv",
+        )
         for set_name, t in fresh.items():
             m = {k: statistics.median(v) for k, v in t.items() if k != "notes"}
-            out.append(f"| {set_name} | {summary(t['article'])} | {summary(t['uv'])} | {summary(t['kit (Docker)'])} | "
-                       f"{summary(t['kit (local)'])} | {m['kit (Docker)'] / m['article']:.3f} | "
-                       f"{m['kit (local)'] / m['uv']:.3f} |")  # fmt: skip
+            out.append(
+                f"| {set_name} | {summary(t['article'])} | {summary(t['uv'])} | {summary(t['kit (Docker)'])} | "
+                f"{summary(t['kit (local)'])} | {m['kit (Docker)'] / m['article']:.3f} | "
+                f"{m['kit (local)'] / m['uv']:.3f} |"
+            )
         notes = {s: ", ".join(t["notes"]) for s, t in fresh.items() if t["notes"]}
         if notes:
-            out += ["", "The kit's Docker builds took steps from the engine's layer cache: "
-                    + "; ".join(f"{s}: {n}" for s, n in notes.items())]  # fmt: skip
+            out += [
+                "",
+                "The kit's Docker builds took steps from the engine's layer cache: "
+                + "; ".join(f"{s}: {n}" for s, n in notes.items()),
+            ]
     if new:
-        out += table("`new checkout`: machine cache warm from another checkout of the same lock, new folder, empty "
-                     "KIT_STATE; its first `make package` beside the warm checkout's code-only rebuild in the same "
-                     "runs. Target: at most code-only + 0.5 s, no environment made, no Docker build.",
-                     "set", "builder", "new checkout", "code-only", "difference of medians", "target met")  # fmt: skip
+        out += table(
+            "`new checkout`: machine cache warm from another checkout of the same lock, new folder, empty "
+            "KIT_STATE; its first `make package` beside the warm checkout's code-only rebuild in the same "
+            "runs. Target: at most code-only + 0.5 s, no environment made, no Docker build.",
+            "set",
+            "builder",
+            "new checkout",
+            "code-only",
+            "difference of medians",
+            "target met",
+        )
         for set_name, builders in new.items():
             for builder, t in builders.items():
                 diff = statistics.median(t["new checkout"]) - statistics.median(t["code-only"])
-                out.append(f"| {set_name} | {builder} | {summary(t['new checkout'])} | {summary(t['code-only'])} | "
-                           f"{diff:+.2f} | {'yes' if diff <= 0.5 else 'no'} |")  # fmt: skip
+                out.append(
+                    f"| {set_name} | {builder} | {summary(t['new checkout'])} | {summary(t['code-only'])} | "
+                    f"{diff:+.2f} | {'yes' if diff <= 0.5 else 'no'} |"
+                )
     return out

@@ -69,8 +69,20 @@ def install_tools(venv: Path, env: dict[str, str] | None = None) -> Path:
     shutil.rmtree(venv, ignore_errors=True)
     run([sys.executable, "-m", "venv", venv], env=env)
     files = [arg for path in TOOL_REQUIREMENTS for arg in ("-r", path)]
-    run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
-         "--only-binary=:all:", *files], env=env)  # fmt: skip
+    run(
+        [
+            venv / "bin" / "python",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            *files,
+        ],
+        env=env,
+    )
     return venv / "bin"
 
 
@@ -84,11 +96,21 @@ class UvFlow:
         self.tools = tools
         self.platform = uv_platform(runtime, arch)
         self.runtime = runtimes.lookup(runtime).version
-        self.uv_env = {**os.environ, "UV_CACHE_DIR": str(self.cache), "SSL_CERT_FILE": ca_bundle,
-                       "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}  # fmt: skip
+        self.uv_env = {
+            **os.environ,
+            "UV_CACHE_DIR": str(self.cache),
+            "SSL_CERT_FILE": ca_bundle,
+            "UV_PYTHON_DOWNLOADS": "never",
+            "UV_NO_CONFIG": "1",
+        }
         # The bench runs inside the kit's venv: pipenv must not take it for the project's.
-        self.pipenv_env = {**os.environ, "PIPENV_VERBOSITY": "-1", "PIPENV_IGNORE_VIRTUALENVS": "1",
-                           "PIPENV_YES": "1", "PIPENV_NOSPIN": "1"}  # fmt: skip
+        self.pipenv_env = {
+            **os.environ,
+            "PIPENV_VERBOSITY": "-1",
+            "PIPENV_IGNORE_VIRTUALENVS": "1",
+            "PIPENV_YES": "1",
+            "PIPENV_NOSPIN": "1",
+        }
         for name in ("VIRTUAL_ENV",):
             self.pipenv_env.pop(name, None)
 
@@ -100,10 +122,31 @@ class UvFlow:
         target = self.folder / "package"
         shutil.rmtree(target, ignore_errors=True)
         index = os.environ.get("PIP_INDEX_URL")  # a mirror replacing the lock's index, as pip would use it
-        run([self.tools / "uv", "pip", "install", "--target", target, "--python", sys.executable,
-             "--python-platform", self.platform, "--python-version", self.runtime, "--only-binary", ":all:",
-             "--require-hashes", "--no-deps", "--no-progress", *(["--default-index", index] if index else []),
-             "-r", requirements], cwd=self.folder, env=self.uv_env)  # fmt: skip
+        run(
+            [
+                self.tools / "uv",
+                "pip",
+                "install",
+                "--target",
+                target,
+                "--python",
+                sys.executable,
+                "--python-platform",
+                self.platform,
+                "--python-version",
+                self.runtime,
+                "--only-binary",
+                ":all:",
+                "--require-hashes",
+                "--no-deps",
+                "--no-progress",
+                *(["--default-index", index] if index else []),
+                "-r",
+                requirements,
+            ],
+            cwd=self.folder,
+            env=self.uv_env,
+        )
         (target / ".lock").unlink(missing_ok=True)  # uv's lock file for the target folder: not for the zip
         shutil.copytree(self.folder / "lambdas", target, dirs_exist_ok=True)
         self.zip.unlink(missing_ok=True)

@@ -74,15 +74,28 @@ def cold_build(folder: Path, builder: str, base_image: str, runtime: str) -> tup
         (state / name).unlink(missing_ok=True)
     (folder / "build.zip").unlink(missing_ok=True)
     if builder == "docker":
-        ids = subprocess.run(["docker", "images", "-aq", "--filter", "label=org.lambda-kit.kit=lambda-kit"],
-                             capture_output=True, text=True).stdout.split()  # fmt: skip
+        ids = subprocess.run(
+            ["docker", "images", "-aq", "--filter", "label=org.lambda-kit.kit=lambda-kit"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         if ids:
             subprocess.run(["docker", "image", "rm", "--force", *sorted(set(ids))], capture_output=True)
         subprocess.run(["docker", "builder", "prune", "--all", "--force"], capture_output=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0"),
-           "LAMBDA_KIT_VENV": sys.prefix}  # fmt: skip
-    argv = ["make", "--no-print-directory", "package", f"PYTHON_VERSION={runtime}", f"BASE_IMAGE={base_image}",
-            f"BUILDER={builder}"]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0"),
+        "LAMBDA_KIT_VENV": sys.prefix,
+    }
+    argv = [
+        "make",
+        "--no-print-directory",
+        "package",
+        f"PYTHON_VERSION={runtime}",
+        f"BASE_IMAGE={base_image}",
+        f"BUILDER={builder}",
+    ]
     lines: list = []
     stop = threading.Event()
     started = time.perf_counter()

@@ -1,12 +1,13 @@
-"""make bench: lambda-kit against its peers, the article's flow and the uv flow, side by side, on one machine in one run.
+"""make bench: lambda-kit against its peers, the article's flow and the uv flow, on one machine in one run.
 
 For two dependency sets (small: requests, pydantic, pyyaml; large: pandas, boto3) and four cases
 (cold build cache, no-op, code-only change, lock change), each flow is timed RUNS times and the
 medians, min-max and the ratios kit/article and kit/uv are written to bench/results.md with the
 machine's description. The `local cold` case times `make package BUILDER=local` from an empty
-KIT_STATE (no pip cache, no local tools) against the uv flow from an empty uv cache, back to back. The `init` case builds the kit's zip as default, COMPILE=1 and SLIM=1 COMPILE=1 and
-runs each RUNS times with `make smoke` in the base image: init time (the handler's import) and zip
-size. `--cases` runs some of them. A benchmark, not a test: nothing here asserts.
+KIT_STATE (no pip cache, no local tools) against the uv flow from an empty uv cache, back to back.
+The `init` case builds the kit's zip as default, COMPILE=1 and SLIM=1 COMPILE=1 and runs each RUNS
+times with `make smoke` in the base image: init time (the handler's import) and zip size. `--cases`
+runs some of them. A benchmark, not a test: nothing here asserts.
 
 The article's flow is its Dockerfile as published and its four docker commands, adapted only in the
 base image (the same stand-in image the kit uses, plus a venv on PATH, the proxy's CA bundle and
@@ -99,8 +100,11 @@ class ArticleFlow:
 
     def build(self, no_cache: bool = False) -> None:
         # The article's four commands (--no-cache: a cold build without clearing the engine's caches).
-        run(["docker", "build", ".", "-t", self.tag, *(["--no-cache"] if no_cache else [])], cwd=self.folder,
-            env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
+        run(
+            ["docker", "build", ".", "-t", self.tag, *(["--no-cache"] if no_cache else [])],
+            cwd=self.folder,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
         container = run(["docker", "create", self.tag, "/bin/true"]).stdout.strip()
         try:
             run(["docker", "cp", f"{container}:/tmp/code.zip", str(self.zip)])
@@ -126,16 +130,30 @@ class KitFlow:
 
     def smoke(self, *extra: str) -> str:
         """The handler run from the zip in the base image, as `make smoke` runs it: its result line."""
-        result = run(["make", "--no-print-directory", "smoke", *self.settings, *extra, f"RUNTIME_IMAGE={self.base_image}"],
-                     cwd=self.folder, env=self.env)  # fmt: skip
+        result = run(
+            ["make", "--no-print-directory", "smoke", *self.settings, *extra, f"RUNTIME_IMAGE={self.base_image}"],
+            cwd=self.folder,
+            env=self.env,
+        )
         lines = result.stdout.splitlines()
         passed = next(i for i, line in enumerate(lines) if line.startswith("lambda-kit: smoke passed"))
         return lines[passed - 1]  # the handler's JSON result, printed just before
 
     def smoke_report(self, *extra: str) -> dict:
         """`make smoke JSON=1`: the runner's report (init_ms, duration_ms, compiled_at_init, ...)."""
-        result = run(["make", "--no-print-directory", "smoke", *self.settings, *extra, "JSON=1",
-                      f"RUNTIME_IMAGE={self.base_image}"], cwd=self.folder, env=self.env)  # fmt: skip
+        result = run(
+            [
+                "make",
+                "--no-print-directory",
+                "smoke",
+                *self.settings,
+                *extra,
+                "JSON=1",
+                f"RUNTIME_IMAGE={self.base_image}",
+            ],
+            cwd=self.folder,
+            env=self.env,
+        )
         return json.loads(result.stdout.splitlines()[-1])
 
     def forget(self) -> None:
@@ -193,19 +211,32 @@ class SharedCacheAgents:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
         host, port = self.server.get_host_and_port()
-        self.aws = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull}  # fmt: skip
+        self.aws = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": os.devnull,
+        }
         import boto3
 
-        boto3.client("s3", endpoint_url=self.aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                     aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="bench-cache")  # fmt: skip
+        boto3.client(
+            "s3",
+            endpoint_url=self.aws["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        ).create_bucket(Bucket="bench-cache")
         (self.work / "shared-folder").mkdir(parents=True)
         cachesign.keygen(self.work / "cache.key", lambda line: None)
         self.signing = {"CACHE_SIGNING_KEY": str(self.work / "cache.key")}
         trusted = {"CACHE_TRUSTED_KEYS": str(self.work / "cache.key.pub")}
         urls = {"S3 (moto on 127.0.0.1)": "s3://bench-cache/fleet", "folder": str(self.work / "shared-folder")}
-        self.stores = {f"{store}, {how}": (url, keys) for how, keys in (("signed", trusted), ("no keys", {}))
-                       for store, url in urls.items()}  # fmt: skip
+        self.stores = {
+            f"{store}, {how}": (url, keys)
+            for how, keys in (("signed", trusted), ("no keys", {}))
+            for store, url in urls.items()
+        }
         self.no_docker = without_docker(self.work)
         self.reference = None
 
@@ -224,8 +255,11 @@ class SharedCacheAgents:
         folder = self.agent("agent-a")
         try:
             for store in {url for url, _ in self.stores.values()}:
-                run(["make", "--no-print-directory", "-B", "package", *self.kit.settings], cwd=folder,
-                    env={**self.kit.env, **self.aws, "CACHE_URL": store, **self.signing})  # fmt: skip
+                run(
+                    ["make", "--no-print-directory", "-B", "package", *self.kit.settings],
+                    cwd=folder,
+                    env={**self.kit.env, **self.aws, "CACHE_URL": store, **self.signing},
+                )
             self.reference = (folder / "build.zip").read_bytes()
         finally:
             run(
@@ -276,14 +310,19 @@ def prepare(work: Path, set_name: str, args, venv: str, tools: Path | None):
     article_dir = checkout(work, set_name, "article")
     (article_dir / "Dockerfile").write_text(ARTICLE_DOCKERFILE)
     kit_dir = copy_kit(ROOT, checkout(work, set_name, "kit"))
-    flows = {"article": ArticleFlow(article_dir, f"lambda-kit-bench/article-{set_name}:latest"),
-             "kit": KitFlow(kit_dir, args.base_image, args.runtime, venv)}  # fmt: skip
+    flows = {
+        "article": ArticleFlow(article_dir, f"lambda-kit-bench/article-{set_name}:latest"),
+        "kit": KitFlow(kit_dir, args.base_image, args.runtime, venv),
+    }
     if tools is not None:
-        uv = {name: UvFlow(checkout(work, set_name, name), tools, args.runtime, args.arch, args.ca_bundle)
-              for name in ("uv", "uv-local")}  # fmt: skip
+        uv = {
+            name: UvFlow(checkout(work, set_name, name), tools, args.runtime, args.arch, args.ca_bundle)
+            for name in ("uv", "uv-local")
+        }
         local = copy_kit(ROOT, checkout(work, set_name, "kit-local"))
-        flows.update(uv=uv["uv"], uv_local=uv["uv-local"],
-                     kit_local=LocalKitFlow(local, args.base_image, args.runtime, venv))  # fmt: skip
+        flows.update(
+            uv=uv["uv"], uv_local=uv["uv-local"], kit_local=LocalKitFlow(local, args.base_image, args.runtime, venv)
+        )
     return flows
 
 
@@ -309,8 +348,11 @@ def build_article_base(base_image: str, ca_bundle: str, work: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "Dockerfile").write_text(ARTICLE_BASE_DOCKERFILE)
     shutil.copyfile(ca_bundle, folder / "ca.pem")
-    run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "-t", ARTICLE_BASE_TAG, "."],
-        cwd=folder, env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
+    run(
+        ["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "-t", ARTICLE_BASE_TAG, "."],
+        cwd=folder,
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
 
 
 def zip_sizes(path: Path) -> tuple[int, int]:
@@ -328,8 +370,15 @@ def measure_init(kit: KitFlow, runs: int) -> list[tuple]:
         kit.build(*extra)
         size = kit.zip.stat().st_size
         reports = [kit.smoke_report(*extra) for _ in range(runs)]
-        rows.append((label, size, [r["init_ms"] / 1000 for r in reports], [r["init_cpu_ms"] / 1000 for r in reports],
-                     len(reports[-1]["compiled_at_init"])))  # fmt: skip
+        rows.append(
+            (
+                label,
+                size,
+                [r["init_ms"] / 1000 for r in reports],
+                [r["init_cpu_ms"] / 1000 for r in reports],
+                len(reports[-1]["compiled_at_init"]),
+            )
+        )
         print(
             f"bench: init {label:16} {size:,} bytes, init {summarise(rows[-1][2])} s, CPU {summarise(rows[-1][3])} s",
             flush=True,
@@ -340,18 +389,27 @@ def measure_init(kit: KitFlow, runs: int) -> list[tuple]:
 def init_lines(init: dict) -> list[str]:
     if not init:
         return []
-    title = ("Cold-start init (the handler module's import, `make smoke` in the base image, unpacked read-only, "
-             "as uid 993; seconds, median (min-max); wall clock, and the import's CPU time, which a shared CPU "
-             "inflates less):")  # fmt: skip
-    lines = ["", title, "",
-             "| set | zip | zipped bytes | vs default | init | vs default | init CPU | vs default | modules compiled at init |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    title = (
+        "Cold-start init (the handler module's import, `make smoke` in the base image, unpacked read-only, "
+        "as uid 993; seconds, median (min-max); wall clock, and the import's CPU time, which a shared CPU "
+        "inflates less):"
+    )
+    lines = [
+        "",
+        title,
+        "",
+        "| set | zip | zipped bytes | vs default | init | vs default | init CPU | vs default "
+        "| modules compiled at init |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for set_name, rows in init.items():
         base_size, base_init, base_cpu = rows[0][1], statistics.median(rows[0][2]), statistics.median(rows[0][3])
         for label, size, times, cpu, compiled in rows:
-            lines.append(f"| {set_name} | {label} | {size:,} | {size / base_size:.3f}x | {summarise(times)} | "
-                         f"{statistics.median(times) / base_init:.2f}x | {summarise(cpu)} | "
-                         f"{statistics.median(cpu) / base_cpu:.2f}x | {compiled} |")  # fmt: skip
+            lines.append(
+                f"| {set_name} | {label} | {size:,} | {size / base_size:.3f}x | {summarise(times)} | "
+                f"{statistics.median(times) / base_init:.2f}x | {summarise(cpu)} | "
+                f"{statistics.median(cpu) / base_cpu:.2f}x | {compiled} |"
+            )
     return lines
 
 
@@ -379,8 +437,11 @@ def bench_shared_cache(agents: SharedCacheAgents, runs: int) -> dict[str, list]:
             times["code-only"].append(timed(agents.kit.build))
             for store, url in agents.stores.items():
                 times[store].append(agents.fresh_agent(url))
-            print(f"bench: {agents.set_name} shared cache run {n + 1}/{runs}: code-only {times['code-only'][-1]:.2f}s, "
-                  + ", ".join(f"{s} {times[s][-1][0]:.2f}s" for s in agents.stores), flush=True)  # fmt: skip
+            print(
+                f"bench: {agents.set_name} shared cache run {n + 1}/{runs}: code-only {times['code-only'][-1]:.2f}s, "
+                + ", ".join(f"{s} {times[s][-1][0]:.2f}s" for s in agents.stores),
+                flush=True,
+            )
         return times
     finally:
         agents.stop()
@@ -396,14 +457,18 @@ def shared_lines(shared: dict[str, dict[str, list]], rows) -> list[str]:
         for row in rows
         if row.case.startswith("cold")
     }
-    lines = ["", "A fresh CI agent (new checkout, empty KIT_STATE, no docker on PATH; the helper's own environment "
-             "prepared, as for every kit case here) with a shared cache another agent warmed and signed (`CACHE_URL`, "
-             "`CACHE_SIGNING_KEY`); the fresh agent trusts its key (signed: `CACHE_TRUSTED_KEYS`) or reads the same "
-             "store without keys (no keys: as before signed entries); each run times the kit's code-only rebuild and "
-             "then one fresh agent per store and mode, back to back:", "",
-             "| set | store | fresh agent, warm cache | of which transfer | / article cold | / kit cold "
-             "| kit code-only, same runs | / kit code-only |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "",
+        "A fresh CI agent (new checkout, empty KIT_STATE, no docker on PATH; the helper's own environment "
+        "prepared, as for every kit case here) with a shared cache another agent warmed and signed (`CACHE_URL`, "
+        "`CACHE_SIGNING_KEY`); the fresh agent trusts its key (signed: `CACHE_TRUSTED_KEYS`) or reads the same "
+        "store without keys (no keys: as before signed entries); each run times the kit's code-only rebuild and "
+        "then one fresh agent per store and mode, back to back:",
+        "",
+        "| set | store | fresh agent, warm cache | of which transfer | / article cold | / kit cold "
+        "| kit code-only, same runs | / kit code-only |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for set_name, stores in shared.items():
         code = stores["code-only"]
         article_cold, kit_cold = cold.get(set_name, (None, None))
@@ -414,8 +479,10 @@ def shared_lines(shared: dict[str, dict[str, list]], rows) -> list[str]:
             m = statistics.median(whole)
             vs_article = f"{m / article_cold:.3f}" if article_cold else "not run"
             vs_kit = f"{m / kit_cold:.3f}" if kit_cold else "not run"
-            lines.append(f"| {set_name} | {store} | {summarise(whole)} | {summarise(transfer)} | {vs_article} | {vs_kit} | "
-                         f"{summarise(code)} | {m / statistics.median(code):.3f} |")  # fmt: skip
+            lines.append(
+                f"| {set_name} | {store} | {summarise(whole)} | {summarise(transfer)} | {vs_article} | {vs_kit} | "
+                f"{summarise(code)} | {m / statistics.median(code):.3f} |"
+            )
     return lines
 
 
@@ -441,8 +508,10 @@ def main_table(rows: list[Row]) -> list[str]:
     ]
     for row in rows:
         cells = [summarise(v) if v else "not run" for v in (row.article, row.uv, row.kit)]
-        lines.append(f"| {row.set} | {row.case} | {' | '.join(cells)} | {ratio(row.kit, row.article)} | "
-                     f"{ratio(row.kit, row.uv)} |")  # fmt: skip
+        lines.append(
+            f"| {row.set} | {row.case} | {' | '.join(cells)} | {ratio(row.kit, row.article)} | "
+            f"{ratio(row.kit, row.uv)} |"
+        )
     return lines
 
 
@@ -469,9 +538,11 @@ def bench_flows(flows: dict, set_name: str, cases: list[str], runs: int) -> list
             times[(flow.name, "lock change")].append(timed(flow.build))
     rows = [Row(set_name, case, times[("article", case)], times[("uv", case)], times[("kit", case)]) for case in cases]
     for row in rows:
-        print(f"bench: {set_name:5} {row.case:11} article {summarise(row.article):>20}  uv {summarise(row.uv):>20}  "
-              f"kit {summarise(row.kit):>20}  kit/article {ratio(row.kit, row.article)}  kit/uv {ratio(row.kit, row.uv)}",
-              flush=True)  # fmt: skip
+        print(
+            f"bench: {set_name:5} {row.case:11} article {summarise(row.article):>20}  uv {summarise(row.uv):>20}  "
+            f"kit {summarise(row.kit):>20}  kit/article {ratio(row.kit, row.article)}  kit/uv {ratio(row.kit, row.uv)}",
+            flush=True,
+        )
     return rows
 
 
@@ -485,8 +556,11 @@ def bench_local_cold(flows: dict, set_name: str, runs: int) -> Row:
             flow.forget()
             times[flow.name].append(timed(flow.build))
     row = Row(set_name, "local cold", None, times["uv"], times["kit (local)"])
-    print(f"bench: {set_name:5} local cold  uv {summarise(row.uv):>20}  kit BUILDER=local {summarise(row.kit):>20}  "
-          f"kit/uv {ratio(row.kit, row.uv)}", flush=True)  # fmt: skip
+    print(
+        f"bench: {set_name:5} local cold  uv {summarise(row.uv):>20}  kit BUILDER=local {summarise(row.kit):>20}  "
+        f"kit/uv {ratio(row.kit, row.uv)}",
+        flush=True,
+    )
     return row
 
 
@@ -503,18 +577,23 @@ def peers_note(args) -> list[str]:
     if platform.endswith(f"manylinux_{glibc[0]}_{glibc[1]}"):
         tags = f"uv is given {platform}, the runtime's own glibc, as the kit's tag list is."
     else:
-        tags = (f"uv has no manylinux_{glibc[0]}_{glibc[1]} (its platforms jump from manylinux_2_17 to 2_28), so it is "
-                f"given {platform}, the newest it has that the runtime loads: it refuses a lock whose wheels for a "
-                "package start above that (pandas 2.3.3 on cp311: manylinux_2_24), which the kit installs.")  # fmt: skip
-    return ["", f"The uv flow: `pipenv requirements --hash`, `uv pip install --target --python-platform {platform} "
-            f"--python-version {args.runtime} --only-binary :all: --require-hashes --no-deps`, the code copied in, "
-            f"`zip -qr -X`; no Docker, uv {UV_VERSION}. It has no incremental mode: its no-op and code-only rows are "
-            "the whole script again with a warm uv cache; its cold rows start from an empty uv cache; its lock change "
-            f"keeps the cache. The kit builds for python{args.runtime} (Lambda glibc {glibc[0]}.{glibc[1]}) and "
-            f"accepts manylinux tags up to that glibc, whatever the base image's own glibc; {tags} "
-            "`local cold` is `make package BUILDER=local` from an empty KIT_STATE (its wheelhouse and pip cache "
-            "included; the helper's own environment ready, its bytecode with it, as the uv flow's uv and pipenv "
-            "are) against the uv flow from an empty uv cache, back to back."]  # fmt: skip
+        tags = (
+            f"uv has no manylinux_{glibc[0]}_{glibc[1]} (its platforms jump from manylinux_2_17 to 2_28), so it is "
+            f"given {platform}, the newest it has that the runtime loads: it refuses a lock whose wheels for a "
+            "package start above that (pandas 2.3.3 on cp311: manylinux_2_24), which the kit installs."
+        )
+    return [
+        "",
+        f"The uv flow: `pipenv requirements --hash`, `uv pip install --target --python-platform {platform} "
+        f"--python-version {args.runtime} --only-binary :all: --require-hashes --no-deps`, the code copied in, "
+        f"`zip -qr -X`; no Docker, uv {UV_VERSION}. It has no incremental mode: its no-op and code-only rows are "
+        "the whole script again with a warm uv cache; its cold rows start from an empty uv cache; its lock change "
+        f"keeps the cache. The kit builds for python{args.runtime} (Lambda glibc {glibc[0]}.{glibc[1]}) and "
+        f"accepts manylinux tags up to that glibc, whatever the base image's own glibc; {tags} "
+        "`local cold` is `make package BUILDER=local` from an empty KIT_STATE (its wheelhouse and pip cache "
+        "included; the helper's own environment ready, its bytecode with it, as the uv flow's uv and pipenv "
+        "are) against the uv flow from an empty uv cache, back to back.",
+    ]
 
 
 LOAD = ", ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -528,8 +607,12 @@ def main() -> int:
         "--base-image", default=os.environ.get("LAMBDA_KIT_TEST_BASE_IMAGE", "lambda-kit-test/base:bookworm-3")
     )
     parser.add_argument("--runtime", default="3.11", help="the Python of the base image")
-    parser.add_argument("--arch", default="x86_64", choices=sorted(runtimes.ARCHITECTURES),
-                        help="the base image's architecture, for the uv flow's platform")  # fmt: skip
+    parser.add_argument(
+        "--arch",
+        default="x86_64",
+        choices=sorted(runtimes.ARCHITECTURES),
+        help="the base image's architecture, for the uv flow's platform",
+    )
     parser.add_argument(
         "--ca-bundle",
         default=os.environ.get("CA_BUNDLE") or os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt",
@@ -584,8 +667,10 @@ def main() -> int:
 
     if fresh or new:
         after = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-        load = (f"Run on {datetime.date.today().isoformat()}: {machine_description()}; load average (1, 5, 15 min) "
-                f"before: {LOAD}, after: {after}.")  # fmt: skip
+        load = (
+            f"Run on {datetime.date.today().isoformat()}: {machine_description()}; load average (1, 5, 15 min) "
+            f"before: {LOAD}, after: {after}."
+        )
         out = args.out.with_name("results-firstrun.md")
         out.write_text("\n".join(first_run_lines(fresh, new, args.runs, load)) + "\n")
         print(f"bench: wrote {out}")
@@ -610,19 +695,31 @@ def main() -> int:
     lines += init_lines(init)
     lines += shared_lines(shared, rows)
     if sizes:
-        lines += ["", "The zips of the last run, read back:", "", "| set | flow | zipped bytes | unzipped bytes | entries |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "The zips of the last run, read back:",
+            "",
+            "| set | flow | zipped bytes | unzipped bytes | entries |",
+            "|---|---|---|---|---|",
+        ]
         for set_name, facts in sizes.items():
             for name, (zipped, unzipped, entries) in facts.items():
                 lines.append(f"| {set_name} | {name} | {zipped:,} | {unzipped:,} | {entries:,} |")
     if slim:
-        lines += ["", "SLIM=1 (same lock as the default zip above; the handler run from the slim zip with `make smoke` in the base image):",
-                  "", "| set | SLIM=1 zip (zipped / unzipped bytes) | smaller than the default by (zipped / unzipped) | handler result |",
-                  "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "SLIM=1 (same lock as the default zip above; the handler run from the slim zip with `make smoke` "
+            "in the base image):",
+            "",
+            "| set | SLIM=1 zip (zipped / unzipped bytes) | smaller than the default by (zipped / unzipped) "
+            "| handler result |",
+            "|---|---|---|---|",
+        ]
         for set_name, ((sz, su), result) in slim.items():
             kz, ku, _ = sizes[set_name]["kit"]
             lines.append(
-                f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% | `{result}` |"
+                f"| {set_name} | {sz:,} / {su:,} | {100 * (1 - sz / kz):.1f}% / {100 * (1 - su / ku):.1f}% "
+                f"| `{result}` |"
             )
     code = {row.set: statistics.median(row.kit) for row in rows if row.case == "code-only"}
     if {"small", "large"} <= set(code):

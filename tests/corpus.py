@@ -51,14 +51,17 @@ def read_ranking(path: Path = RANKING, top: int | None = None) -> list[tuple[int
     return rows[:top] if top else rows
 
 
-def select(cache: Path, ranking: list[tuple[int, str]], targets: list[Target], limit: int | None = None,
-           say=print) -> dict[str, dict]:  # fmt: skip
+def select(
+    cache: Path, ranking: list[tuple[int, str]], targets: list[Target], limit: int | None = None, say=print
+) -> dict[str, dict]:
     """Per target: the packages (rank order) whose file for the target is a native wheel (at most
     `limit` of them), and the counts of the others: a pure wheel, no file for the target, no page;
     `looked-at`: how many of the ranking were looked at (with a limit, the rest is not asked about)."""
     http = corpuswork.client()
-    out = {t.key: {"native": [], "native-total": 0, "pure": 0, "no-file": 0, "no-page": [], "looked-at": 0}
-           for t in targets}  # fmt: skip
+    out = {
+        t.key: {"native": [], "native-total": 0, "pure": 0, "no-file": 0, "no-page": [], "looked-at": 0}
+        for t in targets
+    }
 
     def files(name: str):
         try:
@@ -99,8 +102,14 @@ def _sort(chosen: dict, rank: int, name: str, found, target: Target, limit: int 
             chosen["native"].append({"rank": rank, "package": name, "version": str(best.version)})
 
 
-def sweep(cache: Path, selection: dict[str, dict], jobs: int = JOBS, timeout: float = PACKAGE_TIMEOUT,
-          loader: bool = False, say=print) -> list[dict]:  # fmt: skip
+def sweep(
+    cache: Path,
+    selection: dict[str, dict],
+    jobs: int = JOBS,
+    timeout: float = PACKAGE_TIMEOUT,
+    loader: bool = False,
+    say=print,
+) -> list[dict]:
     """Every selected package and target in a child process (`one`), `jobs` at once, each within
     `timeout` seconds; the records in selection order."""
     work = [(key, item) for key, picked in selection.items() for item in picked["native"]]
@@ -109,8 +118,18 @@ def sweep(cache: Path, selection: dict[str, dict], jobs: int = JOBS, timeout: fl
 
     def run(job):
         key, item = job
-        argv = [sys.executable, str(Path(__file__).resolve()), "one", "--cache", str(cache), "--target", key,
-                item["package"], item["version"], *(["--loader"] if loader else [])]  # fmt: skip
+        argv = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "one",
+            "--cache",
+            str(cache),
+            "--target",
+            key,
+            item["package"],
+            item["version"],
+            *(["--loader"] if loader else []),
+        ]
         started = time.monotonic()
         base = {"package": item["package"], "version": item["version"], "target": key, "rank": item["rank"]}
         try:
@@ -131,8 +150,10 @@ def sweep(cache: Path, selection: dict[str, dict], jobs: int = JOBS, timeout: fl
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         for n, record in enumerate(pool.map(run, work), 1):
             errors = ", ".join(sorted(record.get("errors", {}))) or "-"
-            say(f"corpus: [{n}/{len(work)}] {record['target']} {record['package']} {record['version']}: "
-                f"{record['status']}, errors: {errors} ({record['seconds']} s)")  # fmt: skip
+            say(
+                f"corpus: [{n}/{len(work)}] {record['target']} {record['package']} {record['version']}: "
+                f"{record['status']}, errors: {errors} ({record['seconds']} s)"
+            )
             records.append(record)
     return records
 

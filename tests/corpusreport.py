@@ -72,9 +72,11 @@ def counts_line(result: dict) -> str:
     parts = []
     for key, c in counts(result).items():
         errors = ", ".join(f"{rule} {n}" for rule, n in sorted(c["errors"].items())) or "none"
-        parts.append(f"{key}: {c['swept']} swept, {c['resolvable']} resolvable, {c['clean']} clean, "
-                     f"{c['over-limit']} over Lambda's size limit, {c['with-errors']} with other errors "
-                     f"(packages per rule: {errors}), {c['loader-mismatches']} loader mismatches")  # fmt: skip
+        parts.append(
+            f"{key}: {c['swept']} swept, {c['resolvable']} resolvable, {c['clean']} clean, "
+            f"{c['over-limit']} over Lambda's size limit, {c['with-errors']} with other errors "
+            f"(packages per rule: {errors}), {c['loader-mismatches']} loader mismatches"
+        )
     return "corpus: " + "; ".join(parts)
 
 
@@ -128,18 +130,19 @@ def markdown(result: dict) -> str:
     for key, c in table.items():
         others = ", ".join(f"{s} {n}" for s, n in sorted(c["statuses"].items()) if s not in ("audited", "unresolvable"))
         lines.append(
-            f"| {key} | {c['looked-at']} | {c['native']} | {c['pure']} | {c['no-file']} | {c['selected']} | {c['resolvable']} "
-            f"| {c['audited']}{f' ({others})' if others else ''} | {c['clean']} | {c['over-limit']} | {c['with-errors']} "
-            f"| {_by_rule(c['errors'])} | {_by_rule(c['warnings'])} | {c['loader-compared']} / {c['loader-mismatches']} |"
+            f"| {key} | {c['looked-at']} | {c['native']} | {c['pure']} | {c['no-file']} | {c['selected']} "
+            f"| {c['resolvable']} | {c['audited']}{f' ({others})' if others else ''} | {c['clean']} "
+            f"| {c['over-limit']} | {c['with-errors']} | {_by_rule(c['errors'])} | {_by_rule(c['warnings'])} "
+            f"| {c['loader-compared']} / {c['loader-mismatches']} |"
         )
     records = result["records"]
     lines += ["", "## Packages with an audit error (but size-unzipped alone)", ""]
     erring = [r for r in records if other_errors(r)]
     lines += [
-        f"- {r['target']} **{r['package']} {r['version']}**: " + "; ".join(
-            f"{rule}: {_entries(entries)}" for rule, entries in sorted(r["errors"].items()))
+        f"- {r['target']} **{r['package']} {r['version']}**: "
+        + "; ".join(f"{rule}: {_entries(entries)}" for rule, entries in sorted(r["errors"].items()))
         for r in erring
-    ] or ["None."]  # fmt: skip
+    ] or ["None."]
     over = [r for r in records if r["status"] == "audited" and over_limit(r) and not other_errors(r)]
     if over:
         lines += ["", f"## Zips over Lambda's unzipped limit, no other error ({len(over)})", ""]
@@ -147,19 +150,23 @@ def markdown(result: dict) -> str:
     lines += ["", "## Warnings", ""]
     warned = [r for r in records if r.get("warnings")]
     lines += [
-        f"- {r['target']} {r['package']} {r['version']}: " + "; ".join(
-            f"{rule}: {_entries(entries)}" for rule, entries in sorted(r["warnings"].items()))
+        f"- {r['target']} {r['package']} {r['version']}: "
+        + "; ".join(f"{rule}: {_entries(entries)}" for rule, entries in sorted(r["warnings"].items()))
         for r in warned
-    ] or ["None."]  # fmt: skip
+    ] or ["None."]
     lines += ["", "## Real loader and audit disagree", ""]
     lines += [
         f"- {r['target']} {r['package']} {r['version']}: " + "; ".join(r["loader"]["mismatches"][:MAX_ENTRIES])
-        for r in records if "loader" in r and not r["loader"]["equal"]
-    ] or ["None." if any("loader" in r for r in records) else "Not compared in this run."]  # fmt: skip
-    for status, title in (("unresolvable", "Not resolvable for the target"),
-                          ("too-large", "Too large for a Lambda zip (the wheels alone)"),
-                          ("build-failed", "The kit could not build the zip"),
-                          ("timeout", "Timed out"), ("crashed", "The sweep's child failed")):  # fmt: skip
+        for r in records
+        if "loader" in r and not r["loader"]["equal"]
+    ] or ["None." if any("loader" in r for r in records) else "Not compared in this run."]
+    for status, title in (
+        ("unresolvable", "Not resolvable for the target"),
+        ("too-large", "Too large for a Lambda zip (the wheels alone)"),
+        ("build-failed", "The kit could not build the zip"),
+        ("timeout", "Timed out"),
+        ("crashed", "The sweep's child failed"),
+    ):
         chosen = [r for r in records if r["status"] == status]
         if chosen:
             lines += ["", f"## {title} ({len(chosen)})", ""]

@@ -125,8 +125,16 @@ def chosen_file(files: list[dict], name: str, target: Target) -> wheelfetch.Cand
     tags = target.kit_target
     best = None
     for f in files:
-        found = wheelfetch.file_candidate(f["filename"], f["url"], f["sha256"], name, SpecifierSet(), tags,
-                                          requires_python=f["requires-python"], yanked=f["yanked"])  # fmt: skip
+        found = wheelfetch.file_candidate(
+            f["filename"],
+            f["url"],
+            f["sha256"],
+            name,
+            SpecifierSet(),
+            tags,
+            requires_python=f["requires-python"],
+            yanked=f["yanked"],
+        )
         if found is not None and not found.version.is_prerelease and (best is None or found.rank > best.rank):
             best = found
     return best
@@ -149,9 +157,25 @@ def resolve(cache: Path, name: str, version: str, target: Target, timeout: float
     env["PIP_CACHE_DIR"] = str(cache / "pip")  # pip's HTTP cache with the corpus's: one folder to keep or drop
     with tempfile.TemporaryDirectory(prefix="corpus-resolve-") as tmp:
         report = Path(tmp) / "report.json"
-        argv = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--no-input", "--progress-bar", "off",
-                "--report", str(report), "--target", str(Path(tmp) / "target"), "--index-url", INDEX,
-                *target.pip_args, f"{name}=={version}"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--no-input",
+            "--progress-bar",
+            "off",
+            "--report",
+            str(report),
+            "--target",
+            str(Path(tmp) / "target"),
+            "--index-url",
+            INDEX,
+            *target.pip_args,
+            f"{name}=={version}",
+        ]
         try:
             run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
@@ -163,13 +187,15 @@ def resolve(cache: Path, name: str, version: str, target: Target, timeout: float
     resolved = []
     for item in items:
         url = item["download_info"]["url"]
-        resolved.append({
-            "name": canonicalize_name(item["metadata"]["name"]),
-            "version": item["metadata"]["version"],
-            "filename": url.rsplit("/", 1)[-1],
-            "url": url,
-            "sha256": item["download_info"].get("archive_info", {}).get("hashes", {}).get("sha256", ""),
-        })  # fmt: skip
+        resolved.append(
+            {
+                "name": canonicalize_name(item["metadata"]["name"]),
+                "version": item["metadata"]["version"],
+                "filename": url.rsplit("/", 1)[-1],
+                "url": url,
+                "sha256": item["download_info"].get("archive_info", {}).get("hashes", {}).get("sha256", ""),
+            }
+        )
     _write_json(path, resolved)
     return resolved
 
@@ -239,8 +265,13 @@ def sweep_one(cache: Path, name: str, version: str, target: Target, loader=None)
     record["zipped"] = sorted(f"{r['name']}=={r['version']}" for r in resolved)
     size = total_size(cache, http, resolved)
     if size is not None and size > runtimes.MAX_UNZIPPED_TOTAL:
-        return {**record, "status": "too-large", "reason": f"{size:,} bytes of wheels, compressed: over Lambda's "
-                f"{runtimes.MAX_UNZIPPED_TOTAL:,} bytes unzipped before unpacking", "seconds": _since(started)}  # fmt: skip
+        return {
+            **record,
+            "status": "too-large",
+            "reason": f"{size:,} bytes of wheels, compressed: over Lambda's "
+            f"{runtimes.MAX_UNZIPPED_TOTAL:,} bytes unzipped before unpacking",
+            "seconds": _since(started),
+        }
     try:
         wheels = [(item, fetch(cache, http, item)) for item in resolved]
         with tempfile.TemporaryDirectory(prefix="corpus-zip-") as tmp:

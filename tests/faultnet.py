@@ -42,30 +42,61 @@ class Certs:
         now = datetime.datetime.now(datetime.timezone.utc)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-              .not_valid_after(now + datetime.timedelta(days=30))
-              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-              .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                           key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                           encipher_only=False, decipher_only=False), critical=True)
-              .sign(ca_key, hashes.SHA256()))  # fmt: skip
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
         key = ec.generate_private_key(ec.SECP256R1())
         names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-                .add_extension(x509.SubjectAlternativeName(names), critical=False)
-                .sign(ca_key, hashes.SHA256()))  # fmt: skip
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
         client_key = ec.generate_private_key(ec.SECP256R1())
-        client = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "build agent")]))
-                  .issuer_name(ca_name).public_key(client_key.public_key()).serial_number(x509.random_serial_number())
-                  .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-                  .sign(ca_key, hashes.SHA256()))  # fmt: skip
+        client = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "build agent")]))
+            .issuer_name(ca_name)
+            .public_key(client_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(ca_key, hashes.SHA256())
+        )
         pem = serialization.Encoding.PEM
         self.client = folder / "client.pem"  # key and certificate in one file, as pip's --client-cert takes it
-        self.client.write_bytes(client_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-                                + client.public_bytes(pem))  # fmt: skip
+        self.client.write_bytes(
+            client_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            + client.public_bytes(pem)
+        )
         self.ca = folder / "ca.pem"
         self.ca.write_bytes(ca.public_bytes(pem))
         self.cert = folder / "server.pem"
@@ -289,8 +320,12 @@ def closed_port() -> int:
 
 
 def pipfile_hash(pipfile: Path) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "lambda_kit" / "lock" / "lockhash.py"), str(pipfile)],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "lambda_kit" / "lock" / "lockhash.py"), str(pipfile)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)["current"]
 
 
@@ -308,13 +343,25 @@ def project(folder: Path, sources: list[dict], default: dict[str, dict], wanted:
     (folder / "lambdas" / "app.py").write_text("def handler(event, context):\n    return {'ok': True}\n")
     lines = []
     for source in sources:
-        lines += ["[[source]]", f'url = "{source["url"]}"', f"verify_ssl = {str(source.get('verify_ssl', True)).lower()}",
-                  f'name = "{source["name"]}"', ""]  # fmt: skip
+        lines += [
+            "[[source]]",
+            f'url = "{source["url"]}"',
+            f"verify_ssl = {str(source.get('verify_ssl', True)).lower()}",
+            f'name = "{source["name"]}"',
+            "",
+        ]
     lines += ["[packages]"] + [pipfile_line(n, default[n]) for n in wanted]
     lines += ["", "[requires]", 'python_version = "3.11"', ""]
     (folder / "Pipfile").write_text("\n".join(lines))
-    lock = {"_meta": {"hash": {"sha256": pipfile_hash(folder / "Pipfile")}, "pipfile-spec": 6,
-                      "requires": {"python_version": "3.11"}, "sources": sources},
-            "default": default, "develop": {}}  # fmt: skip
+    lock = {
+        "_meta": {
+            "hash": {"sha256": pipfile_hash(folder / "Pipfile")},
+            "pipfile-spec": 6,
+            "requires": {"python_version": "3.11"},
+            "sources": sources,
+        },
+        "default": default,
+        "develop": {},
+    }
     (folder / "Pipfile.lock").write_text(json.dumps(lock, indent=4) + "\n")
     return folder

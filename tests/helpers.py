@@ -142,10 +142,19 @@ def kit_containers(under: Path | None = None) -> list[str]:
     """The kit's containers on the engine; with `under`, only those of checkouts in that folder
     (other test runs may share the engine)."""
     out = subprocess.run(
-        ["docker", "ps", "-a", "--filter", f"label={KIT_LABEL}", "--format",
-         '{{.Names}} {{.Label "org.lambda-kit.checkout"}}'],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"label={KIT_LABEL}",
+            "--format",
+            '{{.Names}} {{.Label "org.lambda-kit.checkout"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = [line.split() for line in out.splitlines() if line.strip()]
     if under is None:
         return [row[0] for row in rows]
@@ -191,8 +200,9 @@ def zip_entry(name: str, mode: int = 0o644) -> zipfile.ZipInfo:
     return info
 
 
-def write_zip(path: Path, files: dict[str, bytes], modes: dict[str, int] | None = None, extra_infos=(),
-              mode: int = 0o644) -> Path:  # fmt: skip
+def write_zip(
+    path: Path, files: dict[str, bytes], modes: dict[str, int] | None = None, extra_infos=(), mode: int = 0o644
+) -> Path:
     """A zip of `files` in their order (each `mode` unless `modes` says otherwise), then the raw
     (ZipInfo, data) entries of `extra_infos`."""
     with zipfile.ZipFile(path, "w") as zf:
@@ -259,15 +269,27 @@ def record_line(name: str, data: bytes) -> list[str]:
     return [name, f"sha256={digest}", str(len(data))]
 
 
-def make_wheel(folder: Path, name: str, version: str, files: dict, unlisted: dict | None = None, tag="py3-none-any",
-               entry_points: str = "", wheel_version: str = "1.0", stored: tuple = (), level: int = 6) -> Path:  # fmt: skip
+def make_wheel(
+    folder: Path,
+    name: str,
+    version: str,
+    files: dict,
+    unlisted: dict | None = None,
+    tag="py3-none-any",
+    entry_points: str = "",
+    wheel_version: str = "1.0",
+    stored: tuple = (),
+    level: int = 6,
+) -> Path:
     """A wheel with `files` ({name: bytes or (bytes, mode)}) listed in its RECORD, `unlisted` not;
     each deflated at `level`, but the `stored` ones."""
     dist_info = f"{name}-{version}.dist-info"
     meta = {
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist_info}/WHEEL": f"Wheel-Version: {wheel_version}\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
-    }  # fmt: skip
+        f"{dist_info}/WHEEL": (
+            f"Wheel-Version: {wheel_version}\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"
+        ).encode(),
+    }
     if entry_points:
         meta[f"{dist_info}/entry_points.txt"] = entry_points.encode()
     path = folder / f"{name}-{version}-{tag}.whl"
@@ -613,13 +635,32 @@ def sha256_pin(path: Path) -> str:
 
 def pip_target(wheels: list[Path], target: Path, requirements: list[str]) -> None:
     """The pinned pip as the builds ran it before: --target, from a folder of files, by requirement."""
-    assert subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True,
-                          check=True).stdout.split()[1] == pinned_pip_version()  # fmt: skip
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True
+        ).stdout.split()[1]
+        == pinned_pip_version()
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--no-compile", "--no-deps",
-         "--no-index", "--find-links", str(wheels[0].parent), "--disable-pip-version-check", *requirements],
-        check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(target),
+            "--no-compile",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            str(wheels[0].parent),
+            "--disable-pip-version-check",
+            *requirements,
+        ],
+        check=True,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+    )
     buildsteps.drop_console_scripts(target)
 
 

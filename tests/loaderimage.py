@@ -169,10 +169,29 @@ def loader_verdicts(image: str, zip_path: Path, members=None, layers=(), runtime
             f'for f do echo "=== $f"; LD_TRACE_LOADED_OBJECTS=1 {LD_SO} "/var/task/$f" 2>&1; echo "=== exit $?"; done'
         )
         run = subprocess.run(
-            ["docker", "run", "--rm", "--network", "none", "-v", f"{task}:/var/task:ro", "-v", f"{opt}:/opt:ro",
-             "-w", "/var/task", image, "/bin/sh", "-c", script, "sh", *members],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                f"{task}:/var/task:ro",
+                "-v",
+                f"{opt}:/opt:ro",
+                "-w",
+                "/var/task",
+                image,
+                "/bin/sh",
+                "-c",
+                script,
+                "sh",
+                *members,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     if run.returncode != 0 or run.stdout.count("=== exit ") != len(members):
         raise RuntimeError(f"docker run of {image} failed ({run.returncode}): {run.stderr.strip()[-500:]}")
     out = run.stdout

@@ -12,11 +12,22 @@ from helpers import LAUNCHER, environment_leftovers, environments, machine_env
 
 def test_an_environment_that_cannot_be_made_is_one_line_and_leaves_nothing_half_made(tmp_path):
     cache, home = tmp_path / "cache", tmp_path / "home"
-    dead_index = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_FIND_LINKS": "",
-                  "PIP_EXTRA_INDEX_URL": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "5"}  # fmt: skip
+    dead_index = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+        "PIP_FIND_LINKS": "",
+        "PIP_EXTRA_INDEX_URL": "",
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "5",
+    }
     env = {**machine_env(cache, LAMBDA_KIT_CACHE=str(cache), LAMBDA_KIT_HOME=str(home)), **dead_index}
-    failed = subprocess.run([sys.executable, "-S", str(LAUNCHER), "python", "-c", "pass"],
-                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    failed = subprocess.run(
+        [sys.executable, "-S", str(LAUNCHER), "python", "-c", "pass"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert failed.returncode == 1
     errors = [line for line in failed.stderr.splitlines() if line.startswith("lambda-kit: error:")]
     assert len(errors) == 1 and errors[0].startswith(
@@ -29,8 +40,13 @@ def test_an_environment_that_cannot_be_made_is_one_line_and_leaves_nothing_half_
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     env = machine_env(blocked / "cache", LAMBDA_KIT_CACHE=str(blocked / "cache"), LAMBDA_KIT_HOME=str(home))
-    refused = subprocess.run([sys.executable, "-S", str(LAUNCHER), "python", "-c", "pass"],
-                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    refused = subprocess.run(
+        [sys.executable, "-S", str(LAUNCHER), "python", "-c", "pass"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith(
         f"lambda-kit: error: cannot create the kit's cache folder ({blocked / 'cache'}/envs: "

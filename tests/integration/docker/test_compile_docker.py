@@ -16,11 +16,16 @@ pytestmark = pytest.mark.usefixtures("no_leftover_containers")
 def remove_compiled_images() -> None:
     """Kit images whose build ran with COMPILE=1 (the legacy builder records build arguments in the
     history): only this branch's tests build them. Nothing is pruned."""
-    ids = subprocess.run(["docker", "images", "-aq", "--filter", f"label={KIT_LABEL}"], capture_output=True, text=True,
-                         check=True).stdout.split()  # fmt: skip
+    ids = subprocess.run(
+        ["docker", "images", "-aq", "--filter", f"label={KIT_LABEL}"], capture_output=True, text=True, check=True
+    ).stdout.split()
     for image in sorted(set(ids)):
-        history = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
-                                 capture_output=True, text=True, check=False).stdout  # fmt: skip
+        history = subprocess.run(
+            ["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
         if "COMPILE=1" in history:
             subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True, check=False)
 
@@ -72,8 +77,11 @@ def test_compiled_zip_ships_valid_bytecode_that_the_read_only_import_uses(sample
 
     compiled = smoke_report(sample, "COMPILE=1")  # the profile is the zip's prerequisite: rebuilt with it
     with zipfile.ZipFile(sample / "build.zip") as zf:
-        assert all(bytecode.judge(zf.read(n), zf.read(bytecode.source_of(n)), n, RUNTIME) is None
-                   for n in zf.namelist() if n.endswith(".pyc"))  # fmt: skip
+        assert all(
+            bytecode.judge(zf.read(n), zf.read(bytecode.source_of(n)), n, RUNTIME) is None
+            for n in zf.namelist()
+            if n.endswith(".pyc")
+        )
     # Unpacked read-only, imported as uid 993: nothing of the zip compiled from source at init.
     assert compiled["compiled_at_init"] == [] and compiled["ok"]
 

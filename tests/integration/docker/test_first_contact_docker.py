@@ -39,8 +39,12 @@ def test_an_image_that_cannot_be_pulled_is_one_plain_line(sample, no_leftover_co
 def make_with_image(project: Path, image: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "--no-print-directory", "package", "PYTHON_VERSION=3.11", f"BASE_IMAGE={image}", *args],
-        cwd=project, env=kit_env(), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=project,
+        env=kit_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.network

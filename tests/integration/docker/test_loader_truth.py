@@ -68,8 +68,12 @@ def test_runtimelibs_table_is_what_the_image_holds_and_needs_nothing_else(image)
     kept = image_libraries(image)
     assert sorted(listed) == kept
     script = 'for f do LD_TRACE_LOADED_OBJECTS=1 /lib64/ld-linux-x86-64.so.2 "/lib64/$f" || echo "failed $f"; done'
-    out = subprocess.run(["docker", "run", "--rm", "--network", "none", image, "/bin/sh", "-c", script, "sh", *kept],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", image, "/bin/sh", "-c", script, "sh", *kept],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "not found" not in out and "failed" not in out, out
     assert out.count("libc.so.6 =>") >= len(kept) - 2  # each traced (libc and ld.so list themselves differently)
 
@@ -120,8 +124,9 @@ def test_psycopg2_without_its_bundled_krb5_fails_both_naming_the_chain(image, re
     (needed,) = [f for f in report.findings if f.id == "native-needed"]
     assert needed.severity == audit.ERROR
     assert len(needed.entries) == 1
-    assert re.fullmatch(rf"{re.escape(ext)} -> libpq-\w+\.so\.5\.\d+ -> libgssapi_krb5-\w+\.so\.2\.2 \({soname}\)",
-                        needed.entries[0])  # fmt: skip
+    assert re.fullmatch(
+        rf"{re.escape(ext)} -> libpq-\w+\.so\.5\.\d+ -> libgssapi_krb5-\w+\.so\.2\.2 \({soname}\)", needed.entries[0]
+    )
 
 
 def test_an_extension_linked_to_the_systems_libpq_fails_both(image, tmp_path):

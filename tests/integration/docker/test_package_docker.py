@@ -44,9 +44,25 @@ print(json.dumps(getattr(module, function)(json.loads(sys.argv[2]), Context())))
 
 def invoke(zip_path: Path, handler: str, event: dict) -> dict:
     result = subprocess.run(
-        ["docker", "run", "--rm", "-i", "--label", KIT_LABEL, BASE_IMAGE, "python3", "-c", INVOKE, handler, json.dumps(event)],
-        input=zip_path.read_bytes(), capture_output=True, check=True, timeout=120,
-    )  # fmt: skip
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-i",
+            "--label",
+            KIT_LABEL,
+            BASE_IMAGE,
+            "python3",
+            "-c",
+            INVOKE,
+            handler,
+            json.dumps(event),
+        ],
+        input=zip_path.read_bytes(),
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(result.stdout.decode().strip().splitlines()[-1])
 
 
@@ -240,10 +256,26 @@ def test_sigterm_mid_build_kills_docker_removes_everything_and_keeps_the_zip(sam
         sample / ".lambda-kit" / "tmp"
     )  # the run's folder holds the build context: this test's build is recognisable
     helper = subprocess.Popen(
-        [sys.executable, str(sample / "scripts" / "lambda-kit"), "package", "--runtime", RUNTIME, "--fresh",
-         "--base-image", BASE_IMAGE, "--src", "lambdas", "--out", "build.zip"],
-        cwd=sample, env=kit_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(sample / "scripts" / "lambda-kit"),
+            "package",
+            "--runtime",
+            RUNTIME,
+            "--fresh",
+            "--base-image",
+            BASE_IMAGE,
+            "--src",
+            "lambdas",
+            "--out",
+            "build.zip",
+        ],
+        cwd=sample,
+        env=kit_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in helper.stdout:
         if line.startswith("lambda-kit: docker build "):
             break
@@ -293,10 +325,24 @@ def test_arm64_zip_on_an_x86_64_engine_without_emulation(sample):
     natives = [n for n in zipfile.ZipFile(zip_path).namelist() if n.endswith(".so")]
     assert natives and all("-aarch64-linux-gnu.so" in n for n in natives)
     audit = subprocess.run(
-        [sys.executable, str(sample / "scripts" / "lambda-kit"), "check", str(zip_path), "--runtime", RUNTIME,
-         "--arch", "arm64", "--handler", "app.handler", "--lock", str(sample / "Pipfile.lock")],
-        env=kit_env(), capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(sample / "scripts" / "lambda-kit"),
+            "check",
+            str(zip_path),
+            "--runtime",
+            RUNTIME,
+            "--arch",
+            "arm64",
+            "--handler",
+            "app.handler",
+            "--lock",
+            str(sample / "Pipfile.lock"),
+        ],
+        env=kit_env(),
+        capture_output=True,
+        text=True,
+    )
     assert audit.returncode == 0 and audit.stdout.splitlines()[-1] == "lambda-kit: audit: 0 errors, 0 warnings"
     docker_bytes = zip_path.read_bytes()
     local = make(sample, "package", "ARCH=arm64", "BUILDER=local")

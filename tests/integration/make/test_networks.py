@@ -36,11 +36,25 @@ from helpers import (
 BUILDERS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
 # The fault tests plant a token in the lock's source (as userinfo, through ${FAULT_TOKEN}) where the
 # builder can carry one: the local builder and BuildKit (the legacy builder refuses it, below).
-FAULT_BUILDERS = ["local", pytest.param("docker", marks=pytest.mark.docker),
-                  pytest.param("buildkit", marks=pytest.mark.docker)]  # fmt: skip
+FAULT_BUILDERS = [
+    "local",
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("buildkit", marks=pytest.mark.docker),
+]
 DEAD_INDEX_BOUND = 30.0  # seconds: a dead index, whatever the lock's size (issue 24)
-DROPPED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
-           "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NETRC")  # fmt: skip
+DROPPED = (
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "NETRC",
+)
 
 
 def net_env(**extra: str) -> dict[str, str]:
@@ -144,7 +158,10 @@ def test_an_index_that_cannot_be_used_is_one_line_before_any_package(tmp_path, s
     assert TOKEN not in logs(folder, result)
     expected = {
         "unknown-host": where(host)
-        + r": the name does not resolve \((Name or service not known|Temporary failure in name resolution|No address associated with hostname)\)",
+        + (
+            r": the name does not resolve \((Name or service not known|Temporary failure in name resolution"
+            r"|No address associated with hostname)\)"
+        ),
         "refused": where(host) + ": connection refused",
         "untrusted-tls": where(host) + r": TLS verification failed \(unable to get local issuer certificate\)",
         "401": where(host) + r": credentials refused \(HTTP 401\)",
@@ -153,9 +170,13 @@ def test_an_index_that_cannot_be_used_is_one_line_before_any_package(tmp_path, s
     assert_failed_cleanly(folder, result, seconds, "package index " + expected)
     assert index.asked() == []  # not one package asked: the probe came first
     hint = next(line for line in result.stderr.splitlines() if line.startswith("hint: "))
-    assert {"unknown-host": "check the host name in the lock's source 'faulty'", "refused": "check the address and port",
-            "untrusted-tls": "set CA_BUNDLE to the CA bundle (PEM)", "401": "check the credentials in the lock's source",
-            "500": "the index is failing"}[fault] in hint  # fmt: skip
+    assert {
+        "unknown-host": "check the host name in the lock's source 'faulty'",
+        "refused": "check the address and port",
+        "untrusted-tls": "set CA_BUNDLE to the CA bundle (PEM)",
+        "401": "check the credentials in the lock's source",
+        "500": "the index is failing",
+    }[fault] in hint
 
 
 @pytest.mark.parametrize("builder", FAULT_BUILDERS)
@@ -184,15 +205,20 @@ def test_a_misbehaving_page_or_file_is_its_exact_reason(tmp_path, served, builde
             "application/vnd.pypi.simple.v1+json" if fault == "deep-json" else "text/html",
             body,
         )
-        reason = ("page is JSON nested too deeply to read" if fault == "deep-json" else
-                  "page is HTML the parser cannot read (AssertionError: unknown status keyword 'foo' in marked section)")  # fmt: skip
+        reason = (
+            "page is JSON nested too deeply to read"
+            if fault == "deep-json"
+            else "page is HTML the parser cannot read (AssertionError: unknown status keyword 'foo' in marked section)"
+        )
         expected = re.escape(f"cannot install 1 locked package(s) for python3.11 x86_64: demo: {index.host}'s {reason}")
     else:  # the lock lists a cp310 wheel; the page has a wheel for python3.11 too, published after the lock
         index.pages.clear()
         pin = index.add("demo", demo_wheel(tmp_path / "old", "cp310-cp310-manylinux_2_17_x86_64"))
         index.add("demo", demo_wheel(tmp_path))
-        expected = re.escape("cannot install 1 locked package(s) for python3.11 x86_64: demo==1.0: a wheel for "
-                             "python3.11 x86_64 that the lock does not list exists (demo-1.0-py3-none-any.whl, published after the lock)")  # fmt: skip
+        expected = re.escape(
+            "cannot install 1 locked package(s) for python3.11 x86_64: demo==1.0: a wheel for "
+            "python3.11 x86_64 that the lock does not list exists (demo-1.0-py3-none-any.whl, published after the lock)"
+        )
     folder = demo_project(tmp_path / "project", with_token(index.url, builder, env), [pin], verify_ssl=verify_ssl)
     result, seconds = build(folder, builder, env)
     assert_failed_cleanly(folder, result, seconds, expected)
@@ -214,8 +240,10 @@ def two_source_project(folder: Path, tmp: Path, public: FaultIndex, private_url:
         (tmp / name).mkdir()
         wheel = make_wheel(tmp / name, name.replace("-", "_"), "1.0", {f"{name.replace('-', '_')}/__init__.py": b""})
         default[name] = {"hashes": [private.add(name, wheel)], "index": "private", "version": "==1.0"}
-    sources = [{"name": "public", "url": public.url, "verify_ssl": True},
-               {"name": "private", "url": private_url, "verify_ssl": True}]  # fmt: skip
+    sources = [
+        {"name": "public", "url": public.url, "verify_ssl": True},
+        {"name": "private", "url": private_url, "verify_ssl": True},
+    ]
     made = project(folder, sources, default, ["pkg00", "corp-lib"])
     (made / "build.zip").write_bytes(b"the previous zip")
     record_as_kit_output(made, made / "build.zip")
@@ -237,8 +265,10 @@ def test_a_two_source_lock_with_its_private_source_down_fails_at_once_asking_not
         result, seconds = build(folder, builder, env)
     finally:
         stall.close()
-    expected = re.escape(f'package index 127.0.0.1:{stall.port} (the lock\'s source "private", needed by corp-lib, corp-utils)'
-                         ": no answer within the timeout (15 s)")  # fmt: skip
+    expected = re.escape(
+        f'package index 127.0.0.1:{stall.port} (the lock\'s source "private", needed by corp-lib, corp-utils)'
+        ": no answer within the timeout (15 s)"
+    )
     assert_failed_cleanly(folder, result, seconds, expected)
     assert public.asked() == [] and private.asked() == []
     print(f"dead private index, 70-package lock, BUILDER={builder}: error after {seconds:.1f} s")
@@ -265,9 +295,22 @@ def test_an_interrupt_stops_a_drip_fed_download_within_a_second(tmp_path, served
     pin = index.add("demo", demo_wheel(tmp_path))
     index.faults["/simple/demo/"] = ("drip", 0.2)
     folder = demo_project(tmp_path / "project", index.url, [pin])
-    proc = subprocess.Popen(["make", "--no-print-directory", "PYTHON_VERSION=3.11", f"BASE_IMAGE={BASE_IMAGE}", "package",
-                             f"BUILDER={builder}"], cwd=folder, env=net_env(PIP_TIMEOUT="120"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            "make",
+            "--no-print-directory",
+            "PYTHON_VERSION=3.11",
+            f"BASE_IMAGE={BASE_IMAGE}",
+            "package",
+            f"BUILDER={builder}",
+        ],
+        cwd=folder,
+        env=net_env(PIP_TIMEOUT="120"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while ("/simple/demo/", None) not in index.seen and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -374,18 +417,35 @@ def test_the_legacy_builder_refuses_a_credential_of_any_shape(tmp_path, served, 
     if shape == "query":
         env["INDEX_URL"] = env["INDEX_URL"].replace(f"/{TOKEN}/simple", f"/simple?token={TOKEN}")
     result, seconds = build(folder, "docker", {**env, "DOCKER_BUILDKIT": "0"})
-    what = {"userinfo": "the lock's sources' ${FAULT_TOKEN}", "path": "a credential in INDEX_URL",
-            "netrc": "~/.netrc logins for the indexes", "query": "a credential in INDEX_URL"}[shape]  # fmt: skip
+    what = {
+        "userinfo": "the lock's sources' ${FAULT_TOKEN}",
+        "path": "a credential in INDEX_URL",
+        "netrc": "~/.netrc logins for the indexes",
+        "query": "a credential in INDEX_URL",
+    }[shape]
     expected = re.escape(f"index credentials would be stored in the image's layers by the legacy builder ({what})")
     assert_failed_cleanly(folder, result, seconds, expected)
     assert token_everywhere(folder, result, env) == []
 
 
-SIX = {"hashes": ["sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
-                  "sha256:ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81"],
-       "index": "pypi", "version": "==1.17.0"}  # fmt: skip
-TRUST_CASES = ["ca-bundle", "requests-ca-bundle", "pip-conf-cert", "client-cert", "https-proxy", "all-proxy",
-               "pip-conf-proxy", "no-proxy-cidr"]  # fmt: skip
+SIX = {
+    "hashes": [
+        "sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
+        "sha256:ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de367e834932a81",
+    ],
+    "index": "pypi",
+    "version": "==1.17.0",
+}
+TRUST_CASES = [
+    "ca-bundle",
+    "requests-ca-bundle",
+    "pip-conf-cert",
+    "client-cert",
+    "https-proxy",
+    "all-proxy",
+    "pip-conf-proxy",
+    "no-proxy-cidr",
+]
 
 
 def trust_project(tmp_path: Path, served, case: str):
@@ -395,8 +455,10 @@ def trust_project(tmp_path: Path, served, case: str):
     certs = Certs(tmp_path / "certs")
     index = served(certs=certs, client_certs=case == "client-cert")
     pin = index.add("demo", demo_wheel(tmp_path))
-    sources = [{"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True},
-               {"name": "faulty", "url": index.url, "verify_ssl": True}]  # fmt: skip
+    sources = [
+        {"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True},
+        {"name": "faulty", "url": index.url, "verify_ssl": True},
+    ]
     default = {"demo": {"hashes": [pin], "index": "faulty", "version": "==1.0"}, "six": SIX}
     folder = project(tmp_path / "project", sources, default, ["demo", "six"])
     (folder / "build.zip").write_bytes(b"the previous zip")
@@ -466,11 +528,23 @@ def test_a_proxy_or_certificate_that_fails_is_one_line(tmp_path, served, builder
     finally:
         if proxy:
             proxy.close()
-    expected = where(index.host).replace("demo", "demo") + {
-        "proxy-407": re.escape(f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: 407 Proxy Authentication Required)"),
-        "proxy-stalled": re.escape(f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: no answer within the timeout, 5 s)"),
-        "no-client-cert": r": TLS verification failed \((the server asks for a client certificate|the server ended the handshake: does it ask for a client certificate\?)\)",
-    }[case]  # fmt: skip
+    expected = (
+        where(index.host).replace("demo", "demo")
+        + {
+            "proxy-407": re.escape(
+                f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: "
+                "407 Proxy Authentication Required)"
+            ),
+            "proxy-stalled": re.escape(
+                f": the proxy refused or did not answer (proxy 127.0.0.1:{proxy.port if proxy else 0}: "
+                "no answer within the timeout, 5 s)"
+            ),
+            "no-client-cert": (
+                r": TLS verification failed \((the server asks for a client certificate"
+                r"|the server ended the handshake: does it ask for a client certificate\?)\)"
+            ),
+        }[case]
+    )
     assert_failed_cleanly(folder, result, seconds, "package index " + expected)
     assert index.asked() == []
 
@@ -512,8 +586,10 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_what_the_build_needs(tmp_
     started = time.monotonic()
     result = make(folder, "package", "BUILDER=local", f"KIT_STATE={state}", env=net_env())
     seconds = time.monotonic() - started
-    expected = (re.escape(f"no space left on the file system of {state} while building the zip (") + r"[\d,]+ MB free once "
-                r"the step's temporary files were removed\); it needs about [\d,]+ MB")  # fmt: skip
+    expected = (
+        re.escape(f"no space left on the file system of {state} while building the zip (") + r"[\d,]+ MB free once "
+        r"the step's temporary files were removed\); it needs about [\d,]+ MB"
+    )
     assert_failed_cleanly(folder, result, seconds, expected, bound=300)
     assert list((state / "tmp").iterdir()) == []  # what the run half wrote is gone
     assert not list((state / "wheelhouse").glob(".fetch-*"))
@@ -529,9 +605,13 @@ def test_a_git_dependency_that_cannot_be_cloned_is_named_with_gits_first_error_l
     (folder / "build.zip").write_bytes(b"the previous zip")
     record_as_kit_output(folder, folder / "build.zip")
     result, seconds = build(folder, builder, net_env())
-    git = (rf"fatal: unable to access 'http://127\.0\.0\.1:{port}/demo\.git/': Failed to connect to 127\.0\.0\.1 port {port}"
-           r"( after \d+ ms)?: (Couldn't connect to server|Connection refused)")  # fmt: skip
-    no_git = r"Error \[Errno 2\] No such file or directory: 'git' while executing command git version"  # the test image has none
+    git = (
+        rf"fatal: unable to access 'http://127\.0\.0\.1:{port}/demo\.git/': "
+        rf"Failed to connect to 127\.0\.0\.1 port {port}"
+        r"( after \d+ ms)?: (Couldn't connect to server|Connection refused)"
+    )
+    # The test image has no git.
+    no_git = r"Error \[Errno 2\] No such file or directory: 'git' while executing command git version"
     expected = rf"cannot install the local/VCS dependency demo: ({git}|{no_git})"
     assert_failed_cleanly(folder, result, seconds, expected)
 
@@ -539,12 +619,20 @@ def test_a_git_dependency_that_cannot_be_cloned_is_named_with_gits_first_error_l
 @pytest.mark.parametrize(
     "index_url, expected",
     [
-        ("http://127.0.0.1:80x/simple", r"127\.0\.0\.1:\? \(INDEX_URL, needed by demo\): not a valid address \(Port could not be cast to integer value as '80x'\)"),
+        (
+            "http://127.0.0.1:80x/simple",
+            r"127\.0\.0\.1:\? \(INDEX_URL, needed by demo\): not a valid address "
+            r"\(Port could not be cast to integer value as '80x'\)",
+        ),
         ("http://[::1/simple", r"\? \(INDEX_URL, needed by demo\): not a valid address \(Invalid IPv6 URL\)"),
-        ("127.0.0.1:8080/simple", r"127\.0\.0\.1:8080 \(INDEX_URL, needed by demo\): not a valid address \(not an http:// or https:// address with a host\)"),
+        (
+            "127.0.0.1:8080/simple",
+            r"127\.0\.0\.1:8080 \(INDEX_URL, needed by demo\): not a valid address "
+            r"\(not an http:// or https:// address with a host\)",
+        ),
     ],
     ids=["port", "ipv6", "no-scheme"],
-)  # fmt: skip
+)
 def test_an_index_address_that_is_not_one_is_one_line(tmp_path, served, index_url, expected):
     index = served()
     folder = demo_project(tmp_path / "project", index.url, [index.add("demo", demo_wheel(tmp_path))])
@@ -578,8 +666,11 @@ def test_an_index_that_stalls_after_the_probe_costs_one_timeout_not_one_per_pack
     (folder / "build.zip").write_bytes(b"the previous zip")
     record_as_kit_output(folder, folder / "build.zip")
     result, seconds = build(folder, "local", net_env(PIP_TIMEOUT="3"))
-    expected = re.escape(f'package index {index.host} (the lock\'s source "faulty", needed by ') + r"(pkg\d\d, ){6}\d+ more\)" + (
-        re.escape(": no answer within the timeout (3 s)"))  # fmt: skip
+    expected = (
+        re.escape(f'package index {index.host} (the lock\'s source "faulty", needed by ')
+        + r"(pkg\d\d, ){6}\d+ more\)"
+        + re.escape(": no answer within the timeout (3 s)")
+    )
     assert_failed_cleanly(folder, result, seconds, expected, bound=2 * 3 + 4)
     assert len(index.asked()) <= 8 + 1  # the first round of requests; none after the host was found dead
 

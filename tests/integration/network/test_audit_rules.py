@@ -68,7 +68,9 @@ def test_a_package_the_lock_skips_by_marker_is_an_error_naming_both(tmp_path, wh
     }
     assert report.errors == 1
     # Without the lock the rule still holds; with numpy from a layer it is met.
-    assert by_id(audit.audit_zip(path, runtime="3.10")) == {"deps-missing": ["pandas 1.3.4 requires numpy>=1.21.0: not in the zip"]}  # fmt: skip
+    assert by_id(audit.audit_zip(path, runtime="3.10")) == {
+        "deps-missing": ["pandas 1.3.4 requires numpy>=1.21.0: not in the zip"]
+    }
     layer = write_zip(
         tmp_path / "layer.zip", {"python/numpy-1.26.4.dist-info/METADATA": b"Name: numpy\nVersion: 1.26.4\n"}
     )
@@ -148,7 +150,9 @@ def test_a_record_that_claims_a_users_file_must_match_its_bytes(tmp_path):
     assert by_id(audit.audit_zip(write_zip(tmp_path / "e.zip", files), runtime="3.12")) == {"leftover-secret": [".env"]}
     own = base64.urlsafe_b64encode(hashlib.sha256(files[".env"]).digest()).rstrip(b"=")
     files["evil-1.0.dist-info/RECORD"] = b".env,sha256=" + own + b",20\n"
-    assert by_id(audit.audit_zip(write_zip(tmp_path / "o.zip", files), runtime="3.12")) == {"secret-in-dist": [".env (evil 1.0)"]}  # fmt: skip
+    assert by_id(audit.audit_zip(write_zip(tmp_path / "o.zip", files), runtime="3.12")) == {
+        "secret-in-dist": [".env (evil 1.0)"]
+    }
 
 
 # ---- the JUnit report ----
@@ -198,15 +202,23 @@ def test_make_check_junit(tmp_path, whl):
     )
     done = subprocess.run(
         ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "check", "JUNIT=out/audit.xml"],
-        cwd=project, env=kit_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=project,
+        env=kit_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2  # make's own status for a failed recipe
     assert done.stderr.startswith("lambda-kit: error: the JUnit report's folder does not exist (out)")
     (project / "out").mkdir()
     done = subprocess.run(
         ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "check", "JUNIT=out/audit.xml"],
-        cwd=project, env=kit_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=project,
+        env=kit_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     cases = {c.get("name"): c for c in ET.parse(project / "out" / "audit.xml").getroot().iter("testcase")}
     assert "boto3 1.35.0 requires botocore" in cases["deps-runtime"].find("system-out").text

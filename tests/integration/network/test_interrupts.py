@@ -26,8 +26,15 @@ def start(project: Path, *args: str, env: dict | None = None) -> subprocess.Pope
         "BUILDER=local",
         *args,
     ]
-    return subprocess.Popen(argv, cwd=project, env=env or kit_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        argv,
+        cwd=project,
+        env=env or kit_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for_line(proc: subprocess.Popen, text: str) -> list[str]:
@@ -69,8 +76,17 @@ def test_an_interrupt_at_any_point_leaves_the_old_zip_or_the_new_one(sample):
     original = app.read_text()
     old = valid_zip(sample / "build.zip")
     # (when, whom): after a line, or a delay; the process group (Ctrl-C) or make alone (SIGTERM)
-    points = [("audit passed", "group"), ("audit passed", "make"), ("dependencies unchanged", "group"),
-              (0.0, "group"), (0.1, "group"), (0.3, "make"), (0.5, "group"), (0.8, "make"), (1.2, "group")]  # fmt: skip
+    points = [
+        ("audit passed", "group"),
+        ("audit passed", "make"),
+        ("dependencies unchanged", "group"),
+        (0.0, "group"),
+        (0.1, "group"),
+        (0.3, "make"),
+        (0.5, "group"),
+        (0.8, "make"),
+        (1.2, "group"),
+    ]
     outcomes = []
     for i, (when, whom) in enumerate(points):
         app.write_text(original + f"\n# change {i}\n")

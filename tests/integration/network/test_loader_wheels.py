@@ -16,8 +16,17 @@ def test_popular_wheels_have_no_missing_library(real_zips):
         assert [f for f in report.findings if f.id.startswith("native-")] == [], key
 
 
-ARM64_WHEELS = ["Pillow==10.1.0", "pillow==11.0.0", "shapely==2.0.6", "h5py==3.12.1", "matplotlib==3.9.2",
-                "pymssql==2.3.2", "psycopg-binary==3.2.10", "numpy==1.26.4", "scipy==1.15.3"]  # fmt: skip
+ARM64_WHEELS = [
+    "Pillow==10.1.0",
+    "pillow==11.0.0",
+    "shapely==2.0.6",
+    "h5py==3.12.1",
+    "matplotlib==3.9.2",
+    "pymssql==2.3.2",
+    "psycopg-binary==3.2.10",
+    "numpy==1.26.4",
+    "scipy==1.15.3",
+]
 
 
 def test_popular_arm64_wheels_resolve_and_a_deleted_library_names_its_chain(tmp_path):

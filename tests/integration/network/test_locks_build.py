@@ -64,7 +64,7 @@ def test_every_lock_format_builds_the_same_bytes_locally(tmp_path):
     touched = make(folder, "package", "BUILDER=local")
     assert "dependencies unchanged" in touched.stdout and digest(folder / "build.zip") == digests["uv"]
     # SLIM and COMPILE (the runtime's Python compiles, so the host's: PYTHON_VERSION is the host's here).
-    host = "%d.%d" % sys.version_info[:2]
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
     slim = {}
     for case in ("pipenv", "poetry"):
         built = make(

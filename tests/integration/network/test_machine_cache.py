@@ -21,8 +21,13 @@ DAY = 86400
 def launch(cache: Path, home: Path, code: str) -> subprocess.CompletedProcess:
     """The launcher as make runs it, running `code` in the helper's environment."""
     env = machine_env(cache, LAMBDA_KIT_CACHE=str(cache), LAMBDA_KIT_HOME=str(home))
-    return subprocess.run([sys.executable, "-S", str(LAUNCHER), "python", "-c", code],
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-S", str(LAUNCHER), "python", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def noting_docker(folder: Path, calls: Path) -> str:

@@ -16,8 +16,9 @@ def test_a_lock_change_asks_pip_only_about_what_changed_and_gives_a_cold_builds_
     warm, cold = copy_kit(tmp_path / "warm"), copy_kit(tmp_path / "cold")
     for project in (warm, cold):
         shutil.copytree(ROOT / "bench" / "projects" / "small" / "lambdas", project / "lambdas", dirs_exist_ok=True)
-    lock = lambda project, v: [shutil.copy(ROOT / "bench" / "projects" / "small" / v / f, project / f)  # noqa: E731
-                               for f in ("Pipfile", "Pipfile.lock")]  # fmt: skip
+    lock = lambda project, v: [  # noqa: E731
+        shutil.copy(ROOT / "bench" / "projects" / "small" / v / f, project / f) for f in ("Pipfile", "Pipfile.lock")
+    ]
     build = ("package", "BUILDER=local", "PYTHON_VERSION=3.11", "HANDLER=app.handler")
     lock(warm, "a")
     assert make(warm, *build).returncode == 0

@@ -172,8 +172,13 @@ def test_an_unreachable_store_is_one_warning_and_the_build_goes_on(sample):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    fake = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull}  # fmt: skip
+    fake = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+    }
     result = agent(sample, "s3://no-such-store/deps", "BUILDER=local", **fake)
     assert result.returncode == 0, result.stderr + result.stdout
     first_line, warning = warnings(result)
@@ -245,18 +250,22 @@ def test_docker_build_signed_into_s3_gives_an_agent_without_docker_the_same_zip_
         assert first.returncode == 0, first.stderr + first.stdout
         assert "lambda-kit: docker build" in first.stdout and f"signed with key {writer.signer.id})" in first.stdout
         checkout = hashlib.sha256(str(sample.resolve()).encode()).hexdigest()[:12]
-        images = subprocess.run(["docker", "image", "ls", "-q", "--filter", f"label=org.lambda-kit.checkout={checkout}"],
-                                capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        images = subprocess.run(
+            ["docker", "image", "ls", "-q", "--filter", f"label=org.lambda-kit.checkout={checkout}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         assert images
         seen = {
             "output": first.stdout + first.stderr,
             "build log": (sample / ".lambda-kit" / "build.log").read_text(errors="replace"),
             "image history": subprocess.run(
                 ["docker", "history", "--no-trunc", *images[:1]], capture_output=True, text=True, check=True
-            ).stdout,  # fmt: skip
+            ).stdout,
             "image config": subprocess.run(
                 ["docker", "image", "inspect", *images], capture_output=True, text=True, check=True
-            ).stdout,  # fmt: skip
+            ).stdout,
         }
         assert [where for where, text in seen.items() if secret in text] == []
         assert ps.read > 100 and ps.found == []

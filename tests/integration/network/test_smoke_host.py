@@ -16,7 +16,7 @@ from helpers import HOST_PYTHON, RUNTIME, kit_env, make, path_without_docker
 pytestmark = pytest.mark.skipif(
     HOST_PYTHON != RUNTIME or platform.machine() != "x86_64",
     reason=f"the host runs python{HOST_PYTHON} on {platform.machine()}, the tests' zips are for {RUNTIME} x86_64",
-)  # fmt: skip
+)
 ON_HOST = "running the handler on the host"
 
 

@@ -18,25 +18,50 @@ from lambda_kit.steps import wheelfetch
 
 
 def lock_pins(lock_path: Path, version: str, arch: str) -> dict[str, tuple[str, tuple]]:
-    plan = lockfile.install_plan(lockfile.load_pipfile_lock(lock_path), runtimes.target_environment(runtimes.lookup(version), arch))
+    plan = lockfile.install_plan(
+        lockfile.load_pipfile_lock(lock_path), runtimes.target_environment(runtimes.lookup(version), arch)
+    )
     return {p.name: (p.version.lstrip("="), tuple(p.hashes)) for p in plan.index}
 
 
 def pip_report_choice(tmp: Path, pins: dict, args: list[str]) -> dict[str, str]:
     """pip's choice for real locks without downloading every wheel: a dry run's report."""
     requirements = tmp / "requirements.txt"
-    requirements.write_text("".join(f"{n}=={v} " + " ".join(f"--hash={h}" for h in hs) + "\n"
-                                    for n, (v, hs) in pins.items()))  # fmt: skip
+    requirements.write_text(
+        "".join(f"{n}=={v} " + " ".join(f"--hash={h}" for h in hs) + "\n" for n, (v, hs) in pins.items())
+    )
     report = tmp / "report.json"
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
     env.pop("PIP_FIND_LINKS", None)
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
-                             "--require-hashes", "--target", str(tmp / "t"), "--report", str(report), "--quiet",
-                             *args, "-r", str(requirements)], env=env, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--no-deps",
+            "--require-hashes",
+            "--target",
+            str(tmp / "t"),
+            "--report",
+            str(report),
+            "--quiet",
+            *args,
+            "-r",
+            str(requirements),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     items = json.loads(report.read_text())["install"]
-    return {item["metadata"]["name"].lower().replace("_", "-"): item["download_info"]["url"].rsplit("/", 1)[1]
-            for item in items}  # fmt: skip
+    return {
+        item["metadata"]["name"].lower().replace("_", "-"): item["download_info"]["url"].rsplit("/", 1)[1]
+        for item in items
+    }
 
 
 @pytest.mark.parametrize("version, arch", [("3.11", "x86_64"), ("3.12", "arm64"), ("3.13", "x86_64")])

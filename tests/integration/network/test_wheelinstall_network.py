@@ -25,10 +25,23 @@ def test_real_wheels_from_pypi_install_as_pip_installs_them(tmp_path):
     requirements.write_text(plan.requirements_text())
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--dest", str(wheels),
-         *Target(runtime, "x86_64").pip_args(), "-r", str(requirements)],
-        check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--dest",
+            str(wheels),
+            *Target(runtime, "x86_64").pip_args(),
+            "-r",
+            str(requirements),
+        ],
+        check=True,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+    )
     files = sorted(wheels.glob("*.whl"))
     assert len(files) == len(plan.index)
     pip_target(files, tmp_path / "pip", [f"{p.name}{p.version}" for p in plan.index])

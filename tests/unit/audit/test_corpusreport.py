@@ -16,8 +16,17 @@ SELECTION = {
 
 
 def record(package: str, status: str = "audited", **extra) -> dict:
-    return {"package": package, "version": "1.0", "target": "3.12-x86_64", "rank": 1, "status": status,
-            "seconds": 1.0, "errors": {}, "warnings": {}, **extra}  # fmt: skip
+    return {
+        "package": package,
+        "version": "1.0",
+        "target": "3.12-x86_64",
+        "rank": 1,
+        "status": status,
+        "seconds": 1.0,
+        "errors": {},
+        "warnings": {},
+        **extra,
+    }
 
 
 def test_every_error_is_in_the_summary_with_its_rule_and_entries():

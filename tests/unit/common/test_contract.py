@@ -77,8 +77,9 @@ def test_the_tools_layer_copies_the_common_and_net_folders_only(tmp_path):
     folder, which holds of the kit the folders netconfig imports from (contract.TOOLS_PACKAGES)."""
     step_one = DOCKERFILE[: DOCKERFILE.index("\n# 2.")]
     assert [s for sources, _ in copies(step_one) for s in sources] == ["setup/"]
-    context.stage_build(tmp_path / "ctx", kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=False,
-                  network=NetworkSettings())  # fmt: skip
+    context.stage_build(
+        tmp_path / "ctx", kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=False, network=NetworkSettings()
+    )
     staged = sorted(p.name for p in (tmp_path / "ctx" / "setup" / "kit" / "lambda_kit").iterdir())
     assert staged == ["__init__.py", "common", "net"] == ["__init__.py", *contract.TOOLS_PACKAGES]
     context.stage_smoke(tmp_path / "smoke", kit_dir=ROOT, buildkit=False, network=NetworkSettings())
@@ -99,8 +100,12 @@ def test_netconfig_runs_from_the_tools_layer_folders_alone(tmp_path, monkeypatch
     text = staged.read_text()
     assert '\nNET = ROOT / "net"' in text
     staged.write_text(text.replace('\nNET = ROOT / "net"', f"\nNET = PurePosixPath({str(tmp_path / 'net')!r})", 1))
-    done = subprocess.run([sys.executable, "-E", "-s", "-m", "lambda_kit.net.netconfig", sys.executable, "-c", probe],
-                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-E", "-s", "-m", "lambda_kit.net.netconfig", sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.splitlines() == [
         "lambda-kit: error: package index 127.0.0.1:9 (INDEX_URL): connection refused",
@@ -142,8 +147,10 @@ def test_settings_file_written_by_the_host_is_read_by_the_image(tmp_path, monkey
         "ENV_TOKEN": "s3cret",
         "ENV_USER": "me",
     }
-    lock_sources = [{"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True},
-                    {"name": "private", "url": "https://${USER}:$TOKEN@private.example/simple", "verify_ssl": False}]  # fmt: skip
+    lock_sources = [
+        {"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True},
+        {"name": "private", "url": "https://${USER}:$TOKEN@private.example/simple", "verify_ssl": False},
+    ]
     sources = built.sources(lock_sources)
     # A package without an index: the first source (INDEX_URL takes its place), then EXTRA_INDEX_URLS.
     env, cleanup = built.pip_environment(built.route(sources), base={"PIP_FIND_LINKS": "/x", "HOME": "/root"})

@@ -96,8 +96,10 @@ def test_bad_key_settings_are_one_line_that_never_shows_the_key(tmp_path):
     (tmp_path / "bad.pub").write_text("# the main-branch key\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHX\n")
     os.mkfifo(tmp_path / "fifo.key")
     cases = [
-        (dict(signing=pem, LAMBDA_KIT_SIGNING_KEY_ORIGIN="command line"),
-         "CACHE_SIGNING_KEY holds a key on make's command line, where every process list shows it"),
+        (
+            dict(signing=pem, LAMBDA_KIT_SIGNING_KEY_ORIGIN="command line"),
+            "CACHE_SIGNING_KEY holds a key on make's command line, where every process list shows it",
+        ),
         (dict(signing=str(tmp_path / "missing.key")), "CACHE_SIGNING_KEY names no such file"),
         (dict(signing=str(tmp_path / "fifo.key")), "CACHE_SIGNING_KEY names no regular file"),
         (dict(signing=str(tmp_path / "rsa.key")), "CACHE_SIGNING_KEY is not an Ed25519 private key in PEM (PKCS#8)"),
@@ -106,7 +108,7 @@ def test_bad_key_settings_are_one_line_that_never_shows_the_key(tmp_path):
         (dict(trusted=f"{public} {tmp_path / 'bad.pub'}"), "CACHE_TRUSTED_KEYS holds something that is not"),
         (dict(trusted=public[:-2] + "=="), "CACHE_TRUSTED_KEYS holds something that is not"),
         (dict(trusted=private), "CACHE_TRUSTED_KEYS holds something that is not"),
-    ]  # fmt: skip
+    ]
     for settings, message in cases:
         with pytest.raises(UsageError) as caught:
             keys(**settings)
@@ -158,8 +160,12 @@ def test_a_signed_manifest_is_used_only_from_a_trusted_key_for_this_key_and_this
     assert rejected(forged_id) == "is signed by key ??31?fffffffffff, which is not a trusted key (CACHE_TRUSTED_KEYS)"
 
     text = json.loads(envelope["manifest"])
-    assert text == {"format": cachesign.FORMAT, "key": KEY, "kit": __version__,
-                    "objects": {n: {"size": s, "sha256": d} for n, (s, d) in OBJECTS.items()}}  # fmt: skip
+    assert text == {
+        "format": cachesign.FORMAT,
+        "key": KEY,
+        "kit": __version__,
+        "objects": {n: {"size": s, "sha256": d} for n, (s, d) in OBJECTS.items()},
+    }
     older = dict(text, kit="0.0.1")
     resigned = json.dumps(older, sort_keys=True, separators=(",", ":"))
     signature = base64.b64encode(signer._key.sign(resigned.encode())).decode()

@@ -21,8 +21,14 @@ def test_key_is_shared_by_checkouts_in_other_folders_and_changes_with_what_chang
 
     def key(project: Path, builder: str = "docker", **changes) -> str:
         settings = dict(runtime=RUNTIME, arch="x86_64", base_image=BASE_IMAGE, slim=False)
-        s = PackageSettings(kit_dir=project, pipfile=project / "Pipfile", src=project / "lambdas",
-                            out=project / "build.zip", state_dir=project / ".lambda-kit", **{**settings, **changes})  # fmt: skip
+        s = PackageSettings(
+            kit_dir=project,
+            pipfile=project / "Pipfile",
+            src=project / "lambdas",
+            out=project / "build.zip",
+            state_dir=project / ".lambda-kit",
+            **{**settings, **changes},
+        )
         return dependency_key(resolve(s), builder)
 
     assert key(a) == key(b)
@@ -38,8 +44,11 @@ def test_key_is_shared_by_checkouts_in_other_folders_and_changes_with_what_chang
 
 def test_wheelhouse_files_from_the_store_are_verified_and_bounded(tmp_path, monkeypatch):
     store, wheelhouse = tmp_path / "store", tmp_path / "wheelhouse"
-    files = {"good-1.0-py3-none-any.whl": b"good" * 10, "tampered-1.0-py3-none-any.whl": b"real" * 10,
-             "huge-1.0-py3-none-any.whl": b"h" * 300}  # fmt: skip
+    files = {
+        "good-1.0-py3-none-any.whl": b"good" * 10,
+        "tampered-1.0-py3-none-any.whl": b"real" * 10,
+        "huge-1.0-py3-none-any.whl": b"h" * 300,
+    }
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     lock = {"default": {n.split("-")[0]: {"version": "==1.0", "hashes": [f"sha256:{digests[n]}"]} for n in files}}
     for name, data in files.items():
@@ -101,16 +110,21 @@ def test_audit_facts_from_the_store_are_merged_only_when_they_are_facts(tmp_path
         assert not cachefacts.merge_native_facts(bad, target)
     assert cachefacts.merge_native_facts(good, target)
     merged = auditnative.load_facts(target)
-    assert merged == {"a.so|00000001|10": ["elf", "x86_64", 2, 17], "b.so|00000002|20": ["other", "Mach-O"],
-                      "c.so|00000003|30": ["elf", "x86_64", 2, 28]}  # fmt: skip
+    assert merged == {
+        "a.so|00000001|10": ["elf", "x86_64", 2, 17],
+        "b.so|00000002|20": ["other", "Mach-O"],
+        "c.so|00000003|30": ["elf", "x86_64", 2, 28],
+    }
 
 
 def test_bytecode_verdicts_and_needed_libraries_from_the_store_are_merged_only_in_their_shape(tmp_path):
     """COMPILE=1 puts bytecode verdicts beside the native facts; the native-needed rule keeps its own
     cache of each file's ELF links. Both travel with deps.zip and are shape-checked before use."""
     natives, needed, source = tmp_path / "audit-native.json", tmp_path / "audit-needed.json", tmp_path / "in.json"
-    verdicts = {"bytecode|3.12|a.pyc|00000001|00000002": [],
-                "bytecode|3.12|b.pyc|00000003|ffffffff": ["bytecode-orphan", "bytecode without its source"]}  # fmt: skip
+    verdicts = {
+        "bytecode|3.12|a.pyc|00000001|00000002": [],
+        "bytecode|3.12|b.pyc|00000003|ffffffff": ["bytecode-orphan", "bytecode without its source"],
+    }
     auditnative.save_facts(source, verdicts)
     assert cachefacts.merge_native_facts(source, natives)
     assert auditnative.load_facts(natives) == verdicts
@@ -160,6 +174,7 @@ def test_a_signed_entry_round_trips_in_process_and_a_manifest_past_its_bound_is_
     monkeypatch.setattr(cachesign, "MAX_ENVELOPE", 100)
     got, said = restore()
     assert got is None and said[1] == (
-        f"lambda-kit: warning: cache {store}: deps/{key}.zip (key {key[:12]}) has a manifest larger than 100 bytes: ignored"
+        f"lambda-kit: warning: cache {store}: deps/{key}.zip (key {key[:12]}) "
+        "has a manifest larger than 100 bytes: ignored"
     )
     assert list(work.iterdir()) == []  # nothing of the refused entry is left behind

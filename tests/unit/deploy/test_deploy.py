@@ -278,10 +278,20 @@ def test_an_object_with_forged_codesha256_metadata_is_never_what_lambda_runs(tmp
     # The checked object is reused, pinned to its version, by a new function and by a layer.
     make_role(local_aws)
     local_aws.log.seen.clear()
-    created = helper(local_aws, "deploy", str(tmp_path / "fn.zip"), "--function", "billing", "--role", ROLE,
-                     "--s3-bucket", "deploy-artifacts")  # fmt: skip
-    layer = helper(local_aws, "deploy-layer", str(tmp_path / "fn.zip"), "--layer-name", "deps",
-                   "--s3-bucket", "deploy-artifacts")  # fmt: skip
+    created = helper(
+        local_aws,
+        "deploy",
+        str(tmp_path / "fn.zip"),
+        "--function",
+        "billing",
+        "--role",
+        ROLE,
+        "--s3-bucket",
+        "deploy-artifacts",
+    )
+    layer = helper(
+        local_aws, "deploy-layer", str(tmp_path / "fn.zip"), "--layer-name", "deps", "--s3-bucket", "deploy-artifacts"
+    )
     assert created.returncode == 0 and layer.returncode == 0, created.stderr + layer.stderr
     assert ("PUT", f"/deploy-artifacts/{key}") not in aws_writes(local_aws)
     codes = [

@@ -192,8 +192,11 @@ def test_uv_lock_check_is_uvs_own(tmp_path):
 
 
 def test_malformed_locks_are_one_line(tmp_path):
-    for name, text in [("uv.lock", "version = 1\n[[package]]\nversion = '1'\n"), ("poetry.lock", "[[package]\n"),
-                       ("pylock.toml", 'lock-version = "9.0"\ncreated-by = "x"\n[[packages]]\nname = "a"\n')]:  # fmt: skip
+    for name, text in [
+        ("uv.lock", "version = 1\n[[package]]\nversion = '1'\n"),
+        ("poetry.lock", "[[package]\n"),
+        ("pylock.toml", 'lock-version = "9.0"\ncreated-by = "x"\n[[packages]]\nname = "a"\n'),
+    ]:
         folder = tmp_path / name
         folder.mkdir()
         (folder / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '0'\n")
@@ -237,7 +240,10 @@ def test_uv_workspace_member_is_chosen_and_its_sibling_is_a_local_package():
     model = lockformats.load(path, target(), lockformats.Selection(package="orders", extras=("http",)))
     assert model["default"]["common"] == {"path": "libs/common"}
     assert pins({"default": {n: e for n, e in model["default"].items() if n != "common"}}) == {
-        "certifi": "==2026.10.19.post1", "idna": "==3.20", "pyyaml": "==6.0.4"}  # fmt: skip
+        "certifi": "==2026.10.19.post1",
+        "idna": "==3.20",
+        "pyyaml": "==6.0.4",
+    }
     with pytest.raises(UsageError, match="LOCK_PACKAGE is not a package of uv.lock"):
         lockformats.load(path, target(), lockformats.Selection(package="billing"))
 
@@ -295,12 +301,21 @@ def test_requirements_includes_cycle_and_nest_without_end(tmp_path):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("case,old,new", [
-    ("pylock", 'name = "pyyaml"\nversion = "6.0.4"\nindex = "https://pypi.org/simple"',
-     'name = "pyyaml"\nversion = "6.0.4"\nindex = "https://private.example/simple"'),
-    ("uv", 'name = "pyyaml"\nversion = "6.0.4"\nsource = { registry = "https://pypi.org/simple" }',
-     'name = "pyyaml"\nversion = "6.0.4"\nsource = { registry = "https://private.example/simple" }'),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "case,old,new",
+    [
+        (
+            "pylock",
+            'name = "pyyaml"\nversion = "6.0.4"\nindex = "https://pypi.org/simple"',
+            'name = "pyyaml"\nversion = "6.0.4"\nindex = "https://private.example/simple"',
+        ),
+        (
+            "uv",
+            'name = "pyyaml"\nversion = "6.0.4"\nsource = { registry = "https://pypi.org/simple" }',
+            'name = "pyyaml"\nversion = "6.0.4"\nsource = { registry = "https://private.example/simple" }',
+        ),
+    ],
+)
 def test_each_package_keeps_its_own_index(tmp_path, case, old, new):
     path = copy(tmp_path, case)
     text = path.read_text()

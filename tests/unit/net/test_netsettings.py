@@ -46,23 +46,46 @@ def kits_view(env: dict[str, str], monkeypatch) -> dict:
 
 
 CONFIGS = {
-    "global": ({"etc/xdg/pip/pip.conf": "[global]\ncert = /x/ca.pem\ntimeout = 7\ntrusted-host = a.example b.example:8443\n"}, {}),
-    "command over global": ({"home/.config/pip/pip.conf": "[global]\nproxy = http://p:1\nretries = 2\n[download]\nproxy = http://q:2\n"}, {}),
-    "variables over files": ({"home/.config/pip/pip.conf": "[global]\ntimeout = 7\nindex-url = https://m.example/simple\n"},
-                             {"PIP_DEFAULT_TIMEOUT": "9", "PIP_INDEX_URL": "https://n.example/simple"}),
-    "user over global, legacy first": ({"etc/xdg/pip/pip.conf": "[global]\ncert = /g.pem\nclient-cert = /c.pem\n",
-                                        "home/.pip/pip.conf": "[global]\ncert = /legacy.pem\n",
-                                        "home/.config/pip/pip.conf": "[global]\ncert = /user.pem\n"}, {}),
-    "PIP_CONFIG_FILE skips the user's": ({"home/.config/pip/pip.conf": "[global]\ncert = /user.pem\n",
-                                          "env.conf": "[global]\nfind-links = /w1 /w2\nextra-index-url = https://e.example/simple\n"},
-                                         {"PIP_CONFIG_FILE": "{root}/env.conf"}),
-    "PIP_CONFIG_FILE=/dev/null reads none": ({"etc/xdg/pip/pip.conf": "[global]\ncert = /g.pem\n"},
-                                             {"PIP_CONFIG_FILE": os.devnull, "PIP_TRUSTED_HOST": "t.example"}),
-    "two XDG dirs, aliases": ({"etc/xdg/pip/pip.conf": "[global]\ndefault-timeout = 3\n", "xdg2/pip/pip.conf": "[global]\ntimeout = 4\n"},
-                              {"XDG_CONFIG_DIRS": "{root}/etc/xdg:{root}/xdg2", "PIP_NO_PROXY_ENV": "yes"}),
-    "install section and variable names": ({"home/.config/pip/pip.conf": "[install]\ncert = /i.pem\n[global]\nproxy=\n"},
-                                           {"PIP_CLIENT_CERT": "/env-client.pem", "PIP_RETRIES": "0"}),
-}  # fmt: skip
+    "global": (
+        {"etc/xdg/pip/pip.conf": "[global]\ncert = /x/ca.pem\ntimeout = 7\ntrusted-host = a.example b.example:8443\n"},
+        {},
+    ),
+    "command over global": (
+        {"home/.config/pip/pip.conf": "[global]\nproxy = http://p:1\nretries = 2\n[download]\nproxy = http://q:2\n"},
+        {},
+    ),
+    "variables over files": (
+        {"home/.config/pip/pip.conf": "[global]\ntimeout = 7\nindex-url = https://m.example/simple\n"},
+        {"PIP_DEFAULT_TIMEOUT": "9", "PIP_INDEX_URL": "https://n.example/simple"},
+    ),
+    "user over global, legacy first": (
+        {
+            "etc/xdg/pip/pip.conf": "[global]\ncert = /g.pem\nclient-cert = /c.pem\n",
+            "home/.pip/pip.conf": "[global]\ncert = /legacy.pem\n",
+            "home/.config/pip/pip.conf": "[global]\ncert = /user.pem\n",
+        },
+        {},
+    ),
+    "PIP_CONFIG_FILE skips the user's": (
+        {
+            "home/.config/pip/pip.conf": "[global]\ncert = /user.pem\n",
+            "env.conf": "[global]\nfind-links = /w1 /w2\nextra-index-url = https://e.example/simple\n",
+        },
+        {"PIP_CONFIG_FILE": "{root}/env.conf"},
+    ),
+    "PIP_CONFIG_FILE=/dev/null reads none": (
+        {"etc/xdg/pip/pip.conf": "[global]\ncert = /g.pem\n"},
+        {"PIP_CONFIG_FILE": os.devnull, "PIP_TRUSTED_HOST": "t.example"},
+    ),
+    "two XDG dirs, aliases": (
+        {"etc/xdg/pip/pip.conf": "[global]\ndefault-timeout = 3\n", "xdg2/pip/pip.conf": "[global]\ntimeout = 4\n"},
+        {"XDG_CONFIG_DIRS": "{root}/etc/xdg:{root}/xdg2", "PIP_NO_PROXY_ENV": "yes"},
+    ),
+    "install section and variable names": (
+        {"home/.config/pip/pip.conf": "[install]\ncert = /i.pem\n[global]\nproxy=\n"},
+        {"PIP_CLIENT_CERT": "/env-client.pem", "PIP_RETRIES": "0"},
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(CONFIGS))
@@ -89,9 +112,17 @@ PROXY_ENVS = [
     {"https_proxy": "http://p:5", "no_proxy": "*"},
     {"HTTPS_PROXY": "http://p:6", "https_proxy": "", "all_proxy": "http://a:7", "no_proxy": "10.0.0.0/8,localhost"},
 ]
-URLS = ["https://127.0.0.1:8443/simple/", "http://127.0.0.9/x", "https://pypi.example.com/simple/", "https://example.com/",
-        "https://bare.org:8443/a", "https://bare.org/a", "http://10.1.2.3/x", "http://localhost:3141/simple/",
-        "https://files.pythonhosted.org/x.whl"]  # fmt: skip
+URLS = [
+    "https://127.0.0.1:8443/simple/",
+    "http://127.0.0.9/x",
+    "https://pypi.example.com/simple/",
+    "https://example.com/",
+    "https://bare.org:8443/a",
+    "https://bare.org/a",
+    "http://10.1.2.3/x",
+    "http://localhost:3141/simple/",
+    "https://files.pythonhosted.org/x.whl",
+]
 
 
 @pytest.mark.parametrize("variables", PROXY_ENVS, ids=range(len(PROXY_ENVS)))
@@ -115,9 +146,18 @@ def test_trusted_hosts_are_the_ones_pips_session_reads_without_verification():
     trusted = ["a.example", "b.example:8443", "127.0.0.1:3141"]
     session = PipSession(trusted_hosts=trusted)
     client = httpget.Client(httpget.HttpSettings(trusted=trusted))
-    for url in ["https://a.example/simple/", "https://a.example:9999/x", "https://b.example:8443/x", "https://b.example/x",
-                "https://127.0.0.1:3141/simple/", "https://127.0.0.1:3142/", "https://c.example/", "http://c.example/simple/",
-                "http://127.0.0.1:3142/simple/", "http://b.example:8443/"]:  # fmt: skip
+    for url in [
+        "https://a.example/simple/",
+        "https://a.example:9999/x",
+        "https://b.example:8443/x",
+        "https://b.example/x",
+        "https://127.0.0.1:3141/simple/",
+        "https://127.0.0.1:3142/",
+        "https://c.example/",
+        "http://c.example/simple/",
+        "http://127.0.0.1:3142/simple/",
+        "http://b.example:8443/",
+    ]:
         parts = httpget.urllib.parse.urlsplit(url)
         if url.startswith("https:"):  # verified or not: the adapter pip's session picks
             assert client.trusted(parts.hostname, parts.port) == (
@@ -130,9 +170,15 @@ def test_a_redirect_keeps_credentials_where_requests_keeps_them():
     from pip._vendor.requests import Session
 
     session = Session()
-    pairs = [("https://h/a", "https://h/b"), ("https://h/a", "https://g/b"), ("http://h/a", "https://h/b"),
-             ("https://h/a", "http://h/b"), ("https://h:8443/a", "https://h:9443/b"), ("https://h:443/a", "https://h/b"),
-             ("http://h:8080/a", "https://h/b")]  # fmt: skip
+    pairs = [
+        ("https://h/a", "https://h/b"),
+        ("https://h/a", "https://g/b"),
+        ("http://h/a", "https://h/b"),
+        ("https://h/a", "http://h/b"),
+        ("https://h:8443/a", "https://h:9443/b"),
+        ("https://h:443/a", "https://h/b"),
+        ("http://h:8080/a", "https://h/b"),
+    ]
     for old, new in pairs:
         assert httpget.same_origin(old, new) == (not session.should_strip_auth(old, new)), (old, new)
 
@@ -144,13 +190,18 @@ def test_a_machines_local_sources_and_other_settings_are_used_or_named(tmp_path)
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     config = tmp_path / "pip.conf"
-    config.write_text(f"[global]\nfind-links = {wheels} https://remote.example/links/\n"
-                      "extra-index-url = file:///opt/pypi/simple\nconstraint = /etc/constraints.txt\n"
-                      "disable-pip-version-check = 1\n")  # fmt: skip
+    config.write_text(
+        f"[global]\nfind-links = {wheels} https://remote.example/links/\n"
+        "extra-index-url = file:///opt/pypi/simple\nconstraint = /etc/constraints.txt\n"
+        "disable-pip-version-check = 1\n"
+    )
     view = pipview.read({"PIP_CONFIG_FILE": str(config), "HOME": str(tmp_path)})
     assert view.find_links == (str(wheels),)
-    assert sorted(view.unused) == [f"constraint ({config})", f"extra-index-url ({config})",
-                                   f"find-links https://remote.example/links/ ({config})"]  # fmt: skip
+    assert sorted(view.unused) == [
+        f"constraint ({config})",
+        f"extra-index-url ({config})",
+        f"find-links https://remote.example/links/ ({config})",
+    ]
 
 
 def test_a_configuration_file_pip_cannot_read_is_one_line(tmp_path):
@@ -163,8 +214,12 @@ def test_a_configuration_file_pip_cannot_read_is_one_line(tmp_path):
 def test_proxy_settings_switch_the_environment_off_as_in_requests(tmp_path):
     config = tmp_path / "pip.conf"
     config.write_text("[global]\nproxy = http://corp:3128\ncert = /pip.pem\n")
-    environ = {"PIP_CONFIG_FILE": str(config), "HOME": str(tmp_path), "HTTPS_PROXY": "http://env:1",
-               "REQUESTS_CA_BUNDLE": "/requests.pem"}  # fmt: skip
+    environ = {
+        "PIP_CONFIG_FILE": str(config),
+        "HOME": str(tmp_path),
+        "HTTPS_PROXY": "http://env:1",
+        "REQUESTS_CA_BUNDLE": "/requests.pem",
+    }
     view = pipview.read(environ)
     assert (view.proxy, view.env_proxies, view.cafiles) == ("http://corp:3128", {}, ("/pip.pem",))
     view = pipview.read({**environ, "PIP_CONFIG_FILE": os.devnull})

@@ -27,16 +27,28 @@ def test_a_note_is_used_only_for_a_wheel_the_target_accepts_that_is_in_the_wheel
     arm = "numpy-2.2.9-cp311-cp311-manylinux_2_17_aarch64.whl"
     for name in (linux, too_new, mac, arm, "outside.whl"):
         (tmp_path / name).write_bytes(b"")
-    note(tmp_path, {("numpy", "==2.2.6"): linux, ("numpy", "==2.2.7"): too_new, ("numpy", "==2.2.8"): mac,
-                    ("numpy", "==2.2.9"): arm, ("numpy", "==3.0"): "../outside.whl",
-                    ("numpy", "==3.1"): "missing-1.0-py3-none-any.whl", ("numpy", "==3.2"): 42})  # fmt: skip
+    note(
+        tmp_path,
+        {
+            ("numpy", "==2.2.6"): linux,
+            ("numpy", "==2.2.7"): too_new,
+            ("numpy", "==2.2.8"): mac,
+            ("numpy", "==2.2.9"): arm,
+            ("numpy", "==3.0"): "../outside.whl",
+            ("numpy", "==3.1"): "missing-1.0-py3-none-any.whl",
+            ("numpy", "==3.2"): 42,
+        },
+    )
     notes = pipchoices.Choices(tmp_path, TARGET)
     assert notes.known("NumPy", "==2.2.6", HASHES) == tmp_path / linux
     assert notes.known("numpy", "==2.2.6", ("sha256:" + "b" * 64,)) is None  # the lock's hashes changed
     for version in ("==2.2.7", "==2.2.8", "==2.2.9", "==3.0", "==3.1", "==3.2"):
         assert notes.known("numpy", version, HASHES) is None, version
     assert (
-        pipchoices.Choices(tmp_path, Target(TARGET.runtime, TARGET.arch, sources_allowed=True)).known("numpy", "==2.2.6", HASHES) is None
+        pipchoices.Choices(tmp_path, Target(TARGET.runtime, TARGET.arch, sources_allowed=True)).known(
+            "numpy", "==2.2.6", HASHES
+        )
+        is None
     )
 
 

@@ -121,11 +121,28 @@ def pip_choice(tmp: Path, env: dict, pins: dict[str, tuple[str, tuple]], args: l
     dest = tmp / "pip-dest"
     dest.mkdir(parents=True, exist_ok=True)
     requirements = tmp / "requirements.txt"
-    requirements.write_text("".join(f"{n}=={v} " + " ".join(f"--hash={h}" for h in hs) + "\n"
-                                    for n, (v, hs) in pins.items()))  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--dest",
-                             str(dest), "--no-cache-dir", *args, "-r", str(requirements)], env=env,
-                            capture_output=True, text=True)  # fmt: skip
+    requirements.write_text(
+        "".join(f"{n}=={v} " + " ".join(f"--hash={h}" for h in hs) + "\n" for n, (v, hs) in pins.items())
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--require-hashes",
+            "--dest",
+            str(dest),
+            "--no-cache-dir",
+            *args,
+            "-r",
+            str(requirements),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     chosen = {p.name for p in dest.iterdir()}
     for p in dest.iterdir():
@@ -138,11 +155,17 @@ def net_for(index: Index, **settings: str) -> netconfig.BuildNetwork:
     return netconfig.BuildNetwork({"INDEX_URL": index.url, "TIMEOUT": "5", **settings})
 
 
-def kit_choice(tmp: Path, network: netconfig.BuildNetwork, pins: dict[str, tuple[str, tuple]], target: Target,
-               sources: list[dict] | None = None) -> fetchphase.Result:  # fmt: skip
+def kit_choice(
+    tmp: Path,
+    network: netconfig.BuildNetwork,
+    pins: dict[str, tuple[str, tuple]],
+    target: Target,
+    sources: list[dict] | None = None,
+) -> fetchphase.Result:
     packages = [SimpleNamespace(name=n, version=f"=={v}", hashes=hs, index="") for n, (v, hs) in pins.items()]
-    return fetchphase.fetch(packages, target, network, sources or [], tmp / "wheelhouse", lambda line: None,
-                            target_name="python3.11 x86_64")  # fmt: skip
+    return fetchphase.fetch(
+        packages, target, network, sources or [], tmp / "wheelhouse", lambda line: None, target_name="python3.11 x86_64"
+    )
 
 
 ODD_FILES = {
@@ -172,23 +195,54 @@ def odd_index(index, tmp_path):
 # with this expectation: each row exercises one rule).
 CASES = [
     (list(ODD_FILES), "3.11", "x86_64", "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl"),  # cp311 ABI before abi3
-    (["demo-1.0-cp311-abi3-manylinux_2_24_x86_64.whl", "demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl",
-      "demo-1.0-cp311-cp311-manylinux_2_26_x86_64.whl", "demo-1.0-py3-none-any.whl"], "3.11", "x86_64",
-     "demo-1.0-cp311-abi3-manylinux_2_24_x86_64.whl"),  # yanked and Requires-Python >=3.12 out
-    (["demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl", "demo-1.0-py3-none-any.whl"], "3.11", "x86_64",
-     "demo-1.0-py3-none-any.whl"),  # a yanked file ranks below any other
-    (["demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl"], "3.11", "x86_64",
-     "demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl"),  # but is taken when it is the only one
-    (["demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-      "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl"], "3.11", "x86_64",
-     "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl"),  # the build tag decides
-    (["demo-1.0-py3-none-any.whl", "demo-1.0-py2.py3-none-any.whl"], "3.11", "x86_64",
-     "demo-1.0-py2.py3-none-any.whl"),  # equal: the last listed, as pip's resolver takes it
-    (["demo-1.0-cp311-cp311-manylinux_2_28_x86_64.whl", "demo-1.0-py3-none-any.whl"], "3.11", "x86_64",
-     "demo-1.0-py3-none-any.whl"),  # the glibc rule: 2_28 is not for a 2.26 runtime
+    (
+        [
+            "demo-1.0-cp311-abi3-manylinux_2_24_x86_64.whl",
+            "demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl",
+            "demo-1.0-cp311-cp311-manylinux_2_26_x86_64.whl",
+            "demo-1.0-py3-none-any.whl",
+        ],
+        "3.11",
+        "x86_64",
+        "demo-1.0-cp311-abi3-manylinux_2_24_x86_64.whl",
+    ),  # yanked and Requires-Python >=3.12 out
+    (
+        ["demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl", "demo-1.0-py3-none-any.whl"],
+        "3.11",
+        "x86_64",
+        "demo-1.0-py3-none-any.whl",
+    ),  # a yanked file ranks below any other
+    (
+        ["demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl"],
+        "3.11",
+        "x86_64",
+        "demo-1.0-cp311-cp311-manylinux_2_24_x86_64.whl",
+    ),  # but is taken when it is the only one
+    (
+        [
+            "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl",
+        ],
+        "3.11",
+        "x86_64",
+        "demo-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl",
+    ),  # the build tag decides
+    (
+        ["demo-1.0-py3-none-any.whl", "demo-1.0-py2.py3-none-any.whl"],
+        "3.11",
+        "x86_64",
+        "demo-1.0-py2.py3-none-any.whl",
+    ),  # equal: the last listed, as pip's resolver takes it
+    (
+        ["demo-1.0-cp311-cp311-manylinux_2_28_x86_64.whl", "demo-1.0-py3-none-any.whl"],
+        "3.11",
+        "x86_64",
+        "demo-1.0-py3-none-any.whl",
+    ),  # the glibc rule: 2_28 is not for a 2.26 runtime
     (list(ODD_FILES), "3.12", "x86_64", "demo-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"),
-    (list(ODD_FILES), "3.11", "arm64", "demo-1.0-cp311-cp311-manylinux_2_26_aarch64.whl"),  # invalid Requires-Python: ignored
-]  # fmt: skip
+    # invalid Requires-Python: ignored
+    (list(ODD_FILES), "3.11", "arm64", "demo-1.0-cp311-cp311-manylinux_2_26_aarch64.whl"),
+]
 
 
 @pytest.mark.parametrize("page", ["json", "html"])
@@ -219,11 +273,16 @@ DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
         (200, "text/html; charset=no-such-codec", b"<html></html>", "page cannot be read as no-such-codec"),
         (200, JSON, b"{not json", "page is not a valid PEP 691 page (JSONDecodeError"),
         (200, JSON, DEEP_JSON, "page is JSON nested too deeply to read"),
-        (200, "text/html", b"<html><![foo[ odd ]]><a href='x.whl'>x</a></html>", "page is HTML the parser cannot read (AssertionError"),
+        (
+            200,
+            "text/html",
+            b"<html><![foo[ odd ]]><a href='x.whl'>x</a></html>",
+            "page is HTML the parser cannot read (AssertionError",
+        ),
         (410, "text/plain", b"gone", "answered HTTP 410 for its page"),
     ],
     ids=["not-a-page", "charset", "bad-json", "deep-json", "odd-html", "http-410"],
-)  # fmt: skip
+)
 def test_a_page_pip_cannot_use_is_the_exact_reason_never_an_internal_error(index, tmp_path, status, kind, body, reason):
     wheel = index.add("demo", demo_wheel(tmp_path, "demo-1.0-py3-none-any.whl"))
     index.overrides["/simple/demo/"] = (status, kind, body)
@@ -272,7 +331,9 @@ def test_sizes_are_bounded(index, tmp_path, monkeypatch):
     result = kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, runtime_target())
     assert "is larger than 0 MiB" in result.failed["demo"].clause
     monkeypatch.setattr(indexclient, "MAX_PAGE", 50)
-    assert "larger than" in kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, runtime_target()).left["demo"]
+    assert (
+        "larger than" in kit_choice(tmp_path, net_for(index), {"demo": ("1.0", (pin,))}, runtime_target()).left["demo"]
+    )
 
 
 def test_names_that_leave_the_wheelhouse_are_never_candidates(index, tmp_path):
@@ -327,18 +388,25 @@ def test_html_and_fragment_details_as_pip_reads_them(index, tmp_path):
     index.overrides["/simple/demo/"] = (200, "text/html", page.encode())
     expected = {best_bare.name}
     assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
-    assert kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, runtime_target()).chosen["demo"].name in expected
+    assert (
+        kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, runtime_target()).chosen["demo"].name in expected
+    )
 
     shutil.rmtree(tmp_path / "wheelhouse")
     del index.overrides["/simple/demo/"]
     index.pages["demo"] = [
         {"filename": plain.name, "url": f"../../files/{plain.name}", "hashes": {"sha256": digest[plain.name]}},
-        {"filename": best_bare.name, "url": f"../../files/{best_bare.name}#sha256={'0' * 64}",
-         "hashes": {"sha256": digest[best_bare.name]}},  # the fragment wins: not a lock hash
-    ]  # fmt: skip
+        {
+            "filename": best_bare.name,
+            "url": f"../../files/{best_bare.name}#sha256={'0' * 64}",
+            "hashes": {"sha256": digest[best_bare.name]},
+        },  # the fragment wins: not a lock hash
+    ]
     expected = {plain.name}
     assert pip_choice(tmp_path, env_for(index), {"demo": ("1.0", pins)}, args) == expected
-    assert kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, runtime_target()).chosen["demo"].name in expected
+    assert (
+        kit_choice(tmp_path, net_for(index), {"demo": ("1.0", pins)}, runtime_target()).chosen["demo"].name in expected
+    )
 
 
 def test_each_host_is_looked_up_once_per_run(index, tmp_path, monkeypatch):

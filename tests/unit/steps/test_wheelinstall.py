@@ -24,7 +24,9 @@ from lambda_kit.zips import zipwriter
 def odd_wheels(folder: Path) -> list[Path]:
     folder.mkdir()
     alpha = make_wheel(
-        folder, "alpha", "1.0",
+        folder,
+        "alpha",
+        "1.0",
         {
             "alpha/__init__.py": b"VALUE = 1\n",
             "alpha/run.sh": (b"#!/bin/sh\necho hi\n", 0o755),
@@ -40,7 +42,7 @@ def odd_wheels(folder: Path) -> list[Path]:
         },
         unlisted={"alpha/unlisted.py": b"# not in RECORD\n"},
         entry_points="[console_scripts]\nalpha-cli = alpha:main\n",
-    )  # fmt: skip
+    )
     beta = make_wheel(folder, "beta", "2.0", {"beta.py": b"B = 1\n", "beta-2.0.data/data/share/beta.txt": b"b\n"})
     return [alpha, beta]
 
@@ -102,7 +104,9 @@ def test_another_distributions_data_folder_is_installed_as_pip_installs_it(tmp_p
     folder = tmp_path / "wheels"
     folder.mkdir()
     foreign = make_wheel(
-        folder, "gamma", "1.0",
+        folder,
+        "gamma",
+        "1.0",
         {
             "gamma/__init__.py": b"",
             "other-9.data/purelib/gamma_more.py": b"MORE = 1\n",
@@ -112,7 +116,7 @@ def test_another_distributions_data_folder_is_installed_as_pip_installs_it(tmp_p
             "other-9.data/headers/other.h": b"#define OTHER 1\n",
             "gamma-1.0.data/purelib/../purelib/gamma_dotted.py": b"D = 1\n",
         },
-    )  # fmt: skip
+    )
     pip_target([foreign], tmp_path / "pip", ["gamma==1.0"])
     kit_target([foreign], tmp_path / "kit")
     by_pip, by_kit = tree_files(tmp_path / "pip"), tree_files(tmp_path / "kit")
@@ -125,14 +129,34 @@ def test_another_distributions_data_folder_is_installed_as_pip_installs_it(tmp_p
 @pytest.mark.parametrize(
     "first, second, message",
     [
-        ({"pkg/x": b"a file"}, {"pkg/x/y.py": b""}, r"alpha-1.0-py3-none-any.whl and beta-1.0-py3-none-any.whl install pkg/x both as a file and as a folder"),
-        ({"pkg/x/y.py": b""}, {"pkg/x": b"a file"}, r"alpha-1.0-py3-none-any.whl and beta-1.0-py3-none-any.whl install pkg/x both as a file and as a folder"),
-        ({"pkg/..": b"x"}, {"beta.py": b""}, r"alpha-1.0-py3-none-any.whl has an entry that names the install folder itself"),
-        ({".": b"x"}, {"beta.py": b""}, r"alpha-1.0-py3-none-any.whl has an entry that names the install folder itself"),
-        ({"pkg": b"x", "pkg/a.py": b""}, {"beta.py": b""}, r"alpha-1.0-py3-none-any.whl installs pkg both as a file and as a folder"),
+        (
+            {"pkg/x": b"a file"},
+            {"pkg/x/y.py": b""},
+            r"alpha-1.0-py3-none-any.whl and beta-1.0-py3-none-any.whl install pkg/x both as a file and as a folder",
+        ),
+        (
+            {"pkg/x/y.py": b""},
+            {"pkg/x": b"a file"},
+            r"alpha-1.0-py3-none-any.whl and beta-1.0-py3-none-any.whl install pkg/x both as a file and as a folder",
+        ),
+        (
+            {"pkg/..": b"x"},
+            {"beta.py": b""},
+            r"alpha-1.0-py3-none-any.whl has an entry that names the install folder itself",
+        ),
+        (
+            {".": b"x"},
+            {"beta.py": b""},
+            r"alpha-1.0-py3-none-any.whl has an entry that names the install folder itself",
+        ),
+        (
+            {"pkg": b"x", "pkg/a.py": b""},
+            {"beta.py": b""},
+            r"alpha-1.0-py3-none-any.whl installs pkg both as a file and as a folder",
+        ),
     ],
     ids=["file-then-folder", "folder-then-file", "dotdot", "dot", "one-wheel"],
-)  # fmt: skip
+)
 def test_a_path_conflict_is_one_error_naming_the_path_and_both_wheels(tmp_path, first, second, message):
     alpha = make_wheel(tmp_path, "alpha", "1.0", first)
     beta = make_wheel(tmp_path, "beta", "1.0", second)
@@ -263,7 +287,9 @@ def reuse_wheels(folder: Path) -> list[Path]:
     """Deflated at level 1, so a stream copied from the wheel is told apart from the kit's level 6."""
     folder.mkdir()
     alpha = make_wheel(
-        folder, "alpha", "1.0",
+        folder,
+        "alpha",
+        "1.0",
         {
             "alpha/__init__.py": MODULE,
             "alpha/run.sh": (b"#!/bin/sh\n" + MODULE, 0o755),
@@ -273,8 +299,9 @@ def reuse_wheels(folder: Path) -> list[Path]:
             "alpha-1.0.data/data/share/alpha.txt": MODULE[:5000],
             "alpha-1.0.dist-info/INSTALLER": b"abc\n",  # replaced by pip's, at once and at the same size
         },
-        stored=("alpha/stored.bin",), level=1,
-    )  # fmt: skip
+        stored=("alpha/stored.bin",),
+        level=1,
+    )
     beta = make_wheel(folder, "beta", "2.0", {"beta.py": MODULE[:20000]}, level=1)
     return [alpha, beta]
 
@@ -319,9 +346,13 @@ def test_deps_zip_carries_the_wheels_streams_for_files_still_as_unpacked(tmp_pat
     assert [name for name in modules if from_wheels[name] == by_kit[name]] == []  # level 1: not what the kit writes
     # Changed or new since the install, stored in the wheel, or written by the installer: the kit's.
     assert {name for name in in_zip if in_zip[name] == by_kit[name]} >= {
-        "alpha/changed.py", "alpha/new.py", "alpha/stored.bin", "alpha-1.0.dist-info/RECORD",
-        "alpha-1.0.dist-info/INSTALLER", "beta-2.0.dist-info/REQUESTED",
-    }  # fmt: skip
+        "alpha/changed.py",
+        "alpha/new.py",
+        "alpha/stored.bin",
+        "alpha-1.0.dist-info/RECORD",
+        "alpha-1.0.dist-info/INSTALLER",
+        "beta-2.0.dist-info/REQUESTED",
+    }
     # Without origins (what pip installed): the same files, every one deflated by the kit.
     plain = raw_streams(pack(target, tmp_path / "plain.zip", None))
     assert plain == by_kit and plain != in_zip

@@ -249,8 +249,11 @@ def test_a_wheels_stream_is_copied_under_the_zips_own_headers(tmp_path):
     assert zipwriter._verbatim(dataclasses.replace(entry, packed=zipwriter.Packed(str(wheel), from_wheel)))
     assert not zipwriter._verbatim(entry)
     dest = tmp_path / "deps.zip"
-    zipwriter.write_zip(zipwriter.merge(("deps", {"pkg/": zipwriter.Entry("pkg/", None, 0o755), "pkg/mod.py": entry})),
-                        dest, zipwriter.zip_date_time("1700000000"))  # fmt: skip
+    zipwriter.write_zip(
+        zipwriter.merge(("deps", {"pkg/": zipwriter.Entry("pkg/", None, 0o755), "pkg/mod.py": entry})),
+        dest,
+        zipwriter.zip_date_time("1700000000"),
+    )
     deflated = write(tree, tmp_path / "deflated.zip", epoch="1700000000")
     with zipfile.ZipFile(dest) as zf, zipfile.ZipFile(deflated) as plain:
         assert zf.testzip() is None and zf.read("pkg/mod.py") == data
