@@ -8,6 +8,21 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
+
+
+def start_group(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
+    """A tool started in a process group of its own, its output (stderr merged) read as text."""
+    return subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+        cwd=cwd,
+    )
 
 
 def stop_group(tool: subprocess.Popen) -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from lambda_kit.common import reporter
 from lambda_kit.common.errors import StepError
-from lambda_kit.common.processes import output_of, stop_group
+from lambda_kit.common.processes import output_of, start_group, stop_group
 from lambda_kit.lock import lockfile
 
 
@@ -31,15 +30,7 @@ class PendingCheck:
         env = {**os.environ, "PIPENV_IGNORE_VIRTUALENVS": "1", "PIPENV_NOSPIN": "1", "PIPENV_YES": "1", "NO_COLOR": "1"}
         script = Path(__file__).with_name("lockhash.py")
         self.verified = False
-        self.process = subprocess.Popen(
-            [sys.executable, str(script), str(pipfile)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
+        self.process = start_group([sys.executable, str(script), str(pipfile)], env)
 
     def stop(self) -> None:
         if self.process.poll() is None:

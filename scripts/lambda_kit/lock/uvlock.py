@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from packaging.utils import canonicalize_name
 
 from lambda_kit.common import reporter
 from lambda_kit.common.errors import LockError, StepError, UsageError
-from lambda_kit.common.processes import output_of, stop_group
+from lambda_kit.common.processes import output_of, start_group, stop_group
 from lambda_kit.lock import lockmodel
 
 HINT = "run `uv lock` and commit uv.lock"
@@ -234,16 +233,7 @@ class UvCheck:
         if python:
             argv += ["--python", python]
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
-        self.process = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-            cwd=lock.parent,
-        )
+        self.process = start_group(argv, env, cwd=lock.parent)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

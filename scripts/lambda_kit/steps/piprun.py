@@ -6,13 +6,12 @@ they run with is `toolchain`'s).
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lambda_kit.common.errors import StepError, hash_mismatch
-from lambda_kit.common.processes import stop_group
+from lambda_kit.common.processes import start_group, stop_group
 from lambda_kit.steps import wheelcheck
 
 if TYPE_CHECKING:
@@ -60,15 +59,7 @@ def run_tool(
     """Run a tool (pip, pipenv, strip) in its own process group, its output (stderr merged) as lines.
     An interrupt (Ctrl-C, SIGTERM) stops the whole group at once, instead of waiting for pip."""
     lines: list[str] = []
-    with subprocess.Popen(
-        argv,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    ) as tool:
+    with start_group(argv, env) as tool:
         assert tool.stdout is not None  # stdout=PIPE
         try:
             for line in tool.stdout:

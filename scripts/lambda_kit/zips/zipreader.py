@@ -117,45 +117,17 @@ def read_directory(path: Path) -> Directory | None:
     unpack = CENTRAL.unpack_from
     try:
         for _ in range(count - len(records)):
-            (
-                sig,
-                made_by,
-                _extract,
-                flags,
-                method,
-                dos_time,
-                dos_date,
-                crc,
-                csize,
-                usize,
-                name_len,
-                extra_len,
-                comment_len,
-                _disk,
-                _internal,
-                external,
-                offset,
-            ) = unpack(raw, pos)
+            # The central directory record's fields in their order, and the Record made of them: as
+            # tables, a few lines read better than one field a line.
+            (sig, made_by, _extract, flags, method, dos_time, dos_date, crc, csize, usize,
+             name_len, extra_len, comment_len, _disk, _internal, external, offset) = unpack(raw, pos)  # fmt: skip
             if sig != CENTRAL_SIG or csize == 0xFFFFFFFF or usize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
                 return None
             start = pos + 46
             name = raw[start : start + name_len].decode("utf-8" if flags & 0x800 else "cp437")
-            records.append(
-                Record(
-                    name.partition("\0")[0] if "\0" in name else name,
-                    name,
-                    made_by >> 8,
-                    flags,
-                    method,
-                    dos_time,
-                    dos_date,
-                    crc,
-                    csize,
-                    usize,
-                    external,
-                    offset,
-                )
-            )
+            shown = name.partition("\0")[0] if "\0" in name else name
+            records.append(Record(shown, name, made_by >> 8, flags, method, dos_time, dos_date, crc, csize, usize,
+                                  external, offset))  # fmt: skip
             pos = start + name_len + extra_len + comment_len
             if reusable and (
                 extra_len
