@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from lambda_kit.audit import audit  # noqa: E402  (needs scripts/ on sys.path)
 from lambda_kit.common import runtimes  # noqa: E402
 from lambda_kit.common.errors import KitError  # noqa: E402
+from lambda_kit.lock.lockfile import Lock  # noqa: E402
 from lambda_kit.net import httpget, indexclient  # noqa: E402
 from lambda_kit.steps import buildsteps, wheelfetch, wheelinstall  # noqa: E402
 from lambda_kit.steps.target import Target as KitTarget  # noqa: E402
@@ -276,7 +277,7 @@ def sweep_one(cache: Path, name: str, version: str, target: Target, loader=None)
         wheels = [(item, fetch(cache, http, item)) for item in resolved]
         with tempfile.TemporaryDirectory(prefix="corpus-zip-") as tmp:
             packed = build_zip(wheels, target, Path(tmp))
-            report = audit.audit_zip(packed, runtime=target.runtime, arch=target.arch, lock=lock_of(resolved))
+            report = audit.audit_zip(packed, runtime=target.runtime, arch=target.arch, lock=Lock(lock_of(resolved)))
             record.update(audit_findings(report), unzipped_bytes=report.unzipped_bytes)
             verdicts = loader(packed, target) if loader is not None else None
             if verdicts is not None:

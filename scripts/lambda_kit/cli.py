@@ -22,8 +22,8 @@ from lambda_kit.common.errors import Interrupted, KitError, UsageError
 from lambda_kit.dependencies import cachesettings, cachesign
 from lambda_kit.deploy import deploy
 from lambda_kit.lock import lockfile, lockformats
-from lambda_kit.net import network
 from lambda_kit.package import build_layer, package, prepare_dependencies
+from lambda_kit.plan import network
 from lambda_kit.plan.buildplan import PackageSettings, validate_handler
 from lambda_kit.zips.zipreader import escape
 

@@ -14,9 +14,9 @@ from helpers import ROOT
 from lambda_kit import cli
 from lambda_kit.builders import docker
 from lambda_kit.common.errors import CommandFailed, KitError, UsageError
-from lambda_kit.net.network import NetworkSettings
 from lambda_kit.outputs import OutputRecords
 from lambda_kit.package import PackageSettings, package
+from lambda_kit.plan.network import NetworkSettings
 
 SAMPLE_VERSIONS = {n: e["version"][2:] for n, e in json.loads((ROOT / "Pipfile.lock").read_text())["default"].items()}
 

@@ -26,6 +26,7 @@ from lambda_kit.audit import auditcontent, auditdeps, auditnative, nativeneeds
 from lambda_kit.audit.auditcore import ERROR, WARNING, Collector, Context, Finding, encrypted
 from lambda_kit.common import runtimes
 from lambda_kit.common.errors import AuditError
+from lambda_kit.lock.lockfile import Lock
 from lambda_kit.steps import bytecode
 from lambda_kit.zips.zipreader import EntryError, ZipReader, ZipReadError
 
@@ -94,7 +95,7 @@ def audit_zip(
     runtime: str = runtimes.DEFAULT_RUNTIME,
     arch: str = runtimes.DEFAULT_ARCH,
     handler: str | None = None,
-    lock: dict | None = None,
+    lock: Lock | None = None,
     layers: list[Path] = (),
     native_cache: Path | None = None,
     inflate_all: bool = True,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lambda_kit.common import runtimes
+from lambda_kit.lock.lockfile import Lock
 from lambda_kit.zips.zipreader import EntryError, ZipReader, escape
 
 ERROR, WARNING = "error", "warning"
@@ -65,7 +66,7 @@ class Context:
     runtime: runtimes.Runtime
     arch: str
     handler: str | None = None
-    lock: dict | None = None
+    lock: Lock | None = None
     layers: list[Path] = field(default_factory=list)
     native_cache: Path | None = None
     inflate_all: bool = True  # measure every entry by inflating it (False: a zip this kit just wrote)

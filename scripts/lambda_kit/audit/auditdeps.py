@@ -167,8 +167,7 @@ def _lock_extras(ctx: Context) -> list[tuple[str, str]]:
         return []
     return [
         (canonicalize_name(name), canonicalize_name(extra))
-        for name, entry in (ctx.lock.get("default") or {}).items()
-        if isinstance(entry, dict)
+        for name, entry in ctx.lock.entries.items()
         for extra in entry.get("extras") or []
         if isinstance(extra, str)
     ]
@@ -180,13 +179,12 @@ def _lock_reasons(ctx: Context, environment: dict) -> Callable[[str], str]:
     if ctx.lock is None:
         return lambda name: ""
     python = f"python{ctx.runtime.version}"
-    meta = ctx.lock.get("_meta")
-    lock_name = (meta.get("lock-format") if isinstance(meta, dict) else None) or "Pipfile.lock"  # the file read
+    lock_name = ctx.lock.format  # the file read
     try:
         plan = lockfile.install_plan(ctx.lock, environment)
     except lockfile.LockError:
         return lambda name: ""  # check_lock reports an unreadable lock
-    reasons = {canonicalize_name(n): "" for n in (ctx.lock.get("default") or {})}
+    reasons = dict.fromkeys(ctx.lock.names(), "")
     for dev in lockfile.develop_only(ctx.lock):
         reasons[canonicalize_name(dev)] = f"{lock_name} has it only in its development dependencies"
     for skipped, marker in plan.skipped:

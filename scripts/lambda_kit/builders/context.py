@@ -27,7 +27,8 @@ from pathlib import Path
 from lambda_kit.common import contract
 from lambda_kit.common.digests import sha256_hex
 from lambda_kit.common.errors import UsageError
-from lambda_kit.net.network import NetworkSettings, write_ca
+from lambda_kit.lock.lockfile import Lock
+from lambda_kit.plan.network import NetworkSettings, write_ca
 from lambda_kit.steps.bytecode import PROFILE_NAME
 
 # What a local path dependency's folder leaves out of the build context (its build outputs and tool
@@ -116,7 +117,7 @@ def stage_build(
     *,
     kit_dir: Path,
     pipfile: Path,
-    lock: dict,
+    lock: Lock,
     buildkit: bool,
     network: NetworkSettings,
     wheelhouse: Path | None = None,
@@ -158,7 +159,9 @@ def stage_build(
     paths = build / "paths"
     paths.mkdir()
     mapping = {}
-    for index, (name, entry) in enumerate(sorted(lock.get("default", {}).items())):
+    # Numbered by place among all of `default`'s names, as the image's paths/map.json has always had
+    # it (pip records the folder it installed from).
+    for index, (name, entry) in enumerate(sorted(lock.data.get("default", {}).items())):
         if not isinstance(entry, dict) or "path" not in entry:
             continue
         local = (project_dir / entry["path"]).resolve()
@@ -190,14 +193,12 @@ def stage_build(
             shutil.copy2(path, wheels / path.name)
 
 
-def wheelhouse_files(wheelhouse: Path | None, lock: dict) -> list[Path]:
+def wheelhouse_files(wheelhouse: Path | None, lock: Lock) -> list[Path]:
     """Files kept from earlier builds that the lock still names (by hash): the build reuses them
     instead of downloading them again."""
     if wheelhouse is None or not wheelhouse.is_dir():
         return []
-    wanted = {
-        h.split(":", 1)[1] for e in lock.get("default", {}).values() if isinstance(e, dict) for h in e.get("hashes", [])
-    }
+    wanted = set(lock.file_digests())
     return [p for p in sorted(wheelhouse.iterdir()) if p.is_file() and sha256_hex(p) in wanted]
 
 

@@ -12,9 +12,9 @@ from lambda_kit.builders import context, docker
 from lambda_kit.builders.runner import Run
 from lambda_kit.common import contract, reporter, runtimes
 from lambda_kit.common.errors import CommandFailed, KitError, UsageError
-from lambda_kit.net.network import NetworkSettings
-from lambda_kit.net.network import secret_files as network_secrets
 from lambda_kit.plan.buildplan import BuildPlan
+from lambda_kit.plan.network import NetworkSettings
+from lambda_kit.plan.network import secret_files as network_secrets
 
 
 def failure(log_path: Path, exc: CommandFailed) -> KitError:

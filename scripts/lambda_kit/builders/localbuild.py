@@ -18,8 +18,8 @@ from pathlib import Path
 from lambda_kit.common import contract, tempdirs
 from lambda_kit.common.errors import StepError
 from lambda_kit.net import netconfig
-from lambda_kit.net.network import NetworkSettings, write_ca
 from lambda_kit.plan.buildplan import BuildPlan
+from lambda_kit.plan.network import NetworkSettings, write_ca
 from lambda_kit.steps import buildsteps
 from lambda_kit.steps.target import Target
 from lambda_kit.steps.toolchain import Toolchain

@@ -35,8 +35,7 @@ def dependency_key(plan: BuildPlan, builder: str) -> str:
         *image_modules(s.kit_dir),
     ):
         add(name, (s.kit_dir / name).read_bytes())
-    default = plan.lock.get("default", {}).values()
-    for entry in sorted(e["path"] for e in default if isinstance(e, dict) and "path" in e):
+    for entry in sorted(path for _, path in plan.lock.local_paths()):
         local = (plan.project_dir / entry).resolve()
         files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file() and not _ignored(p))
         for path in files:

@@ -1,5 +1,5 @@
-"""The lock's files by hash, and which files a shared store holds for them: a stored file is taken
-only under the lock's own hash of it and with a name that gives the lock's package and version."""
+"""Which files a shared store holds for the lock's (Lock.file_digests): a stored file is taken only
+under the lock's own hash of it and with a name that gives the lock's package and version."""
 
 from __future__ import annotations
 
@@ -7,21 +7,6 @@ import re
 from collections.abc import Callable, Iterable
 
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a wheelhouse file named by the store: no path parts
-
-
-def lock_files(lock: dict) -> dict[str, tuple[str, str]]:
-    """The SHA-256 of every file the lock's [packages] name: its package's name and version."""
-    return {
-        h.split(":", 1)[1]: (name, str(e.get("version", "")).lstrip("="))
-        for name, e in lock.get("default", {}).items()
-        if isinstance(e, dict) and isinstance(e.get("hashes"), list)
-        for h in e["hashes"]
-        if isinstance(h, str) and h.startswith("sha256:")
-    }
-
-
-def lock_digests(lock: dict) -> set[str]:
-    return set(lock_files(lock))
 
 
 def names_package(file: str, name: str, version: str) -> bool | None:

@@ -41,6 +41,7 @@ from lambda_kit.common.digests import sha256_hex as file_sha256
 from lambda_kit.common.errors import CacheUnavailable
 from lambda_kit.dependencies import cachefacts, cachesign, lockedfiles
 from lambda_kit.dependencies.cachestores import FolderStore, S3Store, open_store
+from lambda_kit.lock.lockfile import Lock
 
 MAX_OBJECT_BYTES = 1 << 30  # deps.zip is bounded by Lambda's 250 MB unzipped; a larger object is refused
 MAX_DIGEST_BYTES = 100
@@ -78,7 +79,7 @@ class SharedCache:
         `native_facts`: the audit's cache file, which a hit from the store fills too."""
         return cls(s.cache_url, s.cache_push, say, native_facts, keys=s.cache_keys) if s.cache_url else None
 
-    def lookup(self, keys, cache, lock: dict, cache_dir: Path) -> Path | None:
+    def lookup(self, keys, cache, lock: Lock, cache_dir: Path) -> Path | None:
         """Before a build: deps.zip for the first of `keys` the store has, into the local `cache`
         (a DependencyCache); on a miss, the lock's files the store has into the wheelhouse."""
         cached = self.restore(list(keys), cache.adopt, cache_dir)
@@ -267,11 +268,11 @@ class SharedCache:
             )
         return None
 
-    def fetch_wheels(self, lock: dict, wheelhouse: Path) -> None:
+    def fetch_wheels(self, lock: Lock, wheelhouse: Path) -> None:
         """Before a build: the lock's files the wheelhouse lacks, from the store, each verified
         against the lock's hash of it."""
         started = time.monotonic()
-        files = lockedfiles.lock_files(lock)
+        files = lock.file_digests()
         wanted = set(files)
         if wheelhouse.is_dir():
             wanted -= {file_sha256(p) for p in wheelhouse.iterdir() if p.is_file()}
@@ -337,7 +338,7 @@ class SharedCache:
             found.append((part, work / cache.name))
         return found
 
-    def publish(self, key: str, packed: Path, wheelhouse: Path, lock: dict, runtime: str, arch: str) -> None:
+    def publish(self, key: str, packed: Path, wheelhouse: Path, lock: Lock, runtime: str, arch: str) -> None:
         """After a build: the lock's files the store lacks, the audit's facts about deps.zip's native
         files, then deps.zip (each object's digest first)."""
         if not self.push:
@@ -346,7 +347,7 @@ class SharedCache:
         name = f"deps/{key}.zip"
 
         def push(store) -> tuple[int, int]:
-            wanted = lockedfiles.lock_digests(lock)
+            wanted = set(lock.file_digests())
             present = store.names("wheels/") - self.refused
             uploads = []
             for path in sorted(wheelhouse.iterdir()) if wheelhouse.is_dir() else []:

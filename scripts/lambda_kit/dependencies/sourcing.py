@@ -138,7 +138,7 @@ NO_ENGINE_HINT = "Docker is needed for such packages: start a Docker engine (or 
 NO_IMAGE_HINT = "Docker and its build image are needed for such packages"
 
 
-def package_count(lock: dict, runtime: runtimes.Runtime, arch: str) -> int | None:
+def package_count(lock: lockfile.Lock, runtime: runtimes.Runtime, arch: str) -> int | None:
     """How many packages the build installs for the target (for the progress line)."""
     try:
         planned = lockfile.install_plan(lock, runtimes.target_environment(runtime, arch))

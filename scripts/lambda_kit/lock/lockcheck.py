@@ -19,6 +19,7 @@ from lambda_kit.common import reporter
 from lambda_kit.common.errors import StepError
 from lambda_kit.common.processes import output_of, start_group, stop_group
 from lambda_kit.lock import lockfile
+from lambda_kit.lock.lockfile import Lock
 
 
 class PendingCheck:
@@ -37,7 +38,7 @@ class PendingCheck:
             stop_group(self.process)
         self.process.stdout.close()
 
-    def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
+    def verify(self, lock: Lock, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
         """Raises StepError when the lock does not belong to the Pipfile; says which hash matched.
         Once it has passed, asking again is free and silent."""
         if self.verified:
@@ -56,7 +57,7 @@ class NoCheck:
     def stop(self) -> None:
         pass
 
-    def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
+    def verify(self, lock: Lock, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
         if not self.said:
             say(reporter.line(f"{self.choice.path.name} is the lock itself (no project file to check it against)"))
             self.said = True
@@ -82,7 +83,7 @@ def start(choice):
     return NoCheck(choice)
 
 
-def check_facts(lines: list[str], lock: dict, say: Callable[[str], None]) -> None:
+def check_facts(lines: list[str], lock: Lock, say: Callable[[str], None]) -> None:
     try:
         facts = json.loads(next((line for line in reversed(lines) if line.startswith("{")), ""))
     except ValueError:
@@ -95,7 +96,7 @@ def check_facts(lines: list[str], lock: dict, say: Callable[[str], None]) -> Non
         )
     if "error" in facts:
         raise StepError(f"pipenv cannot read the Pipfile ({facts['error']})", "fix the Pipfile, then run `pipenv lock`")
-    recorded = lock["_meta"]["hash"]["sha256"]
+    recorded = lock.recorded_hash
     if recorded == facts["current"]:
         say(reporter.line("lock verified against Pipfile (pipenv's hash)"))
     elif recorded == facts["older"]:

@@ -61,7 +61,65 @@ class InstallPlan:
         return sorted([p.name for p in self.index] + [p.name for p in self.local] + [p.name for p in self.urls])
 
 
-def load_pipfile_lock(path: Path) -> dict:
+@dataclass(frozen=True)
+class Lock:
+    """A lock as the kit reads it, whatever tool wrote it: the lock model (Pipfile.lock's shape,
+    lockmodel.py) and the walks of it the stages make. `data` is the model itself: what the image
+    receives as its Pipfile.lock, and what a model's JSON is made of; it is never changed."""
+
+    data: dict = field(default_factory=dict)
+
+    @property
+    def entries(self) -> dict[str, dict]:
+        """The `default` category's entries ([packages]: what the function needs), by name."""
+        default = self.data.get("default")
+        return {n: e for n, e in default.items() if isinstance(e, dict)} if isinstance(default, dict) else {}
+
+    @property
+    def sources(self) -> list[dict]:
+        """The lock's indexes, the first one the default."""
+        meta = self.data.get("_meta")
+        sources = meta.get("sources") if isinstance(meta, dict) else None
+        return [s for s in sources if isinstance(s, dict)] if isinstance(sources, list) else []
+
+    @property
+    def search_all_sources(self) -> bool:
+        """Every package from every source in order (a requirements.txt's extra indexes)."""
+        meta = self.data.get("_meta")
+        return isinstance(meta, dict) and meta.get("search-all-sources") is True
+
+    @property
+    def recorded_hash(self) -> str:
+        """The hash of the project file the lock was made from, as its tool recorded it."""
+        return self.data["_meta"]["hash"]["sha256"]
+
+    @property
+    def format(self) -> str:
+        """The file the model was read from: Pipfile.lock, or another format's name (lockmodel)."""
+        meta = self.data.get("_meta")
+        return (meta.get("lock-format") if isinstance(meta, dict) else None) or "Pipfile.lock"
+
+    def names(self) -> set[str]:
+        """The canonical names of `default`."""
+        default = self.data.get("default")
+        return {canonicalize_name(n) for n in default} if isinstance(default, dict) else set()
+
+    def file_digests(self) -> dict[str, tuple[str, str]]:
+        """The SHA-256 of every file the lock's [packages] name: its package's name and version."""
+        return {
+            h.split(":", 1)[1]: (name, str(e.get("version", "")).lstrip("="))
+            for name, e in self.entries.items()
+            if isinstance(e.get("hashes"), list)
+            for h in e["hashes"]
+            if isinstance(h, str) and h.startswith("sha256:")
+        }
+
+    def local_paths(self) -> list[tuple[str, str]]:
+        """(name, path) of each local path dependency, by name."""
+        return [(n, e["path"]) for n, e in sorted(self.entries.items()) if "path" in e]
+
+
+def load_pipfile_lock(path: Path) -> Lock:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -72,7 +130,7 @@ def load_pipfile_lock(path: Path) -> dict:
     if problem:
         key, what = problem
         raise LockError(f"malformed lock: {key} {what} ({path})", "run `pipenv lock` again and commit Pipfile.lock")
-    return data
+    return Lock(data)
 
 
 HASH_FORM = re.compile(r"^[a-z0-9]+:[0-9a-fA-F]+$")
@@ -145,11 +203,11 @@ def _vcs_url(name: str, entry: dict) -> str | None:
     return None
 
 
-def install_plan(lock: dict, environment: dict | None = None) -> InstallPlan:
+def install_plan(lock: Lock, environment: dict | None = None) -> InstallPlan:
     """The install plan for the lock's [packages] on the interpreter `environment` describes
     (None: the running one)."""
-    result = InstallPlan(sources=[s for s in lock.get("_meta", {}).get("sources", []) if s.get("url")])
-    for raw_name, entry in sorted(lock.get("default", {}).items()):
+    result = InstallPlan(sources=[s for s in lock.sources if s.get("url")])
+    for raw_name, entry in sorted(lock.data.get("default", {}).items()):
         name = canonicalize_name(raw_name)
         if not isinstance(entry, dict):
             raise LockError(f"unexpected lock entry for {raw_name} ({entry!r})", "run `pipenv lock` again")
@@ -184,13 +242,12 @@ def install_plan(lock: dict, environment: dict | None = None) -> InstallPlan:
     return result
 
 
-def develop_only(lock: dict) -> list[str]:
+def develop_only(lock: Lock) -> list[str]:
     """Names that only [dev-packages] has: they must never reach the zip."""
-    default = {canonicalize_name(n) for n in lock.get("default", {})}
-    return sorted({canonicalize_name(n) for n in lock.get("develop", {})} - default)
+    return sorted({canonicalize_name(n) for n in lock.data.get("develop", {})} - lock.names())
 
 
-def missing_from_default(lock: dict, pipfile_packages: list[str]) -> list[str]:
+def missing_from_default(lock: Lock, pipfile_packages: list[str]) -> list[str]:
     """Names in the Pipfile's [packages] that the lock's `default` does not have."""
-    locked = {canonicalize_name(n) for n in lock.get("default", {})}
+    locked = lock.names()
     return sorted(n for n in pipfile_packages if canonicalize_name(n) not in locked)

@@ -163,7 +163,7 @@ def _is_export(requirements: Path, lock: Path) -> bool:
     return bool(pins) and locked is not None and pins <= locked
 
 
-def read(choice: LockChoice, environment: dict | None, selection: Selection | None = None) -> dict:
+def read(choice: LockChoice, environment: dict | None, selection: Selection | None = None) -> lockfile.Lock:
     """The lock model of `choice` for the target `environment` (None: the running interpreter)."""
     selection = selection or Selection()
     if choice.format == PIPFILE:
@@ -200,10 +200,10 @@ def read(choice: LockChoice, environment: dict | None, selection: Selection | No
     problem = lockfile.shape_problem(model)
     if problem:  # a reader's own mistake, never the user's: said as the kit's
         raise LockError(f"the kit misread {choice.path.name}: {problem[0]} {problem[1]}", "report it to the kit")
-    return model
+    return lockfile.Lock(model)
 
 
-def load(path: Path, environment: dict | None = None, selection=None) -> dict:
+def load(path: Path, environment: dict | None = None, selection=None) -> lockfile.Lock:
     """The lock model of any lock the kit reads, chosen by its file name : a Pipfile.lock
     as it is; pylock.toml, uv.lock, poetry.lock or requirements.txt read for `environment` (the
     target's marker variables; None: the running interpreter) and `selection` (groups, extras)."""

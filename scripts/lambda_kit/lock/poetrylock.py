@@ -34,6 +34,7 @@ from packaging.version import InvalidVersion, Version
 from lambda_kit.common import reporter
 from lambda_kit.common.errors import LockError, StepError, UsageError
 from lambda_kit.lock import lockmodel
+from lambda_kit.lock.lockfile import Lock
 
 HINT = "run `poetry lock` and commit poetry.lock"
 LEGACY_KEYS = ("dependencies", "source", "extras", "dev-dependencies")
@@ -329,7 +330,7 @@ class PoetryCheck:
     def stop(self) -> None:
         pass
 
-    def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
+    def verify(self, lock: Lock, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
         if self.verified:
             return
         data = lockmodel.load_toml(self.lock, HINT)

@@ -26,6 +26,7 @@ from lambda_kit.common import reporter
 from lambda_kit.common.errors import LockError, StepError, UsageError
 from lambda_kit.common.processes import output_of, start_group, stop_group
 from lambda_kit.lock import lockmodel
+from lambda_kit.lock.lockfile import Lock
 
 HINT = "run `uv lock` and commit uv.lock"
 SHAPES = {
@@ -241,7 +242,7 @@ class UvCheck:
         if self.process is not None and self.process.stdout:
             self.process.stdout.close()
 
-    def verify(self, lock: dict, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
+    def verify(self, lock: Lock, say: Callable[[str], None], log: Callable[[str], object] | None = None) -> None:
         if self.verified:
             return
         if self.process is None:

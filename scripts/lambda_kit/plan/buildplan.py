@@ -20,8 +20,8 @@ from lambda_kit.common import runtimes
 from lambda_kit.common.errors import UsageError
 from lambda_kit.dependencies import cachesign
 from lambda_kit.lock import lockfile, lockformats
-from lambda_kit.net.network import NetworkSettings, for_lock
 from lambda_kit.plan import compiling
+from lambda_kit.plan.network import NetworkSettings, for_lock
 from lambda_kit.steps import wheelfetch
 from lambda_kit.zips import zipwriter
 
@@ -82,7 +82,7 @@ class BuildPlan:
     settings: PackageSettings
     runtime: runtimes.Runtime
     lock_path: Path
-    lock: dict  # the lock model (lockformats) for the target
+    lock: lockfile.Lock  # the lock model (lockformats) for the target
     warnings: tuple[str, ...]
     profile: tuple[str, ...]  # COMPILE=1's recorded imports ([] without one)
     checkout: str  # checkout_id of the Pipfile's folder
@@ -103,7 +103,7 @@ class BuildPlan:
         model for the target as JSON (the build image reads only that shape)."""
         if self.lock_choice.format == lockformats.PIPFILE:
             return self.lock_path.read_bytes()
-        return (json.dumps(self.lock, indent=1, sort_keys=True) + "\n").encode()
+        return (json.dumps(self.lock.data, indent=1, sort_keys=True) + "\n").encode()
 
     def project_bytes(self) -> bytes:
         """The file the lock was made from (the Pipfile, pyproject.toml), or nothing."""
@@ -203,12 +203,12 @@ def resolve(s: PackageSettings, today: date | None = None, need_handler: bool = 
     )
 
 
-def _check_handler_module(s: PackageSettings, lock: dict) -> None:
+def _check_handler_module(s: PackageSettings, lock: lockfile.Lock) -> None:
     if not s.src.is_dir():
         raise UsageError(
             "the source folder does not exist", str(s.src), hint="set SRC to the folder that holds your handler"
         )
-    has_local_paths = any(isinstance(e, dict) and "path" in e for e in lock.get("default", {}).values())
+    has_local_paths = bool(lock.local_paths())
     if not has_local_paths and not any((s.src / p).is_file() for p in handler_module_paths(s.handler)):
         raise UsageError(
             "the handler's module is not in the source folder",

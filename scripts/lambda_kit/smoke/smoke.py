@@ -28,8 +28,8 @@ from lambda_kit.builders.runner import Run
 from lambda_kit.common import reporter, runtimes
 from lambda_kit.common.errors import CommandFailed, KitError, UsageError
 from lambda_kit.invoke import smoke_runner
-from lambda_kit.net.network import NetworkSettings, secret_files
 from lambda_kit.plan.buildplan import checkout_id
+from lambda_kit.plan.network import NetworkSettings, secret_files
 from lambda_kit.smoke.report import read_report
 
 RUNNER = "/opt/lambda-kit-smoke/lambda_kit/invoke/smoke_runner.py"  # the image sets PYTHONPATH

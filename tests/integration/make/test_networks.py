@@ -11,7 +11,6 @@ only what each test sets counts."""
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import signal
@@ -342,11 +341,12 @@ def token_everywhere(folder: Path, result, env: dict[str, str]) -> list[str]:
     """Where the planted token shows: the logs, the build context as the kit stages it for these
     settings, and (for a Docker build) every layer of the checkout's images (`docker save`)."""
     from lambda_kit.builders import context
-    from lambda_kit.net import network
+    from lambda_kit.lock import lockfile
+    from lambda_kit.plan import network
     from lambda_kit.plan.buildplan import checkout_id
 
     found = ["the logs"] if TOKEN in logs(folder, result) else []
-    lock = json.loads((folder / "Pipfile.lock").read_text())
+    lock = lockfile.load_pipfile_lock(folder / "Pipfile.lock")
     settings = network.for_lock(network.from_environment(env), lock, folder / "Pipfile", env)
     for buildkit in (True, False):
         staged = folder.parent / f"context-{buildkit}"

@@ -16,6 +16,7 @@ import pytest
 from helpers import download_wheels, wheel_members, write_zip, zip_entry
 from lambda_kit import cli
 from lambda_kit.audit import audit
+from lambda_kit.lock.lockfile import Lock
 from lambda_kit.zips import zipreader
 
 HANDLER_SOURCE = b"import six\n\n\ndef handler(event, context):\n    return {'ok': six.PY3}\n"
@@ -244,14 +245,14 @@ def test_lock_against_zip(tmp_path, base_files):
         "develop": {"iniconfig": {"version": "==2.0.0", "hashes": ["sha256:00"]}},
     }
     path = write_zip(tmp_path / "z.zip", base_files)
-    report = audit.audit_zip(path, runtime="3.11", lock=lock)
+    report = audit.audit_zip(path, runtime="3.11", lock=Lock(lock))
     assert report.ids() == ["lock-missing"]
     assert report.findings[0].entries == ["idna==3.10"]  # tomli's marker is false on 3.11
     lock["default"]["idna"]["version"] = "==1.17"
     lock["default"]["six"]["version"] = "==1.16.0"
     lock["default"].pop("idna")
     dev = {**base_files, "iniconfig-2.0.0.dist-info/METADATA": b"Name: iniconfig\n"}
-    report = audit.audit_zip(write_zip(tmp_path / "d.zip", dev), runtime="3.11", lock=lock)
+    report = audit.audit_zip(write_zip(tmp_path / "d.zip", dev), runtime="3.11", lock=Lock(lock))
     assert report.ids() == ["lock-version", "lock-dev"]
     assert report.findings[0].entries == ["six 1.17.0 (lock: 1.16.0)"]
 

@@ -13,6 +13,7 @@ import pytest
 from helpers import ROOT, download_wheels, kit_env, wheel_members, write_zip
 from lambda_kit import cli
 from lambda_kit.audit import audit
+from lambda_kit.lock.lockfile import Lock
 
 # key -> (requirement, pip platform, python version)
 WANTED = {
@@ -59,7 +60,7 @@ def test_a_package_the_lock_skips_by_marker_is_an_error_naming_both(tmp_path, wh
         six={"version": "==1.17.0", "hashes": ["sha256:00"]},
     )
     path = write_zip(tmp_path / "f.zip", wheel_members(whl["pandas"], whl["pytz"], whl["dateutil"], whl["six"]))
-    report = audit.audit_zip(path, runtime="3.10", lock=lock)
+    report = audit.audit_zip(path, runtime="3.10", lock=Lock(lock))
     assert by_id(report) == {
         "deps-missing": [
             "pandas 1.3.4 requires numpy>=1.21.0: not in the zip; "
@@ -98,15 +99,15 @@ def test_extras_the_lock_asks_for_are_required(tmp_path, whl):
     path = write_zip(tmp_path / "x.zip", base)
     lock = lock_of(requests={"version": "==2.32.3", "hashes": ["sha256:00"], "extras": ["socks"]})
     assert by_id(audit.audit_zip(path, runtime="3.12")) == {}
-    found = by_id(audit.audit_zip(path, runtime="3.12", lock=lock))
+    found = by_id(audit.audit_zip(path, runtime="3.12", lock=Lock(lock)))
     assert found["deps-missing"] == [
         "requests 2.32.3 requires PySocks!=1.5.7,>=1.5.6: not in the zip; not in Pipfile.lock"
     ]
     lock["_meta"]["lock-format"] = "uv.lock"  # the model of another lock names its file
-    found = by_id(audit.audit_zip(path, runtime="3.12", lock=lock))
+    found = by_id(audit.audit_zip(path, runtime="3.12", lock=Lock(lock)))
     assert found["deps-missing"] == ["requests 2.32.3 requires PySocks!=1.5.7,>=1.5.6: not in the zip; not in uv.lock"]
     socks = write_zip(tmp_path / "s.zip", {**base, **wheel_members(whl["pysocks"])})
-    assert "deps-missing" not in by_id(audit.audit_zip(socks, runtime="3.12", lock=lock))
+    assert "deps-missing" not in by_id(audit.audit_zip(socks, runtime="3.12", lock=Lock(lock)))
 
 
 def test_damaged_or_hostile_metadata_is_a_warning_and_bounded(tmp_path):

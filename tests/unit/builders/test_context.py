@@ -7,7 +7,8 @@ from helpers import PROJECTS, ROOT
 from lambda_kit.builders import context
 from lambda_kit.common import contract
 from lambda_kit.common.errors import UsageError
-from lambda_kit.net.network import NetworkSettings, lock_source_variables, secret_files
+from lambda_kit.lock.lockfile import Lock
+from lambda_kit.plan.network import NetworkSettings, lock_source_variables, secret_files
 
 
 def test_legacy_dockerfile_has_no_buildkit_syntax_and_keeps_every_step():
@@ -26,7 +27,9 @@ def test_stage_sends_only_what_the_build_needs(tmp_path):
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
     network = NetworkSettings(ca_bundle=None, index_url="https://mirror.example/simple")
-    context.stage_build(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
+    context.stage_build(
+        ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=Lock(lock), buildkit=False, network=network
+    )
     assert sorted(p.name for p in ctx.iterdir()) == ["Dockerfile", "build", "setup"]
     # setup/: what the tools layer needs; build/: the rest, laid out as in the image. No code: the host adds it.
     assert sorted(p.name for p in (ctx / "setup").iterdir()) == ["kit", "net"]
@@ -52,7 +55,7 @@ def test_buildkit_context_carries_no_settings_they_go_as_secrets(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     network = NetworkSettings(index_url="https://u:tok@mirror.example/simple", ca_bundle=ca)
     ctx = tmp_path / "ctx"
-    context.stage_build(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=True, network=network)
+    context.stage_build(ctx, kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock=Lock(), buildkit=True, network=network)
     assert list((ctx / "setup" / "net").iterdir()) == []
     files = secret_files(tmp_path, network)
     assert files["lambda-kit-ca"].read_bytes() == ca.read_bytes()  # CA_BUNDLE and pip's extra bundles, one file
@@ -77,7 +80,7 @@ def test_credentials_are_recognised(settings, expected):
 
 
 def test_lock_source_variables_must_be_set():
-    lock = {"_meta": {"sources": [{"url": "https://${USER_NAME}:${TOKEN}@mirror.example/simple"}]}}
+    lock = Lock({"_meta": {"sources": [{"url": "https://${USER_NAME}:${TOKEN}@mirror.example/simple"}]}})
     assert lock_source_variables(lock, {"USER_NAME": "u", "TOKEN": "t"}) == {"TOKEN": "t", "USER_NAME": "u"}
     with pytest.raises(UsageError, match="not set") as info:
         lock_source_variables(lock, {"USER_NAME": "u"})

@@ -13,8 +13,9 @@ from helpers import PROJECTS, ROOT
 from lambda_kit.builders import context
 from lambda_kit.common import contract
 from lambda_kit.common.errors import KitError, StepError, UsageError
+from lambda_kit.lock.lockfile import Lock
 from lambda_kit.net import netconfig
-from lambda_kit.net.network import NetworkSettings
+from lambda_kit.plan.network import NetworkSettings
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 SMOKE_DOCKERFILE = (ROOT / "scripts" / "smoke.Dockerfile").read_text(encoding="utf-8")
@@ -78,7 +79,7 @@ def test_the_tools_layer_copies_the_common_and_net_folders_only(tmp_path):
     step_one = DOCKERFILE[: DOCKERFILE.index("\n# 2.")]
     assert [s for sources, _ in copies(step_one) for s in sources] == ["setup/"]
     context.stage_build(
-        tmp_path / "ctx", kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock={}, buildkit=False, network=NetworkSettings()
+        tmp_path / "ctx", kit_dir=ROOT, pipfile=ROOT / "Pipfile", lock=Lock(), buildkit=False, network=NetworkSettings()
     )
     staged = sorted(p.name for p in (tmp_path / "ctx" / "setup" / "kit" / "lambda_kit").iterdir())
     assert staged == ["__init__.py", "common", "net"] == ["__init__.py", *contract.TOOLS_PACKAGES]
@@ -118,7 +119,9 @@ def test_the_staged_context_is_what_the_dockerfile_copies(tmp_path):
     lock = json.loads((project / "Pipfile.lock").read_text())
     ctx = tmp_path / "ctx"
     network = NetworkSettings(index_url="https://mirror.example/simple")
-    context.stage_build(ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=lock, buildkit=False, network=network)
+    context.stage_build(
+        ctx, kit_dir=ROOT, pipfile=project / "Pipfile", lock=Lock(lock), buildkit=False, network=network
+    )
     for sources, _ in copies(DOCKERFILE):
         for source in sources:
             assert (ctx / source).exists(), source

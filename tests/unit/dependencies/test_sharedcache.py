@@ -12,6 +12,7 @@ from helpers import BASE_IMAGE, RUNTIME, Fleet, copy_sample, unsigned_warning
 from lambda_kit.audit import auditnative
 from lambda_kit.dependencies import cachefacts, cachesign, sharedcache
 from lambda_kit.dependencies.key import dependency_key
+from lambda_kit.lock.lockfile import Lock
 from lambda_kit.plan.buildplan import PackageSettings, resolve
 
 
@@ -50,7 +51,7 @@ def test_wheelhouse_files_from_the_store_are_verified_and_bounded(tmp_path, monk
         "huge-1.0-py3-none-any.whl": b"h" * 300,
     }
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    lock = {"default": {n.split("-")[0]: {"version": "==1.0", "hashes": [f"sha256:{digests[n]}"]} for n in files}}
+    lock = Lock({"default": {n.split("-")[0]: {"version": "==1.0", "hashes": [f"sha256:{digests[n]}"]} for n in files}})
     for name, data in files.items():
         path = store / "wheels" / digests[name] / name
         path.parent.mkdir(parents=True)
@@ -155,7 +156,7 @@ def test_a_signed_entry_round_trips_in_process_and_a_manifest_past_its_bound_is_
     signing = cachesign.from_environment({"CACHE_SIGNING_KEY": writer.private})
     pushed: list[str] = []
     cache = sharedcache.SharedCache(str(store), True, pushed.append, keys=signing)
-    cache.publish(key, packed, tmp_path / "no-wheelhouse", {}, RUNTIME, "x86_64")
+    cache.publish(key, packed, tmp_path / "no-wheelhouse", Lock(), RUNTIME, "x86_64")
     assert sorted(p.name for p in (store / "deps").iterdir()) == [f"{key}.manifest", f"{key}.zip", f"{key}.zip.sha256"]
     trusted = cachesign.from_environment({"CACHE_TRUSTED_KEYS": writer.public})
 

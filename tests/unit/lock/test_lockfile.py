@@ -3,6 +3,7 @@
 import pytest
 from helpers import PROJECTS, ROOT
 from lambda_kit.lock import lockfile
+from lambda_kit.lock.lockfile import Lock
 
 PY311 = {
     "python_version": "3.11",
@@ -19,10 +20,10 @@ PY311 = {
 def test_sample_lock_plans_every_package_with_its_hashes():
     lock = lockfile.load_pipfile_lock(ROOT / "Pipfile.lock")
     plan = lockfile.install_plan(lock, PY311)
-    assert {p.name for p in plan.index} == set(lock["default"])
+    assert {p.name for p in plan.index} == set(lock.entries)
     pydantic_core = next(p for p in plan.index if p.name == "pydantic-core")
-    assert pydantic_core.version == lock["default"]["pydantic-core"]["version"]
-    assert len(pydantic_core.hashes) == len(lock["default"]["pydantic-core"]["hashes"]) > 10
+    assert pydantic_core.version == lock.entries["pydantic-core"]["version"]
+    assert len(pydantic_core.hashes) == len(lock.entries["pydantic-core"]["hashes"]) > 10
     line = pydantic_core.requirement_line()
     assert line.startswith("pydantic-core==") and line.count("--hash=sha256:") == len(pydantic_core.hashes)
     assert "pytest" not in plan.names()
@@ -43,14 +44,14 @@ def test_editable_path_is_local_and_false_marker_is_skipped():
 
 
 def test_vcs_entry_becomes_a_pinned_url():
-    lock = {"default": {"Lib": {"git": "https://example.invalid/lib.git", "ref": "0123abc"}}}
+    lock = Lock({"default": {"Lib": {"git": "https://example.invalid/lib.git", "ref": "0123abc"}}})
     assert lockfile.install_plan(lock, PY311).urls == [
         lockfile.UrlPackage("lib", "lib @ git+https://example.invalid/lib.git@0123abc")
     ]
 
 
 def test_index_package_without_hashes_is_refused():
-    lock = {"default": {"six": {"version": "==1.17.0"}}}
+    lock = Lock({"default": {"six": {"version": "==1.17.0"}}})
     with pytest.raises(lockfile.LockError, match=r"six==1.17.0 has no hashes"):
         lockfile.install_plan(lock, PY311)
 
@@ -65,6 +66,8 @@ def test_broken_lock_file_is_one_clear_error(tmp_path):
 
 
 def test_markers_are_evaluated_for_the_target_not_the_host():
-    lock = {"default": {"x": {"version": "==1", "hashes": ["sha256:00"], "markers": "platform_machine == 'aarch64'"}}}
+    lock = Lock(
+        {"default": {"x": {"version": "==1", "hashes": ["sha256:00"], "markers": "platform_machine == 'aarch64'"}}}
+    )
     assert lockfile.install_plan(lock, PY311).skipped == [("x", "platform_machine == 'aarch64'")]
     assert [p.name for p in lockfile.install_plan(lock, {**PY311, "platform_machine": "aarch64"}).index] == ["x"]

@@ -13,6 +13,7 @@ from helpers import PROJECTS
 from lambda_kit.common import runtimes
 from lambda_kit.common.errors import KitError, LockError, StepError, UsageError
 from lambda_kit.lock import lockcheck, lockfile, lockformats
+from lambda_kit.lock.lockfile import Lock
 
 LOCKS = PROJECTS / "locks"
 FILES = {
@@ -45,8 +46,8 @@ def copy(tmp_path: Path, case: str) -> Path:
 @pytest.mark.parametrize("case", [c for c in FILES if c not in ("pipenv", "pylock-pip")])
 def test_every_format_locks_what_pipfile_lock_locks(case, version, arch):
     pipenv = lockfile.install_plan(lockformats.load(LOCKS / "pipenv" / "Pipfile.lock"), target(version, arch))
-    model = lockformats.load(LOCKS / case / FILES[case], target(version, arch))
-    plan = lockfile.install_plan(model, target(version, arch))
+    model = lockformats.load(LOCKS / case / FILES[case], target(version, arch)).data
+    plan = lockfile.install_plan(Lock(model), target(version, arch))
     assert {p.name: p.version for p in plan.index} == {p.name: p.version for p in pipenv.index}
     assert len(plan.index) == 11 and not plan.skipped and not plan.local and not plan.urls
     core = next(p for p in plan.index if p.name == "pydantic-core")
@@ -59,9 +60,9 @@ def test_every_format_locks_what_pipfile_lock_locks(case, version, arch):
 @pytest.mark.parametrize("case", ["uv", "poetry", "poetry-classic", "poetry-1.8"])
 def test_dev_groups_stay_out_unless_asked(case):
     path = LOCKS / case / FILES[case]
-    model = lockformats.read(lockformats.chosen(path), target())
-    assert sorted(model["develop"]) == DEV and lockfile.develop_only(model) == DEV
-    with_dev = lockformats.read(lockformats.chosen(path), target(), lockformats.Selection(groups=("dev",)))
+    model = lockformats.read(lockformats.chosen(path), target()).data
+    assert sorted(model["develop"]) == DEV and lockfile.develop_only(Lock(model)) == DEV
+    with_dev = lockformats.read(lockformats.chosen(path), target(), lockformats.Selection(groups=("dev",))).data
     assert set(with_dev["default"]) == set(model["default"]) | set(DEV)
     with pytest.raises(UsageError, match="no such group or extra") as caught:
         lockformats.read(lockformats.chosen(path), target(), lockformats.Selection(groups=("docs",)))
@@ -71,8 +72,8 @@ def test_dev_groups_stay_out_unless_asked(case):
 @pytest.mark.parametrize("case", ["poetry", "poetry-1.8"])
 def test_poetry_extras_come_from_pyproject(case):
     path = LOCKS / case / "poetry.lock"
-    assert "orjson" not in lockformats.load(path, target())["default"]
-    fast = lockformats.load(path, target(), lockformats.Selection(extras=("fast",)))
+    assert "orjson" not in lockformats.load(path, target()).entries
+    fast = lockformats.load(path, target(), lockformats.Selection(extras=("fast",))).data
     assert fast["default"]["orjson"]["version"].startswith("==") and len(fast["default"]["orjson"]["hashes"]) > 5
 
 
@@ -80,8 +81,8 @@ def test_markers_are_the_targets(tmp_path):
     """pytest's own dependencies: exceptiongroup and tomli only below 3.11 (uv's edge markers)."""
     path = LOCKS / "uv" / "uv.lock"
     dev = lockformats.Selection(groups=("dev",))
-    old = lockformats.read(lockformats.chosen(path), target("3.10"), dev)
-    new = lockformats.read(lockformats.chosen(path), target("3.12"), dev)
+    old = lockformats.read(lockformats.chosen(path), target("3.10"), dev).data
+    new = lockformats.read(lockformats.chosen(path), target("3.12"), dev).data
     assert {"exceptiongroup", "tomli"} <= set(old["default"]) and not {"exceptiongroup", "tomli"} & set(new["default"])
     assert "colorama" not in old["default"]  # sys_platform == 'win32'
 
@@ -131,15 +132,15 @@ def test_requirements_indexes_are_pips(tmp_path):
     path.write_text(
         "--index-url https://mirror.example/simple\n--extra-index-url=https://private.example/simple\n" + body
     )
-    model = lockformats.load(path, target())
+    model = lockformats.load(path, target()).data
     assert [s["url"] for s in model["_meta"]["sources"]] == [
         "https://mirror.example/simple",
         "https://private.example/simple",
     ]
     assert model["_meta"]["search-all-sources"] is True and len(model["default"]) == 11
-    from lambda_kit.net import network
+    from lambda_kit.plan import network
 
-    settings = network.for_lock(network.NetworkSettings(), model, tmp_path / "Pipfile", {})
+    settings = network.for_lock(network.NetworkSettings(), Lock(model), tmp_path / "Pipfile", {})
     assert settings.search_all_sources and settings.lock_sources[0] == "https://mirror.example/simple"
 
 
@@ -147,7 +148,7 @@ def test_pylock_without_hashes_is_refused_and_pipenvs_empty_environments_read(tm
     path = copy(tmp_path, "pylock")
     text = path.read_text().replace("requires-python", "environments = []\nrequires-python", 1)
     path.write_text(text)
-    assert len(lockformats.load(path, target())["default"]) == 11
+    assert len(lockformats.load(path, target()).entries) == 11
     for replacement, first in [
         ("hashes = {}", "pylock.toml has files without hashes (At least one hash must be provided in 'packages[0]"),
         (
@@ -223,8 +224,8 @@ def test_uv_version_the_project_requires_and_a_missing_python_are_said_so(tmp_pa
 
 def test_pip_locks_one_environments_files():
     """pip lock lists only the files for the machine it ran on: the same packages, one file each."""
-    model = lockformats.load(LOCKS / "pylock-pip" / "pylock.toml", target("3.11"))
-    pipenv = lockformats.load(LOCKS / "pipenv" / "Pipfile.lock", target("3.11"))
+    model = lockformats.load(LOCKS / "pylock-pip" / "pylock.toml", target("3.11")).data
+    pipenv = lockformats.load(LOCKS / "pipenv" / "Pipfile.lock", target("3.11")).data
     assert pins(model) == pins(pipenv)
     assert all(
         len(e["hashes"]) == 1 and set(e["hashes"]) <= set(pipenv["default"][n]["hashes"])
@@ -237,7 +238,7 @@ def test_uv_workspace_member_is_chosen_and_its_sibling_is_a_local_package():
     with pytest.raises(LockError) as caught:
         lockformats.load(path, target())
     assert "workspace members: common, orders" in str(caught.value) and "LOCK_PACKAGE" in caught.value.hint
-    model = lockformats.load(path, target(), lockformats.Selection(package="orders", extras=("http",)))
+    model = lockformats.load(path, target(), lockformats.Selection(package="orders", extras=("http",))).data
     assert model["default"]["common"] == {"path": "libs/common"}
     assert pins({"default": {n: e for n, e in model["default"].items() if n != "common"}}) == {
         "certifi": "==2026.10.19.post1",
@@ -291,7 +292,7 @@ def test_requirements_includes_cycle_and_nest_without_end(tmp_path):
     (tmp_path / "a.txt").write_text("-r b.txt\n")
     (tmp_path / "b.txt").write_text("-r a.txt\n--requirement=c.txt\n")
     (tmp_path / "c.txt").write_text((LOCKS / "requirements" / "requirements.txt").read_text())
-    assert len(lockformats.load(tmp_path / "a.txt", target())["default"]) == 11
+    assert len(lockformats.load(tmp_path / "a.txt", target()).entries) == 11
     (tmp_path / "d.txt").write_text("-r missing.txt\n")
     with pytest.raises(LockError, match="cannot read missing.txt"):
         lockformats.load(tmp_path / "d.txt", target())
@@ -321,7 +322,7 @@ def test_each_package_keeps_its_own_index(tmp_path, case, old, new):
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-    model = lockformats.load(path, target())
+    model = lockformats.load(path, target()).data
     sources = {s["name"]: s["url"] for s in model["_meta"]["sources"]}
     assert list(sources.values()) == ["https://pypi.org/simple", "https://private.example/simple"]
     assert sources[model["default"]["pyyaml"]["index"]] == "https://private.example/simple"
@@ -335,7 +336,7 @@ def test_poetry_source_of_a_package_is_its_index(tmp_path):
     end = text.index("[[package]]", start)
     source = '[package.source]\ntype = "legacy"\nurl = "https://private.example/simple"\nreference = "private"\n\n'
     path.write_text(text[:end] + source + text[end:])
-    model = lockformats.load(path, target())
+    model = lockformats.load(path, target()).data
     sources = {s["name"]: s["url"] for s in model["_meta"]["sources"]}
     assert sources[model["default"]["pyyaml"]["index"]] == "https://private.example/simple"
     assert "index" not in model["default"]["requests"] and model["_meta"]["sources"][0]["name"] == "pypi"
@@ -356,7 +357,7 @@ def test_pylock_files_elsewhere_than_an_index_are_named(tmp_path, monkeypatch):
     )
     assert "INDEX_URL" in caught.value.hint
     monkeypatch.setenv("INDEX_URL", "https://mirror.example/simple")
-    assert len(lockformats.load(path, target())["default"]) == 11
+    assert len(lockformats.load(path, target()).entries) == 11
 
 
 @pytest.mark.parametrize("case", ["pipenv", "uv", "poetry", "pylock"])

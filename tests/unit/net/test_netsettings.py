@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from lambda_kit.net import httpget, pipview
+from lambda_kit.net import httpget
+from lambda_kit.plan import pipview
 
 PIP_OPTIONS = """
 import json

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from lambda_kit.common import contract
 from lambda_kit.common.errors import UsageError
-from lambda_kit.net import pipview
+from lambda_kit.lock.lockfile import Lock
 from lambda_kit.net.netconfig import secret_parts
 from lambda_kit.net.netrules import host_of
+from lambda_kit.plan import pipview
 
 HASHED_NAME = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]+$")  # a CA folder's certificates (c_rehash links)
 
@@ -120,16 +121,16 @@ def from_environment(environ) -> NetworkSettings:
     )
 
 
-def for_lock(network: NetworkSettings, lock: dict, pipfile: Path, environ) -> NetworkSettings:
+def for_lock(network: NetworkSettings, lock: Lock, pipfile: Path, environ) -> NetworkSettings:
     """`network` with what the lock and Pipfile add: the `${VAR}` values of its sources, the sources
     themselves, and [pipenv] install_search_all_sources (a requirements file's extra indexes: pip
     searches every index for every package)."""
-    sources = tuple(s.get("url", "") for s in lock.get("_meta", {}).get("sources", []) if isinstance(s, dict))
+    sources = tuple(s.get("url", "") for s in lock.sources)
     return replace(
         network,
         lock_source_env=lock_source_variables(lock, environ),
         lock_sources=sources,
-        search_all_sources=search_all_sources(pipfile) or lock.get("_meta", {}).get("search-all-sources") is True,
+        search_all_sources=search_all_sources(pipfile) or lock.search_all_sources,
     )
 
 
@@ -151,11 +152,11 @@ def search_all_sources(pipfile: Path) -> bool:
     return section.get("install_search_all_sources") is True
 
 
-def lock_source_variables(lock: dict, environ) -> dict[str, str]:
+def lock_source_variables(lock: Lock, environ) -> dict[str, str]:
     """Values of the environment variables the lock's [[source]] URLs refer to (pipenv expands
     `${VAR}` there, typically for index credentials)."""
     names = set()
-    for source in lock.get("_meta", {}).get("sources", []):
+    for source in lock.sources:
         names.update(contract.referenced_names(source.get("url", "")))
     missing = sorted(n for n in names if n not in environ)
     if missing:
