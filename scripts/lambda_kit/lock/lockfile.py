@@ -3,8 +3,9 @@
 Only the `default` category ([packages]) is ever planned. Index packages become hash-pinned
 requirement lines for `pip --require-hashes`; local path and VCS entries, which pip cannot
 hash-check, are listed apart and installed as regular (never editable) packages. Markers are
-evaluated with `packaging` against the interpreter running this code, which in the build
-container is the target runtime itself.
+evaluated with `packaging` for the Target (a build for another machine: its model of the runtime),
+or against the interpreter running this code (a build on the target's own machine, where the build
+image's Python is the runtime itself).
 
 Runs inside the build container: standard library plus `packaging` only.
 """

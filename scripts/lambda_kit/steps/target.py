@@ -23,9 +23,14 @@ ONLY_BINARY = "--only-binary=:all:"
 class Target:
     runtime: runtimes.Runtime
     arch: str  # Lambda's name: x86_64 or arm64
-    # True: pip may build source distributions here (a build on the target's own machine), as
-    # wheels tagged linux_<machine>, which the target then also accepts.
+    # True: the build runs on the target's own machine (the build image's Python is the runtime's):
+    # pip may build source distributions here, as wheels tagged linux_<machine>, which the target
+    # then also accepts, and markers are the running interpreter's own.
     sources_allowed: bool = False
+
+    @property
+    def on_target_machine(self) -> bool:
+        return self.sources_allowed
 
     @property
     def name(self) -> str:

@@ -35,8 +35,11 @@ class Toolchain:
 
     @property
     def environment(self) -> dict[str, str] | None:
-        """The target's marker variables; None: this interpreter's."""
-        return self.target.environment() if self.target else None
+        """The target's marker variables; None: this interpreter's, which is the target's own when the
+        build runs on the target's machine (its exact version and platform, not a model of them)."""
+        if self.target is None or self.target.on_target_machine:
+            return None
+        return self.target.environment()
 
     @property
     def target_args(self) -> list[str]:

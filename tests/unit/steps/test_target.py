@@ -3,9 +3,12 @@ them, in pip's own order (pip's TargetPython is the reference)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from lambda_kit.common import runtimes
 from lambda_kit.steps.target import Target
+from lambda_kit.steps.toolchain import Toolchain
 
 
 def test_pip_options_for_a_cross_install_and_for_the_targets_own_machine():
@@ -20,6 +23,18 @@ def test_pip_options_for_a_cross_install_and_for_the_targets_own_machine():
     assert Target(runtime, "arm64").key() != Target(runtime, "arm64", sources_allowed=True).key()
     assert Target(runtime, "x86_64").environment()["platform_machine"] == "x86_64"
     assert Target(runtime, "arm64").name == "python3.13 arm64"
+
+
+def test_markers_are_the_interpreters_own_only_on_the_targets_machine():
+    """A build on the target's machine (the image's Python is the runtime's) evaluates the lock's
+    markers with that interpreter (its exact patch version, for python_full_version markers); a
+    build for another machine with the Target's model of the runtime."""
+    runtime = runtimes.lookup("3.11")
+    cross = Toolchain(python=Path("python"), target=Target(runtime, "arm64"))
+    native = Toolchain(python=Path("python"), target=Target(runtime, "x86_64", sources_allowed=True))
+    assert cross.environment == runtimes.target_environment(runtime, "arm64")
+    assert native.environment is None and Toolchain(python=Path("python")).environment is None
+    assert native.target_args == Target(runtime, "x86_64", sources_allowed=True).pip_args()
 
 
 @pytest.mark.parametrize("sources_allowed", [False, True])
