@@ -31,6 +31,7 @@ from helpers import (
     make_wheel,
     record_as_kit_output,
 )
+from lambda_kit.net.netconfig import PIP_ENV_DROPPED
 
 BUILDERS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
 # The fault tests plant a token in the lock's source (as userinfo, through ${FAULT_TOKEN}) where the
@@ -41,25 +42,12 @@ FAULT_BUILDERS = [
     pytest.param("buildkit", marks=pytest.mark.docker),
 ]
 DEAD_INDEX_BOUND = 30.0  # seconds: a dead index, whatever the lock's size (issue 24)
-DROPPED = (
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "NETRC",
-)
 
 
 def net_env(**extra: str) -> dict[str, str]:
     """The kit's environment without this machine's pip settings (its files and PIP_* variables);
     CA_BUNDLE keeps the machine's bundle, through which the build image's tools reach PyPI."""
-    env = {k: v for k, v in kit_env().items() if not k.startswith("PIP_") and k not in DROPPED}
+    env = {k: v for k, v in kit_env().items() if not k.startswith("PIP_") and k not in PIP_ENV_DROPPED}
     env.update(PIP_CONFIG_FILE=os.devnull, CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt", PIP_TIMEOUT="5")
     env.update(extra)
     return env
