@@ -74,11 +74,13 @@ def _stage_network(ctx: Path, buildkit: bool, network: NetworkSettings) -> None:
             (net / contract.PIP_SETTINGS_ID).write_text(network.settings_text(), encoding="utf-8")
 
 
-def copy_packages(kit_dir: Path, dest: Path, packages: tuple[str, ...]) -> None:
-    """The kit's package folders named (whole, bytecode aside) and its __init__.py, into dest/lambda_kit."""
+def copy_packages(kit_dir: Path, dest: Path, packages: tuple[str, ...], with_init: bool = True) -> None:
+    """The kit's package folders named (whole, bytecode aside) into dest/lambda_kit, with the package's
+    __init__.py unless an earlier step of the image brought it."""
     package = kit_dir / "scripts" / "lambda_kit"
     (dest / "lambda_kit").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(package / "__init__.py", dest / "lambda_kit" / "__init__.py")
+    if with_init:
+        shutil.copy2(package / "__init__.py", dest / "lambda_kit" / "__init__.py")
     for name in packages:
         shutil.copytree(
             package / name, dest / "lambda_kit" / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -103,8 +105,7 @@ def stage_smoke(ctx: Path, *, kit_dir: Path, buildkit: bool, network: NetworkSet
     (ctx / "setup").mkdir()
     shutil.copy2(kit_dir / "scripts" / "smoke-requirements.txt", ctx / "setup")
     copy_packages(kit_dir, ctx / "setup", contract.TOOLS_PACKAGES)
-    copy_packages(kit_dir, ctx / "run", tuple(p for p in contract.SMOKE_PACKAGES if p not in contract.TOOLS_PACKAGES))
-    (ctx / "run" / "lambda_kit" / "__init__.py").unlink()  # setup/ brought it
+    copy_packages(kit_dir, ctx / "run", contract.SMOKE_STEP_PACKAGES, with_init=False)  # setup/ brought it
     _stage_network(ctx, buildkit, network)
 
 
@@ -140,8 +141,7 @@ def stage_build(
     _stage_network(setup, buildkit, network)
 
     # The rest of what runs in the image (the tools layer holds the TOOLS_PACKAGES already).
-    copy_packages(kit_dir, build / "kit", tuple(p for p in contract.BUILD_PACKAGES if p not in contract.TOOLS_PACKAGES))
-    (build / "kit" / "lambda_kit" / "__init__.py").unlink()
+    copy_packages(kit_dir, build / "kit", contract.BUILD_STEP_PACKAGES, with_init=False)
 
     project = build / "project"
     project.mkdir()

@@ -49,9 +49,12 @@ BUILD_HOLDS = {"kit": KIT, "project": PROJECT, "paths": PATHS, "out": OUT}  # th
 # set holds imports nothing of the kit outside it (tests/unit/test_image_packages.py), and only the
 # standard library and `packaging`. The tools layer: netconfig and what it imports; the build step
 # adds the rest of what runs in the image; the smoke image: netconfig, then the runner and its reader.
+# Each image's second step copies only what its first step did not (*_STEP_PACKAGES).
 TOOLS_PACKAGES = ("common", "net")
-BUILD_PACKAGES = (*TOOLS_PACKAGES, "lock", "steps", "zips")
-SMOKE_PACKAGES = (*TOOLS_PACKAGES, "zips", "invoke")
+BUILD_STEP_PACKAGES = ("lock", "steps", "zips")
+SMOKE_STEP_PACKAGES = ("zips", "invoke")
+BUILD_PACKAGES = (*TOOLS_PACKAGES, *BUILD_STEP_PACKAGES)
+SMOKE_PACKAGES = (*TOOLS_PACKAGES, *SMOKE_STEP_PACKAGES)
 
 # BuildKit secret ids, also the file names under NET.
 PIP_SETTINGS_ID = "lambda-kit-pip"  # the network settings file below

@@ -201,25 +201,16 @@ def test_make_check_junit(tmp_path, whl):
         project / "build.zip",
         {"app.py": b"def handler(event, context):\n    return 1\n", **wheel_members(whl["boto3"])},
     )
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "check", "JUNIT=out/audit.xml"],
-        cwd=project,
-        env=kit_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def check() -> subprocess.CompletedProcess:
+        argv = ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "check", "JUNIT=out/audit.xml"]
+        return subprocess.run(argv, cwd=project, env=kit_env(), capture_output=True, text=True, timeout=300)
+
+    done = check()
     assert done.returncode == 2  # make's own status for a failed recipe
     assert done.stderr.startswith("lambda-kit: error: the JUnit report's folder does not exist (out)")
     (project / "out").mkdir()
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "check", "JUNIT=out/audit.xml"],
-        cwd=project,
-        env=kit_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = check()
     assert done.returncode == 0, done.stderr
     cases = {c.get("name"): c for c in ET.parse(project / "out" / "audit.xml").getroot().iter("testcase")}
     assert "boto3 1.35.0 requires botocore" in cases["deps-runtime"].find("system-out").text
